@@ -1,0 +1,159 @@
+//! Cost of the two hot paths of a 2,000-server x 5-job fleet (10,000 jobs):
+//! one target's poll landing in the store (its 5 jobs re-rendered) and one scrape
+//! (`Store::exposition`, plus the gzip `/metrics` applies when asked).
+
+use std::hint::black_box;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backup_exporter::metrics::{self, FamilyBuffers, JobHistory};
+use backup_exporter::model::{
+    JobKey, JobRecord, PollOutput, ServerSummary, System, TargetId, TargetKind,
+};
+use backup_exporter::parse::Status;
+use backup_exporter::state::{PollResult, Store};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+
+const SERVERS: usize = 2_000;
+const JOBS_PER_SERVER: usize = 5;
+const NOW: f64 = 1_736_910_000.0;
+const VOLUMES: [&str; 5] = ["/", "/home", "/var", "/data", "/opt"];
+
+fn target(upstream: &Arc<str>, server: usize) -> TargetId {
+    TargetId {
+        system: System::Zdm,
+        upstream: upstream.clone(),
+        kind: TargetKind::Server,
+        target: Arc::from(format!("fleet-{server:05}")),
+    }
+}
+
+/// A job as the ZDM source maps a system-monitoring entry: mid-run, every field present.
+fn job(upstream: &Arc<str>, server: usize, job: usize) -> JobRecord {
+    JobRecord {
+        key: JobKey {
+            system: System::Zdm,
+            upstream: upstream.clone(),
+            operation: "backup".to_string(),
+            job_name: format!("fleet-{server:05}-job-{job:02}"),
+            server: format!("fleet-{server:05}"),
+            volume: VOLUMES[(job - 1) % VOLUMES.len()].to_string(),
+        },
+        status: Status::Running,
+        raw_status: "run".to_string(),
+        progress: Some(0.45),
+        elapsed_seconds: Some(1223.0896697),
+        start_time: Some(NOW - 1223.0896697),
+        end_time: None,
+        message: Some("백업 진행 중".to_string()),
+        info: Vec::new(),
+    }
+}
+
+fn poll_output(upstream: &Arc<str>, server: usize) -> PollOutput {
+    PollOutput {
+        jobs: (1..=JOBS_PER_SERVER)
+            .map(|j| job(upstream, server, j))
+            .collect(),
+        summaries: vec![ServerSummary {
+            server: format!("fleet-{server:05}"),
+            completed: 2,
+            running: 2,
+            failed: 1,
+            pending: 0,
+            total: JOBS_PER_SERVER as u64,
+            progress: Some(0.6),
+        }],
+    }
+}
+
+/// A store that has seen one successful poll of every fleet server.
+fn full_store(upstream: &Arc<str>) -> (Store, Vec<TargetId>) {
+    let store = Store::new();
+    let targets: Vec<TargetId> = (1..=SERVERS).map(|s| target(upstream, s)).collect();
+    let with_stale: Vec<(TargetId, Duration)> = targets
+        .iter()
+        .map(|t| (t.clone(), Duration::from_secs(90)))
+        .collect();
+    store.set_targets(&with_stale);
+    for (i, t) in targets.iter().enumerate() {
+        let result = PollResult::Success(poll_output(upstream, i + 1));
+        store.record_poll(t, result, Duration::from_millis(12), NOW);
+    }
+    (store, targets)
+}
+
+fn gzip(chunks: &[bytes::Bytes]) -> Vec<u8> {
+    // As `/metrics` does for `Accept-Encoding: gzip`.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for chunk in chunks {
+        encoder
+            .write_all(chunk)
+            .expect("writing to a Vec cannot fail");
+    }
+    encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+fn render(c: &mut Criterion) {
+    let upstream: Arc<str> = Arc::from("zdm-bench");
+    let (store, targets) = full_store(&upstream);
+
+    let chunks = store.exposition();
+    let plain: usize = chunks.iter().map(|b| b.len()).sum();
+    let lines: usize = chunks
+        .iter()
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .sum();
+    eprintln!(
+        "exposition of {} jobs: {} chunks, {} lines, {} bytes plain, {} bytes gzip (fast)",
+        SERVERS * JOBS_PER_SERVER,
+        chunks.len(),
+        lines,
+        plain,
+        gzip(&chunks).len()
+    );
+
+    let mut g = c.benchmark_group("fleet_2000x5");
+    let outputs: Vec<PollOutput> = (1..=SERVERS).map(|s| poll_output(&upstream, s)).collect();
+    let mut next = 0;
+    g.bench_function("record_poll_one_target", |b| {
+        b.iter_batched(
+            || {
+                // Rotate over the targets so the bench is not one hot map entry.
+                next = (next + 1) % SERVERS;
+                (next, outputs[next].clone())
+            },
+            |(i, output)| {
+                store.record_poll(
+                    &targets[i],
+                    PollResult::Success(output),
+                    Duration::from_millis(12),
+                    NOW,
+                );
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("exposition", |b| b.iter(|| black_box(store.exposition())));
+    g.bench_function("exposition_gzip", |b| {
+        b.iter(|| black_box(gzip(&store.exposition())))
+    });
+    g.finish();
+
+    let one = job(&upstream, 1, 1);
+    let history = JobHistory {
+        runs: [3, 1, 1, 0],
+        last_success: Some(NOW - 86_400.0),
+    };
+    c.bench_function("render_job", |b| {
+        b.iter(|| {
+            let mut out = FamilyBuffers::new();
+            metrics::render_job(&mut out, black_box(&one), black_box(&history));
+            out.finish()
+        })
+    });
+}
+
+criterion_group!(benches, render);
+criterion_main!(benches);

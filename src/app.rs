@@ -1,0 +1,126 @@
+//! The running exporter: configuration, pollers, store and telemetry, and reload.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::poller::{self, Pollers};
+use crate::state::Store;
+use crate::telemetry::Telemetry;
+
+/// Where the configuration comes from; read again on every reload.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    File(PathBuf),
+    /// A built-in configuration (`--demo`) with its own environment for secrets.
+    Inline {
+        yaml: String,
+        env: HashMap<String, String>,
+    },
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<Config, ConfigErrors> {
+        match self {
+            ConfigSource::File(path) => config::load(path),
+            ConfigSource::Inline { yaml, env } => {
+                config::parse(yaml, std::path::Path::new("."), &|k| env.get(k).cloned())
+            }
+        }
+    }
+}
+
+pub struct App {
+    pub store: Arc<Store>,
+    pub telemetry: Telemetry,
+    client: reqwest::Client,
+    source: ConfigSource,
+    running: tokio::sync::Mutex<Running>,
+}
+
+#[derive(Default)]
+struct Running {
+    pollers: Option<Pollers>,
+    upstreams: Vec<(&'static str, String)>,
+}
+
+impl App {
+    pub fn new(source: ConfigSource, client: reqwest::Client) -> Arc<Self> {
+        Arc::new(App {
+            store: Arc::new(Store::new()),
+            telemetry: Telemetry::new(),
+            client,
+            source,
+            running: tokio::sync::Mutex::new(Running::default()),
+        })
+    }
+
+    pub fn load(&self) -> Result<Config, ConfigErrors> {
+        self.source.load()
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Replaces the running pollers with those of `config`. Targets kept across the change
+    /// keep their series and run counts.
+    pub async fn apply(&self, config: &Config) {
+        let plan = poller::plan(config, &self.client, &self.telemetry);
+        let mut running = self.running.lock().await;
+        if let Some(old) = running.pollers.take() {
+            old.stop().await;
+        }
+        let upstreams: Vec<(&'static str, String)> = config
+            .upstreams
+            .iter()
+            .map(|u| (u.system(), u.name.clone()))
+            .collect();
+        for (system, name) in &running.upstreams {
+            if !upstreams.iter().any(|(s, n)| s == system && n == name) {
+                self.telemetry.forget_upstream(system, name);
+            }
+        }
+        for (system, name) in &upstreams {
+            self.telemetry.register_upstream(system, name);
+        }
+        let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
+        self.store.set_targets(&targets);
+        running.pollers = Some(Pollers::spawn(plan, self.store.clone()));
+        running.upstreams = upstreams;
+        self.telemetry.config_loaded(true, poller::unix_now());
+    }
+
+    /// Loads the configuration again; a bad one is refused and the running one stays.
+    pub async fn reload(&self) -> Result<(), ConfigErrors> {
+        match self.load() {
+            Ok(config) => {
+                self.apply(&config).await;
+                tracing::info!(upstreams = config.upstreams.len(), "configuration reloaded");
+                Ok(())
+            }
+            Err(errors) => {
+                self.telemetry.config_loaded(false, poller::unix_now());
+                for e in &errors.0 {
+                    tracing::error!(path = %e.path, problem = %e.message, "configuration rejected, keeping the running one");
+                }
+                Err(errors)
+            }
+        }
+    }
+
+    pub async fn stop(&self) {
+        let mut running = self.running.lock().await;
+        if let Some(old) = running.pollers.take() {
+            old.stop().await;
+        }
+    }
+
+    /// The whole exposition: job and target families, then the exporter's own.
+    pub fn exposition(&self) -> Vec<bytes::Bytes> {
+        let mut chunks = self.store.exposition();
+        chunks.push(bytes::Bytes::from(self.telemetry.encode()));
+        chunks
+    }
+}

@@ -1,0 +1,429 @@
+//! The one shared upstream HTTP client: per-upstream concurrency limit, timeout, body cap,
+//! retries with jittered backoff, and the classification of every request's outcome.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use rand::Rng;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+use tokio::sync::Semaphore;
+
+use crate::telemetry::Telemetry;
+
+/// The `outcome` label of `backup_upstream_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Success,
+    NotFound,
+    Incomplete,
+    AuthError,
+    RateLimited,
+    Http4xx,
+    Http5xx,
+    Timeout,
+    ConnectError,
+    DecodeError,
+    TooLarge,
+    UpstreamError,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 12] = [
+        Outcome::Success,
+        Outcome::NotFound,
+        Outcome::Incomplete,
+        Outcome::AuthError,
+        Outcome::RateLimited,
+        Outcome::Http4xx,
+        Outcome::Http5xx,
+        Outcome::Timeout,
+        Outcome::ConnectError,
+        Outcome::DecodeError,
+        Outcome::TooLarge,
+        Outcome::UpstreamError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::NotFound => "not_found",
+            Outcome::Incomplete => "incomplete",
+            Outcome::AuthError => "auth_error",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Http4xx => "http_4xx",
+            Outcome::Http5xx => "http_5xx",
+            Outcome::Timeout => "timeout",
+            Outcome::ConnectError => "connect_error",
+            Outcome::DecodeError => "decode_error",
+            Outcome::TooLarge => "too_large",
+            Outcome::UpstreamError => "upstream_error",
+        }
+    }
+
+    /// 5xx answers and connection failures may be transient; everything else is not retried.
+    fn retryable(self) -> bool {
+        matches!(self, Outcome::Http5xx | Outcome::ConnectError)
+    }
+}
+
+/// Why a request or a poll failed. `reason` is safe to log: it never holds a secret.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {reason}", outcome.as_str())]
+pub struct Fault {
+    pub outcome: Outcome,
+    pub reason: String,
+    /// From a 429's `Retry-After`: no request to the target before this has passed.
+    pub retry_after: Option<Duration>,
+}
+
+impl Fault {
+    pub fn new(outcome: Outcome, reason: impl Into<String>) -> Self {
+        Fault {
+            outcome,
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn decode(reason: impl std::fmt::Display) -> Self {
+        Fault::new(Outcome::DecodeError, reason.to_string())
+    }
+}
+
+/// How one upstream's requests are sent.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub max_body_bytes: u64,
+    pub concurrency: usize,
+}
+
+/// How non-2xx statuses of one request map to outcomes beyond the generic table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatusRules {
+    /// ZDM answers 400 when a job's data is incomplete: `incomplete`, not `http_4xx`.
+    pub bad_request_is_incomplete: bool,
+}
+
+/// An answer whose status was 2xx, with its whole (capped) body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+/// The client one upstream uses for every request it sends.
+pub struct UpstreamHttp {
+    client: reqwest::Client,
+    system: &'static str,
+    upstream: Arc<str>,
+    limits: Limits,
+    permits: Semaphore,
+    telemetry: Telemetry,
+}
+
+const MAX_ATTEMPTS: u32 = 3;
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+/// Error bodies are read only for their message; more is not needed.
+const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// Builds the process-wide reqwest client: rustls with the ring provider, the platform's
+/// trust store (so an internal CA installed on the host works).
+pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+    // Installing twice (tests build many clients) is refused and harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("backup-exporter/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+}
+
+impl UpstreamHttp {
+    pub fn new(
+        client: reqwest::Client,
+        system: &'static str,
+        upstream: Arc<str>,
+        limits: Limits,
+        telemetry: Telemetry,
+    ) -> Self {
+        let permits = Semaphore::new(limits.concurrency.max(1));
+        UpstreamHttp {
+            client,
+            system,
+            upstream,
+            limits,
+            permits,
+            telemetry,
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends `request` (retrying 5xx and connection errors at most twice, with jittered
+    /// backoff, never past `deadline`), decodes a 2xx body with `decode`, and counts every
+    /// attempt under its outcome.
+    pub async fn fetch<T>(
+        &self,
+        request: reqwest::Request,
+        rules: StatusRules,
+        deadline: Instant,
+        decode: impl Fn(&[u8]) -> Result<T, Fault>,
+    ) -> Result<T, Fault> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(this_try) = request.try_clone() else {
+                return Err(Fault::new(Outcome::UpstreamError, "request body cannot be resent"));
+            };
+            let started = Instant::now();
+            let result = match self.send_once(this_try, rules).await {
+                Ok(answer) => decode(&answer.body),
+                Err(fault) => Err(fault),
+            };
+            let outcome = result.as_ref().map_or_else(|f| f.outcome, |_| Outcome::Success);
+            self.telemetry.request(
+                self.system,
+                &self.upstream,
+                outcome,
+                started.elapsed().as_secs_f64(),
+            );
+            match result {
+                Err(fault) if fault.outcome.retryable() && attempt < MAX_ATTEMPTS => {
+                    let backoff = jittered_backoff(attempt);
+                    if Instant::now() + backoff >= deadline {
+                        return Err(fault);
+                    }
+                    tracing::debug!(
+                        upstream = %self.upstream,
+                        outcome = fault.outcome.as_str(),
+                        attempt,
+                        backoff_ms = backoff.as_millis() as u64,
+                        "retrying upstream request"
+                    );
+                    tokio::time::sleep(backoff).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(&self, request: reqwest::Request, rules: StatusRules) -> Result<Answer, Fault> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Fault::new(Outcome::UpstreamError, "client is shutting down"))?;
+        let path = request.url().path().to_string();
+        match tokio::time::timeout(self.limits.timeout, self.exchange(request, rules)).await {
+            Ok(result) => result,
+            Err(_) => Err(Fault::new(
+                Outcome::Timeout,
+                format!("GET {path}: no complete answer within {:?}", self.limits.timeout),
+            )),
+        }
+    }
+
+    async fn exchange(&self, request: reqwest::Request, rules: StatusRules) -> Result<Answer, Fault> {
+        let what = format!("{} {}", request.method(), request.url().path());
+        let mut response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| transport_fault(&what, e))?;
+        let status = response.status();
+        if status.is_success() {
+            let body = read_capped(&mut response, self.limits.max_body_bytes)
+                .await
+                .map_err(|f| Fault::new(f.outcome, format!("{what}: {}", f.reason)))?;
+            return Ok(Answer { status, body });
+        }
+        let retry_after = retry_after(response.headers());
+        let detail = read_capped(&mut response, ERROR_BODY_LIMIT)
+            .await
+            .map(|b| error_message(&b))
+            .unwrap_or_default();
+        let outcome = classify_status(status, rules);
+        let mut reason = format!("{what}: HTTP {}", status.as_u16());
+        if !detail.is_empty() {
+            reason.push_str(": ");
+            reason.push_str(&detail);
+        }
+        Err(Fault {
+            outcome,
+            reason,
+            retry_after: if outcome == Outcome::RateLimited { retry_after } else { None },
+        })
+    }
+}
+
+/// The generic status table; sources refine it with [`StatusRules`].
+pub fn classify_status(status: StatusCode, rules: StatusRules) -> Outcome {
+    match status.as_u16() {
+        200..=299 => Outcome::Success,
+        400 if rules.bad_request_is_incomplete => Outcome::Incomplete,
+        401 | 403 => Outcome::AuthError,
+        404 => Outcome::NotFound,
+        429 => Outcome::RateLimited,
+        400..=499 => Outcome::Http4xx,
+        500..=599 => Outcome::Http5xx,
+        _ => Outcome::UpstreamError,
+    }
+}
+
+fn transport_fault(what: &str, e: reqwest::Error) -> Fault {
+    let outcome = if e.is_timeout() {
+        Outcome::Timeout
+    } else if e.is_connect() {
+        Outcome::ConnectError
+    } else {
+        Outcome::UpstreamError
+    };
+    // The URL is left out: the path in `what` is enough and a query could carry a secret.
+    let e = e.without_url();
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        reason.push_str(": ");
+        reason.push_str(&s.to_string());
+        source = s.source();
+    }
+    Fault::new(outcome, format!("{what}: {reason}"))
+}
+
+/// Reads the body, refusing it as soon as it exceeds `cap` (announced or streamed).
+async fn read_capped(response: &mut reqwest::Response, cap: u64) -> Result<Bytes, Fault> {
+    if let Some(len) = response.content_length() {
+        if len > cap {
+            return Err(Fault::new(
+                Outcome::TooLarge,
+                format!("body of {len} bytes exceeds the {cap}-byte limit"),
+            ));
+        }
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if buf.len() as u64 + chunk.len() as u64 > cap {
+                    return Err(Fault::new(
+                        Outcome::TooLarge,
+                        format!("body exceeds the {cap}-byte limit"),
+                    ));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => {
+                let outcome = if e.is_timeout() {
+                    Outcome::Timeout
+                } else {
+                    Outcome::UpstreamError
+                };
+                return Err(Fault::new(
+                    outcome,
+                    format!("reading body: {}", e.without_url()),
+                ));
+            }
+        }
+    }
+}
+
+/// A short message from an error body: its `error`/`message` field, else its first line.
+fn error_message(body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => ["error", "message"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(|m| m.as_str()).map(str::to_string))
+            .or_else(|| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_string))
+            .unwrap_or_default(),
+        Err(_) => String::from_utf8_lossy(body).lines().next().unwrap_or("").to_string(),
+    };
+    truncate(&text, 200)
+}
+
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+fn jittered_backoff(attempt: u32) -> Duration {
+    let base = BACKOFF_BASE * 2u32.saturating_pow(attempt.saturating_sub(1));
+    let factor = rand::rng().random_range(0.5..1.5);
+    base.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_the_contract_outcomes() {
+        let zdm = StatusRules {
+            bad_request_is_incomplete: true,
+        };
+        let plain = StatusRules::default();
+        let cases = [
+            (200, plain, Outcome::Success),
+            (400, zdm, Outcome::Incomplete),
+            (400, plain, Outcome::Http4xx),
+            (401, plain, Outcome::AuthError),
+            (403, plain, Outcome::AuthError),
+            (404, plain, Outcome::NotFound),
+            (418, plain, Outcome::Http4xx),
+            (429, plain, Outcome::RateLimited),
+            (500, plain, Outcome::Http5xx),
+            (503, plain, Outcome::Http5xx),
+        ];
+        for (code, rules, want) in cases {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(classify_status(status, rules), want, "{code}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let future = SystemTime::now() + Duration::from_secs(120);
+        h.insert(RETRY_AFTER, httpdate::fmt_http_date(future).parse().unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn error_messages_come_from_the_json_error_field() {
+        let body = "{\"success\":false,\"error\":\"Name이 'x'인 작업을 찾을 수 없습니다.\"}";
+        assert_eq!(error_message(body.as_bytes()), "Name이 'x'인 작업을 찾을 수 없습니다.");
+        assert_eq!(error_message(b"plain text\nmore"), "plain text");
+        assert_eq!(truncate("가나다라", 2), "가나…");
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_jittered() {
+        for attempt in 1..=2 {
+            let d = jittered_backoff(attempt);
+            let base = BACKOFF_BASE * 2u32.pow(attempt - 1);
+            assert!(d >= base.mul_f64(0.5) && d <= base.mul_f64(1.5));
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! backup-exporter: polls backup and disaster-recovery monitoring APIs and serves what they
+//! say as Prometheus metrics.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod landing;
+pub mod metrics;
+pub mod model;
+pub mod parse;
+pub mod poller;
+pub mod server;
+pub mod simulator;
+pub mod sources;
+pub mod state;
+pub mod telemetry;
+pub mod webconfig;

@@ -1,0 +1,239 @@
+//! CLI, logging, signals: wiring only.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use backup_exporter::app::{App, ConfigSource};
+use backup_exporter::server::Server;
+use backup_exporter::webconfig::WebConfig;
+use backup_exporter::{demo, http, poller};
+use clap::{Parser, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+/// Prometheus exporter for backup and disaster-recovery monitoring APIs (ZDM).
+///
+/// Polls each configured upstream on a schedule, turns its job states, percentages, elapsed
+/// times and timestamps into metrics, and serves them on /metrics. A scrape never waits on
+/// an upstream. Reload the configuration with SIGHUP or POST /-/reload.
+#[derive(Debug, Parser)]
+#[command(name = "backup-exporter", version, about, long_about)]
+struct Cli {
+    /// Configuration file (YAML).
+    #[arg(long, value_name = "FILE", env = "BACKUP_EXPORTER_CONFIG", default_value = "config/backup-exporter.yaml")]
+    config: PathBuf,
+
+    /// Address to listen on; overrides `listen` in the configuration [default: 0.0.0.0:10095]
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
+    web_listen_address: Option<SocketAddr>,
+
+    /// exporter-toolkit web configuration (TLS, basic auth users with bcrypt hashes).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
+
+    /// Log level.
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
+    log_level: LogLevel,
+
+    /// Log format.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// Validate the configuration, print one line per upstream and exit: 0 valid, 2 invalid.
+    #[arg(long)]
+    check_config: bool,
+
+    /// Poll every target once, print the exposition to stdout and exit: 0 if every target
+    /// succeeded, 1 otherwise.
+    #[arg(long)]
+    once: bool,
+
+    /// Start the bundled simulator on loopback and monitor it (no configuration needed).
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+const DEFAULT_LISTEN: &str = "0.0.0.0:10095";
+/// Exit code for an invalid configuration (`--check-config` and at start-up).
+const EXIT_INVALID_CONFIG: u8 = 2;
+
+fn init_logging(level: LogLevel, format: LogFormat) {
+    let level = match level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    };
+    // Libraries stay at warn: their debug output is not ours to vouch for (headers, bodies).
+    let filter = tracing_subscriber::EnvFilter::new(format!("warn,backup_exporter={level}"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "backup-exporter stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let source = if cli.demo {
+        let sim = demo::start_simulator().await.context("starting the demo simulator")?;
+        tracing::info!(simulator = %sim, "demo simulator listening on loopback");
+        demo::config(sim)
+    } else {
+        ConfigSource::File(cli.config.clone())
+    };
+
+    let config = match source.load() {
+        Ok(config) => config,
+        Err(errors) => {
+            if cli.check_config {
+                println!("configuration is invalid:");
+                for e in &errors.0 {
+                    println!("  {e}");
+                }
+            } else {
+                for e in &errors.0 {
+                    tracing::error!(path = %e.path, problem = %e.message, "invalid configuration");
+                }
+            }
+            return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
+        }
+    };
+    if cli.check_config {
+        for upstream in &config.upstreams {
+            println!("{}", upstream.summary());
+        }
+        println!("configuration is valid");
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let client = http::build_client().context("building the HTTP client")?;
+    let app = App::new(source, client);
+
+    if cli.once {
+        return Ok(once(&app, &config).await);
+    }
+
+    let web = match &cli.web_config_file {
+        Some(path) => Some(WebConfig::load(path)?),
+        None => None,
+    };
+    let listen = match (cli.web_listen_address, config.listen) {
+        (Some(addr), _) | (None, Some(addr)) => addr,
+        (None, None) => DEFAULT_LISTEN.parse().context("default listen address")?,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(
+        address = %listener.local_addr().unwrap_or(listen),
+        version = backup_exporter::telemetry::VERSION,
+        tls = web.as_ref().is_some_and(|w| w.tls_acceptor().is_some()),
+        "backup-exporter listening"
+    );
+
+    app.apply(&config).await;
+
+    let shutdown = CancellationToken::new();
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>(4);
+    let server = Server::new(app.clone(), web, reload_tx);
+    let serving = tokio::spawn(server.serve(listener, shutdown.clone()));
+
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading configuration");
+                let _ = app.reload().await;
+            }
+            Some(reply) = reload_rx.recv() => {
+                let result = app.reload().await.map_err(|e| e.to_string());
+                let _ = reply.send(result);
+            }
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    app.stop().await;
+    let _ = serving.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--once`: every target polled concurrently, the exposition on stdout.
+async fn once(app: &Arc<App>, config: &backup_exporter::config::Config) -> ExitCode {
+    let plan = poller::plan(config, app.client(), &app.telemetry);
+    for upstream in &config.upstreams {
+        app.telemetry.register_upstream(upstream.system(), &upstream.name);
+    }
+    app.telemetry.config_loaded(true, poller::unix_now());
+    let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
+    app.store.set_targets(&targets);
+    let polls = plan.iter().map(|p| async {
+        let result = poller::poll_once(p, &app.store).await;
+        if let Err(fault) = &result {
+            tracing::warn!(
+                upstream = %p.id.upstream,
+                target = %p.id.target,
+                kind = p.id.kind.as_str(),
+                outcome = fault.outcome.as_str(),
+                reason = %fault.reason,
+                "target poll failed"
+            );
+        }
+        result.is_ok()
+    });
+    let all_ok = futures_util::future::join_all(polls).await.into_iter().all(|ok| ok);
+    let mut stdout = std::io::stdout().lock();
+    for chunk in app.exposition() {
+        if std::io::Write::write_all(&mut stdout, &chunk).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,371 @@
+//! Records -> Prometheus text exposition: families, label escaping, state sets.
+//!
+//! Each target's series are rendered into one chunk per family when its poll finishes;
+//! a scrape then writes each family header once followed by every target's chunk for it,
+//! so families are never split and the scrape does no formatting.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use crate::model::{JobRecord, ServerSummary, TargetId};
+use crate::parse::Status;
+
+/// The job and target families, in exposition order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    JobStatus,
+    JobProgress,
+    JobElapsed,
+    JobStart,
+    JobEnd,
+    JobLastSuccess,
+    JobRuns,
+    JobInfo,
+    ServerJobs,
+    ServerProgress,
+    TargetUp,
+    TargetLastSuccess,
+    TargetPollDuration,
+}
+
+pub const FAMILY_COUNT: usize = 13;
+
+impl Family {
+    pub const ALL: [Family; FAMILY_COUNT] = [
+        Family::JobStatus,
+        Family::JobProgress,
+        Family::JobElapsed,
+        Family::JobStart,
+        Family::JobEnd,
+        Family::JobLastSuccess,
+        Family::JobRuns,
+        Family::JobInfo,
+        Family::ServerJobs,
+        Family::ServerProgress,
+        Family::TargetUp,
+        Family::TargetLastSuccess,
+        Family::TargetPollDuration,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::JobStatus => "backup_job_status",
+            Family::JobProgress => "backup_job_progress_ratio",
+            Family::JobElapsed => "backup_job_elapsed_seconds",
+            Family::JobStart => "backup_job_start_time_seconds",
+            Family::JobEnd => "backup_job_end_time_seconds",
+            Family::JobLastSuccess => "backup_job_last_success_time_seconds",
+            Family::JobRuns => "backup_job_runs_total",
+            Family::JobInfo => "backup_job_info",
+            Family::ServerJobs => "backup_server_jobs",
+            Family::ServerProgress => "backup_server_progress_ratio",
+            Family::TargetUp => "backup_target_up",
+            Family::TargetLastSuccess => "backup_target_last_success_time_seconds",
+            Family::TargetPollDuration => "backup_target_poll_duration_seconds",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Family::JobStatus => "Current status of the job's latest run as a state set: exactly one status is 1.",
+            Family::JobProgress => "Progress of the job's latest run as a ratio from 0 to 1.",
+            Family::JobElapsed => "Elapsed time of the job's latest run in seconds, as reported upstream.",
+            Family::JobStart => "Start time of the job's latest run as a Unix timestamp.",
+            Family::JobEnd => "End time of the job's latest run as a Unix timestamp.",
+            Family::JobLastSuccess => "End time of the newest run seen completed (with or without warnings) as a Unix timestamp.",
+            Family::JobRuns => "Runs seen ending since the exporter first saw the job, by result.",
+            Family::JobInfo => "Descriptive labels of the job; the value is always 1.",
+            Family::ServerJobs => "Jobs of a server by status, from the upstream's summary block.",
+            Family::ServerProgress => "Overall progress of a server's jobs as a ratio from 0 to 1.",
+            Family::TargetUp => "1 if the last poll of the target succeeded, 0 otherwise.",
+            Family::TargetLastSuccess => "Time of the target's last successful poll as a Unix timestamp.",
+            Family::TargetPollDuration => "Duration of the target's last poll in seconds, pages and retries included.",
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Family::JobRuns => "counter",
+            _ => "gauge",
+        }
+    }
+
+    /// `# HELP` and `# TYPE` lines of the family.
+    pub fn header(self) -> String {
+        format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n",
+            name = self.name(),
+            help = self.help(),
+            kind = self.kind()
+        )
+    }
+}
+
+/// Results of `backup_job_runs_total`, in exposition order.
+pub const RUN_RESULTS: [Status; 4] = [
+    Status::Completed,
+    Status::CompletedWithWarnings,
+    Status::Failed,
+    Status::Cancelled,
+];
+
+/// What the exporter remembers of a job between polls: counted runs and the last success.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobHistory {
+    /// Indexed like [`RUN_RESULTS`].
+    pub runs: [u64; 4],
+    pub last_success: Option<f64>,
+}
+
+/// One chunk of text per family for one target.
+#[derive(Debug, Default)]
+pub struct FamilyBuffers {
+    bufs: [String; FAMILY_COUNT],
+}
+
+impl FamilyBuffers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn buf(&mut self, family: Family) -> &mut String {
+        &mut self.bufs[family as usize]
+    }
+
+    pub fn finish(self) -> [Bytes; FAMILY_COUNT] {
+        self.bufs.map(Bytes::from)
+    }
+}
+
+/// Appends `value` escaped for a label value of the text format.
+pub fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Appends a sample value in the text format's float syntax.
+pub fn write_value(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+fn write_sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    out.push_str(name);
+    out.push('{');
+    for (i, (label, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(label);
+        out.push_str("=\"");
+        escape_label_value(out, value);
+        out.push('"');
+    }
+    out.push_str("} ");
+    write_value(out, value);
+    out.push('\n');
+}
+
+fn job_labels(job: &JobRecord) -> [(&'static str, &str); 6] {
+    let k = &job.key;
+    [
+        ("system", k.system.as_str()),
+        ("upstream", &k.upstream),
+        ("operation", &k.operation),
+        ("job_name", &k.job_name),
+        ("server", &k.server),
+        ("volume", &k.volume),
+    ]
+}
+
+fn with_extra<'a>(base: &[(&'static str, &'a str)], extra: (&'static str, &'a str)) -> Vec<(&'static str, &'a str)> {
+    let mut labels = Vec::with_capacity(base.len() + 1);
+    labels.extend_from_slice(base);
+    labels.push(extra);
+    labels
+}
+
+/// Renders every series of one job.
+pub fn render_job(out: &mut FamilyBuffers, job: &JobRecord, history: &JobHistory) {
+    let labels = job_labels(job);
+    for status in Status::ALL {
+        let value = if status == job.status { 1.0 } else { 0.0 };
+        let l = with_extra(&labels, ("status", status.as_str()));
+        write_sample(out.buf(Family::JobStatus), Family::JobStatus.name(), &l, value);
+    }
+    let optional = [
+        (Family::JobProgress, job.progress),
+        (Family::JobElapsed, job.elapsed_seconds),
+        (Family::JobStart, job.start_time),
+        (Family::JobEnd, job.end_time),
+        (Family::JobLastSuccess, history.last_success),
+    ];
+    for (family, value) in optional {
+        if let Some(v) = value {
+            write_sample(out.buf(family), family.name(), &labels, v);
+        }
+    }
+    for (result, count) in RUN_RESULTS.iter().zip(history.runs) {
+        let l = with_extra(&labels, ("result", result.as_str()));
+        write_sample(out.buf(Family::JobRuns), Family::JobRuns.name(), &l, count as f64);
+    }
+    let mut l = labels.to_vec();
+    l.extend(job.info.iter().map(|(name, value)| (*name, value.as_str())));
+    write_sample(out.buf(Family::JobInfo), Family::JobInfo.name(), &l, 1.0);
+}
+
+/// Renders the ZDM summary block of one server.
+pub fn render_summary(out: &mut FamilyBuffers, target: &TargetId, summary: &ServerSummary) {
+    let base = [
+        ("system", target.system.as_str()),
+        ("upstream", &*target.upstream),
+        ("server", summary.server.as_str()),
+    ];
+    let counts = [
+        ("completed", summary.completed),
+        ("running", summary.running),
+        ("failed", summary.failed),
+        ("pending", summary.pending),
+        ("other", summary.other()),
+    ];
+    for (status, count) in counts {
+        let l = with_extra(&base, ("status", status));
+        write_sample(out.buf(Family::ServerJobs), Family::ServerJobs.name(), &l, count as f64);
+    }
+    if let Some(p) = summary.progress {
+        write_sample(out.buf(Family::ServerProgress), Family::ServerProgress.name(), &base, p);
+    }
+}
+
+/// The last poll's outcome for `backup_target_*`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetHealth {
+    pub up: bool,
+    pub last_success: Option<f64>,
+    pub poll_duration: Option<f64>,
+}
+
+/// Renders `backup_target_*` of one target.
+pub fn render_target(out: &mut FamilyBuffers, target: &TargetId, health: &TargetHealth) {
+    let labels = [
+        ("system", target.system.as_str()),
+        ("upstream", &*target.upstream),
+        ("kind", target.kind.as_str()),
+        ("target", &*target.target),
+    ];
+    let up = if health.up { 1.0 } else { 0.0 };
+    write_sample(out.buf(Family::TargetUp), Family::TargetUp.name(), &labels, up);
+    if let Some(t) = health.last_success {
+        write_sample(out.buf(Family::TargetLastSuccess), Family::TargetLastSuccess.name(), &labels, t);
+    }
+    if let Some(d) = health.poll_duration {
+        write_sample(out.buf(Family::TargetPollDuration), Family::TargetPollDuration.name(), &labels, d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{JobKey, System, TargetKind};
+
+    fn job() -> JobRecord {
+        JobRecord {
+            key: JobKey {
+                system: System::Zdm,
+                upstream: Arc::from("zdm"),
+                operation: "backup".into(),
+                job_name: "일일 \"백업\"\\n".into(),
+                server: "line\nbreak".into(),
+                volume: "C:".into(),
+            },
+            status: Status::Running,
+            raw_status: "run".into(),
+            progress: Some(0.45),
+            elapsed_seconds: Some(900.0),
+            start_time: Some(1736910000.0),
+            end_time: None,
+            message: None,
+            info: vec![],
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped_per_text_format() {
+        let mut s = String::new();
+        escape_label_value(&mut s, "a\"b\\c\nd 한글");
+        assert_eq!(s, "a\\\"b\\\\c\\nd 한글");
+    }
+
+    #[test]
+    fn values_use_prometheus_float_syntax() {
+        for (v, want) in [
+            (0.45, "0.45"),
+            (1736906400.0, "1736906400"),
+            (93784.5, "93784.5"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            let mut s = String::new();
+            write_value(&mut s, v);
+            assert_eq!(s, want);
+        }
+    }
+
+    #[test]
+    fn job_renders_state_set_runs_and_skips_absent_values() {
+        let mut out = FamilyBuffers::new();
+        render_job(&mut out, &job(), &JobHistory::default());
+        let b = out.finish();
+        let status = std::str::from_utf8(&b[Family::JobStatus as usize]).unwrap();
+        assert_eq!(status.lines().count(), 7);
+        assert_eq!(status.lines().filter(|l| l.ends_with(" 1")).count(), 1);
+        assert!(status.contains(
+            "backup_job_status{system=\"zdm\",upstream=\"zdm\",operation=\"backup\",job_name=\"일일 \\\"백업\\\"\\\\n\",server=\"line\\nbreak\",volume=\"C:\",status=\"running\"} 1\n"
+        ));
+        assert!(b[Family::JobEnd as usize].is_empty());
+        assert!(b[Family::JobLastSuccess as usize].is_empty());
+        let runs = std::str::from_utf8(&b[Family::JobRuns as usize]).unwrap();
+        assert_eq!(runs.lines().count(), 4);
+        assert!(runs.lines().all(|l| l.ends_with(" 0")));
+    }
+
+    #[test]
+    fn summary_other_is_floored_at_zero() {
+        let target = TargetId {
+            system: System::Zdm,
+            upstream: Arc::from("u"),
+            kind: TargetKind::Server,
+            target: Arc::from("s"),
+        };
+        let summary = ServerSummary {
+            server: "s".into(),
+            completed: 3,
+            running: 2,
+            failed: 0,
+            pending: 0,
+            total: 4,
+            progress: None,
+        };
+        let mut out = FamilyBuffers::new();
+        render_summary(&mut out, &target, &summary);
+        let b = out.finish();
+        let text = std::str::from_utf8(&b[Family::ServerJobs as usize]).unwrap();
+        assert!(text.contains("status=\"other\"} 0\n"));
+        assert!(b[Family::ServerProgress as usize].is_empty());
+    }
+}

@@ -1,0 +1,107 @@
+//! The normalized records every source produces and the state store consumes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::parse::Status;
+
+/// The upstream product family: the `system` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum System {
+    Zdm,
+}
+
+impl System {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            System::Zdm => "zdm",
+        }
+    }
+}
+
+/// What a configured target points at: the `kind` label of `backup_target_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetKind {
+    Server,
+    BackupJob,
+    RecoveryJob,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Server => "server",
+            TargetKind::BackupJob => "backup_job",
+            TargetKind::RecoveryJob => "recovery_job",
+        }
+    }
+}
+
+/// One polled thing: a configured server, job, backup or vault of one upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TargetId {
+    pub system: System,
+    pub upstream: Arc<str>,
+    pub kind: TargetKind,
+    pub target: Arc<str>,
+}
+
+impl fmt::Display for TargetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.upstream, self.kind.as_str(), self.target)
+    }
+}
+
+/// The identity of a job series: the labels every `backup_job_*` series carries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobKey {
+    pub system: System,
+    pub upstream: Arc<str>,
+    pub operation: String,
+    pub job_name: String,
+    pub server: String,
+    pub volume: String,
+}
+
+/// A job as one poll saw it, already parsed. Absent values are `None`, never 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub key: JobKey,
+    pub status: Status,
+    /// The upstream's own status word, for the landing page.
+    pub raw_status: String,
+    pub progress: Option<f64>,
+    pub elapsed_seconds: Option<f64>,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    pub message: Option<String>,
+    /// Descriptive labels of `backup_job_info` (e.g. source_server, target_server), sorted by name.
+    pub info: Vec<(&'static str, String)>,
+}
+
+/// The ZDM per-server summary block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSummary {
+    pub server: String,
+    pub completed: u64,
+    pub running: u64,
+    pub failed: u64,
+    pub pending: u64,
+    pub total: u64,
+    pub progress: Option<f64>,
+}
+
+impl ServerSummary {
+    /// `summary.total` minus the four counted states, floored at 0, so the states sum to total.
+    pub fn other(&self) -> u64 {
+        self.total
+            .saturating_sub(self.completed + self.running + self.failed + self.pending)
+    }
+}
+
+/// Everything one successful poll of a target produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PollOutput {
+    pub jobs: Vec<JobRecord>,
+    pub summaries: Vec<ServerSummary>,
+}

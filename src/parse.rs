@@ -1,0 +1,756 @@
+//! Normalization of the loosely formatted fields upstream APIs send: percentages,
+//! durations, timestamps and job status words.
+//!
+//! Every function here is pure and total: any input string yields a value, `None`
+//! (the API said "absent", e.g. `"-"`) or a [`ParseError`], never a panic.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone};
+
+/// A job status normalized to the state set exported as `backup_job_status{status}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Pending,
+    Running,
+    Completed,
+    CompletedWithWarnings,
+    Failed,
+    Cancelled,
+    Unknown,
+}
+
+impl Status {
+    /// Every status, in the order the state set is exported.
+    pub const ALL: [Status; 7] = [
+        Status::Pending,
+        Status::Running,
+        Status::Completed,
+        Status::CompletedWithWarnings,
+        Status::Failed,
+        Status::Cancelled,
+        Status::Unknown,
+    ];
+
+    /// The `status` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::CompletedWithWarnings => "completed_with_warnings",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// Whether a run in this status has ended (and counts in `backup_job_runs_total`).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::CompletedWithWarnings | Status::Failed | Status::Cancelled
+        )
+    }
+
+    /// The status whose label is exactly `s` (as written in a config `status_map`).
+    pub fn from_label(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Extra raw-status -> [`Status`] entries from config `status_map`; keys stored normalized.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusMap {
+    entries: BTreeMap<String, Status>,
+}
+
+impl StatusMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the mapping for `raw`, normalized like [`parse_status`] input.
+    pub fn insert(&mut self, raw: &str, status: Status) {
+        self.entries.insert(normalize_status(raw), status);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn get(&self, normalized: &str) -> Option<Status> {
+        self.entries.get(normalized).copied()
+    }
+}
+
+/// Lowercases and drops whitespace, `_` and `-`, so "In Progress", "in_progress" and
+/// "IN-PROGRESS" compare equal.
+pub(crate) fn normalize_status(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Normalizes an upstream status word; `map` entries win over the built-in table,
+/// anything unrecognized is [`Status::Unknown`].
+pub fn parse_status(raw: &str, map: &StatusMap) -> Status {
+    let key = normalize_status(raw);
+    if let Some(status) = map.get(&key) {
+        return status;
+    }
+    match key.as_str() {
+        "pending" | "wait" | "waiting" | "queued" | "schedule" | "scheduled" | "registered"
+        | "ready" | "notstarted" => Status::Pending,
+        "run" | "running" | "start" | "started" | "preparing" | "inprogress" | "progress"
+        | "processing" | "canceling" | "cancelling" => Status::Running,
+        "complete" | "completed" | "success" | "succeeded" | "done" | "finished" => {
+            Status::Completed
+        }
+        "completedwithwarnings" | "warning" | "partial" | "partialsuccess" => {
+            Status::CompletedWithWarnings
+        }
+        "fail" | "failed" | "failure" | "error" => Status::Failed,
+        "cancel" | "canceled" | "cancelled" | "abort" | "aborted" | "stopped" => Status::Cancelled,
+        _ => Status::Unknown,
+    }
+}
+
+/// A field value that could not be parsed: what was expected, and the input
+/// (truncated to 64 characters so a huge body cannot flood the logs).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParseError {
+    #[error("invalid percent {input:?}: {reason}")]
+    Percent { input: String, reason: &'static str },
+    #[error("invalid duration {input:?}: {reason}")]
+    Duration { input: String, reason: &'static str },
+    #[error("invalid time {input:?}: {reason}")]
+    Time { input: String, reason: &'static str },
+    #[error("local time {input:?} does not exist in time zone {tz} (skipped by a DST change)")]
+    NonexistentLocalTime { input: String, tz: String },
+}
+
+const MAX_SHOWN_CHARS: usize = 64;
+
+fn shown(raw: &str) -> String {
+    match raw.char_indices().nth(MAX_SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}…", &raw[..cut]),
+        None => raw.to_owned(),
+    }
+}
+
+/// `"-"` and `""` (after trimming) mean the API has no value.
+fn absent(s: &str) -> bool {
+    s.is_empty() || s == "-"
+}
+
+/// A plain decimal: digits with at most one `.`, at least one digit. Rejects the
+/// exponents, signs, `inf` and `NaN` that `f64::from_str` would accept.
+fn decimal(s: &str) -> Option<f64> {
+    let mut digits = 0usize;
+    let mut dots = 0usize;
+    for c in s.chars() {
+        match c {
+            '0'..='9' => digits += 1,
+            '.' => dots += 1,
+            _ => return None,
+        }
+    }
+    if digits == 0 || dots > 1 {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `"45%"`, `"45"`, `"45.5 %"`, `"100%"` -> ratio in `0..=1`.
+pub fn parse_percent(raw: &str) -> Result<Option<f64>, ParseError> {
+    let s = raw.trim();
+    if absent(s) {
+        return Ok(None);
+    }
+    let err = |reason| ParseError::Percent {
+        input: shown(raw),
+        reason,
+    };
+    let number = s.strip_suffix('%').unwrap_or(s).trim_end();
+    let (negative, digits) = match number.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, number.strip_prefix('+').unwrap_or(number)),
+    };
+    let value = decimal(digits)
+        .ok_or_else(|| err("expected a number from 0 to 100, optionally followed by %"))?;
+    if (negative && value != 0.0) || value > 100.0 {
+        return Err(err("must be between 0 and 100"));
+    }
+    Ok(Some(value / 100.0))
+}
+
+/// Elapsed time in seconds from `HH:MM:SS` (hours may exceed 24), `MM:SS`,
+/// `D.HH:MM:SS`, `D:HH:MM:SS` (seconds may carry a fraction), or ISO-8601 `PnDTnHnMnS`.
+pub fn parse_duration(raw: &str) -> Result<Option<f64>, ParseError> {
+    let s = raw.trim();
+    if absent(s) {
+        return Ok(None);
+    }
+    let err = |reason| ParseError::Duration {
+        input: shown(raw),
+        reason,
+    };
+    if s.starts_with('-') {
+        return Err(err("must not be negative"));
+    }
+    let seconds = if s.starts_with(['P', 'p']) {
+        iso_duration(s).map_err(err)?
+    } else {
+        clock_duration(s).map_err(err)?
+    };
+    if seconds.is_finite() {
+        Ok(Some(seconds))
+    } else {
+        Err(err("too large"))
+    }
+}
+
+const CLOCK_FORMS: &str =
+    "expected HH:MM:SS, MM:SS, D.HH:MM:SS, D:HH:MM:SS or ISO-8601 like PT1H2M3S";
+
+/// Whole number made of ASCII digits only.
+fn whole(s: &str) -> Option<f64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn clock_duration(s: &str) -> Result<f64, &'static str> {
+    let fields: Vec<&str> = s.split(':').collect();
+    // (days, hours, minutes, seconds) as text; the first present field is unbounded.
+    let (days, hours, minutes, secs) = match fields.as_slice() {
+        [m, sec] => (None, None, *m, *sec),
+        [h, m, sec] => match h.split_once('.') {
+            Some((d, h)) => (Some(d), Some(h), *m, *sec),
+            None => (None, Some(*h), *m, *sec),
+        },
+        [d, h, m, sec] => (Some(*d), Some(*h), *m, *sec),
+        _ => return Err(CLOCK_FORMS),
+    };
+    let days = days.map(whole).map(|d| d.ok_or(CLOCK_FORMS)).transpose()?;
+    let hours = hours.map(whole).map(|h| h.ok_or(CLOCK_FORMS)).transpose()?;
+    let minutes = whole(minutes).ok_or(CLOCK_FORMS)?;
+    let secs = decimal(secs)
+        .filter(|_| secs.bytes().next().is_some_and(|b| b.is_ascii_digit()))
+        .ok_or(CLOCK_FORMS)?;
+    if days.is_some() && hours.is_some_and(|h| h >= 24.0) {
+        return Err("hours must be below 24 when days are given");
+    }
+    if hours.is_some() && minutes >= 60.0 {
+        return Err("minutes must be below 60");
+    }
+    if secs >= 60.0 {
+        return Err("seconds must be below 60");
+    }
+    Ok(days.unwrap_or(0.0) * 86_400.0 + hours.unwrap_or(0.0) * 3_600.0 + minutes * 60.0 + secs)
+}
+
+/// ISO-8601 duration: `P[nW][nD][T[nH][nM][nS]]`, any component may be fractional
+/// (`.` or `,`). Years and months are refused: they have no fixed length.
+fn iso_duration(s: &str) -> Result<f64, &'static str> {
+    const ISO_FORM: &str = "expected an ISO-8601 duration like PT1H2M3S or P1DT2H";
+    const DATE_UNITS: &[(char, f64)] = &[('W', 604_800.0), ('D', 86_400.0)];
+    const TIME_UNITS: &[(char, f64)] = &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)];
+    let upper = s.to_ascii_uppercase();
+    let body = upper.strip_prefix('P').ok_or(ISO_FORM)?;
+    let (date, time) = match body.split_once('T') {
+        Some((_, "")) => return Err(ISO_FORM),
+        Some((date, time)) => (date, time),
+        None => (body, ""),
+    };
+    let mut total = 0.0;
+    let mut components = 0;
+    for (section, units) in [(date, DATE_UNITS), (time, TIME_UNITS)] {
+        let mut rest = section;
+        // Units must appear largest first, each at most once.
+        let mut next_unit = 0;
+        while !rest.is_empty() {
+            let end = rest
+                .find(|c: char| c.is_ascii_alphabetic())
+                .ok_or(ISO_FORM)?;
+            let (number, tail) = rest.split_at(end);
+            let unit = tail.chars().next().ok_or(ISO_FORM)?;
+            if unit == 'Y' || (unit == 'M' && units == DATE_UNITS) {
+                return Err("years and months have no fixed length");
+            }
+            let position = units
+                .get(next_unit..)
+                .and_then(|later| later.iter().position(|(u, _)| *u == unit))
+                .ok_or(ISO_FORM)?;
+            let factor = units.get(next_unit + position).map_or(0.0, |(_, f)| *f);
+            next_unit += position + 1;
+            total += decimal(&number.replace(',', ".")).ok_or(ISO_FORM)? * factor;
+            components += 1;
+            rest = tail.get(unit.len_utf8()..).unwrap_or("");
+        }
+    }
+    if components == 0 {
+        return Err(ISO_FORM);
+    }
+    Ok(total)
+}
+
+/// Formats seconds as `HH:MM:SS` or, from one day on, `D.HH:MM:SS`, with up to seven
+/// fraction digits (100 ns, the precision ZDM sends); [`parse_duration`] reads it back.
+/// Negative or non-finite input has no duration to show and formats as `"-"`.
+pub fn format_duration(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "-".to_owned();
+    }
+    const TICKS: u128 = 10_000_000;
+    // Saturates for absurd inputs (> 10^31 s) instead of panicking.
+    let ticks = (seconds * TICKS as f64).round() as u128;
+    let fraction = ticks % TICKS;
+    let total = ticks / TICKS;
+    let (days, rem) = (total / 86_400, total % 86_400);
+    let (h, m, s) = (rem / 3_600, rem % 3_600 / 60, rem % 60);
+    let mut out = String::new();
+    if days > 0 {
+        let _ = write!(out, "{days}.");
+    }
+    let _ = write!(out, "{h:02}:{m:02}:{s:02}");
+    if fraction > 0 {
+        let digits = format!("{fraction:07}");
+        let _ = write!(out, ".{}", digits.trim_end_matches('0'));
+    }
+    out
+}
+
+/// Unix time in seconds (fraction kept) from RFC 3339 (`Z` or an offset), or from
+/// `YYYY-MM-DD HH:MM:SS[.f]` / `YYYY-MM-DDTHH:MM:SS[.f]` read in `tz`. An ambiguous
+/// local time (DST fall-back) takes the earlier instant; a skipped one is an error.
+pub fn parse_time(raw: &str, tz: chrono_tz::Tz) -> Result<Option<f64>, ParseError> {
+    let s = raw.trim();
+    if absent(s) {
+        return Ok(None);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(Some(unix_seconds(&t)));
+    }
+    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(s, format).ok())
+        .ok_or_else(|| ParseError::Time {
+            input: shown(raw),
+            reason: "expected RFC 3339 (2025-01-15T02:00:00Z) or YYYY-MM-DD HH:MM:SS",
+        })?;
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Ok(Some(unix_seconds(&t))),
+        LocalResult::Ambiguous(a, b) => Ok(Some(unix_seconds(&a).min(unix_seconds(&b)))),
+        LocalResult::None => Err(ParseError::NonexistentLocalTime {
+            input: shown(raw),
+            tz: tz.name().to_owned(),
+        }),
+    }
+}
+
+fn unix_seconds<Z: TimeZone>(t: &DateTime<Z>) -> f64 {
+    t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seoul() -> chrono_tz::Tz {
+        chrono_tz::Asia::Seoul
+    }
+
+    #[test]
+    fn status_table() {
+        let table: &[(Status, &[&str])] = &[
+            (
+                Status::Pending,
+                &[
+                    "pending",
+                    "wait",
+                    "waiting",
+                    "queued",
+                    "schedule",
+                    "scheduled",
+                    "registered",
+                    "ready",
+                    "notstarted",
+                    "Not Started",
+                    "not_started",
+                    "NOT-STARTED",
+                ],
+            ),
+            (
+                Status::Running,
+                &[
+                    "run",
+                    "running",
+                    "start",
+                    "started",
+                    "preparing",
+                    "inprogress",
+                    "In Progress",
+                    "in_progress",
+                    "progress",
+                    "processing",
+                    "canceling",
+                    "cancelling",
+                ],
+            ),
+            (
+                Status::Completed,
+                &[
+                    "complete",
+                    "completed",
+                    "success",
+                    "succeeded",
+                    "done",
+                    "finished",
+                    "Completed",
+                    " COMPLETE ",
+                ],
+            ),
+            (
+                Status::CompletedWithWarnings,
+                &[
+                    "completedwithwarnings",
+                    "CompletedWithWarnings",
+                    "completed_with_warnings",
+                    "warning",
+                    "partial",
+                    "partialsuccess",
+                    "Partial Success",
+                ],
+            ),
+            (
+                Status::Failed,
+                &["fail", "failed", "failure", "error", "Failed", "ERROR"],
+            ),
+            (
+                Status::Cancelled,
+                &[
+                    "cancel",
+                    "canceled",
+                    "cancelled",
+                    "abort",
+                    "aborted",
+                    "stopped",
+                    "Cancelled",
+                ],
+            ),
+            (
+                Status::Unknown,
+                &[
+                    "",
+                    "-",
+                    "verifying",
+                    "완료",
+                    "completed!",
+                    "warnings",
+                    "\u{0}",
+                ],
+            ),
+        ];
+        let map = StatusMap::new();
+        for (want, words) in table {
+            for word in *words {
+                assert_eq!(parse_status(word, &map), *want, "{word:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn status_map_wins_and_is_normalized() {
+        let mut map = StatusMap::new();
+        assert!(map.is_empty());
+        map.insert("Verifying", Status::Running);
+        map.insert("error", Status::CompletedWithWarnings);
+        assert!(!map.is_empty());
+        assert_eq!(parse_status("verifying", &map), Status::Running);
+        assert_eq!(parse_status("VERI-FYING", &map), Status::Running);
+        assert_eq!(parse_status("Error", &map), Status::CompletedWithWarnings);
+        assert_eq!(parse_status("failed", &map), Status::Failed);
+    }
+
+    #[test]
+    fn status_labels() {
+        let labels: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "pending",
+                "running",
+                "completed",
+                "completed_with_warnings",
+                "failed",
+                "cancelled",
+                "unknown"
+            ]
+        );
+        for s in Status::ALL {
+            assert_eq!(Status::from_label(s.as_str()), Some(s));
+        }
+        assert_eq!(Status::from_label("Running"), None);
+        assert_eq!(Status::from_label("run"), None);
+        let terminal: Vec<_> = Status::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(
+            terminal,
+            [
+                Status::Completed,
+                Status::CompletedWithWarnings,
+                Status::Failed,
+                Status::Cancelled
+            ]
+        );
+    }
+
+    #[test]
+    fn percent_table() {
+        let ok: &[(&str, Option<f64>)] = &[
+            ("45%", Some(0.45)),
+            ("45", Some(0.45)),
+            ("45.5 %", Some(0.455)),
+            ("100%", Some(1.0)),
+            ("0%", Some(0.0)),
+            ("0", Some(0.0)),
+            (" 7 % ", Some(0.07)),
+            ("+5%", Some(0.05)),
+            ("-0%", Some(0.0)),
+            (".5%", Some(0.005)),
+            ("99.", Some(0.99)),
+            ("-", None),
+            ("", None),
+            ("  -  ", None),
+        ];
+        for (input, want) in ok {
+            let got = parse_percent(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            match (got, want) {
+                (Some(g), Some(w)) => assert!((g - w).abs() < 1e-12, "{input:?}: {g} != {w}"),
+                (g, w) => assert_eq!(g, *w, "{input:?}"),
+            }
+        }
+        for bad in [
+            "-1%", "100.1%", "101", "abc", "NaN", "inf", "1e2", "45%%", "%", "4 5%", "1.2.3",
+            "45,5%", ".",
+        ] {
+            assert!(parse_percent(bad).is_err(), "{bad:?} should fail");
+        }
+        let e = parse_percent("150%").unwrap_err().to_string();
+        assert!(
+            e.contains("\"150%\"") && e.contains("between 0 and 100"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn duration_table() {
+        let ok: &[(&str, f64)] = &[
+            ("00:30:00", 1800.0),
+            ("00:15:00", 900.0),
+            ("27:03:10", 97_390.0),
+            ("1.02:03:04.5", 93_784.5),
+            ("1:02:03:04.5", 93_784.5),
+            ("1:02:03:04", 93_784.0),
+            ("00:20:23.0896697", 1223.0896697),
+            ("05:30", 330.0),
+            ("90:30", 5430.0),
+            ("0:00", 0.0),
+            ("100:00:00", 360_000.0),
+            ("PT1H2M3S", 3723.0),
+            ("PT12.42S", 12.42),
+            ("P1DT2H", 93_600.0),
+            ("P1D", 86_400.0),
+            ("P1W", 604_800.0),
+            ("PT0.5H", 1800.0),
+            ("PT1,5M", 90.0),
+            ("PT90M", 5400.0),
+            ("pt1h", 3600.0),
+            ("P0D", 0.0),
+            (" 00:00:01 ", 1.0),
+        ];
+        for (input, want) in ok {
+            let got = parse_duration(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            let got = got.unwrap_or_else(|| panic!("{input:?} gave None"));
+            assert!((got - want).abs() < 1e-9, "{input:?}: {got} != {want}");
+        }
+        assert_eq!(parse_duration("-"), Ok(None));
+        assert_eq!(parse_duration(" "), Ok(None));
+        for bad in [
+            "-00:00:01",
+            "00:60:00",
+            "00:00:60",
+            "1.24:00:00",
+            "1:24:00:00",
+            "10",
+            "1:2:3:4:5",
+            "::",
+            "00::00",
+            "aa:bb:cc",
+            "00:00:.5",
+            "+00:00:01",
+            "1 day",
+            "P",
+            "PT",
+            "P1Y",
+            "P1M",
+            "PT1H1H",
+            "PT1S1M",
+            "P1DT",
+            "PTS",
+            "PT1.2.3S",
+            "P1H",
+            "-PT1S",
+            "00:00:1e1",
+            "１:00:00",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should fail");
+        }
+        let e = parse_duration("half an hour").unwrap_err().to_string();
+        assert!(
+            e.contains("\"half an hour\"") && e.contains("HH:MM:SS"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn format_duration_table() {
+        for (seconds, want) in [
+            (0.0, "00:00:00"),
+            (1800.0, "00:30:00"),
+            (97_390.0, "1.03:03:10"),
+            (93_784.5, "1.02:03:04.5"),
+            (1223.0896697, "00:20:23.0896697"),
+            (59.99999999, "00:01:00"),
+            (-1.0, "-"),
+            (f64::NAN, "-"),
+            (f64::INFINITY, "-"),
+        ] {
+            assert_eq!(format_duration(seconds), want, "{seconds}");
+        }
+        // Saturates rather than panicking.
+        let _ = format_duration(f64::MAX);
+    }
+
+    #[test]
+    fn time_table() {
+        let utc = chrono_tz::UTC;
+        let ok: &[(&str, chrono_tz::Tz, f64)] = &[
+            ("2025-01-15T02:00:00Z", utc, 1_736_906_400.0),
+            ("2025-01-15T02:00:00Z", seoul(), 1_736_906_400.0),
+            ("2025-01-15 02:00:00", seoul(), 1_736_874_000.0),
+            ("2025-01-15T02:00:00", seoul(), 1_736_874_000.0),
+            ("2025-01-15 02:00:00", utc, 1_736_906_400.0),
+            ("2025-01-15T11:00:00+09:00", utc, 1_736_906_400.0),
+            ("2025-01-15T02:00:00.25Z", utc, 1_736_906_400.25),
+            ("2025-01-15 02:00:00.5", utc, 1_736_906_400.5),
+            ("2018-05-21T08:35:40.9488967Z", utc, 1_526_891_740.948_896_7),
+            ("2018-05-21T08:35:40.948896789Z", utc, 1_526_891_740.948_897),
+            (" 2025-01-15T02:00:00z ", utc, 1_736_906_400.0),
+            ("2025-01-15 02:00:00Z", seoul(), 1_736_906_400.0),
+            ("2025-01-15 11:00:00+09:00", utc, 1_736_906_400.0),
+            // DST fall-back in New York: 01:30 happens twice, the earlier (EDT) wins.
+            (
+                "2024-11-03 01:30:00",
+                chrono_tz::America::New_York,
+                1_730_611_800.0,
+            ),
+        ];
+        for (input, tz, want) in ok {
+            let got = parse_time(input, *tz).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            let got = got.unwrap_or_else(|| panic!("{input:?} gave None"));
+            assert!((got - want).abs() < 1e-6, "{input:?}: {got} != {want}");
+        }
+        assert_eq!(parse_time("-", utc), Ok(None));
+        assert_eq!(parse_time("", utc), Ok(None));
+        for bad in [
+            "2025-01-15",
+            "2025-13-01 00:00:00",
+            "2025-01-15 25:00:00",
+            "yesterday",
+            "1736906400",
+            "2025-01-15T02:00Z",
+            "2025-02-30T00:00:00Z",
+        ] {
+            assert!(parse_time(bad, utc).is_err(), "{bad:?} should fail");
+        }
+        // DST spring-forward in New York: 02:30 never happens.
+        let e = parse_time("2024-03-10 02:30:00", chrono_tz::America::New_York).unwrap_err();
+        assert!(matches!(e, ParseError::NonexistentLocalTime { .. }), "{e}");
+        assert!(e.to_string().contains("America/New_York"), "{e}");
+    }
+
+    #[test]
+    fn error_input_is_truncated() {
+        let long = "x".repeat(1000);
+        let e = parse_duration(&long).unwrap_err().to_string();
+        assert!(e.len() < 250, "{e}");
+        assert!(
+            e.contains(&"x".repeat(64)) && !e.contains(&"x".repeat(65)),
+            "{e}"
+        );
+        // Truncation respects char boundaries.
+        let korean = "완".repeat(100);
+        assert!(parse_percent(&korean).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(s in any::<String>()) {
+            let _ = parse_percent(&s);
+            let _ = parse_duration(&s);
+            let _ = parse_time(&s, seoul());
+            let _ = parse_status(&s, &StatusMap::new());
+        }
+
+        #[test]
+        fn parsers_never_panic_on_lookalikes(s in "[-+PTDHMSWpt0-9:., %Z]{0,24}") {
+            let _ = parse_percent(&s);
+            let _ = parse_duration(&s);
+            let _ = parse_time(&s, seoul());
+        }
+
+        #[test]
+        fn duration_round_trips(millis in 0u64..=10_000_000_000) {
+            let seconds = millis as f64 / 1000.0;
+            let text = format_duration(seconds);
+            let back = parse_duration(&text).unwrap().unwrap();
+            prop_assert!((back - seconds).abs() <= 1e-6 * seconds.max(1.0), "{} -> {} -> {}", seconds, text, back);
+        }
+
+        #[test]
+        fn percent_round_trips(hundredths in 0u32..=10_000) {
+            let percent = f64::from(hundredths) / 100.0;
+            let back = parse_percent(&format!("{percent}%")).unwrap().unwrap();
+            prop_assert!((back - percent / 100.0).abs() < 1e-12);
+            let back = parse_percent(&format!("{percent}")).unwrap().unwrap();
+            prop_assert!((back - percent / 100.0).abs() < 1e-12);
+        }
+
+        #[test]
+        fn time_round_trips(secs in -2_000_000_000i64..4_000_000_000, nanos in 0u32..1_000_000_000, offset_min in -720i32..=840) {
+            let offset = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
+            let t = DateTime::from_timestamp(secs, nanos).unwrap().with_timezone(&offset);
+            for format in [chrono::SecondsFormat::AutoSi, chrono::SecondsFormat::Secs] {
+                let text = t.to_rfc3339_opts(format, true);
+                let back = parse_time(&text, seoul()).unwrap().unwrap();
+                let want = if format == chrono::SecondsFormat::Secs { secs as f64 } else { unix_seconds(&t) };
+                prop_assert!((back - want).abs() < 1e-5, "{} -> {} != {}", text, back, want);
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Schedules polls: every target every `interval`, first polls at once, later polls spread
+//! over the interval, `Retry-After` honoured, faults logged when they start and clear.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{Fault, Outcome};
+use crate::model::TargetId;
+use crate::sources::{self, Source, SourceTarget};
+use crate::state::{PollResult, Store};
+use crate::telemetry::Telemetry;
+
+/// One target with everything needed to poll it.
+#[derive(Clone)]
+pub struct Planned {
+    pub id: TargetId,
+    pub source: Arc<dyn Source>,
+    pub target: SourceTarget,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub stale_after: Duration,
+    /// Offset of this target's polls within the interval, so an upstream's targets are not
+    /// all polled at the same instant.
+    pub phase: Duration,
+}
+
+/// Builds the sources of a configuration and lists every target.
+pub fn plan(config: &Config, client: &reqwest::Client, telemetry: &Telemetry) -> Vec<Planned> {
+    let mut planned = Vec::new();
+    for upstream in &config.upstreams {
+        let source = sources::build(upstream, client.clone(), telemetry.clone());
+        let name: Arc<str> = Arc::from(upstream.name.as_str());
+        let targets = source.targets();
+        let count = targets.len().max(1) as u32;
+        for (i, target) in targets.into_iter().enumerate() {
+            planned.push(Planned {
+                id: TargetId {
+                    system: source.system(),
+                    upstream: name.clone(),
+                    kind: target.kind,
+                    target: Arc::from(target.name.as_str()),
+                },
+                source: source.clone(),
+                target,
+                interval: upstream.settings.interval,
+                timeout: upstream.settings.timeout,
+                stale_after: upstream.settings.stale_after,
+                phase: upstream.settings.interval * i as u32 / count,
+            });
+        }
+    }
+    planned
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// Polls one target once and records the result. Never panics, never hangs past the
+/// interval plus one request timeout.
+pub async fn poll_once(planned: &Planned, store: &Store) -> Result<(), Fault> {
+    let started = Instant::now();
+    let deadline = started + planned.interval;
+    let bound = planned.interval + planned.timeout;
+    let result = match tokio::time::timeout(bound, planned.source.poll(&planned.target, deadline)).await {
+        Ok(result) => result,
+        Err(_) => Err(Fault::new(
+            Outcome::Timeout,
+            format!("poll did not finish within {bound:?}"),
+        )),
+    };
+    let (record, outcome) = match result {
+        Ok(output) => (PollResult::Success(output), Ok(())),
+        Err(fault) if fault.outcome == Outcome::NotFound => (PollResult::Gone, Err(fault)),
+        Err(fault) => (PollResult::Failed, Err(fault)),
+    };
+    store.record_poll(&planned.id, record, started.elapsed(), unix_now());
+    outcome
+}
+
+/// Running poll loops; dropping them does not stop them, `stop` does.
+pub struct Pollers {
+    cancel: CancellationToken,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Pollers {
+    pub fn spawn(plan: Vec<Planned>, store: Arc<Store>) -> Self {
+        let cancel = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let handles = plan
+            .into_iter()
+            .map(|p| tokio::spawn(run(p, store.clone(), cancel.clone(), start)))
+            .collect();
+        Pollers { cancel, handles }
+    }
+
+    /// Stops every loop; a poll in flight is abandoned and its result dropped.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        for handle in self.handles {
+            let _ = handle.await;
+        }
+    }
+}
+
+async fn run(planned: Planned, store: Arc<Store>, cancel: CancellationToken, start: tokio::time::Instant) {
+    let mut failing: Option<Outcome> = None;
+    let mut next = start;
+    let mut cycle: u32 = 0;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = poll_once(&planned, &store) => r,
+        };
+        log_transition(&planned.id, &mut failing, &result);
+
+        // First polls run at once; later ones keep a fixed phase within the interval.
+        cycle = cycle.saturating_add(1);
+        let now = tokio::time::Instant::now();
+        next = start + planned.phase + planned.interval * cycle;
+        if next <= now {
+            // Fell behind (a slow poll): skip the missed slots rather than bursting.
+            let behind = now.duration_since(start + planned.phase);
+            cycle = (behind.as_secs_f64() / planned.interval.as_secs_f64()).ceil() as u32;
+            next = start + planned.phase + planned.interval * cycle.max(1);
+        }
+        if let Err(Fault {
+            retry_after: Some(wait),
+            ..
+        }) = &result
+        {
+            next = next.max(now + *wait);
+        }
+    }
+}
+
+/// Logs a fault when it starts or changes, and once when it clears.
+fn log_transition(id: &TargetId, failing: &mut Option<Outcome>, result: &Result<(), Fault>) {
+    match (result, *failing) {
+        (Ok(()), Some(previous)) => {
+            tracing::info!(
+                upstream = %id.upstream,
+                target = %id.target,
+                kind = id.kind.as_str(),
+                previous_outcome = previous.as_str(),
+                "target recovered"
+            );
+            *failing = None;
+        }
+        (Err(fault), previous) if previous != Some(fault.outcome) => {
+            tracing::warn!(
+                upstream = %id.upstream,
+                target = %id.target,
+                kind = id.kind.as_str(),
+                outcome = fault.outcome.as_str(),
+                reason = %fault.reason,
+                "target poll failing"
+            );
+            *failing = Some(fault.outcome);
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,1134 @@
+//! Tests of the simulator over real sockets, with a minimal HTTP/1.1 client written here so
+//! that byte-level faults (truncation, dropped connections, chunked streams) are visible.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::faults::Fault;
+use super::scenario::{self, JobDef, Phase};
+use super::{demo_targets, fixtures, SimOptions, Simulator};
+
+/// Runs an async test on a fresh runtime with a bound on its duration.
+fn run<F: Future<Output = ()>>(test: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime
+        .block_on(tokio::time::timeout(Duration::from_secs(60), test))
+        .expect("test timed out");
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = find(data, b"\r\n").expect("chunk size line");
+        let size_text = std::str::from_utf8(&data[..line_end]).expect("chunk size");
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+            .expect("hex chunk size");
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// Parses a whole `Connection: close` answer; checks Content-Length against what was sent.
+fn parse_reply(raw: &[u8]) -> Reply {
+    let head_end = find(raw, b"\r\n\r\n").expect("end of response head");
+    let head = std::str::from_utf8(&raw[..head_end]).expect("head is UTF-8");
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[head_end + 4..];
+    let mut reply = Reply {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    reply.body = if reply.header("transfer-encoding") == Some("chunked") {
+        dechunk(rest)
+    } else {
+        if let Some(length) = reply.header("content-length") {
+            let length: usize = length.parse().expect("content-length");
+            assert_eq!(
+                length,
+                rest.len(),
+                "Content-Length disagrees with the body sent"
+            );
+        }
+        rest.to_vec()
+    };
+    reply
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct TestSim {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(opts: SimOptions) -> TestSim {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(Simulator::new(opts).serve(listener, async {
+        let _ = stopped.await;
+    }));
+    TestSim {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl TestSim {
+    /// Sends one request and returns the raw bytes of the answer (empty if none).
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        stream.write_all(body).await.expect("write body");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        raw
+    }
+
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        parse_reply(&self.raw(method, path, headers, body).await)
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, &[], b"").await
+    }
+
+    async fn get_with_token(&self, path: &str, token: &str) -> Reply {
+        let auth = format!("Bearer {token}");
+        self.send("GET", path, &[("Authorization", &auth)], b"")
+            .await
+    }
+
+    async fn put(&self, path: &str, body: &str) -> Reply {
+        self.send("PUT", path, &[], body.as_bytes()).await
+    }
+
+    async fn fault(&self, endpoint: &str, id: &str, fault: &str) {
+        let reply = self
+            .put(&format!("/_sim/fault/{endpoint}/{}", enc(id)), fault)
+            .await;
+        assert_eq!(reply.status, 200, "setting fault {fault}");
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("serve returns after shutdown");
+        result.expect("serve task").expect("serve result");
+    }
+}
+
+/// The ```json blocks of a seed document, parsed.
+fn seed_json(prefix: &str) -> Vec<Value> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seeds");
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("seed documents expected at {}: {e}", dir.display()));
+    let path = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no seed {prefix}_* in {}", dir.display()));
+    let text = std::fs::read_to_string(&path).expect("read seed");
+    text.split("```json\n")
+        .skip(1)
+        .map(|block| {
+            let json = block.split("```").next().expect("closing fence");
+            serde_json::from_str(json).expect("seed JSON parses")
+        })
+        .collect()
+}
+
+const V1: &str = "/api/v1";
+const LEGACY: &str = "/api";
+
+fn system(prefix: &str, id: &str) -> String {
+    format!("{prefix}/backups/monitoring/system/{}", enc(id))
+}
+
+fn backup_job(prefix: &str, id: &str) -> String {
+    format!("{prefix}/backups/monitoring/job/{}", enc(id))
+}
+
+fn recovery_job(prefix: &str, id: &str) -> String {
+    format!("{prefix}/recoveries/monitoring/job/{}", enc(id))
+}
+
+#[test]
+fn seed_examples_are_served_verbatim_under_both_prefixes() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        let s000 = seed_json("000");
+        let s001 = seed_json("001");
+        let s002 = seed_json("002");
+        for prefix in [V1, LEGACY] {
+            let cases = [
+                (
+                    system(prefix, "server-01"),
+                    200,
+                    &s000[0],
+                    fixtures::SERVER_01,
+                ),
+                (
+                    backup_job(prefix, "daily-backup"),
+                    200,
+                    &s001[0],
+                    fixtures::DAILY_BACKUP,
+                ),
+                (
+                    backup_job(prefix, "daily-backup-win"),
+                    200,
+                    &s001[1],
+                    fixtures::DAILY_BACKUP_WIN,
+                ),
+                (
+                    backup_job(prefix, "incomplete-job"),
+                    400,
+                    &s001[3],
+                    fixtures::INCOMPLETE_JOB,
+                ),
+                (
+                    recovery_job(prefix, "daily-recovery"),
+                    200,
+                    &s002[0],
+                    fixtures::DAILY_RECOVERY,
+                ),
+            ];
+            for (path, status, seed, text) in cases {
+                let reply = sim.get(&path).await;
+                assert_eq!(reply.status, status, "{path}");
+                assert_eq!(&reply.json(), seed, "{path}");
+                assert_eq!(
+                    reply.body,
+                    text.as_bytes(),
+                    "{path} is the seed text byte for byte"
+                );
+                assert_eq!(
+                    reply.header("content-type"),
+                    Some("application/json; charset=utf-8")
+                );
+            }
+        }
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn unknown_ids_answer_the_seeds_404_body() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        let seed_404 = &seed_json("001")[2];
+        assert_eq!(
+            seed_404,
+            &serde_json::from_str::<Value>(fixtures::NOT_FOUND_DAILY_BACKUP).unwrap()
+        );
+        let cases = [
+            (
+                backup_job(V1, "no-such-job"),
+                "Name이 'no-such-job'인 조건에 맞는 Backup 작업을 찾을 수 없습니다.",
+            ),
+            (
+                system(V1, "no-such-server"),
+                "Name이 'no-such-server'인 조건에 맞는 서버를 찾을 수 없습니다.",
+            ),
+            (
+                recovery_job(V1, "없는-복구"),
+                "Name이 '없는-복구'인 조건에 맞는 Recovery 작업을 찾을 수 없습니다.",
+            ),
+        ];
+        for (path, message) in cases {
+            let reply = sim.get(&path).await;
+            assert_eq!(reply.status, 404, "{path}");
+            let body = reply.json();
+            let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+            let seed_keys: Vec<&String> = seed_404.as_object().unwrap().keys().collect();
+            assert_eq!(keys, seed_keys);
+            assert_eq!(body["success"], false);
+            assert_eq!(body["error"], message);
+        }
+        // The seed's own example: a job named daily-backup that is not found.
+        sim.fault("backup_job", "daily-backup", "not_found").await;
+        let body = sim.get(&backup_job(LEGACY, "daily-backup")).await.json();
+        assert_eq!(body["error"], seed_404["error"]);
+        assert!(is_naive_time(body["timestamp"].as_str().unwrap()));
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn static_token_is_required_when_set() {
+    run(async {
+        let sim = start(SimOptions {
+            token: Some("s3cret".into()),
+            ..SimOptions::default()
+        })
+        .await;
+        let path = system(V1, "server-01");
+        let missing = sim.get(&path).await;
+        assert_eq!(missing.status, 401);
+        assert_eq!(missing.json()["success"], false);
+        assert_eq!(missing.json()["error"], "Unauthorized");
+        assert_eq!(sim.get_with_token(&path, "wrong").await.status, 401);
+        let basic = sim
+            .send("GET", &path, &[("Authorization", "Basic s3cret")], b"")
+            .await;
+        assert_eq!(basic.status, 401);
+        assert_eq!(sim.get_with_token(&path, "s3cret").await.status, 200);
+        let lower = sim
+            .send("GET", &path, &[("authorization", "bearer s3cret")], b"")
+            .await;
+        assert_eq!(lower.status, 200);
+        // Rejected requests are still counted.
+        assert_eq!(
+            sim.get("/_sim/stats").await.json()["system/server-01"],
+            4 + 1
+        );
+        sim.stop().await;
+    });
+}
+
+fn login_body(email: &str, password: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "email": email, "password": password })).unwrap()
+}
+
+#[test]
+fn login_issues_a_token_that_works_on_every_login_path() {
+    run(async {
+        let sim = start(SimOptions {
+            login: Some(("ops@example.com".into(), "pw".into())),
+            ..SimOptions::default()
+        })
+        .await;
+        let json = [("Content-Type", "application/json")];
+        let path = backup_job(LEGACY, "daily-backup");
+        assert_eq!(sim.get(&path).await.status, 401, "login enables auth");
+
+        let wrong = sim
+            .send(
+                "POST",
+                "/api/auth/issue",
+                &json,
+                &login_body("ops@example.com", "nope"),
+            )
+            .await;
+        assert_eq!(wrong.status, 401);
+        assert_eq!(wrong.json()["success"], false);
+        let garbage = sim
+            .send("POST", "/api/auth/issue", &json, b"{not json")
+            .await;
+        assert_eq!(garbage.status, 400);
+        let missing = sim
+            .send("POST", "/api/auth/issue", &json, b"{\"email\":1}")
+            .await;
+        assert_eq!(missing.status, 400);
+        assert_eq!(sim.get("/api/auth/issue").await.status, 405);
+
+        for login_path in [
+            "/api/auth/issue",
+            "/api/token/issue",
+            "/api/v1/auth/issue",
+            "/api/v1/token/issue",
+        ] {
+            let issued = sim
+                .send(
+                    "POST",
+                    login_path,
+                    &json,
+                    &login_body("ops@example.com", "pw"),
+                )
+                .await;
+            assert_eq!(issued.status, 200, "{login_path}");
+            let body = issued.json();
+            assert_eq!(body["success"], true);
+            let token = body["data"]["token"].as_str().expect("data.token");
+            let expires = body["data"]["expiresAt"].as_str().expect("data.expiresAt");
+            let expires = chrono::DateTime::parse_from_rfc3339(expires).expect("RFC 3339");
+            let left = expires.timestamp() - chrono::Utc::now().timestamp();
+            assert!((3590..=3601).contains(&left), "expires in {left}s");
+            assert_eq!(sim.get_with_token(&path, token).await.status, 200);
+        }
+        assert_eq!(sim.get("/_sim/stats").await.json()["login"], 8);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn issued_tokens_expire_after_their_lifetime() {
+    run(async {
+        let sim = start(SimOptions {
+            token: Some("static".into()),
+            login: Some(("a@b.c".into(), "pw".into())),
+            token_lifetime: Duration::from_millis(400),
+            ..SimOptions::default()
+        })
+        .await;
+        let issued = sim
+            .send(
+                "POST",
+                "/api/v1/token/issue",
+                &[],
+                &login_body("a@b.c", "pw"),
+            )
+            .await
+            .json();
+        let token = issued["data"]["token"].as_str().unwrap().to_string();
+        let path = recovery_job(V1, "daily-recovery");
+        assert_eq!(sim.get_with_token(&path, &token).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(sim.get_with_token(&path, &token).await.status, 401);
+        assert_eq!(sim.get_with_token(&path, "static").await.status, 200);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn without_login_configured_every_login_is_refused() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        let reply = sim
+            .send("POST", "/api/auth/issue", &[], &login_body("a@b.c", "pw"))
+            .await;
+        assert_eq!(reply.status, 401);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn error_faults_answer_their_status_and_only_for_their_target() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        sim.fault("system", "web-01", "not_found").await;
+        let reply = sim.get(&system(V1, "web-01")).await;
+        assert_eq!(reply.status, 404);
+        assert_eq!(
+            reply.json()["error"],
+            "Name이 'web-01'인 조건에 맞는 서버를 찾을 수 없습니다."
+        );
+        assert_eq!(sim.get(&system(V1, "db-서버-02")).await.status, 200);
+        assert_eq!(
+            sim.get(&backup_job(V1, "web-01")).await.status,
+            404,
+            "other endpoint untouched"
+        );
+
+        sim.fault("backup_job", "daily-backup", "bad_request").await;
+        let reply = sim.get(&backup_job(V1, "daily-backup")).await;
+        assert_eq!(reply.status, 400);
+        assert_eq!(reply.json()["error"], seed_json("001")[3]["error"]);
+
+        sim.fault("recovery_job", "daily-recovery", "error500")
+            .await;
+        for _ in 0..2 {
+            let reply = sim.get(&recovery_job(V1, "daily-recovery")).await;
+            assert_eq!(reply.status, 500);
+            assert_eq!(reply.json()["success"], false);
+        }
+
+        sim.fault("system", "server-01", "unauthorized").await;
+        assert_eq!(sim.get(&system(V1, "server-01")).await.status, 401);
+
+        sim.fault("system", "server-01", "rate_limited:7").await;
+        let reply = sim.get(&system(V1, "server-01")).await;
+        assert_eq!(reply.status, 429);
+        assert_eq!(reply.header("retry-after"), Some("7"));
+
+        sim.fault("system", "server-01", "none").await;
+        assert_eq!(sim.get(&system(V1, "server-01")).await.status, 200);
+        sim.fault("recovery_job", "daily-recovery", "none").await;
+        assert_eq!(
+            sim.get(&recovery_job(V1, "daily-recovery")).await.status,
+            200
+        );
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn error500_once_fails_exactly_one_request() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        sim.fault("backup_job", "pgsql-백업", "error500_once").await;
+        let path = backup_job(LEGACY, "pgsql-백업");
+        assert_eq!(sim.get(&path).await.status, 500);
+        assert_eq!(sim.get(&path).await.status, 200);
+        assert_eq!(sim.get(&path).await.status, 200);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn slow_fault_delays_then_answers_normally() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        sim.fault("backup_job", "daily-backup", "slow:0.5").await;
+        let started = std::time::Instant::now();
+        let reply = sim.get(&backup_job(LEGACY, "daily-backup")).await;
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body, fixtures::DAILY_BACKUP.as_bytes());
+        // Other targets are not slowed down.
+        let started = std::time::Instant::now();
+        sim.get(&backup_job(LEGACY, "daily-backup-win")).await;
+        assert!(started.elapsed() < Duration::from_millis(400));
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn truncated_fault_sends_half_the_json_with_a_matching_content_length() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        sim.fault("recovery_job", "daily-recovery", "truncated")
+            .await;
+        // parse_reply asserts Content-Length equals the bytes received.
+        let reply = sim.get(&recovery_job(V1, "daily-recovery")).await;
+        assert_eq!(reply.status, 200);
+        let full = fixtures::DAILY_RECOVERY.as_bytes();
+        assert_eq!(reply.body, &full[..full.len() / 2]);
+        assert!(serde_json::from_slice::<Value>(&reply.body).is_err());
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn oversized_fault_streams_about_20_mib_of_valid_json() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        for (endpoint, path) in [
+            ("system", system(V1, "web-01")),
+            ("backup_job", backup_job(LEGACY, "daily-backup")),
+            ("recovery_job", recovery_job(V1, "db-복구")),
+        ] {
+            let id = percent_decode_last(&path);
+            sim.fault(endpoint, &id, "oversized").await;
+            let reply = sim.get(&path).await;
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+            let mib = reply.body.len() as f64 / (1024.0 * 1024.0);
+            assert!((19.5..21.0).contains(&mib), "{mib} MiB");
+            let body = reply.json();
+            assert_eq!(body["success"], true);
+            let log = match endpoint {
+                "system" => &body["data"]["job"][0]["log"],
+                _ => &body["data"]["job"]["log"],
+            };
+            assert!(log.as_array().unwrap().len() > 100_000);
+        }
+        sim.stop().await;
+    });
+}
+
+fn percent_decode_last(path: &str) -> String {
+    super::router::percent_decode(path.rsplit('/').next().unwrap()).unwrap()
+}
+
+#[test]
+fn connection_close_fault_drops_the_connection_without_an_answer() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        sim.fault("system", "server-01", "connection_close").await;
+        let raw = sim.raw("GET", &system(V1, "server-01"), &[], b"").await;
+        assert!(raw.is_empty(), "got {}", String::from_utf8_lossy(&raw));
+        // The listener keeps serving.
+        assert_eq!(sim.get(&system(V1, "web-01")).await.status, 200);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn fault_admin_rejects_bad_input() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        for bad in [
+            "",
+            "explode",
+            "slow:",
+            "slow:abc",
+            "slow:-1",
+            "slow:1e300",
+            "rate_limited:-2",
+        ] {
+            let reply = sim.put("/_sim/fault/system/web-01", bad).await;
+            assert_eq!(reply.status, 400, "{bad:?}");
+        }
+        assert_eq!(sim.put("/_sim/fault/nope/web-01", "none").await.status, 404);
+        assert_eq!(sim.put("/_sim/fault/system/%FF", "none").await.status, 400);
+        assert_eq!(sim.get("/_sim/fault/system/web-01").await.status, 405);
+        let reply = sim.put("/_sim/fault/system/web-01", " slow:2s\n").await;
+        assert_eq!(reply.json()["fault"], "slow:2");
+        let reply = sim
+            .send("DELETE", "/_sim/fault/system/web-01", &[], b"")
+            .await;
+        assert_eq!(reply.status, 200);
+        let started = std::time::Instant::now();
+        assert_eq!(sim.get(&system(V1, "web-01")).await.status, 200);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn pinned_fixtures_override_and_can_be_removed() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        let pinned = r#"{"success":true,"data":{"system":{"name":"x"},"job":[]},"note":"exact"}"#;
+        let admin = format!("/_sim/fixture/system/{}", enc("web-01"));
+        assert_eq!(sim.put(&admin, pinned).await.status, 200);
+        for prefix in [V1, LEGACY] {
+            let reply = sim.get(&system(prefix, "web-01")).await;
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.body, pinned.as_bytes());
+        }
+        let removed = sim.send("DELETE", &admin, &[], b"").await.json();
+        assert_eq!(removed["removed"], true);
+        assert_eq!(
+            sim.get(&system(V1, "web-01")).await.json()["data"]["system"]["name"],
+            "web-01"
+        );
+
+        // Unknown ids can be pinned too, and go back to 404.
+        let admin = format!("/_sim/fixture/backup_job/{}", enc("새-작업"));
+        assert_eq!(sim.put(&admin, "{\"a\":1}").await.status, 200);
+        assert_eq!(
+            sim.get(&backup_job(LEGACY, "새-작업")).await.json(),
+            serde_json::json!({"a": 1})
+        );
+        sim.send("DELETE", &admin, &[], b"").await;
+        assert_eq!(sim.get(&backup_job(LEGACY, "새-작업")).await.status, 404);
+
+        // Bad JSON is refused unless asked for explicitly.
+        assert_eq!(sim.put(&admin, "{broken").await.status, 400);
+        assert_eq!(
+            sim.put(&format!("{admin}?raw=1"), "{broken").await.status,
+            200
+        );
+        assert_eq!(
+            sim.get(&backup_job(LEGACY, "새-작업")).await.body,
+            b"{broken"
+        );
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn stats_count_requests_and_reset_clears_everything() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        for _ in 0..3 {
+            sim.get(&system(V1, "db-서버-02")).await;
+        }
+        sim.get(&recovery_job(LEGACY, "daily-recovery")).await;
+        sim.get(&backup_job(V1, "unknown")).await;
+        sim.send("POST", "/api/auth/issue", &[], b"{}").await;
+        let stats = sim.get("/_sim/stats").await.json();
+        assert_eq!(
+            stats,
+            serde_json::json!({
+                "system/db-서버-02": 3,
+                "recovery_job/daily-recovery": 1,
+                "backup_job/unknown": 1,
+                "login": 1,
+            })
+        );
+        sim.fault("system", "web-01", "error500").await;
+        sim.put("/_sim/fixture/system/zzz", "{}").await;
+        assert_eq!(sim.send("POST", "/_sim/reset", &[], b"").await.status, 200);
+        assert_eq!(
+            sim.get("/_sim/stats").await.json(),
+            serde_json::json!({ "login": 0 })
+        );
+        assert_eq!(sim.get(&system(V1, "web-01")).await.status, 200);
+        assert_eq!(sim.get(&system(V1, "zzz")).await.status, 404);
+        assert_eq!(sim.get("/_sim/reset").await.status, 405);
+        sim.stop().await;
+    });
+}
+
+fn is_rfc3339_z(s: &str) -> bool {
+    s.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+fn is_naive_time(s: &str) -> bool {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok()
+}
+
+fn is_hms(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| p.len() >= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Checks one `progressInfo` for internal consistency.
+fn check_progress(p: &Value, time_ok: fn(&str) -> bool) {
+    let field = |k: &str| p[k].as_str().unwrap_or_else(|| panic!("{k} in {p}"));
+    let status = field("status");
+    let (start, end, elapsed, percent) = (
+        field("start"),
+        field("end"),
+        field("elapsed"),
+        field("percent"),
+    );
+    match status {
+        "pending" => {
+            assert!(percent == "0%" || percent == "-", "{p}");
+            assert_eq!((start, end, elapsed), ("-", "-", "-"), "{p}");
+        }
+        "run" => {
+            assert!(time_ok(start) && end == "-" && is_hms(elapsed), "{p}");
+        }
+        "complete" | "fail" | "cancel" => {
+            assert!(time_ok(start) && time_ok(end) && is_hms(elapsed), "{p}");
+            if status == "complete" {
+                assert_eq!(percent, "100%");
+            }
+        }
+        other => panic!("unexpected status {other}"),
+    }
+    if percent != "-" {
+        let n: u32 = percent.trim_end_matches('%').parse().expect("percent");
+        assert!(n <= 100);
+    }
+    assert!(!field("message").is_empty());
+}
+
+#[test]
+fn every_demo_target_answers_percent_encoded_with_consistent_data() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        let targets = demo_targets();
+        assert_eq!(
+            targets.servers,
+            ["web-01", "db-서버-02", "win-fs-01", "파일서버-03"]
+        );
+        for (prefix, time_ok) in [
+            (V1, is_rfc3339_z as fn(&str) -> bool),
+            (LEGACY, is_naive_time),
+        ] {
+            for server in &targets.servers {
+                let reply = sim.get(&system(prefix, server)).await;
+                assert_eq!(reply.status, 200, "{server}");
+                let body = reply.json();
+                assert!(time_ok(body["timestamp"].as_str().unwrap()));
+                let data = &body["data"];
+                assert_eq!(data["system"]["name"], server.as_str());
+                let jobs = data["job"].as_array().unwrap();
+                assert!((2..=4).contains(&jobs.len()));
+                let s = &data["summary"];
+                assert_eq!(s["total"], jobs.len());
+                let counted: u64 = ["completed", "inProgress", "failed", "pending"]
+                    .iter()
+                    .map(|k| s[k].as_u64().unwrap())
+                    .sum();
+                assert!(counted <= jobs.len() as u64);
+                assert!(s["overallProgress"].as_str().unwrap().ends_with('%'));
+                for job in jobs {
+                    assert!(
+                        job["info"]["partition"].is_string() ^ job["info"]["drive"].is_string()
+                    );
+                    check_progress(&job["progressInfo"], time_ok);
+                }
+            }
+            for id in &targets.backup_jobs {
+                let body = sim.get(&backup_job(prefix, id)).await.json();
+                assert_eq!(body["data"]["job"]["info"]["name"], id.as_str());
+                check_progress(&body["data"]["job"]["progressInfo"], time_ok);
+            }
+            for id in &targets.recovery_jobs {
+                let body = sim.get(&recovery_job(prefix, id)).await.json();
+                let job = &body["data"]["job"];
+                assert_eq!(job["info"]["name"], id.as_str());
+                let details = job["details"].as_array().unwrap();
+                let volumes: Vec<&str> = details
+                    .iter()
+                    .map(|d| d["partition"].as_str().unwrap())
+                    .collect();
+                assert_eq!(volumes, ["/", "/home"]);
+                for d in details {
+                    check_progress(&d["progressInfo"], time_ok);
+                }
+                assert!(body["data"]["system"]["source"]["name"].is_string());
+                assert!(body["data"]["system"]["target"]["name"].is_string());
+            }
+        }
+        // Windows drives and the job shared between a server and the standalone endpoint.
+        let win = sim.get(&system(V1, "win-fs-01")).await.json();
+        let drives: Vec<&str> = win["data"]["job"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["info"]["drive"].as_str().unwrap())
+            .collect();
+        assert_eq!(drives, ["C:", "D:"]);
+        let shared = sim.get(&backup_job(V1, "pgsql-백업")).await.json();
+        assert_eq!(shared["data"]["system"]["name"], "db-서버-02");
+        let db = sim.get(&system(V1, "db-서버-02")).await.json();
+        let in_server = db["data"]["job"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["info"]["name"] == "pgsql-백업")
+            .unwrap()
+            .clone();
+        assert_eq!(in_server["info"], shared["data"]["job"]["info"]);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn live_scenario_changes_over_time() {
+    run(async {
+        let cycle = Duration::from_millis(1500);
+        let sim = start(SimOptions {
+            cycle,
+            ..SimOptions::default()
+        })
+        .await;
+        let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        let mut percents: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        let deadline = tokio::time::Instant::now() + cycle * 2;
+        while tokio::time::Instant::now() < deadline {
+            for server in demo_targets().servers {
+                let body = sim.get(&system(V1, &server)).await.json();
+                for job in body["data"]["job"].as_array().unwrap() {
+                    let name = job["info"]["name"].as_str().unwrap().to_string();
+                    let p = &job["progressInfo"];
+                    seen.entry(name.clone())
+                        .or_default()
+                        .insert(p["status"].as_str().unwrap().into());
+                    percents
+                        .entry(name)
+                        .or_default()
+                        .insert(p["percent"].as_str().unwrap().into());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        for (job, statuses) in &seen {
+            assert!(statuses.contains("pending"), "{job}: {statuses:?}");
+            assert!(statuses.contains("run"), "{job}: {statuses:?}");
+            assert!(statuses.len() >= 3, "{job} ends its runs: {statuses:?}");
+            assert!(
+                percents[job].len() >= 4,
+                "{job} percent moves: {:?}",
+                percents[job]
+            );
+        }
+        sim.stop().await;
+    });
+}
+
+/// Samples `def` over `cycles` cycles in 1 ms steps of a 1 s cycle.
+fn timeline(def: &JobDef<'_>, cycles: i64) -> Vec<scenario::JobState> {
+    let base = 1_750_000_000_000;
+    (0..cycles * 1000)
+        .map(|t| scenario::job_state(def, base + t, 1000))
+        .collect()
+}
+
+#[test]
+fn jobs_cycle_pending_running_outcome_with_rising_percent() {
+    for server in scenario::SERVERS {
+        for def in server.jobs {
+            let states = timeline(def, 12);
+            let mut runs_ended = 0;
+            for pair in states.windows(2) {
+                let (a, b) = (&pair[0], &pair[1]);
+                match (a.phase, b.phase) {
+                    (x, y) if x == y => {
+                        if x == Phase::Running {
+                            assert!(b.percent >= a.percent, "{}: percent falls", def.name);
+                            assert_eq!(a.start, b.start);
+                        }
+                    }
+                    (Phase::Pending, Phase::Running) => {}
+                    (Phase::Running, Phase::Complete | Phase::Failed | Phase::Cancelled) => {
+                        runs_ended += 1
+                    }
+                    (Phase::Complete | Phase::Failed | Phase::Cancelled, Phase::Pending) => {}
+                    (x, y) => panic!("{}: unexpected transition {x:?} -> {y:?}", def.name),
+                }
+            }
+            assert!(runs_ended >= 11, "{}: {runs_ended} runs ended", def.name);
+            let failed = states.iter().any(|s| s.phase == Phase::Failed);
+            assert_eq!(
+                failed,
+                def.fail_every > 0,
+                "{} fails iff configured",
+                def.name
+            );
+            let cancelled = states.iter().any(|s| s.phase == Phase::Cancelled);
+            assert_eq!(cancelled, def.cancel_every > 0, "{}", def.name);
+        }
+    }
+}
+
+#[test]
+fn summary_counts_match_the_jobs() {
+    let server = &scenario::SERVERS[3];
+    for t in (0..3000).step_by(37) {
+        let states: Vec<_> = server
+            .jobs
+            .iter()
+            .map(|d| scenario::job_state(d, 1_750_000_000_000 + t, 1000))
+            .collect();
+        let s = scenario::summary(&states);
+        assert_eq!(s.total, 4);
+        let other = states
+            .iter()
+            .filter(|s| s.phase == Phase::Cancelled)
+            .count() as u32;
+        assert_eq!(
+            s.completed + s.in_progress + s.failed + s.pending + other,
+            4
+        );
+    }
+}
+
+#[test]
+fn fleet_servers_and_jobs_are_generated_on_request() {
+    run(async {
+        let sim = start(SimOptions {
+            fleet: Some((3, 2)),
+            ..SimOptions::default()
+        })
+        .await;
+        let body = sim.get(&system(V1, "fleet-00003")).await.json();
+        let names: Vec<&str> = body["data"]["job"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["info"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["fleet-00003-job-01", "fleet-00003-job-02"]);
+        let job = sim
+            .get(&backup_job(LEGACY, "fleet-00001-job-02"))
+            .await
+            .json();
+        assert_eq!(job["data"]["system"]["name"], "fleet-00001");
+        for missing in [
+            "fleet-00004",
+            "fleet-00000",
+            "fleet-3",
+            "fleet-000003",
+            "fleet-x",
+        ] {
+            assert_eq!(sim.get(&system(V1, missing)).await.status, 404, "{missing}");
+        }
+        assert_eq!(
+            sim.get(&backup_job(V1, "fleet-00001-job-03")).await.status,
+            404
+        );
+        sim.stop().await;
+        // Without the option there is no fleet.
+        let sim = start(SimOptions::default()).await;
+        assert_eq!(sim.get(&system(V1, "fleet-00001")).await.status, 404);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn malformed_requests_get_4xx_and_never_break_the_server() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        let cases = [
+            ("GET", "/"),
+            ("GET", "/api"),
+            ("GET", "/api/v1"),
+            ("GET", "/api/v1/backups/monitoring/system/"),
+            ("GET", "/api/v1/backups/monitoring/system/%"),
+            ("GET", "/api/v1/backups/monitoring/system/%ZZ"),
+            ("GET", "/api/v1/backups/monitoring/system/%FF%FE"),
+            ("GET", "/api/v1/backups/monitoring/system/a/b"),
+            ("GET", "/api/v2/backups/monitoring/system/web-01"),
+            ("POST", "/api/v1/backups/monitoring/system/web-01"),
+            ("DELETE", "/api/backups/monitoring/job/daily-backup"),
+            ("GET", "/_sim"),
+            ("GET", "/_sim/fault"),
+            ("PUT", "/_sim/fixture/system"),
+            ("GET", "//api//v1"),
+        ];
+        for (method, path) in cases {
+            let reply = sim.send(method, path, &[], b"").await;
+            assert!(
+                (400..500).contains(&reply.status),
+                "{method} {path}: {}",
+                reply.status
+            );
+            reply.json();
+        }
+        // Garbage that is not HTTP at all.
+        let mut stream = TcpStream::connect(sim.addr).await.unwrap();
+        stream.write_all(b"\x00\x01garbage\r\n\r\n").await.unwrap();
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink).await;
+        assert_eq!(sim.get(&system(V1, "web-01")).await.status, 200);
+        // The query string is ignored, not part of the id.
+        assert_eq!(
+            sim.get(&format!("{}?mode=full&detail=true", system(V1, "web-01")))
+                .await
+                .status,
+            200
+        );
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn percent_decoding() {
+    use super::router::percent_decode;
+    assert_eq!(
+        percent_decode("db-%EC%84%9C%EB%B2%84-02").as_deref(),
+        Some("db-서버-02")
+    );
+    assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
+    assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+    for bad in ["%", "%1", "%+1", "%zz", "%FF", "abc%"] {
+        assert_eq!(percent_decode(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn fault_names_round_trip() {
+    for text in [
+        "none",
+        "not_found",
+        "bad_request",
+        "error500",
+        "error500_once",
+        "slow:1.5",
+        "truncated",
+        "unauthorized",
+        "oversized",
+        "rate_limited:30",
+        "connection_close",
+    ] {
+        let fault = Fault::parse(text).expect(text);
+        assert_eq!(fault.to_string(), text);
+    }
+}
+
+#[test]
+fn command_line() {
+    use clap::Parser as _;
+    let cli = super::Cli::try_parse_from([
+        "backup-simulator",
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        "T",
+        "--login",
+        "a@b.c:p:w",
+        "--cycle",
+        "90s",
+        "--fleet",
+        "2000x5",
+    ])
+    .expect("parses");
+    assert_eq!(cli.token.as_deref(), Some("T"));
+    assert_eq!(cli.login, Some(("a@b.c".to_string(), "p:w".to_string())));
+    assert_eq!(cli.cycle, Duration::from_secs(90));
+    assert_eq!(cli.fleet, Some((2000, 5)));
+    assert_eq!(cli.token_lifetime, Duration::from_secs(3600));
+    for bad in [
+        vec!["--fleet", "2000"],
+        vec!["--fleet", "x5"],
+        vec!["--fleet", "10x0"],
+        vec!["--login", "nopassword"],
+        vec!["--cycle", "0s"],
+        vec!["--listen", "nonsense"],
+    ] {
+        let args = std::iter::once("backup-simulator").chain(bad.iter().copied());
+        assert!(super::Cli::try_parse_from(args).is_err(), "{bad:?}");
+    }
+}

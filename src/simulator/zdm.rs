@@ -1,0 +1,245 @@
+//! The ZDM wire format as the seed documents show it, with the simulator's own types.
+//!
+//! Deliberately independent of the exporter's client structs: a typo shared by both sides
+//! would otherwise pass every test.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+
+/// The three ZDM monitoring endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Endpoint {
+    /// `GET {prefix}/backups/monitoring/system/{id}`
+    System,
+    /// `GET {prefix}/backups/monitoring/job/{id}`
+    BackupJob,
+    /// `GET {prefix}/recoveries/monitoring/job/{id}`
+    RecoveryJob,
+}
+
+impl Endpoint {
+    pub(crate) const ALL: [Endpoint; 3] =
+        [Endpoint::System, Endpoint::BackupJob, Endpoint::RecoveryJob];
+
+    /// Name used by the admin API and the stats keys.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::System => "system",
+            Endpoint::BackupJob => "backup_job",
+            Endpoint::RecoveryJob => "recovery_job",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Endpoint> {
+        Endpoint::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// `message` of a successful answer, as in the seeds.
+    pub(crate) fn ok_message(self) -> &'static str {
+        match self {
+            Endpoint::System => "Server backup monitoring info",
+            Endpoint::BackupJob => "Backup monitoring info",
+            Endpoint::RecoveryJob => "Recovery monitoring info",
+        }
+    }
+
+    /// The seed's 404 text, with the noun (and its Korean particle) adapted per endpoint.
+    pub(crate) fn not_found_error(self, id: &str) -> String {
+        let noun = match self {
+            Endpoint::System => "서버를",
+            Endpoint::BackupJob => "Backup 작업을",
+            Endpoint::RecoveryJob => "Recovery 작업을",
+        };
+        format!("Name이 '{id}'인 조건에 맞는 {noun} 찾을 수 없습니다.")
+    }
+
+    /// The seed's 400 "incomplete data" text, adapted per endpoint.
+    pub(crate) fn incomplete_error(self) -> &'static str {
+        match self {
+            Endpoint::System => "작업 데이터가 불완전합니다. system 정보가 누락되었습니다.",
+            Endpoint::BackupJob => "작업 데이터가 불완전합니다. backup 정보가 누락되었습니다.",
+            Endpoint::RecoveryJob => "작업 데이터가 불완전합니다. recovery 정보가 누락되었습니다.",
+        }
+    }
+}
+
+/// Which API prefix a request came in on; decides how times are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ApiVersion {
+    /// `/api/v1`: RFC 3339 in UTC with `Z`, like seeds 000 and 002.
+    V1,
+    /// `/api` (1.0.x): naive `YYYY-MM-DD HH:MM:SS` in Asia/Seoul, like seed 001.
+    Legacy,
+}
+
+impl ApiVersion {
+    pub(crate) fn format_time(self, t: DateTime<Utc>) -> String {
+        match self {
+            ApiVersion::V1 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            ApiVersion::Legacy => t
+                .with_timezone(&chrono_tz::Asia::Seoul)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+        }
+    }
+
+    pub(crate) fn format_unix(self, secs: i64) -> String {
+        match Utc.timestamp_opt(secs, 0).single() {
+            Some(t) => self.format_time(t),
+            None => "-".to_string(),
+        }
+    }
+
+    pub(crate) fn now(self) -> String {
+        self.format_time(Utc::now())
+    }
+}
+
+/// A fresh `requestID` in the seeds' style (`req-abc123`).
+pub(crate) fn request_id() -> String {
+    format!("req-{:06x}", rand::random::<u32>() & 0x00ff_ffff)
+}
+
+/// Success envelope: field order as in the seeds.
+#[derive(Serialize)]
+pub(crate) struct Envelope<'a, T: Serialize> {
+    pub success: bool,
+    #[serde(rename = "requestID")]
+    pub request_id: &'a str,
+    pub data: T,
+    pub message: &'a str,
+    pub timestamp: &'a str,
+}
+
+/// Error body: field order as in seed 001's 404 and 400 examples.
+#[derive(Serialize)]
+pub(crate) struct ErrorBody<'a> {
+    #[serde(rename = "requestID")]
+    pub request_id: &'a str,
+    pub success: bool,
+    pub error: &'a str,
+    pub timestamp: &'a str,
+}
+
+/// An error body with a fresh request id and timestamp.
+pub(crate) fn error_body(version: ApiVersion, error: &str) -> Vec<u8> {
+    let body = ErrorBody {
+        request_id: &request_id(),
+        success: false,
+        error,
+        timestamp: &version.now(),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+pub(crate) struct Name<'a> {
+    pub name: &'a str,
+}
+
+/// `data` of the system endpoint (seed 000).
+#[derive(Serialize)]
+pub(crate) struct SystemData<'a> {
+    pub system: Name<'a>,
+    pub summary: Summary,
+    pub job: Vec<JobEntry<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Summary {
+    pub total: u32,
+    pub completed: u32,
+    pub in_progress: u32,
+    pub failed: u32,
+    pub pending: u32,
+    pub overall_progress: String,
+}
+
+/// `data` of the backup job endpoint (seed 001).
+#[derive(Serialize)]
+pub(crate) struct BackupJobData<'a> {
+    pub system: Name<'a>,
+    pub job: JobEntry<'a>,
+}
+
+/// One backup job: `info`, `progressInfo`, `log`.
+#[derive(Serialize)]
+pub(crate) struct JobEntry<'a> {
+    pub info: JobInfo<'a>,
+    #[serde(rename = "progressInfo")]
+    pub progress_info: ProgressInfo,
+    pub log: Vec<&'static str>,
+}
+
+/// `info`: a Linux job names a partition, a Windows job a drive.
+#[derive(Serialize)]
+pub(crate) struct JobInfo<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drive: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ProgressInfo {
+    pub status: &'static str,
+    pub percent: String,
+    pub message: String,
+    pub start: String,
+    pub elapsed: String,
+    pub end: String,
+}
+
+/// `data` of the recovery job endpoint (seed 002).
+#[derive(Serialize)]
+pub(crate) struct RecoveryData<'a> {
+    pub system: RecoverySystems<'a>,
+    pub job: RecoveryJob<'a>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct RecoverySystems<'a> {
+    pub source: Name<'a>,
+    pub target: Name<'a>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct RecoveryJob<'a> {
+    pub info: Name<'a>,
+    pub log: Vec<&'static str>,
+    pub details: Vec<RecoveryDetail<'a>>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct RecoveryDetail<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drive: Option<&'a str>,
+    #[serde(rename = "progressInfo")]
+    pub progress_info: ProgressInfo,
+}
+
+/// Serializes a success envelope around `data`.
+pub(crate) fn envelope<T: Serialize>(version: ApiVersion, endpoint: Endpoint, data: T) -> Vec<u8> {
+    let body = Envelope {
+        success: true,
+        request_id: &request_id(),
+        data,
+        message: endpoint.ok_message(),
+        timestamp: &version.now(),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// `HH:MM:SS`, hours past 24 allowed, as the seeds write `elapsed`.
+pub(crate) fn hms(secs: i64) -> String {
+    let secs = secs.max(0);
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}

@@ -1,0 +1,206 @@
+//! The `Source` trait every upstream system implements, and the one place that registers them.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::config::{Upstream, UpstreamKind};
+use crate::http::{Fault, Limits, UpstreamHttp};
+use crate::model::{PollOutput, System, TargetKind};
+use crate::parse::{self, Status, StatusMap};
+use crate::telemetry::Telemetry;
+
+pub mod zdm;
+
+/// One configured thing a source polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTarget {
+    pub kind: TargetKind,
+    /// The identifier as configured: the `target` label.
+    pub name: String,
+    /// Index into the source's own list for that kind.
+    pub index: usize,
+}
+
+#[async_trait]
+pub trait Source: Send + Sync {
+    fn system(&self) -> System;
+    /// Every target of the upstream, in configuration order.
+    fn targets(&self) -> Vec<SourceTarget>;
+    /// Polls one target: all its requests (pages, logins, retries) finish before `deadline`
+    /// or fail.
+    async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault>;
+}
+
+/// Builds the source of one configured upstream: the `type -> Source` map.
+pub fn build(upstream: &Upstream, client: reqwest::Client, telemetry: Telemetry) -> Arc<dyn Source> {
+    let name: Arc<str> = Arc::from(upstream.name.as_str());
+    let limits = Limits {
+        timeout: upstream.settings.timeout,
+        max_body_bytes: upstream.settings.max_body_bytes,
+        concurrency: upstream.settings.concurrency,
+    };
+    match &upstream.kind {
+        UpstreamKind::Zdm(zdm) => {
+            let http = UpstreamHttp::new(client, "zdm", name.clone(), limits, telemetry.clone());
+            let fields = FieldParser::new(
+                System::Zdm,
+                name,
+                upstream.settings.timezone,
+                upstream.status_map.clone(),
+                telemetry,
+            );
+            Arc::new(zdm::Zdm::new(zdm.clone(), http, fields))
+        }
+    }
+}
+
+/// Parses upstream strings into numbers for one upstream, counting what fails in
+/// `backup_parse_errors_total{field}` instead of failing the job.
+pub struct FieldParser {
+    system: System,
+    upstream: Arc<str>,
+    timezone: chrono_tz::Tz,
+    status_map: StatusMap,
+    telemetry: Telemetry,
+}
+
+impl FieldParser {
+    pub fn new(
+        system: System,
+        upstream: Arc<str>,
+        timezone: chrono_tz::Tz,
+        status_map: StatusMap,
+        telemetry: Telemetry,
+    ) -> Self {
+        FieldParser {
+            system,
+            upstream,
+            timezone,
+            status_map,
+            telemetry,
+        }
+    }
+
+    /// Counts a required field the upstream left out.
+    pub fn missing(&self, field: &str) {
+        self.failed(field, &"missing");
+    }
+
+    pub fn upstream(&self) -> &Arc<str> {
+        &self.upstream
+    }
+
+    fn failed(&self, field: &str, error: &dyn std::fmt::Display) {
+        self.telemetry
+            .parse_error(self.system.as_str(), &self.upstream, field);
+        tracing::debug!(upstream = %self.upstream, field, error = %error, "unparsable upstream field");
+    }
+
+    /// A leaf as text: strings as they are, numbers and booleans printed, null absent.
+    /// Objects and arrays where a scalar belongs are a parse error of `field`.
+    pub fn text(&self, field: &str, value: Option<&Value>) -> Option<String> {
+        match value? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            other => {
+                self.failed(field, &format!("expected a scalar, got {}", json_kind(other)));
+                None
+            }
+        }
+    }
+
+    fn with<T>(
+        &self,
+        field: &str,
+        value: Option<&Value>,
+        parse: impl Fn(&str) -> Result<Option<T>, parse::ParseError>,
+    ) -> Option<T> {
+        let text = self.text(field, value)?;
+        match parse(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                self.failed(field, &e);
+                None
+            }
+        }
+    }
+
+    pub fn percent(&self, field: &str, value: Option<&Value>) -> Option<f64> {
+        self.with(field, value, parse::parse_percent)
+    }
+
+    pub fn duration(&self, field: &str, value: Option<&Value>) -> Option<f64> {
+        self.with(field, value, parse::parse_duration)
+    }
+
+    pub fn time(&self, field: &str, value: Option<&Value>) -> Option<f64> {
+        self.with(field, value, |s| parse::parse_time(s, self.timezone))
+    }
+
+    /// A count: a non-negative integer as number or string; absent when missing.
+    pub fn count(&self, field: &str, value: Option<&Value>) -> Option<u64> {
+        if let Some(n) = value.and_then(Value::as_u64) {
+            return Some(n);
+        }
+        let text = self.text(field, value)?;
+        let text = text.trim();
+        if text.is_empty() || text == "-" {
+            return None;
+        }
+        match text.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.failed(field, &e);
+                None
+            }
+        }
+    }
+
+    /// The normalized status; an unrecognized word is `unknown`, counted, and logged once.
+    pub fn status(&self, field: &str, value: Option<&Value>) -> (Status, String) {
+        let raw = self.text(field, value).unwrap_or_default();
+        let status = parse::parse_status(&raw, &self.status_map);
+        if status == Status::Unknown {
+            self.telemetry
+                .parse_error(self.system.as_str(), &self.upstream, field);
+            if first_sighting(&self.upstream, &raw) {
+                tracing::warn!(
+                    upstream = %self.upstream,
+                    field,
+                    raw_status = %raw,
+                    "unrecognized job status, exported as unknown (map it with status_map)"
+                );
+            }
+        }
+        (status, raw)
+    }
+}
+
+/// True the first time a raw status is seen for an upstream (bounded, so hostile upstreams
+/// cannot grow it without limit).
+fn first_sighting(upstream: &str, raw: &str) -> bool {
+    static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.len() >= 1024 {
+        return false;
+    }
+    seen.insert((upstream.to_string(), raw.to_string()))
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,485 @@
+//! ZDM: backup server, backup job and recovery job monitoring (API 1.0.x under `/api`,
+//! later versions under `/api/v1`), Bearer token or login, mapping to the model.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderValue, AUTHORIZATION};
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{FieldParser, Source, SourceTarget};
+use crate::config::{Secret, ZdmAuth, ZdmConfig, ZdmTarget};
+use crate::http::{Fault, Outcome, StatusRules, UpstreamHttp};
+use crate::model::{JobKey, JobRecord, PollOutput, ServerSummary, System, TargetKind};
+
+const RULES: StatusRules = StatusRules {
+    bad_request_is_incomplete: true,
+};
+
+pub struct Zdm {
+    config: ZdmConfig,
+    http: UpstreamHttp,
+    fields: FieldParser,
+    /// The token from login and when to re-issue it; `None` until the first login.
+    issued: tokio::sync::Mutex<Option<IssuedToken>>,
+}
+
+struct IssuedToken {
+    token: Secret,
+    renew_at: Instant,
+}
+
+#[async_trait]
+impl Source for Zdm {
+    fn system(&self) -> System {
+        System::Zdm
+    }
+
+    fn targets(&self) -> Vec<SourceTarget> {
+        let lists = [
+            (TargetKind::Server, &self.config.servers),
+            (TargetKind::BackupJob, &self.config.backup_jobs),
+            (TargetKind::RecoveryJob, &self.config.recovery_jobs),
+        ];
+        lists
+            .into_iter()
+            .flat_map(|(kind, list)| {
+                list.iter().enumerate().map(move |(index, t)| SourceTarget {
+                    kind,
+                    name: t.id.clone(),
+                    index,
+                })
+            })
+            .collect()
+    }
+
+    async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault> {
+        let (list, path) = match target.kind {
+            TargetKind::Server => (&self.config.servers, "backups/monitoring/system"),
+            TargetKind::BackupJob => (&self.config.backup_jobs, "backups/monitoring/job"),
+            TargetKind::RecoveryJob => (&self.config.recovery_jobs, "recoveries/monitoring/job"),
+        };
+        let Some(configured) = list.get(target.index) else {
+            return Err(Fault::new(Outcome::UpstreamError, "target is no longer configured"));
+        };
+        let url = self.url(path, configured)?;
+        let body = self.get(url, deadline).await?;
+        let fallback = configured.id.as_str();
+        match target.kind {
+            TargetKind::Server => {
+                let data: SystemData = decode_envelope(&body)?;
+                Ok(map_system(&self.fields, data, fallback))
+            }
+            TargetKind::BackupJob => {
+                let data: JobData = decode_envelope(&body)?;
+                Ok(map_backup_job(&self.fields, data, fallback))
+            }
+            TargetKind::RecoveryJob => {
+                let data: RecoveryData = decode_envelope(&body)?;
+                Ok(map_recovery_job(&self.fields, data, fallback))
+            }
+        }
+    }
+}
+
+impl Zdm {
+    pub fn new(config: ZdmConfig, http: UpstreamHttp, fields: FieldParser) -> Self {
+        Zdm {
+            config,
+            http,
+            fields,
+            issued: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn url(&self, path: &str, target: &ZdmTarget) -> Result<Url, Fault> {
+        let base = format!("{}{}/{}/", self.config.url, self.config.api_prefix, path);
+        let mut url = Url::parse(&base)
+            .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad URL {base}: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|_| Fault::new(Outcome::UpstreamError, format!("URL {base} cannot have a path")))?
+            .pop_if_empty()
+            .push(&target.id);
+        if !target.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(target.query.iter());
+        }
+        Ok(url)
+    }
+
+    /// GET with the Bearer token; with login, a 401 re-issues the token and retries once.
+    async fn get(&self, url: Url, deadline: Instant) -> Result<bytes::Bytes, Fault> {
+        let first = self.get_with_token(url.clone(), deadline, false).await;
+        match (&self.config.auth, first) {
+            (ZdmAuth::Login { .. }, Err(fault)) if fault.outcome == Outcome::AuthError => {
+                self.get_with_token(url, deadline, true).await
+            }
+            (_, result) => result,
+        }
+    }
+
+    async fn get_with_token(&self, url: Url, deadline: Instant, renew: bool) -> Result<bytes::Bytes, Fault> {
+        let token = self.token(deadline, renew).await?;
+        let mut request = reqwest::Request::new(Method::GET, url);
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| Fault::new(Outcome::AuthError, "token holds characters not allowed in a header"))?;
+        value.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, value);
+        request
+            .headers_mut()
+            .insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
+        self.http
+            .fetch(request, RULES, deadline, |body| Ok(bytes::Bytes::copy_from_slice(body)))
+            .await
+    }
+
+    async fn token(&self, deadline: Instant, renew: bool) -> Result<Secret, Fault> {
+        let (path, email, password) = match &self.config.auth {
+            ZdmAuth::Token(token) => return Ok(token.clone()),
+            ZdmAuth::Login { path, email, password } => (path, email, password),
+        };
+        let mut issued = self.issued.lock().await;
+        if let Some(current) = issued.as_ref() {
+            if !renew && Instant::now() < current.renew_at {
+                return Ok(current.token.clone());
+            }
+        }
+        let url = Url::parse(&format!("{}{}", self.config.url, path))
+            .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad login URL: {e}")))?;
+        let mut request = reqwest::Request::new(Method::POST, url);
+        let body = serde_json::json!({ "email": email.expose(), "password": password.expose() });
+        *request.body_mut() = Some(body.to_string().into());
+        request.headers_mut().insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let fresh = self
+            .http
+            .fetch(request, StatusRules::default(), deadline, parse_login)
+            .await?;
+        let token = fresh.token.clone();
+        *issued = Some(fresh);
+        Ok(token)
+    }
+}
+
+/// Reads `data.token` (or `token`) and `data.expiresAt` of a login answer.
+fn parse_login(body: &[u8]) -> Result<IssuedToken, Fault> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| Fault::decode(format!("login answer: {e}")))?;
+    let token = v
+        .pointer("/data/token")
+        .or_else(|| v.get("token"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Fault::new(Outcome::AuthError, "login answer has no token"))?;
+    let expires_at = v
+        .pointer("/data/expiresAt")
+        .or_else(|| v.get("expiresAt"))
+        .and_then(Value::as_str)
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64));
+    Ok(IssuedToken {
+        token: Secret::new(token.to_string()),
+        renew_at: renew_at(Instant::now(), SystemTime::now(), expires_at),
+    })
+}
+
+/// A token is used until one minute before it expires, or for half its life when that is
+/// under two minutes. Without an expiry it is used until the upstream answers 401.
+fn renew_at(now: Instant, now_wall: SystemTime, expires_at: Option<SystemTime>) -> Instant {
+    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    let Some(expires_at) = expires_at else {
+        return now + FAR;
+    };
+    let lifetime = expires_at.duration_since(now_wall).unwrap_or_default();
+    let usable = if lifetime < Duration::from_secs(120) {
+        lifetime / 2
+    } else {
+        lifetime - Duration::from_secs(60)
+    };
+    now + usable
+}
+
+// Response structs: leaves are raw JSON values so a wrong type in one field is a parse
+// error of that field, not a failed poll.
+
+#[derive(Debug, Deserialize)]
+struct Envelope<T> {
+    success: Option<bool>,
+    data: Option<T>,
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::Many(v) => v,
+            OneOrMany::One(t) => vec![t],
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Named {
+    name: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SystemData {
+    system: Option<Named>,
+    summary: Option<Summary>,
+    job: Option<OneOrMany<JobEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    total: Option<Value>,
+    completed: Option<Value>,
+    in_progress: Option<Value>,
+    failed: Option<Value>,
+    pending: Option<Value>,
+    overall_progress: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobEntry {
+    info: Option<JobInfo>,
+    progress_info: Option<ProgressInfo>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct JobInfo {
+    name: Option<Value>,
+    partition: Option<Value>,
+    drive: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ProgressInfo {
+    status: Option<Value>,
+    percent: Option<Value>,
+    message: Option<Value>,
+    start: Option<Value>,
+    elapsed: Option<Value>,
+    end: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct JobData {
+    system: Option<Named>,
+    job: Option<OneOrMany<JobEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecoveryData {
+    system: Option<RecoverySystem>,
+    job: Option<OneOrMany<RecoveryJob>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecoverySystem {
+    source: Option<Named>,
+    target: Option<Named>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecoveryJob {
+    info: Option<JobInfo>,
+    details: Option<Vec<RecoveryDetail>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecoveryDetail {
+    partition: Option<Value>,
+    drive: Option<Value>,
+    progress_info: Option<ProgressInfo>,
+}
+
+/// Decodes the ZDM envelope; `success: false` or a missing `data` is an upstream error.
+fn decode_envelope<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Fault> {
+    let envelope: Envelope<T> = serde_json::from_slice(body).map_err(Fault::decode)?;
+    if envelope.success == Some(false) {
+        let message = envelope
+            .error
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(|m| crate::http::truncate(m, 200))
+            .unwrap_or_else(|| "no error message".to_string());
+        return Err(Fault::new(Outcome::UpstreamError, format!("success=false: {message}")));
+    }
+    envelope
+        .data
+        .ok_or_else(|| Fault::decode("answer has no data"))
+}
+
+fn name_of(fields: &FieldParser, field: &str, named: Option<&Named>) -> Option<String> {
+    fields
+        .text(field, named.and_then(|n| n.name.as_ref()))
+        .filter(|n| !n.is_empty())
+}
+
+/// The volume label: a Linux partition or a Windows drive, "" when the API gives none.
+fn volume(fields: &FieldParser, partition: Option<&Value>, drive: Option<&Value>) -> String {
+    fields
+        .text("partition", partition)
+        .filter(|p| !p.is_empty() && p != "-")
+        .or_else(|| fields.text("drive", drive).filter(|d| !d.is_empty() && d != "-"))
+        .unwrap_or_default()
+}
+
+fn job_record(
+    fields: &FieldParser,
+    key: JobKey,
+    progress: Option<&ProgressInfo>,
+    info: Vec<(&'static str, String)>,
+) -> JobRecord {
+    let empty = ProgressInfo::default();
+    let p = progress.unwrap_or(&empty);
+    let (status, raw_status) = fields.status("status", p.status.as_ref());
+    JobRecord {
+        key,
+        status,
+        raw_status,
+        progress: fields.percent("percent", p.percent.as_ref()),
+        elapsed_seconds: fields.duration("elapsed", p.elapsed.as_ref()),
+        start_time: fields.time("start", p.start.as_ref()),
+        end_time: fields.time("end", p.end.as_ref()),
+        message: fields
+            .text("message", p.message.as_ref())
+            .filter(|m| !m.is_empty() && m != "-"),
+        info,
+    }
+}
+
+fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<OneOrMany<JobEntry>>) -> Vec<JobRecord> {
+    let mut out = Vec::new();
+    for entry in jobs.map(OneOrMany::into_vec).unwrap_or_default() {
+        let info = entry.info.unwrap_or_default();
+        let Some(job_name) = fields.text("info.name", info.name.as_ref()).filter(|n| !n.is_empty()) else {
+            fields.missing("info.name");
+            continue;
+        };
+        let key = JobKey {
+            system: System::Zdm,
+            upstream: fields.upstream().clone(),
+            operation: "backup".to_string(),
+            job_name,
+            server: server.to_string(),
+            volume: volume(fields, info.partition.as_ref(), info.drive.as_ref()),
+        };
+        out.push(job_record(fields, key, entry.progress_info.as_ref(), Vec::new()));
+    }
+    out
+}
+
+fn map_system(fields: &FieldParser, data: SystemData, fallback: &str) -> PollOutput {
+    let server = name_of(fields, "system.name", data.system.as_ref()).unwrap_or_else(|| fallback.to_string());
+    let summaries = data
+        .summary
+        .map(|s| {
+            vec![ServerSummary {
+                server: server.clone(),
+                completed: fields.count("summary.completed", s.completed.as_ref()).unwrap_or(0),
+                running: fields.count("summary.inProgress", s.in_progress.as_ref()).unwrap_or(0),
+                failed: fields.count("summary.failed", s.failed.as_ref()).unwrap_or(0),
+                pending: fields.count("summary.pending", s.pending.as_ref()).unwrap_or(0),
+                total: fields.count("summary.total", s.total.as_ref()).unwrap_or(0),
+                progress: fields.percent("summary.overallProgress", s.overall_progress.as_ref()),
+            }]
+        })
+        .unwrap_or_default();
+    PollOutput {
+        jobs: backup_jobs(fields, &server, data.job),
+        summaries,
+    }
+}
+
+fn map_backup_job(fields: &FieldParser, data: JobData, fallback: &str) -> PollOutput {
+    let server = name_of(fields, "system.name", data.system.as_ref()).unwrap_or_else(|| fallback.to_string());
+    PollOutput {
+        jobs: backup_jobs(fields, &server, data.job),
+        summaries: Vec::new(),
+    }
+}
+
+fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) -> PollOutput {
+    let system = data.system.as_ref();
+    let source = name_of(fields, "system.source.name", system.and_then(|s| s.source.as_ref())).unwrap_or_default();
+    let target = name_of(fields, "system.target.name", system.and_then(|s| s.target.as_ref())).unwrap_or_default();
+    let mut jobs = Vec::new();
+    for job in data.job.map(OneOrMany::into_vec).unwrap_or_default() {
+        let info = job.info.unwrap_or_default();
+        let job_name = fields
+            .text("info.name", info.name.as_ref())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| fallback.to_string());
+        let labels = vec![("source_server", source.clone()), ("target_server", target.clone())];
+        for detail in job.details.unwrap_or_default() {
+            let key = JobKey {
+                system: System::Zdm,
+                upstream: fields.upstream().clone(),
+                operation: "restore".to_string(),
+                job_name: job_name.clone(),
+                server: target.clone(),
+                volume: volume(fields, detail.partition.as_ref(), detail.drive.as_ref()),
+            };
+            jobs.push(job_record(fields, key, detail.progress_info.as_ref(), labels.clone()));
+        }
+    }
+    PollOutput {
+        jobs,
+        summaries: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_tokens_renew_a_minute_early_or_at_half_a_short_life() {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let hour = renew_at(now, wall, Some(wall + Duration::from_secs(3600)));
+        assert_eq!(hour - now, Duration::from_secs(3540));
+        let short = renew_at(now, wall, Some(wall + Duration::from_secs(90)));
+        assert_eq!(short - now, Duration::from_secs(45));
+        let past = renew_at(now, wall, Some(wall - Duration::from_secs(5)));
+        assert_eq!(past, now);
+    }
+
+    #[test]
+    fn login_answer_reads_data_token_or_token() {
+        let a = parse_login(br#"{"success":true,"data":{"token":"abc","expiresAt":"2999-01-01T00:00:00Z"}}"#).unwrap();
+        assert_eq!(a.token.expose(), "abc");
+        let b = parse_login(br#"{"token":"xyz"}"#).unwrap();
+        assert_eq!(b.token.expose(), "xyz");
+        let missing = parse_login(br#"{"success":true,"data":{}}"#).err().unwrap();
+        assert_eq!(missing.outcome, Outcome::AuthError);
+        let garbage = parse_login(b"<html>").err().unwrap();
+        assert_eq!(garbage.outcome, Outcome::DecodeError);
+    }
+
+    #[test]
+    fn envelope_with_success_false_is_an_upstream_error() {
+        let body = br#"{"success":false,"error":"nope","timestamp":"x"}"#;
+        let e = decode_envelope::<JobData>(body).err().unwrap();
+        assert_eq!(e.outcome, Outcome::UpstreamError);
+        assert!(e.reason.contains("nope"));
+        let e = decode_envelope::<JobData>(b"{\"success\":true}").err().unwrap();
+        assert_eq!(e.outcome, Outcome::DecodeError);
+        let e = decode_envelope::<JobData>(b"{\"success\":tr").err().unwrap();
+        assert_eq!(e.outcome, Outcome::DecodeError);
+    }
+}

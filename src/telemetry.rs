@@ -1,0 +1,169 @@
+//! The exporter's own metrics: upstream requests, parse errors, build and reload info, process.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::http::Outcome;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("BACKUP_EXPORTER_REVISION");
+
+/// Request latency buckets: upstream monitoring APIs answer in milliseconds to seconds.
+const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+#[derive(Clone)]
+pub struct Telemetry {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    parse_errors: IntCounterVec,
+    reload_successful: IntGauge,
+    reload_success_time: Gauge,
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "backup_upstream_requests_total",
+                "Requests sent to upstream APIs, by outcome.",
+            ),
+            &["system", "upstream", "outcome"],
+        )
+        .expect("static metric definition");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "backup_upstream_request_duration_seconds",
+                "Duration of requests to upstream APIs, body included.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["system", "upstream"],
+        )
+        .expect("static metric definition");
+        let parse_errors = IntCounterVec::new(
+            Opts::new(
+                "backup_parse_errors_total",
+                "Upstream fields that could not be parsed; the rest of the job is still exported.",
+            ),
+            &["system", "upstream", "field"],
+        )
+        .expect("static metric definition");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "backup_exporter_build_info",
+                "Version and revision of the running exporter; the value is always 1.",
+            ),
+            &["version", "revision"],
+        )
+        .expect("static metric definition");
+        build_info.with_label_values(&[VERSION, REVISION]).set(1);
+        let reload_successful = IntGauge::new(
+            "backup_exporter_config_last_reload_successful",
+            "1 if the last configuration load succeeded.",
+        )
+        .expect("static metric definition");
+        let reload_success_time = Gauge::new(
+            "backup_exporter_config_last_reload_success_time_seconds",
+            "Time of the last successful configuration load as a Unix timestamp.",
+        )
+        .expect("static metric definition");
+
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(parse_errors.clone()),
+            Box::new(build_info),
+            Box::new(reload_successful.clone()),
+            Box::new(reload_success_time.clone()),
+        ] {
+            registry.register(collector).expect("unique metric names");
+        }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("unique metric names");
+
+        Telemetry {
+            registry,
+            requests,
+            request_duration,
+            parse_errors,
+            reload_successful,
+            reload_success_time,
+        }
+    }
+
+    /// Creates the per-upstream series at 0 so `rate()` works from the first scrape.
+    pub fn register_upstream(&self, system: &str, upstream: &str) {
+        for outcome in Outcome::ALL {
+            self.requests.with_label_values(&[system, upstream, outcome.as_str()]);
+        }
+        self.request_duration.with_label_values(&[system, upstream]);
+    }
+
+    /// Forgets the series of upstreams no longer configured.
+    pub fn forget_upstream(&self, system: &str, upstream: &str) {
+        for outcome in Outcome::ALL {
+            let _ = self
+                .requests
+                .remove_label_values(&[system, upstream, outcome.as_str()]);
+        }
+        let _ = self.request_duration.remove_label_values(&[system, upstream]);
+    }
+
+    pub fn request(&self, system: &str, upstream: &str, outcome: Outcome, seconds: f64) {
+        self.requests
+            .with_label_values(&[system, upstream, outcome.as_str()])
+            .inc();
+        self.request_duration
+            .with_label_values(&[system, upstream])
+            .observe(seconds);
+    }
+
+    pub fn parse_error(&self, system: &str, upstream: &str, field: &str) {
+        self.parse_errors
+            .with_label_values(&[system, upstream, field])
+            .inc();
+    }
+
+    pub fn parse_error_count(&self, system: &str, upstream: &str, field: &str) -> u64 {
+        self.parse_errors
+            .with_label_values(&[system, upstream, field])
+            .get()
+    }
+
+    pub fn request_count(&self, system: &str, upstream: &str, outcome: Outcome) -> u64 {
+        self.requests
+            .with_label_values(&[system, upstream, outcome.as_str()])
+            .get()
+    }
+
+    pub fn config_loaded(&self, ok: bool, now_unix: f64) {
+        self.reload_successful.set(i64::from(ok));
+        if ok {
+            self.reload_success_time.set(now_unix);
+        }
+    }
+
+    /// The self-telemetry families in text format.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let families = self.registry.gather();
+        // Encoding only fails on an invalid family, which the static definitions rule out.
+        if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
+            tracing::error!(error = %e, "encoding self-telemetry failed");
+        }
+        buf
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
