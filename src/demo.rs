@@ -24,7 +24,10 @@ pub async fn start_simulator() -> std::io::Result<SocketAddr> {
         ..SimOptions::default()
     });
     tokio::spawn(async move {
-        if let Err(e) = Arc::clone(&sim).serve(listener, std::future::pending()).await {
+        if let Err(e) = Arc::clone(&sim)
+            .serve(listener, std::future::pending())
+            .await
+        {
             tracing::error!(error = %e, "demo simulator stopped");
         }
     });

@@ -178,14 +178,30 @@ impl UpstreamHttp {
         loop {
             attempt += 1;
             let Some(this_try) = request.try_clone() else {
-                return Err(Fault::new(Outcome::UpstreamError, "request body cannot be resent"));
+                return Err(Fault::new(
+                    Outcome::UpstreamError,
+                    "request body cannot be resent",
+                ));
             };
             let started = Instant::now();
+            let what = format!("{} {}", this_try.method(), this_try.url().path());
             let result = match self.send_once(this_try, rules).await {
-                Ok(answer) => decode(&answer.body),
+                Ok(answer) => decode(&answer.body).map_err(|f| Fault {
+                    reason: format!("{what}: {}", f.reason),
+                    ..f
+                }),
                 Err(fault) => Err(fault),
             };
-            let outcome = result.as_ref().map_or_else(|f| f.outcome, |_| Outcome::Success);
+            tracing::trace!(
+                upstream = %self.upstream,
+                request = %what,
+                outcome = result.as_ref().map_or_else(|f| f.outcome, |_| Outcome::Success).as_str(),
+                seconds = started.elapsed().as_secs_f64(),
+                "upstream request"
+            );
+            let outcome = result
+                .as_ref()
+                .map_or_else(|f| f.outcome, |_| Outcome::Success);
             self.telemetry.request(
                 self.system,
                 &self.upstream,
@@ -212,7 +228,11 @@ impl UpstreamHttp {
         }
     }
 
-    async fn send_once(&self, request: reqwest::Request, rules: StatusRules) -> Result<Answer, Fault> {
+    async fn send_once(
+        &self,
+        request: reqwest::Request,
+        rules: StatusRules,
+    ) -> Result<Answer, Fault> {
         let _permit = self
             .permits
             .acquire()
@@ -223,12 +243,19 @@ impl UpstreamHttp {
             Ok(result) => result,
             Err(_) => Err(Fault::new(
                 Outcome::Timeout,
-                format!("GET {path}: no complete answer within {:?}", self.limits.timeout),
+                format!(
+                    "GET {path}: no complete answer within {:?}",
+                    self.limits.timeout
+                ),
             )),
         }
     }
 
-    async fn exchange(&self, request: reqwest::Request, rules: StatusRules) -> Result<Answer, Fault> {
+    async fn exchange(
+        &self,
+        request: reqwest::Request,
+        rules: StatusRules,
+    ) -> Result<Answer, Fault> {
         let what = format!("{} {}", request.method(), request.url().path());
         let mut response = self
             .client
@@ -256,7 +283,11 @@ impl UpstreamHttp {
         Err(Fault {
             outcome,
             reason,
-            retry_after: if outcome == Outcome::RateLimited { retry_after } else { None },
+            retry_after: if outcome == Outcome::RateLimited {
+                retry_after
+            } else {
+                None
+            },
         })
     }
 }
@@ -339,9 +370,17 @@ fn error_message(body: &[u8]) -> String {
         Ok(v) => ["error", "message"]
             .iter()
             .find_map(|k| v.get(*k).and_then(|m| m.as_str()).map(str::to_string))
-            .or_else(|| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_string))
+            .or_else(|| {
+                v.pointer("/error/message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
             .unwrap_or_default(),
-        Err(_) => String::from_utf8_lossy(body).lines().next().unwrap_or("").to_string(),
+        Err(_) => String::from_utf8_lossy(body)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
     };
     truncate(&text, 200)
 }
@@ -403,7 +442,10 @@ mod tests {
         h.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         let future = SystemTime::now() + Duration::from_secs(120);
-        h.insert(RETRY_AFTER, httpdate::fmt_http_date(future).parse().unwrap());
+        h.insert(
+            RETRY_AFTER,
+            httpdate::fmt_http_date(future).parse().unwrap(),
+        );
         let d = retry_after(&h).unwrap();
         assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120));
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
@@ -413,7 +455,10 @@ mod tests {
     #[test]
     fn error_messages_come_from_the_json_error_field() {
         let body = "{\"success\":false,\"error\":\"Name이 'x'인 작업을 찾을 수 없습니다.\"}";
-        assert_eq!(error_message(body.as_bytes()), "Name이 'x'인 작업을 찾을 수 없습니다.");
+        assert_eq!(
+            error_message(body.as_bytes()),
+            "Name이 'x'인 작업을 찾을 수 없습니다."
+        );
         assert_eq!(error_message(b"plain text\nmore"), "plain text");
         assert_eq!(truncate("가나다라", 2), "가나…");
     }

@@ -42,7 +42,11 @@ fn esc(out: &mut String, text: &str) {
 fn time_cell(out: &mut String, unix: Option<f64>) {
     match unix.and_then(|t| chrono::DateTime::from_timestamp(t.floor() as i64, 0)) {
         Some(t) => {
-            let _ = write!(out, "<td class=num>{}</td>", t.format("%Y-%m-%d %H:%M:%S UTC"));
+            let _ = write!(
+                out,
+                "<td class=num>{}</td>",
+                t.format("%Y-%m-%d %H:%M:%S UTC")
+            );
         }
         None => out.push_str("<td class=num>-</td>"),
     }
@@ -74,13 +78,22 @@ pub fn page(store: &Store) -> String {
 
     out.push_str("<h2>Jobs</h2><table><thead><tr><th>System</th><th>Upstream</th><th>Server</th><th>Job</th><th>Volume</th><th>Operation</th><th>Status</th><th>Progress</th><th>Elapsed</th><th>Start</th><th>End</th><th>Last success</th><th>Message</th></tr></thead><tbody>");
     if jobs.is_empty() {
-        out.push_str("<tr><td colspan=13>No jobs yet: the first polls may still be running.</td></tr>");
+        out.push_str(
+            "<tr><td colspan=13>No jobs yet: the first polls may still be running.</td></tr>",
+        );
     }
     for job in &jobs {
         let r = &job.record;
         let k = &r.key;
         out.push_str("<tr>");
-        for cell in [k.system.as_str(), &*k.upstream, &k.server, &k.job_name, &k.volume, &k.operation] {
+        for cell in [
+            k.system.as_str(),
+            &*k.upstream,
+            &k.server,
+            &k.job_name,
+            &k.volume,
+            &k.operation,
+        ] {
             out.push_str("<td>");
             esc(&mut out, cell);
             out.push_str("</td>");
@@ -141,6 +154,9 @@ mod tests {
     fn html_is_escaped() {
         let mut s = String::new();
         esc(&mut s, "<script>alert('x') & \"y\"</script>");
-        assert_eq!(s, "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;");
+        assert_eq!(
+            s,
+            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+        );
     }
 }

@@ -23,7 +23,12 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "backup-exporter", version, about, long_about)]
 struct Cli {
     /// Configuration file (YAML).
-    #[arg(long, value_name = "FILE", env = "BACKUP_EXPORTER_CONFIG", default_value = "config/backup-exporter.yaml")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BACKUP_EXPORTER_CONFIG",
+        default_value = "config/backup-exporter.yaml"
+    )]
     config: PathBuf,
 
     /// Address to listen on; overrides `listen` in the configuration [default: 0.0.0.0:10095]
@@ -97,7 +102,10 @@ fn init_logging(level: LogLevel, format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -115,7 +123,9 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let source = if cli.demo {
-        let sim = demo::start_simulator().await.context("starting the demo simulator")?;
+        let sim = demo::start_simulator()
+            .await
+            .context("starting the demo simulator")?;
         tracing::info!(simulator = %sim, "demo simulator listening on loopback");
         demo::config(sim)
     } else {
@@ -174,7 +184,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     app.apply(&config).await;
 
     let shutdown = CancellationToken::new();
-    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>(4);
+    let (reload_tx, mut reload_rx) =
+        tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>(4);
     let server = Server::new(app.clone(), web, reload_tx);
     let serving = tokio::spawn(server.serve(listener, shutdown.clone()));
 
@@ -205,7 +216,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn once(app: &Arc<App>, config: &backup_exporter::config::Config) -> ExitCode {
     let plan = poller::plan(config, app.client(), &app.telemetry);
     for upstream in &config.upstreams {
-        app.telemetry.register_upstream(upstream.system(), &upstream.name);
+        app.telemetry
+            .register_upstream(upstream.system(), &upstream.name);
     }
     app.telemetry.config_loaded(true, poller::unix_now());
     let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
@@ -224,7 +236,10 @@ async fn once(app: &Arc<App>, config: &backup_exporter::config::Config) -> ExitC
         }
         result.is_ok()
     });
-    let all_ok = futures_util::future::join_all(polls).await.into_iter().all(|ok| ok);
+    let all_ok = futures_util::future::join_all(polls)
+        .await
+        .into_iter()
+        .all(|ok| ok);
     let mut stdout = std::io::stdout().lock();
     for chunk in app.exposition() {
         if std::io::Write::write_all(&mut stdout, &chunk).is_err() {

@@ -190,7 +190,10 @@ fn job_labels(job: &JobRecord) -> [(&'static str, &str); 6] {
     ]
 }
 
-fn with_extra<'a>(base: &[(&'static str, &'a str)], extra: (&'static str, &'a str)) -> Vec<(&'static str, &'a str)> {
+fn with_extra<'a>(
+    base: &[(&'static str, &'a str)],
+    extra: (&'static str, &'a str),
+) -> Vec<(&'static str, &'a str)> {
     let mut labels = Vec::with_capacity(base.len() + 1);
     labels.extend_from_slice(base);
     labels.push(extra);
@@ -203,7 +206,12 @@ pub fn render_job(out: &mut FamilyBuffers, job: &JobRecord, history: &JobHistory
     for status in Status::ALL {
         let value = if status == job.status { 1.0 } else { 0.0 };
         let l = with_extra(&labels, ("status", status.as_str()));
-        write_sample(out.buf(Family::JobStatus), Family::JobStatus.name(), &l, value);
+        write_sample(
+            out.buf(Family::JobStatus),
+            Family::JobStatus.name(),
+            &l,
+            value,
+        );
     }
     let optional = [
         (Family::JobProgress, job.progress),
@@ -219,7 +227,12 @@ pub fn render_job(out: &mut FamilyBuffers, job: &JobRecord, history: &JobHistory
     }
     for (result, count) in RUN_RESULTS.iter().zip(history.runs) {
         let l = with_extra(&labels, ("result", result.as_str()));
-        write_sample(out.buf(Family::JobRuns), Family::JobRuns.name(), &l, count as f64);
+        write_sample(
+            out.buf(Family::JobRuns),
+            Family::JobRuns.name(),
+            &l,
+            count as f64,
+        );
     }
     let mut l = labels.to_vec();
     l.extend(job.info.iter().map(|(name, value)| (*name, value.as_str())));
@@ -242,10 +255,20 @@ pub fn render_summary(out: &mut FamilyBuffers, target: &TargetId, summary: &Serv
     ];
     for (status, count) in counts {
         let l = with_extra(&base, ("status", status));
-        write_sample(out.buf(Family::ServerJobs), Family::ServerJobs.name(), &l, count as f64);
+        write_sample(
+            out.buf(Family::ServerJobs),
+            Family::ServerJobs.name(),
+            &l,
+            count as f64,
+        );
     }
     if let Some(p) = summary.progress {
-        write_sample(out.buf(Family::ServerProgress), Family::ServerProgress.name(), &base, p);
+        write_sample(
+            out.buf(Family::ServerProgress),
+            Family::ServerProgress.name(),
+            &base,
+            p,
+        );
     }
 }
 
@@ -266,12 +289,27 @@ pub fn render_target(out: &mut FamilyBuffers, target: &TargetId, health: &Target
         ("target", &*target.target),
     ];
     let up = if health.up { 1.0 } else { 0.0 };
-    write_sample(out.buf(Family::TargetUp), Family::TargetUp.name(), &labels, up);
+    write_sample(
+        out.buf(Family::TargetUp),
+        Family::TargetUp.name(),
+        &labels,
+        up,
+    );
     if let Some(t) = health.last_success {
-        write_sample(out.buf(Family::TargetLastSuccess), Family::TargetLastSuccess.name(), &labels, t);
+        write_sample(
+            out.buf(Family::TargetLastSuccess),
+            Family::TargetLastSuccess.name(),
+            &labels,
+            t,
+        );
     }
     if let Some(d) = health.poll_duration {
-        write_sample(out.buf(Family::TargetPollDuration), Family::TargetPollDuration.name(), &labels, d);
+        write_sample(
+            out.buf(Family::TargetPollDuration),
+            Family::TargetPollDuration.name(),
+            &labels,
+            d,
+        );
     }
 }
 

@@ -48,7 +48,13 @@ pub struct TargetId {
 
 impl fmt::Display for TargetId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.upstream, self.kind.as_str(), self.target)
+        write!(
+            f,
+            "{}/{}/{}",
+            self.upstream,
+            self.kind.as_str(),
+            self.target
+        )
     }
 }
 

@@ -69,15 +69,26 @@ pub async fn poll_once(planned: &Planned, store: &Store) -> Result<(), Fault> {
     let started = Instant::now();
     let deadline = started + planned.interval;
     let bound = planned.interval + planned.timeout;
-    let result = match tokio::time::timeout(bound, planned.source.poll(&planned.target, deadline)).await {
-        Ok(result) => result,
-        Err(_) => Err(Fault::new(
-            Outcome::Timeout,
-            format!("poll did not finish within {bound:?}"),
-        )),
-    };
+    let result =
+        match tokio::time::timeout(bound, planned.source.poll(&planned.target, deadline)).await {
+            Ok(result) => result,
+            Err(_) => Err(Fault::new(
+                Outcome::Timeout,
+                format!("poll did not finish within {bound:?}"),
+            )),
+        };
     let (record, outcome) = match result {
-        Ok(output) => (PollResult::Success(output), Ok(())),
+        Ok(output) => {
+            tracing::debug!(
+                upstream = %planned.id.upstream,
+                target = %planned.id.target,
+                kind = planned.id.kind.as_str(),
+                jobs = output.jobs.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "poll finished"
+            );
+            (PollResult::Success(output), Ok(()))
+        }
         Err(fault) if fault.outcome == Outcome::NotFound => (PollResult::Gone, Err(fault)),
         Err(fault) => (PollResult::Failed, Err(fault)),
     };
@@ -111,7 +122,12 @@ impl Pollers {
     }
 }
 
-async fn run(planned: Planned, store: Arc<Store>, cancel: CancellationToken, start: tokio::time::Instant) {
+async fn run(
+    planned: Planned,
+    store: Arc<Store>,
+    cancel: CancellationToken,
+    start: tokio::time::Instant,
+) {
     let mut failing: Option<Outcome> = None;
     let mut next = start;
     let mut cycle: u32 = 0;

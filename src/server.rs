@@ -38,7 +38,9 @@ impl Server {
     pub fn new(
         app: Arc<App>,
         web: Option<WebConfig>,
-        reload_requests: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
+        reload_requests: tokio::sync::mpsc::Sender<
+            tokio::sync::oneshot::Sender<Result<(), String>>,
+        >,
     ) -> Arc<Self> {
         Arc::new(Server {
             app,
@@ -86,7 +88,12 @@ impl Server {
                     let acceptor = acceptor.clone();
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                        let stream = match tokio::time::timeout(
+                            Duration::from_secs(10),
+                            acceptor.accept(stream),
+                        )
+                        .await
+                        {
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -103,7 +110,10 @@ impl Server {
             }
         }
         drop(listener);
-        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("in-flight requests did not finish within the shutdown grace period");
         }
     }
@@ -128,7 +138,10 @@ impl Server {
                 if self.app.store.ready() {
                     text(StatusCode::OK, "Ready\n")
                 } else {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "Not ready: first polls still running\n")
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Not ready: first polls still running\n",
+                    )
                 }
             }
             (&Method::POST | &Method::PUT, "/-/reload") => self.reload().await,
@@ -142,7 +155,8 @@ impl Server {
     fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
         let chunks = self.app.exposition();
         let mut resp = if accepts_gzip(req.headers().get(header::ACCEPT_ENCODING)) {
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             for chunk in &chunks {
                 // Writing into a Vec cannot fail.
                 let _ = encoder.write_all(chunk);
@@ -160,8 +174,10 @@ impl Server {
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             resp
         };
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(METRICS_CONTENT_TYPE),
+        );
         resp.headers_mut()
             .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         resp
@@ -210,8 +226,10 @@ fn text(status: StatusCode, body: &str) -> Response<Body> {
 
 fn html(body: String) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     resp
 }
 

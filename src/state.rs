@@ -168,7 +168,13 @@ impl Store {
     }
 
     /// Records the end of one poll of `target`.
-    pub fn record_poll(&self, target: &TargetId, result: PollResult, duration: Duration, now_unix: f64) {
+    pub fn record_poll(
+        &self,
+        target: &TargetId,
+        result: PollResult,
+        duration: Duration,
+        now_unix: f64,
+    ) {
         let now = Instant::now();
         let mut inner = self.lock();
         let Some(state) = inner.targets.get_mut(target) else {
@@ -300,7 +306,12 @@ impl Inner {
     }
 
     /// Replaces the records `target` holds and re-renders every target whose output changed.
-    fn replace_jobs(&mut self, target: &TargetId, jobs: Vec<JobRecord>, summaries: Vec<ServerSummary>) {
+    fn replace_jobs(
+        &mut self,
+        target: &TargetId,
+        jobs: Vec<JobRecord>,
+        summaries: Vec<ServerSummary>,
+    ) {
         let mut affected: HashSet<TargetId> = HashSet::new();
         affected.insert(target.clone());
 
@@ -308,7 +319,13 @@ impl Inner {
         for record in jobs {
             self.seq += 1;
             // Within one response a later duplicate replaces an earlier one.
-            new_jobs.insert(record.key.clone(), Held { record, seen: self.seq });
+            new_jobs.insert(
+                record.key.clone(),
+                Held {
+                    record,
+                    seen: self.seq,
+                },
+            );
         }
         let old_keys: Vec<JobKey> = self
             .targets
@@ -401,7 +418,11 @@ fn render(
     memory: &HashMap<JobKey, Memory>,
 ) -> [Bytes; FAMILY_COUNT] {
     let mut out = FamilyBuffers::new();
-    let mut jobs: Vec<&Held> = state.jobs.values().filter(|h| owned.contains(&h.record.key)).collect();
+    let mut jobs: Vec<&Held> = state
+        .jobs
+        .values()
+        .filter(|h| owned.contains(&h.record.key))
+        .collect();
     jobs.sort_by(|a, b| a.record.key.cmp(&b.record.key));
     let empty = JobHistory::default();
     for held in jobs {

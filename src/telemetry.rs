@@ -85,7 +85,9 @@ impl Telemetry {
         }
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
             .expect("unique metric names");
 
         Telemetry {
@@ -101,7 +103,8 @@ impl Telemetry {
     /// Creates the per-upstream series at 0 so `rate()` works from the first scrape.
     pub fn register_upstream(&self, system: &str, upstream: &str) {
         for outcome in Outcome::ALL {
-            self.requests.with_label_values(&[system, upstream, outcome.as_str()]);
+            self.requests
+                .with_label_values(&[system, upstream, outcome.as_str()]);
         }
         self.request_duration.with_label_values(&[system, upstream]);
     }
@@ -113,7 +116,9 @@ impl Telemetry {
                 .requests
                 .remove_label_values(&[system, upstream, outcome.as_str()]);
         }
-        let _ = self.request_duration.remove_label_values(&[system, upstream]);
+        let _ = self
+            .request_duration
+            .remove_label_values(&[system, upstream]);
     }
 
     pub fn request(&self, system: &str, upstream: &str, outcome: Outcome, seconds: f64) {

@@ -166,32 +166,53 @@ fn tls_version(name: &str) -> Result<&'static rustls::SupportedProtocolVersion, 
 }
 
 fn build_tls(raw: &RawTls, base: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
-    let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
     let cert_path = resolve(&raw.cert_file);
     let key_path = resolve(&raw.key_file);
-    let cert_pem = std::fs::read(&cert_path)
-        .map_err(|e| format!("tls_server_config.cert_file: cannot read {}: {e}", cert_path.display()))?;
+    let cert_pem = std::fs::read(&cert_path).map_err(|e| {
+        format!(
+            "tls_server_config.cert_file: cannot read {}: {e}",
+            cert_path.display()
+        )
+    })?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<_, _>>()
         .map_err(|e| format!("tls_server_config.cert_file: {e}"))?;
     if certs.is_empty() {
         return Err("tls_server_config.cert_file: no certificate found".into());
     }
-    let key_pem = std::fs::read(&key_path)
-        .map_err(|e| format!("tls_server_config.key_file: cannot read {}: {e}", key_path.display()))?;
+    let key_pem = std::fs::read(&key_path).map_err(|e| {
+        format!(
+            "tls_server_config.key_file: cannot read {}: {e}",
+            key_path.display()
+        )
+    })?;
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|e| format!("tls_server_config.key_file: {e}"))?
         .ok_or("tls_server_config.key_file: no private key found")?;
 
     let min = tls_version(raw.min_version.as_deref().unwrap_or("TLS12"))?;
     let max = tls_version(raw.max_version.as_deref().unwrap_or("TLS13"))?;
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = [&rustls::version::TLS12, &rustls::version::TLS13]
-        .into_iter()
-        .filter(|v| {
-            let rank = |x: &rustls::SupportedProtocolVersion| if x.version == rustls::ProtocolVersion::TLSv1_2 { 0 } else { 1 };
-            rank(v) >= rank(min) && rank(v) <= rank(max)
-        })
-        .collect();
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [&rustls::version::TLS12, &rustls::version::TLS13]
+            .into_iter()
+            .filter(|v| {
+                let rank = |x: &rustls::SupportedProtocolVersion| {
+                    if x.version == rustls::ProtocolVersion::TLSv1_2 {
+                        0
+                    } else {
+                        1
+                    }
+                };
+                rank(v) >= rank(min) && rank(v) <= rank(max)
+            })
+            .collect();
     if versions.is_empty() {
         return Err("tls_server_config: min_version is above max_version".into());
     }
@@ -280,10 +301,18 @@ mod tests {
         std::fs::write(&path, "basic_auth_users:\n  a: plain\n").unwrap();
         let e = WebConfig::load(&path).unwrap_err().to_string();
         assert!(e.contains("basic_auth_users.a: not a bcrypt hash"), "{e}");
-        std::fs::write(&path, "tls_server_config:\n  cert_file: c\n  key_file: k\n  cipher_suites: []\n").unwrap();
+        std::fs::write(
+            &path,
+            "tls_server_config:\n  cert_file: c\n  key_file: k\n  cipher_suites: []\n",
+        )
+        .unwrap();
         let e = WebConfig::load(&path).unwrap_err().to_string();
         assert!(e.contains("cipher_suites"), "{e}");
-        std::fs::write(&path, "tls_server_config:\n  cert_file: missing.crt\n  key_file: k\n").unwrap();
+        std::fs::write(
+            &path,
+            "tls_server_config:\n  cert_file: missing.crt\n  key_file: k\n",
+        )
+        .unwrap();
         let e = WebConfig::load(&path).unwrap_err().to_string();
         assert!(e.contains("cert_file: cannot read"), "{e}");
     }

@@ -62,24 +62,65 @@ fn seed_samples_give_the_exact_series() {
     };
 
     // Seed 000: server-01, a completed root job and a running /home job, and its summary.
-    let root = |metric| job_series(metric, "zdm-v1", "backup", "daily-backup-root", "server-01", "/");
-    let home = |metric| job_series(metric, "zdm-v1", "backup", "daily-backup-home", "server-01", "/home");
-    expect(job_status("zdm-v1", "daily-backup-root", "server-01", "/", "completed"), 1.0);
-    expect(job_status("zdm-v1", "daily-backup-root", "server-01", "/", "running"), 0.0);
+    let root = |metric| {
+        job_series(
+            metric,
+            "zdm-v1",
+            "backup",
+            "daily-backup-root",
+            "server-01",
+            "/",
+        )
+    };
+    let home = |metric| {
+        job_series(
+            metric,
+            "zdm-v1",
+            "backup",
+            "daily-backup-home",
+            "server-01",
+            "/home",
+        )
+    };
+    expect(
+        job_status("zdm-v1", "daily-backup-root", "server-01", "/", "completed"),
+        1.0,
+    );
+    expect(
+        job_status("zdm-v1", "daily-backup-root", "server-01", "/", "running"),
+        0.0,
+    );
     expect(root("backup_job_progress_ratio"), 1.0);
     expect(root("backup_job_elapsed_seconds"), 1800.0);
     expect(root("backup_job_start_time_seconds"), 1736906400.0);
     expect(root("backup_job_end_time_seconds"), 1736908200.0);
     expect(root("backup_job_last_success_time_seconds"), 1736908200.0);
-    expect(job_status("zdm-v1", "daily-backup-home", "server-01", "/home", "running"), 1.0);
+    expect(
+        job_status(
+            "zdm-v1",
+            "daily-backup-home",
+            "server-01",
+            "/home",
+            "running",
+        ),
+        1.0,
+    );
     expect(home("backup_job_progress_ratio"), 0.45);
     expect(home("backup_job_elapsed_seconds"), 900.0);
     expect(home("backup_job_start_time_seconds"), 1736910000.0);
     absent(home("backup_job_end_time_seconds"));
     absent(home("backup_job_last_success_time_seconds"));
-    for result in ["completed", "completed_with_warnings", "failed", "cancelled"] {
+    for result in [
+        "completed",
+        "completed_with_warnings",
+        "failed",
+        "cancelled",
+    ] {
         // Runs already finished when first seen are not counted.
-        expect(runs("zdm-v1", "daily-backup-root", "server-01", "/", result), 0.0);
+        expect(
+            runs("zdm-v1", "daily-backup-root", "server-01", "/", result),
+            0.0,
+        );
     }
     let server_jobs = |status: &str| {
         format!("backup_server_jobs{{system=\"zdm\",upstream=\"zdm-v1\",server=\"server-01\",status=\"{status}\"}}")
@@ -90,26 +131,72 @@ fn seed_samples_give_the_exact_series() {
     expect(server_jobs("pending"), 1.0);
     expect(server_jobs("other"), 0.0);
     expect(
-        "backup_server_progress_ratio{system=\"zdm\",upstream=\"zdm-v1\",server=\"server-01\"}".into(),
+        "backup_server_progress_ratio{system=\"zdm\",upstream=\"zdm-v1\",server=\"server-01\"}"
+            .into(),
         0.45,
     );
 
     // Seed 001 (API 1.0.x): naive times in Asia/Seoul, a Linux partition and a Windows drive.
-    let linux = |metric| job_series(metric, "zdm-legacy", "backup", "daily-backup", "linux-server-01", "/");
-    expect(job_status("zdm-legacy", "daily-backup", "linux-server-01", "/", "completed"), 1.0);
+    let linux = |metric| {
+        job_series(
+            metric,
+            "zdm-legacy",
+            "backup",
+            "daily-backup",
+            "linux-server-01",
+            "/",
+        )
+    };
+    expect(
+        job_status(
+            "zdm-legacy",
+            "daily-backup",
+            "linux-server-01",
+            "/",
+            "completed",
+        ),
+        1.0,
+    );
     expect(linux("backup_job_progress_ratio"), 1.0);
     expect(linux("backup_job_elapsed_seconds"), 1800.0);
     expect(linux("backup_job_start_time_seconds"), 1736874000.0);
     expect(linux("backup_job_end_time_seconds"), 1736875800.0);
-    let win = |metric| job_series(metric, "zdm-legacy", "backup", "daily-backup-win", "windows-server-01", "C:");
-    expect(job_status("zdm-legacy", "daily-backup-win", "windows-server-01", "C:", "running"), 1.0);
+    let win = |metric| {
+        job_series(
+            metric,
+            "zdm-legacy",
+            "backup",
+            "daily-backup-win",
+            "windows-server-01",
+            "C:",
+        )
+    };
+    expect(
+        job_status(
+            "zdm-legacy",
+            "daily-backup-win",
+            "windows-server-01",
+            "C:",
+            "running",
+        ),
+        1.0,
+    );
     expect(win("backup_job_progress_ratio"), 0.6);
     expect(win("backup_job_elapsed_seconds"), 1200.0);
     expect(win("backup_job_start_time_seconds"), 1736874000.0);
     absent(win("backup_job_end_time_seconds"));
 
     // Seed 002: a recovery with one series per volume; the pending volume has no times.
-    let rec = |metric, volume| job_series(metric, "zdm-v1", "restore", "daily-recovery", "target-server", volume);
+    let rec = |metric, volume| {
+        job_series(
+            metric,
+            "zdm-v1",
+            "restore",
+            "daily-recovery",
+            "target-server",
+            volume,
+        )
+    };
     expect(
         "backup_job_status{system=\"zdm\",upstream=\"zdm-v1\",operation=\"restore\",job_name=\"daily-recovery\",server=\"target-server\",volume=\"/\",status=\"running\"}".into(),
         1.0,
@@ -140,7 +227,10 @@ fn seed_samples_give_the_exact_series() {
     expect(outcome_series("zdm-v1", "success"), 2.0);
     expect(outcome_series("zdm-legacy", "success"), 2.0);
     expect(outcome_series("zdm-v1", "http_5xx"), 0.0);
-    assert!(!m.contains("status=\"unknown\"} 1"), "no unknown status in the seeds");
+    assert!(
+        !m.contains("status=\"unknown\"} 1"),
+        "no unknown status in the seeds"
+    );
 }
 
 /// Lines whose values change from run to run (times, durations, process figures).
@@ -192,7 +282,10 @@ fn promtool_check_metrics_is_clean() {
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.contains("cardinality"))
         .collect();
-    assert!(problems.is_empty() && out.status.success(), "promtool: {report}");
+    assert!(
+        problems.is_empty() && out.status.success(),
+        "promtool: {report}"
+    );
 }
 
 #[test]
@@ -201,7 +294,13 @@ fn once_exits_1_when_a_target_fails_and_still_prints_the_rest() {
     let yaml = zdm_config(&sim, "", "    servers: [server-01, no-such-server]\n");
     let (code, m, _) = run_once(&yaml);
     assert_eq!(code, Some(1));
-    assert_eq!(value(&m, &target_up("zdm", "server", "server-01")), Some(1.0));
-    assert_eq!(value(&m, &target_up("zdm", "server", "no-such-server")), Some(0.0));
+    assert_eq!(
+        value(&m, &target_up("zdm", "server", "server-01")),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, &target_up("zdm", "server", "no-such-server")),
+        Some(0.0)
+    );
     assert_eq!(value(&m, &outcome_series("zdm", "not_found")), Some(1.0));
 }

@@ -206,10 +206,10 @@ struct IssuedToken<'a> {
 }
 
 async fn login(sim: &Simulator, req: Request<Incoming>, version: ApiVersion) -> Response<Body> {
+    sim.lock().logins += 1;
     if req.method() != Method::POST {
         return method_not_allowed(version, "POST");
     }
-    sim.lock().logins += 1;
     let body = match read_body(req.into_body(), LOGIN_BODY_LIMIT).await {
         Ok(body) => body,
         Err(status) => return error(version, status, "cannot read the request body"),

@@ -36,7 +36,11 @@ pub trait Source: Send + Sync {
 }
 
 /// Builds the source of one configured upstream: the `type -> Source` map.
-pub fn build(upstream: &Upstream, client: reqwest::Client, telemetry: Telemetry) -> Arc<dyn Source> {
+pub fn build(
+    upstream: &Upstream,
+    client: reqwest::Client,
+    telemetry: Telemetry,
+) -> Arc<dyn Source> {
     let name: Arc<str> = Arc::from(upstream.name.as_str());
     let limits = Limits {
         timeout: upstream.settings.timeout,
@@ -109,7 +113,10 @@ impl FieldParser {
             Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => Some(b.to_string()),
             other => {
-                self.failed(field, &format!("expected a scalar, got {}", json_kind(other)));
+                self.failed(
+                    field,
+                    &format!("expected a scalar, got {}", json_kind(other)),
+                );
                 None
             }
         }

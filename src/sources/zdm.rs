@@ -62,22 +62,28 @@ impl Source for Zdm {
             TargetKind::RecoveryJob => (&self.config.recovery_jobs, "recoveries/monitoring/job"),
         };
         let Some(configured) = list.get(target.index) else {
-            return Err(Fault::new(Outcome::UpstreamError, "target is no longer configured"));
+            return Err(Fault::new(
+                Outcome::UpstreamError,
+                "target is no longer configured",
+            ));
         };
         let url = self.url(path, configured)?;
-        let body = self.get(url, deadline).await?;
         let fallback = configured.id.as_str();
         match target.kind {
             TargetKind::Server => {
-                let data: SystemData = decode_envelope(&body)?;
+                let data = self
+                    .get(url, deadline, decode_envelope::<SystemData>)
+                    .await?;
                 Ok(map_system(&self.fields, data, fallback))
             }
             TargetKind::BackupJob => {
-                let data: JobData = decode_envelope(&body)?;
+                let data = self.get(url, deadline, decode_envelope::<JobData>).await?;
                 Ok(map_backup_job(&self.fields, data, fallback))
             }
             TargetKind::RecoveryJob => {
-                let data: RecoveryData = decode_envelope(&body)?;
+                let data = self
+                    .get(url, deadline, decode_envelope::<RecoveryData>)
+                    .await?;
                 Ok(map_recovery_job(&self.fields, data, fallback))
             }
         }
@@ -99,7 +105,12 @@ impl Zdm {
         let mut url = Url::parse(&base)
             .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad URL {base}: {e}")))?;
         url.path_segments_mut()
-            .map_err(|_| Fault::new(Outcome::UpstreamError, format!("URL {base} cannot have a path")))?
+            .map_err(|_| {
+                Fault::new(
+                    Outcome::UpstreamError,
+                    format!("URL {base} cannot have a path"),
+                )
+            })?
             .pop_if_empty()
             .push(&target.id);
         if !target.query.is_empty() {
@@ -108,36 +119,58 @@ impl Zdm {
         Ok(url)
     }
 
-    /// GET with the Bearer token; with login, a 401 re-issues the token and retries once.
-    async fn get(&self, url: Url, deadline: Instant) -> Result<bytes::Bytes, Fault> {
-        let first = self.get_with_token(url.clone(), deadline, false).await;
+    /// GET with the Bearer token, the answer decoded by `decode` (so a bad body is counted
+    /// as `decode_error`); with login, a 401 re-issues the token and retries once.
+    async fn get<T>(
+        &self,
+        url: Url,
+        deadline: Instant,
+        decode: fn(&[u8]) -> Result<T, Fault>,
+    ) -> Result<T, Fault> {
+        let first = self
+            .get_with_token(url.clone(), deadline, false, decode)
+            .await;
         match (&self.config.auth, first) {
             (ZdmAuth::Login { .. }, Err(fault)) if fault.outcome == Outcome::AuthError => {
-                self.get_with_token(url, deadline, true).await
+                self.get_with_token(url, deadline, true, decode).await
             }
             (_, result) => result,
         }
     }
 
-    async fn get_with_token(&self, url: Url, deadline: Instant, renew: bool) -> Result<bytes::Bytes, Fault> {
+    async fn get_with_token<T>(
+        &self,
+        url: Url,
+        deadline: Instant,
+        renew: bool,
+        decode: fn(&[u8]) -> Result<T, Fault>,
+    ) -> Result<T, Fault> {
         let token = self.token(deadline, renew).await?;
         let mut request = reqwest::Request::new(Method::GET, url);
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .map_err(|_| Fault::new(Outcome::AuthError, "token holds characters not allowed in a header"))?;
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                Fault::new(
+                    Outcome::AuthError,
+                    "token holds characters not allowed in a header",
+                )
+            })?;
         value.set_sensitive(true);
         request.headers_mut().insert(AUTHORIZATION, value);
-        request
-            .headers_mut()
-            .insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
-        self.http
-            .fetch(request, RULES, deadline, |body| Ok(bytes::Bytes::copy_from_slice(body)))
-            .await
+        request.headers_mut().insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        self.http.fetch(request, RULES, deadline, decode).await
     }
 
     async fn token(&self, deadline: Instant, renew: bool) -> Result<Secret, Fault> {
         let (path, email, password) = match &self.config.auth {
             ZdmAuth::Token(token) => return Ok(token.clone()),
-            ZdmAuth::Login { path, email, password } => (path, email, password),
+            ZdmAuth::Login {
+                path,
+                email,
+                password,
+            } => (path, email, password),
         };
         let mut issued = self.issued.lock().await;
         if let Some(current) = issued.as_ref() {
@@ -166,7 +199,8 @@ impl Zdm {
 
 /// Reads `data.token` (or `token`) and `data.expiresAt` of a login answer.
 fn parse_login(body: &[u8]) -> Result<IssuedToken, Fault> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| Fault::decode(format!("login answer: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| Fault::decode(format!("login answer: {e}")))?;
     let token = v
         .pointer("/data/token")
         .or_else(|| v.get("token"))
@@ -316,7 +350,10 @@ fn decode_envelope<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Fault
             .and_then(Value::as_str)
             .map(|m| crate::http::truncate(m, 200))
             .unwrap_or_else(|| "no error message".to_string());
-        return Err(Fault::new(Outcome::UpstreamError, format!("success=false: {message}")));
+        return Err(Fault::new(
+            Outcome::UpstreamError,
+            format!("success=false: {message}"),
+        ));
     }
     envelope
         .data
@@ -334,7 +371,11 @@ fn volume(fields: &FieldParser, partition: Option<&Value>, drive: Option<&Value>
     fields
         .text("partition", partition)
         .filter(|p| !p.is_empty() && p != "-")
-        .or_else(|| fields.text("drive", drive).filter(|d| !d.is_empty() && d != "-"))
+        .or_else(|| {
+            fields
+                .text("drive", drive)
+                .filter(|d| !d.is_empty() && d != "-")
+        })
         .unwrap_or_default()
 }
 
@@ -362,11 +403,18 @@ fn job_record(
     }
 }
 
-fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<OneOrMany<JobEntry>>) -> Vec<JobRecord> {
+fn backup_jobs(
+    fields: &FieldParser,
+    server: &str,
+    jobs: Option<OneOrMany<JobEntry>>,
+) -> Vec<JobRecord> {
     let mut out = Vec::new();
     for entry in jobs.map(OneOrMany::into_vec).unwrap_or_default() {
         let info = entry.info.unwrap_or_default();
-        let Some(job_name) = fields.text("info.name", info.name.as_ref()).filter(|n| !n.is_empty()) else {
+        let Some(job_name) = fields
+            .text("info.name", info.name.as_ref())
+            .filter(|n| !n.is_empty())
+        else {
             fields.missing("info.name");
             continue;
         };
@@ -378,22 +426,36 @@ fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<OneOrMany<JobEnt
             server: server.to_string(),
             volume: volume(fields, info.partition.as_ref(), info.drive.as_ref()),
         };
-        out.push(job_record(fields, key, entry.progress_info.as_ref(), Vec::new()));
+        out.push(job_record(
+            fields,
+            key,
+            entry.progress_info.as_ref(),
+            Vec::new(),
+        ));
     }
     out
 }
 
 fn map_system(fields: &FieldParser, data: SystemData, fallback: &str) -> PollOutput {
-    let server = name_of(fields, "system.name", data.system.as_ref()).unwrap_or_else(|| fallback.to_string());
+    let server = name_of(fields, "system.name", data.system.as_ref())
+        .unwrap_or_else(|| fallback.to_string());
     let summaries = data
         .summary
         .map(|s| {
             vec![ServerSummary {
                 server: server.clone(),
-                completed: fields.count("summary.completed", s.completed.as_ref()).unwrap_or(0),
-                running: fields.count("summary.inProgress", s.in_progress.as_ref()).unwrap_or(0),
-                failed: fields.count("summary.failed", s.failed.as_ref()).unwrap_or(0),
-                pending: fields.count("summary.pending", s.pending.as_ref()).unwrap_or(0),
+                completed: fields
+                    .count("summary.completed", s.completed.as_ref())
+                    .unwrap_or(0),
+                running: fields
+                    .count("summary.inProgress", s.in_progress.as_ref())
+                    .unwrap_or(0),
+                failed: fields
+                    .count("summary.failed", s.failed.as_ref())
+                    .unwrap_or(0),
+                pending: fields
+                    .count("summary.pending", s.pending.as_ref())
+                    .unwrap_or(0),
                 total: fields.count("summary.total", s.total.as_ref()).unwrap_or(0),
                 progress: fields.percent("summary.overallProgress", s.overall_progress.as_ref()),
             }]
@@ -406,7 +468,8 @@ fn map_system(fields: &FieldParser, data: SystemData, fallback: &str) -> PollOut
 }
 
 fn map_backup_job(fields: &FieldParser, data: JobData, fallback: &str) -> PollOutput {
-    let server = name_of(fields, "system.name", data.system.as_ref()).unwrap_or_else(|| fallback.to_string());
+    let server = name_of(fields, "system.name", data.system.as_ref())
+        .unwrap_or_else(|| fallback.to_string());
     PollOutput {
         jobs: backup_jobs(fields, &server, data.job),
         summaries: Vec::new(),
@@ -415,8 +478,18 @@ fn map_backup_job(fields: &FieldParser, data: JobData, fallback: &str) -> PollOu
 
 fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) -> PollOutput {
     let system = data.system.as_ref();
-    let source = name_of(fields, "system.source.name", system.and_then(|s| s.source.as_ref())).unwrap_or_default();
-    let target = name_of(fields, "system.target.name", system.and_then(|s| s.target.as_ref())).unwrap_or_default();
+    let source = name_of(
+        fields,
+        "system.source.name",
+        system.and_then(|s| s.source.as_ref()),
+    )
+    .unwrap_or_default();
+    let target = name_of(
+        fields,
+        "system.target.name",
+        system.and_then(|s| s.target.as_ref()),
+    )
+    .unwrap_or_default();
     let mut jobs = Vec::new();
     for job in data.job.map(OneOrMany::into_vec).unwrap_or_default() {
         let info = job.info.unwrap_or_default();
@@ -424,7 +497,10 @@ fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) ->
             .text("info.name", info.name.as_ref())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| fallback.to_string());
-        let labels = vec![("source_server", source.clone()), ("target_server", target.clone())];
+        let labels = vec![
+            ("source_server", source.clone()),
+            ("target_server", target.clone()),
+        ];
         for detail in job.details.unwrap_or_default() {
             let key = JobKey {
                 system: System::Zdm,
@@ -434,7 +510,12 @@ fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) ->
                 server: target.clone(),
                 volume: volume(fields, detail.partition.as_ref(), detail.drive.as_ref()),
             };
-            jobs.push(job_record(fields, key, detail.progress_info.as_ref(), labels.clone()));
+            jobs.push(job_record(
+                fields,
+                key,
+                detail.progress_info.as_ref(),
+                labels.clone(),
+            ));
         }
     }
     PollOutput {
@@ -461,7 +542,10 @@ mod tests {
 
     #[test]
     fn login_answer_reads_data_token_or_token() {
-        let a = parse_login(br#"{"success":true,"data":{"token":"abc","expiresAt":"2999-01-01T00:00:00Z"}}"#).unwrap();
+        let a = parse_login(
+            br#"{"success":true,"data":{"token":"abc","expiresAt":"2999-01-01T00:00:00Z"}}"#,
+        )
+        .unwrap();
         assert_eq!(a.token.expose(), "abc");
         let b = parse_login(br#"{"token":"xyz"}"#).unwrap();
         assert_eq!(b.token.expose(), "xyz");
@@ -477,9 +561,13 @@ mod tests {
         let e = decode_envelope::<JobData>(body).err().unwrap();
         assert_eq!(e.outcome, Outcome::UpstreamError);
         assert!(e.reason.contains("nope"));
-        let e = decode_envelope::<JobData>(b"{\"success\":true}").err().unwrap();
+        let e = decode_envelope::<JobData>(b"{\"success\":true}")
+            .err()
+            .unwrap();
         assert_eq!(e.outcome, Outcome::DecodeError);
-        let e = decode_envelope::<JobData>(b"{\"success\":tr").err().unwrap();
+        let e = decode_envelope::<JobData>(b"{\"success\":tr")
+            .err()
+            .unwrap();
         assert_eq!(e.outcome, Outcome::DecodeError);
     }
 }

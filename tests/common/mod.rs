@@ -32,6 +32,7 @@ where
 }
 
 pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .no_proxy()
@@ -58,7 +59,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
+    pub fn spawn(mut cmd: Command) -> Proc {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -69,7 +70,11 @@ impl Proc {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         spawn_reader(child.stdout.take().unwrap(), stdout.clone());
         spawn_reader(child.stderr.take().unwrap(), stderr.clone());
-        Proc { child, stdout, stderr }
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -129,10 +134,19 @@ impl Sim {
         let proc = Proc::spawn(cmd);
         let start = Instant::now();
         let addr = loop {
-            if let Some(line) = proc.stdout.lock().unwrap().iter().find(|l| l.starts_with("listening on ")) {
+            if let Some(line) = proc
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with("listening on "))
+            {
                 break line.trim_start_matches("listening on ").trim().to_string();
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "simulator did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "simulator did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         Sim { proc, addr }
@@ -144,22 +158,38 @@ impl Sim {
 
     pub async fn fault(&self, endpoint: &str, id: &str, fault: &str) {
         let resp = client()
-            .put(format!("{}/_sim/fault/{endpoint}/{}", self.url(), encode(id)))
+            .put(format!(
+                "{}/_sim/fault/{endpoint}/{}",
+                self.url(),
+                encode(id)
+            ))
             .body(fault.to_string())
             .send()
             .await
             .unwrap();
-        assert!(resp.status().is_success(), "setting fault {fault}: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "setting fault {fault}: {}",
+            resp.status()
+        );
     }
 
     pub async fn fixture(&self, endpoint: &str, id: &str, body: &serde_json::Value) {
         let resp = client()
-            .put(format!("{}/_sim/fixture/{endpoint}/{}", self.url(), encode(id)))
+            .put(format!(
+                "{}/_sim/fixture/{endpoint}/{}",
+                self.url(),
+                encode(id)
+            ))
             .body(body.to_string())
             .send()
             .await
             .unwrap();
-        assert!(resp.status().is_success(), "setting fixture: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "setting fixture: {}",
+            resp.status()
+        );
     }
 
     pub async fn stats(&self) -> serde_json::Value {
@@ -174,7 +204,9 @@ impl Sim {
     }
 
     pub async fn requests(&self, endpoint: &str, id: &str) -> u64 {
-        self.stats().await[format!("{endpoint}/{id}")].as_u64().unwrap_or(0)
+        self.stats().await[format!("{endpoint}/{id}")]
+            .as_u64()
+            .unwrap_or(0)
     }
 }
 
@@ -217,12 +249,22 @@ impl Exporter {
         Exporter::start_in(dir, yaml, args, env)
     }
 
-    pub fn start_in(dir: tempfile::TempDir, yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Exporter {
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Exporter {
         let config = write_config(dir.path(), yaml);
         let mut cmd = Command::new(exporter_bin());
         cmd.arg("--config")
             .arg(&config)
-            .args(["--web.listen-address", "127.0.0.1:0", "--log.format", "json"])
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.format",
+                "json",
+            ])
             .args(args)
             .env("SIM_TOKEN", TOKEN)
             .env("SIM_EMAIL", EMAIL)
@@ -230,6 +272,11 @@ impl Exporter {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Exporter::launch(cmd, dir)
+    }
+
+    /// Starts `cmd` (which must log JSON) and waits for its "listening" line.
+    pub fn launch(cmd: Command, dir: tempfile::TempDir) -> Exporter {
         let proc = Proc::spawn(cmd);
         let start = Instant::now();
         let addr = loop {
@@ -277,11 +324,28 @@ impl Exporter {
 
     /// Waits until a scrape satisfies `check`; returns that scrape.
     pub async fn wait_metrics(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        wait_for(what, Duration::from_secs(20), || async {
+        let start = Instant::now();
+        loop {
             let m = self.metrics().await;
-            check(&m).then_some(m)
-        })
-        .await
+            if check(&m) {
+                return m;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let relevant: Vec<&str> = m
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("backup_target_up")
+                            || l.starts_with("backup_upstream_requests_total")
+                    })
+                    .collect();
+                panic!(
+                    "timed out waiting for {what}; last scrape:\n{}\nlogs:\n{}",
+                    relevant.join("\n"),
+                    self.proc.stderr_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -301,7 +365,14 @@ pub fn target_up(upstream: &str, kind: &str, target: &str) -> String {
     format!("backup_target_up{{system=\"zdm\",upstream=\"{upstream}\",kind=\"{kind}\",target=\"{target}\"}}")
 }
 
-pub fn job_series(metric: &str, upstream: &str, operation: &str, job: &str, server: &str, volume: &str) -> String {
+pub fn job_series(
+    metric: &str,
+    upstream: &str,
+    operation: &str,
+    job: &str,
+    server: &str,
+    volume: &str,
+) -> String {
     format!(
         "{metric}{{system=\"zdm\",upstream=\"{upstream}\",operation=\"{operation}\",job_name=\"{job}\",server=\"{server}\",volume=\"{volume}\"}}"
     )

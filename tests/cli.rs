@@ -1,0 +1,153 @@
+//! The command line: --check-config exit codes and messages, --help, --demo.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn check_config(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), yaml);
+    let mut cmd = Command::new(exporter_bin());
+    cmd.arg("--check-config").arg("--config").arg(&config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn check_config_accepts_the_valid_example_and_prints_one_line_per_upstream() {
+    let yaml = std::fs::read_to_string("tests/data/valid-zdm.yaml").unwrap();
+    let env = [
+        ("ZDM_TOKEN", "tok-1f2e"),
+        ("ZDM_EMAIL", "a@b.c"),
+        ("ZDM_PASSWORD", "pw-77aa"),
+    ];
+    let (code, out) = check_config(&yaml, &env);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("zdm-prod: zdm https://zdm.example.com/api/v1"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("zdm-legacy: zdm")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("tok-1f2e") && !out.contains("pw-77aa"),
+        "no secret in the summary"
+    );
+}
+
+#[test]
+fn check_config_prints_every_problem_with_its_path_and_exits_2() {
+    let yaml = "defaults:\n  interval: soon\nupstreams:\n  - name: a\n    type: zdm\n    url: http://127.0.0.1:1\n    token_env: UNSET_TOKEN_VAR_1\n    timezone: Mars/Olympus\n    servers: [s1]\n  - name: a\n    type: zdm\n    url: http://127.0.0.1:1\n    token_env: UNSET_TOKEN_VAR_1\n    servers: [s1]\n    colour: blue\n";
+    let (code, out) = check_config(yaml, &[]);
+    assert_eq!(code, Some(2), "{out}");
+    for needle in [
+        "defaults.interval",
+        "upstreams[0].timezone",
+        "UNSET_TOKEN_VAR_1",
+        "upstreams[1]",
+        "colour",
+    ] {
+        assert!(out.contains(needle), "missing {needle} in:\n{out}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_a_clear_error() {
+    let out = Command::new(exporter_bin())
+        .args([
+            "--check-config",
+            "--config",
+            "/nonexistent/backup-exporter.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/nonexistent/backup-exporter.yaml"), "{text}");
+}
+
+#[test]
+fn help_lists_every_flag_of_the_contract() {
+    let out = Command::new(exporter_bin()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--web.listen-address",
+        "--web.config.file",
+        "--log.level",
+        "--log.format",
+        "--check-config",
+        "--once",
+        "--demo",
+        "BACKUP_EXPORTER_CONFIG",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_monitors_the_bundled_simulator_with_live_changing_metrics() {
+    let mut cmd = Command::new(exporter_bin());
+    cmd.args([
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "json",
+    ]);
+    let exp = Exporter::launch(cmd, tempfile::tempdir().unwrap());
+    exp.wait_ready().await;
+    let first = exp.metrics().await;
+    for upstream in ["demo-zdm", "demo-zdm-legacy"] {
+        let up = first
+            .lines()
+            .filter(|l| {
+                l.starts_with("backup_target_up{")
+                    && l.contains(&format!("upstream=\"{upstream}\""))
+            })
+            .filter(|l| l.ends_with(" 1"))
+            .count();
+        assert!(up > 0, "{upstream} has targets up:\n{first}");
+    }
+    assert!(
+        first.contains("operation=\"restore\""),
+        "the demo has a recovery job"
+    );
+    assert!(
+        first.contains("volume=\"C:\""),
+        "the demo has Windows drives"
+    );
+    let progress = |m: &str| -> Vec<String> {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("backup_job_progress_ratio{")
+                    || l.starts_with("backup_job_elapsed_seconds{")
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let before = progress(&first);
+    exp.wait_metrics("progress moves", |m| progress(m) != before)
+        .await;
+    let (_, page) = exp.get("/").await;
+    assert!(
+        page.contains("demo-zdm-legacy") && page.contains("s-running"),
+        "lively landing page"
+    );
+}

@@ -1,0 +1,593 @@
+//! The running daemon against the simulator: faults, run counting, staleness, dedupe,
+//! reload, login, secrets, the landing page, gzip and shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn job_answer(status: &str, percent: &str, start: &str, end: &str) -> serde_json::Value {
+    json!({
+        "success": true,
+        "requestID": "req-test",
+        "data": {
+            "system": { "name": "app-01" },
+            "job": {
+                "info": { "name": "nightly", "partition": "/data" },
+                "progressInfo": {
+                    "status": status,
+                    "percent": percent,
+                    "message": "m",
+                    "start": start,
+                    "elapsed": "00:10:00",
+                    "end": end
+                },
+                "log": []
+            }
+        },
+        "message": "Backup monitoring info",
+        "timestamp": "2025-01-15T10:30:00Z"
+    })
+}
+
+const FAST: &str = "    interval: 300ms\n    timeout: 1s\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_is_counted_and_the_other_targets_keep_their_data() {
+    let sim = Sim::start();
+    let yaml = zdm_config(
+        &sim,
+        FAST,
+        "    servers: [server-01]\n    backup_jobs: [daily-backup, daily-backup-win]\n",
+    );
+    let exp = Exporter::start(&yaml);
+    exp.wait_ready().await;
+    let healthy = job_status("zdm", "daily-backup-root", "server-01", "/", "completed");
+
+    let faults = [
+        ("not_found", "not_found"),
+        ("bad_request", "incomplete"),
+        ("error500", "http_5xx"),
+        ("slow:3", "timeout"),
+        ("truncated", "decode_error"),
+        ("unauthorized", "auth_error"),
+        ("oversized", "too_large"),
+        ("connection_close", "upstream_error"),
+    ];
+    for (fault, outcome) in faults {
+        let before = value(&exp.metrics().await, &outcome_series("zdm", outcome)).unwrap_or(0.0);
+        sim.fault("backup_job", "daily-backup-win", fault).await;
+        let m = exp
+            .wait_metrics(&format!("{fault} counted as {outcome}"), |m| {
+                value(m, &outcome_series("zdm", outcome)).unwrap_or(0.0) > before
+                    && value(m, &target_up("zdm", "backup_job", "daily-backup-win")) == Some(0.0)
+            })
+            .await;
+        assert_eq!(
+            value(&m, &target_up("zdm", "server", "server-01")),
+            Some(1.0),
+            "{fault}"
+        );
+        assert_eq!(
+            value(&m, &target_up("zdm", "backup_job", "daily-backup")),
+            Some(1.0),
+            "{fault}"
+        );
+        assert_eq!(
+            value(&m, &healthy),
+            Some(1.0),
+            "{fault}: other targets keep their data"
+        );
+        let win_running = job_status(
+            "zdm",
+            "daily-backup-win",
+            "windows-server-01",
+            "C:",
+            "running",
+        );
+        if fault == "not_found" {
+            assert_eq!(
+                value(&m, &win_running),
+                None,
+                "a 404 drops the job's series at once"
+            );
+        }
+        sim.fault("backup_job", "daily-backup-win", "none").await;
+        exp.wait_metrics(&format!("recovery after {fault}"), |m| {
+            value(m, &target_up("zdm", "backup_job", "daily-backup-win")) == Some(1.0)
+                && value(m, &win_running) == Some(1.0)
+        })
+        .await;
+    }
+    let logs = exp.proc.stderr_text();
+    assert!(logs.contains("target poll failing"), "{logs}");
+    assert!(logs.contains("target recovered"), "{logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_twice_and_rate_limits_are_honoured() {
+    let sim = Sim::start();
+    let yaml = zdm_config(
+        &sim,
+        "    interval: 2s\n    timeout: 1s\n",
+        "    backup_jobs: [daily-backup]\n",
+    );
+    let exp = Exporter::start(&yaml);
+    exp.wait_ready().await;
+
+    // One 500 then success: the retry inside the same poll keeps the target up.
+    sim.fault("backup_job", "daily-backup", "error500_once")
+        .await;
+    let m = exp
+        .wait_metrics("a retried 500", |m| {
+            value(m, &outcome_series("zdm", "http_5xx")) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        value(&m, &target_up("zdm", "backup_job", "daily-backup")),
+        Some(1.0)
+    );
+
+    // Persistent 500: three attempts per poll (one try and two retries).
+    sim.fault("backup_job", "daily-backup", "error500").await;
+    exp.wait_metrics("three attempts", |m| {
+        value(m, &outcome_series("zdm", "http_5xx")).unwrap_or(0.0) >= 4.0
+            && value(m, &target_up("zdm", "backup_job", "daily-backup")) == Some(0.0)
+    })
+    .await;
+    let polls = value(&exp.metrics().await, &outcome_series("zdm", "http_5xx")).unwrap() - 1.0;
+    assert_eq!(
+        polls % 3.0,
+        0.0,
+        "every failing poll makes exactly three attempts"
+    );
+
+    // 429 with Retry-After: 6 s and a 2 s interval: no request before it passes.
+    sim.fault("backup_job", "daily-backup", "rate_limited:6")
+        .await;
+    exp.wait_metrics("a 429", |m| {
+        value(m, &outcome_series("zdm", "rate_limited")) == Some(1.0)
+    })
+    .await;
+    let after_429 = sim.requests("backup_job", "daily-backup").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        sim.requests("backup_job", "daily-backup").await,
+        after_429,
+        "no request inside Retry-After"
+    );
+    sim.fault("backup_job", "daily-backup", "none").await;
+    exp.wait_metrics("recovery after Retry-After", |m| {
+        value(m, &target_up("zdm", "backup_job", "daily-backup")) == Some(1.0)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_counted_once_and_a_restart_adds_nothing() {
+    let sim = Sim::start();
+    sim.fixture(
+        "backup_job",
+        "nightly",
+        &job_answer("run", "50%", "2025-01-15T01:00:00Z", "-"),
+    )
+    .await;
+    let yaml = zdm_config(&sim, FAST, "    backup_jobs: [nightly]\n");
+    let failed = runs("zdm", "nightly", "app-01", "/data", "failed");
+    let completed = runs("zdm", "nightly", "app-01", "/data", "completed");
+    let running = job_status("zdm", "nightly", "app-01", "/data", "running");
+
+    let exp = Exporter::start(&yaml);
+    exp.wait_metrics("running job", |m| value(m, &running) == Some(1.0))
+        .await;
+    let m = exp.metrics().await;
+    assert_eq!(value(&m, &failed), Some(0.0));
+    assert_eq!(value(&m, &completed), Some(0.0));
+
+    // The run fails: counted once, however many polls see it failed.
+    sim.fixture(
+        "backup_job",
+        "nightly",
+        &job_answer(
+            "fail",
+            "50%",
+            "2025-01-15T01:00:00Z",
+            "2025-01-15T01:20:00Z",
+        ),
+    )
+    .await;
+    exp.wait_metrics("failure counted", |m| value(m, &failed) == Some(1.0))
+        .await;
+    let before = sim.requests("backup_job", "nightly").await;
+    wait_for("more polls", Duration::from_secs(10), || async {
+        (sim.requests("backup_job", "nightly").await >= before + 3).then_some(())
+    })
+    .await;
+    let m = exp.metrics().await;
+    assert_eq!(value(&m, &failed), Some(1.0));
+    assert_eq!(
+        value(
+            &m,
+            &job_series(
+                "backup_job_last_success_time_seconds",
+                "zdm",
+                "backup",
+                "nightly",
+                "app-01",
+                "/data"
+            )
+        ),
+        None,
+        "a failed run is no success"
+    );
+
+    // A new run that starts and completes between two polls still counts (new start time).
+    sim.fixture(
+        "backup_job",
+        "nightly",
+        &job_answer(
+            "complete",
+            "100%",
+            "2025-01-16T01:00:00Z",
+            "2025-01-16T01:30:00Z",
+        ),
+    )
+    .await;
+    let m = exp
+        .wait_metrics("completion counted", |m| value(m, &completed) == Some(1.0))
+        .await;
+    assert_eq!(value(&m, &failed), Some(1.0));
+    assert_eq!(
+        value(
+            &m,
+            &job_series(
+                "backup_job_last_success_time_seconds",
+                "zdm",
+                "backup",
+                "nightly",
+                "app-01",
+                "/data"
+            )
+        ),
+        Some(1736991000.0)
+    );
+
+    // Restart: the finished run is seen for the first time again and not counted.
+    drop(exp);
+    let exp = Exporter::start(&yaml);
+    exp.wait_ready().await;
+    let m = exp
+        .wait_metrics("job after restart", |m| value(m, &completed).is_some())
+        .await;
+    for result in [
+        "completed",
+        "completed_with_warnings",
+        "failed",
+        "cancelled",
+    ] {
+        assert_eq!(
+            value(&m, &runs("zdm", "nightly", "app-01", "/data", result)),
+            Some(0.0),
+            "{result}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_targets_go_stale_and_vanished_jobs_go_at_once() {
+    let sim = Sim::start();
+    let yaml = zdm_config(
+        &sim,
+        "    interval: 300ms\n    timeout: 1s\n    stale_after: 2s\n",
+        "    servers: [server-01]\n    backup_jobs: [daily-backup]\n",
+    );
+    let exp = Exporter::start(&yaml);
+    exp.wait_ready().await;
+    let linux = job_status("zdm", "daily-backup", "linux-server-01", "/", "completed");
+    let root = job_status("zdm", "daily-backup-root", "server-01", "/", "completed");
+    let home = job_status("zdm", "daily-backup-home", "server-01", "/home", "running");
+    exp.wait_metrics("all jobs", |m| {
+        value(m, &linux) == Some(1.0) && value(m, &home) == Some(1.0)
+    })
+    .await;
+
+    // Failing polls: the series stay (target down) until stale_after, then go.
+    sim.fault("backup_job", "daily-backup", "error500").await;
+    let m = exp
+        .wait_metrics("target down", |m| {
+            value(m, &target_up("zdm", "backup_job", "daily-backup")) == Some(0.0)
+        })
+        .await;
+    assert_eq!(
+        value(&m, &linux),
+        Some(1.0),
+        "last-known series stay before stale_after"
+    );
+    exp.wait_metrics("stale series dropped", |m| value(m, &linux).is_none())
+        .await;
+    let m = exp.metrics().await;
+    assert_eq!(
+        value(&m, &target_up("zdm", "backup_job", "daily-backup")),
+        Some(0.0)
+    );
+    assert_eq!(value(&m, &root), Some(1.0));
+
+    // A job missing from a successful answer loses its series at once.
+    let mut answer = seed_000();
+    if let Some(jobs) = answer["data"]["job"].as_array_mut() {
+        jobs.retain(|j| j["info"]["name"] != "daily-backup-home");
+    }
+    sim.fixture("system", "server-01", &answer).await;
+    let m = exp
+        .wait_metrics("vanished job dropped", |m| value(m, &home).is_none())
+        .await;
+    assert_eq!(value(&m, &root), Some(1.0));
+}
+
+fn seed_000() -> serde_json::Value {
+    json!({
+        "success": true,
+        "requestID": "req-abc123",
+        "data": {
+            "system": { "name": "server-01" },
+            "summary": { "total": 3, "completed": 1, "inProgress": 1, "failed": 0, "pending": 1, "overallProgress": "45%" },
+            "job": [
+                { "info": { "name": "daily-backup-root", "partition": "/" },
+                  "progressInfo": { "status": "complete", "percent": "100%", "message": "Backup completed",
+                                    "start": "2025-01-15T02:00:00Z", "elapsed": "00:30:00", "end": "2025-01-15T02:30:00Z" },
+                  "log": [] },
+                { "info": { "name": "daily-backup-home", "partition": "/home" },
+                  "progressInfo": { "status": "run", "percent": "45%", "message": "Processing files...",
+                                    "start": "2025-01-15T03:00:00Z", "elapsed": "00:15:00", "end": "-" },
+                  "log": ["Starting backup...", "Processing files..."] }
+            ]
+        },
+        "message": "Server backup monitoring info",
+        "timestamp": "2025-01-15T11:15:00Z"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_job_reported_by_two_targets_is_one_series() {
+    let sim = Sim::start();
+    // A configured backup job that is also a job of server-01.
+    let mut dup = job_answer(
+        "complete",
+        "100%",
+        "2025-01-15T02:00:00Z",
+        "2025-01-15T02:30:00Z",
+    );
+    dup["data"]["system"]["name"] = json!("server-01");
+    dup["data"]["job"]["info"] = json!({ "name": "daily-backup-root", "partition": "/" });
+    sim.fixture("backup_job", "root-job", &dup).await;
+    let yaml = zdm_config(
+        &sim,
+        FAST,
+        "    servers: [server-01]\n    backup_jobs: [root-job]\n",
+    );
+    let exp = Exporter::start(&yaml);
+    exp.wait_ready().await;
+    let m = exp
+        .wait_metrics("both targets polled twice", |m| {
+            value(m, &outcome_series("zdm", "success")).unwrap_or(0.0) >= 4.0
+        })
+        .await;
+    let series = job_status("zdm", "daily-backup-root", "server-01", "/", "completed");
+    assert_eq!(
+        m.lines().filter(|l| l.starts_with(&series)).count(),
+        1,
+        "{m}"
+    );
+    let mut lines: Vec<&str> = m
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.rsplit_once(' ').unwrap().0)
+        .collect();
+    let total = lines.len();
+    lines.sort();
+    lines.dedup();
+    assert_eq!(lines.len(), total, "no duplicate series anywhere");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
+    let sim = Sim::start();
+    let first = zdm_config(&sim, FAST, "    backup_jobs: [daily-backup]\n");
+    let exp = Exporter::start(&first);
+    exp.wait_ready().await;
+    let reload_ok = "backup_exporter_config_last_reload_successful";
+
+    // SIGHUP with an added target.
+    let second = zdm_config(
+        &sim,
+        FAST,
+        "    backup_jobs: [daily-backup, daily-backup-win]\n",
+    );
+    write_config(exp.dir.path(), &second);
+    exp.proc.signal("HUP");
+    exp.wait_metrics("new target after SIGHUP", |m| {
+        value(m, &target_up("zdm", "backup_job", "daily-backup-win")) == Some(1.0)
+    })
+    .await;
+
+    // A bad config by POST /-/reload: refused, the running one keeps serving.
+    write_config(
+        exp.dir.path(),
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: not a url\n",
+    );
+    let resp = client().post(exp.url("/-/reload")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("upstreams[0]"), "{body}");
+    let m = exp.metrics().await;
+    assert_eq!(value(&m, &format!("{reload_ok} ")), None);
+    assert_eq!(value(&m, reload_ok), Some(0.0));
+    assert_eq!(
+        value(&m, &target_up("zdm", "backup_job", "daily-backup-win")),
+        Some(1.0)
+    );
+
+    // Removing a target by POST /-/reload drops its series.
+    write_config(exp.dir.path(), &first);
+    let resp = client().post(exp.url("/-/reload")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let m = exp.metrics().await;
+    assert_eq!(value(&m, reload_ok), Some(1.0));
+    assert_eq!(
+        value(&m, &target_up("zdm", "backup_job", "daily-backup-win")),
+        None
+    );
+    assert_eq!(
+        value(&m, &target_up("zdm", "backup_job", "daily-backup")),
+        Some(1.0)
+    );
+    assert_eq!(
+        client()
+            .get(exp.url("/-/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        405
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_flow_and_no_secret_in_any_output_at_trace() {
+    let sim = Sim::start();
+    let yaml = format!(
+        "upstreams:
+  - name: zdm
+    type: zdm
+    url: {}
+    api_prefix: /api
+    interval: 300ms
+    timeout: 1s
+    login: {{ path: /api/auth/issue, email_env: SIM_EMAIL, password_env: SIM_PASSWORD }}
+    backup_jobs: [daily-backup]
+  - name: zdm-token
+    type: zdm
+    url: {}
+    interval: 300ms
+    token_env: SIM_TOKEN
+    backup_jobs: [daily-backup-win]
+",
+        sim.url(),
+        sim.url()
+    );
+    let exp = Exporter::start_with(&yaml, &["--log.level", "trace"], &[]);
+    exp.wait_ready().await;
+    exp.wait_metrics("login worked", |m| {
+        value(m, &target_up("zdm", "backup_job", "daily-backup")) == Some(1.0)
+    })
+    .await;
+    // A 401 makes the exporter log in again and retry.
+    sim.fault("backup_job", "daily-backup", "unauthorized")
+        .await;
+    exp.wait_metrics("auth error", |m| {
+        value(m, &outcome_series("zdm", "auth_error")).unwrap_or(0.0) >= 2.0
+    })
+    .await;
+    sim.fault("backup_job", "daily-backup", "none").await;
+    exp.wait_metrics("recovered", |m| {
+        value(m, &target_up("zdm", "backup_job", "daily-backup")) == Some(1.0)
+    })
+    .await;
+    let logins = sim.stats().await["login"].as_u64().unwrap_or(0);
+    assert!(logins >= 2, "a 401 re-issues the token (logins: {logins})");
+
+    let (_, landing) = exp.get("/").await;
+    let metrics = exp.metrics().await;
+    let logs = exp.proc.stderr_text();
+    for secret in [TOKEN, PASSWORD] {
+        assert!(!logs.contains(secret), "secret in logs");
+        assert!(!metrics.contains(secret), "secret in /metrics");
+        assert!(!landing.contains(secret), "secret on the landing page");
+    }
+    assert!(
+        logs.contains("\"level\":\"TRACE\"") || logs.contains("\"level\":\"DEBUG\""),
+        "trace logging is on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_an_auth_error() {
+    let sim = Sim::start();
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    interval: 300ms\n    login: {{ email_env: SIM_EMAIL, password_env: SIM_PASSWORD }}\n    backup_jobs: [daily-backup]\n",
+        sim.url()
+    );
+    let exp = Exporter::start_with(&yaml, &[], &[("SIM_PASSWORD", "wrong-password")]);
+    exp.wait_ready().await;
+    let m = exp
+        .wait_metrics("auth error", |m| {
+            value(m, &outcome_series("zdm", "auth_error")).unwrap_or(0.0) >= 1.0
+        })
+        .await;
+    assert_eq!(
+        value(&m, &target_up("zdm", "backup_job", "daily-backup")),
+        Some(0.0)
+    );
+    assert!(!exp.proc.stderr_text().contains("wrong-password"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_landing_page_gzip_and_graceful_shutdown() {
+    let sim = Sim::start();
+    let yaml = zdm_config(
+        &sim,
+        FAST,
+        "    servers: [server-01]\n    recovery_jobs: [daily-recovery]\n",
+    );
+    let mut exp = Exporter::start(&yaml);
+    assert_eq!(exp.get("/-/healthy").await.0, 200);
+    exp.wait_ready().await;
+
+    let resp = client().get(exp.url("/metrics")).send().await.unwrap();
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let plain = resp.text().await.unwrap();
+    let gz = client()
+        .get(exp.url("/metrics"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    let compressed = gz.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert!(compressed.len() < plain.len());
+    assert!(text.contains("backup_job_status{"));
+
+    let (status, page) = exp.get("/").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "daily-backup-root",
+        "daily-recovery",
+        "s-running",
+        "Processing files...",
+        "width:45.0%",
+        "/metrics",
+    ] {
+        assert!(page.contains(needle), "landing page lacks {needle}");
+    }
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external assets"
+    );
+    assert_eq!(exp.get("/nope").await.0, 404);
+
+    exp.proc.signal("TERM");
+    assert_eq!(exp.proc.wait_exit(Duration::from_secs(10)), Some(0));
+}
