@@ -150,3 +150,34 @@ async fn demo_monitors_the_bundled_simulator_with_live_changing_metrics() {
         "lively landing page"
     );
 }
+
+#[test]
+fn every_example_config_passes_check_config() {
+    let env = [
+        ("ZDM_TOKEN", "t"),
+        ("ZDM_EMAIL", "e@example.com"),
+        ("ZDM_PASSWORD", "p"),
+    ];
+    let mut checked = 0;
+    for entry in std::fs::read_dir("config").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let mut cmd = Command::new(exporter_bin());
+        cmd.arg("--check-config").arg("--config").arg(&path);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2);
+}
