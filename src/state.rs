@@ -442,3 +442,196 @@ fn render(
     }
     out.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{System, TargetKind};
+
+    fn target(kind: TargetKind, name: &str) -> TargetId {
+        TargetId {
+            system: System::Zdm,
+            upstream: Arc::from("u"),
+            kind,
+            target: Arc::from(name),
+        }
+    }
+
+    fn job(status: Status, start: Option<f64>, end: Option<f64>) -> JobRecord {
+        JobRecord {
+            key: JobKey {
+                system: System::Zdm,
+                upstream: Arc::from("u"),
+                operation: "backup".into(),
+                job_name: "j".into(),
+                server: "s".into(),
+                volume: "/".into(),
+            },
+            status,
+            raw_status: String::new(),
+            progress: None,
+            elapsed_seconds: None,
+            start_time: start,
+            end_time: end,
+            info: Vec::new(),
+            message: None,
+        }
+    }
+
+    fn text(store: &Store) -> String {
+        store
+            .exposition()
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    }
+
+    fn runs(store: &Store, result: &str) -> Option<f64> {
+        let needle = format!("result=\"{result}\"}} ");
+        text(store)
+            .lines()
+            .find(|l| l.starts_with("backup_job_runs_total{") && l.contains(&needle))
+            .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
+    }
+
+    fn poll(store: &Store, t: &TargetId, jobs: Vec<JobRecord>) {
+        let output = PollOutput {
+            jobs,
+            summaries: Vec::new(),
+        };
+        store.record_poll(
+            t,
+            PollResult::Success(output),
+            Duration::from_millis(5),
+            1.0,
+        );
+    }
+
+    #[test]
+    fn runs_count_transitions_once_and_back_to_back_runs_by_start_time() {
+        let store = Store::new();
+        let t = target(TargetKind::BackupJob, "j");
+        store.set_targets(&[(t.clone(), Duration::from_secs(90))]);
+        poll(
+            &store,
+            &t,
+            vec![job(Status::Completed, Some(1.0), Some(2.0))],
+        );
+        assert_eq!(
+            runs(&store, "completed"),
+            Some(0.0),
+            "already finished when first seen"
+        );
+        poll(&store, &t, vec![job(Status::Running, Some(10.0), None)]);
+        poll(
+            &store,
+            &t,
+            vec![job(Status::Failed, Some(10.0), Some(20.0))],
+        );
+        poll(
+            &store,
+            &t,
+            vec![job(Status::Failed, Some(10.0), Some(20.0))],
+        );
+        assert_eq!(runs(&store, "failed"), Some(1.0));
+        // A whole run between two polls: a new start time.
+        poll(
+            &store,
+            &t,
+            vec![job(Status::Completed, Some(30.0), Some(40.0))],
+        );
+        assert_eq!(runs(&store, "completed"), Some(1.0));
+        // Without start times, a different end time tells the runs apart.
+        poll(&store, &t, vec![job(Status::Cancelled, None, Some(50.0))]);
+        poll(&store, &t, vec![job(Status::Cancelled, None, Some(50.0))]);
+        assert_eq!(runs(&store, "cancelled"), Some(1.0));
+        assert!(text(&store).contains("backup_job_last_success_time_seconds{system=\"zdm\",upstream=\"u\",operation=\"backup\",job_name=\"j\",server=\"s\",volume=\"/\"} 40\n"));
+    }
+
+    #[test]
+    fn one_identity_from_two_targets_renders_once_and_survives_either_leaving() {
+        let store = Store::new();
+        let server = target(TargetKind::Server, "s");
+        let single = target(TargetKind::BackupJob, "j");
+        store.set_targets(&[
+            (server.clone(), Duration::from_secs(90)),
+            (single.clone(), Duration::from_secs(90)),
+        ]);
+        poll(&store, &server, vec![job(Status::Running, Some(1.0), None)]);
+        poll(
+            &store,
+            &single,
+            vec![job(Status::Completed, Some(1.0), Some(2.0))],
+        );
+        let count = |store: &Store| {
+            text(store)
+                .lines()
+                .filter(|l| l.starts_with("backup_job_info{"))
+                .count()
+        };
+        assert_eq!(count(&store), 1);
+        assert!(
+            text(&store).contains("status=\"completed\"} 1"),
+            "newest observation wins"
+        );
+        assert_eq!(
+            runs(&store, "completed"),
+            Some(1.0),
+            "counted once across both targets"
+        );
+        poll(&store, &single, vec![]);
+        assert_eq!(count(&store), 1, "the server still reports it");
+        poll(&store, &server, vec![]);
+        assert_eq!(count(&store), 0);
+    }
+
+    #[test]
+    fn failures_keep_series_until_stale_and_gone_drops_them_at_once() {
+        let store = Store::new();
+        let t = target(TargetKind::BackupJob, "j");
+        store.set_targets(&[(t.clone(), Duration::from_millis(50))]);
+        assert!(!store.ready());
+        poll(&store, &t, vec![job(Status::Running, None, None)]);
+        assert!(store.ready());
+        store.record_poll(&t, PollResult::Failed, Duration::ZERO, 2.0);
+        let m = text(&store);
+        assert!(m.contains(
+            "backup_target_up{system=\"zdm\",upstream=\"u\",kind=\"backup_job\",target=\"j\"} 0"
+        ));
+        assert!(m.contains("backup_job_status{"));
+        std::thread::sleep(Duration::from_millis(60));
+        store.record_poll(&t, PollResult::Failed, Duration::ZERO, 3.0);
+        assert!(!text(&store).contains("backup_job_status{"));
+        poll(&store, &t, vec![job(Status::Running, None, None)]);
+        store.record_poll(&t, PollResult::Gone, Duration::ZERO, 4.0);
+        assert!(!text(&store).contains("backup_job_status{"));
+        assert!(text(&store).contains("backup_target_last_success_time_seconds{system=\"zdm\",upstream=\"u\",kind=\"backup_job\",target=\"j\"} 1\n"));
+    }
+
+    #[test]
+    fn families_are_never_split_across_targets() {
+        let store = Store::new();
+        let a = target(TargetKind::BackupJob, "a");
+        let b = target(TargetKind::BackupJob, "b");
+        store.set_targets(&[
+            (a.clone(), Duration::from_secs(9)),
+            (b.clone(), Duration::from_secs(9)),
+        ]);
+        let mut other = job(Status::Running, None, None);
+        other.key.job_name = "k".into();
+        poll(&store, &a, vec![job(Status::Running, None, None)]);
+        poll(&store, &b, vec![other]);
+        let m = text(&store);
+        let mut seen: Vec<&str> = Vec::new();
+        for line in m.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            if seen.last() != Some(&name) {
+                assert!(!seen.contains(&name), "{name} split:\n{m}");
+                seen.push(name);
+            }
+        }
+        assert_eq!(m.matches("# TYPE backup_job_status gauge").count(), 1);
+    }
+}

@@ -527,6 +527,141 @@ fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::{Status, StatusMap};
+    use crate::telemetry::Telemetry;
+
+    fn fields(telemetry: &Telemetry) -> FieldParser {
+        let mut map = StatusMap::new();
+        map.insert("verifying", Status::Running);
+        FieldParser::new(
+            System::Zdm,
+            std::sync::Arc::from("u"),
+            chrono_tz::Asia::Seoul,
+            map,
+            telemetry.clone(),
+        )
+    }
+
+    fn system(body: &str) -> PollOutput {
+        let telemetry = Telemetry::new();
+        let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
+        map_system(&fields(&telemetry), data, "configured-id")
+    }
+
+    #[test]
+    fn job_may_be_an_object_or_an_array() {
+        let one = system(
+            r#"{"success":true,"data":{"system":{"name":"s"},"job":{"info":{"name":"a","drive":"D:"},"progressInfo":{"status":"run"}}}}"#,
+        );
+        let many = system(
+            r#"{"success":true,"data":{"system":{"name":"s"},"job":[{"info":{"name":"a","drive":"D:"},"progressInfo":{"status":"run"}}]}}"#,
+        );
+        assert_eq!(one, many);
+        assert_eq!(one.jobs.len(), 1);
+        assert_eq!(one.jobs[0].key.volume, "D:");
+        assert_eq!(one.jobs[0].status, Status::Running);
+        assert!(one.summaries.is_empty());
+    }
+
+    #[test]
+    fn dashes_nulls_and_missing_fields_are_absent_not_zero() {
+        let out = system(
+            r#"{"success":true,"data":{"job":[{"info":{"name":"a"},"progressInfo":{"status":"pending","percent":"-","start":null,"elapsed":"","end":"-","message":"-"}}]}}"#,
+        );
+        let job = &out.jobs[0];
+        assert_eq!(
+            job.key.server, "configured-id",
+            "the configured id stands in for a missing system.name"
+        );
+        assert_eq!(job.key.volume, "");
+        assert_eq!(
+            (
+                job.progress,
+                job.elapsed_seconds,
+                job.start_time,
+                job.end_time
+            ),
+            (None, None, None, None)
+        );
+        assert_eq!(job.message, None);
+    }
+
+    #[test]
+    fn bad_fields_are_counted_and_the_rest_of_the_job_is_kept() {
+        let telemetry = Telemetry::new();
+        let body = r#"{"success":true,"data":{"system":{"name":"s"},"summary":{"total":"x","completed":2,"inProgress":"1","failed":0,"pending":0,"overallProgress":"150%"},"job":[
+            {"info":{"name":"a","partition":"/"},"progressInfo":{"status":"Verifying","percent":"abc","elapsed":{"h":1},"start":"yesterday","end":"2025-01-15 02:30:00"}},
+            {"info":{"partition":"/x"},"progressInfo":{"status":"run"}},
+            {"info":{"name":"c"},"progressInfo":{"status":"exploded","percent":45}}
+        ]}}"#;
+        let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
+        let out = map_system(&fields(&telemetry), data, "id");
+        assert_eq!(out.jobs.len(), 2, "the job without a name is skipped");
+        let a = &out.jobs[0];
+        assert_eq!(a.status, Status::Running, "status_map wins");
+        assert_eq!(
+            (a.progress, a.elapsed_seconds, a.start_time),
+            (None, None, None)
+        );
+        assert_eq!(
+            a.end_time,
+            Some(1736875800.0),
+            "naive time read in Asia/Seoul"
+        );
+        let c = &out.jobs[1];
+        assert_eq!(c.status, Status::Unknown);
+        assert_eq!(c.raw_status, "exploded");
+        assert_eq!(
+            c.progress,
+            Some(0.45),
+            "a number where a string was expected still parses"
+        );
+        for field in [
+            "percent",
+            "elapsed",
+            "start",
+            "info.name",
+            "status",
+            "summary.total",
+            "summary.overallProgress",
+        ] {
+            assert_eq!(telemetry.parse_error_count("zdm", "u", field), 1, "{field}");
+        }
+        let summary = &out.summaries[0];
+        assert_eq!(
+            (
+                summary.total,
+                summary.completed,
+                summary.running,
+                summary.progress
+            ),
+            (0, 2, 1, None)
+        );
+    }
+
+    #[test]
+    fn recovery_details_become_one_series_per_volume_with_source_and_target() {
+        let telemetry = Telemetry::new();
+        let body = r#"{"success":true,"data":{"system":{"source":{"name":"src"},"target":{"name":"dst"}},"job":{"info":{"name":"r"},"details":[
+            {"drive":"C:","progressInfo":{"status":"complete","percent":"100%","end":"2025-01-15T02:30:00Z"}},
+            {"partition":"/home","progressInfo":{"status":"fail"}}]}}}"#;
+        let data: RecoveryData = decode_envelope(body.as_bytes()).unwrap();
+        let out = map_recovery_job(&fields(&telemetry), data, "id");
+        assert_eq!(out.jobs.len(), 2);
+        assert!(out
+            .jobs
+            .iter()
+            .all(|j| j.key.operation == "restore" && j.key.server == "dst"));
+        assert_eq!(out.jobs[0].key.volume, "C:");
+        assert_eq!(out.jobs[1].status, Status::Failed);
+        assert_eq!(
+            out.jobs[0].info,
+            vec![
+                ("source_server", "src".to_string()),
+                ("target_server", "dst".to_string())
+            ]
+        );
+    }
 
     #[test]
     fn login_tokens_renew_a_minute_early_or_at_half_a_short_life() {
