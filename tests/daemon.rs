@@ -591,3 +591,27 @@ async fn endpoints_landing_page_gzip_and_graceful_shutdown() {
     exp.proc.signal("TERM");
     assert_eq!(exp.proc.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_refused_is_a_connect_error_retried_and_logged_once() {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let yaml = "upstreams:\n  - name: zdm\n    type: zdm\n    url: http://127.0.0.1:1\n    token_env: SIM_TOKEN\n    interval: 1s\n    backup_jobs: [daily-backup]\n";
+    let exp = Exporter::start(yaml);
+    exp.wait_ready().await;
+    let m = exp
+        .wait_metrics("three polls of three attempts", |m| {
+            value(m, &outcome_series("zdm", "connect_error")).unwrap_or(0.0) >= 9.0
+        })
+        .await;
+    assert_eq!(
+        value(&m, &target_up("zdm", "backup_job", "daily-backup")),
+        Some(0.0)
+    );
+    let logs = exp.proc.stderr_text();
+    assert_eq!(
+        logs.matches("target poll failing").count(),
+        1,
+        "logged when the fault starts, not every poll:\n{logs}"
+    );
+    assert!(logs.contains("\"outcome\":\"connect_error\""), "{logs}");
+}
