@@ -615,3 +615,35 @@ async fn connection_refused_is_a_connect_error_retried_and_logged_once() {
     );
     assert!(logs.contains("\"outcome\":\"connect_error\""), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
+    let sim = Sim::start();
+    for id in ["daily-backup", "daily-backup-win", "incomplete-job"] {
+        sim.fault("backup_job", id, "slow:1").await;
+    }
+    let yaml = zdm_config(
+        &sim,
+        "    interval: 30s\n    timeout: 5s\n    concurrency: 1\n",
+        "    backup_jobs: [daily-backup, daily-backup-win, incomplete-job]\n",
+    );
+    let started = std::time::Instant::now();
+    let exp = Exporter::start(&yaml);
+    exp.wait_ready().await;
+    // One request at a time: three one-second answers take three seconds, not one.
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "{:?}",
+        started.elapsed()
+    );
+    let m = exp.metrics().await;
+    let slowest = m
+        .lines()
+        .filter(|l| l.starts_with("backup_target_poll_duration_seconds{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    assert!(
+        slowest >= 2.9,
+        "the last target waited for the other two: {slowest}"
+    );
+}
