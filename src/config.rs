@@ -87,6 +87,8 @@ impl Default for Settings {
 #[derive(Debug, Clone)]
 pub enum UpstreamKind {
     Zdm(ZdmConfig),
+    Scp(ScpConfig),
+    Azure(AzureConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,58 @@ pub enum ZdmAuth {
         email: Secret,
         password: Secret,
     },
+}
+
+/// Samsung Cloud Platform backup restore histories.
+#[derive(Debug, Clone)]
+pub struct ScpConfig {
+    /// Base URL, no trailing slash.
+    pub url: String,
+    pub access_key: Secret,
+    pub secret_key: Secret,
+    /// Sent as `Scp-AccountId` and signed when given.
+    pub account_id: Option<String>,
+    pub backups: Vec<ScpBackup>,
+}
+
+/// One SCP backup whose restore histories are polled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScpBackup {
+    pub id: String,
+    /// The `job_name` label; the backup id when not configured.
+    pub name: Option<String>,
+}
+
+/// Azure Backup (Recovery Services vaults) through the ARM API.
+#[derive(Debug, Clone)]
+pub struct AzureConfig {
+    pub auth: AzureAuth,
+    pub subscription_id: String,
+    pub vaults: Vec<AzureVault>,
+    /// The job list window.
+    pub lookback: Duration,
+    pub api_version: String,
+    /// No trailing slash.
+    pub management_url: String,
+    /// No trailing slash: the Azure AD authority, or the IMDS base with managed identity.
+    pub authority_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum AzureAuth {
+    ClientSecret {
+        tenant_id: String,
+        client_id: String,
+        secret: Secret,
+    },
+    /// The VM's or pod's managed identity through IMDS; `client_id` picks a user-assigned one.
+    ManagedIdentity { client_id: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AzureVault {
+    pub resource_group: String,
+    pub name: String,
 }
 
 /// One identifier to poll, with the query filters to send.
@@ -161,28 +215,58 @@ impl std::error::Error for ConfigErrors {}
 impl Upstream {
     /// One line for `--check-config` and the startup log; never contains a secret.
     pub fn summary(&self) -> String {
-        let UpstreamKind::Zdm(zdm) = &self.kind;
-        let auth = match &zdm.auth {
-            ZdmAuth::Token(_) => "auth token".to_owned(),
-            ZdmAuth::Login { path, .. } => format!("auth login {path}"),
-        };
-        format!(
-            "{}: {} {}{}, {}, {}, {}, every {}, {auth}",
-            self.name,
-            self.system(),
-            zdm.url,
-            zdm.api_prefix,
-            count(zdm.servers.len(), "server"),
-            count(zdm.backup_jobs.len(), "backup job"),
-            count(zdm.recovery_jobs.len(), "recovery job"),
-            humantime::format_duration(self.settings.interval),
-        )
+        let every = humantime::format_duration(self.settings.interval);
+        match &self.kind {
+            UpstreamKind::Zdm(zdm) => {
+                let auth = match &zdm.auth {
+                    ZdmAuth::Token(_) => "auth token".to_owned(),
+                    ZdmAuth::Login { path, .. } => format!("auth login {path}"),
+                };
+                format!(
+                    "{}: {} {}{}, {}, {}, {}, every {every}, {auth}",
+                    self.name,
+                    self.system(),
+                    zdm.url,
+                    zdm.api_prefix,
+                    count(zdm.servers.len(), "server"),
+                    count(zdm.backup_jobs.len(), "backup job"),
+                    count(zdm.recovery_jobs.len(), "recovery job"),
+                )
+            }
+            UpstreamKind::Scp(scp) => format!(
+                "{}: scp {}, {}, every {every}, auth signature v2{}",
+                self.name,
+                scp.url,
+                count(scp.backups.len(), "backup"),
+                if scp.account_id.is_some() {
+                    " with account id"
+                } else {
+                    ""
+                },
+            ),
+            UpstreamKind::Azure(az) => {
+                let auth = match &az.auth {
+                    AzureAuth::ClientSecret { .. } => "client secret",
+                    AzureAuth::ManagedIdentity { .. } => "managed identity",
+                };
+                format!(
+                    "{}: azure {} subscription {}, {}, lookback {}, every {every}, auth {auth}",
+                    self.name,
+                    az.management_url,
+                    az.subscription_id,
+                    count(az.vaults.len(), "vault"),
+                    humantime::format_duration(az.lookback),
+                )
+            }
+        }
     }
 
     /// The `system` label.
     pub fn system(&self) -> &'static str {
         match self.kind {
             UpstreamKind::Zdm(_) => "zdm",
+            UpstreamKind::Scp(_) => "scp",
+            UpstreamKind::Azure(_) => "azure",
         }
     }
 }
@@ -303,6 +387,145 @@ struct RawLogin {
     password_env: String,
 }
 
+/// A `type: scp` upstream (Samsung Cloud Platform backup restore histories).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScp {
+    /// Unique name; becomes the `upstream` label.
+    name: String,
+    /// `scp`.
+    #[serde(rename = "type")]
+    _type: String,
+    /// Base URL of the SCP OpenAPI endpoint, e.g. `https://scp.example.com`.
+    url: String,
+    /// Environment variable holding the access key.
+    access_key_env: String,
+    /// Environment variable holding the secret key.
+    secret_key_env: String,
+    /// Optional account id, sent as `Scp-AccountId` and signed.
+    account_id: Option<Scalar>,
+    /// Extra raw status -> normalized status.
+    status_map: Option<BTreeMap<String, String>>,
+    /// Backups to poll: `GET /v1/backups/{id}/restore-histories`; a bare id or `{id, name}`.
+    backups: Option<Vec<RawScpBackup>>,
+    /// Overrides `defaults.interval`.
+    interval: Option<RawDuration>,
+    /// Overrides `defaults.timeout`.
+    timeout: Option<RawDuration>,
+    /// Overrides `defaults.concurrency`.
+    concurrency: Option<usize>,
+    /// Overrides `defaults.timezone` (SCP restore times carry no offset).
+    timezone: Option<String>,
+    /// Overrides `defaults.stale_after`.
+    stale_after: Option<RawDuration>,
+    /// Overrides `defaults.max_body_bytes`.
+    max_body_bytes: Option<u64>,
+}
+
+/// An SCP backup: its id, and the name to export as `job_name`.
+#[derive(Debug)]
+struct RawScpBackup {
+    id: String,
+    name: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawScpBackup {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            id: Scalar,
+            name: Option<Scalar>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Bare(Scalar),
+            Full(Full),
+        }
+        match Either::deserialize(d) {
+            Ok(Either::Bare(Scalar(id))) => Ok(RawScpBackup { id, name: None }),
+            Ok(Either::Full(f)) => Ok(RawScpBackup {
+                id: f.id.0,
+                name: f.name.map(|n| n.0),
+            }),
+            Err(_) => Err(de::Error::custom(
+                "expected a backup id or a map with `id` and an optional `name`",
+            )),
+        }
+    }
+}
+
+/// A `type: azure` upstream (Azure Backup jobs of Recovery Services vaults).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAzure {
+    /// Unique name; becomes the `upstream` label.
+    name: String,
+    /// `azure`.
+    #[serde(rename = "type")]
+    _type: String,
+    /// Azure AD tenant (directory) id; required with a client secret.
+    tenant_id: Option<String>,
+    /// Application (client) id; required with a client secret, picks a user-assigned
+    /// identity with `managed_identity`.
+    client_id: Option<String>,
+    /// Environment variable holding the client secret.
+    client_secret_env: Option<String>,
+    /// File holding the client secret (relative to the config file's directory).
+    client_secret_file: Option<String>,
+    /// Use the managed identity (IMDS) instead of a client secret.
+    managed_identity: Option<bool>,
+    /// The subscription holding the vaults.
+    subscription_id: String,
+    /// Vaults to poll: `{resource_group, name}`.
+    vaults: Option<Vec<RawVault>>,
+    /// The job list window (default 24h).
+    lookback: Option<RawDuration>,
+    /// ARM api-version of the backupJobs calls (default 2017-07-01).
+    api_version: Option<Scalar>,
+    /// ARM endpoint (default https://management.azure.com).
+    management_url: Option<String>,
+    /// Azure AD authority (default https://login.microsoftonline.com), or the IMDS base
+    /// (default http://169.254.169.254) with `managed_identity`.
+    authority_url: Option<String>,
+    /// Extra raw status -> normalized status.
+    status_map: Option<BTreeMap<String, String>>,
+    /// Overrides `defaults.interval`.
+    interval: Option<RawDuration>,
+    /// Overrides `defaults.timeout`.
+    timeout: Option<RawDuration>,
+    /// Overrides `defaults.concurrency`.
+    concurrency: Option<usize>,
+    /// Overrides `defaults.timezone`.
+    timezone: Option<String>,
+    /// Overrides `defaults.stale_after`.
+    stale_after: Option<RawDuration>,
+    /// Overrides `defaults.max_body_bytes`.
+    max_body_bytes: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVault {
+    resource_group: String,
+    name: String,
+}
+
+/// The per-upstream setting overrides, whatever the upstream type.
+macro_rules! overrides_of {
+    ($raw:expr) => {
+        RawSettings {
+            interval: $raw.interval.take(),
+            timeout: $raw.timeout.take(),
+            concurrency: $raw.concurrency.take(),
+            timezone: $raw.timezone.take(),
+            stale_after: $raw.stale_after.take(),
+            max_body_bytes: $raw.max_body_bytes.take(),
+        }
+    };
+}
+
 /// A duration-like value as written; interpreted during validation so the error can
 /// say which forms are accepted.
 #[derive(Debug)]
@@ -373,6 +596,7 @@ impl<'de> Deserialize<'de> for RawTarget {
 }
 
 /// A string, number or bool, kept as text (it ends up in a URL).
+#[derive(Debug)]
 struct Scalar(String);
 
 impl<'de> Deserialize<'de> for Scalar {
@@ -406,7 +630,12 @@ impl<'de> Deserialize<'de> for Scalar {
 // ---------------------------------------------------------------------------
 // Validation.
 
-const SUPPORTED_TYPES: &str = "zdm";
+const SUPPORTED_TYPES: &str = "zdm, scp, azure";
+const DEFAULT_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_AZURE_API_VERSION: &str = "2017-07-01";
+const DEFAULT_MANAGEMENT_URL: &str = "https://management.azure.com";
+const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
+const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
 const TOP_LEVEL_KEYS: [&str; 3] = ["listen", "defaults", "upstreams"];
 const DEFAULT_API_PREFIX: &str = "/api/v1";
 const DEFAULT_LOGIN_PATH: &str = "/api/auth/issue";
@@ -755,6 +984,14 @@ impl Cx<'_> {
                 let raw = self.typed::<RawZdm>(path, item)?;
                 self.zdm(path, raw, defaults)
             }
+            Some(Value::String(t)) if t == "scp" => {
+                let raw = self.typed::<RawScp>(path, item)?;
+                self.scp(path, raw, defaults)
+            }
+            Some(Value::String(t)) if t == "azure" => {
+                let raw = self.typed::<RawAzure>(path, item)?;
+                self.azure(path, raw, defaults)
+            }
             Some(other) => {
                 let shown = other
                     .as_str()
@@ -768,7 +1005,12 @@ impl Cx<'_> {
         }
     }
 
-    fn zdm(&mut self, path: &str, raw: RawZdm, defaults: Option<&Defaults>) -> Option<Upstream> {
+    fn zdm(
+        &mut self,
+        path: &str,
+        mut raw: RawZdm,
+        defaults: Option<&Defaults>,
+    ) -> Option<Upstream> {
         let errors_before = self.errors.len();
         let p = |key: &str| join(path, key);
 
@@ -783,31 +1025,9 @@ impl Cx<'_> {
                 .unwrap_or_default(),
         };
         let auth = self.zdm_auth(path, &raw);
-        let settings = self.settings(path, &raw, defaults);
+        let settings = self.settings(path, &overrides_of!(raw), defaults);
 
-        let mut status_map = StatusMap::new();
-        for (key, value) in raw.status_map.iter().flatten() {
-            let entry = format!("{}.{key}", p("status_map"));
-            if crate::parse::normalize_status(key).is_empty() {
-                self.error(
-                    entry.clone(),
-                    "status_map key must contain a letter or digit",
-                );
-            }
-            match Status::from_label(value.trim()) {
-                Some(status) => status_map.insert(key, status),
-                None => {
-                    let labels: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                    self.error(
-                        entry,
-                        format!(
-                            "unknown status `{value}`, expected one of {}",
-                            labels.join(", ")
-                        ),
-                    );
-                }
-            }
-        }
+        let status_map = self.status_map(&p("status_map"), raw.status_map.as_ref());
 
         let servers = self.targets(&p("servers"), raw.servers, "server", SERVER_QUERY);
         let backup_jobs = self.targets(
@@ -847,10 +1067,302 @@ impl Cx<'_> {
         })
     }
 
+    fn status_map(&mut self, path: &str, raw: Option<&BTreeMap<String, String>>) -> StatusMap {
+        let mut status_map = StatusMap::new();
+        for (key, value) in raw.into_iter().flatten() {
+            let entry = format!("{path}.{key}");
+            if crate::parse::normalize_status(key).is_empty() {
+                self.error(
+                    entry.clone(),
+                    "status_map key must contain a letter or digit",
+                );
+            }
+            match Status::from_label(value.trim()) {
+                Some(status) => status_map.insert(key, status),
+                None => {
+                    let labels: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                    self.error(
+                        entry,
+                        format!(
+                            "unknown status `{value}`, expected one of {}",
+                            labels.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        status_map
+    }
+
+    fn scp(
+        &mut self,
+        path: &str,
+        mut raw: RawScp,
+        defaults: Option<&Defaults>,
+    ) -> Option<Upstream> {
+        let errors_before = self.errors.len();
+        let p = |key: &str| join(path, key);
+        if raw.name.trim().is_empty() {
+            self.error(p("name"), "must not be empty");
+        }
+        let url = self.url(&p("url"), &raw.url);
+        let access_key = self.env_secret(&p("access_key_env"), &raw.access_key_env);
+        let secret_key = self.env_secret(&p("secret_key_env"), &raw.secret_key_env);
+        let account_id = raw.account_id.take().map(|a| a.0.trim().to_owned());
+        if account_id.as_deref() == Some("") {
+            self.error(p("account_id"), "must not be empty (leave it out instead)");
+        }
+        let settings = self.settings(path, &overrides_of!(raw), defaults);
+        let status_map = self.status_map(&p("status_map"), raw.status_map.as_ref());
+
+        let mut backups = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, b) in raw.backups.take().into_iter().flatten().enumerate() {
+            let bp = format!("{}[{i}]", p("backups"));
+            let id = b.id.trim().to_owned();
+            let valid = !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                self.error(
+                    bp,
+                    format!("invalid backup id `{id}`: expected letters, digits, - or _"),
+                );
+                continue;
+            }
+            if let Some(first) = seen.get(&id) {
+                self.error(
+                    bp,
+                    format!(
+                        "duplicate backup `{id}` (also at {}[{first}])",
+                        p("backups")
+                    ),
+                );
+                continue;
+            }
+            seen.insert(id.clone(), i);
+            let name = b
+                .name
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty());
+            backups.push(ScpBackup { id, name });
+        }
+        if backups.is_empty() {
+            self.error(path, "no targets: list at least one backup under `backups`");
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(Upstream {
+            name: raw.name,
+            settings: settings?,
+            status_map,
+            kind: UpstreamKind::Scp(ScpConfig {
+                url: url?,
+                access_key: access_key?,
+                secret_key: secret_key?,
+                account_id,
+                backups,
+            }),
+        })
+    }
+
+    fn azure(
+        &mut self,
+        path: &str,
+        mut raw: RawAzure,
+        defaults: Option<&Defaults>,
+    ) -> Option<Upstream> {
+        let errors_before = self.errors.len();
+        let p = |key: &str| join(path, key);
+        if raw.name.trim().is_empty() {
+            self.error(p("name"), "must not be empty");
+        }
+        let auth = self.azure_auth(path, &raw);
+        let managed = matches!(auth, Some(AzureAuth::ManagedIdentity { .. }));
+        let subscription_id = raw.subscription_id.trim().to_owned();
+        if !is_azure_name(&subscription_id) {
+            self.error(
+                p("subscription_id"),
+                format!("invalid subscription id `{subscription_id}`"),
+            );
+        }
+        let lookback = match &raw.lookback {
+            None => Some(DEFAULT_LOOKBACK),
+            Some(d) => self.duration(&p("lookback"), d),
+        };
+        let api_version = raw.api_version.take().map_or_else(
+            || DEFAULT_AZURE_API_VERSION.to_owned(),
+            |v| v.0.trim().to_owned(),
+        );
+        if api_version.is_empty()
+            || !api_version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            self.error(
+                p("api_version"),
+                format!("invalid api_version `{api_version}`, expected e.g. 2017-07-01"),
+            );
+        }
+        let management_url = self.url(
+            &p("management_url"),
+            raw.management_url
+                .as_deref()
+                .unwrap_or(DEFAULT_MANAGEMENT_URL),
+        );
+        let default_authority = if managed {
+            DEFAULT_IMDS_URL
+        } else {
+            DEFAULT_AUTHORITY_URL
+        };
+        let authority_url = self.url(
+            &p("authority_url"),
+            raw.authority_url.as_deref().unwrap_or(default_authority),
+        );
+        let settings = self.settings(path, &overrides_of!(raw), defaults);
+        let status_map = self.status_map(&p("status_map"), raw.status_map.as_ref());
+
+        let mut vaults = Vec::new();
+        for (i, v) in raw.vaults.take().into_iter().flatten().enumerate() {
+            let vp = format!("{}[{i}]", p("vaults"));
+            let vault = AzureVault {
+                resource_group: v.resource_group.trim().to_owned(),
+                name: v.name.trim().to_owned(),
+            };
+            if !is_azure_name(&vault.resource_group) {
+                self.error(
+                    format!("{vp}.resource_group"),
+                    format!("invalid resource group `{}`", vault.resource_group),
+                );
+                continue;
+            }
+            if !is_azure_name(&vault.name) {
+                self.error(
+                    format!("{vp}.name"),
+                    format!("invalid vault name `{}`", vault.name),
+                );
+                continue;
+            }
+            if vaults.contains(&vault) {
+                self.error(
+                    vp,
+                    format!("duplicate vault `{}/{}`", vault.resource_group, vault.name),
+                );
+                continue;
+            }
+            vaults.push(vault);
+        }
+        if vaults.is_empty() {
+            self.error(path, "no targets: list at least one vault under `vaults`");
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(Upstream {
+            name: raw.name,
+            settings: settings?,
+            status_map,
+            kind: UpstreamKind::Azure(AzureConfig {
+                auth: auth?,
+                subscription_id,
+                vaults,
+                lookback: lookback?,
+                api_version,
+                management_url: management_url?,
+                authority_url: authority_url?,
+            }),
+        })
+    }
+
+    fn azure_auth(&mut self, path: &str, raw: &RawAzure) -> Option<AzureAuth> {
+        let p = |key: &str| join(path, key);
+        let mut methods = Vec::new();
+        if raw.client_secret_env.is_some() {
+            methods.push("client_secret_env");
+        }
+        if raw.client_secret_file.is_some() {
+            methods.push("client_secret_file");
+        }
+        if raw.managed_identity == Some(true) {
+            methods.push("managed_identity");
+        }
+        if methods.len() > 1 {
+            self.error(
+                path,
+                format!(
+                    "more than one authentication method ({}); set exactly one of client_secret_env, client_secret_file, managed_identity: true",
+                    methods.join(", ")
+                ),
+            );
+            return None;
+        }
+        let client_id = raw
+            .client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        if raw.managed_identity == Some(true) {
+            if let Some(c) = client_id {
+                if !is_azure_name(c) {
+                    self.error(p("client_id"), format!("invalid client id `{c}`"));
+                    return None;
+                }
+            }
+            return Some(AzureAuth::ManagedIdentity {
+                client_id: client_id.map(str::to_owned),
+            });
+        }
+        let secret = if let Some(var) = &raw.client_secret_env {
+            self.env_secret(&p("client_secret_env"), var)
+        } else if let Some(file) = &raw.client_secret_file {
+            self.token_file(&p("client_secret_file"), file)
+        } else {
+            self.error(
+                path,
+                "missing authentication: set client_secret_env, client_secret_file or managed_identity: true",
+            );
+            return None;
+        };
+        let tenant_id = raw
+            .tenant_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let tenant_id = match tenant_id {
+            Some(t) if is_azure_name(t) => Some(t.to_owned()),
+            Some(t) => {
+                self.error(p("tenant_id"), format!("invalid tenant id `{t}`"));
+                None
+            }
+            None => {
+                self.error(p("tenant_id"), "required with a client secret");
+                None
+            }
+        };
+        let client_id = match client_id {
+            Some(c) if is_azure_name(c) => Some(c.to_owned()),
+            Some(c) => {
+                self.error(p("client_id"), format!("invalid client id `{c}`"));
+                None
+            }
+            None => {
+                self.error(p("client_id"), "required with a client secret");
+                None
+            }
+        };
+        Some(AzureAuth::ClientSecret {
+            tenant_id: tenant_id?,
+            client_id: client_id?,
+            secret: secret?,
+        })
+    }
+
     fn settings(
         &mut self,
         path: &str,
-        raw: &RawZdm,
+        raw: &RawSettings,
         defaults: Option<&Defaults>,
     ) -> Option<Settings> {
         let p = |key: &str| join(path, key);
@@ -1113,6 +1625,13 @@ impl Cx<'_> {
     }
 }
 
+/// Ids and names that go into ARM URL paths: letters, digits, `-`, `_`, `.`, `(`, `)`.
+fn is_azure_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+}
+
 /// Stores a validated override, or records that validation failed.
 fn set<T>(value: Option<T>, slot: &mut T, ok: &mut bool) {
     match value {
@@ -1165,8 +1684,10 @@ mod tests {
     }
 
     fn zdm(u: &Upstream) -> &ZdmConfig {
-        let UpstreamKind::Zdm(z) = &u.kind;
-        z
+        match &u.kind {
+            UpstreamKind::Zdm(z) => z,
+            other => panic!("not zdm: {other:?}"),
+        }
     }
 
     fn target(id: &str, query: &[(&str, &str)]) -> ZdmTarget {
@@ -1391,9 +1912,9 @@ upstreams:
             "upstreams[0].servers[1]: duplicate server `x` (also at upstreams[0].servers[0])",
             "upstreams[0].servers[2].colour: unknown key `colour`",
             "upstreams[1].name: duplicate upstream name `a` (also used by upstreams[0])",
-            "upstreams[1].type: unknown type `scp` (supported types: zdm)",
+            "upstreams[1]: missing key `url`",
             "upstreams[2].typo: unknown key `typo`",
-            "upstreams[3]: missing `type` (supported types: zdm)",
+            "upstreams[3]: missing `type` (supported types: zdm, scp, azure)",
             "upstreams[4]: missing authentication",
         ];
         for want in expected {

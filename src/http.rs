@@ -105,6 +105,8 @@ pub struct Limits {
 pub struct StatusRules {
     /// ZDM answers 400 when a job's data is incomplete: `incomplete`, not `http_4xx`.
     pub bad_request_is_incomplete: bool,
+    /// Token endpoints answer 400 for bad client credentials: `auth_error`.
+    pub bad_request_is_auth_error: bool,
 }
 
 /// An answer whose status was 2xx, with its whole (capped) body.
@@ -297,6 +299,7 @@ pub fn classify_status(status: StatusCode, rules: StatusRules) -> Outcome {
     match status.as_u16() {
         200..=299 => Outcome::Success,
         400 if rules.bad_request_is_incomplete => Outcome::Incomplete,
+        400 if rules.bad_request_is_auth_error => Outcome::AuthError,
         401 | 403 => Outcome::AuthError,
         404 => Outcome::NotFound,
         429 => Outcome::RateLimited,
@@ -416,6 +419,7 @@ mod tests {
     fn statuses_map_to_the_contract_outcomes() {
         let zdm = StatusRules {
             bad_request_is_incomplete: true,
+            ..StatusRules::default()
         };
         let plain = StatusRules::default();
         let cases = [

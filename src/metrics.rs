@@ -338,6 +338,8 @@ mod tests {
             end_time: None,
             message: None,
             info: vec![],
+            ended_runs: None,
+            newest_success_end: None,
         }
     }
 

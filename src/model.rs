@@ -9,12 +9,16 @@ use crate::parse::Status;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum System {
     Zdm,
+    Scp,
+    Azure,
 }
 
 impl System {
     pub fn as_str(self) -> &'static str {
         match self {
             System::Zdm => "zdm",
+            System::Scp => "scp",
+            System::Azure => "azure",
         }
     }
 }
@@ -25,6 +29,10 @@ pub enum TargetKind {
     Server,
     BackupJob,
     RecoveryJob,
+    /// An SCP backup (its restore histories).
+    Backup,
+    /// An Azure Recovery Services vault.
+    Vault,
 }
 
 impl TargetKind {
@@ -33,6 +41,8 @@ impl TargetKind {
             TargetKind::Server => "server",
             TargetKind::BackupJob => "backup_job",
             TargetKind::RecoveryJob => "recovery_job",
+            TargetKind::Backup => "backup",
+            TargetKind::Vault => "vault",
         }
     }
 }
@@ -83,6 +93,14 @@ pub struct JobRecord {
     pub message: Option<String>,
     /// Descriptive labels of `backup_job_info` (e.g. source_server, target_server), sorted by name.
     pub info: Vec<(&'static str, String)>,
+    /// How runs are counted. `None`: the store counts the ends it sees in this record's
+    /// status transitions. `Some`: the source tells individual runs apart itself (SCP
+    /// history entries, Azure job ids) and these are the results of the runs it saw end
+    /// since its previous poll.
+    pub ended_runs: Option<Vec<Status>>,
+    /// End time of the newest completed run the source saw, when that is not this
+    /// record's own run (an older history entry or job).
+    pub newest_success_end: Option<f64>,
 }
 
 /// The ZDM per-server summary block.

@@ -377,38 +377,37 @@ impl Inner {
 /// Updates run counting and the last success with one observation of a job.
 fn observe(memory: &mut HashMap<JobKey, Memory>, job: &JobRecord) {
     let mark = RunMark::of(job);
-    let success_end = match job.status {
+    let own_success = match job.status {
         Status::Completed | Status::CompletedWithWarnings => job.end_time,
         _ => None,
     };
-    match memory.get_mut(&job.key) {
-        None => {
-            // First sight: a run that already ended is not counted, so a restart adds nothing.
-            memory.insert(
-                job.key.clone(),
-                Memory {
-                    history: JobHistory {
-                        runs: [0; 4],
-                        last_success: success_end,
-                    },
-                    last: mark,
-                },
-            );
-        }
-        Some(m) => {
-            if mark.ends_new_run(&m.last) {
-                if let Some(i) = metrics::RUN_RESULTS.iter().position(|r| *r == job.status) {
-                    m.history.runs[i] += 1;
-                }
-            }
-            if let Some(end) = success_end {
-                if m.history.last_success.is_none_or(|prev| end > prev) {
-                    m.history.last_success = Some(end);
-                }
-            }
-            m.last = mark;
+    let success_end = match (own_success, job.newest_success_end) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let first_sight = !memory.contains_key(&job.key);
+    let m = memory.entry(job.key.clone()).or_insert_with(|| Memory {
+        history: JobHistory::default(),
+        last: mark,
+    });
+    let ended: Vec<Status> = match &job.ended_runs {
+        Some(reported) => reported.clone(),
+        // First sight: a run that already ended is not counted, so a restart adds nothing.
+        None if first_sight => Vec::new(),
+        None if mark.ends_new_run(&m.last) => vec![job.status],
+        None => Vec::new(),
+    };
+    for status in ended {
+        if let Some(i) = metrics::RUN_RESULTS.iter().position(|r| *r == status) {
+            m.history.runs[i] += 1;
         }
     }
+    if let Some(end) = success_end {
+        if m.history.last_success.is_none_or(|prev| end > prev) {
+            m.history.last_success = Some(end);
+        }
+    }
+    m.last = mark;
 }
 
 fn render(
@@ -477,6 +476,8 @@ mod tests {
             end_time: end,
             info: Vec::new(),
             message: None,
+            ended_runs: None,
+            newest_success_end: None,
         }
     }
 

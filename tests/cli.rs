@@ -113,7 +113,7 @@ async fn demo_monitors_the_bundled_simulator_with_live_changing_metrics() {
     let exp = Exporter::launch(cmd, tempfile::tempdir().unwrap());
     exp.wait_ready().await;
     let first = exp.metrics().await;
-    for upstream in ["demo-zdm", "demo-zdm-legacy"] {
+    for upstream in ["demo-zdm", "demo-zdm-legacy", "demo-scp", "demo-azure"] {
         let up = first
             .lines()
             .filter(|l| {
@@ -157,6 +157,9 @@ fn every_example_config_passes_check_config() {
         ("ZDM_TOKEN", "t"),
         ("ZDM_EMAIL", "e@example.com"),
         ("ZDM_PASSWORD", "p"),
+        ("SCP_ACCESS_KEY", "a"),
+        ("SCP_SECRET_KEY", "s"),
+        ("AZURE_CLIENT_SECRET", "c"),
     ];
     let mut checked = 0;
     for entry in std::fs::read_dir("config").unwrap() {
@@ -179,5 +182,5 @@ fn every_example_config_passes_check_config() {
         );
         checked += 1;
     }
-    assert!(checked >= 2);
+    assert!(checked >= 4, "one example per system and a combined one");
 }

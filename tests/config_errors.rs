@@ -9,6 +9,8 @@ use backup_exporter::config::{self, ZdmAuth};
 const TOKEN: &str = "tok-integration-SECRET";
 const EMAIL: &str = "ops@SECRET.example";
 const PASSWORD: &str = "pw-integration-SECRET";
+const SCP_SECRET: &str = "scp-integration-SECRET";
+const AZURE_SECRET: &str = "azure-integration-SECRET";
 
 /// Every error kind with its own file; adding a file means adding it here.
 const INVALID: &[&str] = &[
@@ -36,6 +38,13 @@ const INVALID: &[&str] = &[
     "invalid-wrong-type.yaml",
     "invalid-yaml-syntax.yaml",
     "invalid-zero-duration.yaml",
+    "invalid-scp-no-backups.yaml",
+    "invalid-scp-backup-id.yaml",
+    "invalid-azure-missing-auth.yaml",
+    "invalid-azure-tenant.yaml",
+    "invalid-azure-vault-key.yaml",
+    "invalid-azure-multiple-auth.yaml",
+    "invalid-azure-lookback.yaml",
 ];
 
 fn data_dir() -> PathBuf {
@@ -48,6 +57,9 @@ fn fake_env(name: &str) -> Option<String> {
         "ZDM_EMAIL" => Some(EMAIL.to_owned()),
         "ZDM_PASSWORD" => Some(PASSWORD.to_owned()),
         "ZDM_EMPTY" => Some(String::new()),
+        "SCP_ACCESS_KEY" => Some("scp-access".to_owned()),
+        "SCP_SECRET_KEY" => Some(SCP_SECRET.to_owned()),
+        "AZURE_CLIENT_SECRET" => Some(AZURE_SECRET.to_owned()),
         _ => None,
     }
 }
@@ -83,7 +95,7 @@ fn every_invalid_file_reports_its_error() {
             shown.contains(&want),
             "{file}: expected {want:?} in:\n{shown}"
         );
-        for secret in [TOKEN, EMAIL, PASSWORD] {
+        for secret in [TOKEN, EMAIL, PASSWORD, SCP_SECRET, AZURE_SECRET] {
             assert!(!shown.contains(secret), "{file}: secret leaked:\n{shown}");
         }
 
@@ -143,7 +155,9 @@ fn valid_zdm_config_loads() {
         prod.settings.stale_after,
         std::time::Duration::from_secs(90)
     );
-    let config::UpstreamKind::Zdm(zdm) = &prod.kind;
+    let config::UpstreamKind::Zdm(zdm) = &prod.kind else {
+        panic!("zdm-prod is a zdm upstream");
+    };
     assert!(matches!(&zdm.auth, ZdmAuth::Token(t) if t.expose() == TOKEN));
     let legacy = &config.upstreams[1];
     assert_eq!(
@@ -167,4 +181,36 @@ fn missing_config_file_is_one_file_level_error() {
         errors.to_string().starts_with("cannot read config file "),
         "{errors}"
     );
+}
+
+#[test]
+fn valid_config_of_all_systems_loads() {
+    let text = std::fs::read_to_string(data_dir().join("valid-all-systems.yaml")).unwrap();
+    let config = config::parse(&text, &data_dir(), &fake_env).unwrap_or_else(|e| panic!("{e}"));
+    let summaries: Vec<String> = config.upstreams.iter().map(|u| u.summary()).collect();
+    assert_eq!(
+        summaries,
+        [
+            "zdm-prod: zdm https://zdm.example.com/api/v1, 1 server, 0 backup jobs, 0 recovery jobs, every 30s, auth token",
+            "scp-kr: scp https://scp.example.com, 2 backups, every 30s, auth signature v2 with account id",
+            "azure-prod: azure https://management.azure.com subscription 11111111-2222-3333-4444-555555555555, 2 vaults, lookback 1day, every 30s, auth client secret",
+            "azure-mi: azure https://management.azure.com subscription 11111111-2222-3333-4444-555555555555, 1 vault, lookback 1day, every 30s, auth managed identity",
+        ]
+    );
+    let config::UpstreamKind::Scp(scp) = &config.upstreams[1].kind else {
+        panic!("scp-kr is an scp upstream");
+    };
+    assert_eq!(scp.backups[1].name.as_deref(), Some("erp-db"));
+    assert_eq!(scp.account_id.as_deref(), Some("6b1c0f9e2d"));
+    let config::UpstreamKind::Azure(mi) = &config.upstreams[3].kind else {
+        panic!("azure-mi is an azure upstream");
+    };
+    assert_eq!(
+        mi.authority_url, "http://169.254.169.254",
+        "IMDS is the default authority with a managed identity"
+    );
+    let debug = format!("{config:?}");
+    for secret in [SCP_SECRET, AZURE_SECRET] {
+        assert!(!debug.contains(secret), "secret leaked: {debug}");
+    }
 }

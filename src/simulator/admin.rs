@@ -5,18 +5,28 @@
 //! | `PUT /_sim/fault/{endpoint}/{id}` + text body | inject a fault (see [`Fault`]); `none` or `DELETE` clears it |
 //! | `PUT /_sim/fixture/{endpoint}/{id}` + JSON body | serve that body verbatim with 200 from now on (`?raw=1`: any bytes, unchecked) |
 //! | `DELETE /_sim/fixture/{endpoint}/{id}` | stop serving the pinned body |
+//! | `PUT /_sim/scp/{backup_id}/entries` + JSON array | replace that backup's restore history (the simulator still sorts, filters and pages it) |
+//! | `DELETE /_sim/scp/{backup_id}/entries` | back to the default history (404 for an unknown id) |
+//! | `PUT /_sim/azure/{vault}/jobs` + JSON array of JobResource | replace that vault's jobs (`extendedInfo` only in details); an unknown vault name answers under any subscription and resource group |
+//! | `DELETE /_sim/azure/{vault}/jobs` | back to the default jobs |
 //! | `GET /_sim/stats` | `{"<endpoint>/<id>": requests, ..., "login": n}` |
-//! | `POST /_sim/reset` | clear faults, fixtures and stats |
+//! | `POST /_sim/reset` | clear faults, fixtures, replaced histories and jobs, and stats |
 //!
-//! `endpoint` is `system`, `backup_job` or `recovery_job`; `id` is percent-decoded.
+//! Fault `endpoint`s (and stats keys): `system`, `backup_job`, `recovery_job` (ZDM),
+//! `backup` (SCP backup id, every page), `vault` (Azure vault: first list page and job
+//! details), `vault_next` (its `nextLink` pages only), `job` (Azure job details by job name),
+//! `token` (Azure AD tenant), `imds` (id `default`). Fixtures are ZDM only. Ids are
+//! percent-decoded.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::faults::{Fault, FAULT_NAMES};
+use super::azure::{self, JobRecord};
+use super::faults::{Fault, Target, FAULT_NAMES};
 use super::router::{full, percent_decode, read_body, Body};
 use super::zdm::Endpoint;
 use super::Simulator;
@@ -39,23 +49,42 @@ pub(crate) async fn handle(
     rest: &[&str],
 ) -> Response<Body> {
     match rest {
-        ["fault", endpoint, id] => match target(endpoint, id) {
-            Ok((endpoint, id)) => fault(sim, req, endpoint, id).await,
+        ["fault", target, id] => match (Target::parse(target), decode_id(id)) {
+            (None, _) => fail(
+                StatusCode::NOT_FOUND,
+                format!("unknown endpoint: expected one of {}", target_names()),
+            ),
+            (Some(target), Ok(id)) => fault(sim, req, target, id).await,
+            (_, Err(response)) => response,
+        },
+        ["fixture", endpoint, id] => match (Endpoint::parse(endpoint), decode_id(id)) {
+            (None, _) => fail(
+                StatusCode::NOT_FOUND,
+                "unknown endpoint: expected system, backup_job or recovery_job",
+            ),
+            (Some(endpoint), Ok(id)) => fixture(sim, req, endpoint, id).await,
+            (_, Err(response)) => response,
+        },
+        ["scp", id, "entries"] => match decode_id(id) {
+            Ok(id) => scp_entries(sim, req, id).await,
             Err(response) => response,
         },
-        ["fixture", endpoint, id] => match target(endpoint, id) {
-            Ok((endpoint, id)) => fixture(sim, req, endpoint, id).await,
+        ["azure", vault, "jobs"] => match decode_id(vault) {
+            Ok(vault) => azure_jobs(sim, req, vault).await,
             Err(response) => response,
         },
         ["stats"] if req.method() == Method::GET => reply(StatusCode::OK, stats(sim)),
         ["reset"] if req.method() == Method::POST => {
             let mut state = sim.lock();
-            for endpoint in Endpoint::ALL {
-                let i = endpoint.index();
-                state.faults[i].clear();
-                state.fixtures[i].clear();
-                state.requests[i].clear();
+            for target in Target::ALL {
+                state.faults[target.index()].clear();
+                state.requests[target.index()].clear();
             }
+            for fixtures in &mut state.fixtures {
+                fixtures.clear();
+            }
+            state.scp_entries.clear();
+            state.azure_jobs.clear();
             state.logins = 0;
             reply(StatusCode::OK, json!({ "success": true }))
         }
@@ -64,24 +93,21 @@ pub(crate) async fn handle(
     }
 }
 
+fn target_names() -> String {
+    Target::ALL.map(Target::as_str).join(", ")
+}
+
 #[allow(clippy::result_large_err)]
-fn target(endpoint: &str, id: &str) -> Result<(Endpoint, String), Response<Body>> {
-    let Some(endpoint) = Endpoint::parse(endpoint) else {
-        return Err(fail(
-            StatusCode::NOT_FOUND,
-            "unknown endpoint: expected system, backup_job or recovery_job",
-        ));
-    };
-    match percent_decode(id).filter(|id| !id.is_empty()) {
-        Some(id) => Ok((endpoint, id)),
-        None => Err(fail(StatusCode::BAD_REQUEST, "invalid identifier in path")),
-    }
+fn decode_id(id: &str) -> Result<String, Response<Body>> {
+    percent_decode(id)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| fail(StatusCode::BAD_REQUEST, "invalid identifier in path"))
 }
 
 async fn fault(
     sim: &Simulator,
     req: Request<Incoming>,
-    endpoint: Endpoint,
+    target: Target,
     id: String,
 ) -> Response<Body> {
     let fault = match *req.method() {
@@ -107,7 +133,7 @@ async fn fault(
     let shown = fault.to_string();
     {
         let mut state = sim.lock();
-        let faults = &mut state.faults[endpoint.index()];
+        let faults = &mut state.faults[target.index()];
         if fault == Fault::None {
             faults.remove(&id);
         } else {
@@ -116,7 +142,7 @@ async fn fault(
     }
     reply(
         StatusCode::OK,
-        json!({ "success": true, "endpoint": endpoint.as_str(), "id": id, "fault": shown }),
+        json!({ "success": true, "endpoint": target.as_str(), "id": id, "fault": shown }),
     )
 }
 
@@ -162,12 +188,91 @@ async fn fixture(
     }
 }
 
+/// A JSON array of objects from an admin body, or the 400 answer.
+#[allow(clippy::result_large_err)]
+async fn json_array(req: Request<Incoming>) -> Result<Vec<serde_json::Value>, Response<Body>> {
+    let body = read_body(req.into_body(), FIXTURE_BODY_LIMIT)
+        .await
+        .map_err(|status| fail(status, "cannot read the request body"))?;
+    match serde_json::from_slice::<Vec<serde_json::Value>>(&body) {
+        Ok(items) if items.iter().all(serde_json::Value::is_object) => Ok(items),
+        Ok(_) => Err(fail(
+            StatusCode::BAD_REQUEST,
+            "every item must be a JSON object",
+        )),
+        Err(e) => Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("body must be a JSON array of objects ({e})"),
+        )),
+    }
+}
+
+async fn scp_entries(sim: &Simulator, req: Request<Incoming>, id: String) -> Response<Body> {
+    match *req.method() {
+        Method::PUT => {
+            let entries = match json_array(req).await {
+                Ok(entries) => entries,
+                Err(response) => return response,
+            };
+            let count = entries.len();
+            sim.lock().scp_entries.insert(id.clone(), Arc::new(entries));
+            reply(
+                StatusCode::OK,
+                json!({ "success": true, "backup_id": id, "entries": count }),
+            )
+        }
+        Method::DELETE => {
+            let removed = sim.lock().scp_entries.remove(&id).is_some();
+            reply(
+                StatusCode::OK,
+                json!({ "success": true, "backup_id": id, "removed": removed }),
+            )
+        }
+        _ => fail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+    }
+}
+
+async fn azure_jobs(sim: &Simulator, req: Request<Incoming>, vault: String) -> Response<Body> {
+    let key = vault.to_lowercase();
+    match *req.method() {
+        Method::PUT => {
+            let items = match json_array(req).await {
+                Ok(items) => items,
+                Err(response) => return response,
+            };
+            let mut jobs = match items
+                .into_iter()
+                .map(JobRecord::from_value)
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(jobs) => jobs,
+                Err(message) => return fail(StatusCode::BAD_REQUEST, message),
+            };
+            azure::sort_newest_first(&mut jobs);
+            let count = jobs.len();
+            sim.lock().azure_jobs.insert(key, Arc::new(jobs));
+            reply(
+                StatusCode::OK,
+                json!({ "success": true, "vault": vault, "jobs": count }),
+            )
+        }
+        Method::DELETE => {
+            let removed = sim.lock().azure_jobs.remove(&key).is_some();
+            reply(
+                StatusCode::OK,
+                json!({ "success": true, "vault": vault, "removed": removed }),
+            )
+        }
+        _ => fail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+    }
+}
+
 fn stats(sim: &Simulator) -> serde_json::Value {
     let state = sim.lock();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for endpoint in Endpoint::ALL {
-        for (id, n) in &state.requests[endpoint.index()] {
-            counts.insert(format!("{}/{id}", endpoint.as_str()), *n);
+    for target in Target::ALL {
+        for (id, n) in &state.requests[target.index()] {
+            counts.insert(format!("{}/{id}", target.as_str()), *n);
         }
     }
     counts.insert("login".to_string(), state.logins);

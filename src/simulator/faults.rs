@@ -1,10 +1,124 @@
-//! Faults that the admin API can inject per `(endpoint, id)`.
+//! Faults that the admin API can inject per `(endpoint, id)`, and what they turn a request
+//! into; each system then writes that outcome in its own error shape.
 
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hyper::StatusCode;
+
+use super::router::DropConnection;
+use super::zdm::Endpoint;
+
+/// What faults and request counts are attached to, together with an id: the `{endpoint}`
+/// of `/_sim/fault/{endpoint}/{id}` and the first half of a stats key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Target {
+    /// ZDM `system/{name}`.
+    System,
+    /// ZDM `backup_job/{name}`.
+    BackupJob,
+    /// ZDM `recovery_job/{name}`.
+    RecoveryJob,
+    /// SCP `backup/{backup_id}`: every restore-histories request, each page included.
+    Backup,
+    /// Azure `vault/{vault}`: the first page of the job list, and job details.
+    Vault,
+    /// Azure `vault_next/{vault}`: the `nextLink` pages of the job list only.
+    VaultNext,
+    /// Azure `job/{jobName}`: job details.
+    Job,
+    /// Azure AD `token/{tenant}`: the client-credentials token endpoint.
+    Token,
+    /// Azure IMDS `imds/default`: the managed-identity token endpoint.
+    Imds,
+}
+
+impl Target {
+    pub(crate) const COUNT: usize = 9;
+    pub(crate) const ALL: [Target; Target::COUNT] = [
+        Target::System,
+        Target::BackupJob,
+        Target::RecoveryJob,
+        Target::Backup,
+        Target::Vault,
+        Target::VaultNext,
+        Target::Job,
+        Target::Token,
+        Target::Imds,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Target::System => "system",
+            Target::BackupJob => "backup_job",
+            Target::RecoveryJob => "recovery_job",
+            Target::Backup => "backup",
+            Target::Vault => "vault",
+            Target::VaultNext => "vault_next",
+            Target::Job => "job",
+            Target::Token => "token",
+            Target::Imds => "imds",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<Endpoint> for Target {
+    fn from(endpoint: Endpoint) -> Target {
+        match endpoint {
+            Endpoint::System => Target::System,
+            Endpoint::BackupJob => Target::BackupJob,
+            Endpoint::RecoveryJob => Target::RecoveryJob,
+        }
+    }
+}
+
+/// What a request becomes under a fault, independent of any system's wire format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Answer normally (no fault, or after a `slow` delay).
+    Answer,
+    /// Answer this status with the system's error body.
+    Error(StatusCode),
+    /// 429 with `Retry-After: <secs>`.
+    RateLimited(u64),
+    /// The normal answer cut in half, with status 200.
+    Truncate,
+    /// About 20 MiB of valid JSON, streamed (see [`padded_parts`]).
+    Oversize,
+}
+
+/// Applies `fault`: sleeps for `slow`, and errs for `connection_close` so that the
+/// connection is dropped without an answer.
+pub(crate) async fn action(fault: Option<Fault>) -> Result<Action, DropConnection> {
+    let action = match fault {
+        None | Some(Fault::None) => Action::Answer,
+        Some(Fault::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            Action::Answer
+        }
+        Some(Fault::ConnectionClose) => return Err(DropConnection),
+        Some(Fault::NotFound) => Action::Error(StatusCode::NOT_FOUND),
+        Some(Fault::BadRequest) => Action::Error(StatusCode::BAD_REQUEST),
+        Some(Fault::Error500 | Fault::Error500Once) => {
+            Action::Error(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+        Some(Fault::Unauthorized) => Action::Error(StatusCode::UNAUTHORIZED),
+        Some(Fault::RateLimited(secs)) => Action::RateLimited(secs),
+        Some(Fault::Truncated) => Action::Truncate,
+        Some(Fault::Oversized) => Action::Oversize,
+    };
+    Ok(action)
+}
 
 /// One injected misbehaviour, named by the plain-text body of `PUT /_sim/fault/...`.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,11 +228,10 @@ fn log_chunk() -> Bytes {
 /// [`OVERSIZED_CHUNKS`] times, then `suffix`. The prefix opens a `log` array of a job
 /// shaped like the endpoint's normal answer.
 pub(crate) fn oversized_parts(
-    endpoint: super::zdm::Endpoint,
+    endpoint: Endpoint,
     id: &str,
     timestamp: &str,
 ) -> impl Iterator<Item = Bytes> + Send + 'static {
-    use super::zdm::Endpoint;
     let name = serde_json::to_string(id).unwrap_or_else(|_| "\"-\"".to_string());
     let progress = r#""progressInfo":{"status":"run","percent":"50%","message":"Processing files...","start":"-","elapsed":"00:00:01","end":"-"}"#;
     let (open, close) = match endpoint {
@@ -149,6 +262,15 @@ pub(crate) fn oversized_parts(
         r#""end"{close}}},"message":"{}","timestamp":"{timestamp}"}}"#,
         endpoint.ok_message()
     );
+    padded_parts(prefix, suffix)
+}
+
+/// `prefix`, the shared chunk of string items [`OVERSIZED_CHUNKS`] times, then `suffix`:
+/// valid JSON when `prefix` opens an array and `suffix` starts with its last item.
+pub(crate) fn padded_parts(
+    prefix: String,
+    suffix: String,
+) -> impl Iterator<Item = Bytes> + Send + 'static {
     let chunk = log_chunk();
     std::iter::once(Bytes::from(prefix))
         .chain(std::iter::repeat_n(chunk, OVERSIZED_CHUNKS))

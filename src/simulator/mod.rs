@@ -1,23 +1,37 @@
-//! The bundled upstream simulator: a fake ZDM server for `--demo`, the tests and the benches.
+//! The bundled upstream simulator: a fake ZDM, Samsung Cloud Platform (SCP) and Azure
+//! Backup server on one listener, for `--demo`, the tests and the benches.
 //!
-//! It speaks the API of the seed documents with its own types ([`zdm`]) and never touches
-//! the exporter's client code, so a misreading of the docs on one side shows up as a failing
-//! test instead of passing silently.
+//! It speaks the APIs of the seed documents with its own types and raw JSON ([`zdm`],
+//! [`scp`], [`azure`]) and never touches the exporter's client code, so a misreading of the
+//! docs on one side shows up as a failing test instead of passing silently.
 //!
-//! What it serves, under both `/api/v1` (RFC 3339 times) and `/api` (1.0.x, naive Seoul times):
+//! ZDM, under both `/api/v1` (RFC 3339 times) and `/api` (1.0.x, naive Seoul times):
 //! - the seed examples verbatim ([`fixtures`]): system `server-01`, backup jobs `daily-backup`,
 //!   `daily-backup-win`, `incomplete-job` (400), recovery job `daily-recovery`;
 //! - a live scenario whose jobs cycle with wall-clock time ([`scenario`]), plus an optional
 //!   generated fleet `fleet-00001`.. for benchmarks;
-//! - login (`POST {prefix}/auth/issue`, `POST {prefix}/token/issue`) issuing expiring tokens;
-//! - an admin API under `/_sim/` to inject faults, pin responses and read request counts
-//!   ([`admin`]).
+//! - login (`POST {prefix}/auth/issue`, `POST {prefix}/token/issue`) issuing expiring tokens.
+//!
+//! SCP ([`scp`]): `GET /v1/backups/{backup_id}/restore-histories` with paging, sorting and
+//! filters, signature v2 checked when [`SimOptions::scp`] is set; the seed's backup
+//! `00cd2538fbf94d12b36aabbdd607e974` and live backups whose restore histories grow each cycle.
+//!
+//! Azure ([`azure`]): the AD token endpoint `POST /{tenant}/oauth2/v2.0/token`, managed
+//! identity `GET /metadata/identity/oauth2/token`, and
+//! `GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}/backupJobs[/{job}]`
+//! behind a bearer token, with `$filter` and `nextLink` paging; the seed's vault
+//! `abdemovault` and live vaults whose VM backup jobs run each cycle.
+//!
+//! An admin API under `/_sim/` injects faults, pins responses, replaces SCP histories and
+//! Azure jobs, and reads request counts ([`admin`]).
 
 mod admin;
+mod azure;
 mod faults;
 mod fixtures;
 mod router;
 mod scenario;
+mod scp;
 #[cfg(test)]
 mod tests;
 mod zdm;
@@ -38,7 +52,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use faults::Fault;
+use faults::{Fault, Target};
 use scenario::Fleet;
 
 /// How long in-flight connections may finish after shutdown before they are dropped.
@@ -60,6 +74,21 @@ pub struct SimOptions {
     pub cycle: Duration,
     /// `(servers, jobs per server)`: generated servers `fleet-00001`.. for benchmarks.
     pub fleet: Option<(usize, usize)>,
+    /// SCP `(access_key, secret_key)`: every restore-histories request must carry a valid
+    /// signature v2 made with them. `None`: signatures are not checked.
+    pub scp: Option<(String, String)>,
+    /// The Azure AD application the token endpoint accepts; `None` rejects every
+    /// client-credentials request. Managed identity (IMDS) always issues tokens. Tokens live
+    /// for `token_lifetime`.
+    pub azure: Option<AzureSim>,
+}
+
+/// Client credentials accepted by the simulated Azure AD token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureSim {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
 }
 
 impl Default for SimOptions {
@@ -70,25 +99,37 @@ impl Default for SimOptions {
             token_lifetime: Duration::from_secs(3600),
             cycle: Duration::from_secs(120),
             fleet: None,
+            scp: None,
+            azure: None,
         }
     }
 }
 
-/// Mutable state shared by all connections: injected faults, pinned fixtures, request
-/// counts and issued tokens. Maps are indexed by [`Endpoint::index`].
+/// Mutable state shared by all connections: injected faults, pinned fixtures, replaced
+/// SCP histories and Azure jobs, request counts and issued tokens. Faults and counts are
+/// indexed by [`Target::index`], fixtures by [`zdm::Endpoint::index`].
 #[derive(Default)]
 struct State {
-    faults: [HashMap<String, Fault>; 3],
+    faults: [HashMap<String, Fault>; Target::COUNT],
     fixtures: [HashMap<String, Bytes>; 3],
-    requests: [HashMap<String, u64>; 3],
+    requests: [HashMap<String, u64>; Target::COUNT],
     logins: u64,
     tokens: HashMap<String, Instant>,
+    /// Azure tokens (AD and IMDS) with their expiry; kept a while after expiring so that
+    /// an expired token is told apart from an unknown one.
+    azure_tokens: HashMap<String, Instant>,
+    /// SCP histories replaced by the admin API, by backup id.
+    scp_entries: HashMap<String, Arc<Vec<serde_json::Value>>>,
+    /// Azure jobs replaced by the admin API, by lowercased vault name.
+    azure_jobs: HashMap<String, Arc<Vec<azure::JobRecord>>>,
 }
 
-/// A running fake ZDM server; see the module documentation.
+/// A running fake upstream server; see the module documentation.
 pub struct Simulator {
     opts: SimOptions,
     cycle_ms: i64,
+    /// Creation time in Unix milliseconds: SCP histories grow from here.
+    started_ms: i64,
     fleet: Option<Fleet>,
     state: Mutex<State>,
 }
@@ -105,6 +146,7 @@ impl Simulator {
         Arc::new(Simulator {
             opts,
             cycle_ms,
+            started_ms: chrono::Utc::now().timestamp_millis(),
             fleet,
             state: Mutex::new(State::default()),
         })
@@ -170,9 +212,16 @@ async fn serve_connection(sim: Arc<Simulator>, stream: TcpStream, cancel: Cancel
 /// Identifiers the live scenario serves, for `--demo`'s built-in config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoTargets {
+    /// ZDM servers.
     pub servers: Vec<String>,
+    /// ZDM standalone backup jobs.
     pub backup_jobs: Vec<String>,
+    /// ZDM recovery jobs.
     pub recovery_jobs: Vec<String>,
+    /// SCP `(backup_id, display name)` with live restore histories.
+    pub scp_backups: Vec<(String, String)>,
+    /// Azure `(subscription, resource_group, vault)` with live backup jobs.
+    pub azure_vaults: Vec<(String, String, String)>,
 }
 
 pub fn demo_targets() -> DemoTargets {
@@ -189,6 +238,20 @@ pub fn demo_targets() -> DemoTargets {
             .iter()
             .map(|r| r.name.to_string())
             .collect(),
+        scp_backups: scp::BACKUPS
+            .iter()
+            .map(|b| (b.id.to_string(), b.name.to_string()))
+            .collect(),
+        azure_vaults: azure::VAULTS
+            .iter()
+            .map(|v| {
+                (
+                    v.subscription.to_string(),
+                    v.resource_group.to_string(),
+                    v.name.to_string(),
+                )
+            })
+            .collect(),
     }
 }
 
@@ -197,7 +260,15 @@ pub fn demo_targets() -> DemoTargets {
 #[command(
     name = "backup-simulator",
     version,
-    about = "Fake ZDM backup monitoring API for trying out and testing backup-exporter"
+    about = "Fake ZDM, SCP and Azure Backup monitoring APIs for trying out and testing backup-exporter",
+    long_about = "Fake ZDM, Samsung Cloud Platform and Azure Backup monitoring APIs for trying out \
+        and testing backup-exporter.\n\n\
+        ZDM: /api/v1/... and /api/... (login at {prefix}/auth/issue and {prefix}/token/issue).\n\
+        SCP: GET /v1/backups/{backup_id}/restore-histories (signature v2 with --scp-keys).\n\
+        Azure: POST /{tenant}/oauth2/v2.0/token, GET /metadata/identity/oauth2/token (IMDS), \
+        GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}/backupJobs[/{job}].\n\
+        Admin: /_sim/fault/{endpoint}/{id}, /_sim/fixture/{endpoint}/{id}, /_sim/scp/{backup_id}/entries, \
+        /_sim/azure/{vault}/jobs, /_sim/stats, /_sim/reset."
 )]
 struct Cli {
     /// Address to listen on; prints `listening on ADDR` once bound.
@@ -209,7 +280,8 @@ struct Cli {
     /// EMAIL:PASSWORD accepted by the login endpoints (enables auth).
     #[arg(long, env = "SIM_LOGIN", hide_env_values = true, value_parser = parse_login)]
     login: Option<(String, String)>,
-    /// Lifetime of tokens issued by login (humantime: 30s, 5m, 1h).
+    /// Lifetime of tokens issued by login and by the Azure token endpoints (humantime: 30s,
+    /// 5m, 1h).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     token_lifetime: Duration,
     /// Length of one job cycle in the live scenario.
@@ -218,6 +290,39 @@ struct Cli {
     /// Extra generated servers SERVERSxJOBS (e.g. 2000x5), named fleet-00001..
     #[arg(long, value_parser = parse_fleet)]
     fleet: Option<(usize, usize)>,
+    /// ACCESS:SECRET keys that SCP requests must be signed with (signature v2); without
+    /// it, SCP signatures are not checked.
+    #[arg(long, env = "SIM_SCP_KEYS", hide_env_values = true, value_parser = parse_scp_keys)]
+    scp_keys: Option<(String, String)>,
+    /// TENANT:CLIENT_ID:SECRET accepted by the Azure AD token endpoint; without it, every
+    /// client-credentials request is refused (managed identity always works).
+    #[arg(long, env = "SIM_AZURE_CLIENT", hide_env_values = true, value_parser = parse_azure_client)]
+    azure_client: Option<AzureSim>,
+}
+
+fn parse_scp_keys(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((access, secret)) if !access.is_empty() && !secret.is_empty() => {
+            Ok((access.to_string(), secret.to_string()))
+        }
+        _ => Err("expected ACCESS_KEY:SECRET_KEY".to_string()),
+    }
+}
+
+fn parse_azure_client(s: &str) -> Result<AzureSim, String> {
+    let mut parts = s.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(tenant), Some(client), Some(secret))
+            if !tenant.is_empty() && !client.is_empty() && !secret.is_empty() =>
+        {
+            Ok(AzureSim {
+                tenant_id: tenant.to_string(),
+                client_id: client.to_string(),
+                client_secret: secret.to_string(),
+            })
+        }
+        _ => Err("expected TENANT:CLIENT_ID:SECRET".to_string()),
+    }
 }
 
 fn parse_login(s: &str) -> Result<(String, String), String> {
@@ -278,6 +383,8 @@ pub fn main_cli() -> ExitCode {
         token_lifetime: cli.token_lifetime,
         cycle: cli.cycle,
         fleet: cli.fleet,
+        scp: cli.scp_keys,
+        azure: cli.azure_client,
     };
     runtime.block_on(async move {
         let listener = match TcpListener::bind(cli.listen).await {

@@ -1,4 +1,5 @@
-//! Request dispatch: the ZDM monitoring and login endpoints, and the admin API.
+//! Request dispatch: the ZDM, SCP and Azure endpoints and the admin API, and the helpers
+//! they share (bodies, query strings, fault answers).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -13,9 +14,9 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::faults::{self, Fault};
+use super::faults::{self, Action, Fault, Target};
 use super::zdm::{self, ApiVersion, Endpoint};
-use super::{admin, fixtures, scenario, Simulator};
+use super::{admin, azure, fixtures, scenario, scp, Simulator};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -58,6 +59,34 @@ fn unauthorized(version: ApiVersion) -> Response<Body> {
     response
 }
 
+/// The status's reason phrase, for generic error messages.
+pub(crate) fn reason(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("Error")
+}
+
+pub(crate) fn with_retry_after(mut response: Response<Body>, secs: u64) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs));
+    response
+}
+
+/// The `truncated` fault: 200 with the first half of the normal body.
+pub(crate) fn truncated(body: Bytes) -> Response<Body> {
+    full(StatusCode::OK, body.slice(..body.len() / 2))
+}
+
+/// The `oversized` fault: 200 streaming `parts` as one chunked JSON body.
+pub(crate) fn streamed(parts: impl Iterator<Item = Bytes> + Send + 'static) -> Response<Body> {
+    let stream = futures_util::stream::iter(parts.map(|b| Ok(Frame::data(b))));
+    let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
 fn method_not_allowed(version: ApiVersion, allow: &'static str) -> Response<Body> {
     let mut response = error(
         version,
@@ -92,6 +121,32 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The pairs of a query string or form body, decoded (`+` is a space); `None` when an
+/// escape is malformed. A key without `=` gets an empty value.
+pub(crate) fn form_pairs(s: &str) -> Option<Vec<(String, String)>> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| percent_decode(&s.replace('+', " "));
+            Some((decode(key)?, decode(value)?))
+        })
+        .collect()
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Reads a request body of at most `limit` bytes.
 pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, StatusCode> {
     match Limited::new(body, limit).collect().await {
@@ -111,6 +166,12 @@ pub(crate) async fn handle(
         ["_sim", rest @ ..] => admin::handle(&sim, req, rest).await,
         ["api", "v1", rest @ ..] => api(&sim, req, ApiVersion::V1, rest).await?,
         ["api", rest @ ..] => api(&sim, req, ApiVersion::Legacy, rest).await?,
+        ["v1", "backups", id, "restore-histories"] => scp::restore_histories(&sim, req, id).await?,
+        ["metadata", "identity", "oauth2", "token"] => azure::imds(&sim, req).await?,
+        [tenant, "oauth2", "v2.0", "token"] => azure::token(&sim, req, tenant).await?,
+        [first, rest @ ..] if first.eq_ignore_ascii_case("subscriptions") => {
+            azure::management(&sim, req, rest).await?
+        }
         _ => error(ApiVersion::V1, StatusCode::NOT_FOUND, "Not Found"),
     };
     tracing::debug!(status = %response.status(), path, "simulator: answered");
@@ -140,54 +201,33 @@ async fn api(
     if req.method() != Method::GET {
         return Ok(method_not_allowed(version, "GET"));
     }
-    sim.count(endpoint, &id);
+    sim.count(endpoint.into(), &id);
     if !sim.authorized(req.headers()) {
         return Ok(unauthorized(version));
     }
-    let response = match sim.take_fault(endpoint, &id) {
-        None | Some(Fault::None) => sim.render(version, endpoint, &id),
-        Some(Fault::Slow(delay)) => {
-            tokio::time::sleep(delay).await;
-            sim.render(version, endpoint, &id)
-        }
-        Some(Fault::ConnectionClose) => return Err(DropConnection),
-        Some(Fault::NotFound) => error(
+    let response = match faults::action(sim.take_fault(endpoint.into(), &id)).await? {
+        Action::Answer => sim.render(version, endpoint, &id),
+        Action::Error(StatusCode::NOT_FOUND) => error(
             version,
             StatusCode::NOT_FOUND,
             &endpoint.not_found_error(&id),
         ),
-        Some(Fault::BadRequest) => error(
+        Action::Error(StatusCode::BAD_REQUEST) => error(
             version,
             StatusCode::BAD_REQUEST,
             endpoint.incomplete_error(),
         ),
-        Some(Fault::Error500 | Fault::Error500Once) => error(
-            version,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error",
+        Action::Error(StatusCode::UNAUTHORIZED) => unauthorized(version),
+        Action::Error(status) => error(version, status, reason(status)),
+        Action::RateLimited(secs) => with_retry_after(
+            error(version, StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+            secs,
         ),
-        Some(Fault::Unauthorized) => unauthorized(version),
-        Some(Fault::RateLimited(secs)) => {
-            let mut response = error(version, StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs));
-            response
-        }
-        Some(Fault::Truncated) => {
+        Action::Truncate => {
             let (_, body) = sim.render_body(version, endpoint, &id);
-            full(StatusCode::OK, body.slice(..body.len() / 2))
+            truncated(body)
         }
-        Some(Fault::Oversized) => {
-            let parts = faults::oversized_parts(endpoint, &id, &version.now());
-            let stream = futures_util::stream::iter(parts.map(|b| Ok(Frame::data(b))));
-            let mut response = Response::new(StreamBody::new(stream).boxed_unsync());
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/json; charset=utf-8"),
-            );
-            response
-        }
+        Action::Oversize => streamed(faults::oversized_parts(endpoint, &id, &version.now())),
     };
     Ok(response)
 }
@@ -259,9 +299,9 @@ async fn login(sim: &Simulator, req: Request<Incoming>, version: ApiVersion) -> 
 }
 
 impl Simulator {
-    fn count(&self, endpoint: Endpoint, id: &str) {
+    pub(crate) fn count(&self, target: Target, id: &str) {
         let mut state = self.lock();
-        let counts = &mut state.requests[endpoint.index()];
+        let counts = &mut state.requests[target.index()];
         match counts.get_mut(id) {
             Some(n) => *n += 1,
             None => {
@@ -306,10 +346,10 @@ impl Simulator {
         state.tokens.insert(token.to_string(), expiry);
     }
 
-    /// The fault set for `(endpoint, id)`; a one-shot fault is consumed.
-    fn take_fault(&self, endpoint: Endpoint, id: &str) -> Option<Fault> {
+    /// The fault set for `(target, id)`; a one-shot fault is consumed.
+    pub(crate) fn take_fault(&self, target: Target, id: &str) -> Option<Fault> {
         let mut state = self.lock();
-        let faults = &mut state.faults[endpoint.index()];
+        let faults = &mut state.faults[target.index()];
         match faults.get(id)? {
             Fault::Error500Once => faults.remove(id),
             fault => Some(fault.clone()),

@@ -12,6 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+mod azure;
+mod scp;
+
 use super::faults::Fault;
 use super::scenario::{self, JobDef, Phase};
 use super::{demo_targets, fixtures, SimOptions, Simulator};
@@ -205,6 +208,18 @@ impl TestSim {
 
 /// The ```json blocks of a seed document, parsed.
 fn seed_json(prefix: &str) -> Vec<Value> {
+    seed_text(prefix)
+        .split("```json\n")
+        .skip(1)
+        .map(|block| {
+            let json = block.split("```").next().expect("closing fence");
+            serde_json::from_str(json).expect("seed JSON parses")
+        })
+        .collect()
+}
+
+/// The text of the seed document whose file name starts with `prefix`.
+fn seed_text(prefix: &str) -> String {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seeds");
     let entries = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("seed documents expected at {}: {e}", dir.display()));
@@ -217,14 +232,7 @@ fn seed_json(prefix: &str) -> Vec<Value> {
                 .is_some_and(|n| n.starts_with(prefix))
         })
         .unwrap_or_else(|| panic!("no seed {prefix}_* in {}", dir.display()));
-    let text = std::fs::read_to_string(&path).expect("read seed");
-    text.split("```json\n")
-        .skip(1)
-        .map(|block| {
-            let json = block.split("```").next().expect("closing fence");
-            serde_json::from_str(json).expect("seed JSON parses")
-        })
-        .collect()
+    std::fs::read_to_string(&path).expect("read seed")
 }
 
 const V1: &str = "/api/v1";

@@ -13,6 +13,8 @@ use crate::model::{PollOutput, System, TargetKind};
 use crate::parse::{self, Status, StatusMap};
 use crate::telemetry::Telemetry;
 
+pub mod azure;
+pub mod scp;
 pub mod zdm;
 
 /// One configured thing a source polls.
@@ -47,18 +49,29 @@ pub fn build(
         max_body_bytes: upstream.settings.max_body_bytes,
         concurrency: upstream.settings.concurrency,
     };
+    let system = match &upstream.kind {
+        UpstreamKind::Zdm(_) => System::Zdm,
+        UpstreamKind::Scp(_) => System::Scp,
+        UpstreamKind::Azure(_) => System::Azure,
+    };
+    let http = UpstreamHttp::new(
+        client,
+        system.as_str(),
+        name.clone(),
+        limits,
+        telemetry.clone(),
+    );
+    let fields = FieldParser::new(
+        system,
+        name,
+        upstream.settings.timezone,
+        upstream.status_map.clone(),
+        telemetry,
+    );
     match &upstream.kind {
-        UpstreamKind::Zdm(zdm) => {
-            let http = UpstreamHttp::new(client, "zdm", name.clone(), limits, telemetry.clone());
-            let fields = FieldParser::new(
-                System::Zdm,
-                name,
-                upstream.settings.timezone,
-                upstream.status_map.clone(),
-                telemetry,
-            );
-            Arc::new(zdm::Zdm::new(zdm.clone(), http, fields))
-        }
+        UpstreamKind::Zdm(config) => Arc::new(zdm::Zdm::new(config.clone(), http, fields)),
+        UpstreamKind::Scp(config) => Arc::new(scp::Scp::new(config.clone(), http, fields)),
+        UpstreamKind::Azure(config) => Arc::new(azure::Azure::new(config.clone(), http, fields)),
     }
 }
 

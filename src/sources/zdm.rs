@@ -16,6 +16,7 @@ use crate::model::{JobKey, JobRecord, PollOutput, ServerSummary, System, TargetK
 
 const RULES: StatusRules = StatusRules {
     bad_request_is_incomplete: true,
+    bad_request_is_auth_error: false,
 };
 
 pub struct Zdm {
@@ -60,6 +61,7 @@ impl Source for Zdm {
             TargetKind::Server => (&self.config.servers, "backups/monitoring/system"),
             TargetKind::BackupJob => (&self.config.backup_jobs, "backups/monitoring/job"),
             TargetKind::RecoveryJob => (&self.config.recovery_jobs, "recoveries/monitoring/job"),
+            other => return Err(not_ours(other)),
         };
         let Some(configured) = list.get(target.index) else {
             return Err(Fault::new(
@@ -86,8 +88,16 @@ impl Source for Zdm {
                     .await?;
                 Ok(map_recovery_job(&self.fields, data, fallback))
             }
+            other => Err(not_ours(other)),
         }
     }
+}
+
+fn not_ours(kind: TargetKind) -> Fault {
+    Fault::new(
+        Outcome::UpstreamError,
+        format!("a {} target is not a ZDM target", kind.as_str()),
+    )
 }
 
 impl Zdm {
@@ -400,6 +410,8 @@ fn job_record(
             .text("message", p.message.as_ref())
             .filter(|m| !m.is_empty() && m != "-"),
         info,
+        ended_runs: None,
+        newest_success_end: None,
     }
 }
 
