@@ -713,3 +713,69 @@ fn managed_identity_reads_imds_with_the_metadata_header() {
         .lines()
         .any(|l| l.starts_with("backup_job_status{system=\"azure\",upstream=\"azure-mi\"")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scp_faults_are_counted_and_secrets_stay_out_of_trace_logs() {
+    let sim = sim(&[]);
+    let live = "5f1e0c9a3b7d4e2f8a6c1d0b9e8f7a6c";
+    let yaml = format!(
+        "upstreams:\n{}",
+        scp_upstream(
+            &sim,
+            "    interval: 300ms\n    timeout: 1s\n",
+            &format!("[{SEED_BACKUP}, {{ id: {live}, name: erp-db }}]")
+        )
+    );
+    let exp = Exporter::start_with(&yaml, &["--log.level", "trace"], &ENV);
+    exp.wait_ready().await;
+    let seed_up = up("scp", "scp", "backup", SEED_BACKUP);
+    let seed_status = status(
+        "scp",
+        "scp",
+        "restore",
+        SEED_BACKUP,
+        "restoretest1",
+        "completed",
+    );
+    for (fault, result) in [
+        ("error500", "http_5xx"),
+        ("slow:3", "timeout"),
+        ("truncated", "decode_error"),
+        ("oversized", "too_large"),
+        ("unauthorized", "auth_error"),
+        ("rate_limited:1", "rate_limited"),
+        ("not_found", "not_found"),
+    ] {
+        let before = value(&exp.metrics().await, &outcome("scp", "scp", result)).unwrap_or(0.0);
+        sim.fault("backup", SEED_BACKUP, fault).await;
+        let m = exp
+            .wait_metrics(&format!("{fault} counted as {result}"), |m| {
+                value(m, &outcome("scp", "scp", result)).unwrap_or(0.0) > before
+                    && value(m, &seed_up) == Some(0.0)
+            })
+            .await;
+        assert_eq!(
+            value(&m, &up("scp", "scp", "backup", live)),
+            Some(1.0),
+            "{fault}: the other backup is unaffected"
+        );
+        if fault == "not_found" {
+            assert_eq!(
+                value(&m, &seed_status),
+                None,
+                "a 404 drops the series at once"
+            );
+        }
+        sim.fault("backup", SEED_BACKUP, "none").await;
+        exp.wait_metrics(&format!("recovery after {fault}"), |m| {
+            value(m, &seed_status) == Some(1.0)
+        })
+        .await;
+    }
+    let logs = exp.proc.stderr_text();
+    assert!(logs.contains("\"level\":\"TRACE\""), "trace logging is on");
+    for secret in [SCP_SECRET, SCP_ACCESS] {
+        assert!(!logs.contains(secret), "an SCP key reached the logs");
+    }
+    assert!(!logs.contains("Scp-Signature") && !logs.contains("scp-signature"));
+}

@@ -26,9 +26,37 @@ fn seed_config(sim: &Sim) -> String {
     timezone: Asia/Seoul
     token_env: SIM_TOKEN
     backup_jobs: [daily-backup, daily-backup-win]
+  - name: scp
+    type: scp
+    url: {url}
+    access_key_env: SCP_ACCESS_KEY
+    secret_key_env: SCP_SECRET_KEY
+    backups: [{{ id: 00cd2538fbf94d12b36aabbdd607e974, name: restore-test }}]
+  - name: azure
+    type: azure
+    tenant_id: seed-tenant
+    client_id: seed-client
+    client_secret_env: AZURE_CLIENT_SECRET
+    subscription_id: 00000000-0000-0000-0000-000000000000
+    management_url: {url}
+    authority_url: {url}
+    lookback: 100000h
+    vaults: [{{ resource_group: Default-RecoveryServices-ResourceGroup-centralindia, name: abdemovault }}]
 ",
         url = sim.url()
     )
+}
+
+/// The simulator with credentials for all three systems.
+fn seed_sim() -> Sim {
+    Sim::start_with(&[
+        "--token",
+        TOKEN,
+        "--scp-keys",
+        "seed-access:seed-secret",
+        "--azure-client",
+        "seed-tenant:seed-client:seed-client-secret",
+    ])
 }
 
 fn run_once(yaml: &str) -> (Option<i32>, String, String) {
@@ -39,6 +67,9 @@ fn run_once(yaml: &str) -> (Option<i32>, String, String) {
         .arg("--config")
         .arg(&config)
         .env("SIM_TOKEN", TOKEN)
+        .env("SCP_ACCESS_KEY", "seed-access")
+        .env("SCP_SECRET_KEY", "seed-secret")
+        .env("AZURE_CLIENT_SECRET", "seed-client-secret")
         .output()
         .unwrap();
     (
@@ -50,7 +81,7 @@ fn run_once(yaml: &str) -> (Option<i32>, String, String) {
 
 #[test]
 fn seed_samples_give_the_exact_series() {
-    let sim = Sim::start();
+    let sim = seed_sim();
     let (code, m, stderr) = run_once(&seed_config(&sim));
     assert_eq!(code, Some(0), "{stderr}");
 
@@ -253,7 +284,7 @@ fn stable(exposition: &str) -> String {
 
 #[test]
 fn full_exposition_snapshot() {
-    let sim = Sim::start();
+    let sim = seed_sim();
     let (code, m, stderr) = run_once(&seed_config(&sim));
     assert_eq!(code, Some(0), "{stderr}");
     insta::assert_snapshot!("seed_exposition", stable(&m));
@@ -261,7 +292,7 @@ fn full_exposition_snapshot() {
 
 #[test]
 fn promtool_check_metrics_is_clean() {
-    let sim = Sim::start();
+    let sim = seed_sim();
     let (code, m, stderr) = run_once(&seed_config(&sim));
     assert_eq!(code, Some(0), "{stderr}");
     let mut child = Command::new("promtool")
