@@ -1,0 +1,85 @@
+//! Cost of one poll per source: the real client, parser and store against the bundled
+//! simulator on loopback (the simulator's own work is included in the wall time).
+//!
+//! `cargo bench --bench poll -- --warm-up-time 1 --measurement-time 5`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backup_exporter::app::ConfigSource;
+use backup_exporter::poller::{self, Planned};
+use backup_exporter::simulator::{AzureSim, SimOptions, Simulator};
+use backup_exporter::state::Store;
+use backup_exporter::telemetry::Telemetry;
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn setup(rt: &tokio::runtime::Runtime) -> (Vec<Planned>, Arc<Store>) {
+    let addr = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sim = Simulator::new(SimOptions {
+            token: Some("t".into()),
+            scp: Some(("a".into(), "s".into())),
+            azure: Some(AzureSim {
+                tenant_id: "tn".into(),
+                client_id: "c".into(),
+                client_secret: "cs".into(),
+            }),
+            ..SimOptions::default()
+        });
+        tokio::spawn(sim.serve(listener, std::future::pending()));
+        addr
+    });
+    let yaml = format!(
+        "defaults: {{ interval: 30s }}
+upstreams:
+  - {{ name: zdm, type: zdm, url: 'http://{addr}', token_env: T, servers: [web-01] }}
+  - {{ name: scp, type: scp, url: 'http://{addr}', access_key_env: A, secret_key_env: S, backups: [5f1e0c9a3b7d4e2f8a6c1d0b9e8f7a6c] }}
+  - {{ name: azure, type: azure, tenant_id: tn, client_id: c, client_secret_env: C, subscription_id: 11111111-2222-3333-4444-555555555555, management_url: 'http://{addr}', authority_url: 'http://{addr}', vaults: [{{ resource_group: rg-backup, name: vault-01 }}] }}
+"
+    );
+    let env: HashMap<String, String> = [("T", "t"), ("A", "a"), ("S", "s"), ("C", "cs")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = ConfigSource::Inline { yaml, env }
+        .load()
+        .expect("bench config");
+    let client = backup_exporter::http::build_client().expect("client");
+    let plan = poller::plan(&config, &client, &Telemetry::new());
+    let store = Arc::new(Store::new());
+    let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
+    store.set_targets(&targets);
+    (plan, store)
+}
+
+fn bench_polls(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (plan, store) = setup(&rt);
+    let mut group = c.benchmark_group("poll_one_target");
+    group.measurement_time(Duration::from_secs(5));
+    for planned in &plan {
+        // Warm the connection pool and token caches; a failing setup is not a benchmark.
+        rt.block_on(poller::poll_once(planned, &store))
+            .unwrap_or_else(|f| panic!("{}: {f}", planned.id));
+        let name = format!(
+            "{}_{}",
+            planned.id.system.as_str(),
+            planned.id.kind.as_str()
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| rt.block_on(poller::poll_once(planned, &store)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_polls);
+criterion_main!(benches);
