@@ -6,12 +6,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{FieldParser, Source, SourceTarget};
+use super::{endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget, TokenCache};
 use crate::config::{AzureAuth, AzureConfig, AzureVault, Secret};
 use crate::http::{Fault, Outcome, StatusRules, UpstreamHttp};
 use crate::model::{JobKey, JobRecord, PollOutput, System, TargetKind};
@@ -36,14 +36,9 @@ pub struct Azure {
     config: AzureConfig,
     http: UpstreamHttp,
     fields: FieldParser,
-    token: tokio::sync::Mutex<Option<CachedToken>>,
+    token: TokenCache,
     /// Per vault: job ids seen finished; no entry until the vault's first successful poll.
     finished: Mutex<BTreeMap<String, HashSet<String>>>,
-}
-
-struct CachedToken {
-    token: Secret,
-    renew_at: Instant,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,39 +193,29 @@ impl Azure {
             config,
             http,
             fields,
-            token: tokio::sync::Mutex::new(None),
+            token: TokenCache::default(),
             finished: Mutex::new(BTreeMap::new()),
         }
     }
 
-    fn vault_base(&self, vault: &AzureVault) -> Result<Url, Fault> {
-        let base = format!("{}/", self.config.management_url);
-        let mut url = Url::parse(&base)
-            .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad URL {base}: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|_| {
-                Fault::new(
-                    Outcome::UpstreamError,
-                    format!("URL {base} cannot have a path"),
-                )
-            })?
-            .pop_if_empty()
-            .extend([
-                "subscriptions",
-                &self.config.subscription_id,
-                "resourceGroups",
-                &vault.resource_group,
-                "providers",
-                "Microsoft.RecoveryServices",
-                "vaults",
-                &vault.name,
-                "backupJobs",
-            ]);
-        Ok(url)
+    fn vault_base(&self, vault: &AzureVault, job: Option<&str>) -> Result<Url, Fault> {
+        let mut segments = vec![
+            "subscriptions",
+            &self.config.subscription_id,
+            "resourceGroups",
+            &vault.resource_group,
+            "providers",
+            "Microsoft.RecoveryServices",
+            "vaults",
+            &vault.name,
+            "backupJobs",
+        ];
+        segments.extend(job);
+        endpoint(&self.config.management_url, &segments)
     }
 
     fn list_url(&self, vault: &AzureVault) -> Result<Url, Fault> {
-        let mut url = self.vault_base(vault)?;
+        let mut url = self.vault_base(vault, None)?;
         let now = chrono::Utc::now();
         let from = now
             - chrono::Duration::from_std(self.config.lookback).unwrap_or(chrono::Duration::days(1));
@@ -248,10 +233,7 @@ impl Azure {
     }
 
     fn job_url(&self, vault: &AzureVault, name: &str) -> Result<Url, Fault> {
-        let mut url = self.vault_base(vault)?;
-        url.path_segments_mut()
-            .map_err(|_| Fault::new(Outcome::UpstreamError, "management URL cannot have a path"))?
-            .push(name);
+        let mut url = self.vault_base(vault, Some(name))?;
         url.query_pairs_mut()
             .append_pair("api-version", &self.config.api_version);
         Ok(url)
@@ -296,17 +278,17 @@ impl Azure {
         deadline: Instant,
         renew: bool,
     ) -> Result<T, Fault> {
-        let token = self.token(deadline, renew).await?;
+        let token = self
+            .token
+            .get(renew, || async {
+                let request = self.token_request()?;
+                self.http
+                    .fetch(request, TOKEN_RULES, deadline, parse_token)
+                    .await
+            })
+            .await?;
         let mut request = reqwest::Request::new(Method::GET, url);
-        let mut value =
-            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                Fault::new(
-                    Outcome::AuthError,
-                    "token holds characters not allowed in a header",
-                )
-            })?;
-        value.set_sensitive(true);
-        request.headers_mut().insert(AUTHORIZATION, value);
+        set_bearer(&mut request, &token)?;
         self.http
             .fetch(request, StatusRules::default(), deadline, |body| {
                 serde_json::from_slice::<T>(body).map_err(Fault::decode)
@@ -314,41 +296,17 @@ impl Azure {
             .await
     }
 
-    async fn token(&self, deadline: Instant, renew: bool) -> Result<Secret, Fault> {
-        let mut cached = self.token.lock().await;
-        if let Some(current) = cached.as_ref() {
-            if !renew && Instant::now() < current.renew_at {
-                return Ok(current.token.clone());
-            }
-        }
-        let request = self.token_request()?;
-        let fresh = self
-            .http
-            .fetch(request, TOKEN_RULES, deadline, parse_token)
-            .await?;
-        let token = fresh.token.clone();
-        *cached = Some(fresh);
-        Ok(token)
-    }
-
     fn token_request(&self) -> Result<reqwest::Request, Fault> {
-        let bad_url = |e: url::ParseError| {
-            Fault::new(Outcome::UpstreamError, format!("bad authority_url: {e}"))
-        };
         match &self.config.auth {
             AzureAuth::ClientSecret {
                 tenant_id,
                 client_id,
                 secret,
             } => {
-                let mut url =
-                    Url::parse(&format!("{}/", self.config.authority_url)).map_err(bad_url)?;
-                url.path_segments_mut()
-                    .map_err(|_| {
-                        Fault::new(Outcome::UpstreamError, "authority_url cannot have a path")
-                    })?
-                    .pop_if_empty()
-                    .extend([tenant_id.as_str(), "oauth2", "v2.0", "token"]);
+                let url = endpoint(
+                    &self.config.authority_url,
+                    &[tenant_id, "oauth2", "v2.0", "token"],
+                )?;
                 let body = url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("grant_type", "client_credentials")
                     .append_pair("client_id", client_id)
@@ -364,11 +322,10 @@ impl Azure {
                 Ok(request)
             }
             AzureAuth::ManagedIdentity { client_id } => {
-                let mut url = Url::parse(&format!(
-                    "{}/metadata/identity/oauth2/token",
-                    self.config.authority_url
-                ))
-                .map_err(bad_url)?;
+                let mut url = endpoint(
+                    &self.config.authority_url,
+                    &["metadata", "identity", "oauth2", "token"],
+                )?;
                 url.query_pairs_mut()
                     .append_pair("api-version", IMDS_API_VERSION)
                     .append_pair("resource", RESOURCE);
@@ -523,7 +480,7 @@ impl Azure {
 }
 
 /// Reads `access_token` and `expires_in` (a number from Azure AD, a string from IMDS).
-fn parse_token(body: &[u8]) -> Result<CachedToken, Fault> {
+fn parse_token(body: &[u8]) -> Result<IssuedToken, Fault> {
     let answer: TokenAnswer =
         serde_json::from_slice(body).map_err(|e| Fault::decode(format!("token answer: {e}")))?;
     let token = answer
@@ -536,7 +493,7 @@ fn parse_token(body: &[u8]) -> Result<CachedToken, Fault> {
         _ => None,
     }
     .unwrap_or(3600);
-    Ok(CachedToken {
+    Ok(IssuedToken {
         token: Secret::new(token),
         renew_at: Instant::now() + renew_after(Duration::from_secs(expires_in)),
     })

@@ -1,14 +1,17 @@
 //! The `Source` trait every upstream system implements, and the one place that registers them.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use reqwest::header::{HeaderValue, AUTHORIZATION};
+use reqwest::Url;
 use serde_json::Value;
 
-use crate::config::{Upstream, UpstreamKind};
-use crate::http::{Fault, Limits, UpstreamHttp};
+use crate::config::{Secret, Upstream, UpstreamKind};
+use crate::http::{Fault, Limits, Outcome, UpstreamHttp};
 use crate::model::{PollOutput, System, TargetKind};
 use crate::parse::{self, Status, StatusMap};
 use crate::telemetry::Telemetry;
@@ -223,4 +226,63 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// A token issued by an upstream, and when to ask for a new one.
+pub struct IssuedToken {
+    pub token: Secret,
+    pub renew_at: Instant,
+}
+
+/// One upstream's issued token, shared by its targets; one issue in flight at a time.
+#[derive(Default)]
+pub struct TokenCache {
+    current: tokio::sync::Mutex<Option<IssuedToken>>,
+}
+
+impl TokenCache {
+    /// The cached token, or a new one from `issue` when it is due for renewal or `renew`
+    /// is set (after the upstream answered 401).
+    pub async fn get<F, Fut>(&self, renew: bool, issue: F) -> Result<Secret, Fault>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<IssuedToken, Fault>>,
+    {
+        let mut current = self.current.lock().await;
+        if let Some(cached) = current.as_ref() {
+            if !renew && Instant::now() < cached.renew_at {
+                return Ok(cached.token.clone());
+            }
+        }
+        let fresh = issue().await?;
+        let token = fresh.token.clone();
+        *current = Some(fresh);
+        Ok(token)
+    }
+}
+
+/// Sets `Authorization: Bearer <token>`, marked sensitive so no debug output shows it.
+pub fn set_bearer(request: &mut reqwest::Request, token: &Secret) -> Result<(), Fault> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+        Fault::new(
+            Outcome::AuthError,
+            "token holds characters not allowed in a header",
+        )
+    })?;
+    value.set_sensitive(true);
+    request.headers_mut().insert(AUTHORIZATION, value);
+    Ok(())
+}
+
+/// `base` with `segments` appended, each percent-encoded as one path segment (ids may hold
+/// Korean text, spaces or slashes).
+pub fn endpoint(base: &str, segments: &[&str]) -> Result<Url, Fault> {
+    let bad = |why: String| Fault::new(Outcome::UpstreamError, format!("bad URL {base}: {why}"));
+    let mut url =
+        Url::parse(&format!("{}/", base.trim_end_matches('/'))).map_err(|e| bad(e.to_string()))?;
+    url.path_segments_mut()
+        .map_err(|_| bad("it cannot have a path".to_string()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::{FieldParser, Source, SourceTarget};
+use super::{endpoint, FieldParser, Source, SourceTarget};
 use crate::config::{ScpBackup, ScpConfig};
 use crate::http::{Fault, Outcome, StatusRules, UpstreamHttp};
 use crate::model::{JobKey, JobRecord, PollOutput, System, TargetKind};
@@ -168,19 +168,10 @@ impl Scp {
     }
 
     fn url(&self, backup_id: &str, page: usize) -> Result<Url, Fault> {
-        let base = format!("{}/v1/backups/", self.config.url);
-        let mut url = Url::parse(&base)
-            .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad URL {base}: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|_| {
-                Fault::new(
-                    Outcome::UpstreamError,
-                    format!("URL {base} cannot have a path"),
-                )
-            })?
-            .pop_if_empty()
-            .push(backup_id)
-            .push("restore-histories");
+        let mut url = endpoint(
+            &self.config.url,
+            &["v1", "backups", backup_id, "restore-histories"],
+        )?;
         url.query_pairs_mut()
             .append_pair("page", &page.to_string())
             .append_pair("size", &PAGE_SIZE.to_string())

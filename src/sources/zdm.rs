@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderValue, AUTHORIZATION};
+use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{FieldParser, Source, SourceTarget};
+use super::{endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget, TokenCache};
 use crate::config::{Secret, ZdmAuth, ZdmConfig, ZdmTarget};
 use crate::http::{Fault, Outcome, StatusRules, UpstreamHttp};
 use crate::model::{JobKey, JobRecord, PollOutput, ServerSummary, System, TargetKind};
@@ -23,13 +23,8 @@ pub struct Zdm {
     config: ZdmConfig,
     http: UpstreamHttp,
     fields: FieldParser,
-    /// The token from login and when to re-issue it; `None` until the first login.
-    issued: tokio::sync::Mutex<Option<IssuedToken>>,
-}
-
-struct IssuedToken {
-    token: Secret,
-    renew_at: Instant,
+    /// The token from login and when to re-issue it.
+    issued: TokenCache,
 }
 
 #[async_trait]
@@ -106,23 +101,13 @@ impl Zdm {
             config,
             http,
             fields,
-            issued: tokio::sync::Mutex::new(None),
+            issued: TokenCache::default(),
         }
     }
 
     fn url(&self, path: &str, target: &ZdmTarget) -> Result<Url, Fault> {
-        let base = format!("{}{}/{}/", self.config.url, self.config.api_prefix, path);
-        let mut url = Url::parse(&base)
-            .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad URL {base}: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|_| {
-                Fault::new(
-                    Outcome::UpstreamError,
-                    format!("URL {base} cannot have a path"),
-                )
-            })?
-            .pop_if_empty()
-            .push(&target.id);
+        let base = format!("{}{}/{path}", self.config.url, self.config.api_prefix);
+        let mut url = endpoint(&base, &[&target.id])?;
         if !target.query.is_empty() {
             url.query_pairs_mut().extend_pairs(target.query.iter());
         }
@@ -157,15 +142,7 @@ impl Zdm {
     ) -> Result<T, Fault> {
         let token = self.token(deadline, renew).await?;
         let mut request = reqwest::Request::new(Method::GET, url);
-        let mut value =
-            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                Fault::new(
-                    Outcome::AuthError,
-                    "token holds characters not allowed in a header",
-                )
-            })?;
-        value.set_sensitive(true);
-        request.headers_mut().insert(AUTHORIZATION, value);
+        set_bearer(&mut request, &token)?;
         request.headers_mut().insert(
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
@@ -182,28 +159,24 @@ impl Zdm {
                 password,
             } => (path, email, password),
         };
-        let mut issued = self.issued.lock().await;
-        if let Some(current) = issued.as_ref() {
-            if !renew && Instant::now() < current.renew_at {
-                return Ok(current.token.clone());
-            }
-        }
-        let url = Url::parse(&format!("{}{}", self.config.url, path))
-            .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad login URL: {e}")))?;
-        let mut request = reqwest::Request::new(Method::POST, url);
-        let body = serde_json::json!({ "email": email.expose(), "password": password.expose() });
-        *request.body_mut() = Some(body.to_string().into());
-        request.headers_mut().insert(
-            reqwest::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        let fresh = self
-            .http
-            .fetch(request, StatusRules::default(), deadline, parse_login)
-            .await?;
-        let token = fresh.token.clone();
-        *issued = Some(fresh);
-        Ok(token)
+        self.issued
+            .get(renew, || async {
+                let url = Url::parse(&format!("{}{}", self.config.url, path)).map_err(|e| {
+                    Fault::new(Outcome::UpstreamError, format!("bad login URL: {e}"))
+                })?;
+                let mut request = reqwest::Request::new(Method::POST, url);
+                let body =
+                    serde_json::json!({ "email": email.expose(), "password": password.expose() });
+                *request.body_mut() = Some(body.to_string().into());
+                request.headers_mut().insert(
+                    reqwest::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                self.http
+                    .fetch(request, StatusRules::default(), deadline, parse_login)
+                    .await
+            })
+            .await
     }
 }
 

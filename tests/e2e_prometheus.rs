@@ -1,0 +1,1037 @@
+//! The operations kit (deploy/, grafana/, docs/runbook.md) checked for real: promtool on the
+//! rule files and their unit tests, the example configs and manifests parsed and
+//! cross-checked, and one end-to-end run on loopback (simulator -> exporter -> Prometheus
+//! with the shipped rules -> Alertmanager with the shipped routing -> a webhook in this
+//! test) in which a failed job must arrive as BackupJobFailed and every query of every
+//! bundled dashboard must return data.
+//!
+//! Prometheus, promtool, Alertmanager and amtool come from Debian's `prometheus` and
+//! `prometheus-alertmanager` packages; a missing one fails the test with the install line.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{client, encode, wait_for, Exporter, Proc, Sim, TOKEN};
+use serde_json::{json, Value as Json};
+use serde_yaml_ng::Value as Yaml;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const INSTALL: &str =
+    "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager";
+
+/// Identity labels of every job series; job alerts keep exactly these.
+const IDENTITY: [&str; 6] = [
+    "system",
+    "upstream",
+    "operation",
+    "job_name",
+    "server",
+    "volume",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    let path = root().join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn yaml(rel: &str) -> Yaml {
+    serde_yaml_ng::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not valid YAML: {e}"))
+}
+
+/// A Debian-packaged tool on PATH, or a failure that says how to install it.
+fn tool(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("`{name}` is not installed; install it with: {INSTALL}"))
+}
+
+fn run_tool(name: &str, args: &[&str]) -> String {
+    let out = Command::new(tool(name))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("running {name}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{name} {} failed:\n{text}",
+        args.join(" ")
+    );
+    text
+}
+
+fn files_in(rel: &str, ext: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(root().join(rel))
+        .unwrap_or_else(|e| panic!("listing {rel}: {e}"))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(ext))
+        .map(|n| format!("{rel}/{n}"))
+        .collect();
+    files.sort();
+    files
+}
+
+const RULES: &str = "deploy/prometheus/rules/backup-exporter.rules.yml";
+const OVERRIDES: &str = "deploy/prometheus/rules/backup-exporter-overrides.rules.yml";
+
+/// Every alerting rule of the shipped rule file, as (name, rule).
+fn alert_rules() -> Vec<(String, Yaml)> {
+    let rules = yaml(RULES);
+    let mut out = Vec::new();
+    for group in rules["groups"].as_sequence().expect("groups") {
+        for rule in group["rules"].as_sequence().expect("rules") {
+            if let Some(name) = rule["alert"].as_str() {
+                out.push((name.to_string(), rule.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rule_files_pass_promtool_check_and_their_unit_tests() {
+    run_tool("promtool", &["check", "rules", RULES, OVERRIDES]);
+    let tests = files_in("deploy/prometheus/tests", ".yml");
+    assert!(!tests.is_empty(), "no rule unit tests");
+    let mut args = vec!["test", "rules"];
+    args.extend(tests.iter().map(String::as_str));
+    run_tool("promtool", &args);
+
+    // Every alert is unit tested, firing and not firing.
+    let mut cases: BTreeSet<(String, bool)> = BTreeSet::new();
+    for file in &tests {
+        for test in yaml(file)["tests"].as_sequence().unwrap() {
+            for case in test["alert_rule_test"].as_sequence().into_iter().flatten() {
+                let fires = case["exp_alerts"]
+                    .as_sequence()
+                    .is_some_and(|a| !a.is_empty());
+                cases.insert((case["alertname"].as_str().unwrap().to_string(), fires));
+            }
+        }
+    }
+    for (name, _) in alert_rules() {
+        for fires in [true, false] {
+            assert!(
+                cases.contains(&(name.clone(), fires)),
+                "{name} needs a {} case in deploy/prometheus/tests/",
+                if fires { "firing" } else { "non-firing" }
+            );
+        }
+    }
+}
+
+#[test]
+fn every_alert_has_severity_summary_description_and_a_runbook_section() {
+    let runbook = read("docs/runbook.md");
+    let headings: BTreeSet<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| h.trim().to_string())
+        .collect();
+    let alerts = alert_rules();
+    let names: BTreeSet<&str> = alerts.iter().map(|(n, _)| n.as_str()).collect();
+    for required in [
+        "BackupJobFailed",
+        "BackupJobNoRecentSuccess",
+        "BackupJobStuck",
+        "BackupJobTooLong",
+        "BackupTargetDown",
+        "BackupUpstreamAuthFailing",
+        "BackupExporterDown",
+    ] {
+        assert!(names.contains(required), "alert {required} is missing");
+    }
+    for (name, rule) in &alerts {
+        let severity = rule["labels"]["severity"].as_str().unwrap_or("");
+        assert!(
+            ["warning", "critical"].contains(&severity),
+            "{name}: severity {severity:?}"
+        );
+        for key in ["summary", "description"] {
+            assert!(
+                !rule["annotations"][key].as_str().unwrap_or("").is_empty(),
+                "{name}: no {key}"
+            );
+        }
+        assert_eq!(
+            rule["annotations"]["runbook_url"].as_str(),
+            Some(format!("docs/runbook.md#{}", name.to_lowercase()).as_str()),
+            "{name}: runbook_url"
+        );
+        assert!(
+            headings.contains(name),
+            "docs/runbook.md has no `## {name}` section"
+        );
+    }
+}
+
+#[test]
+fn prometheus_rules_for_the_operator_match_the_rule_files() {
+    for (manifest, rules) in [
+        ("deploy/kubernetes/prometheusrule.yaml", RULES),
+        ("deploy/kubernetes/prometheusrule-overrides.yaml", OVERRIDES),
+    ] {
+        let m = yaml(manifest);
+        assert_eq!(m["kind"].as_str(), Some("PrometheusRule"), "{manifest}");
+        assert_eq!(
+            m["apiVersion"].as_str(),
+            Some("monitoring.coreos.com/v1"),
+            "{manifest}"
+        );
+        assert!(
+            m["spec"] == yaml(rules),
+            "{manifest} differs from {rules}: run deploy/kubernetes/sync-prometheusrule.sh"
+        );
+    }
+}
+
+#[test]
+fn example_scrape_config_and_alertmanager_routing_are_valid() {
+    run_tool(
+        "promtool",
+        &[
+            "check",
+            "config",
+            "--syntax-only",
+            "deploy/prometheus/prometheus.yml",
+        ],
+    );
+    let prom = yaml("deploy/prometheus/prometheus.yml");
+    let job = prom["scrape_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_name"].as_str() == Some("backup-exporter"))
+        .expect("a scrape job named backup-exporter (BackupExporterDown watches it)");
+    let target = job["static_configs"][0]["targets"][0].as_str().unwrap();
+    assert!(target.ends_with(":10095"), "{target}");
+    for file in prom["rule_files"].as_sequence().unwrap() {
+        let name = Path::new(file.as_str().unwrap()).file_name().unwrap();
+        assert!(
+            root().join("deploy/prometheus/rules").join(name).is_file(),
+            "rule_files names {name:?}, which deploy/prometheus/rules does not have"
+        );
+    }
+
+    let am = "deploy/alertmanager/alertmanager.yml";
+    run_tool("amtool", &["check-config", am]);
+    for (labels, receiver) in [
+        (
+            ["alertname=BackupJobFailed", "severity=warning"],
+            "backup-team",
+        ),
+        (
+            ["alertname=BackupJobNoRecentSuccess", "severity=critical"],
+            "backup-pager",
+        ),
+        (
+            ["alertname=BackupExporterDown", "severity=critical"],
+            "backup-pager",
+        ),
+        (["alertname=Watchdog", "severity=none"], "default"),
+    ] {
+        let verify = format!("--verify.receivers={receiver}");
+        let mut args = vec!["config", "routes", "test", "--config.file", am, &verify];
+        args.extend(labels);
+        run_tool("amtool", &args);
+    }
+}
+
+/// Runs `backup-exporter --check-config` on `yaml` with `token_path` pointing at a token file.
+fn check_config(what: &str, yaml: &str, token_path: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "example-token\n").unwrap();
+    assert!(yaml.contains(token_path), "{what}: no {token_path}");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, yaml.replace(token_path, token.to_str().unwrap())).unwrap();
+    let out = Command::new(common::exporter_bin())
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what} is not a valid configuration:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kubernetes_manifests_systemd_unit_and_dockerfile_agree() {
+    for file in files_in("deploy/kubernetes", ".yaml") {
+        let doc = yaml(&file);
+        if file.ends_with("kustomization.yaml") {
+            for res in doc["resources"].as_sequence().unwrap() {
+                let res = res.as_str().unwrap();
+                assert!(
+                    root().join("deploy/kubernetes").join(res).is_file(),
+                    "kustomization lists {res}"
+                );
+            }
+            continue;
+        }
+        for key in ["apiVersion", "kind"] {
+            assert!(doc[key].is_string(), "{file}: no {key}");
+        }
+        assert!(doc["metadata"]["name"].is_string(), "{file}: no name");
+    }
+
+    let deploy = yaml("deploy/kubernetes/deployment.yaml");
+    let pod = &deploy["spec"]["template"];
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(
+        c["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/-/healthy")
+    );
+    assert_eq!(
+        c["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/-/ready")
+    );
+    assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(10095));
+    assert_eq!(
+        c["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        pod["spec"]["securityContext"]["runAsNonRoot"].as_bool(),
+        Some(true)
+    );
+    let config_arg = c["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--config="))
+        .expect("--config= argument");
+    let config_dir = Path::new(config_arg).parent().unwrap();
+    let mounts = c["volumeMounts"].as_sequence().unwrap();
+    let config_mount = mounts
+        .iter()
+        .find(|m| m["mountPath"].as_str() == config_dir.to_str())
+        .expect("the config file's directory is a volume mount");
+    let volume = pod["spec"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == config_mount["name"])
+        .unwrap();
+    let configmap = yaml("deploy/kubernetes/configmap.yaml");
+    assert_eq!(volume["configMap"]["name"], configmap["metadata"]["name"]);
+    let file_name = Path::new(config_arg).file_name().unwrap().to_str().unwrap();
+    let config = configmap["data"][file_name]
+        .as_str()
+        .expect("the ConfigMap holds the config file");
+    let secret_mount = mounts
+        .iter()
+        .find(|m| m["name"].as_str() == Some("secrets"))
+        .unwrap();
+    let token_path = format!("{}/zdm-token", secret_mount["mountPath"].as_str().unwrap());
+    check_config("the ConfigMap's configuration", config, &token_path);
+
+    let service = yaml("deploy/kubernetes/service.yaml");
+    assert_eq!(
+        service["metadata"]["name"].as_str(),
+        Some("backup-exporter")
+    );
+    assert_eq!(service["spec"]["selector"], pod["metadata"]["labels"]);
+    let port = &service["spec"]["ports"][0];
+    assert_eq!(port["port"].as_u64(), Some(10095));
+    let monitor = yaml("deploy/kubernetes/servicemonitor.yaml");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], port["name"]);
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert_eq!(
+            &service["metadata"]["labels"][k], v,
+            "ServiceMonitor selector"
+        );
+    }
+
+    let unit = read("deploy/systemd/backup-exporter.service");
+    for line in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "LoadCredential=zdm-token:",
+        "--config /etc/backup-exporter/backup-exporter.yaml",
+    ] {
+        assert!(unit.contains(line), "the systemd unit lacks {line}");
+    }
+    check_config(
+        "deploy/systemd/backup-exporter.yaml",
+        &read("deploy/systemd/backup-exporter.yaml"),
+        "/run/credentials/backup-exporter.service/zdm-token",
+    );
+
+    let dockerfile = read("deploy/docker/Dockerfile");
+    for line in [
+        "FROM rust:1-bookworm AS build",
+        "cargo build --release --locked",
+        "USER 65532:65532",
+        "EXPOSE 10095",
+    ] {
+        assert!(dockerfile.contains(line), "the Dockerfile lacks {line}");
+    }
+}
+
+fn dashboards() -> Vec<(String, Json)> {
+    files_in("grafana/dashboards", ".json")
+        .into_iter()
+        .map(|f| {
+            let d = serde_json::from_str(&read(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            (f, d)
+        })
+        .collect()
+}
+
+/// Every `datasource` value anywhere in a dashboard.
+fn datasources<'a>(v: &'a Json, out: &mut Vec<&'a Json>) {
+    match v {
+        Json::Object(map) => {
+            for (k, v) in map {
+                if k == "datasource" {
+                    out.push(v);
+                }
+                datasources(v, out);
+            }
+        }
+        Json::Array(items) => items.iter().for_each(|v| datasources(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn dashboards_and_provisioning_are_well_formed() {
+    let boards = dashboards();
+    let titles: BTreeSet<&str> = boards
+        .iter()
+        .map(|(_, d)| d["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        BTreeSet::from(["Backup overview", "Backup job", "Backup exporter health"])
+    );
+    let mut uids = BTreeSet::new();
+    for (file, d) in &boards {
+        assert!(d["schemaVersion"].as_u64().unwrap() >= 39, "{file}: schema");
+        assert!(uids.insert(d["uid"].as_str().unwrap()), "{file}: uid");
+        assert!(
+            d["id"].is_null(),
+            "{file}: id must be null for provisioning"
+        );
+        let vars = d["templating"]["list"].as_array().unwrap();
+        let var = |name: &str| vars.iter().find(|v| v["name"] == name);
+        let ds = var("datasource").unwrap_or_else(|| panic!("{file}: no datasource variable"));
+        assert_eq!(ds["type"], "datasource");
+        assert_eq!(ds["query"], "prometheus");
+        let wanted: &[&str] = if d["uid"] == "backup-exporter-health" {
+            &["system", "upstream"]
+        } else {
+            &["system", "upstream", "server", "job_name"]
+        };
+        for name in wanted {
+            let v = var(name).unwrap_or_else(|| panic!("{file}: no ${name} variable"));
+            assert_eq!(v["includeAll"], true, "{file}: ${name} has All");
+            assert_eq!(
+                v["allValue"], ".*",
+                "{file}: ${name} All matches empty values"
+            );
+        }
+        let mut found = Vec::new();
+        datasources(d, &mut found);
+        assert!(!found.is_empty());
+        for ds in found {
+            assert_eq!(
+                ds,
+                &json!({"type": "prometheus", "uid": "${datasource}"}),
+                "{file}: every panel, target and variable uses the datasource variable"
+            );
+        }
+        let mut ids = BTreeSet::new();
+        for p in d["panels"].as_array().unwrap() {
+            let title = p["title"].as_str().unwrap();
+            assert!(
+                ids.insert(p["id"].as_u64().unwrap()),
+                "{file}: id of {title}"
+            );
+            let g = &p["gridPos"];
+            assert!(
+                g["x"].as_u64().unwrap() + g["w"].as_u64().unwrap() <= 24,
+                "{file}: {title} is wider than the grid"
+            );
+            if p["type"] == "row" {
+                continue;
+            }
+            let targets = p["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{file}: {title} has no query");
+            let refs: BTreeSet<&str> = targets
+                .iter()
+                .map(|t| t["refId"].as_str().unwrap())
+                .collect();
+            assert_eq!(refs.len(), targets.len(), "{file}: {title} refIds");
+        }
+    }
+
+    let provider = yaml("grafana/dashboards/backup-exporter.yaml");
+    let p = &provider["providers"][0];
+    assert_eq!(p["type"].as_str(), Some("file"));
+    assert_eq!(
+        p["options"]["path"].as_str(),
+        Some("/etc/grafana/provisioning/dashboards"),
+        "the provider reads the folder it is mounted in"
+    );
+    let sources = yaml("grafana/datasources/backup-exporter.yaml");
+    assert_eq!(
+        sources["datasources"][0]["type"].as_str(),
+        Some("prometheus")
+    );
+}
+
+// ----------------------------------------------------------------------------- end to end
+
+/// A webhook receiver: records (arrival, path, body) of every POST.
+struct Webhook {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<(Instant, String, Json)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Webhook {
+    async fn start() -> Webhook {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), serve(sock, sink)).await;
+                });
+            }
+        });
+        Webhook {
+            addr,
+            received,
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The first (arrival, receiver path, alert) with these labels and status "firing".
+    fn find(&self, labels: &[(&str, &str)]) -> Option<(Instant, String, Json)> {
+        let received = self.received.lock().unwrap();
+        received.iter().find_map(|(at, path, body)| {
+            body["alerts"].as_array()?.iter().find_map(|alert| {
+                let matches = alert["status"] == "firing"
+                    && labels.iter().all(|(k, v)| alert["labels"][*k] == *v);
+                matches.then(|| (*at, path.clone(), alert.clone()))
+            })
+        })
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One HTTP/1.1 request per connection: enough for Alertmanager's webhook client.
+async fn serve(
+    sock: tokio::net::TcpStream,
+    sink: Arc<Mutex<Vec<(Instant, String, Json)>>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(sock);
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut length = 0;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await?;
+    let at = Instant::now();
+    if let Ok(json) = serde_json::from_slice(&body) {
+        sink.lock().unwrap().push((at, path, json));
+    }
+    reader
+        .get_mut()
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await?;
+    reader.get_mut().shutdown().await
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Prometheus or Alertmanager process with its data directory.
+struct Server {
+    proc: Proc,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn wait_ready(&self, what: &str) {
+        let url = format!("{}/-/ready", self.url);
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = client().get(&url).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{what} did not become ready:\n{}",
+                self.proc.stderr_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn to_yaml(v: &Yaml) -> String {
+    serde_yaml_ng::to_string(v).unwrap()
+}
+
+/// Alertmanager with the shipped routing, every receiver replaced by the webhook at
+/// `/<receiver name>`, and 1s group waits.
+fn start_alertmanager(hook: &Webhook) -> Server {
+    let mut config = yaml("deploy/alertmanager/alertmanager.yml");
+    config["route"]["group_wait"] = "1s".into();
+    config["route"]["group_interval"] = "1s".into();
+    for route in config["route"]["routes"].as_sequence_mut().unwrap() {
+        for key in ["group_wait", "group_interval"] {
+            if route.get(key).is_some() {
+                route[key] = "1s".into();
+            }
+        }
+    }
+    for receiver in config["receivers"].as_sequence_mut().unwrap() {
+        let name = receiver["name"].as_str().unwrap().to_string();
+        let url = hook.url(&format!("/{name}"));
+        *receiver = serde_yaml_ng::from_str(&format!(
+            "name: {name}\nwebhook_configs: [{{url: \"{url}\", send_resolved: false}}]"
+        ))
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alertmanager.yml");
+    std::fs::write(&file, to_yaml(&config)).unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(tool("prometheus-alertmanager"));
+    cmd.arg(format!("--config.file={}", file.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=");
+    Server {
+        proc: Proc::spawn(cmd),
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+/// Prometheus with the shipped scrape job and rule files, every interval 1s.
+fn start_prometheus(exporter: &str, alertmanager: &str) -> Server {
+    let mut config = yaml("deploy/prometheus/prometheus.yml");
+    config["global"]["scrape_interval"] = "1s".into();
+    config["global"]["evaluation_interval"] = "1s".into();
+    config["rule_files"] = Yaml::Sequence(
+        [RULES, OVERRIDES]
+            .iter()
+            .map(|r| root().join(r).display().to_string().into())
+            .collect(),
+    );
+    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] =
+        Yaml::Sequence(vec![alertmanager.trim_start_matches("http://").into()]);
+    for job in config["scrape_configs"].as_sequence_mut().unwrap() {
+        if job["job_name"].as_str() == Some("backup-exporter") {
+            job["scrape_interval"] = "1s".into();
+            job["scrape_timeout"] = "1s".into();
+            job["static_configs"][0]["targets"] = Yaml::Sequence(vec![exporter.into()]);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prometheus.yml");
+    std::fs::write(&file, to_yaml(&config)).unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(tool("prometheus"));
+    cmd.arg(format!("--config.file={}", file.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    Server {
+        proc: Proc::spawn(cmd),
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+async fn api(prom: &Server, path_and_query: &str) -> Json {
+    let url = format!("{}/api/v1/{path_and_query}", prom.url);
+    let resp = client().get(&url).send().await.unwrap();
+    let status = resp.status();
+    let body: Json = resp.json().await.unwrap();
+    assert!(
+        status.is_success() && body["status"] == "success",
+        "{url}: {status} {body}"
+    );
+    body["data"].clone()
+}
+
+async fn instant(prom: &Server, expr: &str) -> Vec<Json> {
+    api(prom, &format!("query?query={}", encode(expr))).await["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A ZDM backup job answer for a pinned fixture.
+fn job_answer(name: &str, status: &str, percent: &str, end: &str) -> Json {
+    json!({
+        "success": true,
+        "requestID": "req-e2e",
+        "data": {
+            "system": { "name": "e2e-server" },
+            "job": {
+                "info": { "name": name, "partition": "/data" },
+                "progressInfo": {
+                    "status": status,
+                    "percent": percent,
+                    "message": "e2e",
+                    "start": "2025-01-15T01:00:00Z",
+                    "elapsed": "00:10:00",
+                    "end": end
+                },
+                "log": []
+            }
+        },
+        "message": "Backup monitoring info",
+        "timestamp": "2025-01-15T10:30:00Z"
+    })
+}
+
+/// One query a dashboard would send, with Grafana's variables set to match everything.
+struct PanelQuery {
+    what: String,
+    expr: String,
+    instant: bool,
+}
+
+fn substitute(expr: &str) -> String {
+    let mut out = expr.to_string();
+    for (var, value) in [
+        ("$__rate_interval", "1m"),
+        ("$__interval_ms", "5000"),
+        ("$__interval", "5s"),
+        ("$__range_s", "3600"),
+        ("$__range_ms", "3600000"),
+        ("$__range", "1h"),
+    ] {
+        out = out.replace(var, value);
+    }
+    for name in [
+        "job_name", "upstream", "instance", "system", "server", "job",
+    ] {
+        out = out
+            .replace(&format!("${{{name}}}"), ".*")
+            .replace(&format!("${name}"), ".*");
+    }
+    assert!(!out.contains('$'), "unknown variable in {expr}");
+    out
+}
+
+fn panel_queries() -> Vec<PanelQuery> {
+    let mut out = Vec::new();
+    for (file, d) in dashboards() {
+        let board = d["title"].as_str().unwrap().to_string();
+        for p in d["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                out.push(PanelQuery {
+                    what: format!("{board} / {} / {}", p["title"], t["refId"]),
+                    expr: substitute(t["expr"].as_str().unwrap()),
+                    instant: t["instant"] == true,
+                });
+            }
+        }
+        for a in d["annotations"]["list"].as_array().into_iter().flatten() {
+            if let Some(expr) = a["expr"].as_str() {
+                out.push(PanelQuery {
+                    what: format!("{board} / annotation {}", a["name"]),
+                    expr: substitute(expr),
+                    instant: false,
+                });
+            }
+        }
+        for v in d["templating"]["list"].as_array().unwrap() {
+            if v["type"] != "query" {
+                continue;
+            }
+            // label_values(<selector>, <label>): the series behind the variable.
+            let def = v["definition"].as_str().unwrap();
+            let inner = def
+                .strip_prefix("label_values(")
+                .and_then(|s| s.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("{file}: variable {} is {def}", v["name"]));
+            let (selector, label) = inner.rsplit_once(',').unwrap();
+            out.push(PanelQuery {
+                what: format!("{board} / variable {}", v["name"]),
+                expr: format!("count by ({}) ({})", label.trim(), substitute(selector)),
+                instant: true,
+            });
+        }
+    }
+    out
+}
+
+async fn has_data(prom: &Server, q: &PanelQuery) -> bool {
+    let data = if q.instant {
+        api(prom, &format!("query?query={}", encode(&q.expr))).await
+    } else {
+        let end = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        api(
+            prom,
+            &format!(
+                "query_range?query={}&start={}&end={end}&step=1",
+                encode(&q.expr),
+                end - 60
+            ),
+        )
+        .await
+    };
+    data["result"].as_array().is_some_and(|r| !r.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data() {
+    for name in [
+        "prometheus",
+        "prometheus-alertmanager",
+        "promtool",
+        "amtool",
+    ] {
+        tool(name);
+    }
+    let sim = Sim::start_with(&["--token", TOKEN, "--cycle", "20s"]);
+    for (id, answer) in [
+        ("e2e-nightly", job_answer("e2e-nightly", "run", "40%", "-")),
+        ("e2e-running", job_answer("e2e-running", "run", "55%", "-")),
+        (
+            "e2e-done",
+            job_answer("e2e-done", "complete", "100%", "2025-01-15T01:10:00Z"),
+        ),
+        ("e2e-parse", job_answer("e2e-parse", "run", "n/a", "-")),
+        ("e2e-weekly", job_answer("e2e-weekly", "run", "10%", "-")),
+    ] {
+        sim.fixture("backup_job", id, &answer).await;
+    }
+    let config = format!(
+        "defaults:\n  interval: 1s\n  timeout: 2s\nupstreams:\n\
+         \x20 - name: zdm-e2e\n    type: zdm\n    url: {url}\n    token_env: SIM_TOKEN\n\
+         \x20   servers: [web-01, db-서버-02, win-fs-01, 파일서버-03]\n\
+         \x20   backup_jobs: [e2e-nightly, e2e-running, e2e-done, e2e-parse, e2e-weekly, app-config-백업]\n\
+         \x20   recovery_jobs: [db-복구]\n\
+         \x20 - name: zdm-denied\n    type: zdm\n    url: {url}\n    token_env: E2E_WRONG_TOKEN\n\
+         \x20   servers: [server-01]\n",
+        url = sim.url()
+    );
+    let exporter = Exporter::start_with(&config, &[], &[("E2E_WRONG_TOKEN", "not-the-token")]);
+    let hook = Webhook::start().await;
+    let am = start_alertmanager(&hook);
+    let prom = start_prometheus(&exporter.addr, &am.url);
+    am.wait_ready("alertmanager").await;
+    prom.wait_ready("prometheus").await;
+
+    // Before: the job runs, and nothing says it failed.
+    let running = r#"backup_job_status{job_name="e2e-nightly", status="running"} == 1"#;
+    wait_for(
+        "Prometheus to see e2e-nightly running",
+        Duration::from_secs(30),
+        || async { (!instant(&prom, running).await.is_empty()).then_some(()) },
+    )
+    .await;
+    let failed_alert = [
+        ("alertname", "BackupJobFailed"),
+        ("job_name", "e2e-nightly"),
+    ];
+    assert!(hook.find(&failed_alert).is_none());
+    assert!(instant(&prom, r#"ALERTS{job_name="e2e-nightly"}"#)
+        .await
+        .is_empty());
+
+    // The run fails in the simulator: time until the webhook has the alert.
+    let failed_at = Instant::now();
+    sim.fixture(
+        "backup_job",
+        "e2e-nightly",
+        &job_answer("e2e-nightly", "fail", "40%", "2025-01-15T01:10:00Z"),
+    )
+    .await;
+    let (arrived, receiver, alert) = wait_for(
+        "BackupJobFailed for e2e-nightly at the webhook",
+        Duration::from_secs(60),
+        || async { hook.find(&failed_alert) },
+    )
+    .await;
+    let latency = arrived - failed_at;
+    println!(
+        "alert latency (job fails in the simulator -> webhook): {:.2}s \
+         (poll 1s, scrape 1s, evaluation 1s, group_wait 1s)",
+        latency.as_secs_f64()
+    );
+    assert_eq!(
+        receiver, "/backup-team",
+        "routed by the shipped routing tree"
+    );
+    let labels = alert["labels"].as_object().unwrap();
+    for (k, v) in [
+        ("severity", "warning"),
+        ("system", "zdm"),
+        ("upstream", "zdm-e2e"),
+        ("operation", "backup"),
+        ("job_name", "e2e-nightly"),
+        ("server", "e2e-server"),
+        ("volume", "/data"),
+    ] {
+        assert_eq!(
+            labels.get(k).and_then(Json::as_str),
+            Some(v),
+            "label {k}: {alert}"
+        );
+    }
+    let keys: BTreeSet<&str> = labels.keys().map(String::as_str).collect();
+    let expected: BTreeSet<&str> = IDENTITY
+        .iter()
+        .copied()
+        .chain(["alertname", "severity"])
+        .collect();
+    assert_eq!(keys, expected, "no job/instance on job alerts");
+    for key in ["summary", "description", "runbook_url"] {
+        assert!(alert["annotations"][key].is_string(), "{key}: {alert}");
+    }
+
+    // Every dashboard query returns data (bounded: rates need a few scrapes).
+    let queries = panel_queries();
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mut missing: Vec<&PanelQuery> = queries.iter().collect();
+    loop {
+        let mut still = Vec::new();
+        for q in missing {
+            if !has_data(&prom, q).await {
+                still.push(q);
+            }
+        }
+        missing = still;
+        if missing.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        missing.is_empty(),
+        "dashboard queries without data:\n{}",
+        missing
+            .iter()
+            .map(|q| format!("  {}: {}", q.what, q.expr))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    println!("{} dashboard queries returned data", queries.len());
+
+    // Every rule evaluates without error against the real series.
+    let groups = api(&prom, "rules").await["groups"].clone();
+    let mut names = BTreeMap::new();
+    for g in groups.as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            names.insert(r["name"].as_str().unwrap().to_string(), r["health"].clone());
+            assert!(
+                r["health"] == "ok" && r["lastError"].as_str().unwrap_or("").is_empty(),
+                "rule {} in {}: {} {}",
+                r["name"],
+                g["name"],
+                r["health"],
+                r["lastError"]
+            );
+        }
+    }
+    assert!(names.contains_key("BackupJobNoRecentSuccess"), "{names:?}");
+
+    // The shipped override gives jobs named *-weekly 8 days.
+    let weekly = instant(
+        &prom,
+        r#"backup_job:no_recent_success_threshold_seconds{job_name="e2e-weekly"}"#,
+    )
+    .await;
+    assert_eq!(weekly.len(), 1, "{weekly:?}");
+    assert_eq!(weekly[0]["value"][1], "691200");
+
+    // The other alerts the situation calls for are on their way (their `for` is longer).
+    wait_for("pending alerts", Duration::from_secs(20), || async {
+        let alerts = api(&prom, "alerts").await["alerts"].clone();
+        let has = |name: &str, label: &str, value: &str| {
+            alerts
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["labels"]["alertname"] == name && a["labels"][label] == value)
+        };
+        (has("BackupTargetDown", "upstream", "zdm-denied")
+            && has("BackupUpstreamAuthFailing", "upstream", "zdm-denied")
+            && has("BackupJobNoRecentSuccess", "job_name", "e2e-done"))
+        .then_some(())
+    })
+    .await;
+
+    drop(prom);
+    drop(am);
+    drop(exporter);
+    drop(sim);
+}
