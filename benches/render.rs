@@ -32,14 +32,14 @@ fn target(upstream: &Arc<str>, server: usize) -> TargetId {
 /// A job as the ZDM source maps a system-monitoring entry: mid-run, every field present.
 fn job(upstream: &Arc<str>, server: usize, job: usize) -> JobRecord {
     JobRecord {
-        key: JobKey {
+        key: Arc::new(JobKey {
             system: System::Zdm,
             upstream: upstream.clone(),
             operation: "backup".to_string(),
             job_name: format!("fleet-{server:05}-job-{job:02}"),
             server: format!("fleet-{server:05}"),
             volume: VOLUMES[(job - 1) % VOLUMES.len()].to_string(),
-        },
+        }),
         status: Status::Running,
         raw_status: "run".to_string(),
         progress: Some(0.45),
@@ -48,6 +48,8 @@ fn job(upstream: &Arc<str>, server: usize, job: usize) -> JobRecord {
         end_time: None,
         message: Some("백업 진행 중".to_string()),
         info: Vec::new(),
+        ended_runs: None,
+        newest_success_end: None,
     }
 }
 
@@ -84,6 +86,13 @@ fn full_store(upstream: &Arc<str>) -> (Store, Vec<TargetId>) {
     (store, targets)
 }
 
+/// VmRSS of this process (Linux only), to show what the store of 10,000 jobs occupies.
+fn rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn gzip(chunks: &[bytes::Bytes]) -> Vec<u8> {
     // As `/metrics` does for `Accept-Encoding: gzip`.
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -97,7 +106,9 @@ fn gzip(chunks: &[bytes::Bytes]) -> Vec<u8> {
 
 fn render(c: &mut Criterion) {
     let upstream: Arc<str> = Arc::from("zdm-bench");
+    let rss_before = rss_kb();
     let (store, targets) = full_store(&upstream);
+    let rss_after = rss_kb();
 
     let chunks = store.exposition();
     let plain: usize = chunks.iter().map(|b| b.len()).sum();
@@ -113,9 +124,22 @@ fn render(c: &mut Criterion) {
         plain,
         gzip(&chunks).len()
     );
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        eprintln!(
+            "RSS growth while filling the store: {:.1} MB",
+            (after - before) as f64 / 1024.0
+        );
+    }
 
     let mut g = c.benchmark_group("fleet_2000x5");
+    let rss_before = rss_kb();
     let outputs: Vec<PollOutput> = (1..=SERVERS).map(|s| poll_output(&upstream, s)).collect();
+    if let (Some(before), Some(after)) = (rss_before, rss_kb()) {
+        eprintln!(
+            "RSS of the 10,000 job records alone: {:.1} MB",
+            (after - before) as f64 / 1024.0
+        );
+    }
     let mut next = 0;
     g.bench_function("record_poll_one_target", |b| {
         b.iter_batched(

@@ -118,9 +118,8 @@ impl App {
     }
 
     /// The whole exposition: job and target families, then the exporter's own.
-    pub fn exposition(&self) -> Vec<bytes::Bytes> {
-        let mut chunks = self.store.exposition();
-        chunks.push(bytes::Bytes::from(self.telemetry.encode()));
-        chunks
+    pub fn exposition(&self) -> impl Iterator<Item = bytes::Bytes> + Send {
+        let own = bytes::Bytes::from(self.telemetry.encode());
+        self.store.snapshot().chunks().chain(std::iter::once(own))
     }
 }

@@ -133,8 +133,13 @@ impl FamilyBuffers {
         &mut self.bufs[family as usize]
     }
 
+    /// The chunks, trimmed to their length: they live until the target's next poll, and
+    /// a growth-doubled buffer would hold up to twice the exposition in memory.
     pub fn finish(self) -> [Bytes; FAMILY_COUNT] {
-        self.bufs.map(Bytes::from)
+        self.bufs.map(|mut buf| {
+            buf.shrink_to_fit();
+            Bytes::from(buf)
+        })
     }
 }
 
@@ -322,14 +327,14 @@ mod tests {
 
     fn job() -> JobRecord {
         JobRecord {
-            key: JobKey {
+            key: Arc::new(JobKey {
                 system: System::Zdm,
                 upstream: Arc::from("zdm"),
                 operation: "backup".into(),
                 job_name: "일일 \"백업\"\\n".into(),
                 server: "line\nbreak".into(),
                 volume: "C:".into(),
-            },
+            }),
             status: Status::Running,
             raw_status: "run".into(),
             progress: Some(0.45),

@@ -82,7 +82,8 @@ pub struct JobKey {
 /// A job as one poll saw it, already parsed. Absent values are `None`, never 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
-    pub key: JobKey,
+    /// Shared: the store keeps one copy of each identity however often it is seen.
+    pub key: Arc<JobKey>,
     pub status: Status,
     /// The upstream's own status word, for the landing page.
     pub raw_status: String,

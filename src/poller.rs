@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +27,10 @@ pub struct Planned {
     /// Offset of this target's polls within the interval, so an upstream's targets are not
     /// all polled at the same instant.
     pub phase: Duration,
+    /// Polls of one upstream in flight at once, at most `concurrency`: a poll waits here
+    /// before it builds any request, so thousands of due targets do not hold thousands of
+    /// half-started requests (memory) while the request limit lets 16 through.
+    pub admission: Arc<Semaphore>,
 }
 
 /// Builds the sources of a configuration and lists every target.
@@ -36,6 +41,7 @@ pub fn plan(config: &Config, client: &reqwest::Client, telemetry: &Telemetry) ->
         let name: Arc<str> = Arc::from(upstream.name.as_str());
         let targets = source.targets();
         let count = targets.len().max(1) as u32;
+        let admission = Arc::new(Semaphore::new(upstream.settings.concurrency.max(1)));
         for (i, target) in targets.into_iter().enumerate() {
             planned.push(Planned {
                 id: TargetId {
@@ -50,6 +56,7 @@ pub fn plan(config: &Config, client: &reqwest::Client, telemetry: &Telemetry) ->
                 timeout: upstream.settings.timeout,
                 stale_after: upstream.settings.stale_after,
                 phase: upstream.settings.interval * i as u32 / count,
+                admission: admission.clone(),
             });
         }
     }
@@ -66,6 +73,8 @@ pub fn unix_now() -> f64 {
 /// Polls one target once and records the result. Never panics, never hangs past the
 /// interval plus one request timeout.
 pub async fn poll_once(planned: &Planned, store: &Store) -> Result<(), Fault> {
+    // The semaphore is never closed; without a permit the poll simply runs unthrottled.
+    let _permit = planned.admission.acquire().await.ok();
     let started = Instant::now();
     let deadline = started + planned.interval;
     let bound = planned.interval + planned.timeout;

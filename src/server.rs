@@ -155,24 +155,13 @@ impl Server {
     fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
         let chunks = self.app.exposition();
         let mut resp = if accepts_gzip(req.headers().get(header::ACCEPT_ENCODING)) {
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            for chunk in &chunks {
-                // Writing into a Vec cannot fail.
-                let _ = encoder.write_all(chunk);
-            }
-            let body = encoder.finish().unwrap_or_default();
-            let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
+            let mut resp = Response::new(StreamBody::new(gzip_stream(chunks)).boxed());
             resp.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             resp
         } else {
-            let len: usize = chunks.iter().map(Bytes::len).sum();
-            let frames = futures_util::stream::iter(chunks.into_iter().map(|c| Ok(Frame::data(c))));
-            let mut resp = Response::new(StreamBody::new(frames).boxed());
-            resp.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            resp
+            let frames = futures_util::stream::iter(chunks.map(|c| Ok(Frame::data(c))));
+            Response::new(StreamBody::new(frames).boxed())
         };
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -197,6 +186,38 @@ impl Server {
             Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "Reload was interrupted\n"),
         }
     }
+}
+
+/// Output is handed to hyper in pieces of about this size while compressing.
+const GZIP_PIECE: usize = 64 * 1024;
+
+/// Compresses the ready chunks as the client reads them: memory stays at one piece and the
+/// compressor's state instead of the whole compressed exposition per scrape.
+fn gzip_stream(
+    chunks: impl Iterator<Item = Bytes> + Send,
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send {
+    let encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(GZIP_PIECE), flate2::Compression::fast());
+    futures_util::stream::unfold(Some((chunks, encoder)), |state| async move {
+        let (mut rest, mut encoder) = state?;
+        loop {
+            match rest.next() {
+                Some(chunk) => {
+                    // Writing into a Vec cannot fail.
+                    let _ = encoder.write_all(&chunk);
+                    if encoder.get_ref().len() >= GZIP_PIECE {
+                        let piece =
+                            std::mem::replace(encoder.get_mut(), Vec::with_capacity(GZIP_PIECE));
+                        return Some((Ok(Frame::data(Bytes::from(piece))), Some((rest, encoder))));
+                    }
+                }
+                None => {
+                    let last = encoder.finish().unwrap_or_default();
+                    return Some((Ok(Frame::data(Bytes::from(last))), None));
+                }
+            }
+        }
+    })
 }
 
 fn accepts_gzip(value: Option<&HeaderValue>) -> bool {
@@ -236,6 +257,34 @@ fn html(body: String) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn gzip_stream_is_the_gzip_of_the_whole_exposition_in_pieces() {
+        use futures_util::StreamExt as _;
+        use std::io::Read as _;
+        // Incompressible-ish text so the output spans several pieces.
+        let chunks: Vec<Bytes> = (0..2000u64)
+            .map(|i| {
+                Bytes::from(format!(
+                    "m{{k=\"{}\"}} {i}\n",
+                    i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ))
+            })
+            .collect();
+        let want: Vec<u8> = chunks.iter().flat_map(|c| c.to_vec()).collect();
+        let frames: Vec<_> = gzip_stream(chunks.into_iter()).collect().await;
+        assert!(frames.len() >= 2 || want.len() < GZIP_PIECE);
+        let mut gz = Vec::new();
+        for frame in frames {
+            let frame = frame.unwrap();
+            gz.extend_from_slice(frame.data_ref().unwrap());
+        }
+        let mut got = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut got)
+            .unwrap();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn gzip_is_used_only_when_accepted() {

@@ -7,7 +7,8 @@
 //! identity, whoever reports it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::mem;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -61,8 +62,11 @@ impl RunMark {
     }
 }
 
+/// What the store keeps per job identity, whoever reports it.
 #[derive(Debug)]
-struct Memory {
+struct KeyState {
+    /// Every target that holds a record of the key; the one that saw it last owns it.
+    holders: Vec<TargetId>,
     history: JobHistory,
     last: RunMark,
 }
@@ -82,19 +86,55 @@ struct TargetState {
     last_success_at: Option<Instant>,
     poll_duration: Option<f64>,
     stale_after: Duration,
-    jobs: HashMap<JobKey, Held>,
+    /// The records of the last successful poll, sorted by key (a few per target: a sorted
+    /// vector costs far less memory than a hash table per target).
+    jobs: Vec<Held>,
     summaries: Vec<ServerSummary>,
-    rendered: [Bytes; FAMILY_COUNT],
+    /// Shared with scrapes in flight: a scrape holds the snapshot it started with.
+    rendered: Arc<[Bytes; FAMILY_COUNT]>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     targets: BTreeMap<TargetId, TargetState>,
-    /// Every target that holds a record of the key.
-    holders: HashMap<JobKey, Vec<TargetId>>,
-    memory: HashMap<JobKey, Memory>,
+    /// One entry per job identity; records share its `Arc<JobKey>`.
+    keys: HashMap<Arc<JobKey>, KeyState>,
     seq: u64,
     ready_latched: bool,
+}
+
+/// The rendered series of every target at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    targets: Vec<Arc<[Bytes; FAMILY_COUNT]>>,
+}
+
+impl Snapshot {
+    /// The exposition text in chunks: each family's header once, then every target's
+    /// series of that family, so no family is ever split.
+    pub fn chunks(self) -> impl Iterator<Item = Bytes> + Send {
+        let headers = family_headers();
+        Family::ALL.into_iter().flat_map(move |family| {
+            let i = family as usize;
+            let present = self.targets.iter().any(|t| !t[i].is_empty());
+            let header = present.then(|| headers[i].clone());
+            let series: Vec<Bytes> = if present {
+                self.targets
+                    .iter()
+                    .map(|t| t[i].clone())
+                    .filter(|b| !b.is_empty())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            header.into_iter().chain(series)
+        })
+    }
+}
+
+fn family_headers() -> &'static [Bytes; FAMILY_COUNT] {
+    static HEADERS: std::sync::OnceLock<[Bytes; FAMILY_COUNT]> = std::sync::OnceLock::new();
+    HEADERS.get_or_init(|| Family::ALL.map(|f| Bytes::from(f.header())))
 }
 
 /// A job as the landing page shows it.
@@ -157,7 +197,7 @@ impl Store {
                         last_success_at: None,
                         poll_duration: None,
                         stale_after: *stale_after,
-                        jobs: HashMap::new(),
+                        jobs: Vec::new(),
                         summaries: Vec::new(),
                         rendered: Default::default(),
                     };
@@ -219,42 +259,35 @@ impl Store {
         inner.ready_latched
     }
 
-    /// The exposition of all job and target families: ready bytes, no formatting.
-    pub fn exposition(&self) -> Vec<Bytes> {
+    /// A consistent snapshot of every target's ready bytes: one reference per target taken
+    /// under the lock, no formatting and no copying.
+    pub fn snapshot(&self) -> Snapshot {
         let inner = self.lock();
-        let mut out = Vec::new();
-        for family in Family::ALL {
-            let i = family as usize;
-            let mut chunks = inner
-                .targets
-                .values()
-                .map(|t| &t.rendered[i])
-                .filter(|b| !b.is_empty())
-                .peekable();
-            if chunks.peek().is_none() {
-                continue;
-            }
-            out.push(Bytes::from(family.header()));
-            out.extend(chunks.cloned());
+        Snapshot {
+            targets: inner.targets.values().map(|t| t.rendered.clone()).collect(),
         }
-        out
+    }
+
+    /// The exposition of all job and target families as one list of chunks.
+    pub fn exposition(&self) -> Vec<Bytes> {
+        self.snapshot().chunks().collect()
     }
 
     /// Every job that has series, sorted by identity, for the landing page.
     pub fn jobs(&self) -> Vec<JobView> {
         let inner = self.lock();
         let mut views: Vec<JobView> = inner
-            .holders
+            .keys
             .iter()
-            .filter_map(|(key, holders)| {
-                let owner = inner.owner(key, holders)?;
+            .filter_map(|(key, ks)| {
+                let owner = inner.owner(key, &ks.holders)?;
                 let state = inner.targets.get(owner)?;
-                let held = state.jobs.get(key)?;
+                let held = find(&state.jobs, key)?;
                 Some(JobView {
                     record: held.record.clone(),
                     target: owner.clone(),
                     target_up: state.up,
-                    last_success: inner.memory.get(key).and_then(|m| m.history.last_success),
+                    last_success: ks.history.last_success,
                 })
             })
             .collect();
@@ -277,31 +310,36 @@ impl Store {
     }
 }
 
+fn find<'a>(jobs: &'a [Held], key: &JobKey) -> Option<&'a Held> {
+    jobs.binary_search_by(|h| h.record.key.as_ref().cmp(key))
+        .ok()
+        .and_then(|i| jobs.get(i))
+}
+
 impl Inner {
     fn owner<'a>(&'a self, key: &JobKey, holders: &'a [TargetId]) -> Option<&'a TargetId> {
         holders.iter().max_by_key(|t| {
             self.targets
                 .get(*t)
-                .and_then(|s| s.jobs.get(key))
+                .and_then(|s| find(&s.jobs, key))
                 .map_or(0, |h| h.seen)
         })
     }
 
-    /// The keys `target` holds that it owns.
-    fn holders_owner_view(&self, target: &TargetId) -> HashSet<JobKey> {
+    /// For each record `target` holds, whether it owns the key.
+    fn owned_mask(&self, target: &TargetId) -> Vec<bool> {
         let Some(state) = self.targets.get(target) else {
-            return HashSet::new();
+            return Vec::new();
         };
         state
             .jobs
-            .keys()
-            .filter(|k| {
-                self.holders
-                    .get(*k)
-                    .and_then(|h| self.owner(k, h))
+            .iter()
+            .map(|h| {
+                self.keys
+                    .get(h.record.key.as_ref())
+                    .and_then(|ks| self.owner(&h.record.key, &ks.holders))
                     .is_some_and(|o| o == target)
             })
-            .cloned()
             .collect()
     }
 
@@ -315,44 +353,62 @@ impl Inner {
         let mut affected: HashSet<TargetId> = HashSet::new();
         affected.insert(target.clone());
 
-        let mut new_jobs: HashMap<JobKey, Held> = HashMap::with_capacity(jobs.len());
+        let mut new_jobs: Vec<Held> = Vec::with_capacity(jobs.len());
         for record in jobs {
             self.seq += 1;
-            // Within one response a later duplicate replaces an earlier one.
-            new_jobs.insert(
-                record.key.clone(),
-                Held {
-                    record,
-                    seen: self.seq,
-                },
-            );
+            new_jobs.push(Held {
+                record,
+                seen: self.seq,
+            });
         }
-        let old_keys: Vec<JobKey> = self
-            .targets
-            .get(target)
-            .map(|s| s.jobs.keys().cloned().collect())
-            .unwrap_or_default();
+        // Stable sort, then keep the last of equal keys: within one response a later
+        // duplicate replaces an earlier one.
+        new_jobs.sort_by(|a, b| a.record.key.cmp(&b.record.key));
+        new_jobs.reverse();
+        new_jobs.dedup_by(|later, earlier| later.record.key == earlier.record.key);
+        new_jobs.reverse();
+        new_jobs.shrink_to_fit();
 
+        let old_jobs = match self.targets.get_mut(target) {
+            Some(state) => mem::take(&mut state.jobs),
+            None => Vec::new(),
+        };
         // Keys the target no longer reports: drop its claim; another holder may take over.
-        for key in old_keys.iter().filter(|k| !new_jobs.contains_key(*k)) {
-            if let Some(holders) = self.holders.get_mut(key) {
-                holders.retain(|t| t != target);
-                if holders.is_empty() {
-                    self.holders.remove(key);
-                    self.memory.remove(key);
+        for held in old_jobs
+            .iter()
+            .filter(|h| find(&new_jobs, &h.record.key).is_none())
+        {
+            let key = held.record.key.as_ref();
+            if let Some(ks) = self.keys.get_mut(key) {
+                ks.holders.retain(|t| t != target);
+                if ks.holders.is_empty() {
+                    self.keys.remove(key);
                 } else {
-                    affected.extend(holders.iter().cloned());
+                    affected.extend(ks.holders.iter().cloned());
                 }
             }
         }
+        drop(old_jobs);
         // Keys it reports now: it becomes the owner; previous owners must drop the series.
-        for (key, held) in &new_jobs {
-            let holders = self.holders.entry(key.clone()).or_default();
-            affected.extend(holders.iter().cloned());
-            if !holders.contains(target) {
-                holders.push(target.clone());
+        for held in &mut new_jobs {
+            // Share the identity the store already holds instead of keeping a second copy.
+            if let Some((existing, _)) = self.keys.get_key_value(held.record.key.as_ref()) {
+                held.record.key = existing.clone();
             }
-            observe(&mut self.memory, &held.record);
+            let key = &held.record.key;
+            match self.keys.get_mut(key.as_ref()) {
+                Some(ks) => {
+                    affected.extend(ks.holders.iter().cloned());
+                    if !ks.holders.contains(target) {
+                        ks.holders.push(target.clone());
+                    }
+                    observe(ks, &held.record);
+                }
+                None => {
+                    self.keys
+                        .insert(key.clone(), first_sight(target, &held.record));
+                }
+            }
         }
         if let Some(state) = self.targets.get_mut(target) {
             state.jobs = new_jobs;
@@ -364,68 +420,81 @@ impl Inner {
     }
 
     fn rerender(&mut self, target: &TargetId) {
-        let owned = self.holders_owner_view(target);
+        let owned = self.owned_mask(target);
         if let Some(state) = self.targets.get(target) {
-            let rendered = render(target, state, &owned, &self.memory);
+            let rendered = render(target, state, &owned, &self.keys);
             if let Some(state) = self.targets.get_mut(target) {
-                state.rendered = rendered;
+                state.rendered = Arc::new(rendered);
             }
         }
     }
 }
 
-/// Updates run counting and the last success with one observation of a job.
-fn observe(memory: &mut HashMap<JobKey, Memory>, job: &JobRecord) {
-    let mark = RunMark::of(job);
-    let own_success = match job.status {
+fn success_end(job: &JobRecord) -> Option<f64> {
+    let own = match job.status {
         Status::Completed | Status::CompletedWithWarnings => job.end_time,
         _ => None,
     };
-    let success_end = match (own_success, job.newest_success_end) {
+    match (own, job.newest_success_end) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// A job seen for the first time: a run that already ended is not counted, so a restart
+/// adds nothing (sources that tell runs apart report what ended since their own baseline).
+fn first_sight(target: &TargetId, job: &JobRecord) -> KeyState {
+    let mut ks = KeyState {
+        holders: vec![target.clone()],
+        history: JobHistory {
+            runs: [0; 4],
+            last_success: success_end(job),
+        },
+        last: RunMark::of(job),
     };
-    let first_sight = !memory.contains_key(&job.key);
-    let m = memory.entry(job.key.clone()).or_insert_with(|| Memory {
-        history: JobHistory::default(),
-        last: mark,
-    });
-    let ended: Vec<Status> = match &job.ended_runs {
-        Some(reported) => reported.clone(),
-        // First sight: a run that already ended is not counted, so a restart adds nothing.
-        None if first_sight => Vec::new(),
-        None if mark.ends_new_run(&m.last) => vec![job.status],
-        None => Vec::new(),
-    };
+    if let Some(reported) = &job.ended_runs {
+        count(&mut ks.history, reported);
+    }
+    ks
+}
+
+fn count(history: &mut JobHistory, ended: &[Status]) {
     for status in ended {
-        if let Some(i) = metrics::RUN_RESULTS.iter().position(|r| *r == status) {
-            m.history.runs[i] += 1;
+        if let Some(i) = metrics::RUN_RESULTS.iter().position(|r| r == status) {
+            history.runs[i] += 1;
         }
     }
-    if let Some(end) = success_end {
-        if m.history.last_success.is_none_or(|prev| end > prev) {
-            m.history.last_success = Some(end);
+}
+
+/// Updates run counting and the last success with one more observation of a known job.
+fn observe(ks: &mut KeyState, job: &JobRecord) {
+    let mark = RunMark::of(job);
+    match &job.ended_runs {
+        Some(reported) => count(&mut ks.history, reported),
+        None if mark.ends_new_run(&ks.last) => count(&mut ks.history, &[job.status]),
+        None => {}
+    }
+    if let Some(end) = success_end(job) {
+        if ks.history.last_success.is_none_or(|prev| end > prev) {
+            ks.history.last_success = Some(end);
         }
     }
-    m.last = mark;
+    ks.last = mark;
 }
 
 fn render(
     target: &TargetId,
     state: &TargetState,
-    owned: &HashSet<JobKey>,
-    memory: &HashMap<JobKey, Memory>,
+    owned: &[bool],
+    keys: &HashMap<Arc<JobKey>, KeyState>,
 ) -> [Bytes; FAMILY_COUNT] {
     let mut out = FamilyBuffers::new();
-    let mut jobs: Vec<&Held> = state
-        .jobs
-        .values()
-        .filter(|h| owned.contains(&h.record.key))
-        .collect();
-    jobs.sort_by(|a, b| a.record.key.cmp(&b.record.key));
     let empty = JobHistory::default();
-    for held in jobs {
-        let history = memory.get(&held.record.key).map_or(&empty, |m| &m.history);
+    // `jobs` is sorted by key, so the series come out in a stable order.
+    for (held, _) in state.jobs.iter().zip(owned).filter(|(_, owned)| **owned) {
+        let history = keys
+            .get(held.record.key.as_ref())
+            .map_or(&empty, |ks| &ks.history);
         metrics::render_job(&mut out, &held.record, history);
     }
     for summary in &state.summaries {
@@ -460,14 +529,14 @@ mod tests {
 
     fn job(status: Status, start: Option<f64>, end: Option<f64>) -> JobRecord {
         JobRecord {
-            key: JobKey {
+            key: Arc::new(JobKey {
                 system: System::Zdm,
                 upstream: Arc::from("u"),
                 operation: "backup".into(),
                 job_name: "j".into(),
                 server: "s".into(),
                 volume: "/".into(),
-            },
+            }),
             status,
             raw_status: String::new(),
             progress: None,
@@ -621,7 +690,7 @@ mod tests {
             (b.clone(), Duration::from_secs(9)),
         ]);
         let mut other = job(Status::Running, None, None);
-        other.key.job_name = "k".into();
+        Arc::make_mut(&mut other.key).job_name = "k".into();
         poll(&store, &a, vec![job(Status::Running, None, None)]);
         poll(&store, &b, vec![other]);
         let m = text(&store);

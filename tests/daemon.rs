@@ -637,13 +637,15 @@ async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
         started.elapsed()
     );
     let m = exp.metrics().await;
-    let slowest = m
+    let durations: Vec<f64> = m
         .lines()
         .filter(|l| l.starts_with("backup_target_poll_duration_seconds{"))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .fold(0.0, f64::max);
+        .collect();
+    assert_eq!(durations.len(), 3);
+    // A poll's duration is its own work, not the time it queued behind the others.
     assert!(
-        slowest >= 2.9,
-        "the last target waited for the other two: {slowest}"
+        durations.iter().all(|d| (0.9..2.0).contains(d)),
+        "{durations:?}"
     );
 }

@@ -2,7 +2,7 @@
 //! backupJobs list with its `nextLink` pages, job details for progress, mapping.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -449,14 +449,14 @@ impl Azure {
             info.push(("job_id", name));
         }
         JobRecord {
-            key: JobKey {
+            key: Arc::new(JobKey {
                 system: System::Azure,
                 upstream: fields.upstream().clone(),
                 operation,
                 job_name: entity.clone(),
                 server: entity,
                 volume: String::new(),
-            },
+            }),
             status,
             raw_status,
             progress: fields.percent(

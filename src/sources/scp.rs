@@ -1,7 +1,7 @@
 //! Samsung Cloud Platform: backup restore histories, signature v2, paging, mapping.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -293,14 +293,14 @@ impl Scp {
             .text("restore_server_name", newest.restore_server_name.as_ref())
             .unwrap_or_default();
         let record = JobRecord {
-            key: JobKey {
+            key: Arc::new(JobKey {
                 system: System::Scp,
                 upstream: fields.upstream().clone(),
                 operation: "restore".to_string(),
                 job_name: backup.name.clone().unwrap_or_else(|| backup.id.clone()),
                 server,
                 volume: String::new(),
-            },
+            }),
             status,
             raw_status,
             progress: matches!(status, Status::Completed | Status::CompletedWithWarnings)

@@ -1,6 +1,7 @@
 //! ZDM: backup server, backup job and recovery job monitoring (API 1.0.x under `/api`,
 //! later versions under `/api/v1`), Bearer token or login, mapping to the model.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -372,7 +373,7 @@ fn job_record(
     let p = progress.unwrap_or(&empty);
     let (status, raw_status) = fields.status("status", p.status.as_ref());
     JobRecord {
-        key,
+        key: Arc::new(key),
         status,
         raw_status,
         progress: fields.percent("percent", p.percent.as_ref()),
