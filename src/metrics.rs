@@ -133,13 +133,51 @@ impl FamilyBuffers {
         &mut self.bufs[family as usize]
     }
 
-    /// The chunks, trimmed to their length: they live until the target's next poll, and
-    /// a growth-doubled buffer would hold up to twice the exposition in memory.
-    pub fn finish(self) -> [Bytes; FAMILY_COUNT] {
-        self.bufs.map(|mut buf| {
-            buf.shrink_to_fit();
-            Bytes::from(buf)
-        })
+    /// Empties the buffers but keeps their capacity, to render the next target.
+    pub fn clear(&mut self) {
+        for buf in &mut self.bufs {
+            buf.clear();
+        }
+    }
+
+    /// Copies the chunks into one allocation of exactly their size. The result lives until
+    /// the target's next poll; one right-sized block per target (instead of a dozen
+    /// growth-doubled ones) keeps the long-running heap from fragmenting.
+    pub fn finish(&self) -> Rendered {
+        let total = self.bufs.iter().map(String::len).sum();
+        let mut text = Vec::with_capacity(total);
+        let mut ends = [0; FAMILY_COUNT];
+        for (end, buf) in ends.iter_mut().zip(&self.bufs) {
+            text.extend_from_slice(buf.as_bytes());
+            *end = text.len();
+        }
+        Rendered {
+            text: Bytes::from(text),
+            ends,
+        }
+    }
+}
+
+/// One target's series: every family's chunk, back to back in one buffer.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    text: Bytes,
+    /// Where each family's chunk ends in `text`.
+    ends: [usize; FAMILY_COUNT],
+}
+
+impl Rendered {
+    /// The chunk of `family` (a cheap reference into the shared buffer).
+    pub fn family(&self, family: Family) -> Bytes {
+        let i = family as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.slice(start..self.ends[i])
+    }
+
+    pub fn has(&self, family: Family) -> bool {
+        let i = family as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.ends[i] > start
     }
 }
 
@@ -376,15 +414,17 @@ mod tests {
         let mut out = FamilyBuffers::new();
         render_job(&mut out, &job(), &JobHistory::default());
         let b = out.finish();
-        let status = std::str::from_utf8(&b[Family::JobStatus as usize]).unwrap();
+        let status = b.family(Family::JobStatus);
+        let status = std::str::from_utf8(&status).unwrap();
         assert_eq!(status.lines().count(), 7);
         assert_eq!(status.lines().filter(|l| l.ends_with(" 1")).count(), 1);
         assert!(status.contains(
             "backup_job_status{system=\"zdm\",upstream=\"zdm\",operation=\"backup\",job_name=\"일일 \\\"백업\\\"\\\\n\",server=\"line\\nbreak\",volume=\"C:\",status=\"running\"} 1\n"
         ));
-        assert!(b[Family::JobEnd as usize].is_empty());
-        assert!(b[Family::JobLastSuccess as usize].is_empty());
-        let runs = std::str::from_utf8(&b[Family::JobRuns as usize]).unwrap();
+        assert!(!b.has(Family::JobEnd));
+        assert!(!b.has(Family::JobLastSuccess));
+        let runs = b.family(Family::JobRuns);
+        let runs = std::str::from_utf8(&runs).unwrap();
         assert_eq!(runs.lines().count(), 4);
         assert!(runs.lines().all(|l| l.ends_with(" 0")));
     }
@@ -409,8 +449,9 @@ mod tests {
         let mut out = FamilyBuffers::new();
         render_summary(&mut out, &target, &summary);
         let b = out.finish();
-        let text = std::str::from_utf8(&b[Family::ServerJobs as usize]).unwrap();
+        let text = b.family(Family::ServerJobs);
+        let text = std::str::from_utf8(&text).unwrap();
         assert!(text.contains("status=\"other\"} 0\n"));
-        assert!(b[Family::ServerProgress as usize].is_empty());
+        assert!(!b.has(Family::ServerProgress));
     }
 }

@@ -65,6 +65,11 @@ impl Server {
                     }
                 },
             };
+            // The exposition goes out in many small frames; Nagle would hold the tail of each
+            // write back for the client's delayed ACK (40 ms per scrape on loopback).
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+            }
             let server = self.clone();
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::metrics::{self, Family, FamilyBuffers, JobHistory, TargetHealth, FAMILY_COUNT};
+use crate::metrics::{self, Family, FamilyBuffers, JobHistory, Rendered, TargetHealth};
 use crate::model::{JobKey, JobRecord, PollOutput, ServerSummary, TargetId};
 use crate::parse::Status;
 
@@ -91,7 +91,7 @@ struct TargetState {
     jobs: Vec<Held>,
     summaries: Vec<ServerSummary>,
     /// Shared with scrapes in flight: a scrape holds the snapshot it started with.
-    rendered: Arc<[Bytes; FAMILY_COUNT]>,
+    rendered: Rendered,
 }
 
 #[derive(Debug, Default)]
@@ -106,7 +106,7 @@ struct Inner {
 /// The rendered series of every target at one instant.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    targets: Vec<Arc<[Bytes; FAMILY_COUNT]>>,
+    targets: Vec<Rendered>,
 }
 
 impl Snapshot {
@@ -115,14 +115,13 @@ impl Snapshot {
     pub fn chunks(self) -> impl Iterator<Item = Bytes> + Send {
         let headers = family_headers();
         Family::ALL.into_iter().flat_map(move |family| {
-            let i = family as usize;
-            let present = self.targets.iter().any(|t| !t[i].is_empty());
-            let header = present.then(|| headers[i].clone());
+            let present = self.targets.iter().any(|t| t.has(family));
+            let header = present.then(|| headers[family as usize].clone());
             let series: Vec<Bytes> = if present {
                 self.targets
                     .iter()
-                    .map(|t| t[i].clone())
-                    .filter(|b| !b.is_empty())
+                    .filter(|t| t.has(family))
+                    .map(|t| t.family(family))
                     .collect()
             } else {
                 Vec::new()
@@ -132,8 +131,9 @@ impl Snapshot {
     }
 }
 
-fn family_headers() -> &'static [Bytes; FAMILY_COUNT] {
-    static HEADERS: std::sync::OnceLock<[Bytes; FAMILY_COUNT]> = std::sync::OnceLock::new();
+fn family_headers() -> &'static [Bytes; metrics::FAMILY_COUNT] {
+    static HEADERS: std::sync::OnceLock<[Bytes; metrics::FAMILY_COUNT]> =
+        std::sync::OnceLock::new();
     HEADERS.get_or_init(|| Family::ALL.map(|f| Bytes::from(f.header())))
 }
 
@@ -424,7 +424,7 @@ impl Inner {
         if let Some(state) = self.targets.get(target) {
             let rendered = render(target, state, &owned, &self.keys);
             if let Some(state) = self.targets.get_mut(target) {
-                state.rendered = Arc::new(rendered);
+                state.rendered = rendered;
             }
         }
     }
@@ -487,18 +487,36 @@ fn render(
     state: &TargetState,
     owned: &[bool],
     keys: &HashMap<Arc<JobKey>, KeyState>,
-) -> [Bytes; FAMILY_COUNT] {
-    let mut out = FamilyBuffers::new();
+) -> Rendered {
+    thread_local! {
+        // Reused across renders on this thread: no growth-doubling on every poll.
+        static SCRATCH: std::cell::RefCell<FamilyBuffers> = std::cell::RefCell::new(FamilyBuffers::new());
+    }
+    SCRATCH.with(|scratch| {
+        let mut out = scratch.borrow_mut();
+        out.clear();
+        render_into(&mut out, target, state, owned, keys);
+        out.finish()
+    })
+}
+
+fn render_into(
+    out: &mut FamilyBuffers,
+    target: &TargetId,
+    state: &TargetState,
+    owned: &[bool],
+    keys: &HashMap<Arc<JobKey>, KeyState>,
+) {
     let empty = JobHistory::default();
     // `jobs` is sorted by key, so the series come out in a stable order.
     for (held, _) in state.jobs.iter().zip(owned).filter(|(_, owned)| **owned) {
         let history = keys
             .get(held.record.key.as_ref())
             .map_or(&empty, |ks| &ks.history);
-        metrics::render_job(&mut out, &held.record, history);
+        metrics::render_job(out, &held.record, history);
     }
     for summary in &state.summaries {
-        metrics::render_summary(&mut out, target, summary);
+        metrics::render_summary(out, target, summary);
     }
     if state.polled {
         let health = TargetHealth {
@@ -506,9 +524,8 @@ fn render(
             last_success: state.last_success_unix,
             poll_duration: state.poll_duration,
         };
-        metrics::render_target(&mut out, target, &health);
+        metrics::render_target(out, target, &health);
     }
-    out.finish()
 }
 
 #[cfg(test)]

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Fleet bench: the release exporter against the bundled simulator serving a generated fleet
+# (default 2,000 servers x 5 jobs = 10,000 jobs), all on 127.0.0.1. Measures time to the first
+# full poll cycle (/-/ready), RSS, CPU per poll cycle (exporter and simulator separately),
+# /metrics size plain and gzip, and /metrics latency p50/p99.
+#
+#   benches/fleet.sh                      # 2000x5
+#   SERVERS=500 JOBS=3 benches/fleet.sh   # a smaller fleet
+#
+# Knobs (env): SERVERS, JOBS, CONCURRENCY (16), CYCLES (CPU window in 5 s cycles, 12),
+# SCRAPES (200), READY_TIMEOUT (60 s), SKIP_BUILD=1 (use the existing release binaries).
+# Needs bash, curl, python3 (stdlib only) and Linux /proc.
+set -euo pipefail
+
+SERVERS=${SERVERS:-2000}
+JOBS=${JOBS:-5}
+CONCURRENCY=${CONCURRENCY:-16}
+CYCLES=${CYCLES:-12}
+CPU_INTERVAL=5
+SCRAPES=${SCRAPES:-200}
+READY_TIMEOUT=${READY_TIMEOUT:-60}
+
+cd "$(dirname "$0")/.."
+for tool in curl python3; do
+    command -v "$tool" >/dev/null || { echo "fleet.sh: $tool is required" >&2; exit 1; }
+done
+
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    cargo build --release --bins
+fi
+EXPORTER=target/release/backup-exporter
+SIMULATOR=target/release/backup-simulator
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/fleet-bench.XXXXXX")
+SIM_PID=""
+EXP_PID=""
+
+stop() { # stop PID: SIGTERM, then SIGKILL after 5 s
+    local pid=$1
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    stop "$EXP_PID"
+    stop "$SIM_PID"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+    echo "fleet.sh: $*" >&2
+    for log in "$WORK"/*.log; do
+        [[ -s $log ]] && { echo "--- tail of $log" >&2; tail -n 20 "$log" >&2; }
+    done
+    exit 1
+}
+
+now() { date +%s.%N; }
+ticks=$(getconf CLK_TCK)
+cpu_seconds() { # utime+stime of PID in seconds (fields 14 and 15, after the "(comm)")
+    python3 - "$1" "$ticks" <<'EOF'
+import sys
+stat = open(f"/proc/{sys.argv[1]}/stat").read()
+fields = stat[stat.rindex(")") + 2:].split()
+print((int(fields[11]) + int(fields[12])) / int(sys.argv[2]))
+EOF
+}
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+calc() { python3 -c "print($*)"; }
+
+# --- simulator -------------------------------------------------------------------------------
+: >"$WORK/simulator.out" # exists before the background child opens it, for the loop below
+"$SIMULATOR" --listen 127.0.0.1:0 --fleet "${SERVERS}x${JOBS}" --token bench \
+    >"$WORK/simulator.out" 2>"$WORK/simulator.log" &
+SIM_PID=$!
+SIM_ADDR=""
+for _ in $(seq 150); do
+    SIM_ADDR=$(sed -n 's/^listening on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$WORK/simulator.out" | head -n 1)
+    [[ -n $SIM_ADDR ]] && break
+    kill -0 "$SIM_PID" 2>/dev/null || die "simulator exited"
+    sleep 0.1
+done
+[[ -n $SIM_ADDR ]] || die "simulator did not print 'listening on' within 15 s"
+
+write_config() { # write_config FILE INTERVAL
+    python3 - "$1" "$2" "$SIM_ADDR" "$SERVERS" "$CONCURRENCY" <<'EOF'
+import sys
+path, interval, addr, servers, concurrency = sys.argv[1:]
+with open(path, "w") as f:
+    f.write(f"""defaults:
+  interval: {interval}
+  timeout: 10s
+  concurrency: {concurrency}
+  timezone: Asia/Seoul
+upstreams:
+  - name: zdm-fleet
+    type: zdm
+    url: http://{addr}
+    token_env: BENCH_TOKEN
+    servers:
+""")
+    for i in range(1, int(servers) + 1):
+        f.write(f"      - fleet-{i:05d}\n")
+EOF
+}
+
+EXP_URL=""
+start_exporter() { # start_exporter NAME INTERVAL; sets EXP_PID, EXP_URL, READY_S
+    local name=$1 port t0 t1 code
+    write_config "$WORK/$name.yaml" "$2"
+    port=$(free_port)
+    EXP_URL="http://127.0.0.1:$port"
+    t0=$(now)
+    BENCH_TOKEN=bench "$EXPORTER" --config "$WORK/$name.yaml" \
+        --web.listen-address "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
+    EXP_PID=$!
+    while :; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$EXP_URL/-/ready" || true)
+        [[ $code == 200 ]] && break
+        kill -0 "$EXP_PID" 2>/dev/null || die "exporter exited"
+        [[ $(calc "$(now) - $t0 > $READY_TIMEOUT") == True ]] \
+            && die "exporter not ready within ${READY_TIMEOUT} s"
+        sleep 0.02
+    done
+    t1=$(now)
+    READY_S=$(calc "round($t1 - $t0, 2)")
+}
+
+scrape_latency() { # scrape_latency URL N GZIP(0|1) -> "p50 p99" in ms
+    python3 - "$1" "$2" "$3" <<'EOF'
+import http.client, sys, time, urllib.parse
+url, n, gz = urllib.parse.urlsplit(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+headers = {"Accept-Encoding": "gzip"} if gz else {}
+conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+times = []
+for _ in range(n):
+    t = time.perf_counter()
+    conn.request("GET", "/metrics", headers=headers)
+    resp = conn.getresponse()
+    body = resp.read()
+    times.append((time.perf_counter() - t) * 1000)
+    if resp.status != 200 or not body:
+        sys.exit(f"/metrics answered {resp.status}")
+times.sort()
+pick = lambda q: times[min(len(times) - 1, int(q * len(times)))]
+print(f"{pick(0.50):.1f} {pick(0.99):.1f}")
+EOF
+}
+
+# --- run 1: interval 30s -- first cycle, RSS, size, latency (no polls between cycles) ------
+sim_cpu0=$(cpu_seconds "$SIM_PID")
+start_exporter steady 30s
+exp_cpu_first=$(cpu_seconds "$EXP_PID")
+sim_cpu_first=$(calc "round($(cpu_seconds "$SIM_PID") - $sim_cpu0, 2)")
+rss_ready=$(status_kb "$EXP_PID" VmRSS)
+metrics=$(curl -s --max-time 10 "$EXP_URL/metrics")
+series=$(grep -vc '^#' <<<"$metrics" || true)
+jobs_up=$(grep -c '^backup_target_up{.*} 1$' <<<"$metrics" || true)
+[[ $jobs_up == "$SERVERS" ]] || die "only $jobs_up of $SERVERS targets up after ready"
+size_plain=$(curl -s --max-time 10 -o /dev/null -w '%{size_download}' "$EXP_URL/metrics")
+size_gzip=$(curl -s --max-time 10 -H 'Accept-Encoding: gzip' -o /dev/null -w '%{size_download}' \
+    "$EXP_URL/metrics")
+read -r p50_plain p99_plain <<<"$(scrape_latency "$EXP_URL" "$SCRAPES" 0)"
+read -r p50_gzip p99_gzip <<<"$(scrape_latency "$EXP_URL" "$SCRAPES" 1)"
+rss_after=$(status_kb "$EXP_PID" VmRSS)
+hwm=$(status_kb "$EXP_PID" VmHWM)
+stop "$EXP_PID"
+EXP_PID=""
+
+# --- run 2: interval 5s -- CPU per cycle in steady state, then latency under polling ------
+start_exporter busy "${CPU_INTERVAL}s"
+sleep "$CPU_INTERVAL" # skip the burst of the first cycle
+e0=$(cpu_seconds "$EXP_PID")
+s0=$(cpu_seconds "$SIM_PID")
+t0=$(now)
+sleep $((CYCLES * CPU_INTERVAL))
+e1=$(cpu_seconds "$EXP_PID")
+s1=$(cpu_seconds "$SIM_PID")
+t1=$(now)
+cycles=$(calc "($t1 - $t0) / $CPU_INTERVAL")
+exp_cycle=$(calc "round(($e1 - $e0) / $cycles, 3)")
+sim_cycle=$(calc "round(($s1 - $s0) / $cycles, 3)")
+exp_share=$(calc "round(100 * ($e1 - $e0) / ($t1 - $t0), 1)")
+read -r p50_busy p99_busy <<<"$(scrape_latency "$EXP_URL" "$SCRAPES" 0)"
+rss_busy=$(status_kb "$EXP_PID" VmRSS)
+stop "$EXP_PID"
+EXP_PID=""
+
+# --- report ----------------------------------------------------------------------------------
+mb() { calc "round($1 / 1024, 1)"; }
+printf '\nfleet %sx%s = %s jobs, concurrency %s, %s cores, load %s, %s\n' \
+    "$SERVERS" "$JOBS" $((SERVERS * JOBS)) "$CONCURRENCY" "$(nproc)" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%FT%TZ)"
+printf '%-52s %s\n' \
+    "first full cycle (start -> /-/ready 200)" "${READY_S} s" \
+    "  exporter CPU to ready / simulator CPU" "${exp_cpu_first} s / ${sim_cpu_first} s" \
+    "RSS after ready" "$(mb "$rss_ready") MB" \
+    "RSS after $((2 * SCRAPES)) scrapes / peak (VmHWM)" "$(mb "$rss_after") MB / $(mb "$hwm") MB" \
+    "/metrics series" "$series" \
+    "/metrics size plain / gzip" "$size_plain B / $size_gzip B" \
+    "/metrics latency plain p50 / p99 ($SCRAPES scrapes)" "${p50_plain} ms / ${p99_plain} ms" \
+    "/metrics latency gzip  p50 / p99 ($SCRAPES scrapes)" "${p50_gzip} ms / ${p99_gzip} ms" \
+    "CPU per ${CPU_INTERVAL}s cycle: exporter / simulator" "${exp_cycle} s / ${sim_cycle} s" \
+    "  exporter CPU share at ${CPU_INTERVAL}s interval" "${exp_share} % of one core" \
+    "/metrics plain p50 / p99 while polling every ${CPU_INTERVAL}s" "${p50_busy} ms / ${p99_busy} ms" \
+    "RSS at ${CPU_INTERVAL}s interval after the scrapes" "$(mb "$rss_busy") MB"
