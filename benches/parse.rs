@@ -3,9 +3,8 @@
 
 use std::hint::black_box;
 
-use backup_exporter::parse::{
-    parse_duration, parse_percent, parse_status, parse_time, Status, StatusMap,
-};
+use backup_exporter::parse::{parse_duration, parse_percent, parse_time};
+use backup_exporter::status::{parse_status, Status, StatusMap};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn percent(c: &mut Criterion) {

@@ -11,8 +11,8 @@ use backup_exporter::metrics::{self, FamilyBuffers, JobHistory};
 use backup_exporter::model::{
     JobKey, JobRecord, PollOutput, ServerSummary, System, TargetId, TargetKind,
 };
-use backup_exporter::parse::Status;
 use backup_exporter::state::{PollResult, Store};
+use backup_exporter::status::Status;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 const SERVERS: usize = 2_000;

@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use crate::parse::{Status, StatusMap};
+use crate::status::{Status, StatusMap};
 
 /// A credential read from a file or the environment. Never printed: `Debug` and
 /// `Display` show `<redacted>`, and it has no `Serialize`.
@@ -1071,7 +1071,7 @@ impl Cx<'_> {
         let mut status_map = StatusMap::new();
         for (key, value) in raw.into_iter().flatten() {
             let entry = format!("{path}.{key}");
-            if crate::parse::normalize_status(key).is_empty() {
+            if crate::status::normalize_status(key).is_empty() {
                 self.error(
                     entry.clone(),
                     "status_map key must contain a letter or digit",

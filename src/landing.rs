@@ -2,8 +2,9 @@
 
 use std::fmt::Write as _;
 
-use crate::parse::{self, Status};
+use crate::parse;
 use crate::state::Store;
+use crate::status::Status;
 use crate::telemetry::{REVISION, VERSION};
 
 const STYLE: &str = r#"

@@ -15,5 +15,6 @@ pub mod server;
 pub mod simulator;
 pub mod sources;
 pub mod state;
+pub mod status;
 pub mod telemetry;
 pub mod webconfig;

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 
 use crate::model::{JobRecord, ServerSummary, TargetId};
-use crate::parse::Status;
+use crate::status::Status;
 
 /// The job and target families, in exposition order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

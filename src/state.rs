@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use crate::metrics::{self, Family, FamilyBuffers, JobHistory, Rendered, TargetHealth};
 use crate::model::{JobKey, JobRecord, PollOutput, ServerSummary, TargetId};
-use crate::parse::Status;
+use crate::status::Status;
 
 /// What a finished poll reports to the store.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,7 +15,7 @@ use super::{endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget
 use crate::config::{AzureAuth, AzureConfig, AzureVault, Secret};
 use crate::http::{Fault, Outcome, StatusRules, UpstreamHttp};
 use crate::model::{JobKey, JobRecord, PollOutput, System, TargetKind};
-use crate::parse::Status;
+use crate::status::Status;
 
 /// The ARM resource tokens are requested for (the contract's fixed scope).
 const RESOURCE: &str = "https://management.azure.com/";

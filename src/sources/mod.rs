@@ -13,7 +13,8 @@ use serde_json::Value;
 use crate::config::{Secret, Upstream, UpstreamKind};
 use crate::http::{Fault, Limits, Outcome, UpstreamHttp};
 use crate::model::{PollOutput, System, TargetKind};
-use crate::parse::{self, Status, StatusMap};
+use crate::parse;
+use crate::status::{self, Status, StatusMap};
 use crate::telemetry::Telemetry;
 
 pub mod azure;
@@ -188,7 +189,7 @@ impl FieldParser {
     /// The normalized status; an unrecognized word is `unknown`, counted, and logged once.
     pub fn status(&self, field: &str, value: Option<&Value>) -> (Status, String) {
         let raw = self.text(field, value).unwrap_or_default();
-        let status = parse::parse_status(&raw, &self.status_map);
+        let status = status::parse_status(&raw, &self.status_map);
         if status == Status::Unknown {
             self.telemetry
                 .parse_error(self.system.as_str(), &self.upstream, field);

@@ -17,7 +17,7 @@ use super::{endpoint, FieldParser, Source, SourceTarget};
 use crate::config::{ScpBackup, ScpConfig};
 use crate::http::{Fault, Outcome, StatusRules, UpstreamHttp};
 use crate::model::{JobKey, JobRecord, PollOutput, System, TargetKind};
-use crate::parse::Status;
+use crate::status::Status;
 
 /// Entries per page; the seed's default.
 const PAGE_SIZE: usize = 20;

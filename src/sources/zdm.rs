@@ -513,7 +513,7 @@ fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{Status, StatusMap};
+    use crate::status::{Status, StatusMap};
     use crate::telemetry::Telemetry;
 
     fn fields(telemetry: &Telemetry) -> FieldParser {
