@@ -4,8 +4,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::clock::unix_now;
 use crate::config::{self, Config, ConfigErrors};
-use crate::poller::{self, Pollers};
+use crate::exposition::Exposition;
+use crate::poller::{self, Planned, Pollers};
 use crate::state::Store;
 use crate::telemetry::Telemetry;
 
@@ -60,18 +62,48 @@ impl App {
         self.source.load()
     }
 
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
-    }
-
     /// Replaces the running pollers with those of `config`. Targets kept across the change
     /// keep their series and run counts.
     pub async fn apply(&self, config: &Config) {
-        let plan = poller::plan(config, &self.client, &self.telemetry);
         let mut running = self.running.lock().await;
         if let Some(old) = running.pollers.take() {
             old.stop().await;
         }
+        let plan = self.install(config, &mut running);
+        running.pollers = Some(Pollers::spawn(plan, self.store.clone()));
+    }
+
+    /// `--once`: installs `config` like [`App::apply`], then polls every target once,
+    /// concurrently, instead of starting the poll loops. True if every poll succeeded.
+    pub async fn poll_once(&self, config: &Config) -> bool {
+        let plan = {
+            let mut running = self.running.lock().await;
+            self.install(config, &mut running)
+        };
+        let polls = plan.iter().map(|p| async {
+            let result = poller::poll_once(p, &self.store).await;
+            if let Err(fault) = &result {
+                tracing::warn!(
+                    upstream = %p.id.upstream,
+                    target = %p.id.target,
+                    kind = p.id.kind.as_str(),
+                    outcome = fault.outcome.as_str(),
+                    reason = %fault.reason,
+                    "target poll failed"
+                );
+            }
+            result.is_ok()
+        });
+        futures_util::future::join_all(polls)
+            .await
+            .into_iter()
+            .all(|ok| ok)
+    }
+
+    /// Everything a configuration change does but start polling: per-upstream telemetry
+    /// series, the store's target list, the reload gauges. Returns the targets to poll.
+    fn install(&self, config: &Config, running: &mut Running) -> Vec<Planned> {
+        let plan = poller::plan(config, &self.client, &self.telemetry);
         let upstreams: Vec<(&'static str, String)> = config
             .upstreams
             .iter()
@@ -87,9 +119,9 @@ impl App {
         }
         let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
         self.store.set_targets(&targets);
-        running.pollers = Some(Pollers::spawn(plan, self.store.clone()));
         running.upstreams = upstreams;
-        self.telemetry.config_loaded(true, poller::unix_now());
+        self.telemetry.config_loaded(true, unix_now());
+        plan
     }
 
     /// Loads the configuration again; a bad one is refused and the running one stays.
@@ -101,7 +133,7 @@ impl App {
                 Ok(())
             }
             Err(errors) => {
-                self.telemetry.config_loaded(false, poller::unix_now());
+                self.telemetry.config_loaded(false, unix_now());
                 for e in &errors.0 {
                     tracing::error!(path = %e.path, problem = %e.message, "configuration rejected, keeping the running one");
                 }
@@ -117,9 +149,8 @@ impl App {
         }
     }
 
-    /// The whole exposition: job and target families, then the exporter's own.
-    pub fn exposition(&self) -> impl Iterator<Item = bytes::Bytes> + Send {
-        let own = bytes::Bytes::from(self.telemetry.encode());
-        self.store.snapshot().chunks().chain(std::iter::once(own))
+    /// The read-only handle for the HTTP server: ready bytes, readiness, the landing tables.
+    pub fn exposition(&self) -> Exposition {
+        Exposition::new(self.store.clone(), self.telemetry.clone())
     }
 }

@@ -1,4 +1,4 @@
-//! The one shared upstream HTTP client: per-upstream concurrency limit, timeout, body cap,
+//! The one shared upstream HTTP client: timeout, body cap,
 //! retries with jittered backoff, and the classification of every request's outcome.
 
 use std::sync::Arc;
@@ -8,96 +8,16 @@ use bytes::{Bytes, BytesMut};
 use rand::Rng;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
-use tokio::sync::Semaphore;
 
+use crate::outcome::{Fault, Outcome};
 use crate::telemetry::Telemetry;
-
-/// The `outcome` label of `backup_upstream_requests_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    Success,
-    NotFound,
-    Incomplete,
-    AuthError,
-    RateLimited,
-    Http4xx,
-    Http5xx,
-    Timeout,
-    ConnectError,
-    DecodeError,
-    TooLarge,
-    UpstreamError,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 12] = [
-        Outcome::Success,
-        Outcome::NotFound,
-        Outcome::Incomplete,
-        Outcome::AuthError,
-        Outcome::RateLimited,
-        Outcome::Http4xx,
-        Outcome::Http5xx,
-        Outcome::Timeout,
-        Outcome::ConnectError,
-        Outcome::DecodeError,
-        Outcome::TooLarge,
-        Outcome::UpstreamError,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::NotFound => "not_found",
-            Outcome::Incomplete => "incomplete",
-            Outcome::AuthError => "auth_error",
-            Outcome::RateLimited => "rate_limited",
-            Outcome::Http4xx => "http_4xx",
-            Outcome::Http5xx => "http_5xx",
-            Outcome::Timeout => "timeout",
-            Outcome::ConnectError => "connect_error",
-            Outcome::DecodeError => "decode_error",
-            Outcome::TooLarge => "too_large",
-            Outcome::UpstreamError => "upstream_error",
-        }
-    }
-
-    /// 5xx answers and connection failures may be transient; everything else is not retried.
-    fn retryable(self) -> bool {
-        matches!(self, Outcome::Http5xx | Outcome::ConnectError)
-    }
-}
-
-/// Why a request or a poll failed. `reason` is safe to log: it never holds a secret.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}: {reason}", outcome.as_str())]
-pub struct Fault {
-    pub outcome: Outcome,
-    pub reason: String,
-    /// From a 429's `Retry-After`: no request to the target before this has passed.
-    pub retry_after: Option<Duration>,
-}
-
-impl Fault {
-    pub fn new(outcome: Outcome, reason: impl Into<String>) -> Self {
-        Fault {
-            outcome,
-            reason: reason.into(),
-            retry_after: None,
-        }
-    }
-
-    pub fn decode(reason: impl std::fmt::Display) -> Self {
-        Fault::new(Outcome::DecodeError, reason.to_string())
-    }
-}
+use crate::text::truncate;
 
 /// How one upstream's requests are sent.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub timeout: Duration,
     pub max_body_bytes: u64,
-    pub concurrency: usize,
 }
 
 /// How non-2xx statuses of one request map to outcomes beyond the generic table.
@@ -109,20 +29,12 @@ pub struct StatusRules {
     pub bad_request_is_auth_error: bool,
 }
 
-/// An answer whose status was 2xx, with its whole (capped) body.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Bytes,
-}
-
 /// The client one upstream uses for every request it sends.
 pub struct UpstreamHttp {
     client: reqwest::Client,
     system: &'static str,
     upstream: Arc<str>,
     limits: Limits,
-    permits: Semaphore,
     telemetry: Telemetry,
 }
 
@@ -151,19 +63,13 @@ impl UpstreamHttp {
         limits: Limits,
         telemetry: Telemetry,
     ) -> Self {
-        let permits = Semaphore::new(limits.concurrency.max(1));
         UpstreamHttp {
             client,
             system,
             upstream,
             limits,
-            permits,
             telemetry,
         }
-    }
-
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
     }
 
     /// Sends `request` (retrying 5xx and connection errors at most twice, with jittered
@@ -188,7 +94,7 @@ impl UpstreamHttp {
             let started = Instant::now();
             let what = format!("{} {}", this_try.method(), this_try.url().path());
             let result = match self.send_once(this_try, rules).await {
-                Ok(answer) => decode(&answer.body).map_err(|f| Fault {
+                Ok(body) => decode(&body).map_err(|f| Fault {
                     reason: format!("{what}: {}", f.reason),
                     ..f
                 }),
@@ -234,12 +140,7 @@ impl UpstreamHttp {
         &self,
         request: reqwest::Request,
         rules: StatusRules,
-    ) -> Result<Answer, Fault> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Fault::new(Outcome::UpstreamError, "client is shutting down"))?;
+    ) -> Result<Bytes, Fault> {
         let path = request.url().path().to_string();
         match tokio::time::timeout(self.limits.timeout, self.exchange(request, rules)).await {
             Ok(result) => result,
@@ -257,7 +158,7 @@ impl UpstreamHttp {
         &self,
         request: reqwest::Request,
         rules: StatusRules,
-    ) -> Result<Answer, Fault> {
+    ) -> Result<Bytes, Fault> {
         let what = format!("{} {}", request.method(), request.url().path());
         let mut response = self
             .client
@@ -269,7 +170,7 @@ impl UpstreamHttp {
             let body = read_capped(&mut response, self.limits.max_body_bytes)
                 .await
                 .map_err(|f| Fault::new(f.outcome, format!("{what}: {}", f.reason)))?;
-            return Ok(Answer { status, body });
+            return Ok(body);
         }
         let retry_after = retry_after(response.headers());
         let detail = read_capped(&mut response, ERROR_BODY_LIMIT)
@@ -388,13 +289,6 @@ fn error_message(body: &[u8]) -> String {
     truncate(&text, 200)
 }
 
-pub fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_string(),
-    }
-}
-
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
@@ -464,7 +358,6 @@ mod tests {
             "Name이 'x'인 작업을 찾을 수 없습니다."
         );
         assert_eq!(error_message(b"plain text\nmore"), "plain text");
-        assert_eq!(truncate("가나다라", 2), "가나…");
     }
 
     #[test]

@@ -3,12 +3,15 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod exposition;
 pub mod http;
 pub mod landing;
 pub mod metrics;
 pub mod model;
+pub mod outcome;
 pub mod parse;
 pub mod poller;
 pub mod server;
@@ -17,4 +20,5 @@ pub mod sources;
 pub mod state;
 pub mod status;
 pub mod telemetry;
+pub mod text;
 pub mod webconfig;

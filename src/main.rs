@@ -4,13 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use backup_exporter::app::{App, ConfigSource};
 use backup_exporter::server::Server;
 use backup_exporter::webconfig::WebConfig;
-use backup_exporter::{demo, http, poller};
+use backup_exporter::{demo, http};
 use clap::{Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
@@ -186,7 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let (reload_tx, mut reload_rx) =
         tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>(4);
-    let server = Server::new(app.clone(), web, reload_tx);
+    let server = Server::new(app.exposition(), web, reload_tx);
     let serving = tokio::spawn(server.serve(listener, shutdown.clone()));
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -212,36 +211,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--once`: every target polled concurrently, the exposition on stdout.
-async fn once(app: &Arc<App>, config: &backup_exporter::config::Config) -> ExitCode {
-    let plan = poller::plan(config, app.client(), &app.telemetry);
-    for upstream in &config.upstreams {
-        app.telemetry
-            .register_upstream(upstream.system(), &upstream.name);
-    }
-    app.telemetry.config_loaded(true, poller::unix_now());
-    let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
-    app.store.set_targets(&targets);
-    let polls = plan.iter().map(|p| async {
-        let result = poller::poll_once(p, &app.store).await;
-        if let Err(fault) = &result {
-            tracing::warn!(
-                upstream = %p.id.upstream,
-                target = %p.id.target,
-                kind = p.id.kind.as_str(),
-                outcome = fault.outcome.as_str(),
-                reason = %fault.reason,
-                "target poll failed"
-            );
-        }
-        result.is_ok()
-    });
-    let all_ok = futures_util::future::join_all(polls)
-        .await
-        .into_iter()
-        .all(|ok| ok);
+/// `--once`: every target polled once, the exposition on stdout.
+async fn once(app: &App, config: &backup_exporter::config::Config) -> ExitCode {
+    let all_ok = app.poll_once(config).await;
     let mut stdout = std::io::stdout().lock();
-    for chunk in app.exposition() {
+    for chunk in app.exposition().chunks() {
         if std::io::Write::write_all(&mut stdout, &chunk).is_err() {
             return ExitCode::FAILURE;
         }

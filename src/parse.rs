@@ -25,10 +25,7 @@ pub enum ParseError {
 const MAX_SHOWN_CHARS: usize = 64;
 
 fn shown(raw: &str) -> String {
-    match raw.char_indices().nth(MAX_SHOWN_CHARS) {
-        Some((cut, _)) => format!("{}…", &raw[..cut]),
-        None => raw.to_owned(),
-    }
+    crate::text::truncate(raw, MAX_SHOWN_CHARS)
 }
 
 /// `"-"` and `""` (after trimming) mean the API has no value.

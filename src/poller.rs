@@ -2,15 +2,16 @@
 //! over the interval, `Retry-After` honoured, faults logged when they start and clear.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::unix_now;
 use crate::config::Config;
-use crate::http::{Fault, Outcome};
 use crate::model::TargetId;
+use crate::outcome::{Fault, Outcome};
 use crate::sources::{self, Source, SourceTarget};
 use crate::state::{PollResult, Store};
 use crate::telemetry::Telemetry;
@@ -27,9 +28,10 @@ pub struct Planned {
     /// Offset of this target's polls within the interval, so an upstream's targets are not
     /// all polled at the same instant.
     pub phase: Duration,
-    /// Polls of one upstream in flight at once, at most `concurrency`: a poll waits here
-    /// before it builds any request, so thousands of due targets do not hold thousands of
-    /// half-started requests (memory) while the request limit lets 16 through.
+    /// The upstream's one concurrency limit: a poll waits here before it builds any request,
+    /// and a poll sends its requests one after another, so at most `concurrency` requests
+    /// of an upstream are in flight, and thousands of due targets do not hold thousands of
+    /// half-started requests.
     pub admission: Arc<Semaphore>,
 }
 
@@ -61,13 +63,6 @@ pub fn plan(config: &Config, client: &reqwest::Client, telemetry: &Telemetry) ->
         }
     }
     planned
-}
-
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 /// Polls one target once and records the result. Never panics, never hangs past the

@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
+use crate::exposition::Exposition;
 use crate::landing;
 use crate::webconfig::WebConfig;
 
@@ -28,7 +28,7 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub struct Server {
-    app: Arc<App>,
+    exposition: Exposition,
     web: Option<Arc<WebConfig>>,
     /// Fired by `POST /-/reload`; main.rs reloads on it like on SIGHUP.
     reload_requests: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
@@ -36,14 +36,14 @@ pub struct Server {
 
 impl Server {
     pub fn new(
-        app: Arc<App>,
+        exposition: Exposition,
         web: Option<WebConfig>,
         reload_requests: tokio::sync::mpsc::Sender<
             tokio::sync::oneshot::Sender<Result<(), String>>,
         >,
     ) -> Arc<Self> {
         Arc::new(Server {
-            app,
+            exposition,
             web: web.map(Arc::new),
             reload_requests,
         })
@@ -137,10 +137,10 @@ impl Server {
         }
         match (req.method(), req.uri().path()) {
             (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(&req),
-            (&Method::GET | &Method::HEAD, "/") => html(landing::page(&self.app.store)),
+            (&Method::GET | &Method::HEAD, "/") => html(landing::page(self.exposition.store())),
             (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
             (&Method::GET | &Method::HEAD, "/-/ready") => {
-                if self.app.store.ready() {
+                if self.exposition.ready() {
                     text(StatusCode::OK, "Ready\n")
                 } else {
                     text(
@@ -158,7 +158,7 @@ impl Server {
     }
 
     fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
-        let chunks = self.app.exposition();
+        let chunks = self.exposition.chunks();
         let mut resp = if accepts_gzip(req.headers().get(header::ACCEPT_ENCODING)) {
             let mut resp = Response::new(StreamBody::new(gzip_stream(chunks)).boxed());
             resp.headers_mut()

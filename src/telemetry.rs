@@ -5,7 +5,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::http::Outcome;
+use crate::outcome::Outcome;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("BACKUP_EXPORTER_REVISION");
@@ -139,12 +139,6 @@ impl Telemetry {
     pub fn parse_error_count(&self, system: &str, upstream: &str, field: &str) -> u64 {
         self.parse_errors
             .with_label_values(&[system, upstream, field])
-            .get()
-    }
-
-    pub fn request_count(&self, system: &str, upstream: &str, outcome: Outcome) -> u64 {
-        self.requests
-            .with_label_values(&[system, upstream, outcome.as_str()])
             .get()
     }
 

@@ -11,10 +11,13 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget, TokenCache};
+use super::source::{
+    endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget, TokenCache,
+};
 use crate::config::{AzureAuth, AzureConfig, AzureVault, Secret};
-use crate::http::{Fault, Outcome, StatusRules, UpstreamHttp};
+use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::{JobKey, JobRecord, PollOutput, System, TargetKind};
+use crate::outcome::{Fault, Outcome};
 use crate::status::Status;
 
 /// The ARM resource tokens are requested for (the contract's fixed scope).

@@ -13,10 +13,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::{endpoint, FieldParser, Source, SourceTarget};
+use super::source::{endpoint, FieldParser, Source, SourceTarget};
 use crate::config::{ScpBackup, ScpConfig};
-use crate::http::{Fault, Outcome, StatusRules, UpstreamHttp};
+use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::{JobKey, JobRecord, PollOutput, System, TargetKind};
+use crate::outcome::{Fault, Outcome};
 use crate::status::Status;
 
 /// Entries per page; the seed's default.
@@ -277,7 +278,7 @@ impl Scp {
         let elapsed = match (start, end) {
             (Some(s), Some(e)) => Some((e - s).max(0.0)),
             (Some(s), None) if !status.is_terminal() => {
-                Some((crate::poller::unix_now() - s).max(0.0))
+                Some((crate::clock::unix_now() - s).max(0.0))
             }
             _ => None,
         };

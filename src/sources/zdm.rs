@@ -10,10 +10,13 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget, TokenCache};
+use super::source::{
+    endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget, TokenCache,
+};
 use crate::config::{Secret, ZdmAuth, ZdmConfig, ZdmTarget};
-use crate::http::{Fault, Outcome, StatusRules, UpstreamHttp};
+use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::{JobKey, JobRecord, PollOutput, ServerSummary, System, TargetKind};
+use crate::outcome::{Fault, Outcome};
 
 const RULES: StatusRules = StatusRules {
     bad_request_is_incomplete: true,
@@ -332,7 +335,7 @@ fn decode_envelope<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Fault
             .error
             .as_ref()
             .and_then(Value::as_str)
-            .map(|m| crate::http::truncate(m, 200))
+            .map(|m| crate::text::truncate(m, 200))
             .unwrap_or_else(|| "no error message".to_string());
         return Err(Fault::new(
             Outcome::UpstreamError,

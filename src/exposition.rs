@@ -1,0 +1,38 @@
+//! The read-only handle the HTTP server is given: the store's ready bytes and the exporter's
+//! own telemetry, nothing that reaches a poller or an upstream (kube-state-metrics hands its
+//! server a `MetricsHandler` the same way).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::state::Store;
+use crate::telemetry::Telemetry;
+
+#[derive(Clone)]
+pub struct Exposition {
+    store: Arc<Store>,
+    telemetry: Telemetry,
+}
+
+impl Exposition {
+    pub fn new(store: Arc<Store>, telemetry: Telemetry) -> Self {
+        Exposition { store, telemetry }
+    }
+
+    /// The whole exposition: job and target families, then the exporter's own.
+    pub fn chunks(&self) -> impl Iterator<Item = Bytes> + Send {
+        let own = Bytes::from(self.telemetry.encode());
+        self.store.snapshot().chunks().chain(std::iter::once(own))
+    }
+
+    /// Whether the first poll of every target has finished.
+    pub fn ready(&self) -> bool {
+        self.store.ready()
+    }
+
+    /// The store, read-only, for the landing page's tables.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}

@@ -1,0 +1,351 @@
+//! The structure rules of ARCHITECTURE.md, checked on the source tree:
+//! no module imports another that imports it back (directly or through others), and no
+//! file of the project refers to the developers' shared folder beside the clone.
+//!
+//! The module graph is read from the `crate::`, `super::`, `self::` paths and the relative
+//! paths to child modules in every file under `src/` (test-only modules left out: a test
+//! module may look at anything). An edge A -> B means a file of A names B or something
+//! declared in B.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+type Module = Vec<String>;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// `src/a/b.rs` and `src/a/b/mod.rs` -> `["a", "b"]`; the crate root is `[]`.
+fn module_of(src: &Path, file: &Path) -> Option<Module> {
+    let rel = file.strip_prefix(src).ok()?;
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.first().is_some_and(|p| p == "bin" || p == "main.rs") {
+        return None; // binaries are separate crates that use the library by its name
+    }
+    let last = parts.pop()?;
+    match last.as_str() {
+        "lib.rs" | "mod.rs" => {}
+        other => parts.push(other.trim_end_matches(".rs").to_string()),
+    }
+    Some(parts)
+}
+
+/// The file's text without its test-only parts: every item under `#[cfg(test)]`
+/// (the convention here: test modules, inline or in their own file, come last).
+fn non_test_text(text: &str, test_children: &mut BTreeSet<String>) -> String {
+    let mut out = String::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "#[cfg(test)]" {
+            match lines.next() {
+                Some(next)
+                    if next.trim_start().starts_with("mod ") && next.trim_end().ends_with(';') =>
+                {
+                    let name = next.trim().trim_start_matches("mod ").trim_end_matches(';');
+                    test_children.insert(name.trim().to_string());
+                    continue;
+                }
+                Some(next) if next.trim_start().starts_with("mod ") => break,
+                // A single test-only item (a helper fn or use line): skip that line only.
+                _ => continue,
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+fn is_ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// Every path the text names, as segments, braces expanded:
+/// `crate::a::{self, b::C, d}` -> `crate::a`, `crate::a::b::C`, `crate::a::d`.
+fn paths(text: &str) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let at_word_start = i == 0 || !(is_ident_char(chars[i - 1]) || chars[i - 1] == ':');
+        if at_word_start && is_ident_char(chars[i]) {
+            let (segs, end) = read_path(&chars, i, &mut found, &[]);
+            if segs.len() > 1 {
+                found.push(segs);
+            }
+            i = end.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
+
+/// Reads `a::b::c` or `a::b::{...}` from `start`; nested groups are pushed to `found`.
+fn read_path(
+    chars: &[char],
+    start: usize,
+    found: &mut Vec<Vec<String>>,
+    prefix: &[String],
+) -> (Vec<String>, usize) {
+    let mut segs: Vec<String> = prefix.to_vec();
+    let mut i = start;
+    loop {
+        let begin = i;
+        while i < chars.len() && is_ident_char(chars[i]) {
+            i += 1;
+        }
+        if i == begin {
+            break;
+        }
+        segs.push(chars[begin..i].iter().collect());
+        if i + 2 < chars.len() && chars[i] == ':' && chars[i + 1] == ':' {
+            i += 2;
+            if chars[i] == '{' {
+                i += 1;
+                loop {
+                    while i < chars.len() && (chars[i].is_whitespace() || chars[i] == ',') {
+                        i += 1;
+                    }
+                    if i >= chars.len() || chars[i] == '}' {
+                        i += 1;
+                        break;
+                    }
+                    if chars[i] == '*' {
+                        i += 1;
+                        continue;
+                    }
+                    let (inner, end) = read_path(chars, i, found, &segs);
+                    let inner = if inner.last().is_some_and(|s| s == "self") {
+                        inner[..inner.len() - 1].to_vec()
+                    } else {
+                        inner
+                    };
+                    if inner.len() > segs.len() || !inner.is_empty() {
+                        found.push(inner);
+                    }
+                    i = end.max(i + 1);
+                    // skip `as name` and anything else up to the next separator
+                    while i < chars.len() && chars[i] != ',' && chars[i] != '}' {
+                        i += 1;
+                    }
+                }
+                return (Vec::new(), i);
+            }
+        } else {
+            break;
+        }
+    }
+    (segs, i)
+}
+
+/// The module a path names: the longest prefix of its absolute form that is a module.
+fn resolve(
+    from: &Module,
+    path: &[String],
+    modules: &BTreeSet<Module>,
+    children: &BTreeSet<String>,
+) -> Option<Module> {
+    let mut abs: Module = match path.first()?.as_str() {
+        "crate" => Vec::new(),
+        "self" => from.clone(),
+        "super" => {
+            let mut m = from.clone();
+            m.pop()?;
+            m
+        }
+        first if children.contains(first) => from.clone(),
+        _ => return None,
+    };
+    let mut rest = &path[1..];
+    if path[0] != "crate" && path[0] != "self" && path[0] != "super" {
+        rest = path;
+    }
+    let mut iter = rest.iter().peekable();
+    while let Some(seg) = iter.peek() {
+        if *seg == "super" {
+            abs.pop()?;
+            iter.next();
+        } else {
+            break;
+        }
+    }
+    let tail: Vec<&String> = iter.collect();
+    let mut best = if modules.contains(&abs) {
+        Some(abs.clone())
+    } else {
+        None
+    };
+    let mut cur = abs;
+    for seg in tail {
+        cur.push(seg.clone());
+        if modules.contains(&cur) {
+            best = Some(cur.clone());
+        }
+    }
+    best
+}
+
+fn graph() -> BTreeMap<Module, BTreeSet<Module>> {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut texts = BTreeMap::new();
+    let mut test_only: BTreeSet<Module> = BTreeSet::new();
+    for file in &files {
+        let Some(module) = module_of(&src, file) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(file).expect("read source");
+        let mut test_children = BTreeSet::new();
+        let body = non_test_text(&text, &mut test_children);
+        for child in test_children {
+            let mut m = module.clone();
+            m.push(child);
+            test_only.insert(m);
+        }
+        texts.insert(module, body);
+    }
+    // A module under a test-only module is test-only too.
+    let modules: BTreeSet<Module> = texts
+        .keys()
+        .filter(|m| !test_only.iter().any(|t| m.starts_with(t)))
+        .cloned()
+        .collect();
+    let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
+    for module in &modules {
+        let children: BTreeSet<String> = modules
+            .iter()
+            .filter(|m| m.len() == module.len() + 1 && m.starts_with(module))
+            .filter_map(|m| m.last().cloned())
+            .collect();
+        let out = edges.entry(module.clone()).or_default();
+        for path in paths(&texts[module]) {
+            // `pub mod x;` declarations are not paths; `mod` lines never reach here.
+            if let Some(target) = resolve(module, &path, &modules, &children) {
+                if &target != module {
+                    out.insert(target);
+                }
+            }
+        }
+    }
+    edges
+}
+
+fn name(m: &Module) -> String {
+    if m.is_empty() {
+        "crate".to_string()
+    } else {
+        m.join("::")
+    }
+}
+
+#[test]
+fn no_module_imports_another_that_imports_it_back() {
+    let edges = graph();
+    assert!(
+        edges.len() > 20,
+        "expected the whole crate, found {} modules",
+        edges.len()
+    );
+    // Sanity: the reader sees the edges it must see.
+    let has = |a: &[&str], b: &[&str]| {
+        let a: Module = a.iter().map(|s| s.to_string()).collect();
+        let b: Module = b.iter().map(|s| s.to_string()).collect();
+        edges.get(&a).is_some_and(|e| e.contains(&b))
+    };
+    assert!(has(&["poller"], &["sources"]), "poller uses sources");
+    assert!(has(&["server"], &["exposition"]), "server uses exposition");
+
+    let mut cycles = Vec::new();
+    // Depth-first search with colours; every back edge is a cycle.
+    let mut state: BTreeMap<&Module, u8> = BTreeMap::new();
+    fn visit<'a>(
+        m: &'a Module,
+        edges: &'a BTreeMap<Module, BTreeSet<Module>>,
+        state: &mut BTreeMap<&'a Module, u8>,
+        stack: &mut Vec<&'a Module>,
+        cycles: &mut Vec<String>,
+    ) {
+        state.insert(m, 1);
+        stack.push(m);
+        for next in edges.get(m).into_iter().flatten() {
+            match state.get(next).copied().unwrap_or(0) {
+                0 => visit(next, edges, state, stack, cycles),
+                1 => {
+                    let from = stack.iter().position(|s| *s == next).unwrap_or(0);
+                    let mut names: Vec<String> = stack[from..].iter().map(|s| name(s)).collect();
+                    names.push(name(next));
+                    cycles.push(names.join(" -> "));
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        state.insert(m, 2);
+    }
+    for m in edges.keys() {
+        if state.get(m).copied().unwrap_or(0) == 0 {
+            visit(m, &edges, &mut state, &mut Vec::new(), &mut cycles);
+        }
+    }
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn the_cycle_check_sees_a_cycle() {
+    let text = "use crate::a::{self, b::C};\nfn f() { super::x::y(); child::z(); }";
+    let found = paths(text);
+    let shown: Vec<String> = found.iter().map(|p| p.join("::")).collect();
+    assert!(shown.contains(&"crate::a".to_string()), "{shown:?}");
+    assert!(shown.contains(&"crate::a::b::C".to_string()), "{shown:?}");
+    assert!(shown.contains(&"super::x::y".to_string()), "{shown:?}");
+    assert!(shown.contains(&"child::z".to_string()), "{shown:?}");
+}
+
+#[test]
+fn no_file_refers_to_the_shared_folder_beside_the_clone() {
+    let needle = format!("../{}", "shared");
+    let mut offenders = Vec::new();
+    let mut stack = vec![root()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)
+            .expect("read dir")
+            .filter_map(Result::ok)
+        {
+            let path = entry.path();
+            let file_name = entry.file_name();
+            let n = file_name.to_string_lossy();
+            if path.is_dir() {
+                if n != "target" && n != ".git" {
+                    stack.push(path);
+                }
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                if text.contains(&needle) {
+                    offenders.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "files naming {needle}: {offenders:?}");
+}
