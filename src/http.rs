@@ -6,12 +6,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use rand::Rng;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use crate::outcome::{Fault, Outcome};
 use crate::telemetry::Telemetry;
-use crate::text::truncate;
+use crate::text::loggable;
 
 /// How one upstream's requests are sent.
 #[derive(Debug, Clone)]
@@ -44,14 +44,16 @@ const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
 
 /// Builds the process-wide reqwest client: rustls with the ring provider, the platform's
-/// trust store (so an internal CA installed on the host works).
+/// trust store (so an internal CA installed on the host works). Redirects are never
+/// followed: a login body, a client secret or a signed header must not go to another
+/// origin, so a 3xx is an `upstream_error` that names its `Location`.
 pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
     // Installing twice (tests build many clients) is refused and harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!("backup-exporter/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(90))
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 
@@ -172,6 +174,20 @@ impl UpstreamHttp {
                 .map_err(|f| Fault::new(f.outcome, format!("{what}: {}", f.reason)))?;
             return Ok(body);
         }
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .map(|l| loggable(&String::from_utf8_lossy(l.as_bytes()), 200))
+                .unwrap_or_else(|| "(none)".to_string());
+            return Err(Fault::new(
+                Outcome::UpstreamError,
+                format!(
+                    "{what}: HTTP {}: redirect to {location} not followed",
+                    status.as_u16()
+                ),
+            ));
+        }
         let retry_after = retry_after(response.headers());
         let detail = read_capped(&mut response, ERROR_BODY_LIMIT)
             .await
@@ -223,8 +239,13 @@ fn transport_fault(what: &str, e: reqwest::Error) -> Fault {
     let mut reason = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
-        reason.push_str(": ");
-        reason.push_str(&s.to_string());
+        // Wrappers often repeat their cause ("tcp connect error: ... (os error 111)" over
+        // "... (os error 111)"): each text once.
+        let text = s.to_string();
+        if !reason.contains(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
         source = s.source();
     }
     Fault::new(outcome, format!("{what}: {reason}"))
@@ -286,17 +307,25 @@ fn error_message(body: &[u8]) -> String {
             .unwrap_or("")
             .to_string(),
     };
-    truncate(&text, 200)
+    loggable(&text, 200)
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// The longest `Retry-After` taken from an upstream; the poller clamps it further to the
+/// target's stale window.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// `Retry-After` as seconds or an HTTP date, at most a day.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs.min(MAX_RETRY_AFTER.as_secs())));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or_default()
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 fn jittered_backoff(attempt: u32) -> Duration {

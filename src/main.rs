@@ -89,8 +89,10 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     };
     // Libraries stay at warn: their debug output is not ours to vouch for (headers, bodies).
     let filter = tracing_subscriber::EnvFilter::new(format!("warn,backup_exporter={level}"));
+    // Colour only for a person at a terminal: files and journald get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -114,10 +116,27 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "backup-exporter stopped");
+            tracing::error!(error = error_chain(&e), "backup-exporter stopped");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each text once (an error whose message already quotes its
+/// source would otherwise say it twice: "... (os error 2): ... (os error 2)").
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -118,6 +118,9 @@ pub struct JobHistory {
     pub last_success: Option<f64>,
 }
 
+/// Capacity a render scratch buffer keeps between renders (per family, per thread).
+pub const SCRATCH_KEEP: usize = 64 * 1024;
+
 /// One chunk of text per family for one target.
 #[derive(Debug, Default)]
 pub struct FamilyBuffers {
@@ -133,11 +136,21 @@ impl FamilyBuffers {
         &mut self.bufs[family as usize]
     }
 
-    /// Empties the buffers but keeps their capacity, to render the next target.
+    /// Empties the buffers but keeps their capacity, to render the next target; a buffer
+    /// that one huge target grew past [`SCRATCH_KEEP`] is given back, so a single hostile
+    /// answer does not pin its size per thread for the life of the process.
     pub fn clear(&mut self) {
         for buf in &mut self.bufs {
             buf.clear();
+            if buf.capacity() > SCRATCH_KEEP {
+                buf.shrink_to(SCRATCH_KEEP);
+            }
         }
+    }
+
+    /// The bytes the buffers hold on to between renders.
+    pub fn capacity(&self) -> usize {
+        self.bufs.iter().map(String::capacity).sum()
     }
 
     /// Copies the chunks into one allocation of exactly their size. The result lives until
@@ -181,13 +194,17 @@ impl Rendered {
     }
 }
 
-/// Appends `value` escaped for a label value of the text format.
+/// Appends `value` escaped for a label value of the text format. The format can escape only
+/// `\\`, `"` and newline; other control characters (a raw CR or NUL makes strict parsers
+/// reject the whole exposition) are replaced by U+FFFD.
 pub fn escape_label_value(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -391,6 +408,10 @@ mod tests {
         let mut s = String::new();
         escape_label_value(&mut s, "a\"b\\c\nd 한글");
         assert_eq!(s, "a\\\"b\\\\c\\nd 한글");
+        // Regression: raw CR and NUL went out as they were; strict parsers refuse them.
+        let mut s = String::new();
+        escape_label_value(&mut s, "cr\rnul\0esc\u{1b}tab\t");
+        assert_eq!(s, "cr\u{FFFD}nul\u{FFFD}esc\u{FFFD}tab\t");
     }
 
     #[test]

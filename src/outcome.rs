@@ -1,5 +1,5 @@
 //! Why a request or a poll ended: the `outcome` label and the fault carried up from the HTTP
-//! client through sources and pollers to the store. A leaf: imports nothing of the crate.
+//! client through sources and pollers to the store. A leaf: imports only `text`.
 
 use std::time::Duration;
 
@@ -70,10 +70,12 @@ pub struct Fault {
 }
 
 impl Fault {
+    /// A fault with `reason` made safe to log: it may quote upstream text (an error body,
+    /// a status word, a decoder's message about the body), so control characters are escaped.
     pub fn new(outcome: Outcome, reason: impl Into<String>) -> Self {
         Fault {
             outcome,
-            reason: reason.into(),
+            reason: crate::text::escape_control(&reason.into()),
             retry_after: None,
         }
     }

@@ -110,10 +110,11 @@ impl Pollers {
     pub fn spawn(plan: Vec<Planned>, store: Arc<Store>) -> Self {
         let cancel = CancellationToken::new();
         let start = tokio::time::Instant::now();
-        let handles = plan
+        let mut handles: Vec<JoinHandle<()>> = plan
             .into_iter()
             .map(|p| tokio::spawn(run(p, store.clone(), cancel.clone(), start)))
             .collect();
+        handles.push(tokio::spawn(expire(store, cancel.clone())));
         Pollers { cancel, handles }
     }
 
@@ -161,7 +162,28 @@ async fn run(
             ..
         }) = &result
         {
-            next = next.max(now + *wait);
+            // Retry-After comes from the upstream: never wait past the stale window, so
+            // a hostile or broken value cannot park the target (or overflow the clock).
+            next = next.max(now + (*wait).min(planned.stale_after));
+        }
+    }
+}
+
+/// How often last-known series are checked against `stale_after`.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+
+/// Expires stale series by time, independently of polls finishing.
+async fn expire(store: Arc<Store>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(EXPIRE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let expired = store.expire_stale();
+        if expired > 0 {
+            tracing::debug!(targets = expired, "last-known series expired");
         }
     }
 }

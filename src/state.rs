@@ -94,6 +94,17 @@ struct TargetState {
     rendered: Rendered,
 }
 
+impl TargetState {
+    /// Holds series that are older than `stale_after` allows.
+    fn is_stale(&self, now: Instant) -> bool {
+        let expired = match self.last_success_at {
+            Some(at) => now.saturating_duration_since(at) >= self.stale_after,
+            None => true,
+        };
+        expired && (!self.jobs.is_empty() || !self.summaries.is_empty())
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     targets: BTreeMap<TargetId, TargetState>,
@@ -236,17 +247,32 @@ impl Store {
             }
             PollResult::Failed => {
                 state.up = false;
-                let stale = match state.last_success_at {
-                    Some(at) => now.duration_since(at) >= state.stale_after,
-                    None => true,
-                };
-                if stale && (!state.jobs.is_empty() || !state.summaries.is_empty()) {
+                if state.is_stale(now) {
                     inner.replace_jobs(target, Vec::new(), Vec::new());
                 } else {
                     inner.rerender(target);
                 }
             }
         }
+    }
+
+    /// Drops the last-known series of every target whose last success is older than its
+    /// `stale_after`, whether or not a poll has failed since: a target waiting out a long
+    /// `Retry-After`, or whose poll hangs, records nothing, and its series must go all the
+    /// same. Returns how many targets lost their series.
+    pub fn expire_stale(&self) -> usize {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let expired: Vec<TargetId> = inner
+            .targets
+            .iter()
+            .filter(|(_, state)| state.is_stale(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for target in &expired {
+            inner.replace_jobs(target, Vec::new(), Vec::new());
+        }
+        expired.len()
     }
 
     /// True once every target has finished its first poll. Stays true afterwards, so a
@@ -496,7 +522,11 @@ fn render(
         let mut out = scratch.borrow_mut();
         out.clear();
         render_into(&mut out, target, state, owned, keys);
-        out.finish()
+        let rendered = out.finish();
+        // Given back now, not at this thread's next render: an idle thread holds no more
+        // than the bound.
+        out.clear();
+        rendered
     })
 }
 
@@ -695,6 +725,59 @@ mod tests {
         store.record_poll(&t, PollResult::Gone, Duration::ZERO, 4.0);
         assert!(!text(&store).contains("backup_job_status{"));
         assert!(text(&store).contains("backup_target_last_success_time_seconds{system=\"zdm\",upstream=\"u\",kind=\"backup_job\",target=\"j\"} 1\n"));
+    }
+
+    /// Regression: the thread-local render scratch buffers never shrank after one huge
+    /// target.
+    #[test]
+    fn render_scratch_gives_back_what_a_huge_target_grew() {
+        let mut bufs = FamilyBuffers::new();
+        let store = Store::new();
+        let t = target(TargetKind::Server, "huge");
+        store.set_targets(&[(t.clone(), Duration::from_secs(90))]);
+        let jobs: Vec<JobRecord> = (0..3000)
+            .map(|i| {
+                let mut j = job(Status::Running, Some(f64::from(i)), None);
+                j.key = Arc::new(JobKey {
+                    job_name: format!("job-{i}"),
+                    ..(*j.key).clone()
+                });
+                j
+            })
+            .collect();
+        poll(&store, &t, jobs);
+        let big = text(&store);
+        assert!(big.len() > 8 * metrics::SCRATCH_KEEP);
+        // The scratch that rendered it is on this thread: the same path a poll takes.
+        bufs.clear();
+        let inner = store.lock();
+        let state = &inner.targets[&t];
+        let owned = inner.owned_mask(&t);
+        render_into(&mut bufs, &t, state, &owned, &inner.keys);
+        assert!(bufs.capacity() > 8 * metrics::SCRATCH_KEEP);
+        bufs.clear();
+        assert!(bufs.capacity() <= metrics::FAMILY_COUNT * metrics::SCRATCH_KEEP);
+    }
+
+    /// Regression: a target waiting out a long Retry-After records no poll, and its series
+    /// outlived `stale_after`.
+    #[test]
+    fn series_expire_by_time_without_a_recorded_failure() {
+        let store = Store::new();
+        let t = target(TargetKind::BackupJob, "j");
+        store.set_targets(&[(t.clone(), Duration::from_millis(50))]);
+        poll(&store, &t, vec![job(Status::Running, None, None)]);
+        assert_eq!(store.expire_stale(), 0);
+        assert!(text(&store).contains("backup_job_status{"));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(store.expire_stale(), 1);
+        let m = text(&store);
+        assert!(!m.contains("backup_job_status{"));
+        assert!(
+            m.contains("backup_target_up{"),
+            "the target's own series stay"
+        );
+        assert_eq!(store.expire_stale(), 0, "nothing left to expire");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::source::{
     endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget, TokenCache,
+    MAX_TOKEN_LIFETIME,
 };
 use crate::config::{AzureAuth, AzureConfig, AzureVault, Secret};
 use crate::http::{StatusRules, UpstreamHttp};
@@ -496,10 +497,11 @@ fn parse_token(body: &[u8]) -> Result<IssuedToken, Fault> {
         _ => None,
     }
     .unwrap_or(3600);
-    Ok(IssuedToken {
-        token: Secret::new(token),
-        renew_at: Instant::now() + renew_after(Duration::from_secs(expires_in)),
-    })
+    let lifetime = Duration::from_secs(expires_in).min(MAX_TOKEN_LIFETIME);
+    Ok(IssuedToken::renewed_after(
+        Secret::new(token),
+        renew_after(lifetime),
+    ))
 }
 
 /// Cached until five minutes before expiry; a short-lived token for half its life.

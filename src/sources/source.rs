@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -17,6 +17,7 @@ use crate::outcome::{Fault, Outcome};
 use crate::parse;
 use crate::status::{self, Status, StatusMap};
 use crate::telemetry::Telemetry;
+use crate::text::{loggable, truncate};
 
 /// One configured thing a source polls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +157,7 @@ impl FieldParser {
                 tracing::warn!(
                     upstream = %self.upstream,
                     field,
-                    raw_status = %raw,
+                    raw_status = %loggable(&raw, SIGHTING_CHARS),
                     "unrecognized job status, exported as unknown (map it with status_map)"
                 );
             }
@@ -165,16 +166,22 @@ impl FieldParser {
     }
 }
 
-/// True the first time a raw status is seen for an upstream (bounded, so hostile upstreams
-/// cannot grow it without limit).
+/// Distinct unrecognized status words remembered for "log once"; past that they are
+/// counted but no longer logged.
+const MAX_SIGHTINGS: usize = 256;
+/// Characters of an unrecognized status word kept and logged.
+const SIGHTING_CHARS: usize = 64;
+
+/// True the first time a raw status is seen for an upstream. Bounded in count and in the
+/// length of what it keeps, so a hostile upstream can grow neither memory nor the log.
 fn first_sighting(upstream: &str, raw: &str) -> bool {
     static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
     let seen = SEEN.get_or_init(Default::default);
     let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-    if seen.len() >= 1024 {
+    if seen.len() >= MAX_SIGHTINGS {
         return false;
     }
-    seen.insert((upstream.to_string(), raw.to_string()))
+    seen.insert((upstream.to_string(), truncate(raw, SIGHTING_CHARS)))
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -188,10 +195,24 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
+/// The longest an issued token is used, whatever lifetime the upstream claims: a hostile
+/// or broken `expires_in` can neither overflow the clock nor pin a token for years.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// A token issued by an upstream, and when to ask for a new one.
 pub struct IssuedToken {
     pub token: Secret,
     pub renew_at: Instant,
+}
+
+impl IssuedToken {
+    /// A token to be renewed after `usable` (at most [`MAX_TOKEN_LIFETIME`]) from now.
+    pub fn renewed_after(token: Secret, usable: Duration) -> Self {
+        IssuedToken {
+            token,
+            renew_at: Instant::now() + usable.min(MAX_TOKEN_LIFETIME),
+        }
+    }
 }
 
 /// One upstream's issued token, shared by its targets; one issue in flight at a time.

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::source::{
     endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget, TokenCache,
+    MAX_TOKEN_LIFETIME,
 };
 use crate::config::{Secret, ZdmAuth, ZdmConfig, ZdmTarget};
 use crate::http::{StatusRules, UpstreamHttp};
@@ -207,11 +208,11 @@ fn parse_login(body: &[u8]) -> Result<IssuedToken, Fault> {
 }
 
 /// A token is used until one minute before it expires, or for half its life when that is
-/// under two minutes. Without an expiry it is used until the upstream answers 401.
+/// under two minutes; never longer than a day (re-issued daily without an expiry, or at once
+/// when the upstream answers 401).
 fn renew_at(now: Instant, now_wall: SystemTime, expires_at: Option<SystemTime>) -> Instant {
-    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
     let Some(expires_at) = expires_at else {
-        return now + FAR;
+        return now + MAX_TOKEN_LIFETIME;
     };
     let lifetime = expires_at.duration_since(now_wall).unwrap_or_default();
     let usable = if lifetime < Duration::from_secs(120) {
@@ -219,7 +220,7 @@ fn renew_at(now: Instant, now_wall: SystemTime, expires_at: Option<SystemTime>) 
     } else {
         lifetime - Duration::from_secs(60)
     };
-    now + usable
+    now + usable.min(MAX_TOKEN_LIFETIME)
 }
 
 // Response structs: leaves are raw JSON values so a wrong type in one field is a parse

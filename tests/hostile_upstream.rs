@@ -1,0 +1,401 @@
+//! Hostile upstreams: the real exporter against a raw HTTP server on 127.0.0.1 that answers
+//! whatever a test wants (redirects, absurd Retry-After and token lifetimes, control
+//! characters), and records every request it receives.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// One request as the hostile server read it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    head: String,
+    body: Vec<u8>,
+}
+
+type Respond = dyn Fn(&Seen) -> Vec<u8> + Send + Sync;
+
+/// A raw HTTP/1.1 server: one thread accepting, one per connection, `Connection: close`.
+struct Hostile {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Hostile {
+    fn start(respond: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let respond: Arc<Respond> = Arc::new(respond);
+        {
+            let seen = seen.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                // Bounded: a test never runs this long; the thread ends with the test anyway.
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(120)
+                {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let seen = seen.clone();
+                            let respond = respond.clone();
+                            std::thread::spawn(move || serve(stream, &seen, &*respond));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            });
+        }
+        Hostile { addr, seen, stop }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(mut stream: TcpStream, seen: &Mutex<Vec<Seen>>, respond: &Respond) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 1 << 20 {
+            return;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let mut first = head.lines().next().unwrap_or("").split(' ');
+    let request = Seen {
+        method: first.next().unwrap_or("").to_string(),
+        path: first.next().unwrap_or("").to_string(),
+        body: buf[head_end..].to_vec(),
+        head,
+    };
+    let answer = respond(&request);
+    seen.lock().unwrap().push(request);
+    let _ = stream.write_all(&answer);
+    let _ = stream.flush();
+}
+
+fn answer(status: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    out.into_bytes()
+}
+
+fn once(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), yaml);
+    let mut cmd = Command::new(exporter_bin());
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--once", "--log.format", "json"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut proc = Proc::spawn(cmd);
+    let code = proc.wait_exit(Duration::from_secs(30));
+    let out = proc.stdout_text();
+    let err = proc.stderr_text();
+    (code, out, err)
+}
+
+const LOGIN_EMAIL: &str = "ops-7c1e@example.com";
+const LOGIN_PASSWORD: &str = "login-secret-5b2e9d";
+const AZURE_SECRET: &str = "azure-client-secret-91f3";
+const SCP_ACCESS: &str = "scp-access-key-3a7d";
+const SCP_SECRET: &str = "scp-secret-key-c02b";
+
+/// Regression: 307/308 sent the ZDM login JSON, the Azure client secret form and SCP's
+/// signed headers to whatever origin the upstream named.
+#[test]
+fn redirects_are_not_followed_and_no_credential_reaches_another_origin() {
+    let sink = Hostile::start(|_| answer("200 OK", &[], "{}"));
+    let target = format!("{}/elsewhere", sink.url());
+    let redirector = Hostile::start(move |req| {
+        let status = if req.method == "POST" {
+            "307 Temporary Redirect"
+        } else {
+            "301 Moved Permanently"
+        };
+        answer(status, &[("Location", &target)], "")
+    });
+    let up = redirector.url();
+    let yaml = format!(
+        "upstreams:
+  - name: zdm-login
+    type: zdm
+    url: {up}
+    login: {{ path: /api/auth/issue, email_env: LOGIN_EMAIL, password_env: LOGIN_PASSWORD }}
+    backup_jobs: [daily-backup]
+  - name: zdm-token
+    type: zdm
+    url: {up}
+    token_env: ZDM_TOKEN
+    backup_jobs: [daily-backup]
+  - name: scp
+    type: scp
+    url: {up}
+    access_key_env: SCP_ACCESS
+    secret_key_env: SCP_SECRET
+    backups: [00cd2538fbf94d12b36aabbdd607e974]
+  - name: azure
+    type: azure
+    tenant_id: 72f988bf-86f1-41af-91ab-2d7cd011db47
+    client_id: 04b07795-8ddb-461a-bbee-02f9e1bf7b46
+    client_secret_env: AZURE_SECRET
+    subscription_id: 11111111-2222-3333-4444-555555555555
+    vaults: [{{ resource_group: rg, name: vault-01 }}]
+    management_url: {up}
+    authority_url: {up}
+"
+    );
+    let (code, out, err) = once(
+        &yaml,
+        &[
+            ("LOGIN_EMAIL", LOGIN_EMAIL),
+            ("LOGIN_PASSWORD", LOGIN_PASSWORD),
+            ("ZDM_TOKEN", "zdm-token-0d9e"),
+            ("SCP_ACCESS", SCP_ACCESS),
+            ("SCP_SECRET", SCP_SECRET),
+            ("AZURE_SECRET", AZURE_SECRET),
+        ],
+    );
+    assert_eq!(code, Some(1), "every target fails:\n{err}");
+    assert!(
+        sink.seen().is_empty(),
+        "the redirect target received {:?}",
+        sink.seen()
+    );
+    let methods: Vec<String> = redirector.seen().iter().map(|s| s.method.clone()).collect();
+    assert!(
+        methods.iter().filter(|m| *m == "POST").count() >= 2,
+        "login and token requests were sent: {methods:?}"
+    );
+    let seen = redirector.seen();
+    assert!(
+        seen.iter()
+            .any(|s| String::from_utf8_lossy(&s.body).contains(LOGIN_EMAIL)),
+        "the login went to its own origin"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.head.to_ascii_lowercase().contains("scp-signature:")),
+        "the signed SCP request went to its own origin"
+    );
+    // One request per target: a redirect is not retried either.
+    assert_eq!(redirector.seen().len(), 4, "{methods:?}");
+    for upstream in ["zdm-login", "zdm-token", "scp", "azure"] {
+        let line = out
+            .lines()
+            .find(|l| {
+                l.starts_with("backup_upstream_requests_total{")
+                    && l.contains(&format!("upstream=\"{upstream}\""))
+                    && l.contains("outcome=\"upstream_error\"")
+            })
+            .unwrap_or_else(|| panic!("no upstream_error series for {upstream}:\n{out}"));
+        assert!(line.ends_with(" 1"), "{line}");
+    }
+    assert!(
+        err.contains("not followed") && err.contains("/elsewhere"),
+        "the Location is logged:\n{err}"
+    );
+    for secret in [LOGIN_PASSWORD, AZURE_SECRET, SCP_SECRET] {
+        assert!(!err.contains(secret) && !out.contains(secret));
+    }
+}
+
+/// Regression: `Retry-After: 18446744073709551615` overflowed the poller's clock and killed
+/// the target's poll loop for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_retry_after_is_clamped_and_the_target_is_polled_again() {
+    let upstream = Hostile::start(|_| {
+        answer(
+            "429 Too Many Requests",
+            &[("Retry-After", "18446744073709551615")],
+            "{}",
+        )
+    });
+    let yaml = format!(
+        "defaults:\n  interval: 1s\n  stale_after: 2s\nupstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    token_env: SIM_TOKEN\n    backup_jobs: [daily-backup]\n",
+        upstream.url()
+    );
+    let exporter = Exporter::start(&yaml);
+    exporter.wait_ready().await;
+    // Clamped to the stale window (2 s): a second request comes, and the process lives.
+    wait_for("a second poll", Duration::from_secs(15), || async {
+        (upstream.seen().len() >= 2).then_some(())
+    })
+    .await;
+    let m = exporter.metrics().await;
+    assert!(value(&m, &outcome_series("zdm", "rate_limited")).unwrap_or(0.0) >= 2.0);
+    let logs = exporter.proc.stderr_text();
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+/// Regression: an Azure token answer with `"expires_in": 18446744073709551615` panicked in
+/// decode and `/-/ready` stayed 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_token_lifetime_is_clamped() {
+    let upstream = Hostile::start(|req| {
+        if req.path.contains("/oauth2/") {
+            answer(
+                "200 OK",
+                &[],
+                r#"{"token_type":"Bearer","access_token":"tok-1","expires_in":18446744073709551615}"#,
+            )
+        } else {
+            answer("200 OK", &[], r#"{"value":[]}"#)
+        }
+    });
+    let yaml = format!(
+        "upstreams:
+  - name: azure
+    type: azure
+    tenant_id: 72f988bf-86f1-41af-91ab-2d7cd011db47
+    client_id: 04b07795-8ddb-461a-bbee-02f9e1bf7b46
+    client_secret_env: AZURE_SECRET
+    subscription_id: 11111111-2222-3333-4444-555555555555
+    vaults: [{{ resource_group: rg, name: vault-01 }}]
+    management_url: {0}
+    authority_url: {0}
+",
+        upstream.url()
+    );
+    let exporter = Exporter::start_with(&yaml, &[], &[("AZURE_SECRET", AZURE_SECRET)]);
+    exporter.wait_ready().await;
+    let m = exporter
+        .wait_metrics("the vault polled successfully", |m| {
+            m.lines().any(|l| {
+                l.starts_with("backup_target_up{") && l.contains("azure") && l.ends_with(" 1")
+            })
+        })
+        .await;
+    assert!(m.contains("backup_target_up"));
+    let logs = exporter.proc.stderr_text();
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+/// Regression: upstream error text was logged with its newlines and ANSI escapes, so an
+/// upstream could forge log lines.
+#[test]
+fn upstream_text_in_logs_has_its_control_characters_escaped() {
+    let upstream = Hostile::start(|_| {
+        answer(
+            "500 Internal Server Error",
+            &[],
+            r#"{"message":"boom\nlevel=error msg=\"forged line\"\u001b[31m"}"#,
+        )
+    });
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    token_env: ZDM_TOKEN\n    backup_jobs: [daily-backup]\n",
+        upstream.url()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &yaml);
+    // Text logs: the format an attacker would want to forge lines in.
+    let mut cmd = Command::new(exporter_bin());
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--once", "--log.format", "text"])
+        .env("ZDM_TOKEN", "t");
+    let mut proc = Proc::spawn(cmd);
+    assert_eq!(proc.wait_exit(Duration::from_secs(30)), Some(1));
+    let err = proc.stderr_text();
+    assert!(err.contains("boom"), "{err}");
+    assert!(
+        !err.lines().any(|l| l.starts_with("level=error")),
+        "a forged line:\n{err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "an ANSI escape reached the log:\n{err}"
+    );
+    assert!(err.contains("\\n"), "the newline is escaped:\n{err}");
+}
+
+/// Regression: error texts said their cause twice ("(os error 111): ... (os error 111)").
+#[test]
+fn error_texts_say_their_cause_once() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: http://{addr}\n    token_env: ZDM_TOKEN\n    backup_jobs: [daily-backup]\n"
+    );
+    let (code, _, err) = once(&yaml, &[("ZDM_TOKEN", "t")]);
+    assert_eq!(code, Some(1));
+    let line = err
+        .lines()
+        .find(|l| l.contains("connect_error"))
+        .unwrap_or_else(|| panic!("no connect_error logged:\n{err}"));
+    assert_eq!(line.matches("os error").count(), 1, "{line}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &yaml);
+    let mut cmd = Command::new(exporter_bin());
+    cmd.arg("--config")
+        .arg(&config)
+        .args([
+            "--web.config.file",
+            "/nonexistent/web.yml",
+            "--log.format",
+            "json",
+        ])
+        .args(["--web.listen-address", "127.0.0.1:0"])
+        .env("ZDM_TOKEN", "t");
+    let mut proc = Proc::spawn(cmd);
+    assert_eq!(proc.wait_exit(Duration::from_secs(10)), Some(1));
+    let err = proc.stderr_text();
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
