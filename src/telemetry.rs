@@ -1,5 +1,8 @@
 //! The exporter's own metrics: upstream requests, parse errors, build and reload info, process.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -21,6 +24,9 @@ pub struct Telemetry {
     requests: IntCounterVec,
     request_duration: HistogramVec,
     parse_errors: IntCounterVec,
+    /// The `(system, upstream, field)` parse-error series created so far, so an upstream
+    /// removed by a reload loses all of them (field names come from the code: finite).
+    parse_error_fields: Arc<Mutex<HashSet<(String, String, String)>>>,
     reload_successful: IntGauge,
     reload_success_time: Gauge,
 }
@@ -95,6 +101,7 @@ impl Telemetry {
             requests,
             request_duration,
             parse_errors,
+            parse_error_fields: Arc::default(),
             reload_successful,
             reload_success_time,
         }
@@ -119,6 +126,22 @@ impl Telemetry {
         let _ = self
             .request_duration
             .remove_label_values(&[system, upstream]);
+        let mut fields = self.lock_fields();
+        fields.retain(|(s, u, field)| {
+            let gone = s == system && u == upstream;
+            if gone {
+                let _ = self
+                    .parse_errors
+                    .remove_label_values(&[system, upstream, field]);
+            }
+            !gone
+        });
+    }
+
+    fn lock_fields(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String, String)>> {
+        self.parse_error_fields
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn request(&self, system: &str, upstream: &str, outcome: Outcome, seconds: f64) {
@@ -134,6 +157,11 @@ impl Telemetry {
         self.parse_errors
             .with_label_values(&[system, upstream, field])
             .inc();
+        let key = (system.to_string(), upstream.to_string(), field.to_string());
+        let mut fields = self.lock_fields();
+        if !fields.contains(&key) {
+            fields.insert(key);
+        }
     }
 
     pub fn parse_error_count(&self, system: &str, upstream: &str, field: &str) -> u64 {
@@ -164,5 +192,27 @@ impl Telemetry {
 impl Default for Telemetry {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the parse-error series of an upstream removed by a reload stayed forever.
+    #[test]
+    fn forgetting_an_upstream_removes_its_parse_error_series() {
+        let t = Telemetry::new();
+        t.register_upstream("zdm", "old");
+        t.register_upstream("zdm", "kept");
+        t.parse_error("zdm", "old", "percent");
+        t.parse_error("zdm", "old", "status");
+        t.parse_error("zdm", "kept", "percent");
+        t.forget_upstream("zdm", "old");
+        let text = String::from_utf8(t.encode()).unwrap();
+        assert!(!text.contains("upstream=\"old\""), "{text}");
+        assert!(text.contains(
+            "backup_parse_errors_total{field=\"percent\",system=\"zdm\",upstream=\"kept\"} 1"
+        ));
     }
 }

@@ -576,6 +576,20 @@ mod tests {
         assert_eq!(job.message, None);
     }
 
+    /// Regression: `"percent": 1e400` (no f64 holds it) failed the whole poll.
+    #[test]
+    fn a_number_out_of_range_is_a_parse_error_of_its_field() {
+        let telemetry = Telemetry::new();
+        let body = r#"{"success":true,"data":{"system":{"name":"s"},"job":{"info":{"name":"a"},"progressInfo":{"status":"run","percent":1e400,"elapsed":-1e999}}}}"#;
+        let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
+        let out = map_system(&fields(&telemetry), data, "id");
+        assert_eq!(out.jobs.len(), 1);
+        assert_eq!(out.jobs[0].status, Status::Running);
+        assert_eq!(out.jobs[0].progress, None);
+        assert_eq!(telemetry.parse_error_count("zdm", "u", "percent"), 1);
+        assert_eq!(telemetry.parse_error_count("zdm", "u", "elapsed"), 1);
+    }
+
     #[test]
     fn bad_fields_are_counted_and_the_rest_of_the_job_is_kept() {
         let telemetry = Telemetry::new();
