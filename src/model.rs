@@ -130,3 +130,103 @@ pub struct PollOutput {
     pub jobs: Vec<JobRecord>,
     pub summaries: Vec<ServerSummary>,
 }
+
+/// The longest label value exported, in bytes; longer upstream text is cut (and counted as
+/// a `label` parse error by the poller). Also the bound on the texts kept for the landing
+/// page (status word, message).
+pub const MAX_LABEL_BYTES: usize = 1024;
+
+/// Cuts `value` to at most `max` bytes, on a character boundary. True if it was cut.
+fn cap(value: &mut String, max: usize) -> bool {
+    if value.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value.truncate(end);
+    true
+}
+
+impl PollOutput {
+    /// Cuts every label value longer than [`MAX_LABEL_BYTES`] (and bounds the landing
+    /// page's texts the same way); returns how many label values were cut.
+    pub fn cap_labels(&mut self) -> usize {
+        let mut cut = 0;
+        for job in &mut self.jobs {
+            let key = &job.key;
+            let long = [&key.operation, &key.job_name, &key.server, &key.volume]
+                .iter()
+                .any(|v| v.len() > MAX_LABEL_BYTES);
+            if long {
+                let mut key = (*job.key).clone();
+                for value in [
+                    &mut key.operation,
+                    &mut key.job_name,
+                    &mut key.server,
+                    &mut key.volume,
+                ] {
+                    cut += usize::from(cap(value, MAX_LABEL_BYTES));
+                }
+                job.key = Arc::new(key);
+            }
+            for (_, value) in &mut job.info {
+                cut += usize::from(cap(value, MAX_LABEL_BYTES));
+            }
+            cap(&mut job.raw_status, MAX_LABEL_BYTES);
+            if let Some(message) = &mut job.message {
+                cap(message, MAX_LABEL_BYTES);
+            }
+        }
+        for summary in &mut self.summaries {
+            cut += usize::from(cap(&mut summary.server, MAX_LABEL_BYTES));
+        }
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_label_values_are_cut_on_a_character_boundary_and_counted() {
+        let key = JobKey {
+            system: System::Zdm,
+            upstream: Arc::from("u"),
+            operation: "backup".into(),
+            job_name: "가".repeat(500), // 1,500 bytes
+            server: "s".repeat(MAX_LABEL_BYTES),
+            volume: String::new(),
+        };
+        let mut output = PollOutput {
+            jobs: vec![JobRecord {
+                key: Arc::new(key),
+                status: Status::Running,
+                raw_status: "x".repeat(1 << 20),
+                progress: None,
+                elapsed_seconds: None,
+                start_time: None,
+                end_time: None,
+                message: Some("m".repeat(5000)),
+                info: vec![("vault", "v".repeat(2000))],
+                ended_runs: None,
+                newest_success_end: None,
+            }],
+            summaries: Vec::new(),
+        };
+        assert_eq!(output.cap_labels(), 2, "job_name and the info label");
+        let job = &output.jobs[0];
+        assert_eq!(job.key.job_name, "가".repeat(341));
+        assert_eq!(
+            job.key.server.len(),
+            MAX_LABEL_BYTES,
+            "exactly the limit stays"
+        );
+        assert_eq!(job.info[0].1.len(), MAX_LABEL_BYTES);
+        assert_eq!(job.raw_status.len(), MAX_LABEL_BYTES);
+        assert_eq!(job.message.as_deref().map(str::len), Some(MAX_LABEL_BYTES));
+        assert_eq!(output.cap_labels(), 0, "nothing left to cut");
+    }
+}

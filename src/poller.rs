@@ -33,6 +33,8 @@ pub struct Planned {
     /// of an upstream are in flight, and thousands of due targets do not hold thousands of
     /// half-started requests.
     pub admission: Arc<Semaphore>,
+    /// Where a poll counts what it had to cut (`backup_parse_errors_total{field="label"}`).
+    pub telemetry: Telemetry,
 }
 
 /// Builds the sources of a configuration and lists every target.
@@ -59,6 +61,7 @@ pub fn plan(config: &Config, client: &reqwest::Client, telemetry: &Telemetry) ->
                 stale_after: upstream.settings.stale_after,
                 phase: upstream.settings.interval * i as u32 / count,
                 admission: admission.clone(),
+                telemetry: telemetry.clone(),
             });
         }
     }
@@ -82,7 +85,14 @@ pub async fn poll_once(planned: &Planned, store: &Store) -> Result<(), Fault> {
             )),
         };
     let (record, outcome) = match result {
-        Ok(output) => {
+        Ok(mut output) => {
+            for _ in 0..output.cap_labels() {
+                planned.telemetry.parse_error(
+                    planned.id.system.as_str(),
+                    &planned.id.upstream,
+                    "label",
+                );
+            }
             tracing::debug!(
                 upstream = %planned.id.upstream,
                 target = %planned.id.target,

@@ -399,3 +399,31 @@ fn error_texts_say_their_cause_once() {
     let err = proc.stderr_text();
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
+
+/// A label value longer than 1024 bytes is cut and counted, the rest of the job exported.
+#[test]
+fn long_label_values_are_cut_and_counted() {
+    let long_name = "긴".repeat(2000);
+    let body = format!(
+        r#"{{"success":true,"data":{{"system":{{"name":"srv"}},"job":{{"info":{{"name":"{long_name}","partition":"/"}},"progressInfo":{{"status":"run","percent":"10%"}}}}}}}}"#
+    );
+    let upstream = Hostile::start(move |_| answer("200 OK", &[], &body));
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    token_env: ZDM_TOKEN\n    backup_jobs: [daily-backup]\n",
+        upstream.url()
+    );
+    let (code, out, err) = once(&yaml, &[("ZDM_TOKEN", "t")]);
+    assert_eq!(code, Some(0), "{err}");
+    let cut = "긴".repeat(341);
+    assert!(
+        out.contains(&format!("job_name=\"{cut}\",server=\"srv\"")),
+        "the name is cut to 1,023 bytes on a character boundary"
+    );
+    assert_eq!(
+        value(
+            &out,
+            "backup_parse_errors_total{field=\"label\",system=\"zdm\",upstream=\"zdm\"}"
+        ),
+        Some(1.0)
+    );
+}
