@@ -427,3 +427,87 @@ fn long_label_values_are_cut_and_counted() {
         Some(1.0)
     );
 }
+
+/// Regression: 100,000 jobs in one answer took 822 MB; past `max_jobs_per_target`
+/// (default 10,000) the answer is refused as `too_large` before a job is built.
+#[test]
+fn an_answer_with_more_jobs_than_the_limit_is_too_large() {
+    let jobs: Vec<String> = (0..10_001)
+        .map(|i| format!(r#"{{"info":{{"name":"j{i}"}},"progressInfo":{{"status":"run"}}}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"success":true,"data":{{"system":{{"name":"srv"}},"job":[{}]}}}}"#,
+        jobs.join(",")
+    );
+    let upstream = Hostile::start(move |_| answer("200 OK", &[], &body));
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    token_env: ZDM_TOKEN\n    servers: [srv]\n",
+        upstream.url()
+    );
+    let (code, out, err) = once(&yaml, &[("ZDM_TOKEN", "t")]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(value(&out, &outcome_series("zdm", "too_large")), Some(1.0));
+    assert!(!out.contains("backup_job_status{"), "no truncated list");
+    assert!(err.contains("max_jobs_per_target"), "{err}");
+}
+
+/// Azure pages are counted as they arrive: two pages of 6,000 jobs fail the vault poll.
+#[test]
+fn azure_pages_past_the_job_limit_are_too_large() {
+    let page = |next: Option<String>| {
+        let jobs: Vec<String> = (0..6000)
+            .map(|i| {
+                format!(
+                    r#"{{"name":"id-{i}","properties":{{"entityFriendlyName":"vm-{}","operation":"Backup","status":"Completed","startTime":"2026-11-28T01:00:00Z"}}}}"#,
+                    i % 7
+                )
+            })
+            .collect();
+        match next {
+            Some(link) => format!(r#"{{"value":[{}],"nextLink":"{link}"}}"#, jobs.join(",")),
+            None => format!(r#"{{"value":[{}]}}"#, jobs.join(",")),
+        }
+    };
+    let addr: Arc<Mutex<String>> = Arc::default();
+    let base = addr.clone();
+    let upstream = Hostile::start(move |req| {
+        if req.path.contains("/oauth2/") {
+            answer("200 OK", &[], r#"{"access_token":"tok","expires_in":3600}"#)
+        } else if req.path.contains("page=2") {
+            answer("200 OK", &[], &page(None))
+        } else {
+            let link = format!("{}{}&page=2", base.lock().unwrap(), req.path);
+            answer("200 OK", &[], &page(Some(link)))
+        }
+    });
+    *addr.lock().unwrap() = upstream.url();
+    let yaml = format!(
+        "upstreams:
+  - name: azure
+    type: azure
+    tenant_id: t
+    client_id: c
+    client_secret_env: AZURE_SECRET
+    subscription_id: s
+    vaults: [{{ resource_group: rg, name: vault-01 }}]
+    management_url: {0}
+    authority_url: {0}
+",
+        upstream.url()
+    );
+    let (code, out, err) = once(&yaml, &[("AZURE_SECRET", AZURE_SECRET)]);
+    assert_eq!(code, Some(1), "{err}");
+    let too_large = out
+        .lines()
+        .find(|l| l.contains("outcome=\"too_large\"") && l.contains("upstream=\"azure\""))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(too_large.ends_with(" 1"), "{too_large}");
+    assert_eq!(
+        upstream
+            .seen()
+            .iter()
+            .filter(|s| s.path.contains("page=2"))
+            .count(),
+        1
+    );
+}

@@ -466,7 +466,9 @@ async fn azure_pages_progress_and_runs_counted_once() {
         "upstreams:\n{}",
         azure_upstream(
             &sim,
-            "    interval: 500ms\n",
+            // Retry-After is clamped to the stale window (interface 5.4): a window longer
+            // than the test's 4 s Retry-After lets it be honoured in full.
+            "    interval: 500ms\n    stale_after: 10s\n",
             LIVE_SUB,
             "[{ resource_group: rg-test, name: vault-t }]"
         )

@@ -2,6 +2,7 @@
 //! backupJobs list with its `nextLink` pages, job details for progress, mapping.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::source::{
-    endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget, TokenCache,
-    MAX_TOKEN_LIFETIME,
+    count_entries, endpoint, set_bearer, Entries, FieldParser, IssuedToken, Source, SourceTarget,
+    TokenCache, MAX_TOKEN_LIFETIME,
 };
 use crate::config::{AzureAuth, AzureConfig, AzureVault, Secret};
 use crate::http::{StatusRules, UpstreamHttp};
@@ -50,6 +51,18 @@ pub struct Azure {
 struct JobList {
     value: Option<Vec<Job>>,
     next_link: Option<String>,
+}
+
+/// A job list page as counted before it is built.
+#[derive(Deserialize)]
+struct ListCount {
+    value: Option<Entries>,
+}
+
+impl From<ListCount> for usize {
+    fn from(c: ListCount) -> usize {
+        c.value.map_or(0, |e| e.0)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,10 +123,13 @@ impl Source for Azure {
                 "target is no longer configured",
             ));
         };
-        // Every page must arrive: a half list would make jobs vanish.
-        let mut jobs = Vec::new();
+        // Every page must arrive: a half list would make jobs vanish. Each page is folded
+        // into the groups as it arrives, so only the newest job of each group is held,
+        // never every job of every page.
+        let mut groups = Groups::default();
         let mut next = Some(self.list_url(vault)?);
         let mut pages = 0;
+        let mut total = 0usize;
         while let Some(url) = next.take() {
             pages += 1;
             if pages > MAX_PAGES {
@@ -122,14 +138,16 @@ impl Source for Azure {
                     format!("more than {MAX_PAGES} pages of jobs; narrow `lookback`"),
                 ));
             }
-            let page: JobList = self.get(url, deadline).await?;
-            jobs.extend(page.value.unwrap_or_default());
+            let page: JobList = self.get(url, deadline, Some(&mut total)).await?;
+            for job in page.value.unwrap_or_default() {
+                groups.add(&self.fields, job, |job| self.status_of(job).0);
+            }
             if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
                 next = Some(self.next_url(&link)?);
             }
         }
 
-        let groups = self.newest_per_entity(&target.name, jobs);
+        let groups = self.finish_groups(&target.name, groups);
         let mut records = Vec::with_capacity(groups.len());
         for group in groups {
             let mut newest = group.newest.clone();
@@ -137,7 +155,10 @@ impl Source for Azure {
             if !status.is_terminal() {
                 // Only the details carry progress.
                 if let Some(name) = job_name(&newest) {
-                    match self.get::<Job>(self.job_url(vault, &name)?, deadline).await {
+                    match self
+                        .get::<Job>(self.job_url(vault, &name)?, deadline, None)
+                        .await
+                    {
                         Ok(detail) => newest = detail,
                         Err(fault) if fault.outcome == Outcome::NotFound => {}
                         Err(fault) => return Err(fault),
@@ -150,6 +171,81 @@ impl Source for Azure {
             jobs: records,
             summaries: Vec::new(),
         })
+    }
+}
+
+/// The jobs of a vault's list folded page by page into one accumulator per
+/// (entity, operation): only the newest job of each is kept whole.
+#[derive(Default)]
+struct Groups {
+    by_key: BTreeMap<(String, String), Accumulated>,
+}
+
+struct Accumulated {
+    newest: Job,
+    newest_start: Option<f64>,
+    /// Id and status of every finished job of the group, to count runs by id.
+    terminal: Vec<(String, Status)>,
+    newest_success_end: Option<f64>,
+}
+
+impl Groups {
+    fn add(&mut self, fields: &FieldParser, job: Job, status_of: impl Fn(&Job) -> Status) {
+        let props = job.properties.as_ref();
+        let Some(entity) = fields
+            .text(
+                "entityFriendlyName",
+                props.and_then(|p| p.entity_friendly_name.as_ref()),
+            )
+            .filter(|e| !e.is_empty())
+        else {
+            fields.missing("entityFriendlyName");
+            return;
+        };
+        let operation = fields
+            .text("operation", props.and_then(|p| p.operation.as_ref()))
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| "Unknown".to_string());
+        let start = fields.time("startTime", props.and_then(|p| p.start_time.as_ref()));
+        let status = status_of(&job);
+        let success_end = if matches!(status, Status::Completed | Status::CompletedWithWarnings) {
+            fields.time("endTime", props.and_then(|p| p.end_time.as_ref()))
+        } else {
+            None
+        };
+        let terminal = status
+            .is_terminal()
+            .then(|| job_name(&job))
+            .flatten()
+            .map(|name| (name, status));
+        match self.by_key.entry((entity, operation)) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(Accumulated {
+                    newest: job,
+                    newest_start: start,
+                    terminal: terminal.into_iter().collect(),
+                    newest_success_end: success_end,
+                });
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let acc = slot.get_mut();
+                acc.terminal.extend(terminal);
+                if let Some(end) = success_end {
+                    acc.newest_success_end =
+                        Some(acc.newest_success_end.map_or(end, |n| n.max(end)));
+                }
+                // Newest by start time; a job without a start never displaces one with.
+                let newer = match (start, acc.newest_start) {
+                    (Some(a), Some(b)) => a > b,
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                if newer {
+                    acc.newest = job;
+                    acc.newest_start = start;
+                }
+            }
+        }
     }
 }
 
@@ -263,14 +359,20 @@ impl Azure {
     }
 
     /// GET with the bearer token; a 401 refreshes the token once, then it is an error.
+    /// With `jobs`, the answer is a job list: its `value` entries are counted (without
+    /// building them) into `jobs` first, and past `max_jobs_per_target` it is `too_large`.
     async fn get<T: for<'de> Deserialize<'de>>(
         &self,
         url: Url,
         deadline: Instant,
+        mut jobs: Option<&mut usize>,
     ) -> Result<T, Fault> {
-        match self.get_once(url.clone(), deadline, false).await {
+        match self
+            .get_once(url.clone(), deadline, false, jobs.as_deref_mut())
+            .await
+        {
             Err(fault) if fault.outcome == Outcome::AuthError => {
-                self.get_once(url, deadline, true).await
+                self.get_once(url, deadline, true, jobs).await
             }
             other => other,
         }
@@ -281,6 +383,7 @@ impl Azure {
         url: Url,
         deadline: Instant,
         renew: bool,
+        jobs: Option<&mut usize>,
     ) -> Result<T, Fault> {
         let token = self
             .token
@@ -293,11 +396,22 @@ impl Azure {
             .await?;
         let mut request = reqwest::Request::new(Method::GET, url);
         set_bearer(&mut request, &token)?;
-        self.http
+        let counted = AtomicUsize::new(jobs.as_deref().copied().unwrap_or(0));
+        let result = self
+            .http
             .fetch(request, StatusRules::default(), deadline, |body| {
+                if jobs.is_some() {
+                    let total = counted.load(Ordering::Relaxed) + count_entries::<ListCount>(body);
+                    self.fields.check_jobs(total)?;
+                    counted.store(total, Ordering::Relaxed);
+                }
                 serde_json::from_slice::<T>(body).map_err(Fault::decode)
             })
-            .await
+            .await;
+        if let Some(jobs) = jobs {
+            *jobs = counted.into_inner();
+        }
+        result
     }
 
     fn token_request(&self) -> Result<reqwest::Request, Fault> {
@@ -351,72 +465,28 @@ impl Azure {
             .status("status", props.and_then(|p| p.status.as_ref()))
     }
 
-    /// Groups jobs by (entity, operation); the newest (by start time) represents the group.
-    /// Jobs seen finished for the first time count as ended runs, except on the first poll.
-    fn newest_per_entity(&self, vault_key: &str, jobs: Vec<Job>) -> Vec<Group> {
-        let fields = &self.fields;
-        let mut groups: BTreeMap<(String, String), Vec<Job>> = BTreeMap::new();
-        for job in jobs {
-            let props = job.properties.clone().unwrap_or_default();
-            let Some(entity) = fields
-                .text("entityFriendlyName", props.entity_friendly_name.as_ref())
-                .filter(|e| !e.is_empty())
-            else {
-                fields.missing("entityFriendlyName");
-                continue;
-            };
-            let operation = fields
-                .text("operation", props.operation.as_ref())
-                .filter(|o| !o.is_empty())
-                .unwrap_or_else(|| "Unknown".to_string());
-            groups.entry((entity, operation)).or_default().push(job);
-        }
-
+    /// Turns the folded groups into job series. Jobs seen finished for the first time count
+    /// as ended runs, except on the vault's first poll.
+    fn finish_groups(&self, vault_key: &str, groups: Groups) -> Vec<Group> {
         let mut finished = self.finished.lock().unwrap_or_else(|e| e.into_inner());
         // No entry for the vault yet: this is its first poll; remember, count nothing.
         let baseline = finished.contains_key(vault_key);
         let known = finished.entry(vault_key.to_string()).or_default();
-        let mut out = Vec::with_capacity(groups.len());
+        let mut out = Vec::with_capacity(groups.by_key.len());
         let mut seen_now: HashSet<String> = HashSet::new();
-        for (_, mut members) in groups {
-            members.sort_by(|a, b| {
-                let t = |j: &Job| {
-                    fields.time(
-                        "startTime",
-                        j.properties.as_ref().and_then(|p| p.start_time.as_ref()),
-                    )
-                };
-                t(b).partial_cmp(&t(a)).unwrap_or(std::cmp::Ordering::Equal)
-            });
+        for (_, acc) in groups.by_key {
             let mut ended = Vec::new();
-            let mut newest_success_end: Option<f64> = None;
-            for job in &members {
-                let (status, _) = self.status_of(job);
-                let Some(name) = job_name(job) else { continue };
-                if status.is_terminal() {
-                    seen_now.insert(name.clone());
-                    if !known.contains(&name) && baseline {
-                        ended.push(status);
-                    }
+            for (name, status) in acc.terminal {
+                if !known.contains(&name) && baseline {
+                    ended.push(status);
                 }
-                if matches!(status, Status::Completed | Status::CompletedWithWarnings) {
-                    let end = fields.time(
-                        "endTime",
-                        job.properties.as_ref().and_then(|p| p.end_time.as_ref()),
-                    );
-                    if let Some(end) = end {
-                        newest_success_end =
-                            Some(newest_success_end.map_or(end, |n: f64| n.max(end)));
-                    }
-                }
+                seen_now.insert(name);
             }
-            if let Some(newest) = members.into_iter().next() {
-                out.push(Group {
-                    newest,
-                    ended,
-                    newest_success_end,
-                });
-            }
+            out.push(Group {
+                newest: acc.newest,
+                ended,
+                newest_success_end: acc.newest_success_end,
+            });
         }
         // Jobs leave the list when they fall out of the lookback window; so may their ids.
         *known = seen_now;

@@ -47,7 +47,11 @@ pub struct FieldParser {
     timezone: chrono_tz::Tz,
     status_map: StatusMap,
     telemetry: Telemetry,
+    max_jobs: usize,
 }
+
+/// `max_jobs_per_target` when the configuration does not set it.
+pub const DEFAULT_MAX_JOBS_PER_TARGET: usize = 10_000;
 
 impl FieldParser {
     pub fn new(
@@ -63,7 +67,27 @@ impl FieldParser {
             timezone,
             status_map,
             telemetry,
+            max_jobs: DEFAULT_MAX_JOBS_PER_TARGET,
         }
+    }
+
+    /// Sets `max_jobs_per_target`: an answer (or a paged list) with more jobs fails.
+    pub fn with_max_jobs(mut self, max_jobs: usize) -> Self {
+        self.max_jobs = max_jobs.max(1);
+        self
+    }
+
+    /// `too_large` when `jobs` exceeds `max_jobs_per_target`: a fleet answer that large is
+    /// refused before it is built, instead of growing memory (a truncated list would make
+    /// jobs vanish silently).
+    pub fn check_jobs(&self, jobs: usize) -> Result<(), Fault> {
+        if jobs > self.max_jobs {
+            return Err(Fault::new(
+                Outcome::TooLarge,
+                format!("{jobs} jobs exceed max_jobs_per_target ({})", self.max_jobs),
+            ));
+        }
+        Ok(())
     }
 
     /// Counts a required field the upstream left out.
@@ -266,4 +290,70 @@ pub fn endpoint(base: &str, segments: &[&str]) -> Result<Url, Fault> {
         .pop_if_empty()
         .extend(segments);
     Ok(url)
+}
+
+/// How many entries a JSON array holds, read without building them (an object counts as
+/// one entry, anything else as none): the cheap first look at an answer that
+/// `max_jobs_per_target` may refuse.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Entries(pub usize);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of jobs or one job")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Entries, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Entries(n))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Entries, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Entries(1))
+            }
+            fn visit_unit<E>(self) -> Result<Entries, E> {
+                Ok(Entries(0))
+            }
+            fn visit_none<E>(self) -> Result<Entries, E> {
+                Ok(Entries(0))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Entries, E> {
+                Ok(Entries(0))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Entries, E> {
+                Ok(Entries(0))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Entries, E> {
+                Ok(Entries(0))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Entries, E> {
+                Ok(Entries(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Entries, E> {
+                Ok(Entries(0))
+            }
+        }
+        d.deserialize_any(Counter)
+    }
+}
+
+/// The job count of an answer through the counting shape `C` (0 when the body does not
+/// parse: the real decode reports that).
+pub fn count_entries<C: for<'de> serde::Deserialize<'de> + Into<usize>>(body: &[u8]) -> usize {
+    serde_json::from_slice::<C>(body).map_or(0, Into::into)
 }

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::source::{
-    endpoint, set_bearer, FieldParser, IssuedToken, Source, SourceTarget, TokenCache,
-    MAX_TOKEN_LIFETIME,
+    count_entries, endpoint, set_bearer, Entries, FieldParser, IssuedToken, Source, SourceTarget,
+    TokenCache, MAX_TOKEN_LIFETIME,
 };
 use crate::config::{Secret, ZdmAuth, ZdmConfig, ZdmTarget};
 use crate::http::{StatusRules, UpstreamHttp};
@@ -71,25 +71,33 @@ impl Source for Zdm {
         };
         let url = self.url(path, configured)?;
         let fallback = configured.id.as_str();
-        match target.kind {
+        let fields = &self.fields;
+        let output = match target.kind {
             TargetKind::Server => {
                 let data = self
-                    .get(url, deadline, decode_envelope::<SystemData>)
+                    .get(url, deadline, &|b| decode_counted::<SystemData>(fields, b))
                     .await?;
-                Ok(map_system(&self.fields, data, fallback))
+                map_system(fields, data, fallback)
             }
             TargetKind::BackupJob => {
-                let data = self.get(url, deadline, decode_envelope::<JobData>).await?;
-                Ok(map_backup_job(&self.fields, data, fallback))
+                let data = self
+                    .get(url, deadline, &|b| decode_counted::<JobData>(fields, b))
+                    .await?;
+                map_backup_job(fields, data, fallback)
             }
             TargetKind::RecoveryJob => {
                 let data = self
-                    .get(url, deadline, decode_envelope::<RecoveryData>)
+                    .get(url, deadline, &|b| {
+                        decode_counted::<RecoveryData>(fields, b)
+                    })
                     .await?;
-                Ok(map_recovery_job(&self.fields, data, fallback))
+                map_recovery_job(fields, data, fallback)
             }
-            other => Err(not_ours(other)),
-        }
+            other => return Err(not_ours(other)),
+        };
+        // A recovery job's volumes are series too.
+        fields.check_jobs(output.jobs.len())?;
+        Ok(output)
     }
 }
 
@@ -125,7 +133,7 @@ impl Zdm {
         &self,
         url: Url,
         deadline: Instant,
-        decode: fn(&[u8]) -> Result<T, Fault>,
+        decode: &(dyn Fn(&[u8]) -> Result<T, Fault> + Sync),
     ) -> Result<T, Fault> {
         let first = self
             .get_with_token(url.clone(), deadline, false, decode)
@@ -143,7 +151,7 @@ impl Zdm {
         url: Url,
         deadline: Instant,
         renew: bool,
-        decode: fn(&[u8]) -> Result<T, Fault>,
+        decode: &(dyn Fn(&[u8]) -> Result<T, Fault> + Sync),
     ) -> Result<T, Fault> {
         let token = self.token(deadline, renew).await?;
         let mut request = reqwest::Request::new(Method::GET, url);
@@ -231,6 +239,23 @@ struct Envelope<T> {
     success: Option<bool>,
     data: Option<T>,
     error: Option<Value>,
+}
+
+/// A ZDM answer as counted before it is built: how many entries `data.job` holds.
+#[derive(Deserialize)]
+struct JobCount {
+    data: Option<JobCountData>,
+}
+
+#[derive(Deserialize)]
+struct JobCountData {
+    job: Option<Entries>,
+}
+
+impl From<JobCount> for usize {
+    fn from(c: JobCount) -> usize {
+        c.data.and_then(|d| d.job).map_or(0, |e| e.0)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -329,6 +354,16 @@ struct RecoveryDetail {
 }
 
 /// Decodes the ZDM envelope; `success: false` or a missing `data` is an upstream error.
+/// [`decode_envelope`] after counting `data.job`: past `max_jobs_per_target` the answer
+/// is refused before a single job is built.
+fn decode_counted<T: for<'de> Deserialize<'de>>(
+    fields: &FieldParser,
+    body: &[u8],
+) -> Result<T, Fault> {
+    fields.check_jobs(count_entries::<JobCount>(body))?;
+    decode_envelope(body)
+}
+
 fn decode_envelope<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Fault> {
     let envelope: Envelope<T> = serde_json::from_slice(body).map_err(Fault::decode)?;
     if envelope.success == Some(false) {
