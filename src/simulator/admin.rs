@@ -18,25 +18,30 @@
 //! `token` (Azure AD tenant), `imds` (id `default`). Fixtures are ZDM only. Ids are
 //! percent-decoded.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::azure::{self, JobRecord};
-use super::faults::{Fault, Target, FAULT_NAMES};
-use super::router::{full, percent_decode, read_body, Body};
-use super::zdm::Endpoint;
-use super::Simulator;
+use super::azure::Azure;
+use super::faults::{Fault, Faults, Target, FAULT_NAMES};
+use super::http::{json_response, percent_decode, read_body, Body};
+use super::scp::Scp;
+use super::zdm::{Endpoint, Zdm};
 
 /// Largest fixture body accepted (big enough for tests of the exporter's body cap).
 const FIXTURE_BODY_LIMIT: usize = 64 * 1024 * 1024;
 const FAULT_BODY_LIMIT: usize = 4 * 1024;
 
+/// The parts of the simulator the admin API reaches.
+pub(crate) struct Parts<'a> {
+    pub faults: &'a Faults,
+    pub zdm: &'a Zdm,
+    pub scp: &'a Scp,
+    pub azure: &'a Azure,
+}
+
 fn reply(status: StatusCode, value: serde_json::Value) -> Response<Body> {
-    full(status, serde_json::to_vec(&value).unwrap_or_default())
+    json_response(status, &value)
 }
 
 fn fail(status: StatusCode, message: impl Into<String>) -> Response<Body> {
@@ -44,7 +49,7 @@ fn fail(status: StatusCode, message: impl Into<String>) -> Response<Body> {
 }
 
 pub(crate) async fn handle(
-    sim: &Simulator,
+    sim: Parts<'_>,
     req: Request<Incoming>,
     rest: &[&str],
 ) -> Response<Body> {
@@ -54,7 +59,7 @@ pub(crate) async fn handle(
                 StatusCode::NOT_FOUND,
                 format!("unknown endpoint: expected one of {}", target_names()),
             ),
-            (Some(target), Ok(id)) => fault(sim, req, target, id).await,
+            (Some(target), Ok(id)) => fault(sim.faults, req, target, id).await,
             (_, Err(response)) => response,
         },
         ["fixture", endpoint, id] => match (Endpoint::parse(endpoint), decode_id(id)) {
@@ -62,30 +67,23 @@ pub(crate) async fn handle(
                 StatusCode::NOT_FOUND,
                 "unknown endpoint: expected system, backup_job or recovery_job",
             ),
-            (Some(endpoint), Ok(id)) => fixture(sim, req, endpoint, id).await,
+            (Some(endpoint), Ok(id)) => fixture(sim.zdm, req, endpoint, id).await,
             (_, Err(response)) => response,
         },
         ["scp", id, "entries"] => match decode_id(id) {
-            Ok(id) => scp_entries(sim, req, id).await,
+            Ok(id) => scp_entries(sim.scp, req, id).await,
             Err(response) => response,
         },
         ["azure", vault, "jobs"] => match decode_id(vault) {
-            Ok(vault) => azure_jobs(sim, req, vault).await,
+            Ok(vault) => azure_jobs(sim.azure, req, vault).await,
             Err(response) => response,
         },
-        ["stats"] if req.method() == Method::GET => reply(StatusCode::OK, stats(sim)),
+        ["stats"] if req.method() == Method::GET => reply(StatusCode::OK, stats(&sim)),
         ["reset"] if req.method() == Method::POST => {
-            let mut state = sim.lock();
-            for target in Target::ALL {
-                state.faults[target.index()].clear();
-                state.requests[target.index()].clear();
-            }
-            for fixtures in &mut state.fixtures {
-                fixtures.clear();
-            }
-            state.scp_entries.clear();
-            state.azure_jobs.clear();
-            state.logins = 0;
+            sim.faults.clear();
+            sim.zdm.reset();
+            sim.scp.reset();
+            sim.azure.reset();
             reply(StatusCode::OK, json!({ "success": true }))
         }
         ["stats"] | ["reset"] => fail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
@@ -105,7 +103,7 @@ fn decode_id(id: &str) -> Result<String, Response<Body>> {
 }
 
 async fn fault(
-    sim: &Simulator,
+    faults: &Faults,
     req: Request<Incoming>,
     target: Target,
     id: String,
@@ -131,15 +129,7 @@ async fn fault(
         _ => return fail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
     };
     let shown = fault.to_string();
-    {
-        let mut state = sim.lock();
-        let faults = &mut state.faults[target.index()];
-        if fault == Fault::None {
-            faults.remove(&id);
-        } else {
-            faults.insert(id.clone(), fault);
-        }
-    }
+    faults.set(target, id.clone(), fault);
     reply(
         StatusCode::OK,
         json!({ "success": true, "endpoint": target.as_str(), "id": id, "fault": shown }),
@@ -147,7 +137,7 @@ async fn fault(
 }
 
 async fn fixture(
-    sim: &Simulator,
+    zdm: &Zdm,
     req: Request<Incoming>,
     endpoint: Endpoint,
     id: String,
@@ -171,14 +161,14 @@ async fn fixture(
                 }
             }
             let bytes = body.len();
-            sim.lock().fixtures[endpoint.index()].insert(id.clone(), body);
+            zdm.pin(endpoint, id.clone(), body);
             reply(
                 StatusCode::OK,
                 json!({ "success": true, "endpoint": endpoint.as_str(), "id": id, "bytes": bytes }),
             )
         }
         Method::DELETE => {
-            let removed = sim.lock().fixtures[endpoint.index()].remove(&id).is_some();
+            let removed = zdm.unpin(endpoint, &id);
             reply(
                 StatusCode::OK,
                 json!({ "success": true, "endpoint": endpoint.as_str(), "id": id, "removed": removed }),
@@ -207,22 +197,21 @@ async fn json_array(req: Request<Incoming>) -> Result<Vec<serde_json::Value>, Re
     }
 }
 
-async fn scp_entries(sim: &Simulator, req: Request<Incoming>, id: String) -> Response<Body> {
+async fn scp_entries(scp: &Scp, req: Request<Incoming>, id: String) -> Response<Body> {
     match *req.method() {
         Method::PUT => {
             let entries = match json_array(req).await {
                 Ok(entries) => entries,
                 Err(response) => return response,
             };
-            let count = entries.len();
-            sim.lock().scp_entries.insert(id.clone(), Arc::new(entries));
+            let count = scp.replace(id.clone(), entries);
             reply(
                 StatusCode::OK,
                 json!({ "success": true, "backup_id": id, "entries": count }),
             )
         }
         Method::DELETE => {
-            let removed = sim.lock().scp_entries.remove(&id).is_some();
+            let removed = scp.restore(&id);
             reply(
                 StatusCode::OK,
                 json!({ "success": true, "backup_id": id, "removed": removed }),
@@ -232,32 +221,24 @@ async fn scp_entries(sim: &Simulator, req: Request<Incoming>, id: String) -> Res
     }
 }
 
-async fn azure_jobs(sim: &Simulator, req: Request<Incoming>, vault: String) -> Response<Body> {
-    let key = vault.to_lowercase();
+async fn azure_jobs(azure: &Azure, req: Request<Incoming>, vault: String) -> Response<Body> {
     match *req.method() {
         Method::PUT => {
             let items = match json_array(req).await {
                 Ok(items) => items,
                 Err(response) => return response,
             };
-            let mut jobs = match items
-                .into_iter()
-                .map(JobRecord::from_value)
-                .collect::<Result<Vec<_>, _>>()
-            {
-                Ok(jobs) => jobs,
+            let count = match azure.replace(&vault, items) {
+                Ok(count) => count,
                 Err(message) => return fail(StatusCode::BAD_REQUEST, message),
             };
-            azure::sort_newest_first(&mut jobs);
-            let count = jobs.len();
-            sim.lock().azure_jobs.insert(key, Arc::new(jobs));
             reply(
                 StatusCode::OK,
                 json!({ "success": true, "vault": vault, "jobs": count }),
             )
         }
         Method::DELETE => {
-            let removed = sim.lock().azure_jobs.remove(&key).is_some();
+            let removed = azure.restore(&vault);
             reply(
                 StatusCode::OK,
                 json!({ "success": true, "vault": vault, "removed": removed }),
@@ -267,14 +248,8 @@ async fn azure_jobs(sim: &Simulator, req: Request<Incoming>, vault: String) -> R
     }
 }
 
-fn stats(sim: &Simulator) -> serde_json::Value {
-    let state = sim.lock();
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for target in Target::ALL {
-        for (id, n) in &state.requests[target.index()] {
-            counts.insert(format!("{}/{id}", target.as_str()), *n);
-        }
-    }
-    counts.insert("login".to_string(), state.logins);
+fn stats(sim: &Parts<'_>) -> serde_json::Value {
+    let mut counts = sim.faults.counts();
+    counts.insert("login".to_string(), sim.zdm.logins());
     json!(counts)
 }

@@ -1,15 +1,19 @@
-//! Faults that the admin API can inject per `(endpoint, id)`, and what they turn a request
-//! into; each system then writes that outcome in its own error shape.
+//! The fault knobs of the admin API: faults injected per `(target, id)` and the request
+//! counts kept beside them, and what a fault turns a request into. Each system then
+//! writes that outcome in its own error shape.
+//!
+//! It knows no system's routes or wire format: [`Target`] only names what the knobs are
+//! attached to.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::StatusCode;
 
-use super::router::DropConnection;
-use super::zdm::Endpoint;
+use super::http::DropConnection;
 
 /// What faults and request counts are attached to, together with an id: the `{endpoint}`
 /// of `/_sim/fault/{endpoint}/{id}` and the first half of a stats key.
@@ -72,12 +76,75 @@ impl Target {
     }
 }
 
-impl From<Endpoint> for Target {
-    fn from(endpoint: Endpoint) -> Target {
-        match endpoint {
-            Endpoint::System => Target::System,
-            Endpoint::BackupJob => Target::BackupJob,
-            Endpoint::RecoveryJob => Target::RecoveryJob,
+/// The faults set through the admin API and the requests counted, per target and id.
+#[derive(Default)]
+pub(crate) struct Faults {
+    state: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    faults: [HashMap<String, Fault>; Target::COUNT],
+    requests: [HashMap<String, u64>; Target::COUNT],
+}
+
+impl Faults {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // Nothing panics while holding the lock; recover anyway rather than cascade.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one request for `(target, id)`.
+    pub(crate) fn count(&self, target: Target, id: &str) {
+        let mut state = self.lock();
+        let counts = &mut state.requests[target.index()];
+        match counts.get_mut(id) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(id.to_string(), 1);
+            }
+        }
+    }
+
+    /// The fault set for `(target, id)`; a one-shot fault is consumed.
+    pub(crate) fn take(&self, target: Target, id: &str) -> Option<Fault> {
+        let mut state = self.lock();
+        let faults = &mut state.faults[target.index()];
+        match faults.get(id)? {
+            Fault::Error500Once => faults.remove(id),
+            fault => Some(fault.clone()),
+        }
+    }
+
+    /// Sets the fault of `(target, id)`; [`Fault::None`] removes it.
+    pub(crate) fn set(&self, target: Target, id: String, fault: Fault) {
+        let mut state = self.lock();
+        let faults = &mut state.faults[target.index()];
+        if fault == Fault::None {
+            faults.remove(&id);
+        } else {
+            faults.insert(id, fault);
+        }
+    }
+
+    /// The request counts keyed `<target>/<id>`.
+    pub(crate) fn counts(&self) -> BTreeMap<String, u64> {
+        let state = self.lock();
+        let mut counts = BTreeMap::new();
+        for target in Target::ALL {
+            for (id, n) in &state.requests[target.index()] {
+                counts.insert(format!("{}/{id}", target.as_str()), *n);
+            }
+        }
+        counts
+    }
+
+    /// Clears every fault and count.
+    pub(crate) fn clear(&self) {
+        let mut state = self.lock();
+        for target in Target::ALL {
+            state.faults[target.index()].clear();
+            state.requests[target.index()].clear();
         }
     }
 }
@@ -224,47 +291,6 @@ fn log_chunk() -> Bytes {
         .clone()
 }
 
-/// The pieces of a valid ~20 MiB JSON answer: `prefix`, the shared log chunk
-/// [`OVERSIZED_CHUNKS`] times, then `suffix`. The prefix opens a `log` array of a job
-/// shaped like the endpoint's normal answer.
-pub(crate) fn oversized_parts(
-    endpoint: Endpoint,
-    id: &str,
-    timestamp: &str,
-) -> impl Iterator<Item = Bytes> + Send + 'static {
-    let name = serde_json::to_string(id).unwrap_or_else(|_| "\"-\"".to_string());
-    let progress = r#""progressInfo":{"status":"run","percent":"50%","message":"Processing files...","start":"-","elapsed":"00:00:01","end":"-"}"#;
-    let (open, close) = match endpoint {
-        Endpoint::System => (
-            format!(
-                r#""system":{{"name":{name}}},"summary":{{"total":1,"completed":0,"inProgress":1,"failed":0,"pending":0,"overallProgress":"50%"}},"job":[{{"info":{{"name":"oversized","partition":"/"}},{progress},"log":["#
-            ),
-            "]}]",
-        ),
-        Endpoint::BackupJob => (
-            format!(
-                r#""system":{{"name":"oversized"}},"job":{{"info":{{"name":{name},"partition":"/"}},{progress},"log":["#
-            ),
-            "]}",
-        ),
-        Endpoint::RecoveryJob => (
-            format!(
-                r#""system":{{"source":{{"name":"oversized"}},"target":{{"name":"oversized"}}}},"job":{{"info":{{"name":{name}}},"details":[{{"partition":"/",{progress}}}],"log":["#
-            ),
-            "]}",
-        ),
-    };
-    let prefix = format!(
-        r#"{{"success":true,"requestID":"{}","data":{{{open}"#,
-        super::zdm::request_id()
-    );
-    let suffix = format!(
-        r#""end"{close}}},"message":"{}","timestamp":"{timestamp}"}}"#,
-        endpoint.ok_message()
-    );
-    padded_parts(prefix, suffix)
-}
-
 /// `prefix`, the shared chunk of string items [`OVERSIZED_CHUNKS`] times, then `suffix`:
 /// valid JSON when `prefix` opens an array and `suffix` starts with its last item.
 pub(crate) fn padded_parts(
@@ -275,4 +301,29 @@ pub(crate) fn padded_parts(
     std::iter::once(Bytes::from(prefix))
         .chain(std::iter::repeat_n(chunk, OVERSIZED_CHUNKS))
         .chain(std::iter::once(Bytes::from(suffix)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fault;
+
+    #[test]
+    fn fault_names_round_trip() {
+        for text in [
+            "none",
+            "not_found",
+            "bad_request",
+            "error500",
+            "error500_once",
+            "slow:1.5",
+            "truncated",
+            "unauthorized",
+            "oversized",
+            "rate_limited:30",
+            "connection_close",
+        ] {
+            let fault = Fault::parse(text).expect(text);
+            assert_eq!(fault.to_string(), text);
+        }
+    }
 }

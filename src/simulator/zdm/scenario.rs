@@ -1,4 +1,4 @@
-//! The live scenario: servers and jobs whose state is a pure function of wall-clock time.
+//! The ZDM live scenario: servers and jobs whose state is a pure function of wall-clock time.
 //!
 //! Every job repeats one cycle: pending, then running with rising percent, then an outcome
 //! (complete, or for some cycles of some jobs fail or cancel) until the cycle ends. Each job
@@ -6,10 +6,11 @@
 //! the same state. Nothing is stored: a response is rendered from the clock on request,
 //! which keeps a generated fleet of thousands of servers cheap.
 
-use super::zdm::{
+use super::wire::{
     self, ApiVersion, BackupJobData, Endpoint, JobEntry, JobInfo, Name, ProgressInfo, RecoveryData,
     RecoveryDetail, RecoveryJob, RecoverySystems, Summary, SystemData,
 };
+use crate::simulator::clock::{fnv, mix, unit};
 
 /// A job's target volume: partition on Linux, drive on Windows.
 #[derive(Clone, Copy, Debug)]
@@ -256,25 +257,6 @@ pub(crate) struct JobState {
     pub log: Vec<&'static str>,
 }
 
-/// FNV-1a, so phase offsets are stable across runs and platforms.
-pub(crate) fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// splitmix64 finalizer: decorrelates `(job, cycle)` pairs.
-pub(crate) fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// A number in `0.0..1.0` from a hash.
-pub(crate) fn unit(h: u64) -> f64 {
-    (h >> 11) as f64 / (1u64 << 53) as f64
-}
-
 fn messages(kind: Kind, lang: Lang) -> [&'static str; 8] {
     // pending, starting, scanning, transfer, finalizing, complete, failed, cancelled
     match (kind, lang) {
@@ -433,7 +415,7 @@ fn progress_info(version: ApiVersion, state: JobState) -> (ProgressInfo, Vec<&'s
             .map_or_else(|| "-".to_string(), |p| format!("{p}%")),
         message: state.message,
         start: time(state.start),
-        elapsed: state.elapsed.map_or_else(|| "-".to_string(), zdm::hms),
+        elapsed: state.elapsed.map_or_else(|| "-".to_string(), wire::hms),
         end: time(state.end),
     };
     (info, state.log)
@@ -493,7 +475,7 @@ fn system_body(
         summary,
         job,
     };
-    zdm::envelope(version, Endpoint::System, data)
+    wire::envelope(version, Endpoint::System, data)
 }
 
 fn backup_job_body(
@@ -507,7 +489,7 @@ fn backup_job_body(
         system: Name { name: server },
         job: entry(version, def, job_state(def, now_ms, cycle_ms)),
     };
-    zdm::envelope(version, Endpoint::BackupJob, data)
+    wire::envelope(version, Endpoint::BackupJob, data)
 }
 
 fn recovery_body(version: ApiVersion, def: &RecoveryDef, now_ms: i64, cycle_ms: i64) -> Vec<u8> {
@@ -540,7 +522,7 @@ fn recovery_body(version: ApiVersion, def: &RecoveryDef, now_ms: i64, cycle_ms: 
             details,
         },
     };
-    zdm::envelope(version, Endpoint::RecoveryJob, data)
+    wire::envelope(version, Endpoint::RecoveryJob, data)
 }
 
 const FLEET_VOLUMES: [&str; 8] = [

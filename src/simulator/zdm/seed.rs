@@ -1,8 +1,10 @@
-//! The seed documents' example responses, copied verbatim (whitespace and timestamps
-//! included) so tests can compare what the simulator serves with what the docs show.
-//! ZDM fixtures are looked up by [`lookup`]; the SCP and Azure ones by their modules.
+//! The ZDM seed documents' example responses (seeds 000, 001 and 002), copied verbatim
+//! (whitespace and timestamps included) and served as they are by [`lookup`].
+//!
+//! The tests compare what is served with the samples carried in `tests/data/seeds/`, read
+//! from the documents separately, so an edit here shows up as a failing test.
 
-use super::zdm::Endpoint;
+use super::wire::Endpoint;
 
 /// Seed 000: `GET /api/v1/backups/monitoring/system/server-01`.
 pub(crate) const SERVER_01: &str = r#"{
@@ -178,81 +180,6 @@ pub(crate) const DAILY_RECOVERY: &str = r#"{
   "message": "Recovery monitoring info",
   "timestamp": "2025-01-15T10:15:00Z"
 }"#;
-
-/// Seed 003: `GET /v1/backups/00cd2538fbf94d12b36aabbdd607e974/restore-histories`.
-pub(crate) const SCP_RESTORE_HISTORIES: &str = r#"{
-"contents": [
-{
-"backup_id": "00cd2538fbf94d12b36aabbdd607e974",
-"backup_start_time": "2024-10-28T05:38:48",
-"created_at": "2024-05-17T00:23:17Z",
-"created_by": "90dddfc2b1e04edba54ba2b41539a9ac",
-"modified_at": "2024-05-17T00:23:17Z",
-"modified_by": "90dddfc2b1e04edba54ba2b41539a9ac",
-"restore_end_time": "2024-10-28T05:52:47",
-"restore_server_id": "26895cb7-2059-49e7-b6fe-9c9c4b0d3db0",
-"restore_server_name": "restoretest1",
-"restore_start_time": "2024-10-28T05:52:47",
-"restore_state": "COMPLETED",
-"schedule_name": "INCREMENTAL_DAILY_15:00:00-chg4By"
-}
-],
-"count": 1
-}"#;
-
-/// The backup id of seed 003.
-pub(crate) const SCP_BACKUP_ID: &str = "00cd2538fbf94d12b36aabbdd607e974";
-
-/// Seed 004: `GET .../vaults/abdemovault/backupJobs/7ddead57-bcb9-4269-ac31-6a1b57588700`.
-pub(crate) const AZURE_JOB_DETAILS: &str = r#"{
-  "id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/Default-RecoveryServices-ResourceGroup-centralindia/providers/microsoft.recoveryservices/vaults/abdemovault/backupJobs/7ddead57-bcb9-4269-ac31-6a1b57588700",
-  "name": "7ddead57-bcb9-4269-ac31-6a1b57588700",
-  "type": "Microsoft.RecoveryServices/vaults/backupJobs",
-  "properties": {
-    "jobType": "AzureIaaSVMJob",
-    "duration": "00:20:23.0896697",
-    "actionsInfo": [
-      1
-    ],
-    "virtualMachineVersion": "Compute",
-    "extendedInfo": {
-      "tasksList": [
-        {
-          "taskId": "Take Snapshot",
-          "duration": "00:00:00",
-          "status": "Completed"
-        },
-        {
-          "taskId": "Transfer data to vault",
-          "duration": "00:00:00",
-          "status": "Completed"
-        }
-      ],
-      "propertyBag": {
-        "VM Name": "uttestvmub1",
-        "Backup Size": "2332 MB"
-      }
-    },
-    "entityFriendlyName": "uttestvmub1",
-    "backupManagementType": "AzureIaasVM",
-    "operation": "Backup",
-    "status": "Completed",
-    "startTime": "2018-05-21T08:35:40.9488967Z",
-    "endTime": "2018-05-21T08:56:04.0385664Z",
-    "activityId": "7df8e874-1d66-4f81-8e91-da2fe054811d"
-  }
-}"#;
-
-/// The seed 004 job as an item of the job list: the same without `extendedInfo`, which
-/// only the details answer carries.
-pub(crate) const AZURE_JOB_LIST_ITEM: &str = r#"{"id":"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/Default-RecoveryServices-ResourceGroup-centralindia/providers/microsoft.recoveryservices/vaults/abdemovault/backupJobs/7ddead57-bcb9-4269-ac31-6a1b57588700","name":"7ddead57-bcb9-4269-ac31-6a1b57588700","type":"Microsoft.RecoveryServices/vaults/backupJobs","properties":{"jobType":"AzureIaaSVMJob","duration":"00:20:23.0896697","actionsInfo":[1],"virtualMachineVersion":"Compute","entityFriendlyName":"uttestvmub1","backupManagementType":"AzureIaasVM","operation":"Backup","status":"Completed","startTime":"2018-05-21T08:35:40.9488967Z","endTime":"2018-05-21T08:56:04.0385664Z","activityId":"7df8e874-1d66-4f81-8e91-da2fe054811d"}}"#;
-
-/// Where the seed 004 job lives: subscription, resource group, vault.
-pub(crate) const AZURE_SEED_VAULT: (&str, &str, &str) = (
-    "00000000-0000-0000-0000-000000000000",
-    "Default-RecoveryServices-ResourceGroup-centralindia",
-    "abdemovault",
-);
 
 /// The seed's 404 body for an unknown backup job, kept to pin the error shape in tests.
 #[cfg(test)]

@@ -6,8 +6,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{demo_targets, enc, fixtures, run, seed_text, start, Reply, SimOptions, TestSim};
-use crate::simulator::{azure, AzureSim};
+use super::auth::AzureSim;
+use super::routes::PAGE_SIZE;
+use super::scenario;
+use super::seed;
+use crate::simulator::options::SimOptions;
+use crate::simulator::scp;
+use crate::simulator::targets::demo_targets;
+use crate::simulator::testing::{enc, run, seed_sample, start, Reply, TestSim};
 
 const API: &str = "api-version=2017-07-01";
 const SEED_SUB: &str = "00000000-0000-0000-0000-000000000000";
@@ -126,14 +132,14 @@ impl TestSim {
             );
             let body = reply.json();
             let value = body["value"].as_array().expect("value").clone();
-            assert!(value.len() <= azure::PAGE_SIZE);
+            assert!(value.len() <= PAGE_SIZE);
             pages += 1;
             if let Some(link) = body.get("nextLink") {
                 let link = link.as_str().expect("nextLink is a string");
                 let rest = link
                     .strip_prefix(&origin)
                     .unwrap_or_else(|| panic!("absolute: {link}"));
-                assert_eq!(value.len(), azure::PAGE_SIZE, "only the last page is short");
+                assert_eq!(value.len(), PAGE_SIZE, "only the last page is short");
                 next = Some(rest.to_string());
             }
             items.extend(value);
@@ -152,20 +158,17 @@ fn names(items: &[Value]) -> Vec<String> {
 
 #[test]
 fn seed_job_fixture_is_the_seed_text_and_served_verbatim() {
-    let text = seed_text("004");
+    let text = seed_sample("azure-backup-job-response.http");
     let marker = "X-Powered-By: ASP.NET\n\n";
     let at = text.find(marker).expect("seed response") + marker.len();
     let mut stream = serde_json::Deserializer::from_str(&text[at..]).into_iter::<Value>();
     let mut seed = stream.next().expect("seed JSON").expect("seed JSON parses");
-    assert_eq!(
-        fixtures::AZURE_JOB_DETAILS,
-        &text[at..at + stream.byte_offset()]
-    );
+    assert_eq!(seed::JOB_DETAILS, &text[at..at + stream.byte_offset()]);
     seed["properties"]
         .as_object_mut()
         .unwrap()
         .remove("extendedInfo");
-    let list_item: Value = serde_json::from_str(fixtures::AZURE_JOB_LIST_ITEM).unwrap();
+    let list_item: Value = serde_json::from_str(seed::JOB_LIST_ITEM).unwrap();
     assert_eq!(list_item, seed);
     run(async {
         let sim = start(SimOptions::default()).await;
@@ -174,7 +177,7 @@ fn seed_job_fixture_is_the_seed_text_and_served_verbatim() {
             .get_with_token(&details(SEED_SUB, SEED_RG, "abdemovault", SEED_JOB), &token)
             .await;
         assert_eq!(reply.status, 200);
-        assert_eq!(reply.body, fixtures::AZURE_JOB_DETAILS.as_bytes());
+        assert_eq!(reply.body, seed::JOB_DETAILS.as_bytes());
         let window =
             "startTime eq '2018-05-21 12:00:00 AM' and endTime eq '2018-05-22 12:00:00 AM'";
         let body = sim
@@ -845,9 +848,9 @@ fn live_jobs_cover_every_status_and_operation() {
     let base = 1_750_000_000_000;
     let mut statuses = BTreeSet::new();
     let mut operations = BTreeSet::new();
-    for vault in azure::VAULTS {
+    for vault in scenario::VAULTS {
         for t in (0..30 * cycle).step_by(23) {
-            let records = azure::live_jobs(vault, base + t, cycle);
+            let records = scenario::live_jobs(vault, base + t, cycle);
             if vault.name == "vault-01" {
                 assert!(records.len() >= 7, "{} jobs at {t}", records.len());
             }
@@ -931,40 +934,6 @@ fn live_jobs_change_over_time() {
 }
 
 #[test]
-fn command_line_takes_scp_keys_and_an_azure_client() {
-    use clap::Parser as _;
-    let cli = crate::simulator::Cli::try_parse_from([
-        "backup-simulator",
-        "--scp-keys",
-        "AK:S:K",
-        "--azure-client",
-        "tenant-1:client-1:se:cret",
-    ])
-    .expect("parses");
-    assert_eq!(cli.scp_keys, Some(("AK".to_string(), "S:K".to_string())));
-    assert_eq!(
-        cli.azure_client,
-        Some(AzureSim {
-            tenant_id: "tenant-1".into(),
-            client_id: "client-1".into(),
-            client_secret: "se:cret".into(),
-        })
-    );
-    for bad in [
-        vec!["--scp-keys", "nosecret"],
-        vec!["--scp-keys", ":secret"],
-        vec!["--azure-client", "tenant:client"],
-        vec!["--azure-client", "::secret"],
-    ] {
-        let args = std::iter::once("backup-simulator").chain(bad.iter().copied());
-        assert!(
-            crate::simulator::Cli::try_parse_from(args).is_err(),
-            "{bad:?}"
-        );
-    }
-}
-
-#[test]
 fn percent_encoded_and_malformed_requests_never_break_the_server() {
     run(async {
         let sim = start(azure_options()).await;
@@ -978,7 +947,7 @@ fn percent_encoded_and_malformed_requests_never_break_the_server() {
             sim.get("/v1/backups/%30%30cd2538fbf94d12b36aabbdd607e974/restore-histories")
                 .await
                 .body,
-            fixtures::SCP_RESTORE_HISTORIES.as_bytes()
+            scp::RESTORE_HISTORIES.as_bytes()
         );
         let tenant = format!("/{}/oauth2/v2.0/token", enc(TENANT).replace('7', "%37"));
         assert_eq!(

@@ -8,8 +8,11 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{demo_targets, enc, fixtures, run, seed_text, start, SimOptions, TestSim};
-use crate::simulator::scp;
+use super::scenario;
+use super::seed;
+use crate::simulator::options::SimOptions;
+use crate::simulator::targets::demo_targets;
+use crate::simulator::testing::{enc, run, seed_sample, start, Reply, TestSim};
 
 const SEED_ID: &str = "00cd2538fbf94d12b36aabbdd607e974";
 const ACCESS: &str = "2sd2gg=2agbdSD26svcD";
@@ -81,7 +84,7 @@ impl Signing<'_> {
 }
 
 impl TestSim {
-    async fn signed(&self, target: &str, signing: &Signing<'_>) -> super::Reply {
+    async fn signed(&self, target: &str, signing: &Signing<'_>) -> Reply {
         let url = format!(
             "http://{}{}",
             self.addr,
@@ -112,12 +115,11 @@ impl TestSim {
 
 #[test]
 fn seed_history_fixture_is_the_seed_text_and_is_served_verbatim() {
-    let text = seed_text("003");
-    let start_at = text.find("Response 200\n").expect("seed response") + "Response 200\n".len();
-    let mut stream = serde_json::Deserializer::from_str(&text[start_at..]).into_iter::<Value>();
+    let text = seed_sample("scp-restore-histories.json");
+    let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
     stream.next().expect("seed JSON").expect("seed JSON parses");
-    let seed = &text[start_at..start_at + stream.byte_offset()];
-    assert_eq!(fixtures::SCP_RESTORE_HISTORIES, seed);
+    let seed = &text[..stream.byte_offset()];
+    assert_eq!(seed::RESTORE_HISTORIES, seed);
     run(async {
         let sim = start(SimOptions::default()).await;
         for query in [
@@ -153,7 +155,7 @@ fn signature_v2_is_verified() {
         let target = histories(SEED_ID, "page=0&size=20&sort=created_at:desc");
         let good = sim.signed(&target, &Signing::good()).await;
         assert_eq!(good.status, 200);
-        assert_eq!(good.body, fixtures::SCP_RESTORE_HISTORIES.as_bytes());
+        assert_eq!(good.body, seed::RESTORE_HISTORIES.as_bytes());
         let account = Signing {
             account: Some("6b1c0a9e"),
             ..Signing::good()
@@ -421,7 +423,7 @@ fn histories_are_filtered_sorted_and_paged_by_the_simulator() {
         assert_eq!(removed["removed"], true);
         assert_eq!(
             sim.get(&histories(SEED_ID, "")).await.body,
-            fixtures::SCP_RESTORE_HISTORIES.as_bytes()
+            seed::RESTORE_HISTORIES.as_bytes()
         );
         sim.send("DELETE", &admin, &[], b"").await;
         assert_eq!(sim.get(&histories(id, "")).await.status, 404);
@@ -467,7 +469,7 @@ fn faults_and_stats_apply_per_backup() {
 
         sim.fault("backup", SEED_ID, "truncated").await;
         let reply = sim.get(&histories(SEED_ID, "")).await;
-        let seed = fixtures::SCP_RESTORE_HISTORIES.as_bytes();
+        let seed = seed::RESTORE_HISTORIES.as_bytes();
         assert_eq!(reply.body, &seed[..seed.len() / 2]);
 
         sim.fault("backup", SEED_ID, "oversized").await;
@@ -510,7 +512,7 @@ const SEED_KEYS: [&str; 12] = [
 
 #[test]
 fn seed_entry_has_the_expected_fields() {
-    let seed: Value = serde_json::from_str(fixtures::SCP_RESTORE_HISTORIES).unwrap();
+    let seed: Value = serde_json::from_str(seed::RESTORE_HISTORIES).unwrap();
     let keys: Vec<&str> = seed["contents"][0]
         .as_object()
         .unwrap()
@@ -610,11 +612,11 @@ fn live_backups_have_long_histories_that_page() {
 fn live_histories_follow_the_cycle() {
     let cycle = 1000;
     let started = 1_750_000_000_000;
-    for def in scp::BACKUPS {
+    for def in scenario::BACKUPS {
         let mut states = BTreeSet::new();
         let mut last_count = 0;
         for t in (0..20 * cycle).step_by(29) {
-            let entries = scp::entries(def, started + t, started, cycle);
+            let entries = scenario::entries(def, started + t, started, cycle);
             assert!(entries.len() >= last_count, "{}: history shrank", def.id);
             last_count = entries.len();
             // Only the newest entry can still be running.
@@ -636,7 +638,7 @@ fn live_histories_follow_the_cycle() {
             def.id != "0b7e6d5c4a3f4e2d9c8b7a6f5e4d3c2b"
         );
         // Long after the start the history stays bounded.
-        let later = scp::entries(def, started + 10_000 * cycle, started, cycle);
+        let later = scenario::entries(def, started + 10_000 * cycle, started, cycle);
         assert_eq!(later.len(), 200);
     }
 }

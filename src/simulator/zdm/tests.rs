@@ -1,239 +1,19 @@
-//! Tests of the simulator over real sockets, with a minimal HTTP/1.1 client written here so
-//! that byte-level faults (truncation, dropped connections, chunked streams) are visible.
+//! The ZDM endpoints over real sockets: the seed examples, auth and login, faults, the
+//! live scenario and the generated fleet, and the admin API as seen through them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
-mod azure;
-mod scp;
-
-use super::faults::Fault;
 use super::scenario::{self, JobDef, Phase};
-use super::{demo_targets, fixtures, SimOptions, Simulator};
-
-/// Runs an async test on a fresh runtime with a bound on its duration.
-fn run<F: Future<Output = ()>>(test: F) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(60), test).await })
-        .expect("test timed out");
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "status {} body is not JSON ({e}): {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = find(data, b"\r\n").expect("chunk size line");
-        let size_text = std::str::from_utf8(&data[..line_end]).expect("chunk size");
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
-            .expect("hex chunk size");
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-}
-
-/// Parses a whole `Connection: close` answer; checks Content-Length against what was sent.
-fn parse_reply(raw: &[u8]) -> Reply {
-    let head_end = find(raw, b"\r\n\r\n").expect("end of response head");
-    let head = std::str::from_utf8(&raw[..head_end]).expect("head is UTF-8");
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let rest = &raw[head_end + 4..];
-    let mut reply = Reply {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    reply.body = if reply.header("transfer-encoding") == Some("chunked") {
-        dechunk(rest)
-    } else {
-        if let Some(length) = reply.header("content-length") {
-            let length: usize = length.parse().expect("content-length");
-            assert_eq!(
-                length,
-                rest.len(),
-                "Content-Length disagrees with the body sent"
-            );
-        }
-        rest.to_vec()
-    };
-    reply
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-struct TestSim {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-async fn start(opts: SimOptions) -> TestSim {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(Simulator::new(opts).serve(listener, async {
-        let _ = stopped.await;
-    }));
-    TestSim {
-        addr,
-        stop: Some(stop),
-        task,
-    }
-}
-
-impl TestSim {
-    /// Sends one request and returns the raw bytes of the answer (empty if none).
-    async fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Vec<u8> {
-        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await.expect("write");
-        stream.write_all(body).await.expect("write body");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("read");
-        raw
-    }
-
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        parse_reply(&self.raw(method, path, headers, body).await)
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.send("GET", path, &[], b"").await
-    }
-
-    async fn get_with_token(&self, path: &str, token: &str) -> Reply {
-        let auth = format!("Bearer {token}");
-        self.send("GET", path, &[("Authorization", &auth)], b"")
-            .await
-    }
-
-    async fn put(&self, path: &str, body: &str) -> Reply {
-        self.send("PUT", path, &[], body.as_bytes()).await
-    }
-
-    async fn fault(&self, endpoint: &str, id: &str, fault: &str) {
-        let reply = self
-            .put(&format!("/_sim/fault/{endpoint}/{}", enc(id)), fault)
-            .await;
-        assert_eq!(reply.status, 200, "setting fault {fault}");
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .expect("serve returns after shutdown");
-        result.expect("serve task").expect("serve result");
-    }
-}
-
-/// The ```json blocks of a seed document, parsed.
-fn seed_json(prefix: &str) -> Vec<Value> {
-    seed_text(prefix)
-        .split("```json\n")
-        .skip(1)
-        .map(|block| {
-            let json = block.split("```").next().expect("closing fence");
-            serde_json::from_str(json).expect("seed JSON parses")
-        })
-        .collect()
-}
-
-/// The text of the seed document whose file name starts with `prefix`.
-fn seed_text(prefix: &str) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seeds");
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("seed documents expected at {}: {e}", dir.display()));
-    let path = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix))
-        })
-        .unwrap_or_else(|| panic!("no seed {prefix}_* in {}", dir.display()));
-    std::fs::read_to_string(&path).expect("read seed")
-}
+use super::seed;
+use crate::simulator::http::percent_decode;
+use crate::simulator::options::SimOptions;
+use crate::simulator::targets::demo_targets;
+use crate::simulator::testing::{enc, run, seed_sample_json, start};
 
 const V1: &str = "/api/v1";
 const LEGACY: &str = "/api";
@@ -254,40 +34,42 @@ fn recovery_job(prefix: &str, id: &str) -> String {
 fn seed_examples_are_served_verbatim_under_both_prefixes() {
     run(async {
         let sim = start(SimOptions::default()).await;
-        let s000 = seed_json("000");
-        let s001 = seed_json("001");
-        let s002 = seed_json("002");
+        let server_01 = seed_sample_json("zdm-system-server-01.json");
+        let daily_backup = seed_sample_json("zdm-backup-job-daily-backup.json");
+        let daily_backup_win = seed_sample_json("zdm-backup-job-daily-backup-win.json");
+        let incomplete = seed_sample_json("zdm-backup-job-incomplete.json");
+        let daily_recovery = seed_sample_json("zdm-recovery-job-daily-recovery.json");
         for prefix in [V1, LEGACY] {
             let cases = [
                 (
                     system(prefix, "server-01"),
                     200,
-                    &s000[0],
-                    fixtures::SERVER_01,
+                    &server_01,
+                    seed::SERVER_01,
                 ),
                 (
                     backup_job(prefix, "daily-backup"),
                     200,
-                    &s001[0],
-                    fixtures::DAILY_BACKUP,
+                    &daily_backup,
+                    seed::DAILY_BACKUP,
                 ),
                 (
                     backup_job(prefix, "daily-backup-win"),
                     200,
-                    &s001[1],
-                    fixtures::DAILY_BACKUP_WIN,
+                    &daily_backup_win,
+                    seed::DAILY_BACKUP_WIN,
                 ),
                 (
                     backup_job(prefix, "incomplete-job"),
                     400,
-                    &s001[3],
-                    fixtures::INCOMPLETE_JOB,
+                    &incomplete,
+                    seed::INCOMPLETE_JOB,
                 ),
                 (
                     recovery_job(prefix, "daily-recovery"),
                     200,
-                    &s002[0],
-                    fixtures::DAILY_RECOVERY,
+                    &daily_recovery,
+                    seed::DAILY_RECOVERY,
                 ),
             ];
             for (path, status, seed, text) in cases {
@@ -313,10 +95,10 @@ fn seed_examples_are_served_verbatim_under_both_prefixes() {
 fn unknown_ids_answer_the_seeds_404_body() {
     run(async {
         let sim = start(SimOptions::default()).await;
-        let seed_404 = &seed_json("001")[2];
+        let seed_404 = &seed_sample_json("zdm-backup-job-not-found.json");
         assert_eq!(
             seed_404,
-            &serde_json::from_str::<Value>(fixtures::NOT_FOUND_DAILY_BACKUP).unwrap()
+            &serde_json::from_str::<Value>(seed::NOT_FOUND_DAILY_BACKUP).unwrap()
         );
         let cases = [
             (
@@ -510,7 +292,10 @@ fn error_faults_answer_their_status_and_only_for_their_target() {
         sim.fault("backup_job", "daily-backup", "bad_request").await;
         let reply = sim.get(&backup_job(V1, "daily-backup")).await;
         assert_eq!(reply.status, 400);
-        assert_eq!(reply.json()["error"], seed_json("001")[3]["error"]);
+        assert_eq!(
+            reply.json()["error"],
+            seed_sample_json("zdm-backup-job-incomplete.json")["error"]
+        );
 
         sim.fault("recovery_job", "daily-recovery", "error500")
             .await;
@@ -561,7 +346,7 @@ fn slow_fault_delays_then_answers_normally() {
         let reply = sim.get(&backup_job(LEGACY, "daily-backup")).await;
         assert!(started.elapsed() >= Duration::from_secs(1));
         assert_eq!(reply.status, 200);
-        assert_eq!(reply.body, fixtures::DAILY_BACKUP.as_bytes());
+        assert_eq!(reply.body, seed::DAILY_BACKUP.as_bytes());
         // Other targets are not slowed down.
         let started = std::time::Instant::now();
         sim.get(&backup_job(LEGACY, "daily-backup-win")).await;
@@ -579,7 +364,7 @@ fn truncated_fault_sends_half_the_json_with_a_matching_content_length() {
         // parse_reply asserts Content-Length equals the bytes received.
         let reply = sim.get(&recovery_job(V1, "daily-recovery")).await;
         assert_eq!(reply.status, 200);
-        let full = fixtures::DAILY_RECOVERY.as_bytes();
+        let full = seed::DAILY_RECOVERY.as_bytes();
         assert_eq!(reply.body, &full[..full.len() / 2]);
         assert!(serde_json::from_slice::<Value>(&reply.body).is_err());
         sim.stop().await;
@@ -615,7 +400,7 @@ fn oversized_fault_streams_about_20_mib_of_valid_json() {
 }
 
 fn percent_decode_last(path: &str) -> String {
-    super::router::percent_decode(path.rsplit('/').next().unwrap()).unwrap()
+    percent_decode(path.rsplit('/').next().unwrap()).unwrap()
 }
 
 #[test]
@@ -1079,73 +864,4 @@ fn malformed_requests_get_4xx_and_never_break_the_server() {
         );
         sim.stop().await;
     });
-}
-
-#[test]
-fn percent_decoding() {
-    use super::router::percent_decode;
-    assert_eq!(
-        percent_decode("db-%EC%84%9C%EB%B2%84-02").as_deref(),
-        Some("db-서버-02")
-    );
-    assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
-    assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
-    for bad in ["%", "%1", "%+1", "%zz", "%FF", "abc%"] {
-        assert_eq!(percent_decode(bad), None, "{bad}");
-    }
-}
-
-#[test]
-fn fault_names_round_trip() {
-    for text in [
-        "none",
-        "not_found",
-        "bad_request",
-        "error500",
-        "error500_once",
-        "slow:1.5",
-        "truncated",
-        "unauthorized",
-        "oversized",
-        "rate_limited:30",
-        "connection_close",
-    ] {
-        let fault = Fault::parse(text).expect(text);
-        assert_eq!(fault.to_string(), text);
-    }
-}
-
-#[test]
-fn command_line() {
-    use clap::Parser as _;
-    let cli = super::Cli::try_parse_from([
-        "backup-simulator",
-        "--listen",
-        "127.0.0.1:0",
-        "--token",
-        "T",
-        "--login",
-        "a@b.c:p:w",
-        "--cycle",
-        "90s",
-        "--fleet",
-        "2000x5",
-    ])
-    .expect("parses");
-    assert_eq!(cli.token.as_deref(), Some("T"));
-    assert_eq!(cli.login, Some(("a@b.c".to_string(), "p:w".to_string())));
-    assert_eq!(cli.cycle, Duration::from_secs(90));
-    assert_eq!(cli.fleet, Some((2000, 5)));
-    assert_eq!(cli.token_lifetime, Duration::from_secs(3600));
-    for bad in [
-        vec!["--fleet", "2000"],
-        vec!["--fleet", "x5"],
-        vec!["--fleet", "10x0"],
-        vec!["--login", "nopassword"],
-        vec!["--cycle", "0s"],
-        vec!["--listen", "nonsense"],
-    ] {
-        let args = std::iter::once("backup-simulator").chain(bad.iter().copied());
-        assert!(super::Cli::try_parse_from(args).is_err(), "{bad:?}");
-    }
 }

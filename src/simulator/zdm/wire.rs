@@ -1,10 +1,18 @@
-//! The ZDM wire format as the seed documents show it, with the simulator's own types.
+//! The ZDM wire format as the seed documents show it, with the simulator's own types:
+//! the endpoints and API versions, the success and error envelopes, the `data` of each
+//! endpoint, and the ZDM-shaped error and fault answers.
 //!
 //! Deliberately independent of the exporter's client structs: a typo shared by both sides
 //! would otherwise pass every test.
 
+use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
+use hyper::header::HeaderValue;
+use hyper::{Response, StatusCode};
 use serde::Serialize;
+
+use crate::simulator::faults::{padded_parts, Target};
+use crate::simulator::http::{full, with_allow, Body};
 
 /// The three ZDM monitoring endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +71,16 @@ impl Endpoint {
             Endpoint::System => "작업 데이터가 불완전합니다. system 정보가 누락되었습니다.",
             Endpoint::BackupJob => "작업 데이터가 불완전합니다. backup 정보가 누락되었습니다.",
             Endpoint::RecoveryJob => "작업 데이터가 불완전합니다. recovery 정보가 누락되었습니다.",
+        }
+    }
+}
+
+impl From<Endpoint> for Target {
+    fn from(endpoint: Endpoint) -> Target {
+        match endpoint {
+            Endpoint::System => Target::System,
+            Endpoint::BackupJob => Target::BackupJob,
+            Endpoint::RecoveryJob => Target::RecoveryJob,
         }
     }
 }
@@ -134,6 +152,30 @@ pub(crate) fn error_body(version: ApiVersion, error: &str) -> Vec<u8> {
         timestamp: &version.now(),
     };
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// A ZDM-style error answer (`requestID`, `success: false`, `error`, `timestamp`).
+pub(crate) fn error(version: ApiVersion, status: StatusCode, message: &str) -> Response<Body> {
+    full(status, error_body(version, message))
+}
+
+pub(crate) fn unauthorized(version: ApiVersion) -> Response<Body> {
+    let mut response = error(version, StatusCode::UNAUTHORIZED, "Unauthorized");
+    response
+        .headers_mut()
+        .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    response
+}
+
+pub(crate) fn method_not_allowed(version: ApiVersion, allow: &'static str) -> Response<Body> {
+    with_allow(
+        error(
+            version,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed",
+        ),
+        allow,
+    )
 }
 
 #[derive(Serialize)]
@@ -242,4 +284,44 @@ pub(crate) fn envelope<T: Serialize>(version: ApiVersion, endpoint: Endpoint, da
 pub(crate) fn hms(secs: i64) -> String {
     let secs = secs.max(0);
     format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// The `oversized` fault's ~20 MiB of valid JSON (see [`padded_parts`]): the padding
+/// fills the `log` array of a job shaped like the endpoint's normal answer.
+pub(crate) fn oversized_parts(
+    endpoint: Endpoint,
+    id: &str,
+    timestamp: &str,
+) -> impl Iterator<Item = Bytes> + Send + 'static {
+    let name = serde_json::to_string(id).unwrap_or_else(|_| "\"-\"".to_string());
+    let progress = r#""progressInfo":{"status":"run","percent":"50%","message":"Processing files...","start":"-","elapsed":"00:00:01","end":"-"}"#;
+    let (open, close) = match endpoint {
+        Endpoint::System => (
+            format!(
+                r#""system":{{"name":{name}}},"summary":{{"total":1,"completed":0,"inProgress":1,"failed":0,"pending":0,"overallProgress":"50%"}},"job":[{{"info":{{"name":"oversized","partition":"/"}},{progress},"log":["#
+            ),
+            "]}]",
+        ),
+        Endpoint::BackupJob => (
+            format!(
+                r#""system":{{"name":"oversized"}},"job":{{"info":{{"name":{name},"partition":"/"}},{progress},"log":["#
+            ),
+            "]}",
+        ),
+        Endpoint::RecoveryJob => (
+            format!(
+                r#""system":{{"source":{{"name":"oversized"}},"target":{{"name":"oversized"}}}},"job":{{"info":{{"name":{name}}},"details":[{{"partition":"/",{progress}}}],"log":["#
+            ),
+            "]}",
+        ),
+    };
+    let prefix = format!(
+        r#"{{"success":true,"requestID":"{}","data":{{{open}"#,
+        request_id()
+    );
+    let suffix = format!(
+        r#""end"{close}}},"message":"{}","timestamp":"{timestamp}"}}"#,
+        endpoint.ok_message()
+    );
+    padded_parts(prefix, suffix)
 }

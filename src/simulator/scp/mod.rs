@@ -1,0 +1,28 @@
+//! The simulated Samsung Cloud Platform backup API (seed 003), written as raw JSON.
+//!
+//! `GET /v1/backups/{backup_id}/restore-histories?page=&size=&sort=&restore_state=&start_time=&end_time=`
+//! answers `{"contents": [...], "count": <total matching>}`. The simulator sorts, filters and
+//! pages every history itself ([`query`]): the seed's one entry ([`seed`]), a history
+//! replaced by the admin API, or a live history in which each cycle adds one restore
+//! ([`scenario`]).
+//!
+//! Times are written as the seed does ([`wire`]): `restore_*` and `backup_start_time` naive
+//! (`YYYY-MM-DDTHH:MM:SS`, in UTC here), `created_at`/`modified_at` in UTC with `Z`. The
+//! `start_time`/`end_time` filters apply to `restore_start_time`.
+//!
+//! With [`SimOptions::scp`](crate::simulator::SimOptions::scp) set, every request must
+//! carry a valid signature v2 ([`auth`]).
+
+mod auth;
+mod query;
+mod routes;
+mod scenario;
+mod seed;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+pub(crate) use routes::Scp;
+pub(crate) use scenario::BACKUPS;
+#[cfg(test)]
+pub(crate) use seed::RESTORE_HISTORIES;

@@ -1,0 +1,171 @@
+//! The ZDM routes under `/api/v1` and `/api`: the three monitoring endpoints and login,
+//! and the ZDM bodies the admin API pins.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::auth::Auth;
+use super::scenario::{self, Fleet};
+use super::seed;
+use super::wire::{
+    self, error, method_not_allowed, oversized_parts, unauthorized, ApiVersion, Endpoint,
+};
+use crate::simulator::clock;
+use crate::simulator::faults::{self, Action, Faults};
+use crate::simulator::http::{
+    full, percent_decode, reason, streamed, truncated, with_retry_after, Body, DropConnection,
+};
+
+/// The simulated ZDM server.
+pub(crate) struct Zdm {
+    auth: Auth,
+    cycle_ms: i64,
+    fleet: Option<Fleet>,
+    /// Bodies pinned by the admin API, indexed by [`Endpoint::index`].
+    pinned: Mutex<[HashMap<String, Bytes>; 3]>,
+}
+
+impl Zdm {
+    /// `token` and `login` as in [`SimOptions`](crate::simulator::SimOptions); `fleet` is
+    /// `(servers, jobs per server)` of the generated benchmark fleet.
+    pub(crate) fn new(
+        token: Option<String>,
+        login: Option<(String, String)>,
+        token_lifetime: Duration,
+        cycle_ms: i64,
+        fleet: Option<(usize, usize)>,
+    ) -> Zdm {
+        Zdm {
+            auth: Auth::new(token, login, token_lifetime),
+            cycle_ms,
+            fleet: fleet
+                .map(|(servers, jobs)| Fleet { servers, jobs })
+                .filter(|f| f.servers > 0),
+            pinned: Mutex::default(),
+        }
+    }
+
+    fn pinned(&self) -> MutexGuard<'_, [HashMap<String, Bytes>; 3]> {
+        self.pinned.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `{prefix}/...`; `rest` are the raw path segments after the prefix.
+    pub(crate) async fn api(
+        &self,
+        faults: &Faults,
+        req: Request<Incoming>,
+        version: ApiVersion,
+        rest: &[&str],
+    ) -> Result<Response<Body>, DropConnection> {
+        let (endpoint, raw_id) = match rest {
+            ["backups", "monitoring", "system", id] => (Endpoint::System, *id),
+            ["backups", "monitoring", "job", id] => (Endpoint::BackupJob, *id),
+            ["recoveries", "monitoring", "job", id] => (Endpoint::RecoveryJob, *id),
+            ["auth", "issue"] | ["token", "issue"] => {
+                return Ok(self.auth.login(req, version).await)
+            }
+            _ => return Ok(error(version, StatusCode::NOT_FOUND, "Not Found")),
+        };
+        let Some(id) = percent_decode(raw_id).filter(|id| !id.is_empty()) else {
+            return Ok(error(
+                version,
+                StatusCode::BAD_REQUEST,
+                "invalid identifier in path",
+            ));
+        };
+        if req.method() != Method::GET {
+            return Ok(method_not_allowed(version, "GET"));
+        }
+        faults.count(endpoint.into(), &id);
+        if !self.auth.authorized(req.headers()) {
+            return Ok(unauthorized(version));
+        }
+        let response = match faults::action(faults.take(endpoint.into(), &id)).await? {
+            Action::Answer => self.render(version, endpoint, &id),
+            Action::Error(StatusCode::NOT_FOUND) => error(
+                version,
+                StatusCode::NOT_FOUND,
+                &endpoint.not_found_error(&id),
+            ),
+            Action::Error(StatusCode::BAD_REQUEST) => error(
+                version,
+                StatusCode::BAD_REQUEST,
+                endpoint.incomplete_error(),
+            ),
+            Action::Error(StatusCode::UNAUTHORIZED) => unauthorized(version),
+            Action::Error(status) => error(version, status, reason(status)),
+            Action::RateLimited(secs) => with_retry_after(
+                error(version, StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+                secs,
+            ),
+            Action::Truncate => {
+                let (_, body) = self.render_body(version, endpoint, &id);
+                truncated(body)
+            }
+            Action::Oversize => streamed(oversized_parts(endpoint, &id, &version.now())),
+        };
+        Ok(response)
+    }
+
+    fn render(&self, version: ApiVersion, endpoint: Endpoint, id: &str) -> Response<Body> {
+        let (status, body) = self.render_body(version, endpoint, id);
+        full(status, body)
+    }
+
+    /// The normal answer: a pinned body, else a seed example, else the live scenario,
+    /// else the seed's 404.
+    fn render_body(
+        &self,
+        version: ApiVersion,
+        endpoint: Endpoint,
+        id: &str,
+    ) -> (StatusCode, Bytes) {
+        if let Some(body) = self.pinned()[endpoint.index()].get(id) {
+            return (StatusCode::OK, body.clone());
+        }
+        if let Some((status, body)) = seed::lookup(endpoint, id) {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            return (status, Bytes::from_static(body.as_bytes()));
+        }
+        if let Some(body) = scenario::render(
+            version,
+            endpoint,
+            id,
+            clock::now_ms(),
+            self.cycle_ms,
+            self.fleet,
+        ) {
+            return (StatusCode::OK, Bytes::from(body));
+        }
+        let body = wire::error_body(version, &endpoint.not_found_error(id));
+        (StatusCode::NOT_FOUND, Bytes::from(body))
+    }
+
+    /// Serves `body` verbatim with 200 for `(endpoint, id)` from now on.
+    pub(crate) fn pin(&self, endpoint: Endpoint, id: String, body: Bytes) {
+        self.pinned()[endpoint.index()].insert(id, body);
+    }
+
+    /// Stops serving the pinned body; whether there was one.
+    pub(crate) fn unpin(&self, endpoint: Endpoint, id: &str) -> bool {
+        self.pinned()[endpoint.index()].remove(id).is_some()
+    }
+
+    /// Login attempts since the start or the last reset.
+    pub(crate) fn logins(&self) -> u64 {
+        self.auth.logins()
+    }
+
+    /// Drops every pinned body and the login count (issued tokens stay valid).
+    pub(crate) fn reset(&self) {
+        for pinned in self.pinned().iter_mut() {
+            pinned.clear();
+        }
+        self.auth.reset_logins();
+    }
+}
