@@ -70,7 +70,12 @@ fn non_test_text(text: &str, test_children: &mut BTreeSet<String>) -> String {
                 _ => continue,
             }
         }
-        out.push_str(line);
+        // Comments (doc links included) name paths without importing them.
+        let code = match line.find("//") {
+            Some(i) if !line[..i].contains('"') => &line[..i],
+            _ => line,
+        };
+        out.push_str(code);
         out.push('\n');
     }
     out
