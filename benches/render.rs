@@ -50,6 +50,8 @@ fn job(upstream: &Arc<str>, server: usize, job: usize) -> JobRecord {
         info: Vec::new(),
         ended_runs: None,
         newest_success_end: None,
+        failure: None,
+        size_bytes: None,
     }
 }
 
@@ -60,11 +62,11 @@ fn poll_output(upstream: &Arc<str>, server: usize) -> PollOutput {
             .collect(),
         summaries: vec![ServerSummary {
             server: format!("fleet-{server:05}"),
-            completed: 2,
-            running: 2,
-            failed: 1,
-            pending: 0,
-            total: JOBS_PER_SERVER as u64,
+            completed: Some(2),
+            running: Some(2),
+            failed: Some(1),
+            pending: Some(0),
+            total: Some(JOBS_PER_SERVER as u64),
             progress: Some(0.6),
         }],
     }

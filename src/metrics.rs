@@ -22,14 +22,17 @@ pub enum Family {
     JobLastSuccess,
     JobRuns,
     JobInfo,
+    JobFailureReason,
+    JobSize,
     ServerJobs,
     ServerProgress,
     TargetUp,
     TargetLastSuccess,
     TargetPollDuration,
+    TargetFailureReason,
 }
 
-pub const FAMILY_COUNT: usize = 13;
+pub const FAMILY_COUNT: usize = 16;
 
 impl Family {
     pub const ALL: [Family; FAMILY_COUNT] = [
@@ -41,11 +44,14 @@ impl Family {
         Family::JobLastSuccess,
         Family::JobRuns,
         Family::JobInfo,
+        Family::JobFailureReason,
+        Family::JobSize,
         Family::ServerJobs,
         Family::ServerProgress,
         Family::TargetUp,
         Family::TargetLastSuccess,
         Family::TargetPollDuration,
+        Family::TargetFailureReason,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,11 +64,14 @@ impl Family {
             Family::JobLastSuccess => "backup_job_last_success_time_seconds",
             Family::JobRuns => "backup_job_runs_total",
             Family::JobInfo => "backup_job_info",
+            Family::JobFailureReason => "backup_job_failure_reason",
+            Family::JobSize => "backup_job_size_bytes",
             Family::ServerJobs => "backup_server_jobs",
             Family::ServerProgress => "backup_server_progress_ratio",
             Family::TargetUp => "backup_target_up",
             Family::TargetLastSuccess => "backup_target_last_success_time_seconds",
             Family::TargetPollDuration => "backup_target_poll_duration_seconds",
+            Family::TargetFailureReason => "backup_target_failure_reason",
         }
     }
 
@@ -76,11 +85,14 @@ impl Family {
             Family::JobLastSuccess => "End time of the newest run seen completed (with or without warnings) as a Unix timestamp.",
             Family::JobRuns => "Runs seen ending since the exporter first saw the job, by result.",
             Family::JobInfo => "Descriptive labels of the job; the value is always 1.",
+            Family::JobFailureReason => "Why the job's latest run failed (upstream message and code); present only while it is failed, the value is always 1.",
+            Family::JobSize => "Size of the job's newest finished run in bytes, as reported upstream.",
             Family::ServerJobs => "Jobs of a server by status, from the upstream's summary block.",
             Family::ServerProgress => "Overall progress of a server's jobs as a ratio from 0 to 1.",
             Family::TargetUp => "1 if the last poll of the target succeeded, 0 otherwise.",
             Family::TargetLastSuccess => "Time of the target's last successful poll as a Unix timestamp.",
             Family::TargetPollDuration => "Duration of the target's last poll in seconds, pages and retries included.",
+            Family::TargetFailureReason => "The outcome that failed the target's last poll; present only while it is failing, the value is always 1.",
         }
     }
 
@@ -297,6 +309,26 @@ pub fn render_job(out: &mut FamilyBuffers, job: &JobRecord, history: &JobHistory
     let mut l = labels.to_vec();
     l.extend(job.info.iter().map(|(name, value)| (*name, value.as_str())));
     write_sample(out.buf(Family::JobInfo), Family::JobInfo.name(), &l, 1.0);
+    if job.status == Status::Failed {
+        let failure = job.failure.clone().unwrap_or_default();
+        let mut l = labels.to_vec();
+        l.push(("code", &failure.code));
+        l.push(("reason", &failure.reason));
+        write_sample(
+            out.buf(Family::JobFailureReason),
+            Family::JobFailureReason.name(),
+            &l,
+            1.0,
+        );
+    }
+    if let Some(size) = job.size_bytes {
+        write_sample(
+            out.buf(Family::JobSize),
+            Family::JobSize.name(),
+            &labels,
+            size,
+        );
+    }
 }
 
 /// Renders the ZDM summary block of one server.
@@ -314,6 +346,7 @@ pub fn render_summary(out: &mut FamilyBuffers, target: &TargetId, summary: &Serv
         ("other", summary.other()),
     ];
     for (status, count) in counts {
+        let Some(count) = count else { continue };
         let l = with_extra(&base, ("status", status));
         write_sample(
             out.buf(Family::ServerJobs),
@@ -336,6 +369,8 @@ pub fn render_summary(out: &mut FamilyBuffers, target: &TargetId, summary: &Serv
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TargetHealth {
     pub up: bool,
+    /// The outcome word of the failure of the last poll (`http_5xx`, `timeout`, ...).
+    pub failure: Option<&'static str>,
     pub last_success: Option<f64>,
     pub poll_duration: Option<f64>,
 }
@@ -371,6 +406,15 @@ pub fn render_target(out: &mut FamilyBuffers, target: &TargetId, health: &Target
             d,
         );
     }
+    if let Some(reason) = health.failure.filter(|_| !health.up) {
+        let l = with_extra(&labels, ("reason", reason));
+        write_sample(
+            out.buf(Family::TargetFailureReason),
+            Family::TargetFailureReason.name(),
+            &l,
+            1.0,
+        );
+    }
 }
 
 #[cfg(test)]
@@ -400,6 +444,8 @@ mod tests {
             info: vec![],
             ended_runs: None,
             newest_success_end: None,
+            failure: None,
+            size_bytes: None,
         }
     }
 
@@ -460,11 +506,11 @@ mod tests {
         };
         let summary = ServerSummary {
             server: "s".into(),
-            completed: 3,
-            running: 2,
-            failed: 0,
-            pending: 0,
-            total: 4,
+            completed: Some(3),
+            running: Some(2),
+            failed: Some(0),
+            pending: None,
+            total: Some(4),
             progress: None,
         };
         let mut out = FamilyBuffers::new();
@@ -473,6 +519,22 @@ mod tests {
         let text = b.family(Family::ServerJobs);
         let text = std::str::from_utf8(&text).unwrap();
         assert!(text.contains("status=\"other\"} 0\n"));
+        // Regression: a count missing from the summary exported 0; it has no series.
+        assert!(!text.contains("status=\"pending\""), "{text}");
         assert!(!b.has(Family::ServerProgress));
+        let no_total = ServerSummary {
+            total: None,
+            ..summary
+        };
+        let mut out = FamilyBuffers::new();
+        render_summary(&mut out, &target, &no_total);
+        let b = out.finish();
+        let text = b.family(Family::ServerJobs);
+        let text = std::str::from_utf8(&text).unwrap();
+        assert!(
+            !text.contains("status=\"other\""),
+            "no total, no other: {text}"
+        );
+        assert!(text.contains("status=\"completed\"} 3\n"));
     }
 }

@@ -102,25 +102,63 @@ pub struct JobRecord {
     /// End time of the newest completed run the source saw, when that is not this
     /// record's own run (an older history entry or job).
     pub newest_success_end: Option<f64>,
+    /// Why the latest run failed: set by the source when `status` is failed.
+    pub failure: Option<Failure>,
+    /// Size of the newest finished run in bytes, where the upstream says (Azure).
+    pub size_bytes: Option<f64>,
+}
+
+/// Why a run failed, as `backup_job_failure_reason{code, reason}` says it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Failure {
+    /// Normalized with [`failure_text`]; "" when the upstream gives no reason.
+    pub reason: String,
+    /// The upstream's error code (Azure `errorCode`); "" where there is none.
+    pub code: String,
+}
+
+impl Failure {
+    /// A failure with `reason` and `code` normalized for a label: whitespace runs collapsed
+    /// to one space, at most 200 characters (cut on a character boundary, ending in `…`).
+    pub fn new(reason: &str, code: &str) -> Self {
+        Failure {
+            reason: failure_text(reason),
+            code: failure_text(code),
+        }
+    }
+}
+
+/// Characters a failure reason keeps (interface 5.1).
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// Whitespace runs collapsed to one space, trimmed, at most [`MAX_REASON_CHARS`] characters.
+pub fn failure_text(text: &str) -> String {
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    crate::text::truncate(&collapsed, MAX_REASON_CHARS)
 }
 
 /// The ZDM per-server summary block.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerSummary {
     pub server: String,
-    pub completed: u64,
-    pub running: u64,
-    pub failed: u64,
-    pub pending: u64,
-    pub total: u64,
+    /// Each count is absent when the summary leaves it out (no series, never 0).
+    pub completed: Option<u64>,
+    pub running: Option<u64>,
+    pub failed: Option<u64>,
+    pub pending: Option<u64>,
+    pub total: Option<u64>,
     pub progress: Option<f64>,
 }
 
 impl ServerSummary {
-    /// `summary.total` minus the four counted states, floored at 0, so the states sum to total.
-    pub fn other(&self) -> u64 {
-        self.total
-            .saturating_sub(self.completed + self.running + self.failed + self.pending)
+    /// `summary.total` minus the counts present, floored at 0, so the states sum to total;
+    /// absent when the total is.
+    pub fn other(&self) -> Option<u64> {
+        let counted = [self.completed, self.running, self.failed, self.pending]
+            .into_iter()
+            .flatten()
+            .fold(0u64, u64::saturating_add);
+        Some(self.total?.saturating_sub(counted))
     }
 }
 
@@ -129,6 +167,80 @@ impl ServerSummary {
 pub struct PollOutput {
     pub jobs: Vec<JobRecord>,
     pub summaries: Vec<ServerSummary>,
+}
+
+/// The `field` label of `backup_parse_errors_total`: the same names for every system
+/// (interface 5.1), whatever the upstream calls the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseField {
+    Status,
+    Percent,
+    Elapsed,
+    StartTime,
+    EndTime,
+    Size,
+    JobName,
+    Server,
+    Summary,
+    Label,
+    Other,
+}
+
+impl ParseField {
+    pub const ALL: [ParseField; 11] = [
+        ParseField::Status,
+        ParseField::Percent,
+        ParseField::Elapsed,
+        ParseField::StartTime,
+        ParseField::EndTime,
+        ParseField::Size,
+        ParseField::JobName,
+        ParseField::Server,
+        ParseField::Summary,
+        ParseField::Label,
+        ParseField::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParseField::Status => "status",
+            ParseField::Percent => "percent",
+            ParseField::Elapsed => "elapsed",
+            ParseField::StartTime => "start_time",
+            ParseField::EndTime => "end_time",
+            ParseField::Size => "size",
+            ParseField::JobName => "job_name",
+            ParseField::Server => "server",
+            ParseField::Summary => "summary",
+            ParseField::Label => "label",
+            ParseField::Other => "other",
+        }
+    }
+
+    /// The one table from each system's own field names to the shared ones.
+    pub fn of(upstream_field: &str) -> ParseField {
+        match upstream_field {
+            "status" | "restore_state" => ParseField::Status,
+            "percent" | "extendedInfo.progressPercentage" | "summary.overallProgress" => {
+                ParseField::Percent
+            }
+            "elapsed" | "duration" => ParseField::Elapsed,
+            "start" | "start_time" | "startTime" | "restore_start_time" | "created_at" => {
+                ParseField::StartTime
+            }
+            "end" | "end_time" | "endTime" | "restore_end_time" => ParseField::EndTime,
+            "Backup Size" | "size" => ParseField::Size,
+            "info.name" | "entityFriendlyName" | "job_name" => ParseField::JobName,
+            "server"
+            | "system.name"
+            | "system.target.name"
+            | "system.source.name"
+            | "restore_server_name" => ParseField::Server,
+            "label" => ParseField::Label,
+            f if f == "summary" || f.starts_with("summary.") => ParseField::Summary,
+            _ => ParseField::Other,
+        }
+    }
 }
 
 /// The longest label value exported, in bytes; longer upstream text is cut (and counted as
@@ -191,6 +303,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn failure_reasons_are_collapsed_and_cut() {
+        let f = Failure::new("  disk\n\t full   on  /data ", "E42");
+        assert_eq!(f.reason, "disk full on /data");
+        assert_eq!(f.code, "E42");
+        let long = Failure::new(&"가 ".repeat(300), "");
+        assert_eq!(long.reason.chars().count(), MAX_REASON_CHARS + 1);
+        assert!(long.reason.ends_with('…'));
+        assert_eq!(Failure::new("", "").reason, "");
+    }
+
+    #[test]
     fn long_label_values_are_cut_on_a_character_boundary_and_counted() {
         let key = JobKey {
             system: System::Zdm,
@@ -213,6 +336,8 @@ mod tests {
                 info: vec![("vault", "v".repeat(2000))],
                 ended_runs: None,
                 newest_success_end: None,
+                failure: None,
+                size_bytes: None,
             }],
             summaries: Vec::new(),
         };

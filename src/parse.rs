@@ -18,6 +18,8 @@ pub enum ParseError {
     Duration { input: String, reason: &'static str },
     #[error("invalid time {input:?}: {reason}")]
     Time { input: String, reason: &'static str },
+    #[error("invalid size {input:?}: {reason}")]
+    Size { input: String, reason: &'static str },
     #[error("local time {input:?} does not exist in time zone {tz} (skipped by a DST change)")]
     NonexistentLocalTime { input: String, tz: String },
 }
@@ -26,6 +28,37 @@ const MAX_SHOWN_CHARS: usize = 64;
 
 fn shown(raw: &str) -> String {
     crate::text::truncate(raw, MAX_SHOWN_CHARS)
+}
+
+/// A size as Azure writes it, `"2332 MB"`: a decimal and a unit among B, KB, MB, GB, TB
+/// (powers of 1024; case-insensitive, `KiB`-style spellings too), into bytes.
+pub fn parse_size(raw: &str) -> Result<Option<f64>, ParseError> {
+    let s = raw.trim();
+    if absent(s) {
+        return Ok(None);
+    }
+    let err = |reason| ParseError::Size {
+        input: shown(raw),
+        reason,
+    };
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value = decimal(number).ok_or_else(|| err("expected a number"))?;
+    let power = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 0,
+        "kb" | "kib" => 1,
+        "mb" | "mib" => 2,
+        "gb" | "gib" => 3,
+        "tb" | "tib" => 4,
+        _ => return Err(err("expected a unit among B, KB, MB, GB, TB")),
+    };
+    let bytes = value * 1024f64.powi(power);
+    if !bytes.is_finite() {
+        return Err(err("too large"));
+    }
+    Ok(Some(bytes))
 }
 
 /// `"-"` and `""` (after trimming) mean the API has no value.
@@ -442,9 +475,31 @@ mod tests {
         assert!(parse_percent(&korean).is_err());
     }
 
+    #[test]
+    fn size_table() {
+        let ok: &[(&str, f64)] = &[
+            ("2332 MB", 2332.0 * 1024.0 * 1024.0),
+            ("0 B", 0.0),
+            ("1.5 GB", 1.5 * 1024.0 * 1024.0 * 1024.0),
+            ("10KB", 10240.0),
+            ("2 TiB", 2.0 * 1024f64.powi(4)),
+            ("512", 512.0),
+        ];
+        for (input, want) in ok {
+            assert_eq!(parse_size(input), Ok(Some(*want)), "{input}");
+        }
+        for absent in ["-", "", "  "] {
+            assert_eq!(parse_size(absent), Ok(None));
+        }
+        for bad in ["MB", "12 PB", "-3 MB", "1e3 MB", "a lot"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
     proptest! {
         #[test]
         fn parsers_never_panic(s in any::<String>()) {
+            let _ = parse_size(&s);
             let _ = parse_percent(&s);
             let _ = parse_duration(&s);
             let _ = parse_time(&s, seoul());

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
 use crate::config::Config;
-use crate::model::TargetId;
+use crate::model::{ParseField, TargetId};
 use crate::outcome::{Fault, Outcome};
 use crate::sources::{self, Source, SourceTarget};
 use crate::state::{PollResult, Store};
@@ -90,7 +90,7 @@ pub async fn poll_once(planned: &Planned, store: &Store) -> Result<(), Fault> {
                 planned.telemetry.parse_error(
                     planned.id.system.as_str(),
                     &planned.id.upstream,
-                    "label",
+                    ParseField::Label,
                 );
             }
             tracing::debug!(
@@ -104,7 +104,7 @@ pub async fn poll_once(planned: &Planned, store: &Store) -> Result<(), Fault> {
             (PollResult::Success(output), Ok(()))
         }
         Err(fault) if fault.outcome == Outcome::NotFound => (PollResult::Gone, Err(fault)),
-        Err(fault) => (PollResult::Failed, Err(fault)),
+        Err(fault) => (PollResult::Failed(fault.outcome), Err(fault)),
     };
     store.record_poll(&planned.id, record, started.elapsed(), unix_now());
     outcome

@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use crate::metrics::{self, Family, FamilyBuffers, JobHistory, Rendered, TargetHealth};
 use crate::model::{JobKey, JobRecord, PollOutput, ServerSummary, TargetId};
+use crate::outcome::Outcome;
 use crate::status::Status;
 
 /// What a finished poll reports to the store.
@@ -24,8 +25,8 @@ pub enum PollResult {
     Success(PollOutput),
     /// The target answered that it does not exist (404): its series go at once.
     Gone,
-    /// The poll failed; last-known series stay until `stale_after`.
-    Failed,
+    /// The poll failed with this outcome; last-known series stay until `stale_after`.
+    Failed(Outcome),
 }
 
 /// The run a record belongs to, to tell a new run from the same one seen again.
@@ -82,6 +83,9 @@ struct Held {
 struct TargetState {
     polled: bool,
     up: bool,
+    /// The outcome that failed the last poll, and since when (Unix seconds) the target
+    /// has been failing with it.
+    failure: Option<(Outcome, f64)>,
     last_success_unix: Option<f64>,
     last_success_at: Option<Instant>,
     poll_duration: Option<f64>,
@@ -163,6 +167,8 @@ pub struct TargetView {
     pub target: TargetId,
     pub polled: bool,
     pub up: bool,
+    /// The outcome failing the target and since when (Unix seconds).
+    pub failure: Option<(Outcome, f64)>,
     pub last_success: Option<f64>,
 }
 
@@ -204,6 +210,7 @@ impl Store {
                     let state = TargetState {
                         polled: false,
                         up: false,
+                        failure: None,
                         last_success_unix: None,
                         last_success_at: None,
                         poll_duration: None,
@@ -234,6 +241,17 @@ impl Store {
         };
         state.polled = true;
         state.poll_duration = Some(duration.as_secs_f64());
+        let failure = match &result {
+            PollResult::Success(_) => None,
+            PollResult::Gone => Some(Outcome::NotFound),
+            PollResult::Failed(outcome) => Some(*outcome),
+        };
+        state.failure = match (failure, state.failure) {
+            (None, _) => None,
+            // The same fault goes on: it keeps its start.
+            (Some(now), Some((before, since))) if now == before => Some((now, since)),
+            (Some(now), _) => Some((now, now_unix)),
+        };
         match result {
             PollResult::Success(output) => {
                 state.up = true;
@@ -245,7 +263,7 @@ impl Store {
                 state.up = false;
                 inner.replace_jobs(target, Vec::new(), Vec::new());
             }
-            PollResult::Failed => {
+            PollResult::Failed(_) => {
                 state.up = false;
                 if state.is_stale(now) {
                     inner.replace_jobs(target, Vec::new(), Vec::new());
@@ -330,6 +348,7 @@ impl Store {
                 target: t.clone(),
                 polled: s.polled,
                 up: s.up,
+                failure: s.failure,
                 last_success: s.last_success_unix,
             })
             .collect()
@@ -551,6 +570,7 @@ fn render_into(
     if state.polled {
         let health = TargetHealth {
             up: state.up,
+            failure: state.failure.map(|(outcome, _)| outcome.as_str()),
             last_success: state.last_success_unix,
             poll_duration: state.poll_duration,
         };
@@ -594,6 +614,8 @@ mod tests {
             message: None,
             ended_runs: None,
             newest_success_end: None,
+            failure: None,
+            size_bytes: None,
         }
     }
 
@@ -712,14 +734,24 @@ mod tests {
         assert!(!store.ready());
         poll(&store, &t, vec![job(Status::Running, None, None)]);
         assert!(store.ready());
-        store.record_poll(&t, PollResult::Failed, Duration::ZERO, 2.0);
+        store.record_poll(
+            &t,
+            PollResult::Failed(Outcome::Http5xx),
+            Duration::ZERO,
+            2.0,
+        );
         let m = text(&store);
         assert!(m.contains(
             "backup_target_up{system=\"zdm\",upstream=\"u\",kind=\"backup_job\",target=\"j\"} 0"
         ));
         assert!(m.contains("backup_job_status{"));
         std::thread::sleep(Duration::from_millis(60));
-        store.record_poll(&t, PollResult::Failed, Duration::ZERO, 3.0);
+        store.record_poll(
+            &t,
+            PollResult::Failed(Outcome::Http5xx),
+            Duration::ZERO,
+            3.0,
+        );
         assert!(!text(&store).contains("backup_job_status{"));
         poll(&store, &t, vec![job(Status::Running, None, None)]);
         store.record_poll(&t, PollResult::Gone, Duration::ZERO, 4.0);

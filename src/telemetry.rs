@@ -1,13 +1,11 @@
 //! The exporter's own metrics: upstream requests, parse errors, build and reload info, process.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
+use crate::model::ParseField;
 use crate::outcome::Outcome;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -24,9 +22,6 @@ pub struct Telemetry {
     requests: IntCounterVec,
     request_duration: HistogramVec,
     parse_errors: IntCounterVec,
-    /// The `(system, upstream, field)` parse-error series created so far, so an upstream
-    /// removed by a reload loses all of them (field names come from the code: finite).
-    parse_error_fields: Arc<Mutex<HashSet<(String, String, String)>>>,
     reload_successful: IntGauge,
     reload_success_time: Gauge,
 }
@@ -101,7 +96,6 @@ impl Telemetry {
             requests,
             request_duration,
             parse_errors,
-            parse_error_fields: Arc::default(),
             reload_successful,
             reload_success_time,
         }
@@ -114,6 +108,12 @@ impl Telemetry {
                 .with_label_values(&[system, upstream, outcome.as_str()]);
         }
         self.request_duration.with_label_values(&[system, upstream]);
+        // Every field's series exists from the start, so a dashboard shows 0, not "no data",
+        // and `increase()` sees the first error.
+        for field in ParseField::ALL {
+            self.parse_errors
+                .with_label_values(&[system, upstream, field.as_str()]);
+        }
     }
 
     /// Forgets the series of upstreams no longer configured.
@@ -126,22 +126,11 @@ impl Telemetry {
         let _ = self
             .request_duration
             .remove_label_values(&[system, upstream]);
-        let mut fields = self.lock_fields();
-        fields.retain(|(s, u, field)| {
-            let gone = s == system && u == upstream;
-            if gone {
-                let _ = self
-                    .parse_errors
-                    .remove_label_values(&[system, upstream, field]);
-            }
-            !gone
-        });
-    }
-
-    fn lock_fields(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String, String)>> {
-        self.parse_error_fields
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        for field in ParseField::ALL {
+            let _ = self
+                .parse_errors
+                .remove_label_values(&[system, upstream, field.as_str()]);
+        }
     }
 
     pub fn request(&self, system: &str, upstream: &str, outcome: Outcome, seconds: f64) {
@@ -153,20 +142,15 @@ impl Telemetry {
             .observe(seconds);
     }
 
-    pub fn parse_error(&self, system: &str, upstream: &str, field: &str) {
+    pub fn parse_error(&self, system: &str, upstream: &str, field: ParseField) {
         self.parse_errors
-            .with_label_values(&[system, upstream, field])
+            .with_label_values(&[system, upstream, field.as_str()])
             .inc();
-        let key = (system.to_string(), upstream.to_string(), field.to_string());
-        let mut fields = self.lock_fields();
-        if !fields.contains(&key) {
-            fields.insert(key);
-        }
     }
 
     pub fn parse_error_count(&self, system: &str, upstream: &str, field: &str) -> u64 {
         self.parse_errors
-            .with_label_values(&[system, upstream, field])
+            .with_label_values(&[system, upstream, ParseField::of(field).as_str()])
             .get()
     }
 
@@ -205,14 +189,21 @@ mod tests {
         let t = Telemetry::new();
         t.register_upstream("zdm", "old");
         t.register_upstream("zdm", "kept");
-        t.parse_error("zdm", "old", "percent");
-        t.parse_error("zdm", "old", "status");
-        t.parse_error("zdm", "kept", "percent");
+        t.parse_error("zdm", "old", ParseField::Percent);
+        t.parse_error("zdm", "old", ParseField::Status);
+        t.parse_error("zdm", "kept", ParseField::Percent);
         t.forget_upstream("zdm", "old");
         let text = String::from_utf8(t.encode()).unwrap();
         assert!(!text.contains("upstream=\"old\""), "{text}");
         assert!(text.contains(
             "backup_parse_errors_total{field=\"percent\",system=\"zdm\",upstream=\"kept\"} 1"
         ));
+        for field in ParseField::ALL {
+            let series = format!(
+                "backup_parse_errors_total{{field=\"{}\",system=\"zdm\",upstream=\"kept\"}}",
+                field.as_str()
+            );
+            assert!(text.contains(&series), "{series} exists from the start");
+        }
     }
 }

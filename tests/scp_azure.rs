@@ -236,9 +236,16 @@ fn seed_samples_of_scp_and_azure_give_the_exact_series() {
         None,
         "a finished job's list entry has no progress"
     );
+    // 0.2: no `job_id` (it changes every run, interface 5.1).
     assert!(m.contains(
-        "backup_job_info{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"uttestvmub1\",server=\"uttestvmub1\",volume=\"\",vault=\"abdemovault\",job_type=\"AzureIaaSVMJob\",job_id=\"7ddead57-bcb9-4269-ac31-6a1b57588700\"} 1"
+        "backup_job_info{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"uttestvmub1\",server=\"uttestvmub1\",volume=\"\",vault=\"abdemovault\",job_type=\"AzureIaaSVMJob\"} 1"
     ), "{m}");
+    // The size is in the finished job's details, read once: "2332 MB" = 2332 x 1024^2.
+    assert_eq!(
+        value(&m, &a("backup_job_size_bytes")),
+        Some(2332.0 * 1024.0 * 1024.0),
+        "{m}"
+    );
     assert_eq!(
         value(
             &m,
@@ -780,4 +787,140 @@ async fn scp_faults_are_counted_and_secrets_stay_out_of_trace_logs() {
         assert!(!logs.contains(secret), "an SCP key reached the logs");
     }
     assert!(!logs.contains("Scp-Signature") && !logs.contains("scp-signature"));
+}
+
+/// Regression: the newest SCP entry was chosen by `created_at`; with two entries of equal
+/// `created_at`, a FAILED restore of 2024-11-05 listed after a COMPLETED one of 2024-10-28
+/// exported `status="completed"`. Ordered by `restore_start_time` now (interface 5.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_scp_entry_is_the_latest_restore_start_and_a_failure_has_a_reason_series() {
+    let sim = sim(&[]);
+    let bid = "feedfacefeedfacefeedfacefeedface";
+    let entry = |start: &str, end: &str, state: &str, server: &str| {
+        json!({
+            "backup_id": bid,
+            "created_at": "2024-06-01T00:00:00Z",
+            "modified_at": "2024-06-01T00:00:00Z",
+            "restore_start_time": start,
+            "restore_end_time": end,
+            "restore_server_name": server,
+            "restore_state": state,
+            "schedule_name": "DAILY"
+        })
+    };
+    let entries = json!([
+        entry(
+            "2024-10-28T01:00:00",
+            "2024-10-28T02:00:00",
+            "COMPLETED",
+            "old"
+        ),
+        entry(
+            "2024-11-05T01:00:00",
+            "2024-11-05T01:30:00",
+            "FAILED",
+            "new"
+        ),
+        entry(
+            "2024-11-01T01:00:00",
+            "2024-11-01T01:10:00",
+            "EXPLODED",
+            "mid"
+        ),
+    ]);
+    put_json(&sim, &format!("/_sim/scp/{bid}/entries"), &entries).await;
+    let yaml = format!(
+        "upstreams:\n{}",
+        scp_upstream(&sim, "", &format!("[{{ id: {bid}, name: erp-db }}]"))
+    );
+    let (code, out, err) = once(&yaml, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let failed = status("scp", "scp", "restore", "erp-db", "new", "failed");
+    assert_eq!(value(&out, &failed), Some(1.0), "{out}");
+    assert!(
+        out.contains("backup_job_failure_reason{system=\"scp\",upstream=\"scp\",operation=\"restore\",job_name=\"erp-db\",server=\"new\",volume=\"\",code=\"\",reason=\"\"} 1"),
+        "{out}"
+    );
+    // One unknown state in one observation: one parse error.
+    assert_eq!(
+        value(
+            &out,
+            "backup_parse_errors_total{field=\"status\",system=\"scp\",upstream=\"scp\"}"
+        ),
+        Some(1.0),
+        "{out}"
+    );
+}
+
+/// Regression: details were read only while a job ran, so a finished job's size and its
+/// failure details never reached Prometheus. Now: once per finished job id, never again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_finished_jobs_details_are_read_once_for_size_and_failure_reason() {
+    let sim = sim(&[]);
+    let mut ok = azure_job("ok-1", "vm-ok", "Backup", "Completed", 30, None);
+    ok["properties"]["extendedInfo"] = json!({
+        "tasksList": [{ "taskId": "Take Snapshot", "status": "Completed" }],
+        "propertyBag": { "Backup Size": "2332 MB" }
+    });
+    let mut bad = azure_job("bad-1", "vm-bad", "Backup", "Failed", 20, None);
+    bad["properties"]["errorDetails"] = json!([{
+        "errorCode": "UserErrorVmNotFound",
+        "errorString": "The VM\n  was not found.",
+        "recommendations": ["Check the VM"]
+    }]);
+    let mut task = azure_job("task-1", "vm-task", "Backup", "Failed", 10, None);
+    task["properties"]["extendedInfo"] = json!({
+        "tasksList": [
+            { "taskId": "Take Snapshot", "status": "Completed" },
+            { "taskId": "Transfer data to vault", "status": "Failed" }
+        ],
+        "propertyBag": {}
+    });
+    put_json(&sim, "/_sim/azure/vault-t/jobs", &json!([ok, bad, task])).await;
+    let yaml = format!(
+        "upstreams:\n{}",
+        azure_upstream(
+            &sim,
+            "    interval: 300ms\n",
+            LIVE_SUB,
+            "[{ resource_group: rg-test, name: vault-t }]"
+        )
+    );
+    let exp = Exporter::start_with(&yaml, &[], &ENV);
+    let size = series(
+        "backup_job_size_bytes",
+        "azure",
+        "azure",
+        "backup",
+        "vm-ok",
+        "vm-ok",
+    );
+    let m = exp
+        .wait_metrics("the size", |m| value(m, &size).is_some())
+        .await;
+    assert_eq!(value(&m, &size), Some(2332.0 * 1024.0 * 1024.0));
+    assert!(m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"vm-bad\",server=\"vm-bad\",volume=\"\",code=\"UserErrorVmNotFound\",reason=\"The VM was not found.\"} 1"), "{m}");
+    assert!(m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"vm-task\",server=\"vm-task\",volume=\"\",code=\"\",reason=\"Transfer data to vault\"} 1"), "{m}");
+    assert!(
+        !m.contains("job_name=\"vm-ok\",server=\"vm-ok\",volume=\"\",code="),
+        "no reason series for a success"
+    );
+    // More polls: no more detail requests for the three finished ids.
+    let details = sim.requests("job", "ok-1").await
+        + sim.requests("job", "bad-1").await
+        + sim.requests("job", "task-1").await;
+    assert_eq!(details, 3, "one detail request per finished job id");
+    let polls = sim.requests("vault", "vault-t").await;
+    wait_for("three more polls", Duration::from_secs(10), || async {
+        (sim.requests("vault", "vault-t").await >= polls + 3).then_some(())
+    })
+    .await;
+    let again = sim.requests("job", "ok-1").await
+        + sim.requests("job", "bad-1").await
+        + sim.requests("job", "task-1").await;
+    assert_eq!(again, 3, "never again for the same finished id");
+    assert_eq!(
+        value(&exp.metrics().await, &size),
+        Some(2332.0 * 1024.0 * 1024.0)
+    );
 }

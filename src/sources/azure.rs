@@ -1,7 +1,7 @@
 //! Azure Backup: Azure AD token cache (client credentials or managed identity), the
 //! backupJobs list with its `nextLink` pages, job details for progress, mapping.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,8 +18,9 @@ use super::source::{
 };
 use crate::config::{AzureAuth, AzureConfig, AzureVault, Secret};
 use crate::http::{StatusRules, UpstreamHttp};
-use crate::model::{JobKey, JobRecord, PollOutput, System, TargetKind};
+use crate::model::{Failure, JobKey, JobRecord, PollOutput, System, TargetKind};
 use crate::outcome::{Fault, Outcome};
+use crate::parse;
 use crate::status::Status;
 
 /// The ARM resource tokens are requested for (the contract's fixed scope).
@@ -44,6 +45,8 @@ pub struct Azure {
     token: TokenCache,
     /// Per vault: job ids seen finished; no entry until the vault's first successful poll.
     finished: Mutex<BTreeMap<String, HashSet<String>>>,
+    /// Per vault: what the details of the finished jobs it shows said, by job id.
+    details: Mutex<HashMap<String, HashMap<String, Facts>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +85,7 @@ struct JobProperties {
     start_time: Option<Value>,
     end_time: Option<Value>,
     extended_info: Option<ExtendedInfo>,
+    error_details: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -89,6 +93,8 @@ struct JobProperties {
 struct ExtendedInfo {
     progress_percentage: Option<Value>,
     dynamic_error_message: Option<Value>,
+    tasks_list: Option<Value>,
+    property_bag: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,7 +146,7 @@ impl Source for Azure {
             }
             let page: JobList = self.get(url, deadline, Some(&mut total)).await?;
             for job in page.value.unwrap_or_default() {
-                groups.add(&self.fields, job, |job| self.status_of(job).0);
+                groups.add(&self.fields, job, |job| self.status_of(job));
             }
             if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
                 next = Some(self.next_url(&link)?);
@@ -149,24 +155,52 @@ impl Source for Azure {
 
         let groups = self.finish_groups(&target.name, groups);
         let mut records = Vec::with_capacity(groups.len());
+        let mut facts_now: HashMap<String, Facts> = HashMap::new();
         for group in groups {
-            let mut newest = group.newest.clone();
-            let status = self.status_of(&newest).0;
-            if !status.is_terminal() {
-                // Only the details carry progress.
-                if let Some(name) = job_name(&newest) {
+            let mut newest = group.newest;
+            let mut seen = group.newest_seen;
+            let id = job_name(&newest);
+            let known = id
+                .as_ref()
+                .and_then(|id| self.known_facts(&target.name, id));
+            let facts = match (&id, known) {
+                (Some(id), Some(facts)) if seen.status.is_terminal() => {
+                    facts_now.insert(id.clone(), facts.clone());
+                    facts
+                }
+                // Running jobs every poll (only the details carry progress); a finished job
+                // once, for its size and failure details.
+                (Some(id), _) => {
                     match self
-                        .get::<Job>(self.job_url(vault, &name)?, deadline, None)
+                        .get::<Job>(self.job_url(vault, id)?, deadline, None)
                         .await
                     {
-                        Ok(detail) => newest = detail,
+                        Ok(detail) => {
+                            newest = detail;
+                            seen = self.parse_again(&newest);
+                        }
                         Err(fault) if fault.outcome == Outcome::NotFound => {}
                         Err(fault) => return Err(fault),
                     }
+                    let facts = self.facts(&newest, seen.status);
+                    if seen.status.is_terminal() {
+                        facts_now.insert(id.clone(), facts.clone());
+                    }
+                    facts
                 }
-            }
-            records.push(self.record(vault, &newest, group.ended, group.newest_success_end));
+                (None, _) => self.facts(&newest, seen.status),
+            };
+            records.push(self.record(
+                vault,
+                &newest,
+                seen,
+                facts,
+                group.ended,
+                group.newest_success_end,
+            ));
         }
+        // Only the ids still shown are remembered: bounded by the number of series.
+        self.lock_details().insert(target.name.clone(), facts_now);
         Ok(PollOutput {
             jobs: records,
             summaries: Vec::new(),
@@ -183,6 +217,8 @@ struct Groups {
 
 struct Accumulated {
     newest: Job,
+    /// The newest job's fields, parsed once when it was folded in.
+    newest_seen: Parsed,
     newest_start: Option<f64>,
     /// Id and status of every finished job of the group, to count runs by id.
     terminal: Vec<(String, Status)>,
@@ -190,7 +226,12 @@ struct Accumulated {
 }
 
 impl Groups {
-    fn add(&mut self, fields: &FieldParser, job: Job, status_of: impl Fn(&Job) -> Status) {
+    fn add(
+        &mut self,
+        fields: &FieldParser,
+        job: Job,
+        status_of: impl Fn(&Job) -> (Status, String),
+    ) {
         let props = job.properties.as_ref();
         let Some(entity) = fields
             .text(
@@ -207,9 +248,16 @@ impl Groups {
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| "Unknown".to_string());
         let start = fields.time("startTime", props.and_then(|p| p.start_time.as_ref()));
-        let status = status_of(&job);
+        let end = fields.time("endTime", props.and_then(|p| p.end_time.as_ref()));
+        let (status, raw_status) = status_of(&job);
+        let seen = Parsed {
+            status,
+            raw_status,
+            start,
+            end,
+        };
         let success_end = if matches!(status, Status::Completed | Status::CompletedWithWarnings) {
-            fields.time("endTime", props.and_then(|p| p.end_time.as_ref()))
+            end
         } else {
             None
         };
@@ -222,6 +270,7 @@ impl Groups {
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert(Accumulated {
                     newest: job,
+                    newest_seen: seen,
                     newest_start: start,
                     terminal: terminal.into_iter().collect(),
                     newest_success_end: success_end,
@@ -242,6 +291,7 @@ impl Groups {
                 };
                 if newer {
                     acc.newest = job;
+                    acc.newest_seen = seen;
                     acc.newest_start = start;
                 }
             }
@@ -249,9 +299,26 @@ impl Groups {
     }
 }
 
+/// A job's fields that are parsed (and whose parse errors are counted) once per poll.
+#[derive(Debug, Clone)]
+struct Parsed {
+    status: Status,
+    raw_status: String,
+    start: Option<f64>,
+    end: Option<f64>,
+}
+
+/// What a finished job's details say; read once per finished job id.
+#[derive(Debug, Clone, Default)]
+struct Facts {
+    size_bytes: Option<f64>,
+    failure: Option<Failure>,
+}
+
 /// One job series: the newest job of an (entity, operation) and what ended in the group.
 struct Group {
     newest: Job,
+    newest_seen: Parsed,
     ended: Vec<Status>,
     newest_success_end: Option<f64>,
 }
@@ -295,6 +362,7 @@ impl Azure {
             fields,
             token: TokenCache::default(),
             finished: Mutex::new(BTreeMap::new()),
+            details: Mutex::new(HashMap::new()),
         }
     }
 
@@ -484,6 +552,7 @@ impl Azure {
             }
             out.push(Group {
                 newest: acc.newest,
+                newest_seen: acc.newest_seen,
                 ended,
                 newest_success_end: acc.newest_success_end,
             });
@@ -497,6 +566,8 @@ impl Azure {
         &self,
         vault: &AzureVault,
         job: &Job,
+        seen: Parsed,
+        facts: Facts,
         ended: Vec<Status>,
         newest_success_end: Option<f64>,
     ) -> JobRecord {
@@ -510,7 +581,12 @@ impl Azure {
             .map(|o| snake_case(&o))
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| "unknown".to_string());
-        let (status, raw_status) = self.status_of(job);
+        let Parsed {
+            status,
+            raw_status,
+            start,
+            end,
+        } = seen;
         let extended = props.extended_info.clone().unwrap_or_default();
         let mut info = vec![("vault", vault.name.clone())];
         if let Some(job_type) = fields
@@ -519,9 +595,8 @@ impl Azure {
         {
             info.push(("job_type", job_type));
         }
-        if let Some(name) = job_name(job) {
-            info.push(("job_id", name));
-        }
+        // No `job_id`: it changes with every run, and an info series per run is churn
+        // (interface 5.1).
         JobRecord {
             key: Arc::new(JobKey {
                 system: System::Azure,
@@ -538,8 +613,8 @@ impl Azure {
                 extended.progress_percentage.as_ref(),
             ),
             elapsed_seconds: fields.duration("duration", props.duration.as_ref()),
-            start_time: fields.time("startTime", props.start_time.as_ref()),
-            end_time: fields.time("endTime", props.end_time.as_ref()),
+            start_time: start,
+            end_time: end,
             message: fields
                 .text(
                     "extendedInfo.dynamicErrorMessage",
@@ -549,8 +624,86 @@ impl Azure {
             info,
             ended_runs: Some(ended),
             newest_success_end,
+            failure: facts.failure,
+            size_bytes: facts.size_bytes,
         }
     }
+
+    /// A job's status and times parsed from a fresh answer (its details).
+    fn parse_again(&self, job: &Job) -> Parsed {
+        let props = job.properties.as_ref();
+        let (status, raw_status) = self.status_of(job);
+        Parsed {
+            status,
+            raw_status,
+            start: self
+                .fields
+                .time("startTime", props.and_then(|p| p.start_time.as_ref())),
+            end: self
+                .fields
+                .time("endTime", props.and_then(|p| p.end_time.as_ref())),
+        }
+    }
+
+    fn lock_details(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Facts>>> {
+        self.details.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The facts already read for a finished job id of this vault.
+    fn known_facts(&self, vault_key: &str, id: &str) -> Option<Facts> {
+        self.lock_details().get(vault_key)?.get(id).cloned()
+    }
+
+    /// Size and failure details of a job (from its details answer when read).
+    fn facts(&self, job: &Job, status: Status) -> Facts {
+        let props = job.properties.as_ref();
+        let extended = props.and_then(|p| p.extended_info.as_ref());
+        let size_bytes = extended
+            .and_then(|e| e.property_bag.as_ref())
+            .and_then(|bag| bag.get("Backup Size"))
+            .and_then(|size| self.fields.text("Backup Size", Some(size)))
+            .and_then(|size| match parse::parse_size(&size) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    self.fields.invalid("Backup Size", &e);
+                    None
+                }
+            });
+        let failure = (status == Status::Failed).then(|| failure_of(job));
+        Facts {
+            size_bytes,
+            failure,
+        }
+    }
+}
+
+/// Why a job failed: `errorDetails[0].errorString` and `errorCode`, else the `taskId` of
+/// the first failed task (interface 5.1).
+fn failure_of(job: &Job) -> Failure {
+    let props = job.properties.as_ref();
+    let first_error = props
+        .and_then(|p| p.error_details.as_ref())
+        .and_then(|d| d.as_array())
+        .and_then(|d| d.first());
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    let code = text(first_error.and_then(|e| e.get("errorCode")));
+    let mut reason = text(first_error.and_then(|e| e.get("errorString")));
+    if reason.trim().is_empty() {
+        reason = props
+            .and_then(|p| p.extended_info.as_ref())
+            .and_then(|e| e.tasks_list.as_ref())
+            .and_then(|t| t.as_array())
+            .and_then(|tasks| {
+                tasks.iter().find(|t| {
+                    t.get("status")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("failed"))
+                })
+            })
+            .map(|t| text(t.get("taskId")))
+            .unwrap_or_default();
+    }
+    Failure::new(&reason, &code)
 }
 
 /// Reads `access_token` and `expires_in` (a number from Azure AD, a string from IMDS).

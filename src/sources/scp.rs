@@ -16,7 +16,7 @@ use sha2::Sha256;
 use super::source::{endpoint, FieldParser, Source, SourceTarget};
 use crate::config::{ScpBackup, ScpConfig};
 use crate::http::{StatusRules, UpstreamHttp};
-use crate::model::{JobKey, JobRecord, PollOutput, System, TargetKind};
+use crate::model::{Failure, JobKey, JobRecord, PollOutput, System, TargetKind};
 use crate::outcome::{Fault, Outcome};
 use crate::status::Status;
 
@@ -26,7 +26,9 @@ const PAGE_SIZE: usize = 20;
 const MAX_PAGES: usize = 10;
 /// Finished entries remembered per backup so none is counted twice.
 const REMEMBERED_ENTRIES: usize = 2000;
-const SORT: &str = "created_at:desc";
+/// Newest first by the order that picks the job's latest run (interface 5.1): the start of
+/// the restore, not when the history entry was created.
+const SORT: &str = "restore_start_time:desc";
 const CLIENT_TYPE: &str = "Openapi";
 const API_VERSION: &str = "backup 1.1";
 
@@ -136,9 +138,16 @@ impl Source for Scp {
                 // not counted, so a restart adds nothing.
                 break;
             }
-            let oldest_here = entries
-                .last()
-                .and_then(|e| self.fields.time("created_at", e.created_at.as_ref()));
+            // Read quietly: every entry's fields are parsed (and counted) once, in `map`.
+            let oldest_here = entries.last().and_then(|e| {
+                let time = |v: &Option<Value>| {
+                    v.as_ref()
+                        .and_then(Value::as_str)
+                        .and_then(|t| crate::parse::parse_time(t, self.fields.timezone()).ok())
+                        .flatten()
+                };
+                order_key(time(&e.restore_start_time), time(&e.created_at)).0
+            });
             let all_new = match (oldest_here, newest_before) {
                 (Some(oldest), Some(newest)) => oldest > newest,
                 _ => false,
@@ -225,43 +234,58 @@ impl Scp {
     }
 
     /// The newest entry becomes the job series; entries seen newly finished are counted.
-    fn map(&self, backup: &ScpBackup, mut entries: Vec<Entry>, baseline: bool) -> PollOutput {
+    /// Each entry's fields are parsed once, so a bad value counts one parse error.
+    fn map(&self, backup: &ScpBackup, entries: Vec<Entry>, baseline: bool) -> PollOutput {
         let fields = &self.fields;
-        let created = |e: &Entry| fields.time("created_at", e.created_at.as_ref());
-        // Newest first, whatever order the upstream used.
-        let mut keyed: Vec<(Option<f64>, Entry)> =
-            entries.drain(..).map(|e| (created(&e), e)).collect();
-        keyed.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+        let mut seen: Vec<Seen> = entries
+            .into_iter()
+            .map(|entry| {
+                let (status, raw_status) =
+                    fields.status("restore_state", entry.restore_state.as_ref());
+                let created = fields.time("created_at", entry.created_at.as_ref());
+                let start = fields.time("restore_start_time", entry.restore_start_time.as_ref());
+                let end = fields.time("restore_end_time", entry.restore_end_time.as_ref());
+                Seen {
+                    order: order_key(start, created),
+                    status,
+                    raw_status,
+                    start,
+                    end,
+                    entry,
+                }
+            })
+            .collect();
+        // Newest first, whatever order the upstream used; a stable sort keeps the
+        // upstream's order among equal keys.
+        seen.sort_by(|a, b| {
+            b.order
+                .partial_cmp(&a.order)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
 
         let mut ended = Vec::new();
         let mut newest_success_end: Option<f64> = None;
         let mut histories = self.lock();
         let history = histories.entry(backup.id.clone()).or_default();
-        for (created_at, entry) in &keyed {
-            let (status, _) = fields.status("restore_state", entry.restore_state.as_ref());
-            let identity = entry.identity();
-            if status.is_terminal() {
-                if history
-                    .finished
-                    .insert(identity.clone(), created_at.unwrap_or(0.0))
-                    .is_none()
-                    && baseline
-                {
-                    ended.push(status);
+        for e in &seen {
+            let identity = e.entry.identity();
+            let at = e.order.0.unwrap_or(0.0);
+            if e.status.is_terminal() {
+                if history.finished.insert(identity.clone(), at).is_none() && baseline {
+                    ended.push(e.status);
                 }
                 history.open.remove(&identity);
-                if matches!(status, Status::Completed | Status::CompletedWithWarnings) {
-                    let end = fields.time("restore_end_time", entry.restore_end_time.as_ref());
-                    if let Some(end) = end {
+                if matches!(e.status, Status::Completed | Status::CompletedWithWarnings) {
+                    if let Some(end) = e.end {
                         newest_success_end =
                             Some(newest_success_end.map_or(end, |n: f64| n.max(end)));
                     }
                 }
             } else {
-                history.open.insert(identity, created_at.unwrap_or(0.0));
+                history.open.insert(identity, at);
             }
         }
-        if let Some(newest) = keyed.first().and_then(|(c, _)| *c) {
+        if let Some(newest) = seen.first().and_then(|e| e.order.0) {
             history.newest_created = Some(history.newest_created.map_or(newest, |n| n.max(newest)));
         }
         history.baseline = true;
@@ -269,12 +293,17 @@ impl Scp {
         evict_oldest(&mut history.open, REMEMBERED_ENTRIES);
         drop(histories);
 
-        let Some((_, newest)) = keyed.first() else {
+        let Some(newest) = seen.into_iter().next() else {
             return PollOutput::default();
         };
-        let (status, raw_status) = fields.status("restore_state", newest.restore_state.as_ref());
-        let start = fields.time("restore_start_time", newest.restore_start_time.as_ref());
-        let end = fields.time("restore_end_time", newest.restore_end_time.as_ref());
+        let Seen {
+            status,
+            raw_status,
+            start,
+            end,
+            entry: newest,
+            ..
+        } = newest;
         let elapsed = match (start, end) {
             (Some(s), Some(e)) => Some((e - s).max(0.0)),
             (Some(s), None) if !status.is_terminal() => {
@@ -313,12 +342,33 @@ impl Scp {
             info,
             ended_runs: Some(ended),
             newest_success_end,
+            // SCP gives no failure text (interface 5.1: reason "").
+            failure: (status == Status::Failed).then(Failure::default),
+            size_bytes: None,
         };
         PollOutput {
             jobs: vec![record],
             summaries: Vec::new(),
         }
     }
+}
+
+/// One history entry with its fields parsed once.
+struct Seen {
+    /// Newest first by this: the restore's start, `created_at` standing in for a missing
+    /// start and breaking ties.
+    order: (Option<f64>, Option<f64>),
+    status: Status,
+    raw_status: String,
+    start: Option<f64>,
+    end: Option<f64>,
+    entry: Entry,
+}
+
+/// The order of history entries (interface 5.1): by `restore_start_time`, `created_at`
+/// standing in when the start is missing and breaking ties.
+fn order_key(start: Option<f64>, created: Option<f64>) -> (Option<f64>, Option<f64>) {
+    (start.or(created), created)
 }
 
 /// Keeps the `keep` most recently created entries.

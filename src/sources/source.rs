@@ -12,7 +12,7 @@ use reqwest::Url;
 use serde_json::Value;
 
 use crate::config::Secret;
-use crate::model::{PollOutput, System, TargetKind};
+use crate::model::{ParseField, PollOutput, System, TargetKind};
 use crate::outcome::{Fault, Outcome};
 use crate::parse;
 use crate::status::{self, Status, StatusMap};
@@ -99,9 +99,19 @@ impl FieldParser {
         &self.upstream
     }
 
+    /// The zone for times without an offset.
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.timezone
+    }
+
+    /// Counts a value of `field` that could not be parsed.
+    pub fn invalid(&self, field: &str, error: &dyn std::fmt::Display) {
+        self.failed(field, error);
+    }
+
     fn failed(&self, field: &str, error: &dyn std::fmt::Display) {
         self.telemetry
-            .parse_error(self.system.as_str(), &self.upstream, field);
+            .parse_error(self.system.as_str(), &self.upstream, ParseField::of(field));
         tracing::debug!(upstream = %self.upstream, field, error = %error, "unparsable upstream field");
     }
 
@@ -176,7 +186,7 @@ impl FieldParser {
         let status = status::parse_status(&raw, &self.status_map);
         if status == Status::Unknown {
             self.telemetry
-                .parse_error(self.system.as_str(), &self.upstream, field);
+                .parse_error(self.system.as_str(), &self.upstream, ParseField::of(field));
             if first_sighting(&self.upstream, &raw) {
                 tracing::warn!(
                     upstream = %self.upstream,

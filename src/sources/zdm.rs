@@ -16,8 +16,9 @@ use super::source::{
 };
 use crate::config::{Secret, ZdmAuth, ZdmConfig, ZdmTarget};
 use crate::http::{StatusRules, UpstreamHttp};
-use crate::model::{JobKey, JobRecord, PollOutput, ServerSummary, System, TargetKind};
+use crate::model::{Failure, JobKey, JobRecord, PollOutput, ServerSummary, System, TargetKind};
 use crate::outcome::{Fault, Outcome};
+use crate::status::Status;
 
 const RULES: StatusRules = StatusRules {
     bad_request_is_incomplete: true,
@@ -302,6 +303,7 @@ struct Summary {
 struct JobEntry {
     info: Option<JobInfo>,
     progress_info: Option<ProgressInfo>,
+    log: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -342,6 +344,7 @@ struct RecoverySystem {
 #[derive(Debug, Deserialize)]
 struct RecoveryJob {
     info: Option<JobInfo>,
+    log: Option<Value>,
     details: Option<Vec<RecoveryDetail>>,
 }
 
@@ -406,11 +409,20 @@ fn job_record(
     fields: &FieldParser,
     key: JobKey,
     progress: Option<&ProgressInfo>,
+    log: Option<&Value>,
     info: Vec<(&'static str, String)>,
 ) -> JobRecord {
     let empty = ProgressInfo::default();
     let p = progress.unwrap_or(&empty);
     let (status, raw_status) = fields.status("status", p.status.as_ref());
+    let message = fields
+        .text("message", p.message.as_ref())
+        .filter(|m| !m.trim().is_empty() && m != "-");
+    // Why it failed: the progress message, else the last line of the job's log.
+    let failure = (status == Status::Failed).then(|| {
+        let reason = message.clone().or_else(|| last_log_line(log));
+        Failure::new(reason.as_deref().unwrap_or(""), "")
+    });
     JobRecord {
         key: Arc::new(key),
         status,
@@ -419,13 +431,23 @@ fn job_record(
         elapsed_seconds: fields.duration("elapsed", p.elapsed.as_ref()),
         start_time: fields.time("start", p.start.as_ref()),
         end_time: fields.time("end", p.end.as_ref()),
-        message: fields
-            .text("message", p.message.as_ref())
-            .filter(|m| !m.is_empty() && m != "-"),
+        message,
         info,
         ended_runs: None,
         newest_success_end: None,
+        failure,
+        size_bytes: None,
     }
+}
+
+/// The last non-empty line of a job's `log` array.
+fn last_log_line(log: Option<&Value>) -> Option<String> {
+    log?.as_array()?
+        .iter()
+        .rev()
+        .filter_map(Value::as_str)
+        .find(|l| !l.trim().is_empty())
+        .map(str::to_string)
 }
 
 fn backup_jobs(
@@ -455,6 +477,7 @@ fn backup_jobs(
             fields,
             key,
             entry.progress_info.as_ref(),
+            entry.log.as_ref(),
             Vec::new(),
         ));
     }
@@ -469,19 +492,11 @@ fn map_system(fields: &FieldParser, data: SystemData, fallback: &str) -> PollOut
         .map(|s| {
             vec![ServerSummary {
                 server: server.clone(),
-                completed: fields
-                    .count("summary.completed", s.completed.as_ref())
-                    .unwrap_or(0),
-                running: fields
-                    .count("summary.inProgress", s.in_progress.as_ref())
-                    .unwrap_or(0),
-                failed: fields
-                    .count("summary.failed", s.failed.as_ref())
-                    .unwrap_or(0),
-                pending: fields
-                    .count("summary.pending", s.pending.as_ref())
-                    .unwrap_or(0),
-                total: fields.count("summary.total", s.total.as_ref()).unwrap_or(0),
+                completed: fields.count("summary.completed", s.completed.as_ref()),
+                running: fields.count("summary.inProgress", s.in_progress.as_ref()),
+                failed: fields.count("summary.failed", s.failed.as_ref()),
+                pending: fields.count("summary.pending", s.pending.as_ref()),
+                total: fields.count("summary.total", s.total.as_ref()),
                 progress: fields.percent("summary.overallProgress", s.overall_progress.as_ref()),
             }]
         })
@@ -509,19 +524,24 @@ fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) ->
         system.and_then(|s| s.source.as_ref()),
     )
     .unwrap_or_default();
+    // Without a target name the configured job id stands in, as backup endpoints do for
+    // a missing system name (interface 5.1).
     let target = name_of(
         fields,
         "system.target.name",
         system.and_then(|s| s.target.as_ref()),
     )
-    .unwrap_or_default();
+    .unwrap_or_else(|| fallback.to_string());
     let mut jobs = Vec::new();
     for job in data.job.map(OneOrMany::into_vec).unwrap_or_default() {
         let info = job.info.unwrap_or_default();
         let job_name = fields
             .text("info.name", info.name.as_ref())
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| fallback.to_string());
+            .unwrap_or_else(|| {
+                fields.missing("info.name");
+                fallback.to_string()
+            });
         let labels = vec![
             ("source_server", source.clone()),
             ("target_server", target.clone()),
@@ -539,6 +559,7 @@ fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) ->
                 fields,
                 key,
                 detail.progress_info.as_ref(),
+                job.log.as_ref(),
                 labels.clone(),
             ));
         }
@@ -655,16 +676,20 @@ mod tests {
             Some(0.45),
             "a number where a string was expected still parses"
         );
-        for field in [
-            "percent",
-            "elapsed",
-            "start",
-            "info.name",
-            "status",
-            "summary.total",
-            "summary.overallProgress",
+        // Counted under the field names every system shares (interface 5.1).
+        for (field, count) in [
+            ("percent", 2), // the job's "abc" and the summary's "150%"
+            ("elapsed", 1),
+            ("start_time", 1),
+            ("job_name", 1),
+            ("status", 1),
+            ("summary", 1),
         ] {
-            assert_eq!(telemetry.parse_error_count("zdm", "u", field), 1, "{field}");
+            assert_eq!(
+                telemetry.parse_error_count("zdm", "u", field),
+                count,
+                "{field}"
+            );
         }
         let summary = &out.summaries[0];
         assert_eq!(
@@ -674,7 +699,8 @@ mod tests {
                 summary.running,
                 summary.progress
             ),
-            (0, 2, 1, None)
+            (None, Some(2), Some(1), None),
+            "an unparsable total is absent, not 0"
         );
     }
 
