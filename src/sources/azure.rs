@@ -783,4 +783,283 @@ mod tests {
             Outcome::DecodeError
         );
     }
+
+    mod fuzz {
+        //! Arbitrary bytes and mutated seed-shaped answers through the job list, job details
+        //! and token decoders and the mapping: never a panic, what is kept stays in range, a
+        //! `nextLink` is only ever followed on the management origin, token lifetimes are
+        //! clamped.
+        use super::*;
+        use crate::model::MAX_LABEL_BYTES;
+        use crate::status::StatusMap;
+        use crate::telemetry::Telemetry;
+        use proptest::prelude::*;
+        use std::sync::OnceLock;
+
+        const LIST: &str = r#"{"value":[{"id":"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/microsoft.recoveryservices/vaults/abdemovault/backupJobs/7ddead57-bcb9-4269-ac31-6a1b57588700","name":"7ddead57-bcb9-4269-ac31-6a1b57588700","type":"Microsoft.RecoveryServices/vaults/backupJobs","properties":{"jobType":"AzureIaaSVMJob","duration":"00:20:23.0896697","actionsInfo":[1],"entityFriendlyName":"uttestvmub1","operation":"Backup","status":"Completed","startTime":"2018-05-21T08:35:40.9488967Z","endTime":"2018-05-21T08:56:04.0385664Z"}},{"name":"0b1c","properties":{"jobType":"AzureIaaSVMJob","duration":"PT1H2M","entityFriendlyName":"uttestvmub1","operation":"ConfigureBackup","status":"InProgress","startTime":"2018-05-22T08:35:40Z","extendedInfo":{"progressPercentage":45.5,"dynamicErrorMessage":"-"}}}],"nextLink":"http://127.0.0.1:9/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v/backupJobs?$skiptoken=2"}"#;
+        const DETAILS: &str = r#"{"name":"0b1c","properties":{"jobType":"AzureIaaSVMJob","duration":"1.02:03:04","entityFriendlyName":"가상머신","operation":"Restore","status":"InProgress","startTime":"2018-05-22T08:35:40Z","endTime":null,"extendedInfo":{"progressPercentage":"45","dynamicErrorMessage":"slow disk"}}}"#;
+        const TOKEN: &str = r#"{"token_type":"Bearer","expires_in":"3599","access_token":"abc"}"#;
+
+        fn leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                "-?[0-9]{1,30}(\\.[0-9]{1,10})?([eE][-+]?[0-9]{1,4})?"
+                    .prop_map(|n| serde_json::from_str(&n).unwrap_or(Value::Null)),
+                prop::sample::select(
+                    &[
+                        "-",
+                        "",
+                        "45%",
+                        "150%",
+                        "-5%",
+                        "NaN",
+                        "1e400",
+                        "99:99:99",
+                        "00:30:00",
+                        "27:03:10",
+                        "P1DT2H",
+                        "2025-01-15 02:00:00",
+                        "2025-03-30 02:30:00",
+                        "2025-01-15T02:00:00Z",
+                        "9999-12-31T23:59:59Z",
+                        "run",
+                        "complete",
+                        "fail",
+                        "\u{0}\r\n\u{1b}[31m",
+                        "서버",
+                    ][..]
+                )
+                .prop_map(|s| Value::String(s.to_string())),
+                any::<String>().prop_map(Value::String),
+                (".{0,2}", 1000usize..1100).prop_map(|(s, n)| Value::String(s.repeat(n))),
+            ]
+        }
+
+        fn json() -> impl Strategy<Value = Value> {
+            leaf().prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec(
+                        (
+                            prop::sample::select(
+                                &[
+                                    "value",
+                                    "nextLink",
+                                    "name",
+                                    "properties",
+                                    "jobType",
+                                    "duration",
+                                    "entityFriendlyName",
+                                    "operation",
+                                    "status",
+                                    "startTime",
+                                    "endTime",
+                                    "extendedInfo",
+                                    "progressPercentage",
+                                    "dynamicErrorMessage",
+                                    "access_token",
+                                    "expires_in",
+                                ][..]
+                            ),
+                            inner
+                        ),
+                        0..4
+                    )
+                    .prop_map(|kv| Value::Object(
+                        kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                    )),
+                ]
+            })
+        }
+
+        /// Replaces the `n`-th node (pre-order, modulo the node count) of `v` with `with`.
+        fn replace(v: &mut Value, n: usize, with: Value) {
+            fn count(v: &Value) -> usize {
+                1 + match v {
+                    Value::Array(a) => a.iter().map(count).sum(),
+                    Value::Object(o) => o.values().map(count).sum(),
+                    _ => 0,
+                }
+            }
+            fn walk(v: &mut Value, n: &mut usize, with: &mut Option<Value>) {
+                if *n == 0 {
+                    if let Some(with) = with.take() {
+                        *v = with;
+                    }
+                    return;
+                }
+                *n -= 1;
+                match v {
+                    Value::Array(a) => a.iter_mut().for_each(|x| walk(x, n, with)),
+                    Value::Object(o) => o.values_mut().for_each(|x| walk(x, n, with)),
+                    _ => {}
+                }
+            }
+            let mut n = n % count(v);
+            walk(v, &mut n, &mut Some(with));
+        }
+
+        /// A seed answer with some nodes replaced, serialized, maybe cut short.
+        fn mutated(seed: &'static str) -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop::collection::vec((any::<usize>(), json()), 1..5),
+                prop::option::weighted(0.1, any::<usize>()),
+            )
+                .prop_map(move |(edits, cut)| {
+                    let mut v: Value = serde_json::from_str(seed).unwrap();
+                    for (n, with) in edits {
+                        replace(&mut v, n, with);
+                    }
+                    let mut bytes = serde_json::to_vec(&v).unwrap();
+                    if let Some(cut) = cut {
+                        bytes.truncate(cut % (bytes.len() + 1));
+                    }
+                    bytes
+                })
+        }
+
+        fn check(mut out: PollOutput) -> Result<(), TestCaseError> {
+            for job in &out.jobs {
+                if let Some(p) = job.progress {
+                    prop_assert!((0.0..=1.0).contains(&p), "progress {}", p);
+                }
+                if let Some(e) = job.elapsed_seconds {
+                    prop_assert!(e.is_finite() && e >= 0.0, "elapsed {}", e);
+                }
+                for t in [job.start_time, job.end_time].into_iter().flatten() {
+                    prop_assert!(t.is_finite(), "time {}", t);
+                }
+            }
+            for s in &out.summaries {
+                if let Some(p) = s.progress {
+                    prop_assert!((0.0..=1.0).contains(&p), "overall progress {}", p);
+                }
+            }
+            out.cap_labels();
+            for job in &out.jobs {
+                let k = &job.key;
+                for v in [&k.operation, &k.job_name, &k.server, &k.volume]
+                    .into_iter()
+                    .chain(job.info.iter().map(|(_, v)| v))
+                {
+                    prop_assert!(v.len() <= MAX_LABEL_BYTES);
+                }
+            }
+            Ok(())
+        }
+
+        fn vault() -> AzureVault {
+            AzureVault {
+                resource_group: "rg".to_string(),
+                name: "v".to_string(),
+            }
+        }
+
+        fn azure() -> Azure {
+            static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+            let client = CLIENT
+                .get_or_init(|| crate::http::build_client().unwrap())
+                .clone();
+            let telemetry = Telemetry::new();
+            let name: Arc<str> = Arc::from("u");
+            let limits = crate::http::Limits {
+                timeout: Duration::from_secs(1),
+                max_body_bytes: 1 << 20,
+            };
+            let http = UpstreamHttp::new(client, "azure", name.clone(), limits, telemetry.clone());
+            let fields = FieldParser::new(
+                System::Azure,
+                name,
+                chrono_tz::UTC,
+                StatusMap::new(),
+                telemetry,
+            );
+            let config = AzureConfig {
+                auth: AzureAuth::ManagedIdentity { client_id: None },
+                subscription_id: "s".to_string(),
+                vaults: vec![vault()],
+                lookback: Duration::from_secs(24 * 3600),
+                api_version: "2017-07-01".to_string(),
+                management_url: "http://127.0.0.1:9".to_string(),
+                authority_url: "http://127.0.0.1:9".to_string(),
+            };
+            Azure::new(config, http, fields)
+        }
+
+        fn answers(body: &[u8]) -> Result<(), TestCaseError> {
+            let azure = azure();
+            if let Ok(list) = serde_json::from_slice::<JobList>(body) {
+                let jobs = list.value.unwrap_or_default();
+                for _first_then_later_poll in 0..2 {
+                    let groups = azure.newest_per_entity("rg/v", jobs.clone());
+                    let records = groups
+                        .into_iter()
+                        .map(|g| azure.record(&vault(), &g.newest, g.ended, g.newest_success_end))
+                        .collect();
+                    check(PollOutput {
+                        jobs: records,
+                        summaries: Vec::new(),
+                    })?;
+                }
+                if let Some(link) = list.next_link {
+                    if let Ok(url) = azure.next_url(&link) {
+                        prop_assert_eq!(url.origin().ascii_serialization(), "http://127.0.0.1:9");
+                    }
+                }
+            }
+            if let Ok(job) = serde_json::from_slice::<Job>(body) {
+                let record = azure.record(&vault(), &job, Vec::new(), None);
+                check(PollOutput {
+                    jobs: vec![record],
+                    summaries: Vec::new(),
+                })?;
+            }
+            if let Ok(issued) = parse_token(body) {
+                prop_assert!(issued.renew_at <= Instant::now() + MAX_TOKEN_LIFETIME);
+            }
+            Ok(())
+        }
+
+        #[test]
+        fn the_seeds_decode_and_map() {
+            let azure = azure();
+            let list: JobList = serde_json::from_str(LIST).unwrap();
+            let groups = azure.newest_per_entity("rg/v", list.value.unwrap());
+            assert_eq!(groups.len(), 2);
+            assert!(azure.next_url(&list.next_link.unwrap()).is_ok());
+            let job: Job = serde_json::from_str(DETAILS).unwrap();
+            let record = azure.record(&vault(), &job, Vec::new(), None);
+            assert_eq!(record.progress, Some(0.45));
+            assert!(parse_token(TOKEN.as_bytes()).is_ok());
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(body in any::<Vec<u8>>()) {
+                answers(&body)?;
+            }
+
+            #[test]
+            fn mutated_answers_never_panic(
+                body in prop_oneof![mutated(LIST), mutated(DETAILS), mutated(TOKEN)]
+            ) {
+                answers(&body)?;
+            }
+
+            #[test]
+            fn next_links_never_leave_the_management_origin(link in prop_oneof![
+                any::<String>(),
+                "(https?|ftp)://(127\\.0\\.0\\.1|evil\\.example|127\\.0\\.0\\.1\\.evil|\\[::1\\])(:[0-9]{1,5})?/[a-z?=&$]{0,12}",
+                "//[a-z.]{1,12}/x",
+                "http://127.0.0.1:9@evil.example/x",
+            ]) {
+                if let Ok(url) = azure().next_url(&link) {
+                    prop_assert_eq!(url.origin().ascii_serialization(), "http://127.0.0.1:9");
+                }
+            }
+        }
+    }
 }

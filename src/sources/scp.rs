@@ -435,4 +435,259 @@ mod tests {
         kept.sort_by(|a, b| a.partial_cmp(b).unwrap());
         assert_eq!(kept, vec![7.0, 8.0, 9.0]);
     }
+
+    mod fuzz {
+        //! Arbitrary bytes and mutated seed-shaped pages through the page decoder and the
+        //! mapping (first poll and later polls): never a panic, and what is kept stays in range.
+        use super::*;
+        use crate::config::Secret;
+        use crate::model::MAX_LABEL_BYTES;
+        use crate::status::StatusMap;
+        use crate::telemetry::Telemetry;
+        use proptest::prelude::*;
+        use std::sync::OnceLock;
+        use std::time::Duration;
+
+        const PAGE: &str = r#"{"contents":[{"backup_id":"00cd2538fbf94d12b36aabbdd607e974","backup_start_time":"2024-10-28T05:38:48","created_at":"2024-05-17T00:23:17Z","restore_end_time":"2024-10-28T05:52:47","restore_server_id":"26895cb7-2059-49e7-b6fe-9c9c4b0d3db0","restore_server_name":"restoretest1","restore_start_time":"2024-10-28T05:52:47","restore_state":"COMPLETED","schedule_name":"INCREMENTAL_DAILY_15:00:00-chg4By"},{"created_at":"2024-05-18T00:23:17.5+09:00","restore_server_id":7,"restore_server_name":"복구서버","restore_start_time":"2024-10-29 05:52:47","restore_end_time":"-","restore_state":"IN_PROGRESS","schedule_name":null}],"count":"2"}"#;
+
+        fn leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                "-?[0-9]{1,30}(\\.[0-9]{1,10})?([eE][-+]?[0-9]{1,4})?"
+                    .prop_map(|n| serde_json::from_str(&n).unwrap_or(Value::Null)),
+                prop::sample::select(
+                    &[
+                        "-",
+                        "",
+                        "45%",
+                        "150%",
+                        "-5%",
+                        "NaN",
+                        "1e400",
+                        "99:99:99",
+                        "00:30:00",
+                        "27:03:10",
+                        "P1DT2H",
+                        "2025-01-15 02:00:00",
+                        "2025-03-30 02:30:00",
+                        "2025-01-15T02:00:00Z",
+                        "9999-12-31T23:59:59Z",
+                        "run",
+                        "complete",
+                        "fail",
+                        "\u{0}\r\n\u{1b}[31m",
+                        "서버",
+                    ][..]
+                )
+                .prop_map(|s| Value::String(s.to_string())),
+                any::<String>().prop_map(Value::String),
+                (".{0,2}", 1000usize..1100).prop_map(|(s, n)| Value::String(s.repeat(n))),
+            ]
+        }
+
+        fn json() -> impl Strategy<Value = Value> {
+            leaf().prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec(
+                        (
+                            prop::sample::select(
+                                &[
+                                    "contents",
+                                    "count",
+                                    "created_at",
+                                    "restore_server_id",
+                                    "restore_server_name",
+                                    "restore_start_time",
+                                    "restore_end_time",
+                                    "restore_state",
+                                    "schedule_name",
+                                    "backup_id",
+                                ][..]
+                            ),
+                            inner
+                        ),
+                        0..4
+                    )
+                    .prop_map(|kv| Value::Object(
+                        kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                    )),
+                ]
+            })
+        }
+
+        /// Replaces the `n`-th node (pre-order, modulo the node count) of `v` with `with`.
+        fn replace(v: &mut Value, n: usize, with: Value) {
+            fn count(v: &Value) -> usize {
+                1 + match v {
+                    Value::Array(a) => a.iter().map(count).sum(),
+                    Value::Object(o) => o.values().map(count).sum(),
+                    _ => 0,
+                }
+            }
+            fn walk(v: &mut Value, n: &mut usize, with: &mut Option<Value>) {
+                if *n == 0 {
+                    if let Some(with) = with.take() {
+                        *v = with;
+                    }
+                    return;
+                }
+                *n -= 1;
+                match v {
+                    Value::Array(a) => a.iter_mut().for_each(|x| walk(x, n, with)),
+                    Value::Object(o) => o.values_mut().for_each(|x| walk(x, n, with)),
+                    _ => {}
+                }
+            }
+            let mut n = n % count(v);
+            walk(v, &mut n, &mut Some(with));
+        }
+
+        /// A seed answer with some nodes replaced, serialized, maybe cut short.
+        fn mutated(seed: &'static str) -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop::collection::vec((any::<usize>(), json()), 1..5),
+                prop::option::weighted(0.1, any::<usize>()),
+            )
+                .prop_map(move |(edits, cut)| {
+                    let mut v: Value = serde_json::from_str(seed).unwrap();
+                    for (n, with) in edits {
+                        replace(&mut v, n, with);
+                    }
+                    let mut bytes = serde_json::to_vec(&v).unwrap();
+                    if let Some(cut) = cut {
+                        bytes.truncate(cut % (bytes.len() + 1));
+                    }
+                    bytes
+                })
+        }
+
+        fn check(mut out: PollOutput) -> Result<(), TestCaseError> {
+            for job in &out.jobs {
+                if let Some(p) = job.progress {
+                    prop_assert!((0.0..=1.0).contains(&p), "progress {}", p);
+                }
+                if let Some(e) = job.elapsed_seconds {
+                    prop_assert!(e.is_finite() && e >= 0.0, "elapsed {}", e);
+                }
+                for t in [job.start_time, job.end_time].into_iter().flatten() {
+                    prop_assert!(t.is_finite(), "time {}", t);
+                }
+            }
+            for s in &out.summaries {
+                if let Some(p) = s.progress {
+                    prop_assert!((0.0..=1.0).contains(&p), "overall progress {}", p);
+                }
+            }
+            out.cap_labels();
+            for job in &out.jobs {
+                let k = &job.key;
+                for v in [&k.operation, &k.job_name, &k.server, &k.volume]
+                    .into_iter()
+                    .chain(job.info.iter().map(|(_, v)| v))
+                {
+                    prop_assert!(v.len() <= MAX_LABEL_BYTES);
+                }
+            }
+            Ok(())
+        }
+
+        fn scp() -> Scp {
+            static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+            let client = CLIENT
+                .get_or_init(|| crate::http::build_client().unwrap())
+                .clone();
+            let telemetry = Telemetry::new();
+            let name: Arc<str> = Arc::from("u");
+            let limits = crate::http::Limits {
+                timeout: Duration::from_secs(1),
+                max_body_bytes: 1 << 20,
+            };
+            let http = UpstreamHttp::new(client, "scp", name.clone(), limits, telemetry.clone());
+            let fields = FieldParser::new(
+                System::Scp,
+                name,
+                chrono_tz::Asia::Seoul,
+                StatusMap::new(),
+                telemetry,
+            );
+            let config = ScpConfig {
+                url: "http://127.0.0.1:9".to_string(),
+                access_key: Secret::new("access".to_string()),
+                secret_key: Secret::new("secret".to_string()),
+                account_id: None,
+                backups: Vec::new(),
+            };
+            Scp::new(config, http, fields)
+        }
+
+        fn page(body: &[u8]) -> Result<(), TestCaseError> {
+            let Ok(Page { contents, count }) = serde_json::from_slice::<Page>(body) else {
+                return Ok(());
+            };
+            let scp = scp();
+            let _ = scp.fields.count("count", count.as_ref());
+            let entries = contents.unwrap_or_default();
+            for backup in [
+                ScpBackup {
+                    id: "b".to_string(),
+                    name: None,
+                },
+                ScpBackup {
+                    id: "c".to_string(),
+                    name: Some("n".to_string()),
+                },
+            ] {
+                for baseline in [false, true] {
+                    let out = scp.map(&backup, entries.clone(), baseline);
+                    prop_assert!(out.jobs.len() <= 1);
+                    check(out)?;
+                }
+            }
+            Ok(())
+        }
+
+        #[test]
+        fn the_seed_page_decodes_and_maps() {
+            let page: Page = serde_json::from_str(PAGE).unwrap();
+            let out = scp().map(
+                &ScpBackup {
+                    id: "b".to_string(),
+                    name: None,
+                },
+                page.contents.unwrap(),
+                false,
+            );
+            assert_eq!(out.jobs.len(), 1);
+            assert_eq!(out.jobs[0].key.server, "복구서버");
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(body in any::<Vec<u8>>()) {
+                page(&body)?;
+            }
+
+            #[test]
+            fn mutated_pages_never_panic(body in mutated(PAGE)) {
+                page(&body)?;
+            }
+
+            #[test]
+            fn urls_and_signatures_of_any_backup_id_never_panic(
+                id in any::<String>(),
+                page_no in any::<usize>(),
+                secret in any::<String>(),
+            ) {
+                let scp = scp();
+                if let Ok(url) = scp.url(&id, page_no) {
+                    let sig = sign(&secret, "GET", url.as_str(), "1", "k", "");
+                    prop_assert_eq!(sig.len(), 44);
+                }
+            }
+        }
+    }
 }

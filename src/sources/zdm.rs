@@ -770,4 +770,220 @@ mod tests {
             .unwrap();
         assert_eq!(e.outcome, Outcome::DecodeError);
     }
+
+    mod fuzz {
+        //! Arbitrary bytes and mutated seed-shaped answers through the decoders and mappers
+        //! of each endpoint: `Ok` or a fault, never a panic, and what is kept stays in range.
+        use super::*;
+        use crate::model::MAX_LABEL_BYTES;
+        use proptest::prelude::*;
+
+        const SYSTEM: &str = r#"{"success":true,"requestID":"r-1","timestamp":"2025-01-15 02:30:00","data":{"system":{"name":"server-01"},"summary":{"total":3,"completed":1,"inProgress":1,"failed":1,"pending":0,"overallProgress":"45%"},"job":[{"info":{"name":"a","partition":"/"},"progressInfo":{"status":"run","percent":"45%","message":"copying","start":"2025-01-15 02:00:00","elapsed":"00:30:00","end":"-"},"log":["x"]},{"info":{"name":"b","drive":"C:"},"progressInfo":{"status":"complete","percent":"100%","start":"2025-01-15T01:00:00Z","elapsed":"27:03:10","end":"2025-01-15T02:00:00+09:00"}}]}}"#;
+        const JOB: &str = r#"{"success":true,"data":{"system":{"name":"s"},"job":{"info":{"name":"daily-backup","partition":"/var"},"progressInfo":{"status":"Verifying","percent":45.5,"start":"2025-01-15 02:00:00.123","elapsed":"1.02:03:04.5","end":null}}}}"#;
+        const RECOVERY: &str = r#"{"success":true,"data":{"system":{"source":{"name":"src"},"target":{"name":"dst"}},"job":{"info":{"name":"r"},"details":[{"drive":"C:","progressInfo":{"status":"complete","percent":"100%","end":"2025-01-15T02:30:00Z"}},{"partition":"/home","progressInfo":{"status":"fail","elapsed":"PT1H2M3S"}}]}}}"#;
+        const LOGIN: &str =
+            r#"{"success":true,"data":{"token":"abc","expiresAt":"2999-01-01T00:00:00Z"}}"#;
+
+        fn leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                "-?[0-9]{1,30}(\\.[0-9]{1,10})?([eE][-+]?[0-9]{1,4})?"
+                    .prop_map(|n| serde_json::from_str(&n).unwrap_or(Value::Null)),
+                prop::sample::select(
+                    &[
+                        "-",
+                        "",
+                        "45%",
+                        "150%",
+                        "-5%",
+                        "NaN",
+                        "1e400",
+                        "99:99:99",
+                        "00:30:00",
+                        "27:03:10",
+                        "P1DT2H",
+                        "2025-01-15 02:00:00",
+                        "2025-03-30 02:30:00",
+                        "2025-01-15T02:00:00Z",
+                        "9999-12-31T23:59:59Z",
+                        "run",
+                        "complete",
+                        "fail",
+                        "\u{0}\r\n\u{1b}[31m",
+                        "서버",
+                    ][..]
+                )
+                .prop_map(|s| Value::String(s.to_string())),
+                any::<String>().prop_map(Value::String),
+                (".{0,2}", 1000usize..1100).prop_map(|(s, n)| Value::String(s.repeat(n))),
+            ]
+        }
+
+        fn json() -> impl Strategy<Value = Value> {
+            leaf().prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec(
+                        (
+                            prop::sample::select(
+                                &[
+                                    "success",
+                                    "data",
+                                    "system",
+                                    "job",
+                                    "info",
+                                    "name",
+                                    "partition",
+                                    "drive",
+                                    "progressInfo",
+                                    "status",
+                                    "percent",
+                                    "elapsed",
+                                    "start",
+                                    "end",
+                                    "summary",
+                                    "details",
+                                    "source",
+                                    "target",
+                                    "token",
+                                ][..]
+                            ),
+                            inner
+                        ),
+                        0..4
+                    )
+                    .prop_map(|kv| Value::Object(
+                        kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                    )),
+                ]
+            })
+        }
+
+        /// Replaces the `n`-th node (pre-order, modulo the node count) of `v` with `with`.
+        fn replace(v: &mut Value, n: usize, with: Value) {
+            fn count(v: &Value) -> usize {
+                1 + match v {
+                    Value::Array(a) => a.iter().map(count).sum(),
+                    Value::Object(o) => o.values().map(count).sum(),
+                    _ => 0,
+                }
+            }
+            fn walk(v: &mut Value, n: &mut usize, with: &mut Option<Value>) {
+                if *n == 0 {
+                    if let Some(with) = with.take() {
+                        *v = with;
+                    }
+                    return;
+                }
+                *n -= 1;
+                match v {
+                    Value::Array(a) => a.iter_mut().for_each(|x| walk(x, n, with)),
+                    Value::Object(o) => o.values_mut().for_each(|x| walk(x, n, with)),
+                    _ => {}
+                }
+            }
+            let mut n = n % count(v);
+            walk(v, &mut n, &mut Some(with));
+        }
+
+        /// A seed answer with some nodes replaced, serialized, maybe cut short.
+        fn mutated(seed: &'static str) -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop::collection::vec((any::<usize>(), json()), 1..5),
+                prop::option::weighted(0.1, any::<usize>()),
+            )
+                .prop_map(move |(edits, cut)| {
+                    let mut v: Value = serde_json::from_str(seed).unwrap();
+                    for (n, with) in edits {
+                        replace(&mut v, n, with);
+                    }
+                    let mut bytes = serde_json::to_vec(&v).unwrap();
+                    if let Some(cut) = cut {
+                        bytes.truncate(cut % (bytes.len() + 1));
+                    }
+                    bytes
+                })
+        }
+
+        fn check(mut out: PollOutput) -> Result<(), TestCaseError> {
+            for job in &out.jobs {
+                if let Some(p) = job.progress {
+                    prop_assert!((0.0..=1.0).contains(&p), "progress {}", p);
+                }
+                if let Some(e) = job.elapsed_seconds {
+                    prop_assert!(e.is_finite() && e >= 0.0, "elapsed {}", e);
+                }
+                for t in [job.start_time, job.end_time].into_iter().flatten() {
+                    prop_assert!(t.is_finite(), "time {}", t);
+                }
+            }
+            for s in &out.summaries {
+                if let Some(p) = s.progress {
+                    prop_assert!((0.0..=1.0).contains(&p), "overall progress {}", p);
+                }
+            }
+            out.cap_labels();
+            for job in &out.jobs {
+                let k = &job.key;
+                for v in [&k.operation, &k.job_name, &k.server, &k.volume]
+                    .into_iter()
+                    .chain(job.info.iter().map(|(_, v)| v))
+                {
+                    prop_assert!(v.len() <= MAX_LABEL_BYTES);
+                }
+            }
+            Ok(())
+        }
+
+        fn all_endpoints(body: &[u8]) -> Result<(), TestCaseError> {
+            let telemetry = Telemetry::new();
+            let fields = fields(&telemetry);
+            if let Ok(data) = decode_envelope::<SystemData>(body) {
+                check(map_system(&fields, data, "id"))?;
+            }
+            if let Ok(data) = decode_envelope::<JobData>(body) {
+                check(map_backup_job(&fields, data, "id"))?;
+            }
+            if let Ok(data) = decode_envelope::<RecoveryData>(body) {
+                check(map_recovery_job(&fields, data, "id"))?;
+            }
+            if let Ok(issued) = parse_login(body) {
+                prop_assert!(
+                    issued.renew_at <= Instant::now() + crate::sources::MAX_TOKEN_LIFETIME
+                );
+            }
+            Ok(())
+        }
+
+        #[test]
+        fn seeds_decode_and_map() {
+            let telemetry = Telemetry::new();
+            let fields = fields(&telemetry);
+            let system = map_system(&fields, decode_envelope(SYSTEM.as_bytes()).unwrap(), "id");
+            assert_eq!((system.jobs.len(), system.summaries.len()), (2, 1));
+            let job = map_backup_job(&fields, decode_envelope(JOB.as_bytes()).unwrap(), "id");
+            assert_eq!(job.jobs.len(), 1);
+            let recovery =
+                map_recovery_job(&fields, decode_envelope(RECOVERY.as_bytes()).unwrap(), "id");
+            assert_eq!(recovery.jobs.len(), 2);
+            assert!(parse_login(LOGIN.as_bytes()).is_ok());
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(body in any::<Vec<u8>>()) {
+                all_endpoints(&body)?;
+            }
+
+            #[test]
+            fn mutated_answers_never_panic(
+                body in prop_oneof![mutated(SYSTEM), mutated(JOB), mutated(RECOVERY), mutated(LOGIN)]
+            ) {
+                all_endpoints(&body)?;
+            }
+        }
+    }
 }
