@@ -987,15 +987,42 @@ mod tests {
             Azure::new(config, http, fields)
         }
 
+        /// A job list folded and grouped the way a poll does it.
+        fn groups_of(azure: &Azure, jobs: Vec<Job>) -> Vec<Group> {
+            let mut groups = Groups::default();
+            for job in jobs {
+                groups.add(&azure.fields, job, |j| azure.status_of(j));
+            }
+            azure.finish_groups("rg/v", groups)
+        }
+
+        fn record_of_group(azure: &Azure, g: Group) -> JobRecord {
+            let facts = azure.facts(&g.newest, g.newest_seen.status);
+            azure.record(
+                &vault(),
+                &g.newest,
+                g.newest_seen,
+                facts,
+                g.ended,
+                g.newest_success_end,
+            )
+        }
+
+        /// One job's details mapped the way a poll maps them.
+        fn record_of_job(azure: &Azure, job: &Job) -> JobRecord {
+            let seen = azure.parse_again(job);
+            let facts = azure.facts(job, seen.status);
+            azure.record(&vault(), job, seen, facts, Vec::new(), None)
+        }
+
         fn answers(body: &[u8]) -> Result<(), TestCaseError> {
             let azure = azure();
             if let Ok(list) = serde_json::from_slice::<JobList>(body) {
                 let jobs = list.value.unwrap_or_default();
                 for _first_then_later_poll in 0..2 {
-                    let groups = azure.newest_per_entity("rg/v", jobs.clone());
-                    let records = groups
+                    let records = groups_of(&azure, jobs.clone())
                         .into_iter()
-                        .map(|g| azure.record(&vault(), &g.newest, g.ended, g.newest_success_end))
+                        .map(|g| record_of_group(&azure, g))
                         .collect();
                     check(PollOutput {
                         jobs: records,
@@ -1009,7 +1036,7 @@ mod tests {
                 }
             }
             if let Ok(job) = serde_json::from_slice::<Job>(body) {
-                let record = azure.record(&vault(), &job, Vec::new(), None);
+                let record = record_of_job(&azure, &job);
                 check(PollOutput {
                     jobs: vec![record],
                     summaries: Vec::new(),
@@ -1025,11 +1052,11 @@ mod tests {
         fn the_seeds_decode_and_map() {
             let azure = azure();
             let list: JobList = serde_json::from_str(LIST).unwrap();
-            let groups = azure.newest_per_entity("rg/v", list.value.unwrap());
+            let groups = groups_of(&azure, list.value.unwrap());
             assert_eq!(groups.len(), 2);
             assert!(azure.next_url(&list.next_link.unwrap()).is_ok());
             let job: Job = serde_json::from_str(DETAILS).unwrap();
-            let record = azure.record(&vault(), &job, Vec::new(), None);
+            let record = record_of_job(&azure, &job);
             assert_eq!(record.progress, Some(0.45));
             assert!(parse_token(TOKEN.as_bytes()).is_ok());
         }
