@@ -195,7 +195,10 @@ impl Server {
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         if let Some(web) = &self.web {
-            if !web.authorized(req.headers().get(header::AUTHORIZATION)) {
+            if !web
+                .authorized(req.headers().get(header::AUTHORIZATION))
+                .await
+            {
                 tracing::debug!(%peer, path = req.uri().path(), "unauthorized request");
                 let mut resp = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
                 resp.headers_mut().insert(
