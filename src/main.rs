@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 ///
 /// Polls each configured upstream on a schedule, turns its job states, percentages, elapsed
 /// times and timestamps into metrics, and serves them on /metrics. A scrape never waits on
-/// an upstream. Reload the configuration with SIGHUP or POST /-/reload.
+/// an upstream. Reload the configuration with SIGHUP (or POST /-/reload with
+/// --web.enable-lifecycle).
 #[derive(Debug, Parser)]
 #[command(name = "backup-exporter", version, about, long_about)]
 struct Cli {
@@ -70,6 +71,11 @@ struct Cli {
         value_parser = header_timeout
     )]
     web_read_header_timeout: Duration,
+
+    /// Serve POST /-/reload (off by default, as in Prometheus); cross-origin requests are
+    /// refused. SIGHUP reloads either way.
+    #[arg(long = "web.enable-lifecycle")]
+    web_enable_lifecycle: bool,
 
     /// Log level.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
@@ -244,6 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         max_connections: cli.web_max_connections,
         max_requests: cli.web_max_requests,
         read_header_timeout: cli.web_read_header_timeout,
+        enable_lifecycle: cli.web_enable_lifecycle,
     };
     let server = Server::new(app.exposition(), web, reload_tx, options);
     let serving = tokio::spawn(server.serve(listener, shutdown.clone()));

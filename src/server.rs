@@ -14,8 +14,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
@@ -53,6 +53,8 @@ pub struct Options {
     /// Time a client has to finish the TLS handshake and send a request's headers; also the
     /// longest a kept-alive connection may stay idle.
     pub read_header_timeout: Duration,
+    /// Whether `POST /-/reload` is served (Prometheus' `--web.enable-lifecycle`).
+    pub enable_lifecycle: bool,
 }
 
 pub struct Server {
@@ -244,11 +246,21 @@ impl Server {
     }
 
     async fn route(&self, req: Request<Incoming>) -> Response<Body> {
-        match (req.method(), req.uri().path()) {
-            (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(&req),
-            (&Method::GET | &Method::HEAD, "/") => html(landing::page(self.exposition.store())),
-            (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
-            (&Method::GET | &Method::HEAD, "/-/ready") => {
+        let path = req.uri().path();
+        let Some(allow) = allowed_methods(path) else {
+            return text(StatusCode::NOT_FOUND, "Not found\n");
+        };
+        if !allow.split(", ").any(|m| m == req.method().as_str()) {
+            let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            return resp;
+        }
+        match path {
+            "/metrics" => self.metrics(&req),
+            "/" => html(landing::page(self.exposition.store())),
+            "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
+            "/-/ready" => {
                 if self.exposition.ready() {
                     text(StatusCode::OK, "Ready\n")
                 } else {
@@ -258,14 +270,10 @@ impl Server {
                     )
                 }
             }
-            (&Method::POST | &Method::PUT, "/-/reload") => self.reload().await,
-            (_, "/metrics" | "/" | "/-/healthy" | "/-/ready" | "/-/reload") => {
-                text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n")
-            }
+            "/-/reload" => self.reload(&req).await,
             _ => text(StatusCode::NOT_FOUND, "Not found\n"),
         }
     }
-
     fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
         let chunks = self.exposition.chunks();
         let mut resp = if accepts_gzip(req.headers().get(header::ACCEPT_ENCODING)) {
@@ -286,7 +294,21 @@ impl Server {
         resp
     }
 
-    async fn reload(&self) -> Response<Body> {
+    async fn reload(&self, req: &Request<Incoming>) -> Response<Body> {
+        if !self.options.enable_lifecycle {
+            return text(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n");
+        }
+        let https = self
+            .web
+            .as_ref()
+            .is_some_and(|w| w.tls_acceptor().is_some());
+        if let Some(why) = cross_origin(req.headers(), https) {
+            tracing::warn!(reason = why, "cross-origin POST /-/reload refused");
+            return text(
+                StatusCode::FORBIDDEN,
+                "Cross-origin requests to /-/reload are refused.\n",
+            );
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.reload_requests.send(tx).await.is_err() {
             return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n");
@@ -300,6 +322,54 @@ impl Server {
             Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "Reload was interrupted\n"),
         }
     }
+}
+
+/// The methods an endpoint answers, as its 405 lists them in `Allow`; `None`: no such path.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    match path {
+        "/metrics" | "/" | "/-/healthy" | "/-/ready" => Some("GET, HEAD"),
+        "/-/reload" => Some("POST, PUT"),
+        _ => None,
+    }
+}
+
+/// Why a request comes from another origin than the exporter's, if it does: a browser page
+/// elsewhere must not make a visitor's browser reload the exporter. Requests without
+/// `Origin` (curl, scripts) are same-origin.
+fn cross_origin(headers: &HeaderMap, https: bool) -> Option<&'static str> {
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return Some("Sec-Fetch-Site: cross-site");
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    let origin = origin.to_str().ok().and_then(authority);
+    let scheme = if https { "https" } else { "http" };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| authority(&format!("{scheme}://{h}")));
+    match (origin, host) {
+        (Some(origin), Some(host)) if origin == host => None,
+        (None, _) => Some("Origin is not a scheme://host[:port]"),
+        (_, None) => Some("Host is missing or malformed"),
+        _ => Some("Origin differs from Host"),
+    }
+}
+
+/// Host and port (the scheme's default when absent) of `scheme://host[:port]`, nothing more.
+fn authority(origin: &str) -> Option<(String, u16)> {
+    let url = url::Url::parse(origin).ok()?;
+    let bare = url.username().is_empty()
+        && url.password().is_none()
+        && matches!(url.path(), "" | "/")
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !bare {
+        return None;
+    }
+    Some((url.host_str()?.to_string(), url.port_or_known_default()?))
 }
 
 /// A response body that keeps its request's `--web.max-requests` slot until the body has been
@@ -425,6 +495,78 @@ mod tests {
             .read_to_end(&mut got)
             .unwrap();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn reload_from_another_origin_is_refused() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let same = [
+            vec![("host", "127.0.0.1:10095")],
+            vec![
+                ("host", "127.0.0.1:10095"),
+                ("origin", "http://127.0.0.1:10095"),
+            ],
+            vec![
+                ("host", "Exporter.Example:80"),
+                ("origin", "http://exporter.example"),
+            ],
+            vec![("host", "[::1]:10095"), ("origin", "http://[::1]:10095")],
+            vec![("host", "a:10095"), ("sec-fetch-site", "same-origin")],
+        ];
+        for h in same {
+            assert_eq!(cross_origin(&headers(&h), false), None, "{h:?}");
+        }
+        assert_eq!(
+            cross_origin(
+                &headers(&[("host", "x:443"), ("origin", "https://x")]),
+                true
+            ),
+            None
+        );
+        let cross = [
+            vec![
+                ("host", "127.0.0.1:10095"),
+                ("origin", "http://evil.example"),
+            ],
+            vec![
+                ("host", "127.0.0.1:10095"),
+                ("origin", "http://127.0.0.1:10096"),
+            ],
+            vec![("host", "127.0.0.1:10095"), ("origin", "null")],
+            vec![("host", "127.0.0.1"), ("origin", "http://127.0.0.1:10095")],
+            vec![("origin", "http://127.0.0.1:10095")],
+            vec![
+                ("host", "evil@127.0.0.1:10095"),
+                ("origin", "http://127.0.0.1:10095"),
+            ],
+            vec![
+                ("host", "127.0.0.1:10095"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            vec![
+                ("host", "127.0.0.1:10095"),
+                ("origin", "http://127.0.0.1:10095/x"),
+            ],
+        ];
+        for h in cross {
+            assert!(cross_origin(&headers(&h), false).is_some(), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn every_endpoint_lists_its_methods() {
+        assert_eq!(allowed_methods("/metrics"), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/"), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/-/healthy"), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/-/ready"), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/-/reload"), Some("POST, PUT"));
+        assert_eq!(allowed_methods("/nope"), None);
     }
 
     #[test]

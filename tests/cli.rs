@@ -97,6 +97,7 @@ fn help_lists_every_flag_of_the_contract() {
         "--web.max-connections",
         "--web.max-requests",
         "--web.read-header-timeout",
+        "--web.enable-lifecycle",
         "BACKUP_EXPORTER_CONFIG",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");

@@ -1,5 +1,5 @@
 //! The exporter's own HTTP server against hostile or careless clients: slow and oversized
-//! headers, connection and request floods.
+//! headers, connection and request floods, cross-origin reloads, wrong methods.
 
 mod common;
 
@@ -290,4 +290,99 @@ async fn requests_beyond_max_requests_get_503_at_once() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_over_http_is_off_by_default_and_sighup_always_reloads() {
+    let sim = Sim::start();
+    let exp = Exporter::start(&zdm_config(&sim, "", "    backup_jobs: [daily-backup]\n"));
+    exp.wait_ready().await;
+    for method in [reqwest::Method::POST, reqwest::Method::PUT] {
+        let resp = client()
+            .request(method.clone(), exp.url("/-/reload"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 403, "{method}");
+        assert_eq!(
+            resp.text().await.unwrap(),
+            "Lifecycle API is not enabled.\n"
+        );
+    }
+    write_config(
+        exp.dir.path(),
+        &zdm_config(
+            &sim,
+            "",
+            "    backup_jobs: [daily-backup, daily-backup-win]\n",
+        ),
+    );
+    exp.proc.signal("HUP");
+    exp.wait_metrics("the target added by SIGHUP", |m| {
+        value(m, &target_up("zdm", "backup_job", "daily-backup-win")).is_some()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_over_http_refuses_cross_origin_requests() {
+    let exp = Exporter::start_with(UNREACHABLE, &["--web.enable-lifecycle"], &[]);
+    let post = |headers: &'static [(&'static str, &'static str)]| {
+        let mut req = client().post(exp.url("/-/reload"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let code = resp.status().as_u16();
+            (code, resp.text().await.unwrap())
+        }
+    };
+    for headers in [
+        &[("Origin", "http://evil.example")][..],
+        &[("Origin", "null")][..],
+        &[("Sec-Fetch-Site", "cross-site")][..],
+    ] {
+        let (code, body) = post(headers).await;
+        assert_eq!(code, 403, "{headers:?}: {body}");
+    }
+    let (code, body) = post(&[]).await;
+    assert_eq!(code, 200, "no Origin (curl): {body}");
+    let same_origin = format!("http://{}", exp.addr);
+    let resp = client()
+        .post(exp.url("/-/reload"))
+        .header("Origin", &same_origin)
+        .header("Sec-Fetch-Site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "same origin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_not_allowed_lists_the_allowed_methods() {
+    let exp = Exporter::start_with(UNREACHABLE, &["--web.enable-lifecycle"], &[]);
+    let cases = [
+        (reqwest::Method::POST, "/metrics", "GET, HEAD"),
+        (reqwest::Method::DELETE, "/", "GET, HEAD"),
+        (reqwest::Method::PUT, "/-/healthy", "GET, HEAD"),
+        (reqwest::Method::OPTIONS, "/-/ready", "GET, HEAD"),
+        (reqwest::Method::GET, "/-/reload", "POST, PUT"),
+    ];
+    for (method, path, allow) in cases {
+        let resp = client()
+            .request(method.clone(), exp.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(
+            resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+    }
+    let resp = client().get(exp.url("/nope")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert!(!resp.headers().contains_key("allow"));
 }
