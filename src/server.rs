@@ -18,6 +18,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -41,6 +42,11 @@ pub const DEFAULT_MAX_REQUESTS: usize = 40;
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The first byte of a TLS record carrying a handshake message (a ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// Go's net/http answer to plain HTTP on a TLS port.
+const PLAIN_HTTP_ON_TLS: &str = "Client sent an HTTP request to an HTTPS server.\n";
 
 /// The `--web.*` settings of the server.
 #[derive(Debug, Clone)]
@@ -173,6 +179,16 @@ impl Server {
                     .await
             }
             Some(acceptor) => {
+                let mut first = [0u8; 1];
+                match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+                    Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => {}
+                    Ok(Ok(1)) => {
+                        tracing::debug!(%peer, "plain HTTP on the TLS port");
+                        refuse_plain_http(stream, deadline).await;
+                        return;
+                    }
+                    _ => return,
+                }
                 let stream = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await
                 {
                     Ok(Ok(s)) => s,
@@ -274,6 +290,7 @@ impl Server {
             _ => text(StatusCode::NOT_FOUND, "Not found\n"),
         }
     }
+
     fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
         let chunks = self.exposition.chunks();
         let mut resp = if accepts_gzip(req.headers().get(header::ACCEPT_ENCODING)) {
@@ -370,6 +387,44 @@ fn authority(origin: &str) -> Option<(String, u16)> {
         return None;
     }
     Some((url.host_str()?.to_string(), url.port_or_known_default()?))
+}
+
+/// Answers plain HTTP on the TLS port with a 400, as Go's net/http does, instead of a TLS
+/// alert the client cannot read.
+async fn refuse_plain_http(mut stream: TcpStream, deadline: Instant) {
+    // The request is read first: closing a socket with unread bytes resets the connection,
+    // and the client would see the reset instead of the answer.
+    let _ = tokio::time::timeout_at(deadline, async {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while head.len() < MAX_HEADER_BYTES && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PLAIN_HTTP_ON_TLS}",
+        PLAIN_HTTP_ON_TLS.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Whatever else the client sends until it closes is read and dropped, for the same
+        // reason, up to a bound.
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < MAX_HEADER_BYTES {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// A response body that keeps its request's `--web.max-requests` slot until the body has been

@@ -89,12 +89,25 @@ async fn tls_and_basic_auth_protect_every_endpoint() {
     )
     .await;
     assert!(m.contains("backup_target_up{"));
-    // Plain HTTP on the TLS port gets no metrics.
+    // Plain HTTP on the TLS port gets a 400 saying so (as Go's net/http), not a reset.
     let plain = client()
         .get(format!("http://{}/metrics", exp.addr))
+        .basic_auth("prometheus", Some("scrape-pass-8d1f"))
         .send()
-        .await;
-    assert!(plain.map(|r| r.status().as_u16() != 200).unwrap_or(true));
+        .await
+        .unwrap();
+    assert_eq!(plain.status().as_u16(), 400);
+    assert_eq!(
+        plain.text().await.unwrap(),
+        "Client sent an HTTP request to an HTTPS server.\n"
+    );
+    let resp = https
+        .get(url("/-/healthy"))
+        .basic_auth("prometheus", Some("scrape-pass-8d1f"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "HTTPS still served after it");
     assert!(!exp.proc.stderr_text().contains("scrape-pass-8d1f"));
 }
 
