@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use backup_exporter::app::{App, ConfigSource};
-use backup_exporter::server::Server;
+use backup_exporter::server::{self, Server};
 use backup_exporter::webconfig::WebConfig;
 use backup_exporter::{demo, http};
 use clap::{Parser, ValueEnum};
@@ -17,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 ///
 /// Polls each configured upstream on a schedule, turns its job states, percentages, elapsed
 /// times and timestamps into metrics, and serves them on /metrics. A scrape never waits on
-/// an upstream. Reload the configuration with SIGHUP or POST /-/reload.
+/// an upstream. Reload the configuration with SIGHUP (or POST /-/reload with
+/// --web.enable-lifecycle).
 #[derive(Debug, Parser)]
 #[command(name = "backup-exporter", version, about, long_about)]
 struct Cli {
@@ -37,6 +39,43 @@ struct Cli {
     /// exporter-toolkit web configuration (TLS, basic auth users with bcrypt hashes).
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
+
+    /// Connections served at once (1 to 1000000). A connection accepted beyond it is closed at
+    /// once, so a flood of idle or slow clients cannot exhaust memory or file descriptors.
+    #[arg(
+        long = "web.max-connections",
+        value_name = "N",
+        default_value_t = server::DEFAULT_MAX_CONNECTIONS,
+        value_parser = |s: &str| count(s, 1)
+    )]
+    web_max_connections: usize,
+
+    /// Requests handled at once (0 to 1000000; 0: no limit), counted after authentication
+    /// until the response is sent. One beyond it is answered 503 at once, so slow readers and
+    /// floods of scrapes cannot pile up responses in memory.
+    #[arg(
+        long = "web.max-requests",
+        value_name = "N",
+        default_value_t = server::DEFAULT_MAX_REQUESTS,
+        value_parser = |s: &str| count(s, 0)
+    )]
+    web_max_requests: usize,
+
+    /// Time a client has to finish the TLS handshake and send a request's headers (1ms to 1h),
+    /// so slow-header clients cannot hold connections; also the longest a kept-alive
+    /// connection stays idle.
+    #[arg(
+        long = "web.read-header-timeout",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = header_timeout
+    )]
+    web_read_header_timeout: Duration,
+
+    /// Serve POST /-/reload (off by default, as in Prometheus); cross-origin requests are
+    /// refused. SIGHUP reloads either way.
+    #[arg(long = "web.enable-lifecycle")]
+    web_enable_lifecycle: bool,
 
     /// Log level.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
@@ -78,6 +117,28 @@ enum LogFormat {
 const DEFAULT_LISTEN: &str = "0.0.0.0:10095";
 /// Exit code for an invalid configuration (`--check-config` and at start-up).
 const EXIT_INVALID_CONFIG: u8 = 2;
+/// Upper bound of `--web.max-connections` and `--web.max-requests`.
+const MAX_COUNT: usize = 1_000_000;
+
+/// A whole number in `min..=MAX_COUNT`.
+fn count(s: &str, min: usize) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    if !(min..=MAX_COUNT).contains(&n) {
+        return Err(format!("{n} is outside {min}..={MAX_COUNT}"));
+    }
+    Ok(n)
+}
+
+/// A duration (`10s`, `500ms`) from 1 ms to 1 h: never zero, never one that overflows a clock.
+fn header_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+        return Err(format!("{s} is outside 1ms..1h"));
+    }
+    Ok(d)
+}
 
 fn init_logging(level: LogLevel, format: LogFormat) {
     let level = match level {
@@ -204,7 +265,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let (reload_tx, mut reload_rx) =
         tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>(4);
-    let server = Server::new(app.exposition(), web, reload_tx);
+    let options = server::Options {
+        max_connections: cli.web_max_connections,
+        max_requests: cli.web_max_requests,
+        read_header_timeout: cli.web_read_header_timeout,
+        enable_lifecycle: cli.web_enable_lifecycle,
+    };
+    let server = Server::new(app.exposition(), web, reload_tx, options);
     let serving = tokio::spawn(server.serve(listener, shutdown.clone()));
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;

@@ -1,19 +1,27 @@
 //! The exporter's HTTP server (hyper 1): /metrics, /, /-/healthy, /-/ready, /-/reload,
-//! with TLS and basic auth from the web config file.
+//! with TLS and basic auth from the web config file, and the limits a hostile client meets:
+//! header size and read time, connections, in-flight requests.
 
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::exposition::Exposition;
@@ -24,14 +32,47 @@ type Body = BoxBody<Bytes, Infallible>;
 
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Largest request head (request line and headers) read from a client; a larger one is
+/// answered 431 and its connection closed. It also caps each connection's read buffer.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// `--web.max-connections` default (Prometheus' default).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// `--web.max-requests` default (node_exporter's default).
+pub const DEFAULT_MAX_REQUESTS: usize = 40;
+
 /// How long in-flight requests may take to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The first byte of a TLS record carrying a handshake message (a ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// Go's net/http answer to plain HTTP on a TLS port.
+const PLAIN_HTTP_ON_TLS: &str = "Client sent an HTTP request to an HTTPS server.\n";
+
+/// The `--web.*` settings of the server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Connections served at once; one accepted beyond it is closed at once.
+    pub max_connections: usize,
+    /// Authorized requests handled at once, until their response is sent; one beyond it is
+    /// answered 503 at once. 0: no limit.
+    pub max_requests: usize,
+    /// Time a client has to finish the TLS handshake and send a request's headers; also the
+    /// longest a kept-alive connection may stay idle.
+    pub read_header_timeout: Duration,
+    /// Whether `POST /-/reload` is served (Prometheus' `--web.enable-lifecycle`).
+    pub enable_lifecycle: bool,
+}
 
 pub struct Server {
     exposition: Exposition,
     web: Option<Arc<WebConfig>>,
     /// Fired by `POST /-/reload`; main.rs reloads on it like on SIGHUP.
     reload_requests: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    options: Options,
+    /// One permit per request in flight; `None` without a limit.
+    requests: Option<Arc<Semaphore>>,
+    /// Whether the request limit was hit since it was last below, so it is logged once.
+    requests_saturated: AtomicBool,
 }
 
 impl Server {
@@ -41,18 +82,26 @@ impl Server {
         reload_requests: tokio::sync::mpsc::Sender<
             tokio::sync::oneshot::Sender<Result<(), String>>,
         >,
+        options: Options,
     ) -> Arc<Self> {
+        let requests =
+            (options.max_requests > 0).then(|| Arc::new(Semaphore::new(options.max_requests)));
         Arc::new(Server {
             exposition,
             web: web.map(Arc::new),
             reload_requests,
+            options,
+            requests,
+            requests_saturated: AtomicBool::new(false),
         })
     }
 
     /// Accepts connections until `shutdown` fires, then lets in-flight requests finish.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let graceful = GracefulShutdown::new();
         let tls = self.web.as_ref().and_then(|w| w.tls_acceptor());
+        let connections = Arc::new(Semaphore::new(self.options.max_connections.max(1)));
+        let mut refusing = false;
         loop {
             let (stream, peer) = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -65,54 +114,35 @@ impl Server {
                     }
                 },
             };
+            // Closed at once rather than left waiting: the client learns now, and a flood of
+            // connections holds no memory beyond the kernel's accept queue.
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                if !refusing {
+                    refusing = true;
+                    tracing::warn!(
+                        limit = self.options.max_connections,
+                        "connection limit reached: new connections are closed until one ends (--web.max-connections)"
+                    );
+                }
+                drop(stream);
+                continue;
+            };
+            if refusing {
+                refusing = false;
+                tracing::info!("below the connection limit again");
+            }
             // The exposition goes out in many small frames; Nagle would hold the tail of each
             // write back for the client's delayed ACK (40 ms per scrape on loopback).
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
             }
             let server = self.clone();
-            let service = hyper::service::service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(req, peer).await) }
+            let tls = tls.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                server.connection(stream, peer, tls, watcher).await;
+                drop(permit);
             });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30));
-            match &tls {
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                    });
-                }
-                Some(acceptor) => {
-                    let acceptor = acceptor.clone();
-                    let watcher = graceful.watcher();
-                    tokio::spawn(async move {
-                        let stream = match tokio::time::timeout(
-                            Duration::from_secs(10),
-                            acceptor.accept(stream),
-                        )
-                        .await
-                        {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => return,
-                        };
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        if let Err(e) = watcher.watch(conn).await {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                    });
-                }
-            }
         }
         drop(listener);
         if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
@@ -123,9 +153,70 @@ impl Server {
         }
     }
 
+    /// Serves one accepted connection until it ends.
+    async fn connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        watcher: Watcher,
+    ) {
+        let deadline = Instant::now() + self.options.read_header_timeout;
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.options.read_header_timeout)
+            .max_buf_size(MAX_HEADER_BYTES);
+        let server = self.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(server.handle(req, peer).await) }
+        });
+        let result = match tls {
+            None => {
+                watcher
+                    .watch(builder.serve_connection(TokioIo::new(stream), service))
+                    .await
+            }
+            Some(acceptor) => {
+                let mut first = [0u8; 1];
+                match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+                    Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => {}
+                    Ok(Ok(1)) => {
+                        tracing::debug!(%peer, "plain HTTP on the TLS port");
+                        refuse_plain_http(stream, deadline).await;
+                        return;
+                    }
+                    _ => return,
+                }
+                let stream = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                watcher
+                    .watch(builder.serve_connection(TokioIo::new(stream), service))
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         if let Some(web) = &self.web {
-            if !web.authorized(req.headers().get(header::AUTHORIZATION)) {
+            if !web
+                .authorized(req.headers().get(header::AUTHORIZATION))
+                .await
+            {
                 tracing::debug!(%peer, path = req.uri().path(), "unauthorized request");
                 let mut resp = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
                 resp.headers_mut().insert(
@@ -135,11 +226,57 @@ impl Server {
                 return resp;
             }
         }
-        match (req.method(), req.uri().path()) {
-            (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(&req),
-            (&Method::GET | &Method::HEAD, "/") => html(landing::page(self.exposition.store())),
-            (&Method::GET | &Method::HEAD, "/-/healthy") => text(StatusCode::OK, "Healthy\n"),
-            (&Method::GET | &Method::HEAD, "/-/ready") => {
+        // Counted after authentication (as node_exporter does): requests without valid
+        // credentials cannot take the slots of a scrape that has them.
+        let slot = match &self.requests {
+            None => None,
+            Some(limit) => match limit.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    if self.requests_saturated.swap(false, Ordering::Relaxed) {
+                        tracing::info!("in-flight requests below the limit again");
+                    }
+                    Some(slot)
+                }
+                Err(_) => {
+                    if !self.requests_saturated.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            limit = self.options.max_requests,
+                            "in-flight request limit reached: answering 503 (--web.max-requests)"
+                        );
+                    }
+                    return text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &format!(
+                            "Limit of concurrent requests reached ({}), try again later.\n",
+                            self.options.max_requests
+                        ),
+                    );
+                }
+            },
+        };
+        let resp = self.route(req).await;
+        match slot {
+            None => resp,
+            Some(slot) => resp.map(|body| SlotHeld { body, _slot: slot }.boxed()),
+        }
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path();
+        let Some(allow) = allowed_methods(path) else {
+            return text(StatusCode::NOT_FOUND, "Not found\n");
+        };
+        if !allow.split(", ").any(|m| m == req.method().as_str()) {
+            let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            return resp;
+        }
+        match path {
+            "/metrics" => self.metrics(&req),
+            "/" => html(landing::page(self.exposition.store())),
+            "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
+            "/-/ready" => {
                 if self.exposition.ready() {
                     text(StatusCode::OK, "Ready\n")
                 } else {
@@ -149,10 +286,7 @@ impl Server {
                     )
                 }
             }
-            (&Method::POST | &Method::PUT, "/-/reload") => self.reload().await,
-            (_, "/metrics" | "/" | "/-/healthy" | "/-/ready" | "/-/reload") => {
-                text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n")
-            }
+            "/-/reload" => self.reload(&req).await,
             _ => text(StatusCode::NOT_FOUND, "Not found\n"),
         }
     }
@@ -177,7 +311,21 @@ impl Server {
         resp
     }
 
-    async fn reload(&self) -> Response<Body> {
+    async fn reload(&self, req: &Request<Incoming>) -> Response<Body> {
+        if !self.options.enable_lifecycle {
+            return text(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n");
+        }
+        let https = self
+            .web
+            .as_ref()
+            .is_some_and(|w| w.tls_acceptor().is_some());
+        if let Some(why) = cross_origin(req.headers(), https) {
+            tracing::warn!(reason = why, "cross-origin POST /-/reload refused");
+            return text(
+                StatusCode::FORBIDDEN,
+                "Cross-origin requests to /-/reload are refused.\n",
+            );
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.reload_requests.send(tx).await.is_err() {
             return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n");
@@ -190,6 +338,119 @@ impl Server {
             ),
             Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "Reload was interrupted\n"),
         }
+    }
+}
+
+/// The methods an endpoint answers, as its 405 lists them in `Allow`; `None`: no such path.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    match path {
+        "/metrics" | "/" | "/-/healthy" | "/-/ready" => Some("GET, HEAD"),
+        "/-/reload" => Some("POST, PUT"),
+        _ => None,
+    }
+}
+
+/// Why a request comes from another origin than the exporter's, if it does: a browser page
+/// elsewhere must not make a visitor's browser reload the exporter. Requests without
+/// `Origin` (curl, scripts) are same-origin.
+fn cross_origin(headers: &HeaderMap, https: bool) -> Option<&'static str> {
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return Some("Sec-Fetch-Site: cross-site");
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    let origin = origin.to_str().ok().and_then(authority);
+    let scheme = if https { "https" } else { "http" };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| authority(&format!("{scheme}://{h}")));
+    match (origin, host) {
+        (Some(origin), Some(host)) if origin == host => None,
+        (None, _) => Some("Origin is not a scheme://host[:port]"),
+        (_, None) => Some("Host is missing or malformed"),
+        _ => Some("Origin differs from Host"),
+    }
+}
+
+/// Host and port (the scheme's default when absent) of `scheme://host[:port]`, nothing more.
+fn authority(origin: &str) -> Option<(String, u16)> {
+    let url = url::Url::parse(origin).ok()?;
+    let bare = url.username().is_empty()
+        && url.password().is_none()
+        && matches!(url.path(), "" | "/")
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !bare {
+        return None;
+    }
+    Some((url.host_str()?.to_string(), url.port_or_known_default()?))
+}
+
+/// Answers plain HTTP on the TLS port with a 400, as Go's net/http does, instead of a TLS
+/// alert the client cannot read.
+async fn refuse_plain_http(mut stream: TcpStream, deadline: Instant) {
+    // The request is read first: closing a socket with unread bytes resets the connection,
+    // and the client would see the reset instead of the answer.
+    let _ = tokio::time::timeout_at(deadline, async {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while head.len() < MAX_HEADER_BYTES && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PLAIN_HTTP_ON_TLS}",
+        PLAIN_HTTP_ON_TLS.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Whatever else the client sends until it closes is read and dropped, for the same
+        // reason, up to a bound.
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < MAX_HEADER_BYTES {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
+/// A response body that keeps its request's `--web.max-requests` slot until the body has been
+/// sent or dropped: a client reading a scrape slowly is still a request in flight.
+struct SlotHeld {
+    body: Body,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for SlotHeld {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -289,6 +550,78 @@ mod tests {
             .read_to_end(&mut got)
             .unwrap();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn reload_from_another_origin_is_refused() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let same = [
+            vec![("host", "127.0.0.1:10095")],
+            vec![
+                ("host", "127.0.0.1:10095"),
+                ("origin", "http://127.0.0.1:10095"),
+            ],
+            vec![
+                ("host", "Exporter.Example:80"),
+                ("origin", "http://exporter.example"),
+            ],
+            vec![("host", "[::1]:10095"), ("origin", "http://[::1]:10095")],
+            vec![("host", "a:10095"), ("sec-fetch-site", "same-origin")],
+        ];
+        for h in same {
+            assert_eq!(cross_origin(&headers(&h), false), None, "{h:?}");
+        }
+        assert_eq!(
+            cross_origin(
+                &headers(&[("host", "x:443"), ("origin", "https://x")]),
+                true
+            ),
+            None
+        );
+        let cross = [
+            vec![
+                ("host", "127.0.0.1:10095"),
+                ("origin", "http://evil.example"),
+            ],
+            vec![
+                ("host", "127.0.0.1:10095"),
+                ("origin", "http://127.0.0.1:10096"),
+            ],
+            vec![("host", "127.0.0.1:10095"), ("origin", "null")],
+            vec![("host", "127.0.0.1"), ("origin", "http://127.0.0.1:10095")],
+            vec![("origin", "http://127.0.0.1:10095")],
+            vec![
+                ("host", "evil@127.0.0.1:10095"),
+                ("origin", "http://127.0.0.1:10095"),
+            ],
+            vec![
+                ("host", "127.0.0.1:10095"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            vec![
+                ("host", "127.0.0.1:10095"),
+                ("origin", "http://127.0.0.1:10095/x"),
+            ],
+        ];
+        for h in cross {
+            assert!(cross_origin(&headers(&h), false).is_some(), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn every_endpoint_lists_its_methods() {
+        assert_eq!(allowed_methods("/metrics"), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/"), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/-/healthy"), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/-/ready"), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/-/reload"), Some("POST, PUT"));
+        assert_eq!(allowed_methods("/nope"), None);
     }
 
     #[test]

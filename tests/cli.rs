@@ -94,6 +94,10 @@ fn help_lists_every_flag_of_the_contract() {
         "--check-config",
         "--once",
         "--demo",
+        "--web.max-connections",
+        "--web.max-requests",
+        "--web.read-header-timeout",
+        "--web.enable-lifecycle",
         "BACKUP_EXPORTER_CONFIG",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
@@ -183,4 +187,25 @@ fn every_example_config_passes_check_config() {
         checked += 1;
     }
     assert!(checked >= 4, "one example per system and a combined one");
+}
+
+#[test]
+fn web_limits_out_of_bounds_are_refused() {
+    for args in [
+        ["--web.max-connections", "0"],
+        ["--web.max-requests", "some"],
+        ["--web.max-requests", "2000000"],
+        ["--web.read-header-timeout", "0s"],
+        ["--web.read-header-timeout", "2h"],
+        ["--web.read-header-timeout", "soon"],
+    ] {
+        let out = Command::new(exporter_bin())
+            .args(["--check-config", "--config", "/nonexistent.yaml"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(args[0]), "{args:?}: {err}");
+    }
 }

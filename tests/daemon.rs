@@ -396,7 +396,7 @@ async fn one_job_reported_by_two_targets_is_one_series() {
 async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     let sim = Sim::start();
     let first = zdm_config(&sim, FAST, "    backup_jobs: [daily-backup]\n");
-    let exp = Exporter::start(&first);
+    let exp = Exporter::start_with(&first, &["--web.enable-lifecycle"], &[]);
     exp.wait_ready().await;
     let reload_ok = "backup_exporter_config_last_reload_successful";
 
