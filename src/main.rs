@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use backup_exporter::app::{App, ConfigSource};
 use backup_exporter::server::{self, Server};
 use backup_exporter::webconfig::WebConfig;
-use backup_exporter::{demo, http};
+use backup_exporter::{demo, http, logging};
 use clap::{Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
@@ -82,7 +82,7 @@ struct Cli {
     log_level: LogLevel,
 
     /// Log format.
-    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
     log_format: LogFormat,
 
     /// Validate the configuration, print one line per upstream and exit: 0 valid, 2 invalid.
@@ -110,7 +110,10 @@ enum LogLevel {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
-    Text,
+    /// `ts=... level=... msg="..." key=value` (`text` is accepted as an alias).
+    #[value(alias = "text")]
+    Logfmt,
+    /// One JSON object per line with `ts`, `level`, `msg`.
     Json,
 }
 
@@ -150,15 +153,17 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     };
     // Libraries stay at warn: their debug output is not ours to vouch for (headers, bodies).
     let filter = tracing_subscriber::EnvFilter::new(format!("warn,backup_exporter={level}"));
-    // Colour only for a person at a terminal: files and journald get plain text.
-    let builder = tracing_subscriber::fmt()
+    // Plain text always: logfmt and JSON carry no colour codes, whatever stderr is.
+    let format = match format {
+        LogFormat::Logfmt => logging::Format::Logfmt,
+        LogFormat::Json => logging::Format::Json,
+    };
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+        .with_ansi(false)
+        .event_format(logging::Lines(format))
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> ExitCode {
@@ -253,14 +258,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
+    let tls = web.as_ref().is_some_and(|w| w.tls_acceptor().is_some());
+    let address = listener.local_addr().unwrap_or(listen);
     tracing::info!(
-        address = %listener.local_addr().unwrap_or(listen),
+        address = %address,
+        url = %format!("{}://{address}/metrics", if tls { "https" } else { "http" }),
         version = backup_exporter::telemetry::VERSION,
-        tls = web.as_ref().is_some_and(|w| w.tls_acceptor().is_some()),
+        tls,
         "backup-exporter listening"
     );
 
     app.apply(&config).await;
+    let targets = app.exposition().store().targets().len();
+    tracing::info!(
+        config = %match &cli.demo { true => "(demo)".to_string(), false => cli.config.display().to_string() },
+        upstreams = config.upstreams.len(),
+        targets,
+        "polling started"
+    );
+    {
+        // One line when every target has finished its first poll: where to look next.
+        let exposition = app.exposition();
+        let started = std::time::Instant::now();
+        tokio::spawn(async move {
+            while !exposition.ready() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                targets,
+                "ready: the first poll of every target has finished"
+            );
+        });
+    }
 
     let shutdown = CancellationToken::new();
     let (reload_tx, mut reload_rx) =

@@ -282,7 +282,7 @@ impl Exporter {
         let addr = loop {
             let found = proc.stderr.lock().unwrap().iter().find_map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                if v["message"] == "backup-exporter listening" {
+                if v["msg"] == "backup-exporter listening" {
                     v["address"].as_str().map(str::to_string)
                 } else {
                     None
