@@ -209,3 +209,71 @@ fn web_limits_out_of_bounds_are_refused() {
         assert!(err.contains(args[0]), "{args:?}: {err}");
     }
 }
+
+/// Logs as Prometheus' tools write them: logfmt by default (`text` is an alias), JSON with
+/// `ts`, `level`, `msg`; never a colour code. Start-up says where to look, then "ready".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_logfmt_or_json_with_ts_level_msg_and_say_where_to_look() {
+    let sim = Sim::start();
+    let yaml = zdm_config(&sim, "", "    backup_jobs: [daily-backup]\n");
+    for format in ["logfmt", "text"] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &yaml);
+        let mut cmd = Command::new(exporter_bin());
+        cmd.arg("--config")
+            .arg(&config)
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.format",
+                format,
+            ])
+            .env("SIM_TOKEN", TOKEN);
+        let proc = Proc::spawn(cmd);
+        let logs = wait_for("the ready line", std::time::Duration::from_secs(20), || {
+            let text = proc.stderr_text();
+            async move { text.contains("msg=\"ready: ").then_some(text) }
+        })
+        .await;
+        assert!(!logs.contains('\u{1b}'), "no colour codes:\n{logs}");
+        for line in logs.lines() {
+            let (ts, rest) = line
+                .strip_prefix("ts=")
+                .and_then(|l| l.split_once(' '))
+                .unwrap_or_else(|| panic!("not logfmt: {line}"));
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(ts).is_ok()
+                    && ts.ends_with('Z')
+                    && ts.len() == 24,
+                "ts is RFC 3339 UTC with milliseconds: {line}"
+            );
+            assert!(rest.starts_with("level="), "{line}");
+            assert!(rest.contains(" msg=\""), "{line}");
+        }
+        let listening = logs
+            .lines()
+            .find(|l| l.contains("msg=\"backup-exporter listening\""))
+            .expect("a listening line");
+        assert!(listening.contains("url=http://127.0.0.1:"), "{listening}");
+        let started = logs
+            .lines()
+            .find(|l| l.contains("msg=\"polling started\""))
+            .expect("a polling line");
+        assert!(
+            started.contains("upstreams=1") && started.contains("targets=1"),
+            "{started}"
+        );
+        assert!(started.contains("config="), "{started}");
+    }
+    // JSON: the same keys.
+    let exp = Exporter::start(&yaml);
+    exp.wait_ready().await;
+    let logs = exp.proc.stderr_text();
+    for line in logs.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            v["ts"].is_string() && v["level"].is_string() && v["msg"].is_string(),
+            "{line}"
+        );
+    }
+}

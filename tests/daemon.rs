@@ -509,7 +509,7 @@ async fn login_flow_and_no_secret_in_any_output_at_trace() {
         assert!(!landing.contains(secret), "secret on the landing page");
     }
     assert!(
-        logs.contains("\"level\":\"TRACE\"") || logs.contains("\"level\":\"DEBUG\""),
+        logs.contains("\"level\":\"trace\"") || logs.contains("\"level\":\"debug\""),
         "trace logging is on"
     );
 }

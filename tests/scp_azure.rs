@@ -782,7 +782,7 @@ async fn scp_faults_are_counted_and_secrets_stay_out_of_trace_logs() {
         .await;
     }
     let logs = exp.proc.stderr_text();
-    assert!(logs.contains("\"level\":\"TRACE\""), "trace logging is on");
+    assert!(logs.contains("\"level\":\"trace\""), "trace logging is on");
     for secret in [SCP_SECRET, SCP_ACCESS] {
         assert!(!logs.contains(secret), "an SCP key reached the logs");
     }
