@@ -18,6 +18,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need_apt[@]}" | sort -u) >/dev/null
 fi
 
+# The strict OpenMetrics parser the OpenMetrics test feeds /metrics to.
+python3 -c 'import prometheus_client' 2>/dev/null || pip install --quiet prometheus_client
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 # Snapshots are compared, never written, here.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::metrics::Format;
 use crate::state::Store;
 use crate::telemetry::Telemetry;
 
@@ -20,10 +21,16 @@ impl Exposition {
         Exposition { store, telemetry }
     }
 
-    /// The whole exposition: job and target families, then the exporter's own.
-    pub fn chunks(&self) -> impl Iterator<Item = Bytes> + Send {
-        let own = Bytes::from(self.telemetry.encode());
-        self.store.snapshot().chunks().chain(std::iter::once(own))
+    /// The whole exposition in `format`: job and target families, then the exporter's own
+    /// (and `# EOF` for OpenMetrics).
+    pub fn chunks(&self, format: Format) -> impl Iterator<Item = Bytes> + Send {
+        let own = Bytes::from(self.telemetry.encode(format));
+        let end = (format == Format::OpenMetrics).then(|| Bytes::from_static(b"# EOF\n"));
+        self.store
+            .snapshot()
+            .chunks(format)
+            .chain(std::iter::once(own))
+            .chain(end)
     }
 
     /// Whether the first poll of every target has finished.

@@ -331,7 +331,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn once(app: &App, config: &backup_exporter::config::Config) -> ExitCode {
     let all_ok = app.poll_once(config).await;
     let mut stdout = std::io::stdout().lock();
-    for chunk in app.exposition().chunks() {
+    for chunk in app
+        .exposition()
+        .chunks(backup_exporter::metrics::Format::Text)
+    {
         if std::io::Write::write_all(&mut stdout, &chunk).is_err() {
             return ExitCode::FAILURE;
         }

@@ -103,14 +103,37 @@ impl Family {
         }
     }
 
-    /// `# HELP` and `# TYPE` lines of the family.
-    pub fn header(self) -> String {
+    /// `# HELP` and `# TYPE` lines of the family in `format`. The samples are the same
+    /// bytes in both formats; only OpenMetrics names a counter's family without `_total`
+    /// and types `backup_job_info` as `info` (family `backup_job`).
+    pub fn header(self, format: Format) -> String {
+        let (name, kind) = match (format, self) {
+            (Format::OpenMetrics, Family::JobRuns) => ("backup_job_runs", "counter"),
+            (Format::OpenMetrics, Family::JobInfo) => ("backup_job", "info"),
+            _ => (self.name(), self.kind()),
+        };
         format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n",
-            name = self.name(),
-            help = self.help(),
-            kind = self.kind()
+            help = self.help()
         )
+    }
+}
+
+/// The two exposition formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0.0.
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
     }
 }
 

@@ -26,11 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::exposition::Exposition;
 use crate::landing;
+use crate::metrics::Format;
 use crate::webconfig::WebConfig;
 
 type Body = BoxBody<Bytes, Infallible>;
-
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Largest request head (request line and headers) read from a client; a larger one is
 /// answered 431 and its connection closed. It also caps each connection's read buffer.
@@ -292,7 +291,8 @@ impl Server {
     }
 
     fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
-        let chunks = self.exposition.chunks();
+        let format = negotiate(req.headers().get(header::ACCEPT));
+        let chunks = self.exposition.chunks(format);
         let mut resp = if accepts_gzip(req.headers().get(header::ACCEPT_ENCODING)) {
             let mut resp = Response::new(StreamBody::new(gzip_stream(chunks)).boxed());
             resp.headers_mut()
@@ -304,10 +304,12 @@ impl Server {
         };
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(METRICS_CONTENT_TYPE),
+            HeaderValue::from_static(format.content_type()),
         );
-        resp.headers_mut()
-            .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        resp.headers_mut().insert(
+            header::VARY,
+            HeaderValue::from_static("Accept, Accept-Encoding"),
+        );
         resp
     }
 
@@ -486,6 +488,41 @@ fn gzip_stream(
     })
 }
 
+/// OpenMetrics 1.0 when the client asks for `application/openmetrics-text` (version 1.0.0 or
+/// unspecified) with a higher quality than `text/plain`; the text format otherwise.
+fn negotiate(accept: Option<&HeaderValue>) -> Format {
+    let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
+        return Format::Text;
+    };
+    let mut open_metrics: Option<f32> = None;
+    let mut text: Option<f32> = None;
+    for part in accept.split(',') {
+        let mut pieces = part.split(';').map(str::trim);
+        let media = pieces.next().unwrap_or("").to_ascii_lowercase();
+        let mut q = 1.0f32;
+        let mut version_ok = true;
+        for p in pieces {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            match k.trim().to_ascii_lowercase().as_str() {
+                "q" => q = v.trim().parse().unwrap_or(0.0),
+                "version" => version_ok = matches!(v.trim(), "1.0.0" | "0.0.1"),
+                _ => {}
+            }
+        }
+        let best = |slot: &mut Option<f32>| *slot = Some(slot.map_or(q, |s: f32| s.max(q)));
+        match media.as_str() {
+            "application/openmetrics-text" if version_ok => best(&mut open_metrics),
+            "text/plain" | "*/*" | "text/*" => best(&mut text),
+            _ => {}
+        }
+    }
+    match (open_metrics, text) {
+        (Some(om), Some(t)) if om > 0.0 && om >= t => Format::OpenMetrics,
+        (Some(om), None) if om > 0.0 => Format::OpenMetrics,
+        _ => Format::Text,
+    }
+}
+
 fn accepts_gzip(value: Option<&HeaderValue>) -> bool {
     let Some(value) = value.and_then(|v| v.to_str().ok()) else {
         return false;
@@ -622,6 +659,26 @@ mod tests {
         assert_eq!(allowed_methods("/-/ready"), Some("GET, HEAD"));
         assert_eq!(allowed_methods("/-/reload"), Some("POST, PUT"));
         assert_eq!(allowed_methods("/nope"), None);
+    }
+
+    #[test]
+    fn open_metrics_is_negotiated_like_prometheus_asks_for_it() {
+        let cases = [
+            // Prometheus 2.x/3.x scrape Accept header.
+            ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", Format::OpenMetrics),
+            ("application/openmetrics-text", Format::OpenMetrics),
+            ("text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5", Format::Text),
+            ("application/openmetrics-text;version=2.0.0", Format::Text),
+            ("application/openmetrics-text;q=0", Format::Text),
+            ("text/plain", Format::Text),
+            ("*/*", Format::Text),
+            ("", Format::Text),
+        ];
+        for (accept, want) in cases {
+            let v = HeaderValue::from_str(accept).unwrap();
+            assert_eq!(negotiate(Some(&v)), want, "{accept}");
+        }
+        assert_eq!(negotiate(None), Format::Text);
     }
 
     #[test]

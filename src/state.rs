@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::metrics::{self, Family, FamilyBuffers, JobHistory, Rendered, TargetHealth};
+use crate::metrics::{self, Family, FamilyBuffers, Format, JobHistory, Rendered, TargetHealth};
 use crate::model::{JobKey, JobRecord, PollOutput, ServerSummary, TargetId};
 use crate::outcome::Outcome;
 use crate::status::Status;
@@ -127,8 +127,8 @@ pub struct Snapshot {
 impl Snapshot {
     /// The exposition text in chunks: each family's header once, then every target's
     /// series of that family, so no family is ever split.
-    pub fn chunks(self) -> impl Iterator<Item = Bytes> + Send {
-        let headers = family_headers();
+    pub fn chunks(self, format: Format) -> impl Iterator<Item = Bytes> + Send {
+        let headers = family_headers(format);
         Family::ALL.into_iter().flat_map(move |family| {
             let present = self.targets.iter().any(|t| t.has(family));
             let header = present.then(|| headers[family as usize].clone());
@@ -146,10 +146,15 @@ impl Snapshot {
     }
 }
 
-fn family_headers() -> &'static [Bytes; metrics::FAMILY_COUNT] {
-    static HEADERS: std::sync::OnceLock<[Bytes; metrics::FAMILY_COUNT]> =
-        std::sync::OnceLock::new();
-    HEADERS.get_or_init(|| Family::ALL.map(|f| Bytes::from(f.header())))
+fn family_headers(format: Format) -> &'static [Bytes; metrics::FAMILY_COUNT] {
+    type Headers = [Bytes; metrics::FAMILY_COUNT];
+    static TEXT: std::sync::OnceLock<Headers> = std::sync::OnceLock::new();
+    static OPEN_METRICS: std::sync::OnceLock<Headers> = std::sync::OnceLock::new();
+    let cell = match format {
+        Format::Text => &TEXT,
+        Format::OpenMetrics => &OPEN_METRICS,
+    };
+    cell.get_or_init(|| Family::ALL.map(|f| Bytes::from(f.header(format))))
 }
 
 /// A job as the landing page shows it.
@@ -314,7 +319,7 @@ impl Store {
 
     /// The exposition of all job and target families as one list of chunks.
     pub fn exposition(&self) -> Vec<Bytes> {
-        self.snapshot().chunks().collect()
+        self.snapshot().chunks(Format::Text).collect()
     }
 
     /// Every job that has series, sorted by identity, for the landing page.

@@ -5,6 +5,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::metrics::Format;
 use crate::model::ParseField;
 use crate::outcome::Outcome;
 
@@ -162,15 +163,66 @@ impl Telemetry {
     }
 
     /// The self-telemetry families in text format.
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self, format: Format) -> Vec<u8> {
         let mut buf = Vec::new();
         let families = self.registry.gather();
         // Encoding only fails on an invalid family, which the static definitions rule out.
         if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
             tracing::error!(error = %e, "encoding self-telemetry failed");
         }
-        buf
+        match format {
+            Format::Text => buf,
+            Format::OpenMetrics => {
+                open_metrics_headers(&String::from_utf8_lossy(&buf)).into_bytes()
+            }
+        }
     }
+}
+
+/// The text encoding of the self-telemetry turned into OpenMetrics: samples stay as they
+/// are; a counter's family loses its `_total` in `# HELP`/`# TYPE`, and the build info gauge
+/// becomes an `info` family. (A hundred lines per scrape: the job series, which are most of
+/// the exposition, are never reformatted.)
+fn open_metrics_headers(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut renamed: Option<(String, String)> = None;
+    let mut out = String::with_capacity(text.len() + 64);
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap_or("");
+            let kind = lines
+                .get(i + 1)
+                .and_then(|l| l.strip_prefix("# TYPE "))
+                .and_then(|l| l.split_once(' '))
+                .filter(|(n, _)| *n == name)
+                .map_or("", |(_, k)| k);
+            renamed = match (kind, name) {
+                ("counter", n) if n.ends_with("_total") => {
+                    Some((n.to_string(), n.trim_end_matches("_total").to_string()))
+                }
+                ("gauge", n) if n == "backup_exporter_build_info" => {
+                    Some((n.to_string(), "backup_exporter_build".to_string()))
+                }
+                _ => None,
+            };
+        }
+        match (&renamed, line.strip_prefix('#')) {
+            (Some((from, to)), Some(_)) if line.starts_with(&format!("# HELP {from} ")) => {
+                out.push_str(&line.replacen(from.as_str(), to, 1));
+            }
+            (Some((from, to)), Some(_)) if line.starts_with(&format!("# TYPE {from} ")) => {
+                let kind = if to == "backup_exporter_build" {
+                    "info"
+                } else {
+                    "counter"
+                };
+                out.push_str(&format!("# TYPE {to} {kind}"));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 impl Default for Telemetry {
@@ -193,7 +245,7 @@ mod tests {
         t.parse_error("zdm", "old", ParseField::Status);
         t.parse_error("zdm", "kept", ParseField::Percent);
         t.forget_upstream("zdm", "old");
-        let text = String::from_utf8(t.encode()).unwrap();
+        let text = String::from_utf8(t.encode(Format::Text)).unwrap();
         assert!(!text.contains("upstream=\"old\""), "{text}");
         assert!(text.contains(
             "backup_parse_errors_total{field=\"percent\",system=\"zdm\",upstream=\"kept\"} 1"
