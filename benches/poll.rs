@@ -49,7 +49,7 @@ upstreams:
         .load()
         .expect("bench config");
     let client = backup_exporter::http::build_client().expect("client");
-    let plan = poller::plan(&config, &client, &Telemetry::new());
+    let plan = poller::plan(&config, &client, &Telemetry::new(), Default::default());
     let store = Arc::new(Store::new());
     let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
     store.set_targets(&targets);

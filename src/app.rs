@@ -8,6 +8,7 @@ use crate::clock::unix_now;
 use crate::config::{self, Config, ConfigErrors};
 use crate::exposition::Exposition;
 use crate::poller::{self, Planned, Pollers};
+use crate::shard::Shard;
 use crate::state::Store;
 use crate::telemetry::Telemetry;
 
@@ -38,6 +39,7 @@ pub struct App {
     pub telemetry: Telemetry,
     client: reqwest::Client,
     source: ConfigSource,
+    shard: Shard,
     running: tokio::sync::Mutex<Running>,
 }
 
@@ -48,12 +50,16 @@ struct Running {
 }
 
 impl App {
-    pub fn new(source: ConfigSource, client: reqwest::Client) -> Arc<Self> {
+    /// An exporter that polls the targets of `shard` (use `Shard::default()` for all).
+    pub fn new(source: ConfigSource, client: reqwest::Client, shard: Shard) -> Arc<Self> {
+        let telemetry = Telemetry::new();
+        telemetry.set_shard(shard);
         Arc::new(App {
             store: Arc::new(Store::new()),
-            telemetry: Telemetry::new(),
+            telemetry,
             client,
             source,
+            shard,
             running: tokio::sync::Mutex::new(Running::default()),
         })
     }
@@ -103,7 +109,7 @@ impl App {
     /// Everything a configuration change does but start polling: per-upstream telemetry
     /// series, the store's target list, the reload gauges. Returns the targets to poll.
     fn install(&self, config: &Config, running: &mut Running) -> Vec<Planned> {
-        let plan = poller::plan(config, &self.client, &self.telemetry);
+        let plan = poller::plan(config, &self.client, &self.telemetry, self.shard);
         let upstreams: Vec<(&'static str, String)> = config
             .upstreams
             .iter()
@@ -147,6 +153,10 @@ impl App {
         if let Some(old) = running.pollers.take() {
             old.stop().await;
         }
+    }
+
+    pub fn shard(&self) -> Shard {
+        self.shard
     }
 
     /// The read-only handle for the HTTP server: ready bytes, readiness, the landing tables.

@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod parse;
 pub mod poller;
 pub mod server;
+pub mod shard;
 pub mod simulator;
 pub mod sources;
 pub mod state;

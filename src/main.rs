@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use backup_exporter::app::{App, ConfigSource};
 use backup_exporter::server::{self, Server};
+use backup_exporter::shard::Shard;
 use backup_exporter::webconfig::WebConfig;
 use backup_exporter::{demo, http, logging};
 use clap::{Parser, ValueEnum};
@@ -97,6 +98,16 @@ struct Cli {
     /// Start the bundled simulator on loopback and monitor it (no configuration needed).
     #[arg(long)]
     demo: bool,
+
+    /// Split the targets across this many replicas (kube-state-metrics style); each polls
+    /// only the targets whose stable hash falls in its --shard.
+    #[arg(long = "total-shards", value_name = "N", default_value_t = 1)]
+    total_shards: u32,
+
+    /// This replica's shard, 0 <= I < --total-shards, or `auto`: the trailing -<number> of
+    /// the host name (a StatefulSet pod).
+    #[arg(long, value_name = "I|auto", default_value = "0")]
+    shard: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -205,6 +216,34 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
+/// `--shard` and `--total-shards`.
+fn shard(cli: &Cli) -> anyhow::Result<Shard> {
+    let shard = if cli.shard == "auto" {
+        let host = hostname().context("--shard auto: reading the host name")?;
+        Shard::from_host_name(&host, cli.total_shards)?
+    } else {
+        let index = cli
+            .shard
+            .parse::<u32>()
+            .with_context(|| format!("--shard {:?} is neither a number nor auto", cli.shard))?;
+        Shard::new(index, cli.total_shards)?
+    };
+    Ok(shard)
+}
+
+/// The host name (`HOSTNAME`, else /proc/sys/kernel/hostname, else /etc/hostname).
+fn hostname() -> std::io::Result<String> {
+    if let Some(h) = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+    {
+        return Ok(h.trim().to_string());
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let source = if cli.demo {
         let sim = demo::start_simulator()
@@ -240,8 +279,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    let shard = shard(&cli)?;
     let client = http::build_client().context("building the HTTP client")?;
-    let app = App::new(source, client);
+    let app = App::new(source, client, shard);
+    if shard.is_sharded() {
+        tracing::info!(
+            shard = shard.index,
+            total_shards = shard.total,
+            "polling only this shard's targets"
+        );
+    }
 
     if cli.once {
         return Ok(once(&app, &config).await);

@@ -12,6 +12,7 @@ use crate::clock::unix_now;
 use crate::config::Config;
 use crate::model::{ParseField, TargetId};
 use crate::outcome::{Fault, Outcome};
+use crate::shard::Shard;
 use crate::sources::{self, Source, SourceTarget};
 use crate::state::{PollResult, Store};
 use crate::telemetry::Telemetry;
@@ -38,12 +39,22 @@ pub struct Planned {
 }
 
 /// Builds the sources of a configuration and lists every target.
-pub fn plan(config: &Config, client: &reqwest::Client, telemetry: &Telemetry) -> Vec<Planned> {
+/// Only the targets of `shard` are planned (all of them with one shard).
+pub fn plan(
+    config: &Config,
+    client: &reqwest::Client,
+    telemetry: &Telemetry,
+    shard: Shard,
+) -> Vec<Planned> {
     let mut planned = Vec::new();
     for upstream in &config.upstreams {
         let source = sources::build(upstream, client.clone(), telemetry.clone());
         let name: Arc<str> = Arc::from(upstream.name.as_str());
-        let targets = source.targets();
+        let targets: Vec<SourceTarget> = source
+            .targets()
+            .into_iter()
+            .filter(|t| shard.owns(&upstream.name, t.kind.as_str(), &t.name))
+            .collect();
         let count = targets.len().max(1) as u32;
         let admission = Arc::new(Semaphore::new(upstream.settings.concurrency.max(1)));
         for (i, target) in targets.into_iter().enumerate() {

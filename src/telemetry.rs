@@ -8,6 +8,7 @@ use prometheus::{
 use crate::metrics::Format;
 use crate::model::ParseField;
 use crate::outcome::Outcome;
+use crate::shard::Shard;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("BACKUP_EXPORTER_REVISION");
@@ -25,6 +26,7 @@ pub struct Telemetry {
     parse_errors: IntCounterVec,
     reload_successful: IntGauge,
     reload_success_time: Gauge,
+    shard_info: IntGaugeVec,
 }
 
 impl Telemetry {
@@ -75,6 +77,15 @@ impl Telemetry {
         )
         .expect("static metric definition");
 
+        let shard_info = IntGaugeVec::new(
+            Opts::new(
+                "backup_exporter_shard_info",
+                "This replica's shard and the number of shards; the value is always 1.",
+            ),
+            &["shard", "total_shards"],
+        )
+        .expect("static metric definition");
+
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -82,6 +93,7 @@ impl Telemetry {
             Box::new(build_info),
             Box::new(reload_successful.clone()),
             Box::new(reload_success_time.clone()),
+            Box::new(shard_info.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -99,7 +111,16 @@ impl Telemetry {
             parse_errors,
             reload_successful,
             reload_success_time,
+            shard_info,
         }
+    }
+
+    /// `backup_exporter_shard_info{shard, total_shards} 1` (shard 0 of 1 without sharding).
+    pub fn set_shard(&self, shard: Shard) {
+        self.shard_info.reset();
+        self.shard_info
+            .with_label_values(&[&shard.index.to_string(), &shard.total.to_string()])
+            .set(1);
     }
 
     /// Creates the per-upstream series at 0 so `rate()` works from the first scrape.
