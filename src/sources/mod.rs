@@ -33,7 +33,6 @@ pub struct SourceTarget {
 
 #[async_trait]
 pub trait Source: Send + Sync {
-    fn system(&self) -> System;
     /// Every target of the upstream, in configuration order.
     fn targets(&self) -> Vec<SourceTarget>;
     /// Polls one target: all its requests (pages, logins, retries) finish before `deadline`
@@ -53,11 +52,7 @@ pub fn build(
         max_body_bytes: upstream.settings.max_body_bytes,
         concurrency: upstream.settings.concurrency,
     };
-    let system = match &upstream.kind {
-        UpstreamKind::Zdm(_) => System::Zdm,
-        UpstreamKind::Scp(_) => System::Scp,
-        UpstreamKind::Azure(_) => System::Azure,
-    };
+    let system = upstream.kind.system();
     let http = UpstreamHttp::new(
         client,
         system.as_str(),

@@ -1,0 +1,406 @@
+//! Poll settings: the keys that may appear under `defaults` and again in any upstream.
+//! One validator reads them wherever they appear, one merge lays an upstream's keys over
+//! `defaults` (themselves laid over the built-in values), then `stale_after` is resolved
+//! against the interval that applies.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::checks::{join, Cx, RawDuration};
+use crate::status::StatusMap;
+
+/// The keys of [`RawSettings`]: split off an upstream's map before its type's own keys are
+/// read, so every type takes them without listing them again.
+pub const KEYS: &[&str] = &[
+    "interval",
+    "timeout",
+    "concurrency",
+    "timezone",
+    "stale_after",
+    "max_body_bytes",
+];
+
+/// Poll settings as written; every key may appear under `defaults` and be overridden per
+/// upstream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    /// Poll interval (humantime: 500ms, 30s, 5m, 1h). Default 30s.
+    pub interval: Option<RawDuration>,
+    /// Timeout of each request. Default 10s.
+    pub timeout: Option<RawDuration>,
+    /// Maximum in-flight requests per upstream. Default 16.
+    pub concurrency: Option<usize>,
+    /// IANA time zone for timestamps that carry no offset. Default UTC.
+    pub timezone: Option<String>,
+    /// How long last-known series are kept after polls fail: `Nx` (N intervals) or a
+    /// duration of at least one interval. Default 3x.
+    pub stale_after: Option<RawDuration>,
+    /// Response bodies larger than this are refused as `too_large`. Default 16 MiB.
+    pub max_body_bytes: Option<u64>,
+}
+
+/// Polling settings, from `defaults` overridden per upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// How often each target is polled.
+    pub interval: Duration,
+    /// Timeout of each request, body included.
+    pub timeout: Duration,
+    /// Maximum requests (and polls) of the upstream in flight at once.
+    pub concurrency: usize,
+    /// The zone of upstream timestamps that carry no offset.
+    pub timezone: chrono_tz::Tz,
+    /// How long last-known series stay after polls fail. Resolved: `3x` is already
+    /// `3 * interval`.
+    pub stale_after: Duration,
+    /// Larger response bodies are refused while they stream.
+    pub max_body_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            concurrency: 16,
+            timezone: chrono_tz::UTC,
+            stale_after: Duration::from_secs(90),
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// `stale_after` as written: it follows the interval of each upstream that inherits it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StaleAfter {
+    Intervals(u32),
+    Fixed(Duration),
+}
+
+const DEFAULT_STALE_INTERVALS: u32 = 3;
+
+/// `defaults` after validation: built-in values where a key was absent or invalid (and
+/// reported), so the upstreams can still be checked.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    settings: Settings,
+    stale_after: StaleAfter,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            settings: Settings::default(),
+            stale_after: StaleAfter::Intervals(DEFAULT_STALE_INTERVALS),
+        }
+    }
+}
+
+/// An upstream's validated parts: those every type has, and its type's own config.
+#[derive(Debug)]
+pub struct Validated<T> {
+    pub name: String,
+    pub settings: Settings,
+    pub status_map: StatusMap,
+    pub config: T,
+}
+
+/// The settings keys one map holds, each validated: `None` where absent or invalid.
+#[derive(Debug)]
+struct Checked {
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
+    concurrency: Option<usize>,
+    timezone: Option<chrono_tz::Tz>,
+    stale_after: Option<StaleAfter>,
+    max_body_bytes: Option<u64>,
+    /// False when a key was present but invalid (and reported).
+    ok: bool,
+}
+
+/// The one validator of the settings keys, under `defaults` (`path` = `defaults`) or in an
+/// upstream (`path` = `upstreams[i]`).
+fn check(cx: &mut Cx<'_>, path: &str, raw: &RawSettings) -> Checked {
+    let p = |key: &str| join(path, key);
+    let errors_before = cx.errors.len();
+    let interval = raw
+        .interval
+        .as_ref()
+        .and_then(|d| cx.duration(&p("interval"), d));
+    let timeout = raw
+        .timeout
+        .as_ref()
+        .and_then(|d| cx.duration(&p("timeout"), d));
+    let concurrency = raw
+        .concurrency
+        .and_then(|c| cx.positive(&p("concurrency"), c));
+    let timezone = raw
+        .timezone
+        .as_ref()
+        .and_then(|t| cx.timezone(&p("timezone"), t));
+    let max_body_bytes = raw
+        .max_body_bytes
+        .and_then(|b| cx.positive(&p("max_body_bytes"), b));
+    let stale_after = raw
+        .stale_after
+        .as_ref()
+        .and_then(|r| stale_after(cx, &p("stale_after"), r));
+    Checked {
+        interval,
+        timeout,
+        concurrency,
+        timezone,
+        stale_after,
+        max_body_bytes,
+        ok: cx.errors.len() == errors_before,
+    }
+}
+
+impl Checked {
+    /// The merge step: these keys laid over `base`; `stale_after` still unresolved.
+    fn onto(&self, base: &Defaults) -> Defaults {
+        let b = &base.settings;
+        Defaults {
+            settings: Settings {
+                interval: self.interval.unwrap_or(b.interval),
+                timeout: self.timeout.unwrap_or(b.timeout),
+                concurrency: self.concurrency.unwrap_or(b.concurrency),
+                timezone: self.timezone.unwrap_or(b.timezone),
+                stale_after: b.stale_after,
+                max_body_bytes: self.max_body_bytes.unwrap_or(b.max_body_bytes),
+            },
+            stale_after: self.stale_after.unwrap_or(base.stale_after),
+        }
+    }
+}
+
+fn stale_after(cx: &mut Cx<'_>, path: &str, raw: &RawDuration) -> Option<StaleAfter> {
+    let text = raw.0.trim();
+    if let Some(n) = text.strip_suffix(['x', 'X']) {
+        return match n.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => Some(StaleAfter::Intervals(n)),
+            _ => {
+                cx.error(
+                    path,
+                    format!("invalid stale_after `{text}`: expected Nx with a whole N >= 1 (like 3x) or a duration"),
+                );
+                None
+            }
+        };
+    }
+    match humantime::parse_duration(text) {
+        Ok(d) => Some(StaleAfter::Fixed(d)),
+        Err(e) => {
+            cx.error(
+                path,
+                format!("invalid stale_after `{text}`: {e} (expected Nx like 3x, or a duration like 5m)"),
+            );
+            None
+        }
+    }
+}
+
+fn resolve_stale(stale: StaleAfter, interval: Duration) -> Result<Duration, String> {
+    match stale {
+        StaleAfter::Intervals(n) => interval
+            .checked_mul(n)
+            .ok_or_else(|| format!("stale_after {n}x the interval is too long")),
+        StaleAfter::Fixed(d) if d < interval => Err(format!(
+            "stale_after {} is shorter than the interval {}",
+            humantime::format_duration(d),
+            humantime::format_duration(interval)
+        )),
+        StaleAfter::Fixed(d) => Ok(d),
+    }
+}
+
+/// Validates `defaults`, keeping the built-in value for any invalid key.
+pub fn defaults(cx: &mut Cx<'_>, raw: &RawSettings) -> Defaults {
+    let checked = check(cx, "defaults", raw);
+    let mut defaults = checked.onto(&Defaults::default());
+    match resolve_stale(defaults.stale_after, defaults.settings.interval) {
+        Ok(d) => defaults.settings.stale_after = d,
+        Err(message) => {
+            let key = if checked.stale_after.is_some() {
+                "stale_after"
+            } else {
+                "interval"
+            };
+            cx.error(join("defaults", key), message);
+        }
+    }
+    defaults
+}
+
+/// An upstream's settings: its own keys over `defaults` (`None` when `defaults` could not
+/// be read, or a key is invalid).
+pub fn upstream(
+    cx: &mut Cx<'_>,
+    path: &str,
+    raw: &RawSettings,
+    defaults: Option<&Defaults>,
+) -> Option<Settings> {
+    let checked = check(cx, path, raw);
+    let base = defaults.cloned().unwrap_or_default();
+    let Defaults {
+        mut settings,
+        stale_after,
+    } = checked.onto(&base);
+    let mut ok = checked.ok && defaults.is_some();
+    // Which key a stale_after that does not fit the interval is reported under.
+    let stale = match (&raw.stale_after, checked.stale_after) {
+        (Some(_), None) => None,
+        (Some(_), Some(own)) => Some((own, "stale_after")),
+        (None, _) => defaults.map(|_| (stale_after, "interval")),
+    };
+    match stale {
+        Some((stale, key)) => match resolve_stale(stale, settings.interval) {
+            Ok(d) => settings.stale_after = d,
+            Err(message) => {
+                // Inherited with the interval it was set with: reported under defaults.
+                if raw.stale_after.is_some() || raw.interval.is_some() {
+                    cx.error(join(path, key), message);
+                }
+                ok = false;
+            }
+        },
+        None => ok = false,
+    }
+    ok.then_some(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn raw(yaml: &str) -> RawSettings {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    fn with_cx<T>(f: impl FnOnce(&mut Cx<'_>) -> T) -> (T, Vec<String>) {
+        let env = |_: &str| None;
+        let mut cx = Cx {
+            errors: Vec::new(),
+            base_dir: Path::new("."),
+            env: &env,
+        };
+        let out = f(&mut cx);
+        (out, cx.errors.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn keys_list_every_field() {
+        let all = KEYS
+            .iter()
+            .map(|k| {
+                let v = match *k {
+                    "concurrency" | "max_body_bytes" => "1",
+                    "timezone" => "UTC",
+                    _ => "1s",
+                };
+                format!("{k}: {v}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        // Exhaustive: a new field fails to compile here until KEYS and this test know it.
+        let RawSettings {
+            interval,
+            timeout,
+            concurrency,
+            timezone,
+            stale_after,
+            max_body_bytes,
+        } = raw(&all);
+        assert!(interval.is_some() && timeout.is_some() && concurrency.is_some());
+        assert!(timezone.is_some() && stale_after.is_some() && max_body_bytes.is_some());
+    }
+
+    #[test]
+    fn built_in_defaults() {
+        let (d, errors) = with_cx(|cx| defaults(cx, &RawSettings::default()));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(d.settings, Settings::default());
+        assert_eq!(d.stale_after, StaleAfter::Intervals(3));
+    }
+
+    #[test]
+    fn one_validator_for_defaults_and_upstreams() {
+        let bad = raw("interval: 0s\ntimeout: soon\nconcurrency: 0\ntimezone: Mars/Olympus\nstale_after: 0x\nmax_body_bytes: 0");
+        let (_, under_defaults) = with_cx(|cx| defaults(cx, &bad));
+        let (s, under_upstream) =
+            with_cx(|cx| upstream(cx, "upstreams[2]", &bad, Some(&Defaults::default())));
+        assert_eq!(s, None);
+        assert_eq!(under_defaults.len(), 6, "{under_defaults:?}");
+        let renamed: Vec<String> = under_defaults
+            .iter()
+            .map(|e| e.replacen("defaults.", "upstreams[2].", 1))
+            .collect();
+        assert_eq!(renamed, under_upstream);
+    }
+
+    #[test]
+    fn upstream_keys_override_defaults_and_stale_follows_the_interval() {
+        let (d, errors) = with_cx(|cx| {
+            defaults(
+                cx,
+                &raw("interval: 1m\nstale_after: 4x\ntimezone: Asia/Seoul"),
+            )
+        });
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(d.settings.stale_after, Duration::from_secs(240));
+        let (s, errors) =
+            with_cx(|cx| upstream(cx, "u", &raw("interval: 10s\nconcurrency: 2"), Some(&d)));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            s,
+            Some(Settings {
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(10),
+                concurrency: 2,
+                timezone: chrono_tz::Asia::Seoul,
+                stale_after: Duration::from_secs(40),
+                max_body_bytes: 16 * 1024 * 1024,
+            })
+        );
+    }
+
+    #[test]
+    fn a_short_stale_after_is_reported_once_where_it_is_set() {
+        let (d, errors) = with_cx(|cx| defaults(cx, &raw("interval: 1m\nstale_after: 30s")));
+        assert_eq!(
+            errors,
+            ["defaults.stale_after: stale_after 30s is shorter than the interval 1m"]
+        );
+        // Inherited as it was: not reported again, but the upstream is not resolved.
+        let (s, errors) = with_cx(|cx| upstream(cx, "u", &raw("timeout: 1s"), Some(&d)));
+        assert_eq!((s, errors.len()), (None, 0));
+        // With the upstream's own interval it fits.
+        let (s, errors) = with_cx(|cx| upstream(cx, "u", &raw("interval: 10s"), Some(&d)));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.map(|s| s.stale_after), Some(Duration::from_secs(30)));
+        // With a longer one the upstream's interval is the problem.
+        let (_, errors) = with_cx(|cx| upstream(cx, "u", &raw("interval: 2m"), Some(&d)));
+        assert_eq!(
+            errors,
+            ["u.interval: stale_after 30s is shorter than the interval 2m"]
+        );
+    }
+
+    #[test]
+    fn unreadable_defaults_leave_upstreams_unresolved() {
+        let (s, errors) = with_cx(|cx| upstream(cx, "u", &raw("interval: 10s"), None));
+        assert_eq!((s, errors.len()), (None, 0));
+    }
+
+    #[test]
+    fn stale_multiplier_follows_the_upstream_interval() {
+        let env = |name: &str| (name == "ZDM_TOKEN").then(|| "t".to_owned());
+        let yaml = "defaults: {stale_after: 4x}\nupstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, servers: [x], interval: 10s}]";
+        let c = crate::config::parse(yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.upstreams[0].settings.stale_after, Duration::from_secs(40));
+    }
+}
