@@ -2,6 +2,7 @@
 //! keys, their checks and the resolved config the Azure source runs with.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -10,6 +11,10 @@ use super::checks::{count, join, Cx, RawDuration, Scalar, Secret};
 use super::settings::{self, Defaults, RawSettings, Validated};
 
 const DEFAULT_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
+/// `lookback`: at least a minute; the long end is for replaying old job histories (the
+/// seed samples date from years back), the job pages stay capped whatever the window.
+pub const LOOKBACK: RangeInclusive<Duration> =
+    Duration::from_secs(60)..=Duration::from_secs(20 * 31_557_600);
 const DEFAULT_API_VERSION: &str = "2017-07-01";
 const DEFAULT_MANAGEMENT_URL: &str = "https://management.azure.com";
 const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
@@ -39,7 +44,7 @@ pub struct RawAzure {
     subscription_id: String,
     /// Vaults to poll: `{resource_group, name}`.
     vaults: Option<Vec<RawVault>>,
-    /// The job list window (default 24h).
+    /// The job list window (default 24h, from 1m to 20 years).
     lookback: Option<RawDuration>,
     /// ARM api-version of the backupJobs calls (default 2017-07-01).
     api_version: Option<Scalar>,
@@ -154,7 +159,7 @@ pub fn validate(
     }
     let lookback = match &raw.lookback {
         None => Some(DEFAULT_LOOKBACK),
-        Some(d) => cx.duration(&p("lookback"), d),
+        Some(d) => cx.bounded_duration(&p("lookback"), d, LOOKBACK),
     };
     let api_version = raw
         .api_version

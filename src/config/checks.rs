@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
@@ -203,6 +204,45 @@ impl Cx<'_> {
                 None
             }
         }
+    }
+
+    /// A duration within `range`; zero is refused as with [`Cx::duration`].
+    pub fn bounded_duration(
+        &mut self,
+        path: &str,
+        raw: &RawDuration,
+        range: RangeInclusive<Duration>,
+    ) -> Option<Duration> {
+        let d = self.duration(path, raw)?;
+        if range.contains(&d) {
+            return Some(d);
+        }
+        self.error(
+            path,
+            format!(
+                "must be from {} to {}, got `{}`",
+                humantime::format_duration(*range.start()),
+                humantime::format_duration(*range.end()),
+                raw.0.trim()
+            ),
+        );
+        None
+    }
+
+    /// A whole number within `range`; zero is refused as with [`Cx::positive`].
+    pub fn bounded<T>(&mut self, path: &str, v: T, range: RangeInclusive<T>) -> Option<T>
+    where
+        T: Copy + Default + PartialOrd + fmt::Display,
+    {
+        let v = self.positive(path, v)?;
+        if range.contains(&v) {
+            return Some(v);
+        }
+        self.error(
+            path,
+            format!("must be from {} to {}, got {v}", range.start(), range.end()),
+        );
+        None
     }
 
     pub fn timezone(&mut self, path: &str, raw: &str) -> Option<chrono_tz::Tz> {
@@ -421,6 +461,37 @@ mod tests {
         assert!(
             shown[1].starts_with("d: invalid duration `soon`"),
             "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn bounds_name_the_allowed_range() {
+        let env = |_: &str| None;
+        let mut cx = cx(&env);
+        let range = Duration::from_secs(1)..=Duration::from_secs(3600);
+        assert_eq!(
+            cx.bounded_duration("d", &RawDuration("1h".into()), range.clone()),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            cx.bounded_duration("d", &RawDuration(" 2h ".into()), range.clone()),
+            None
+        );
+        assert_eq!(
+            cx.bounded_duration("d", &RawDuration("100000000000y".into()), range),
+            None
+        );
+        assert_eq!(cx.bounded("n", 1024_usize, 1..=1024), Some(1024));
+        assert_eq!(cx.bounded("n", usize::MAX, 1..=1024), None);
+        assert_eq!(cx.bounded("n", 0_u64, 1024..=2048), None);
+        assert_eq!(
+            messages(&cx),
+            [
+                "d: must be from 1s to 1h, got `2h`",
+                "d: must be from 1s to 1h, got `100000000000y`",
+                "n: must be from 1 to 1024, got 18446744073709551615",
+                "n: must be greater than zero",
+            ]
         );
     }
 

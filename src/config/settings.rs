@@ -3,6 +3,7 @@
 //! `defaults` (themselves laid over the built-in values), then `stale_after` is resolved
 //! against the interval that applies.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -19,26 +20,50 @@ pub const KEYS: &[&str] = &[
     "timezone",
     "stale_after",
     "max_body_bytes",
+    "max_jobs_per_target",
 ];
+
+// The allowed range of every numeric key (the README's "Bounds" table). They keep a config
+// that passes `--check-config` from overflowing the schedule's arithmetic or a semaphore.
+
+/// `interval`: sub-second polls are for simulators; one a day is the slowest useful.
+pub const INTERVAL: RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(24 * 3600);
+/// `timeout` of each request.
+pub const TIMEOUT: RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(300);
+/// `concurrency`: requests of one upstream in flight at once.
+pub const CONCURRENCY: RangeInclusive<usize> = 1..=1024;
+/// `stale_after` as `Nx`.
+pub const STALE_INTERVALS: RangeInclusive<u32> = 1..=1000;
+/// `stale_after` as a duration: from the interval up to this.
+pub const STALE_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+/// `max_body_bytes`: 1 KiB to 1 GiB.
+pub const MAX_BODY_BYTES: RangeInclusive<u64> = 1024..=1024 * 1024 * 1024;
+/// `max_jobs_per_target`.
+pub const MAX_JOBS_PER_TARGET: RangeInclusive<usize> = 1..=1_000_000;
 
 /// Poll settings as written; every key may appear under `defaults` and be overridden per
 /// upstream.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSettings {
-    /// Poll interval (humantime: 500ms, 30s, 5m, 1h). Default 30s.
+    /// Poll interval (humantime: 500ms, 30s, 5m, 1h). Default 30s, from 100ms to 24h.
     pub interval: Option<RawDuration>,
-    /// Timeout of each request. Default 10s.
+    /// Timeout of each request. Default 10s, from 100ms to 5m.
     pub timeout: Option<RawDuration>,
-    /// Maximum in-flight requests per upstream. Default 16.
+    /// Maximum in-flight requests per upstream. Default 16, from 1 to 1024.
     pub concurrency: Option<usize>,
     /// IANA time zone for timestamps that carry no offset. Default UTC.
     pub timezone: Option<String>,
     /// How long last-known series are kept after polls fail: `Nx` (N intervals) or a
-    /// duration of at least one interval. Default 3x.
+    /// duration of at least one interval. Default 3x; N from 1 to 1000, a duration up to 30d.
     pub stale_after: Option<RawDuration>,
-    /// Response bodies larger than this are refused as `too_large`. Default 16 MiB.
+    /// Response bodies larger than this are refused as `too_large`. Default 16 MiB, from
+    /// 1 KiB to 1 GiB.
     pub max_body_bytes: Option<u64>,
+    /// An answer (or paged list) with more jobs than this fails the poll as `too_large`.
+    /// Default 10000, from 1 to 1000000.
+    pub max_jobs_per_target: Option<usize>,
 }
 
 /// Polling settings, from `defaults` overridden per upstream.
@@ -57,6 +82,8 @@ pub struct Settings {
     pub stale_after: Duration,
     /// Larger response bodies are refused while they stream.
     pub max_body_bytes: u64,
+    /// More jobs in one target's answer fail its poll as `too_large`.
+    pub max_jobs_per_target: usize,
 }
 
 impl Default for Settings {
@@ -68,6 +95,7 @@ impl Default for Settings {
             timezone: chrono_tz::UTC,
             stale_after: Duration::from_secs(90),
             max_body_bytes: 16 * 1024 * 1024,
+            max_jobs_per_target: 10_000,
         }
     }
 }
@@ -116,6 +144,7 @@ struct Checked {
     timezone: Option<chrono_tz::Tz>,
     stale_after: Option<StaleAfter>,
     max_body_bytes: Option<u64>,
+    max_jobs_per_target: Option<usize>,
     /// False when a key was present but invalid (and reported).
     ok: bool,
 }
@@ -128,21 +157,24 @@ fn check(cx: &mut Cx<'_>, path: &str, raw: &RawSettings) -> Checked {
     let interval = raw
         .interval
         .as_ref()
-        .and_then(|d| cx.duration(&p("interval"), d));
+        .and_then(|d| cx.bounded_duration(&p("interval"), d, INTERVAL));
     let timeout = raw
         .timeout
         .as_ref()
-        .and_then(|d| cx.duration(&p("timeout"), d));
+        .and_then(|d| cx.bounded_duration(&p("timeout"), d, TIMEOUT));
     let concurrency = raw
         .concurrency
-        .and_then(|c| cx.positive(&p("concurrency"), c));
+        .and_then(|c| cx.bounded(&p("concurrency"), c, CONCURRENCY));
     let timezone = raw
         .timezone
         .as_ref()
         .and_then(|t| cx.timezone(&p("timezone"), t));
     let max_body_bytes = raw
         .max_body_bytes
-        .and_then(|b| cx.positive(&p("max_body_bytes"), b));
+        .and_then(|b| cx.bounded(&p("max_body_bytes"), b, MAX_BODY_BYTES));
+    let max_jobs_per_target = raw
+        .max_jobs_per_target
+        .and_then(|n| cx.bounded(&p("max_jobs_per_target"), n, MAX_JOBS_PER_TARGET));
     let stale_after = raw
         .stale_after
         .as_ref()
@@ -154,6 +186,7 @@ fn check(cx: &mut Cx<'_>, path: &str, raw: &RawSettings) -> Checked {
         timezone,
         stale_after,
         max_body_bytes,
+        max_jobs_per_target,
         ok: cx.errors.len() == errors_before,
     }
 }
@@ -170,6 +203,7 @@ impl Checked {
                 timezone: self.timezone.unwrap_or(b.timezone),
                 stale_after: b.stale_after,
                 max_body_bytes: self.max_body_bytes.unwrap_or(b.max_body_bytes),
+                max_jobs_per_target: self.max_jobs_per_target.unwrap_or(b.max_jobs_per_target),
             },
             stale_after: self.stale_after.unwrap_or(base.stale_after),
         }
@@ -180,7 +214,18 @@ fn stale_after(cx: &mut Cx<'_>, path: &str, raw: &RawDuration) -> Option<StaleAf
     let text = raw.0.trim();
     if let Some(n) = text.strip_suffix(['x', 'X']) {
         return match n.trim().parse::<u32>() {
-            Ok(n) if n >= 1 => Some(StaleAfter::Intervals(n)),
+            Ok(n) if STALE_INTERVALS.contains(&n) => Some(StaleAfter::Intervals(n)),
+            Ok(n) if n >= 1 => {
+                cx.error(
+                    path,
+                    format!(
+                        "must be from {}x to {}x, got `{text}`",
+                        STALE_INTERVALS.start(),
+                        STALE_INTERVALS.end()
+                    ),
+                );
+                None
+            }
             _ => {
                 cx.error(
                     path,
@@ -191,6 +236,18 @@ fn stale_after(cx: &mut Cx<'_>, path: &str, raw: &RawDuration) -> Option<StaleAf
         };
     }
     match humantime::parse_duration(text) {
+        Ok(d) if d > STALE_MAX => {
+            cx.error(
+                path,
+                format!(
+                    "must be at most {} (or {}x to {}x), got `{text}`",
+                    humantime::format_duration(STALE_MAX),
+                    STALE_INTERVALS.start(),
+                    STALE_INTERVALS.end()
+                ),
+            );
+            None
+        }
         Ok(d) => Some(StaleAfter::Fixed(d)),
         Err(e) => {
             cx.error(
@@ -298,7 +355,8 @@ mod tests {
             .iter()
             .map(|k| {
                 let v = match *k {
-                    "concurrency" | "max_body_bytes" => "1",
+                    "concurrency" | "max_jobs_per_target" => "1",
+                    "max_body_bytes" => "1024",
                     "timezone" => "UTC",
                     _ => "1s",
                 };
@@ -314,9 +372,11 @@ mod tests {
             timezone,
             stale_after,
             max_body_bytes,
+            max_jobs_per_target,
         } = raw(&all);
         assert!(interval.is_some() && timeout.is_some() && concurrency.is_some());
         assert!(timezone.is_some() && stale_after.is_some() && max_body_bytes.is_some());
+        assert!(max_jobs_per_target.is_some());
     }
 
     #[test]
@@ -329,12 +389,12 @@ mod tests {
 
     #[test]
     fn one_validator_for_defaults_and_upstreams() {
-        let bad = raw("interval: 0s\ntimeout: soon\nconcurrency: 0\ntimezone: Mars/Olympus\nstale_after: 0x\nmax_body_bytes: 0");
+        let bad = raw("interval: 0s\ntimeout: soon\nconcurrency: 0\ntimezone: Mars/Olympus\nstale_after: 0x\nmax_body_bytes: 0\nmax_jobs_per_target: 0");
         let (_, under_defaults) = with_cx(|cx| defaults(cx, &bad));
         let (s, under_upstream) =
             with_cx(|cx| upstream(cx, "upstreams[2]", &bad, Some(&Defaults::default())));
         assert_eq!(s, None);
-        assert_eq!(under_defaults.len(), 6, "{under_defaults:?}");
+        assert_eq!(under_defaults.len(), 7, "{under_defaults:?}");
         let renamed: Vec<String> = under_defaults
             .iter()
             .map(|e| e.replacen("defaults.", "upstreams[2].", 1))
@@ -364,6 +424,7 @@ mod tests {
                 timezone: chrono_tz::Asia::Seoul,
                 stale_after: Duration::from_secs(40),
                 max_body_bytes: 16 * 1024 * 1024,
+                max_jobs_per_target: 10_000,
             })
         );
     }
@@ -402,5 +463,155 @@ mod tests {
         let yaml = "defaults: {stale_after: 4x}\nupstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, servers: [x], interval: 10s}]";
         let c = crate::config::parse(yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.upstreams[0].settings.stale_after, Duration::from_secs(40));
+    }
+
+    #[test]
+    fn every_bound_is_inclusive_and_crossing_it_is_reported() {
+        let at_bounds = [
+            "interval: 100ms\nstale_after: 1000x",
+            "interval: 24h\nstale_after: 30d",
+            "timeout: 100ms\nconcurrency: 1\nmax_body_bytes: 1024\nmax_jobs_per_target: 1",
+            "timeout: 5m\nconcurrency: 1024\nmax_body_bytes: 1073741824\nmax_jobs_per_target: 1000000",
+            "interval: 1h\nstale_after: 1h",
+        ];
+        for yaml in at_bounds {
+            let (_, errors) = with_cx(|cx| defaults(cx, &raw(yaml)));
+            assert!(errors.is_empty(), "{yaml}: {errors:?}");
+        }
+        let crossed = [
+            (
+                "interval: 99ms",
+                "defaults.interval: must be from 100ms to 1day, got `99ms`",
+            ),
+            (
+                "interval: 24h 1s",
+                "defaults.interval: must be from 100ms to 1day, got `24h 1s`",
+            ),
+            (
+                "timeout: 99ms",
+                "defaults.timeout: must be from 100ms to 5m, got `99ms`",
+            ),
+            (
+                "timeout: 301s",
+                "defaults.timeout: must be from 100ms to 5m, got `301s`",
+            ),
+            (
+                "concurrency: 1025",
+                "defaults.concurrency: must be from 1 to 1024, got 1025",
+            ),
+            (
+                "stale_after: 1001x",
+                "defaults.stale_after: must be from 1x to 1000x, got `1001x`",
+            ),
+            (
+                "stale_after: 30d 1s",
+                "defaults.stale_after: must be at most 30days (or 1x to 1000x), got `30d 1s`",
+            ),
+            (
+                "max_body_bytes: 1023",
+                "defaults.max_body_bytes: must be from 1024 to 1073741824, got 1023",
+            ),
+            (
+                "max_body_bytes: 1073741825",
+                "defaults.max_body_bytes: must be from 1024 to 1073741824, got 1073741825",
+            ),
+            (
+                "max_jobs_per_target: 1000001",
+                "defaults.max_jobs_per_target: must be from 1 to 1000000, got 1000001",
+            ),
+        ];
+        for (yaml, want) in crossed {
+            let (d, errors) = with_cx(|cx| defaults(cx, &raw(yaml)));
+            assert_eq!(errors, [want], "{yaml}");
+            // The built-in value stands in, so upstreams can still be checked.
+            assert_eq!(d.settings, Settings::default(), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn the_longest_schedule_cannot_overflow() {
+        let (d, errors) = with_cx(|cx| defaults(cx, &raw("interval: 24h\nstale_after: 1000x")));
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = d.settings;
+        assert_eq!(s.stale_after, Duration::from_secs(1000 * 24 * 3600));
+        // What the poller and the store compute from them.
+        assert!(s.interval.checked_mul(u32::MAX).is_some());
+        assert!(std::time::Instant::now()
+            .checked_add(s.stale_after + s.interval + s.timeout)
+            .is_some());
+    }
+
+    /// The README's "Bounds" table says what the code enforces.
+    #[test]
+    fn the_readme_lists_these_bounds() {
+        let table = readme_bounds();
+        let duration = |s: &str| humantime::parse_duration(s).unwrap();
+        let ends = bounds_of(table, "`interval`");
+        assert_eq!(duration(&ends[0])..=duration(&ends[1]), INTERVAL);
+        let ends = bounds_of(table, "`timeout`");
+        assert_eq!(duration(&ends[0])..=duration(&ends[1]), TIMEOUT);
+        let ends = bounds_of(table, "`concurrency`");
+        assert_eq!(
+            ends[0].parse().unwrap()..=ends[1].parse().unwrap(),
+            CONCURRENCY
+        );
+        let ends = bounds_of(table, "`stale_after`");
+        let n = |s: &str| s.trim_end_matches('x').parse::<u32>().unwrap();
+        assert_eq!(n(&ends[0])..=n(&ends[1]), STALE_INTERVALS);
+        assert_eq!(duration(&ends[2]), STALE_MAX);
+        let ends = bounds_of(table, "`max_body_bytes`");
+        assert_eq!(
+            ends[0].parse().unwrap()..=ends[1].parse().unwrap(),
+            MAX_BODY_BYTES
+        );
+        let ends = bounds_of(table, "azure `lookback`");
+        assert_eq!(
+            duration(&ends[0])..=duration(&ends[1]),
+            crate::config::azure::LOOKBACK
+        );
+        let ends = bounds_of(table, "`max_jobs_per_target`");
+        assert_eq!(
+            ends[0].parse().unwrap()..=ends[1].parse().unwrap(),
+            MAX_JOBS_PER_TARGET
+        );
+        let defaults = Settings::default();
+        for (key, default) in [
+            (
+                "interval",
+                format!("`{}`", humantime::format_duration(defaults.interval)),
+            ),
+            ("concurrency", format!("`{}`", defaults.concurrency)),
+            (
+                "max_jobs_per_target",
+                format!("`{}`", defaults.max_jobs_per_target),
+            ),
+        ] {
+            assert!(
+                table.contains(&format!("| `{key}` | {default} |")),
+                "README Bounds: default of {key}"
+            );
+        }
+    }
+
+    /// The "Bounds" section of the README.
+    fn readme_bounds() -> &'static str {
+        include_str!("../../README.md")
+            .split("### Bounds")
+            .nth(1)
+            .expect("a Bounds section in README.md")
+    }
+
+    /// The backquoted values of the "allowed" column of `key`'s row.
+    fn bounds_of(table: &str, key: &str) -> Vec<String> {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {key} |")))
+            .unwrap_or_else(|| panic!("no Bounds row for {key}"));
+        let cell = row.split('|').nth(3).unwrap_or_default();
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
     }
 }

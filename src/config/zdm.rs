@@ -406,6 +406,7 @@ defaults:
   timezone: Asia/Seoul
   stale_after: 2x
   max_body_bytes: 1048576
+  max_jobs_per_target: 500
 upstreams:
   - name: zdm-prod
     type: zdm
@@ -434,7 +435,8 @@ upstreams:
     api_prefix: /
     login: { email_env: ZDM_EMAIL, password_env: ZDM_PASSWORD }
     concurrency: 1
-    max_body_bytes: 100
+    max_body_bytes: 2048
+    max_jobs_per_target: 1000000
     servers: [s]
 "#;
         let c = parse_ok(yaml, dir.path());
@@ -453,6 +455,7 @@ upstreams:
                 timezone: chrono_tz::Asia::Seoul,
                 stale_after: Duration::from_secs(120),
                 max_body_bytes: 1_048_576,
+                max_jobs_per_target: 500,
             }
         );
         let mut map = StatusMap::new();
@@ -493,6 +496,7 @@ upstreams:
                 timezone: chrono_tz::UTC,
                 stale_after: Duration::from_secs(600),
                 max_body_bytes: 1_048_576,
+                max_jobs_per_target: 500,
             }
         );
         assert!(old.status_map.is_empty());
@@ -507,7 +511,8 @@ upstreams:
 
         let login = &c.upstreams[2];
         assert_eq!(login.settings.concurrency, 1);
-        assert_eq!(login.settings.max_body_bytes, 100);
+        assert_eq!(login.settings.max_body_bytes, 2048);
+        assert_eq!(login.settings.max_jobs_per_target, 1_000_000);
         assert_eq!(login.settings.stale_after, Duration::from_secs(120));
         let z = zdm(login);
         assert_eq!(z.api_prefix, "");
@@ -544,6 +549,7 @@ upstreams:
                 timezone: chrono_tz::UTC,
                 stale_after: Duration::from_secs(90),
                 max_body_bytes: 16_777_216,
+                max_jobs_per_target: 10_000,
             }
         );
         assert_eq!(u.settings, Settings::default());
