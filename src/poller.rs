@@ -60,7 +60,7 @@ pub fn plan(
         for (i, target) in targets.into_iter().enumerate() {
             planned.push(Planned {
                 id: TargetId {
-                    system: source.system(),
+                    system: upstream.kind.system(),
                     upstream: name.clone(),
                     kind: target.kind,
                     target: Arc::from(target.name.as_str()),

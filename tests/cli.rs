@@ -277,3 +277,38 @@ async fn logs_are_logfmt_or_json_with_ts_level_msg_and_say_where_to_look() {
         );
     }
 }
+
+/// These passed `--check-config` and then crashed the daemon (a semaphore too large for
+/// tokio, a Duration overflow in the schedule); now both refuse them with exit code 2.
+#[test]
+fn configs_that_crashed_the_daemon_are_refused_with_exit_code_2() {
+    for file in [
+        "invalid-concurrency.yaml",
+        "invalid-interval-long.yaml",
+        "invalid-interval-long-stale-after.yaml",
+    ] {
+        let yaml = std::fs::read_to_string(format!("tests/data/{file}")).unwrap();
+        let want = yaml
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap();
+        let (code, out) = check_config(&yaml, &[("ZDM_TOKEN", "t")]);
+        assert_eq!(code, Some(2), "{file}: {out}");
+        assert!(out.contains(want), "{file}: expected {want:?} in:\n{out}");
+        assert!(!out.contains("panicked"), "{file}: {out}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &yaml);
+        let mut cmd = Command::new(exporter_bin());
+        cmd.arg("--config")
+            .arg(&config)
+            .args(["--web.listen-address", "127.0.0.1:0"])
+            .env("ZDM_TOKEN", "t");
+        let mut daemon = Proc::spawn(cmd);
+        let code = daemon.wait_exit(std::time::Duration::from_secs(10));
+        let logs = daemon.stderr_text();
+        assert_eq!(code, Some(2), "{file}: the daemon\n{logs}");
+        assert!(!logs.contains("panicked"), "{file}: {logs}");
+    }
+}

@@ -45,6 +45,21 @@ const INVALID: &[&str] = &[
     "invalid-azure-vault-key.yaml",
     "invalid-azure-multiple-auth.yaml",
     "invalid-azure-lookback.yaml",
+    // Bounds: every numeric key, each end that can be crossed.
+    "invalid-concurrency.yaml",
+    "invalid-interval-long.yaml",
+    "invalid-interval-long-stale-after.yaml",
+    "invalid-interval-short.yaml",
+    "invalid-timeout-long.yaml",
+    "invalid-timeout-short.yaml",
+    "invalid-stale-after-intervals.yaml",
+    "invalid-stale-after-long.yaml",
+    "invalid-max-body-bytes-small.yaml",
+    "invalid-max-body-bytes-large.yaml",
+    "invalid-max-jobs-per-target.yaml",
+    "invalid-max-jobs-per-target-zero.yaml",
+    "invalid-azure-lookback-long.yaml",
+    "invalid-azure-lookback-short.yaml",
 ];
 
 fn data_dir() -> PathBuf {
@@ -165,6 +180,8 @@ fn valid_zdm_config_loads() {
         std::time::Duration::from_secs(600)
     );
     assert_eq!(legacy.settings.max_body_bytes, 1_048_576);
+    assert_eq!(legacy.settings.max_jobs_per_target, 5000);
+    assert_eq!(prod.settings.max_jobs_per_target, 10_000);
 
     let debug = format!("{config:?}");
     for secret in [TOKEN, EMAIL, PASSWORD] {

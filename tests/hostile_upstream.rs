@@ -511,3 +511,26 @@ fn azure_pages_past_the_job_limit_are_too_large() {
         1
     );
 }
+
+/// `max_jobs_per_target` is a setting: under `defaults` or per upstream.
+#[test]
+fn max_jobs_per_target_is_configurable() {
+    let body = r#"{"success":true,"data":{"system":{"name":"srv"},"job":[
+        {"info":{"name":"a"},"progressInfo":{"status":"run"}},
+        {"info":{"name":"b"},"progressInfo":{"status":"run"}},
+        {"info":{"name":"c"},"progressInfo":{"status":"run"}}]}}"#;
+    let upstream = Hostile::start(move |_| answer("200 OK", &[], body));
+    for (limit, code, too_large) in [(2, 1, Some(1.0)), (3, 0, Some(0.0))] {
+        let yaml = format!(
+            "defaults:\n  max_jobs_per_target: {limit}\nupstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    token_env: ZDM_TOKEN\n    servers: [srv]\n",
+            upstream.url()
+        );
+        let (got, out, err) = once(&yaml, &[("ZDM_TOKEN", "t")]);
+        assert_eq!(got, Some(code), "limit {limit}: {err}");
+        assert_eq!(
+            value(&out, &outcome_series("zdm", "too_large")),
+            too_large,
+            "limit {limit}"
+        );
+    }
+}

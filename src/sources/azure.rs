@@ -105,10 +105,6 @@ struct TokenAnswer {
 
 #[async_trait]
 impl Source for Azure {
-    fn system(&self) -> System {
-        System::Azure
-    }
-
     fn targets(&self) -> Vec<SourceTarget> {
         self.config
             .vaults

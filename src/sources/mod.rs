@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use crate::config::{Upstream, UpstreamKind};
 use crate::http::{Limits, UpstreamHttp};
-use crate::model::System;
 use crate::telemetry::Telemetry;
 
 pub mod azure;
@@ -25,11 +24,7 @@ pub fn build(
         timeout: upstream.settings.timeout,
         max_body_bytes: upstream.settings.max_body_bytes,
     };
-    let system = match &upstream.kind {
-        UpstreamKind::Zdm(_) => System::Zdm,
-        UpstreamKind::Scp(_) => System::Scp,
-        UpstreamKind::Azure(_) => System::Azure,
-    };
+    let system = upstream.kind.system();
     let http = UpstreamHttp::new(
         client,
         system.as_str(),
@@ -43,7 +38,8 @@ pub fn build(
         upstream.settings.timezone,
         upstream.status_map.clone(),
         telemetry,
-    );
+    )
+    .with_max_jobs(upstream.settings.max_jobs_per_target);
     match &upstream.kind {
         UpstreamKind::Zdm(config) => Arc::new(zdm::Zdm::new(config.clone(), http, fields)),
         UpstreamKind::Scp(config) => Arc::new(scp::Scp::new(config.clone(), http, fields)),

@@ -88,10 +88,6 @@ impl Entry {
 
 #[async_trait]
 impl Source for Scp {
-    fn system(&self) -> System {
-        System::Scp
-    }
-
     fn targets(&self) -> Vec<SourceTarget> {
         self.config
             .backups

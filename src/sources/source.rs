@@ -31,7 +31,6 @@ pub struct SourceTarget {
 
 #[async_trait]
 pub trait Source: Send + Sync {
-    fn system(&self) -> System;
     /// Every target of the upstream, in configuration order.
     fn targets(&self) -> Vec<SourceTarget>;
     /// Polls one target: all its requests (pages, logins, retries) finish before `deadline`

@@ -35,10 +35,6 @@ pub struct Zdm {
 
 #[async_trait]
 impl Source for Zdm {
-    fn system(&self) -> System {
-        System::Zdm
-    }
-
     fn targets(&self) -> Vec<SourceTarget> {
         let lists = [
             (TargetKind::Server, &self.config.servers),

@@ -1,0 +1,389 @@
+//! `type: azure`: Azure Backup jobs of Recovery Services vaults through the ARM API, its
+//! keys, their checks and the resolved config the Azure source runs with.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::checks::{count, join, Cx, RawDuration, Scalar, Secret};
+use super::settings::{self, Defaults, RawSettings, Validated};
+
+const DEFAULT_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
+/// `lookback`: at least a minute; the long end is for replaying old job histories (the
+/// seed samples date from years back), the job pages stay capped whatever the window.
+pub const LOOKBACK: RangeInclusive<Duration> =
+    Duration::from_secs(60)..=Duration::from_secs(20 * 31_557_600);
+const DEFAULT_API_VERSION: &str = "2017-07-01";
+const DEFAULT_MANAGEMENT_URL: &str = "https://management.azure.com";
+const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
+const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
+
+/// A `type: azure` upstream as written (the poll settings keys are read by `settings`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAzure {
+    /// Unique name; becomes the `upstream` label.
+    name: String,
+    /// `azure`.
+    #[serde(rename = "type")]
+    _type: String,
+    /// Azure AD tenant (directory) id; required with a client secret.
+    tenant_id: Option<String>,
+    /// Application (client) id; required with a client secret, picks a user-assigned
+    /// identity with `managed_identity`.
+    client_id: Option<String>,
+    /// Environment variable holding the client secret.
+    client_secret_env: Option<String>,
+    /// File holding the client secret (relative to the config file's directory).
+    client_secret_file: Option<String>,
+    /// Use the managed identity (IMDS) instead of a client secret.
+    managed_identity: Option<bool>,
+    /// The subscription holding the vaults.
+    subscription_id: String,
+    /// Vaults to poll: `{resource_group, name}`.
+    vaults: Option<Vec<RawVault>>,
+    /// The job list window (default 24h, from 1m to 20 years).
+    lookback: Option<RawDuration>,
+    /// ARM api-version of the backupJobs calls (default 2017-07-01).
+    api_version: Option<Scalar>,
+    /// ARM endpoint (default https://management.azure.com).
+    management_url: Option<String>,
+    /// Azure AD authority (default https://login.microsoftonline.com), or the IMDS base
+    /// (default http://169.254.169.254) with `managed_identity`.
+    authority_url: Option<String>,
+    /// Extra raw status -> normalized status.
+    status_map: Option<BTreeMap<String, String>>,
+}
+
+/// A Recovery Services vault as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVault {
+    /// The resource group holding the vault.
+    resource_group: String,
+    /// The vault's name.
+    name: String,
+}
+
+/// Azure Backup (Recovery Services vaults) through the ARM API.
+#[derive(Debug, Clone)]
+pub struct AzureConfig {
+    /// How tokens for the ARM API are obtained.
+    pub auth: AzureAuth,
+    /// The subscription holding the vaults.
+    pub subscription_id: String,
+    /// The vaults whose jobs are polled.
+    pub vaults: Vec<AzureVault>,
+    /// The job list window.
+    pub lookback: Duration,
+    /// ARM api-version of the backupJobs calls.
+    pub api_version: String,
+    /// No trailing slash.
+    pub management_url: String,
+    /// No trailing slash: the Azure AD authority, or the IMDS base with managed identity.
+    pub authority_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum AzureAuth {
+    /// An app registration's client secret.
+    ClientSecret {
+        /// The Azure AD tenant (directory) id.
+        tenant_id: String,
+        /// The application (client) id.
+        client_id: String,
+        /// The client secret.
+        secret: Secret,
+    },
+    /// The VM's or pod's managed identity through IMDS; `client_id` picks a user-assigned one.
+    ManagedIdentity {
+        /// Picks a user-assigned identity; the system-assigned one when absent.
+        client_id: Option<String>,
+    },
+}
+
+/// One Recovery Services vault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AzureVault {
+    /// The resource group holding the vault.
+    pub resource_group: String,
+    /// The vault's name.
+    pub name: String,
+}
+
+impl AzureConfig {
+    /// The `--check-config` line after `name: azure `; never contains a secret.
+    pub fn summary(&self, every: &str) -> String {
+        let auth = match &self.auth {
+            AzureAuth::ClientSecret { .. } => "client secret",
+            AzureAuth::ManagedIdentity { .. } => "managed identity",
+        };
+        format!(
+            "{} subscription {}, {}, lookback {}, every {every}, auth {auth}",
+            self.management_url,
+            self.subscription_id,
+            count(self.vaults.len(), "vault"),
+            humantime::format_duration(self.lookback),
+        )
+    }
+}
+
+/// Ids and names that go into ARM URL paths: letters, digits, `-`, `_`, `.`, `(`, `)`.
+fn is_azure_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+}
+
+/// Validates a `type: azure` upstream at `path`, with its poll settings `overrides`.
+pub fn validate(
+    cx: &mut Cx<'_>,
+    path: &str,
+    mut raw: RawAzure,
+    overrides: &RawSettings,
+    defaults: Option<&Defaults>,
+) -> Option<Validated<AzureConfig>> {
+    let errors_before = cx.errors.len();
+    let p = |key: &str| join(path, key);
+    cx.name(path, &raw.name);
+    let auth = auth(cx, path, &raw);
+    let managed = matches!(auth, Some(AzureAuth::ManagedIdentity { .. }));
+    let subscription_id = raw.subscription_id.trim().to_owned();
+    if !is_azure_name(&subscription_id) {
+        cx.error(
+            p("subscription_id"),
+            format!("invalid subscription id `{subscription_id}`"),
+        );
+    }
+    let lookback = match &raw.lookback {
+        None => Some(DEFAULT_LOOKBACK),
+        Some(d) => cx.bounded_duration(&p("lookback"), d, LOOKBACK),
+    };
+    let api_version = raw
+        .api_version
+        .take()
+        .map_or_else(|| DEFAULT_API_VERSION.to_owned(), |v| v.0.trim().to_owned());
+    if api_version.is_empty()
+        || !api_version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        cx.error(
+            p("api_version"),
+            format!("invalid api_version `{api_version}`, expected e.g. 2017-07-01"),
+        );
+    }
+    let management_url = cx.url(
+        &p("management_url"),
+        raw.management_url
+            .as_deref()
+            .unwrap_or(DEFAULT_MANAGEMENT_URL),
+    );
+    let default_authority = if managed {
+        DEFAULT_IMDS_URL
+    } else {
+        DEFAULT_AUTHORITY_URL
+    };
+    let authority_url = cx.url(
+        &p("authority_url"),
+        raw.authority_url.as_deref().unwrap_or(default_authority),
+    );
+    let settings = settings::upstream(cx, path, overrides, defaults);
+    let status_map = cx.status_map(&p("status_map"), raw.status_map.as_ref());
+
+    let mut vaults = Vec::new();
+    for (i, v) in raw.vaults.take().into_iter().flatten().enumerate() {
+        let vp = format!("{}[{i}]", p("vaults"));
+        let vault = AzureVault {
+            resource_group: v.resource_group.trim().to_owned(),
+            name: v.name.trim().to_owned(),
+        };
+        if !is_azure_name(&vault.resource_group) {
+            cx.error(
+                format!("{vp}.resource_group"),
+                format!("invalid resource group `{}`", vault.resource_group),
+            );
+            continue;
+        }
+        if !is_azure_name(&vault.name) {
+            cx.error(
+                format!("{vp}.name"),
+                format!("invalid vault name `{}`", vault.name),
+            );
+            continue;
+        }
+        if vaults.contains(&vault) {
+            cx.error(
+                vp,
+                format!("duplicate vault `{}/{}`", vault.resource_group, vault.name),
+            );
+            continue;
+        }
+        vaults.push(vault);
+    }
+    if vaults.is_empty() {
+        cx.error(path, "no targets: list at least one vault under `vaults`");
+    }
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Validated {
+        name: raw.name,
+        settings: settings?,
+        status_map,
+        config: AzureConfig {
+            auth: auth?,
+            subscription_id,
+            vaults,
+            lookback: lookback?,
+            api_version,
+            management_url: management_url?,
+            authority_url: authority_url?,
+        },
+    })
+}
+
+fn auth(cx: &mut Cx<'_>, path: &str, raw: &RawAzure) -> Option<AzureAuth> {
+    let p = |key: &str| join(path, key);
+    let mut methods = Vec::new();
+    if raw.client_secret_env.is_some() {
+        methods.push("client_secret_env");
+    }
+    if raw.client_secret_file.is_some() {
+        methods.push("client_secret_file");
+    }
+    if raw.managed_identity == Some(true) {
+        methods.push("managed_identity");
+    }
+    if methods.len() > 1 {
+        cx.error(
+            path,
+            format!(
+                "more than one authentication method ({}); set exactly one of client_secret_env, client_secret_file, managed_identity: true",
+                methods.join(", ")
+            ),
+        );
+        return None;
+    }
+    let client_id = raw
+        .client_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    if raw.managed_identity == Some(true) {
+        if let Some(c) = client_id {
+            if !is_azure_name(c) {
+                cx.error(p("client_id"), format!("invalid client id `{c}`"));
+                return None;
+            }
+        }
+        return Some(AzureAuth::ManagedIdentity {
+            client_id: client_id.map(str::to_owned),
+        });
+    }
+    let secret = if let Some(var) = &raw.client_secret_env {
+        cx.env_secret(&p("client_secret_env"), var)
+    } else if let Some(file) = &raw.client_secret_file {
+        cx.token_file(&p("client_secret_file"), file)
+    } else {
+        cx.error(
+            path,
+            "missing authentication: set client_secret_env, client_secret_file or managed_identity: true",
+        );
+        return None;
+    };
+    let tenant_id = raw
+        .tenant_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let tenant_id = match tenant_id {
+        Some(t) if is_azure_name(t) => Some(t.to_owned()),
+        Some(t) => {
+            cx.error(p("tenant_id"), format!("invalid tenant id `{t}`"));
+            None
+        }
+        None => {
+            cx.error(p("tenant_id"), "required with a client secret");
+            None
+        }
+    };
+    let client_id = match client_id {
+        Some(c) if is_azure_name(c) => Some(c.to_owned()),
+        Some(c) => {
+            cx.error(p("client_id"), format!("invalid client id `{c}`"));
+            None
+        }
+        None => {
+            cx.error(p("client_id"), "required with a client secret");
+            None
+        }
+    };
+    Some(AzureAuth::ClientSecret {
+        tenant_id: tenant_id?,
+        client_id: client_id?,
+        secret: secret?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::is_azure_name;
+    use crate::config::{parse, AzureAuth, ConfigErrors, UpstreamKind};
+
+    fn env(name: &str) -> Option<String> {
+        (name == "AZURE_CLIENT_SECRET").then(|| "azure-SECRET".to_owned())
+    }
+
+    #[test]
+    fn arm_names() {
+        for ok in ["rg-backup", "vault_01", "a.b", "(x)", "볼트"] {
+            assert!(is_azure_name(ok), "{ok}");
+        }
+        for bad in ["", "a/b", "a b", "a?b", "../x"] {
+            assert!(!is_azure_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_secret_and_defaults() {
+        let yaml = "upstreams:\n  - { name: az, type: azure, tenant_id: t-1, client_id: c-1, client_secret_env: AZURE_CLIENT_SECRET, subscription_id: s-1, vaults: [{ resource_group: rg, name: v }] }\n";
+        let c = parse(yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
+        let UpstreamKind::Azure(az) = &c.upstreams[0].kind else {
+            panic!("not azure");
+        };
+        assert!(
+            matches!(&az.auth, AzureAuth::ClientSecret { tenant_id, client_id, secret }
+            if tenant_id == "t-1" && client_id == "c-1" && secret.expose() == "azure-SECRET")
+        );
+        assert_eq!(az.lookback, std::time::Duration::from_secs(86_400));
+        assert_eq!(az.api_version, "2017-07-01");
+        assert_eq!(az.management_url, "https://management.azure.com");
+        assert_eq!(az.authority_url, "https://login.microsoftonline.com");
+        assert!(!format!("{c:?}").contains("azure-SECRET"));
+    }
+
+    #[test]
+    fn bad_vaults_and_ids_are_reported_each() {
+        let yaml = "upstreams:\n  - { name: az, type: azure, managed_identity: true, client_id: 'a b', subscription_id: 's/1', api_version: '1?', vaults: [{ resource_group: 'r g', name: v }, { resource_group: rg, name: 'v/1' }, { resource_group: rg, name: v }, { resource_group: rg, name: v }] }\n";
+        let Err(ConfigErrors(errors)) = parse(yaml, Path::new("."), &env) else {
+            panic!("expected errors");
+        };
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "upstreams[0].client_id: invalid client id `a b`",
+                "upstreams[0].subscription_id: invalid subscription id `s/1`",
+                "upstreams[0].api_version: invalid api_version `1?`, expected e.g. 2017-07-01",
+                "upstreams[0].vaults[0].resource_group: invalid resource group `r g`",
+                "upstreams[0].vaults[1].name: invalid vault name `v/1`",
+                "upstreams[0].vaults[3]: duplicate vault `rg/v`",
+            ]
+        );
+    }
+}

@@ -1,0 +1,482 @@
+//! The YAML config file: raw serde structs (unknown keys rejected), then a validation
+//! pass that resolves defaults, secrets and targets and collects *every* problem with
+//! its YAML path (`upstreams[1].servers[0]: ...`), so `--check-config` shows them all.
+//!
+//! This file reads the top level and the upstream list and hands each upstream to its
+//! type's file (`zdm.rs`, `scp.rs`, `azure.rs`); the poll settings every type shares are
+//! read by `settings.rs`, small shared checks live in `checks.rs`, the error types in
+//! `error.rs`. The children never use this file.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::model::System;
+use crate::status::StatusMap;
+
+mod azure;
+mod checks;
+mod error;
+mod scp;
+mod settings;
+mod zdm;
+
+pub use azure::{AzureAuth, AzureConfig, AzureVault};
+pub use checks::Secret;
+pub use error::{ConfigError, ConfigErrors};
+pub use scp::{ScpBackup, ScpConfig};
+pub use settings::Settings;
+pub use zdm::{ZdmAuth, ZdmConfig, ZdmTarget};
+
+use checks::{deserialize, Cx, Misfit};
+use settings::{Defaults, RawSettings, Validated};
+
+const SUPPORTED_TYPES: &str = "zdm, scp, azure";
+const TOP_LEVEL_KEYS: [&str; 3] = ["listen", "defaults", "upstreams"];
+
+/// The validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Overridden by `--web.listen-address`.
+    pub listen: Option<SocketAddr>,
+    /// Every configured upstream, in file order.
+    pub upstreams: Vec<Upstream>,
+}
+
+/// One configured upstream API, with its defaults already applied.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Unique; the `upstream` label.
+    pub name: String,
+    /// Poll settings: its own keys over `defaults`.
+    pub settings: Settings,
+    /// Extra raw status -> normalized status.
+    pub status_map: StatusMap,
+    /// The type and its own config.
+    pub kind: UpstreamKind,
+}
+
+/// The upstream types: one variant per system, each with its own config.
+#[derive(Debug, Clone)]
+pub enum UpstreamKind {
+    Zdm(ZdmConfig),
+    Scp(ScpConfig),
+    Azure(AzureConfig),
+}
+
+impl UpstreamKind {
+    /// The system this type talks to: the one place a type maps to its `system` label.
+    pub fn system(&self) -> System {
+        match self {
+            UpstreamKind::Zdm(_) => System::Zdm,
+            UpstreamKind::Scp(_) => System::Scp,
+            UpstreamKind::Azure(_) => System::Azure,
+        }
+    }
+}
+
+impl Upstream {
+    /// One line for `--check-config` and the startup log; never contains a secret.
+    pub fn summary(&self) -> String {
+        let every = humantime::format_duration(self.settings.interval).to_string();
+        let detail = match &self.kind {
+            UpstreamKind::Zdm(zdm) => zdm.summary(&every),
+            UpstreamKind::Scp(scp) => scp.summary(&every),
+            UpstreamKind::Azure(azure) => azure.summary(&every),
+        };
+        format!("{}: {} {detail}", self.name, self.system())
+    }
+
+    /// The `system` label, as [`UpstreamKind::system`] maps it.
+    pub fn system(&self) -> &'static str {
+        self.kind.system().as_str()
+    }
+
+    fn new<T>(v: Validated<T>, kind: fn(T) -> UpstreamKind) -> Upstream {
+        Upstream {
+            name: v.name,
+            settings: v.settings,
+            status_map: v.status_map,
+            kind: kind(v.config),
+        }
+    }
+}
+
+/// Reads and validates the config file; `token_file` paths are relative to its directory.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: String::new(),
+            message: format!("cannot read config file {}: {e}", path.display()),
+        }])
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base_dir, &|name| std::env::var(name).ok())
+}
+
+/// Validates config text. `base_dir` resolves relative `token_file` paths, `env` looks up
+/// environment variables (injectable for tests).
+pub fn parse(
+    yaml: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut cx = Cx {
+        errors: Vec::new(),
+        base_dir,
+        env,
+    };
+    let config = config(&mut cx, yaml);
+    match config {
+        Some(config) if cx.errors.is_empty() => Ok(config),
+        _ => Err(ConfigErrors(cx.errors)),
+    }
+}
+
+fn config(cx: &mut Cx<'_>, yaml: &str) -> Option<Config> {
+    let doc: Value = match serde_yaml_ng::from_str(yaml) {
+        Ok(doc) => doc,
+        Err(e) => {
+            cx.error("", format!("invalid YAML: {e}"));
+            return None;
+        }
+    };
+    let mut top = match doc {
+        Value::Mapping(m) => m,
+        Value::Null => {
+            cx.error(
+                "",
+                "the config file is empty; it needs at least `upstreams`",
+            );
+            return None;
+        }
+        _ => {
+            cx.error("", "expected a map with `upstreams` at the top level");
+            return None;
+        }
+    };
+    let mut unknown = Vec::new();
+    for key in top.keys() {
+        match key.as_str() {
+            Some(k) if TOP_LEVEL_KEYS.contains(&k) => {}
+            Some(k) => unknown.push(k.to_owned()),
+            None => unknown.push(format!("{key:?}")),
+        }
+    }
+    for key in unknown {
+        cx.error(
+            key.clone(),
+            format!("unknown key `{key}`, expected one of `listen`, `defaults`, `upstreams`"),
+        );
+    }
+
+    let listen = match top.remove("listen") {
+        None | Some(Value::Null) => None,
+        Some(v) => cx.typed::<String>("listen", v).and_then(|s| {
+            s.trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| {
+                    cx.error(
+                        "listen",
+                        format!("invalid address `{s}`, expected IP:PORT like 0.0.0.0:10095"),
+                    )
+                })
+                .ok()
+        }),
+    };
+
+    let raw_defaults = match top.remove("defaults") {
+        None | Some(Value::Null) => Some(RawSettings::default()),
+        Some(v) => cx.typed::<RawSettings>("defaults", v),
+    };
+    let defaults = raw_defaults.map(|raw| settings::defaults(cx, &raw));
+
+    let upstreams = match top.remove("upstreams") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Sequence(items)) => items,
+        Some(_) => {
+            cx.error("upstreams", "expected a list of upstreams");
+            return None;
+        }
+    };
+    if upstreams.is_empty() {
+        cx.error("upstreams", "at least one upstream is required");
+    }
+
+    let mut seen_names: HashMap<String, usize> = HashMap::new();
+    let mut resolved = Vec::new();
+    for (i, item) in upstreams.into_iter().enumerate() {
+        let path = format!("upstreams[{i}]");
+        if let Some(name) = item.get("name").and_then(Value::as_str) {
+            if let Some(first) = seen_names.get(name) {
+                cx.error(
+                    format!("{path}.name"),
+                    format!("duplicate upstream name `{name}` (also used by upstreams[{first}])"),
+                );
+            } else {
+                seen_names.insert(name.to_owned(), i);
+            }
+        }
+        if let Some(up) = upstream(cx, &path, item, defaults.as_ref()) {
+            resolved.push(up);
+        }
+    }
+    Some(Config {
+        listen,
+        upstreams: resolved,
+    })
+}
+
+/// One upstream: its `type` picks the file that validates the rest.
+fn upstream(
+    cx: &mut Cx<'_>,
+    path: &str,
+    item: Value,
+    defaults: Option<&Defaults>,
+) -> Option<Upstream> {
+    let Value::Mapping(map) = item else {
+        cx.error(path, "expected a map describing an upstream");
+        return None;
+    };
+    match map.get("type") {
+        None | Some(Value::Null) => {
+            cx.error(
+                path,
+                format!("missing `type` (supported types: {SUPPORTED_TYPES})"),
+            );
+            None
+        }
+        Some(Value::String(t)) if t == "zdm" => {
+            let (raw, overrides) = read(cx, path, map)?;
+            let v = zdm::validate(cx, path, raw, &overrides, defaults)?;
+            Some(Upstream::new(v, UpstreamKind::Zdm))
+        }
+        Some(Value::String(t)) if t == "scp" => {
+            let (raw, overrides) = read(cx, path, map)?;
+            let v = scp::validate(cx, path, raw, &overrides, defaults)?;
+            Some(Upstream::new(v, UpstreamKind::Scp))
+        }
+        Some(Value::String(t)) if t == "azure" => {
+            let (raw, overrides) = read(cx, path, map)?;
+            let v = azure::validate(cx, path, raw, &overrides, defaults)?;
+            Some(Upstream::new(v, UpstreamKind::Azure))
+        }
+        Some(other) => {
+            let shown = other
+                .as_str()
+                .map_or_else(|| format!("{other:?}"), str::to_owned);
+            cx.error(
+                format!("{path}.type"),
+                format!("unknown type `{shown}` (supported types: {SUPPORTED_TYPES})"),
+            );
+            None
+        }
+    }
+}
+
+/// Reads an upstream's map as its type's `T` plus the poll settings keys every type takes.
+/// Like one struct would, it reports only the first misfit in file order (a missing key
+/// last), and nothing is validated further then.
+fn read<T: DeserializeOwned>(
+    cx: &mut Cx<'_>,
+    path: &str,
+    map: Mapping,
+) -> Option<(T, RawSettings)> {
+    let keys: Vec<Option<String>> = map.keys().map(|k| k.as_str().map(str::to_owned)).collect();
+    let (mut own, mut overrides) = (Mapping::new(), Mapping::new());
+    for (key, value) in map {
+        if key.as_str().is_some_and(|k| settings::KEYS.contains(&k)) {
+            overrides.insert(key, value);
+        } else {
+            own.insert(key, value);
+        }
+    }
+    let overrides = deserialize::<RawSettings>(path, Value::Mapping(overrides));
+    let own = deserialize::<T>(path, Value::Mapping(own)).map_err(|mut misfit| {
+        // The keys every type takes are accepted too: list them after the type's own.
+        let top_level = misfit
+            .key
+            .as_ref()
+            .is_some_and(|key| misfit.error.path == checks::join(path, key));
+        if top_level && misfit.error.message.starts_with("unknown key `") {
+            for key in settings::KEYS {
+                misfit.error.message.push_str(&format!(", `{key}`"));
+            }
+        }
+        misfit
+    });
+    let position = |misfit: &Misfit| {
+        misfit
+            .key
+            .as_ref()
+            .and_then(|key| keys.iter().position(|k| k.as_ref() == Some(key)))
+            .unwrap_or(usize::MAX)
+    };
+    let first = match (own, overrides) {
+        (Ok(own), Ok(overrides)) => return Some((own, overrides)),
+        (Err(misfit), Ok(_)) | (Ok(_), Err(misfit)) => misfit,
+        (Err(a), Err(b)) => {
+            if position(&b) < position(&a) {
+                b
+            } else {
+                a
+            }
+        }
+    };
+    cx.errors.push(first.error);
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "ZDM_TOKEN" => Some("tok-3f9a-SECRET".to_owned()),
+            "EMPTY" => Some(" ".to_owned()),
+            _ => None,
+        }
+    }
+
+    fn parse_err(yaml: &str) -> Vec<ConfigError> {
+        match parse(yaml, Path::new("/nonexistent"), &env) {
+            Ok(c) => panic!("expected errors, got {c:?}"),
+            Err(ConfigErrors(errors)) => errors,
+        }
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let yaml = r#"
+listen: "localhost"
+bogus: 1
+defaults:
+  interval: 0s
+  timezone: Mars/Olympus
+upstreams:
+  - name: a
+    type: zdm
+    url: ftp://zdm
+    token_env: NOPE
+    stale_after: 0x
+    status_map: { verifying: runing }
+    servers: [x, x, {id: y, colour: red}]
+  - name: a
+    type: scp
+  - name: c
+    type: zdm
+    url: https://zdm
+    token_env: ZDM_TOKEN
+    servers: [z]
+    typo: 1
+  - name: d
+    url: https://zdm
+  - name: e
+    type: zdm
+    url: https://zdm
+    servers: [z]
+"#;
+        let errors: Vec<String> = parse_err(yaml).iter().map(ToString::to_string).collect();
+        let expected = [
+            "bogus: unknown key `bogus`",
+            "listen: invalid address `localhost`",
+            "defaults.interval: must be greater than zero",
+            "defaults.timezone: unknown time zone `Mars/Olympus`",
+            "upstreams[0].url: invalid url `ftp://zdm`: the scheme must be http or https",
+            "upstreams[0].token_env: environment variable NOPE is not set",
+            "upstreams[0].stale_after: invalid stale_after `0x`",
+            "upstreams[0].status_map.verifying: unknown status `runing`",
+            "upstreams[0].servers[1]: duplicate server `x` (also at upstreams[0].servers[0])",
+            "upstreams[0].servers[2].colour: unknown key `colour`",
+            "upstreams[1].name: duplicate upstream name `a` (also used by upstreams[0])",
+            "upstreams[1]: missing key `url`",
+            "upstreams[2].typo: unknown key `typo`",
+            "upstreams[3]: missing `type` (supported types: zdm, scp, azure)",
+            "upstreams[4]: missing authentication",
+        ];
+        for want in expected {
+            assert!(
+                errors.iter().any(|e| e.starts_with(want)),
+                "missing {want:?} in:\n{}",
+                errors.join("\n")
+            );
+        }
+        assert_eq!(errors.len(), expected.len(), "{}", errors.join("\n"));
+    }
+
+    #[test]
+    fn type_errors_carry_their_path() {
+        let errors = parse_err(
+            "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, servers: [x], concurrency: many}]",
+        );
+        assert_eq!(errors[0].path, "upstreams[0].concurrency");
+        assert!(
+            errors[0]
+                .message
+                .starts_with("invalid type: string \"many\""),
+            "{}",
+            errors[0]
+        );
+        let errors = parse_err(
+            "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, servers: [x, [1]]}]",
+        );
+        assert_eq!(errors[0].path, "upstreams[0].servers[1]");
+        let errors = parse_err("defaults: {interval: 30}\nupstreams: []");
+        assert_eq!(errors[0].to_string(), "defaults.interval: invalid type: integer `30`, expected a duration with a unit, like 500ms, 30s, 5m or 1h");
+        assert_eq!(
+            errors[1].to_string(),
+            "upstreams: at least one upstream is required"
+        );
+    }
+
+    #[test]
+    fn one_misfit_per_upstream_the_first_in_the_file() {
+        // A settings key and a key of the type's own both misfit: the first one written.
+        let errors = parse_err(
+            "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, concurrency: many, servers: [[1]]}]",
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "upstreams[0].concurrency");
+        let errors = parse_err(
+            "upstreams: [{name: a, type: zdm, url: 'http://h', servers: [[1]], token_env: ZDM_TOKEN, timeout: 5}]",
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "upstreams[0].servers[0]");
+        // A missing key is found after every key was read.
+        let errors = parse_err("upstreams: [{name: a, type: scp, interval: [1], backups: [b]}]");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "upstreams[0].interval");
+    }
+
+    #[test]
+    fn each_kind_maps_to_its_system() {
+        let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, servers: [x]}]";
+        let c = parse(yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.upstreams[0].kind.system(), System::Zdm);
+        assert_eq!(c.upstreams[0].system(), "zdm");
+    }
+
+    #[test]
+    fn yaml_syntax_error_has_a_position() {
+        let errors = parse_err("upstreams:\n  - name: [a\n");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "");
+        assert!(errors[0].message.contains("line"), "{}", errors[0]);
+        assert!(errors[0].message.contains("column"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn unreadable_config_file() {
+        let e = load(Path::new("/nonexistent/backup-exporter.yaml")).unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert!(
+            e.to_string()
+                .starts_with("cannot read config file /nonexistent/backup-exporter.yaml"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! `type: scp`: Samsung Cloud Platform backup restore histories, its keys, their checks and
+//! the resolved config the SCP source runs with.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use super::checks::{count, join, Cx, Scalar, Secret};
+use super::settings::{self, Defaults, RawSettings, Validated};
+
+/// A `type: scp` upstream as written (the poll settings keys are read by `settings`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScp {
+    /// Unique name; becomes the `upstream` label.
+    name: String,
+    /// `scp`.
+    #[serde(rename = "type")]
+    _type: String,
+    /// Base URL of the SCP OpenAPI endpoint, e.g. `https://scp.example.com`.
+    url: String,
+    /// Environment variable holding the access key.
+    access_key_env: String,
+    /// Environment variable holding the secret key.
+    secret_key_env: String,
+    /// Optional account id, sent as `Scp-AccountId` and signed.
+    account_id: Option<Scalar>,
+    /// Extra raw status -> normalized status.
+    status_map: Option<BTreeMap<String, String>>,
+    /// Backups to poll: `GET /v1/backups/{id}/restore-histories`; a bare id or `{id, name}`.
+    backups: Option<Vec<RawScpBackup>>,
+}
+
+/// An SCP backup: its id, and the name to export as `job_name`.
+#[derive(Debug)]
+struct RawScpBackup {
+    /// The backup id in the request path.
+    id: String,
+    /// The `job_name` label; the id when absent.
+    name: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawScpBackup {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            id: Scalar,
+            name: Option<Scalar>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Bare(Scalar),
+            Full(Full),
+        }
+        match Either::deserialize(d) {
+            Ok(Either::Bare(Scalar(id))) => Ok(RawScpBackup { id, name: None }),
+            Ok(Either::Full(f)) => Ok(RawScpBackup {
+                id: f.id.0,
+                name: f.name.map(|n| n.0),
+            }),
+            Err(_) => Err(de::Error::custom(
+                "expected a backup id or a map with `id` and an optional `name`",
+            )),
+        }
+    }
+}
+
+/// Samsung Cloud Platform backup restore histories.
+#[derive(Debug, Clone)]
+pub struct ScpConfig {
+    /// Base URL, no trailing slash.
+    pub url: String,
+    /// The access key the requests are signed with.
+    pub access_key: Secret,
+    /// The secret key of the signature.
+    pub secret_key: Secret,
+    /// Sent as `Scp-AccountId` and signed when given.
+    pub account_id: Option<String>,
+    /// The backups whose restore histories are polled.
+    pub backups: Vec<ScpBackup>,
+}
+
+/// One SCP backup whose restore histories are polled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScpBackup {
+    /// Letters, digits, `-` and `_` (it goes into the request path).
+    pub id: String,
+    /// The `job_name` label; the backup id when not configured.
+    pub name: Option<String>,
+}
+
+impl ScpConfig {
+    /// The `--check-config` line after `name: scp `; never contains a secret.
+    pub fn summary(&self, every: &str) -> String {
+        format!(
+            "{}, {}, every {every}, auth signature v2{}",
+            self.url,
+            count(self.backups.len(), "backup"),
+            if self.account_id.is_some() {
+                " with account id"
+            } else {
+                ""
+            },
+        )
+    }
+}
+
+/// Validates a `type: scp` upstream at `path`, with its poll settings `overrides`.
+pub fn validate(
+    cx: &mut Cx<'_>,
+    path: &str,
+    mut raw: RawScp,
+    overrides: &RawSettings,
+    defaults: Option<&Defaults>,
+) -> Option<Validated<ScpConfig>> {
+    let errors_before = cx.errors.len();
+    let p = |key: &str| join(path, key);
+    cx.name(path, &raw.name);
+    let url = cx.url(&p("url"), &raw.url);
+    let access_key = cx.env_secret(&p("access_key_env"), &raw.access_key_env);
+    let secret_key = cx.env_secret(&p("secret_key_env"), &raw.secret_key_env);
+    let account_id = raw.account_id.take().map(|a| a.0.trim().to_owned());
+    if account_id.as_deref() == Some("") {
+        cx.error(p("account_id"), "must not be empty (leave it out instead)");
+    }
+    let settings = settings::upstream(cx, path, overrides, defaults);
+    let status_map = cx.status_map(&p("status_map"), raw.status_map.as_ref());
+
+    let mut backups = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, b) in raw.backups.take().into_iter().flatten().enumerate() {
+        let bp = format!("{}[{i}]", p("backups"));
+        let id = b.id.trim().to_owned();
+        let valid = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            cx.error(
+                bp,
+                format!("invalid backup id `{id}`: expected letters, digits, - or _"),
+            );
+            continue;
+        }
+        if let Some(first) = seen.get(&id) {
+            cx.error(
+                bp,
+                format!(
+                    "duplicate backup `{id}` (also at {}[{first}])",
+                    p("backups")
+                ),
+            );
+            continue;
+        }
+        seen.insert(id.clone(), i);
+        let name = b
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        backups.push(ScpBackup { id, name });
+    }
+    if backups.is_empty() {
+        cx.error(path, "no targets: list at least one backup under `backups`");
+    }
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Validated {
+        name: raw.name,
+        settings: settings?,
+        status_map,
+        config: ScpConfig {
+            url: url?,
+            access_key: access_key?,
+            secret_key: secret_key?,
+            account_id,
+            backups,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{parse, ConfigErrors, UpstreamKind};
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SCP_ACCESS_KEY" => Some("access".to_owned()),
+            "SCP_SECRET_KEY" => Some("scp-SECRET".to_owned()),
+            _ => None,
+        }
+    }
+
+    const HEAD: &str = "upstreams:\n  - name: scp-kr\n    type: scp\n    url: https://scp.example.com/\n    access_key_env: SCP_ACCESS_KEY\n    secret_key_env: SCP_SECRET_KEY\n";
+
+    #[test]
+    fn backups_resolve_with_their_names() {
+        let yaml = format!("{HEAD}    account_id: 42\n    backups: [abc-1, {{ id: def_2, name: ' erp-db ' }}, {{ id: 7, name: '' }}]\n");
+        let c = parse(&yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
+        let UpstreamKind::Scp(scp) = &c.upstreams[0].kind else {
+            panic!("not scp");
+        };
+        assert_eq!(scp.url, "https://scp.example.com");
+        assert_eq!(scp.account_id.as_deref(), Some("42"));
+        let backups: Vec<(&str, Option<&str>)> = scp
+            .backups
+            .iter()
+            .map(|b| (b.id.as_str(), b.name.as_deref()))
+            .collect();
+        assert_eq!(
+            backups,
+            [("abc-1", None), ("def_2", Some("erp-db")), ("7", None)]
+        );
+        assert!(!format!("{c:?}").contains("scp-SECRET"));
+    }
+
+    #[test]
+    fn bad_backups_are_reported_each() {
+        let yaml = format!("{HEAD}    account_id: ' '\n    backups: [a, a, 'x/y', [1]]\n");
+        let Err(ConfigErrors(errors)) = parse(&yaml, Path::new("."), &env) else {
+            panic!("expected errors");
+        };
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["upstreams[0].backups[3]: expected a backup id or a map with `id` and an optional `name`"]
+        );
+        let yaml = format!("{HEAD}    account_id: ' '\n    backups: [a, a, 'x/y']\n");
+        let Err(ConfigErrors(errors)) = parse(&yaml, Path::new("."), &env) else {
+            panic!("expected errors");
+        };
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "upstreams[0].account_id: must not be empty (leave it out instead)",
+                "upstreams[0].backups[1]: duplicate backup `a` (also at upstreams[0].backups[0])",
+                "upstreams[0].backups[2]: invalid backup id `x/y`: expected letters, digits, - or _",
+            ]
+        );
+    }
+}

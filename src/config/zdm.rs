@@ -1,0 +1,622 @@
+//! `type: zdm`: the ZDM monitoring API (servers, backup jobs, recovery jobs), its keys,
+//! their checks and the resolved config the ZDM source runs with.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::checks::{count, join, Cx, Scalar, Secret};
+use super::settings::{self, Defaults, RawSettings, Validated};
+
+const DEFAULT_API_PREFIX: &str = "/api/v1";
+const DEFAULT_LOGIN_PATH: &str = "/api/auth/issue";
+
+/// Query parameters each ZDM endpoint documents (besides the `:identifier` path part).
+const SERVER_QUERY: &[&str] = &[
+    "mode",
+    "partition",
+    "repositoryType",
+    "repositoryPath",
+    "status",
+    "detail",
+    "jobName",
+];
+const BACKUP_JOB_QUERY: &[&str] = &[
+    "mode",
+    "partition",
+    "drive",
+    "server",
+    "repositoryType",
+    "repositoryPath",
+    "status",
+    "jobName",
+    "page",
+    "limit",
+];
+const RECOVERY_JOB_QUERY: &[&str] = &[
+    "mode",
+    "partition",
+    "drive",
+    "serverName",
+    "serverType",
+    "jobName",
+    "detail",
+];
+
+/// A `type: zdm` upstream as written (the poll settings keys are read by `settings`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZdm {
+    /// Unique name; becomes the `upstream` label.
+    name: String,
+    /// `zdm`.
+    #[serde(rename = "type")]
+    _type: String,
+    /// Base URL of the ZDM API server (http or https), e.g. `https://zdm.example.com`.
+    url: String,
+    /// Path prefix of the API: `/api/v1` (default) or `/api` for ZDM 1.0.x.
+    api_prefix: Option<String>,
+    /// File holding the bearer token (relative to the config file's directory).
+    token_file: Option<String>,
+    /// Environment variable holding the bearer token.
+    token_env: Option<String>,
+    /// Log in with email and password and re-issue the token before it expires.
+    login: Option<RawLogin>,
+    /// Extra raw status -> normalized status (pending, running, completed,
+    /// completed_with_warnings, failed, cancelled, unknown).
+    status_map: Option<BTreeMap<String, String>>,
+    /// Servers to poll: `GET {api_prefix}/backups/monitoring/system/{id}`.
+    servers: Option<Vec<RawTarget>>,
+    /// Backup jobs to poll: `GET {api_prefix}/backups/monitoring/job/{id}`.
+    backup_jobs: Option<Vec<RawTarget>>,
+    /// Recovery jobs to poll: `GET {api_prefix}/recoveries/monitoring/job/{id}`.
+    recovery_jobs: Option<Vec<RawTarget>>,
+}
+
+/// ZDM token issuing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogin {
+    /// Token issuing endpoint: `/api/auth/issue` (default, up to ZDM 1.3) or
+    /// `/api/token/issue` (ZDM 2.0 on).
+    path: Option<String>,
+    /// Environment variable holding the login email.
+    email_env: String,
+    /// Environment variable holding the password.
+    password_env: String,
+}
+
+/// A target: a bare identifier (string or number) or `{id: ..., <query param>: ...}`.
+#[derive(Debug)]
+struct RawTarget {
+    /// The identifier in the endpoint's path.
+    id: String,
+    /// Query filters the endpoint documents, in the order written.
+    query: Vec<(String, String)>,
+}
+
+impl<'de> Deserialize<'de> for RawTarget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawTarget;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "an identifier (string or number) or a map with `id` and query parameters",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawTarget, E> {
+                Ok(RawTarget {
+                    id: v.to_owned(),
+                    query: Vec::new(),
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawTarget, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawTarget, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTarget, A::Error> {
+                let mut id = None;
+                let mut query = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let Scalar(value) = map.next_value()?;
+                    if key == "id" {
+                        id = Some(value);
+                    } else {
+                        query.push((key, value));
+                    }
+                }
+                let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
+                Ok(RawTarget { id, query })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A validated ZDM upstream.
+#[derive(Debug, Clone)]
+pub struct ZdmConfig {
+    /// Base URL, no trailing slash.
+    pub url: String,
+    /// Leading slash, no trailing slash (`""` when the API is at the root).
+    pub api_prefix: String,
+    /// How requests are authorized.
+    pub auth: ZdmAuth,
+    /// `GET {api_prefix}/backups/monitoring/system/{id}`
+    pub servers: Vec<ZdmTarget>,
+    /// `GET {api_prefix}/backups/monitoring/job/{id}`
+    pub backup_jobs: Vec<ZdmTarget>,
+    /// `GET {api_prefix}/recoveries/monitoring/job/{id}`
+    pub recovery_jobs: Vec<ZdmTarget>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ZdmAuth {
+    /// A static bearer token.
+    Token(Secret),
+    /// Issue a token by POSTing `{"email","password"}` to `path`.
+    Login {
+        /// The token issuing endpoint, leading slash.
+        path: String,
+        /// The login email.
+        email: Secret,
+        /// The login password.
+        password: Secret,
+    },
+}
+
+/// One identifier to poll, with the query filters to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZdmTarget {
+    /// The identifier in the endpoint's path.
+    pub id: String,
+    /// Query filters, in the order configured.
+    pub query: Vec<(String, String)>,
+}
+
+impl ZdmConfig {
+    /// The `--check-config` line after `name: zdm `; never contains a secret.
+    pub fn summary(&self, every: &str) -> String {
+        let auth = match &self.auth {
+            ZdmAuth::Token(_) => "auth token".to_owned(),
+            ZdmAuth::Login { path, .. } => format!("auth login {path}"),
+        };
+        format!(
+            "{}{}, {}, {}, {}, every {every}, {auth}",
+            self.url,
+            self.api_prefix,
+            count(self.servers.len(), "server"),
+            count(self.backup_jobs.len(), "backup job"),
+            count(self.recovery_jobs.len(), "recovery job"),
+        )
+    }
+}
+
+/// Validates a `type: zdm` upstream at `path`, with its poll settings `overrides`.
+pub fn validate(
+    cx: &mut Cx<'_>,
+    path: &str,
+    raw: RawZdm,
+    overrides: &RawSettings,
+    defaults: Option<&Defaults>,
+) -> Option<Validated<ZdmConfig>> {
+    let errors_before = cx.errors.len();
+    let p = |key: &str| join(path, key);
+
+    cx.name(path, &raw.name);
+    let url = cx.url(&p("url"), &raw.url);
+    let api_prefix = match &raw.api_prefix {
+        None => DEFAULT_API_PREFIX.to_owned(),
+        Some(prefix) => cx
+            .url_path(&p("api_prefix"), prefix, true)
+            .unwrap_or_default(),
+    };
+    let auth = auth(cx, path, &raw);
+    let settings = settings::upstream(cx, path, overrides, defaults);
+    let status_map = cx.status_map(&p("status_map"), raw.status_map.as_ref());
+
+    let servers = targets(cx, &p("servers"), raw.servers, "server", SERVER_QUERY);
+    let backup_jobs = targets(
+        cx,
+        &p("backup_jobs"),
+        raw.backup_jobs,
+        "backup job",
+        BACKUP_JOB_QUERY,
+    );
+    let recovery_jobs = targets(
+        cx,
+        &p("recovery_jobs"),
+        raw.recovery_jobs,
+        "recovery job",
+        RECOVERY_JOB_QUERY,
+    );
+    if servers.is_empty() && backup_jobs.is_empty() && recovery_jobs.is_empty() {
+        cx.error(
+            path,
+            "no targets: list at least one of `servers`, `backup_jobs`, `recovery_jobs`",
+        );
+    }
+
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Validated {
+        name: raw.name,
+        settings: settings?,
+        status_map,
+        config: ZdmConfig {
+            url: url?,
+            api_prefix,
+            auth: auth?,
+            servers,
+            backup_jobs,
+            recovery_jobs,
+        },
+    })
+}
+
+fn auth(cx: &mut Cx<'_>, path: &str, raw: &RawZdm) -> Option<ZdmAuth> {
+    let p = |key: &str| join(path, key);
+    let mut methods = Vec::new();
+    if raw.token_file.is_some() {
+        methods.push("token_file");
+    }
+    if raw.token_env.is_some() {
+        methods.push("token_env");
+    }
+    if raw.login.is_some() {
+        methods.push("login");
+    }
+    if methods.len() > 1 {
+        cx.error(
+            path,
+            format!(
+                "more than one authentication method ({}); set exactly one of token_file, token_env, login",
+                methods.join(", ")
+            ),
+        );
+        return None;
+    }
+    if let Some(file) = &raw.token_file {
+        return cx.token_file(&p("token_file"), file).map(ZdmAuth::Token);
+    }
+    if let Some(var) = &raw.token_env {
+        return cx.env_secret(&p("token_env"), var).map(ZdmAuth::Token);
+    }
+    if let Some(login) = &raw.login {
+        let lp = p("login");
+        let login_path = match &login.path {
+            None => Some(DEFAULT_LOGIN_PATH.to_owned()),
+            Some(path) => cx.url_path(&join(&lp, "path"), path, false),
+        };
+        let email = cx.env_secret(&join(&lp, "email_env"), &login.email_env);
+        let password = cx.env_secret(&join(&lp, "password_env"), &login.password_env);
+        return Some(ZdmAuth::Login {
+            path: login_path?,
+            email: email?,
+            password: password?,
+        });
+    }
+    cx.error(
+        path,
+        "missing authentication: set one of token_file, token_env or login",
+    );
+    None
+}
+
+fn targets(
+    cx: &mut Cx<'_>,
+    path: &str,
+    raw: Option<Vec<RawTarget>>,
+    noun: &str,
+    allowed: &[&str],
+) -> Vec<ZdmTarget> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut targets = Vec::new();
+    for (i, t) in raw.into_iter().flatten().enumerate() {
+        let tp = format!("{path}[{i}]");
+        let id = t.id.trim().to_owned();
+        if id.is_empty() {
+            cx.error(tp.clone(), format!("empty {noun} identifier"));
+            continue;
+        }
+        if let Some(first) = seen.get(&id) {
+            cx.error(
+                tp.clone(),
+                format!("duplicate {noun} `{id}` (also at {path}[{first}])"),
+            );
+            continue;
+        }
+        seen.insert(id.clone(), i);
+        for (key, _) in &t.query {
+            if !allowed.contains(&key.as_str()) {
+                cx.error(
+                    format!("{tp}.{key}"),
+                    format!(
+                        "unknown key `{key}`: a {noun} target takes `id` and the query parameters {}",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+        targets.push(ZdmTarget { id, query: t.query });
+    }
+    targets
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{parse, Config, Settings, Upstream, UpstreamKind};
+    use crate::status::{Status, StatusMap};
+
+    const TOKEN: &str = "tok-3f9a-SECRET";
+    const EMAIL: &str = "ops@SECRET.example";
+    const PASSWORD: &str = "pw-SECRET-hunter2";
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "ZDM_TOKEN" => Some(format!("  {TOKEN}\n")),
+            "ZDM_EMAIL" => Some(EMAIL.to_owned()),
+            "ZDM_PASSWORD" => Some(PASSWORD.to_owned()),
+            "EMPTY" => Some(" ".to_owned()),
+            _ => None,
+        }
+    }
+
+    fn parse_ok(yaml: &str, dir: &Path) -> Config {
+        parse(yaml, dir, &env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn zdm(u: &Upstream) -> &ZdmConfig {
+        match &u.kind {
+            UpstreamKind::Zdm(z) => z,
+            other => panic!("not zdm: {other:?}"),
+        }
+    }
+
+    fn target(id: &str, query: &[(&str, &str)]) -> ZdmTarget {
+        ZdmTarget {
+            id: id.to_owned(),
+            query: query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn full_config_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), format!("\n {TOKEN} \n")).unwrap();
+        let yaml = r#"
+listen: "127.0.0.1:10095"
+defaults:
+  interval: 1m
+  timeout: 5s
+  concurrency: 4
+  timezone: Asia/Seoul
+  stale_after: 2x
+  max_body_bytes: 1048576
+  max_jobs_per_target: 500
+upstreams:
+  - name: zdm-prod
+    type: zdm
+    url: https://zdm.example.com/
+    token_file: token
+    status_map: { Verifying: running, "Half Done": completed_with_warnings }
+    servers:
+      - server-01
+      - { id: 2, mode: full, detail: true }
+    backup_jobs:
+      - daily-backup
+      - { id: 7, page: 2, limit: 50, drive: "C:" }
+    recovery_jobs: [daily-recovery]
+  - name: zdm-old
+    type: zdm
+    url: http://10.0.0.5:8080
+    api_prefix: api/
+    token_env: ZDM_TOKEN
+    interval: 500ms
+    timezone: UTC
+    stale_after: 10m
+    backup_jobs: [1]
+  - name: zdm-login
+    type: zdm
+    url: https://zdm2.example.com
+    api_prefix: /
+    login: { email_env: ZDM_EMAIL, password_env: ZDM_PASSWORD }
+    concurrency: 1
+    max_body_bytes: 2048
+    max_jobs_per_target: 1000000
+    servers: [s]
+"#;
+        let c = parse_ok(yaml, dir.path());
+        assert_eq!(c.listen, Some("127.0.0.1:10095".parse().unwrap()));
+        assert_eq!(c.upstreams.len(), 3);
+
+        let prod = &c.upstreams[0];
+        assert_eq!(prod.name, "zdm-prod");
+        assert_eq!(prod.system(), "zdm");
+        assert_eq!(
+            prod.settings,
+            Settings {
+                interval: Duration::from_secs(60),
+                timeout: Duration::from_secs(5),
+                concurrency: 4,
+                timezone: chrono_tz::Asia::Seoul,
+                stale_after: Duration::from_secs(120),
+                max_body_bytes: 1_048_576,
+                max_jobs_per_target: 500,
+            }
+        );
+        let mut map = StatusMap::new();
+        map.insert("verifying", Status::Running);
+        map.insert("halfdone", Status::CompletedWithWarnings);
+        assert_eq!(prod.status_map, map);
+        let z = zdm(prod);
+        assert_eq!(z.url, "https://zdm.example.com");
+        assert_eq!(z.api_prefix, "/api/v1");
+        assert!(matches!(&z.auth, ZdmAuth::Token(t) if t.expose() == TOKEN));
+        assert_eq!(
+            z.servers,
+            [
+                target("server-01", &[]),
+                target("2", &[("mode", "full"), ("detail", "true")])
+            ]
+        );
+        assert_eq!(
+            z.backup_jobs,
+            [
+                target("daily-backup", &[]),
+                target("7", &[("page", "2"), ("limit", "50"), ("drive", "C:")])
+            ]
+        );
+        assert_eq!(z.recovery_jobs, [target("daily-recovery", &[])]);
+        assert_eq!(
+            prod.summary(),
+            "zdm-prod: zdm https://zdm.example.com/api/v1, 2 servers, 2 backup jobs, 1 recovery job, every 1m, auth token"
+        );
+
+        let old = &c.upstreams[1];
+        assert_eq!(
+            old.settings,
+            Settings {
+                interval: Duration::from_millis(500),
+                timeout: Duration::from_secs(5),
+                concurrency: 4,
+                timezone: chrono_tz::UTC,
+                stale_after: Duration::from_secs(600),
+                max_body_bytes: 1_048_576,
+                max_jobs_per_target: 500,
+            }
+        );
+        assert!(old.status_map.is_empty());
+        let z = zdm(old);
+        assert_eq!(
+            (z.url.as_str(), z.api_prefix.as_str()),
+            ("http://10.0.0.5:8080", "/api")
+        );
+        assert!(matches!(&z.auth, ZdmAuth::Token(t) if t.expose() == TOKEN));
+        assert_eq!(z.backup_jobs, [target("1", &[])]);
+        assert!(z.servers.is_empty() && z.recovery_jobs.is_empty());
+
+        let login = &c.upstreams[2];
+        assert_eq!(login.settings.concurrency, 1);
+        assert_eq!(login.settings.max_body_bytes, 2048);
+        assert_eq!(login.settings.max_jobs_per_target, 1_000_000);
+        assert_eq!(login.settings.stale_after, Duration::from_secs(120));
+        let z = zdm(login);
+        assert_eq!(z.api_prefix, "");
+        match &z.auth {
+            ZdmAuth::Login {
+                path,
+                email,
+                password,
+            } => {
+                assert_eq!(path, "/api/auth/issue");
+                assert_eq!(email.expose(), EMAIL);
+                assert_eq!(password.expose(), PASSWORD);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            login.summary(),
+            "zdm-login: zdm https://zdm2.example.com, 1 server, 0 backup jobs, 0 recovery jobs, every 1m, auth login /api/auth/issue"
+        );
+    }
+
+    #[test]
+    fn built_in_defaults() {
+        let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, servers: [x]}]";
+        let c = parse_ok(yaml, Path::new("."));
+        assert_eq!(c.listen, None);
+        let u = &c.upstreams[0];
+        assert_eq!(
+            u.settings,
+            Settings {
+                interval: Duration::from_secs(30),
+                timeout: Duration::from_secs(10),
+                concurrency: 16,
+                timezone: chrono_tz::UTC,
+                stale_after: Duration::from_secs(90),
+                max_body_bytes: 16_777_216,
+                max_jobs_per_target: 10_000,
+            }
+        );
+        assert_eq!(u.settings, Settings::default());
+        assert_eq!(zdm(u).api_prefix, "/api/v1");
+        assert_eq!(
+            u.summary(),
+            "a: zdm http://h/api/v1, 1 server, 0 backup jobs, 0 recovery jobs, every 30s, auth token"
+        );
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+        std::fs::write(dir.path().join("two-lines"), format!("{TOKEN}\n{TOKEN}")).unwrap();
+        let yaml = r#"
+upstreams:
+  - { name: a, type: zdm, url: 'http://h', token_file: token, servers: [x] }
+  - { name: b, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, servers: [x] }
+  - { name: c, type: zdm, url: 'http://h', login: { email_env: ZDM_EMAIL, password_env: ZDM_PASSWORD, path: /api/token/issue }, servers: [x] }
+"#;
+        let c = parse_ok(yaml, dir.path());
+        let shown = format!(
+            "{c:?} {}",
+            c.upstreams
+                .iter()
+                .map(Upstream::summary)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        for secret in [TOKEN, EMAIL, PASSWORD] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("<redacted>"));
+        assert_eq!(Secret::new(TOKEN.into()).to_string(), "<redacted>");
+
+        // Nor in errors: a multi-line token file, credentials in a url, a value that is
+        // not a valid env var name but could be a pasted secret.
+        let yaml = format!(
+            r#"
+upstreams:
+  - {{ name: a, type: zdm, url: 'http://h', token_file: two-lines, servers: [x] }}
+  - {{ name: b, type: zdm, url: 'https://user:{PASSWORD}@h', token_env: EMPTY, servers: [x] }}
+  - {{ name: c, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, token_file: token, servers: [x] }}
+  - {{ name: d, type: zdm, url: 'http://h', token_env: '{TOKEN}', servers: [x] }}
+"#
+        );
+        let errors = parse(&yaml, dir.path(), &env).unwrap_err().to_string();
+        assert!(errors.contains("control characters"), "{errors}");
+        assert!(
+            errors.contains("upstreams[3].token_env: must name an environment variable"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("credentials must not be in the url"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("environment variable EMPTY is empty"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("more than one authentication method (token_file, token_env)"),
+            "{errors}"
+        );
+        for secret in [TOKEN, PASSWORD] {
+            assert!(!errors.contains(secret), "{secret} leaked: {errors}");
+        }
+    }
+}
