@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::clock::unix_now;
-use crate::config::{self, Config, ConfigErrors};
+use crate::config::{self, Config, ConfigErrors, Upstream};
 use crate::exposition::Exposition;
-use crate::poller::{self, Planned, Pollers};
+use crate::model::TargetId;
+use crate::poller::{self, Pollers};
 use crate::shard::Shard;
 use crate::state::Store;
 use crate::telemetry::Telemetry;
@@ -45,8 +47,26 @@ pub struct App {
 
 #[derive(Default)]
 struct Running {
+    /// One entry per configured upstream, with the configuration it runs with.
+    upstreams: Vec<RunningUpstream>,
+    /// Expires stale series by time; started with the first configuration.
+    expiry: Option<Pollers>,
+}
+
+struct RunningUpstream {
+    config: Upstream,
+    /// Its poll loops; `None` under `--once`, which polls without loops.
     pollers: Option<Pollers>,
-    upstreams: Vec<(&'static str, String)>,
+    targets: Vec<(TargetId, Duration)>,
+}
+
+impl Running {
+    fn upstreams_seen(&self) -> Vec<(&'static str, String)> {
+        self.upstreams
+            .iter()
+            .map(|r| (r.config.system(), r.config.name.clone()))
+            .collect()
+    }
 }
 
 impl App {
@@ -68,15 +88,49 @@ impl App {
         self.source.load()
     }
 
-    /// Replaces the running pollers with those of `config`. Targets kept across the change
-    /// keep their series and run counts.
+    /// Runs `config`. An upstream whose configuration did not change keeps running as it
+    /// is: its schedule, its token and its state (a reload that changes nothing sends no
+    /// request). Changed or new upstreams start afresh; removed ones stop and lose their
+    /// series. Targets kept across the change keep their series and run counts.
     pub async fn apply(&self, config: &Config) {
         let mut running = self.running.lock().await;
-        if let Some(old) = running.pollers.take() {
-            old.stop().await;
+        let mut previous = std::mem::take(&mut running.upstreams);
+        let mut next = Vec::with_capacity(config.upstreams.len());
+        let mut fresh = Vec::new();
+        for upstream in &config.upstreams {
+            match previous.iter().position(|r| &r.config == upstream) {
+                Some(i) => next.push(previous.swap_remove(i)),
+                None => {
+                    let plan =
+                        poller::plan_upstream(upstream, &self.client, &self.telemetry, self.shard);
+                    fresh.push((next.len(), plan));
+                    next.push(RunningUpstream {
+                        config: upstream.clone(),
+                        pollers: None,
+                        targets: Vec::new(),
+                    });
+                }
+            }
         }
-        let plan = self.install(config, &mut running);
-        running.pollers = Some(Pollers::spawn(plan, self.store.clone()));
+        for old in previous {
+            if let Some(pollers) = old.pollers {
+                pollers.stop().await;
+            }
+        }
+        for (i, plan) in &fresh {
+            next[*i].targets = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
+        }
+        self.register(&running.upstreams_seen(), &next);
+        let targets: Vec<_> = next.iter().flat_map(|r| r.targets.clone()).collect();
+        self.store.set_targets(&targets);
+        for (i, plan) in fresh {
+            next[i].pollers = Some(Pollers::spawn(plan, self.store.clone()));
+        }
+        if running.expiry.is_none() {
+            running.expiry = Some(Pollers::expiry(self.store.clone()));
+        }
+        running.upstreams = next;
+        self.telemetry.config_loaded(true, unix_now());
     }
 
     /// `--once`: installs `config` like [`App::apply`], then polls every target once,
@@ -84,7 +138,22 @@ impl App {
     pub async fn poll_once(&self, config: &Config) -> bool {
         let plan = {
             let mut running = self.running.lock().await;
-            self.install(config, &mut running)
+            let plan = poller::plan(config, &self.client, &self.telemetry, self.shard);
+            let next: Vec<RunningUpstream> = config
+                .upstreams
+                .iter()
+                .map(|u| RunningUpstream {
+                    config: u.clone(),
+                    pollers: None,
+                    targets: Vec::new(),
+                })
+                .collect();
+            self.register(&running.upstreams_seen(), &next);
+            let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
+            self.store.set_targets(&targets);
+            running.upstreams = next;
+            self.telemetry.config_loaded(true, unix_now());
+            plan
         };
         let polls = plan.iter().map(|p| async {
             let result = poller::poll_once(p, &self.store).await;
@@ -106,28 +175,20 @@ impl App {
             .all(|ok| ok)
     }
 
-    /// Everything a configuration change does but start polling: per-upstream telemetry
-    /// series, the store's target list, the reload gauges. Returns the targets to poll.
-    fn install(&self, config: &Config, running: &mut Running) -> Vec<Planned> {
-        let plan = poller::plan(config, &self.client, &self.telemetry, self.shard);
-        let upstreams: Vec<(&'static str, String)> = config
-            .upstreams
+    /// Per-upstream telemetry series: created for new upstreams, removed for gone ones.
+    fn register(&self, before: &[(&'static str, String)], next: &[RunningUpstream]) {
+        let after: Vec<(&'static str, &str)> = next
             .iter()
-            .map(|u| (u.system(), u.name.clone()))
+            .map(|r| (r.config.system(), r.config.name.as_str()))
             .collect();
-        for (system, name) in &running.upstreams {
-            if !upstreams.iter().any(|(s, n)| s == system && n == name) {
+        for (system, name) in before {
+            if !after.iter().any(|(s, n)| s == system && n == name) {
                 self.telemetry.forget_upstream(system, name);
             }
         }
-        for (system, name) in &upstreams {
+        for (system, name) in after {
             self.telemetry.register_upstream(system, name);
         }
-        let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
-        self.store.set_targets(&targets);
-        running.upstreams = upstreams;
-        self.telemetry.config_loaded(true, unix_now());
-        plan
     }
 
     /// Loads the configuration again; a bad one is refused and the running one stays.
@@ -150,8 +211,13 @@ impl App {
 
     pub async fn stop(&self) {
         let mut running = self.running.lock().await;
-        if let Some(old) = running.pollers.take() {
-            old.stop().await;
+        for upstream in std::mem::take(&mut running.upstreams) {
+            if let Some(pollers) = upstream.pollers {
+                pollers.stop().await;
+            }
+        }
+        if let Some(expiry) = running.expiry.take() {
+            expiry.stop().await;
         }
     }
 

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
-use crate::config::Config;
+use crate::config::{Config, Upstream};
 use crate::model::{ParseField, TargetId};
 use crate::outcome::{Fault, Outcome};
 use crate::shard::Shard;
@@ -46,8 +46,23 @@ pub fn plan(
     telemetry: &Telemetry,
     shard: Shard,
 ) -> Vec<Planned> {
+    config
+        .upstreams
+        .iter()
+        .flat_map(|upstream| plan_upstream(upstream, client, telemetry, shard))
+        .collect()
+}
+
+/// The targets of one upstream (of `shard`), sharing one source: one token cache, one
+/// concurrency limit.
+pub fn plan_upstream(
+    upstream: &Upstream,
+    client: &reqwest::Client,
+    telemetry: &Telemetry,
+    shard: Shard,
+) -> Vec<Planned> {
     let mut planned = Vec::new();
-    for upstream in &config.upstreams {
+    {
         let source = sources::build(upstream, client.clone(), telemetry.clone());
         let name: Arc<str> = Arc::from(upstream.name.as_str());
         let targets: Vec<SourceTarget> = source
@@ -131,11 +146,17 @@ impl Pollers {
     pub fn spawn(plan: Vec<Planned>, store: Arc<Store>) -> Self {
         let cancel = CancellationToken::new();
         let start = tokio::time::Instant::now();
-        let mut handles: Vec<JoinHandle<()>> = plan
+        let handles: Vec<JoinHandle<()>> = plan
             .into_iter()
             .map(|p| tokio::spawn(run(p, store.clone(), cancel.clone(), start)))
             .collect();
-        handles.push(tokio::spawn(expire(store, cancel.clone())));
+        Pollers { cancel, handles }
+    }
+
+    /// The one task that expires stale series by time, for all targets.
+    pub fn expiry(store: Arc<Store>) -> Self {
+        let cancel = CancellationToken::new();
+        let handles = vec![tokio::spawn(expire(store, cancel.clone()))];
         Pollers { cancel, handles }
     }
 

@@ -32,6 +32,8 @@ const INVALID: &[&str] = &[
     "invalid-timezone.yaml",
     "invalid-token-file-empty.yaml",
     "invalid-token-file-unreadable.yaml",
+    "invalid-token-file-huge.yaml",
+    "invalid-nesting.yaml",
     "invalid-unknown-key.yaml",
     "invalid-unknown-type.yaml",
     "invalid-url.yaml",

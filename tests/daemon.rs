@@ -649,3 +649,74 @@ async fn requests_beyond_the_concurrency_limit_wait_their_turn() {
         "{durations:?}"
     );
 }
+
+/// Regression: 20 reloads in 0.3 s caused thousands of upstream requests and a ZDM login
+/// each. A reload that changes nothing for an upstream keeps its schedule, token and state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_changes_nothing_sends_no_request_and_no_login() {
+    let sim = Sim::start();
+    let yaml = format!(
+        "upstreams:
+  - name: zdm
+    type: zdm
+    url: {url}
+    interval: 30s
+    login: {{ path: /api/auth/issue, email_env: SIM_EMAIL, password_env: SIM_PASSWORD }}
+    backup_jobs: [daily-backup]
+  - name: zdm-token
+    type: zdm
+    url: {url}
+    interval: 30s
+    token_env: SIM_TOKEN
+    backup_jobs: [daily-backup-win]
+",
+        url = sim.url()
+    );
+    let exp = Exporter::start_with(&yaml, &["--web.enable-lifecycle"], &[]);
+    exp.wait_ready().await;
+    let logins = sim.stats().await["login"].as_u64().unwrap_or(0);
+    let login_polls = sim.requests("backup_job", "daily-backup").await;
+    let polls = login_polls + sim.requests("backup_job", "daily-backup-win").await;
+    assert_eq!(logins, 1);
+    for _ in 0..20 {
+        let resp = client().post(exp.url("/-/reload")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    exp.proc.signal("HUP");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        sim.stats().await["login"].as_u64().unwrap_or(0),
+        logins,
+        "no new login"
+    );
+    assert_eq!(
+        sim.requests("backup_job", "daily-backup").await
+            + sim.requests("backup_job", "daily-backup-win").await,
+        polls,
+        "no request: both upstreams keep their schedule"
+    );
+
+    // Changing one upstream restarts that one only.
+    let changed = yaml.replacen(
+        "backup_jobs: [daily-backup-win]",
+        "backup_jobs: [daily-backup-win, daily-recovery]",
+        1,
+    );
+    write_config(exp.dir.path(), &changed);
+    exp.proc.signal("HUP");
+    exp.wait_metrics("the added target", |m| {
+        value(m, &target_up("zdm-token", "backup_job", "daily-backup-win")).is_some()
+            && m.contains("target=\"daily-recovery\"")
+    })
+    .await;
+    assert_eq!(
+        sim.stats().await["login"].as_u64().unwrap_or(0),
+        logins,
+        "the login upstream did not change: no new login"
+    );
+    assert_eq!(
+        sim.requests("backup_job", "daily-backup").await,
+        login_polls,
+        "nor a poll"
+    );
+}

@@ -68,7 +68,7 @@ struct RawVault {
 }
 
 /// Azure Backup (Recovery Services vaults) through the ARM API.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AzureConfig {
     /// How tokens for the ARM API are obtained.
     pub auth: AzureAuth,
@@ -86,7 +86,7 @@ pub struct AzureConfig {
     pub authority_url: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AzureAuth {
     /// An app registration's client secret.
     ClientSecret {

@@ -385,10 +385,11 @@ impl Cx<'_> {
         }
     }
 
-    /// The trimmed content of a file, relative to the config file's directory.
+    /// The trimmed content of a file, relative to the config file's directory; at most
+    /// [`MAX_SECRET_FILE_BYTES`] (a path such as `/dev/zero` must not eat the memory).
     pub fn token_file(&mut self, path: &str, file: &str) -> Option<Secret> {
         let full = self.base_dir.join(file.trim());
-        match std::fs::read_to_string(&full) {
+        match read_capped(&full, MAX_SECRET_FILE_BYTES) {
             Err(e) => {
                 self.error(
                     path,
@@ -420,6 +421,66 @@ impl Cx<'_> {
         }
         Some(Secret::new(value.to_owned()))
     }
+}
+
+/// The largest secret file read (tokens and client secrets are a few KiB at most).
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// The largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The deepest nesting of YAML collections accepted. Real configs nest five levels; the
+/// YAML parser's time grows with the square of the depth, so a hostile file of nested
+/// brackets is refused before it is parsed.
+pub const MAX_NESTING: usize = 64;
+
+/// A file's text, refused when longer than `cap` bytes (read no further than that).
+pub fn read_capped(path: &std::path::Path, cap: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {cap} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
+/// How deeply the YAML text nests flow collections (`[`, `{`) and block indentation, at
+/// most, from a scan that skips quoted strings and comments: an upper bound on what the
+/// parser will build, computed in one pass.
+pub fn nesting_depth(yaml: &str) -> usize {
+    let mut deepest = 0;
+    for line in yaml.lines() {
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        deepest = deepest.max(indent / 2);
+    }
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = ' ';
+    for c in yaml.chars() {
+        match (quote, c) {
+            _ if comment && c == '\n' => comment = false,
+            _ if comment => {}
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') if prev.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    deepest
 }
 
 #[cfg(test)]

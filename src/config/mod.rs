@@ -47,7 +47,7 @@ pub struct Config {
 }
 
 /// One configured upstream API, with its defaults already applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
     /// Unique; the `upstream` label.
     pub name: String,
@@ -60,7 +60,7 @@ pub struct Upstream {
 }
 
 /// The upstream types: one variant per system, each with its own config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamKind {
     Zdm(ZdmConfig),
     Scp(ScpConfig),
@@ -107,7 +107,7 @@ impl Upstream {
 
 /// Reads and validates the config file; `token_file` paths are relative to its directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = checks::read_capped(path, checks::MAX_CONFIG_BYTES).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             path: String::new(),
             message: format!("cannot read config file {}: {e}", path.display()),
@@ -137,6 +137,17 @@ pub fn parse(
 }
 
 fn config(cx: &mut Cx<'_>, yaml: &str) -> Option<Config> {
+    let depth = checks::nesting_depth(yaml);
+    if depth > checks::MAX_NESTING {
+        cx.error(
+            "",
+            format!(
+                "nested {depth} levels deep; at most {} levels are accepted",
+                checks::MAX_NESTING
+            ),
+        );
+        return None;
+    }
     let doc: Value = match serde_yaml_ng::from_str(yaml) {
         Ok(doc) => doc,
         Err(e) => {

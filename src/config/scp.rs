@@ -69,7 +69,7 @@ impl<'de> Deserialize<'de> for RawScpBackup {
 }
 
 /// Samsung Cloud Platform backup restore histories.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScpConfig {
     /// Base URL, no trailing slash.
     pub url: String,

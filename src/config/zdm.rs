@@ -139,7 +139,7 @@ impl<'de> Deserialize<'de> for RawTarget {
 }
 
 /// A validated ZDM upstream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ZdmConfig {
     /// Base URL, no trailing slash.
     pub url: String,
@@ -155,7 +155,7 @@ pub struct ZdmConfig {
     pub recovery_jobs: Vec<ZdmTarget>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ZdmAuth {
     /// A static bearer token.
     Token(Secret),
