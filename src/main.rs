@@ -271,14 +271,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
         }
     };
+    let warnings: Vec<String> = config.upstreams.iter().flat_map(|u| u.warnings()).collect();
     if cli.check_config {
         for upstream in &config.upstreams {
             println!("{}", upstream.summary());
+        }
+        for warning in &warnings {
+            println!("warning: {warning}");
         }
         println!("configuration is valid");
         return Ok(ExitCode::SUCCESS);
     }
 
+    for warning in &warnings {
+        tracing::warn!(problem = %warning, "configuration");
+    }
     let shard = shard(&cli)?;
     let client = http::build_client().context("building the HTTP client")?;
     let app = App::new(source, client, shard);

@@ -312,3 +312,39 @@ fn configs_that_crashed_the_daemon_are_refused_with_exit_code_2() {
         assert!(!logs.contains("panicked"), "{file}: {logs}");
     }
 }
+
+/// Regression: ZDM's /api and SCP answer with times that carry no offset; with no
+/// `timezone` they were read as UTC silently (9 h off in Korea). `--check-config` warns.
+#[test]
+fn check_config_warns_when_naive_times_have_no_timezone() {
+    let base = "upstreams:
+  - name: legacy
+    type: zdm
+    url: https://zdm.example.com
+    api_prefix: /api
+    token_env: ZDM_TOKEN
+    servers: [a]
+  - name: v1
+    type: zdm
+    url: https://zdm.example.com
+    token_env: ZDM_TOKEN
+    servers: [a]
+  - name: scp
+    type: scp
+    url: https://scp.example.com
+    access_key_env: ZDM_TOKEN
+    secret_key_env: ZDM_TOKEN
+    backups: [00cd2538fbf94d12b36aabbdd607e974]
+";
+    let env = [("ZDM_TOKEN", "t")];
+    let (code, out) = check_config(base, &env);
+    assert_eq!(code, Some(0), "{out}");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 2, "{out}");
+    assert!(warnings[0].contains("legacy") && warnings[0].contains("timezone"));
+    assert!(warnings[1].contains("scp"));
+    // A timezone under defaults (or per upstream) silences them.
+    let (code, out) = check_config(&format!("defaults:\n  timezone: Asia/Seoul\n{base}"), &env);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("warning: "), "{out}");
+}

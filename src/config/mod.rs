@@ -90,6 +90,23 @@ impl Upstream {
         format!("{}: {} {detail}", self.name, self.system())
     }
 
+    /// Why this upstream's configuration, although valid, may not be what was meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let naive_times = match &self.kind {
+            UpstreamKind::Zdm(zdm) => Some("ZDM's /api (1.0.x) answers")
+                .filter(|_| zdm.api_prefix.trim_end_matches('/') == "/api"),
+            UpstreamKind::Scp(_) => Some("SCP answers"),
+            UpstreamKind::Azure(_) => None,
+        };
+        match naive_times {
+            Some(who) if !self.settings.timezone_set => vec![format!(
+                "{}: {who} with times that carry no offset, and no `timezone` is set: they are read as UTC (set e.g. `timezone: Asia/Seoul` if the upstream answers in local time)",
+                self.name
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     /// The `system` label, as [`UpstreamKind::system`] maps it.
     pub fn system(&self) -> &'static str {
         self.kind.system().as_str()

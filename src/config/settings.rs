@@ -77,6 +77,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// The zone of upstream timestamps that carry no offset.
     pub timezone: chrono_tz::Tz,
+    /// Whether `timezone` was set (under `defaults` or the upstream) rather than defaulted.
+    pub timezone_set: bool,
     /// How long last-known series stay after polls fail. Resolved: `3x` is already
     /// `3 * interval`.
     pub stale_after: Duration,
@@ -93,6 +95,7 @@ impl Default for Settings {
             timeout: Duration::from_secs(10),
             concurrency: 16,
             timezone: chrono_tz::UTC,
+            timezone_set: false,
             stale_after: Duration::from_secs(90),
             max_body_bytes: 16 * 1024 * 1024,
             max_jobs_per_target: 10_000,
@@ -201,6 +204,7 @@ impl Checked {
                 timeout: self.timeout.unwrap_or(b.timeout),
                 concurrency: self.concurrency.unwrap_or(b.concurrency),
                 timezone: self.timezone.unwrap_or(b.timezone),
+                timezone_set: self.timezone.is_some() || b.timezone_set,
                 stale_after: b.stale_after,
                 max_body_bytes: self.max_body_bytes.unwrap_or(b.max_body_bytes),
                 max_jobs_per_target: self.max_jobs_per_target.unwrap_or(b.max_jobs_per_target),
@@ -422,6 +426,7 @@ mod tests {
                 timeout: Duration::from_secs(10),
                 concurrency: 2,
                 timezone: chrono_tz::Asia::Seoul,
+                timezone_set: true,
                 stale_after: Duration::from_secs(40),
                 max_body_bytes: 16 * 1024 * 1024,
                 max_jobs_per_target: 10_000,
