@@ -61,7 +61,8 @@ struct Cli {
     )]
     web_telemetry_path: String,
 
-    /// exporter-toolkit web configuration (TLS, basic auth users with bcrypt hashes).
+    /// exporter-toolkit web configuration (TLS and client certificates, HTTP/2, headers, rate
+    /// limit, basic auth users with bcrypt hashes); re-read when it or its certificates change.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
 
