@@ -9,6 +9,7 @@ pub mod demo;
 pub mod exposition;
 pub mod http;
 pub mod landing;
+pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod model;

@@ -1,7 +1,6 @@
 //! CLI, logging, signals: wiring only.
 #![forbid(unsafe_code)]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,8 +9,8 @@ use anyhow::Context as _;
 use backup_exporter::app::{App, ConfigSource};
 use backup_exporter::server::{self, Server};
 use backup_exporter::shard::Shard;
-use backup_exporter::webconfig::WebConfig;
-use backup_exporter::{demo, http, logging};
+use backup_exporter::webconfig::LiveWebConfig;
+use backup_exporter::{demo, http, listen, logging, telemetry};
 use clap::{Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
@@ -22,22 +21,49 @@ use tokio_util::sync::CancellationToken;
 /// an upstream. Reload the configuration with SIGHUP (or POST /-/reload with
 /// --web.enable-lifecycle).
 #[derive(Debug, Parser)]
-#[command(name = "backup-exporter", version, about, long_about)]
+#[command(
+    name = "backup-exporter",
+    about,
+    long_about,
+    disable_version_flag = true
+)]
 struct Cli {
-    /// Configuration file (YAML).
+    /// Configuration file (YAML). `--config.file` is an alias.
     #[arg(
         long,
+        visible_alias = "config.file",
         value_name = "FILE",
         env = "BACKUP_EXPORTER_CONFIG",
         default_value = "config/backup-exporter.yaml"
     )]
     config: PathBuf,
 
-    /// Address to listen on; overrides `listen` in the configuration [default: 0.0.0.0:10095]
-    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
-    web_listen_address: Option<SocketAddr>,
+    /// Address to listen on, repeatable: HOST:PORT, :PORT (every interface, IPv4 and IPv6),
+    /// [IPv6]:PORT or a host name (every address it resolves to). Overrides `listen` in the
+    /// configuration [default: 0.0.0.0:10095]
+    #[arg(
+        long = "web.listen-address",
+        value_name = "HOST:PORT",
+        value_parser = listen_address
+    )]
+    web_listen_address: Vec<String>,
 
-    /// exporter-toolkit web configuration (TLS, basic auth users with bcrypt hashes).
+    /// Serve on the sockets systemd passes (socket activation: LISTEN_FDS, LISTEN_PID)
+    /// instead of binding --web.listen-address.
+    #[arg(long = "web.systemd-socket")]
+    web_systemd_socket: bool,
+
+    /// Path under which the metrics are served.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = server::DEFAULT_TELEMETRY_PATH,
+        value_parser = telemetry_path
+    )]
+    web_telemetry_path: String,
+
+    /// exporter-toolkit web configuration (TLS and client certificates, HTTP/2, headers, rate
+    /// limit, basic auth users with bcrypt hashes); re-read when it or its certificates change.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
 
@@ -87,7 +113,8 @@ struct Cli {
     log_format: LogFormat,
 
     /// Validate the configuration, print one line per upstream and exit: 0 valid, 2 invalid.
-    #[arg(long)]
+    /// `--config.check` is an alias.
+    #[arg(long, visible_alias = "config.check")]
     check_config: bool,
 
     /// Poll every target once, print the exposition to stdout and exit: 0 if every target
@@ -108,6 +135,9 @@ struct Cli {
     /// the host name (a StatefulSet pod).
     #[arg(long, value_name = "I|auto", default_value = "0")]
     shard: String,
+    /// Print version, branch, revision, build date, rust version and platform, and exit.
+    #[arg(long)]
+    version: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -145,6 +175,17 @@ fn count(s: &str, min: usize) -> Result<usize, String> {
     Ok(n)
 }
 
+/// A `--web.listen-address` value whose form is valid (resolved and bound later).
+fn listen_address(s: &str) -> Result<String, String> {
+    listen::parse(s)?;
+    Ok(s.to_string())
+}
+
+fn telemetry_path(s: &str) -> Result<String, String> {
+    server::valid_telemetry_path(s)?;
+    Ok(s.to_string())
+}
+
 /// A duration (`10s`, `500ms`) from 1 ms to 1 h: never zero, never one that overflows a clock.
 fn header_timeout(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
@@ -179,7 +220,22 @@ fn init_logging(level: LogLevel, format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.version {
+        print!("{}", telemetry::version_text());
+        return ExitCode::SUCCESS;
+    }
     init_logging(cli.log_level, cli.log_format);
+    // Taken before the runtime's threads exist: taking them edits the environment.
+    let systemd = match cli.web_systemd_socket {
+        false => None,
+        true => match listen::systemd_sockets() {
+            Ok(sockets) => Some(sockets),
+            Err(e) => {
+                tracing::error!(error = %e, "backup-exporter stopped");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -190,7 +246,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, systemd)) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = error_chain(&e), "backup-exporter stopped");
@@ -244,7 +300,7 @@ fn hostname() -> std::io::Result<String> {
         .map(|h| h.trim().to_string())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, systemd: Option<Vec<std::net::TcpListener>>) -> anyhow::Result<ExitCode> {
     let source = if cli.demo {
         let sim = demo::start_simulator()
             .await
@@ -302,25 +358,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 
     let web = match &cli.web_config_file {
-        Some(path) => Some(WebConfig::load(path)?),
+        Some(path) => Some(LiveWebConfig::load(path)?),
         None => None,
     };
-    let listen = match (cli.web_listen_address, config.listen) {
-        (Some(addr), _) | (None, Some(addr)) => addr,
-        (None, None) => DEFAULT_LISTEN.parse().context("default listen address")?,
+    let listeners = match systemd {
+        Some(sockets) => {
+            if !cli.web_listen_address.is_empty() {
+                tracing::warn!("--web.systemd-socket: the --web.listen-address flags are ignored");
+            }
+            listen::adopt(sockets)?
+        }
+        None => {
+            let addresses = match (&cli.web_listen_address[..], config.listen) {
+                ([], Some(addr)) => vec![addr.to_string()],
+                ([], None) => vec![DEFAULT_LISTEN.to_string()],
+                (given, _) => given.to_vec(),
+            };
+            listen::bind(&addresses).await?
+        }
     };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    let tls = web.as_ref().is_some_and(|w| w.tls_acceptor().is_some());
-    let address = listener.local_addr().unwrap_or(listen);
-    tracing::info!(
-        address = %address,
-        url = %format!("{}://{address}/metrics", if tls { "https" } else { "http" }),
-        version = backup_exporter::telemetry::VERSION,
-        tls,
-        "backup-exporter listening"
-    );
+    let tls = web.as_ref().is_some_and(|w| w.tls());
+    let http2 = tls && web.as_ref().is_some_and(|w| w.current().http2());
+    for listener in &listeners {
+        let Ok(address) = listener.local_addr() else {
+            continue;
+        };
+        tracing::info!(
+            address = %address,
+            url = %format!("{}://{address}{}", if tls { "https" } else { "http" }, cli.web_telemetry_path),
+            version = telemetry::VERSION,
+            tls,
+            http2,
+            systemd_socket = cli.web_systemd_socket,
+            "backup-exporter listening"
+        );
+    }
 
     app.apply(&config).await;
     let targets = app.exposition().store().targets().len();
@@ -354,9 +426,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         max_requests: cli.web_max_requests,
         read_header_timeout: cli.web_read_header_timeout,
         enable_lifecycle: cli.web_enable_lifecycle,
+        telemetry_path: cli.web_telemetry_path.clone(),
     };
     let server = Server::new(app.exposition(), web, reload_tx, options);
-    let serving = tokio::spawn(server.serve(listener, shutdown.clone()));
+    let serving = tokio::spawn(server.serve(listeners, shutdown.clone()));
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

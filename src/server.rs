@@ -1,6 +1,7 @@
-//! The exporter's HTTP server (hyper 1): /metrics, /, /-/healthy, /-/ready, /-/reload,
-//! with TLS and basic auth from the web config file, and the limits a hostile client meets:
-//! header size and read time, connections, in-flight requests.
+//! The exporter's HTTP server (hyper 1): /metrics (or `--web.telemetry-path`), /, /-/healthy,
+//! /-/ready, /-/reload on one or more listeners, with the web config file's TLS (HTTP/2 by
+//! ALPN), headers, rate limit and basic auth, and the limits a hostile client meets: header
+//! size and read time, connections, in-flight requests.
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -16,7 +17,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::exposition::Exposition;
 use crate::landing;
 use crate::metrics::Format;
-use crate::webconfig::WebConfig;
+use crate::webconfig::{LiveWebConfig, WebConfig};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -41,6 +42,10 @@ pub const DEFAULT_MAX_REQUESTS: usize = 40;
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Streams one HTTP/2 connection may have open at once (each is a request in flight; the
+/// `--web.max-requests` limit applies across connections).
+const H2_MAX_STREAMS: u32 = 32;
 
 /// The first byte of a TLS record carrying a handshake message (a ClientHello).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -60,11 +65,33 @@ pub struct Options {
     pub read_header_timeout: Duration,
     /// Whether `POST /-/reload` is served (Prometheus' `--web.enable-lifecycle`).
     pub enable_lifecycle: bool,
+    /// Where the exposition is served (`--web.telemetry-path`, default `/metrics`).
+    pub telemetry_path: String,
+}
+
+/// `--web.telemetry-path` default.
+pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
+
+/// Whether `path` can serve the exposition: absolute, and not one of the fixed endpoints.
+pub fn valid_telemetry_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("{path:?} does not start with /"));
+    }
+    if path
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+    {
+        return Err(format!("{path:?} is not a plain URL path"));
+    }
+    if matches!(path, "/" | "/-/healthy" | "/-/ready" | "/-/reload") {
+        return Err(format!("{path} is taken by another endpoint"));
+    }
+    Ok(())
 }
 
 pub struct Server {
     exposition: Exposition,
-    web: Option<Arc<WebConfig>>,
+    web: Option<LiveWebConfig>,
     /// Fired by `POST /-/reload`; main.rs reloads on it like on SIGHUP.
     reload_requests: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
     options: Options,
@@ -77,7 +104,7 @@ pub struct Server {
 impl Server {
     pub fn new(
         exposition: Exposition,
-        web: Option<WebConfig>,
+        web: Option<LiveWebConfig>,
         reload_requests: tokio::sync::mpsc::Sender<
             tokio::sync::oneshot::Sender<Result<(), String>>,
         >,
@@ -87,7 +114,7 @@ impl Server {
             (options.max_requests > 0).then(|| Arc::new(Semaphore::new(options.max_requests)));
         Arc::new(Server {
             exposition,
-            web: web.map(Arc::new),
+            web,
             reload_requests,
             options,
             requests,
@@ -95,12 +122,33 @@ impl Server {
         })
     }
 
-    /// Accepts connections until `shutdown` fires, then lets in-flight requests finish.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+    /// Accepts connections on every listener until `shutdown` fires, then lets in-flight
+    /// requests finish. The connection limit is shared by all listeners.
+    pub async fn serve(self: Arc<Self>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
         let graceful = GracefulShutdown::new();
-        let tls = self.web.as_ref().and_then(|w| w.tls_acceptor());
         let connections = Arc::new(Semaphore::new(self.options.max_connections.max(1)));
-        let mut refusing = false;
+        let refusing = AtomicBool::new(false);
+        futures_util::future::join_all(listeners.into_iter().map(|listener| {
+            self.clone()
+                .accept(listener, &graceful, &connections, &refusing, &shutdown)
+        }))
+        .await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish within the shutdown grace period");
+        }
+    }
+
+    async fn accept(
+        self: Arc<Self>,
+        listener: TcpListener,
+        graceful: &GracefulShutdown,
+        connections: &Arc<Semaphore>,
+        refusing: &AtomicBool,
+        shutdown: &CancellationToken,
+    ) {
         loop {
             let (stream, peer) = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -116,8 +164,7 @@ impl Server {
             // Closed at once rather than left waiting: the client learns now, and a flood of
             // connections holds no memory beyond the kernel's accept queue.
             let Ok(permit) = connections.clone().try_acquire_owned() else {
-                if !refusing {
-                    refusing = true;
+                if !refusing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         limit = self.options.max_connections,
                         "connection limit reached: new connections are closed until one ends (--web.max-connections)"
@@ -126,8 +173,7 @@ impl Server {
                 drop(stream);
                 continue;
             };
-            if refusing {
-                refusing = false;
+            if refusing.swap(false, Ordering::Relaxed) {
                 tracing::info!("below the connection limit again");
             }
             // The exposition goes out in many small frames; Nagle would hold the tail of each
@@ -135,20 +181,15 @@ impl Server {
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
             }
+            // The web config as it is now: a rotated certificate is presented from the next
+            // handshake on.
+            let web = self.web.as_ref().map(|w| w.current());
             let server = self.clone();
-            let tls = tls.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                server.connection(stream, peer, tls, watcher).await;
+                server.connection(stream, peer, web, watcher).await;
                 drop(permit);
             });
-        }
-        drop(listener);
-        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("in-flight requests did not finish within the shutdown grace period");
         }
     }
 
@@ -157,9 +198,10 @@ impl Server {
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
-        tls: Option<tokio_rustls::TlsAcceptor>,
+        web: Option<Arc<WebConfig>>,
         watcher: Watcher,
     ) {
+        let tls = web.as_ref().and_then(|w| w.tls_acceptor());
         let deadline = Instant::now() + self.options.read_header_timeout;
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -200,9 +242,24 @@ impl Server {
                         return;
                     }
                 };
-                watcher
-                    .watch(builder.serve_connection(TokioIo::new(stream), service))
-                    .await
+                let h2 = web.as_ref().is_some_and(|w| w.http2())
+                    && stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                if h2 {
+                    // HTTP/2 only over TLS, when negotiated by ALPN (as Go's net/http).
+                    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                    h2.timer(TokioTimer::new())
+                        .max_header_list_size(MAX_HEADER_BYTES as u32)
+                        .max_concurrent_streams(H2_MAX_STREAMS)
+                        .keep_alive_interval(Some(self.options.read_header_timeout))
+                        .keep_alive_timeout(self.options.read_header_timeout);
+                    watcher
+                        .watch(h2.serve_connection(TokioIo::new(stream), service))
+                        .await
+                } else {
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
             }
         };
         if let Err(e) = result {
@@ -211,20 +268,42 @@ impl Server {
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        if let Some(web) = &self.web {
-            if !web
-                .authorized(req.headers().get(header::AUTHORIZATION))
-                .await
-            {
-                tracing::debug!(%peer, path = req.uri().path(), "unauthorized request");
-                let mut resp = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"backup-exporter\""),
-                );
-                return resp;
-            }
+        let Some(web) = self.web.as_ref().map(|w| w.current()) else {
+            return self.authorized(req).await;
+        };
+        let mut resp = if web.allow_request() {
+            self.authenticated(req, peer, &web).await
+        } else {
+            text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
+        };
+        for (name, value) in web.headers() {
+            resp.headers_mut().insert(name.clone(), value.clone());
         }
+        resp
+    }
+
+    async fn authenticated(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        web: &WebConfig,
+    ) -> Response<Body> {
+        if !web
+            .authorized(req.headers().get(header::AUTHORIZATION))
+            .await
+        {
+            tracing::debug!(%peer, path = req.uri().path(), "unauthorized request");
+            let mut resp = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"backup-exporter\""),
+            );
+            return resp;
+        }
+        self.authorized(req).await
+    }
+
+    async fn authorized(&self, req: Request<Incoming>) -> Response<Body> {
         // Counted after authentication (as node_exporter does): requests without valid
         // credentials cannot take the slots of a scrape that has them.
         let slot = match &self.requests {
@@ -262,7 +341,8 @@ impl Server {
 
     async fn route(&self, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path();
-        let Some(allow) = allowed_methods(path) else {
+        let telemetry = path == self.options.telemetry_path;
+        let Some(allow) = allowed_methods(path, telemetry) else {
             return text(StatusCode::NOT_FOUND, "Not found\n");
         };
         if !allow.split(", ").any(|m| m == req.method().as_str()) {
@@ -271,9 +351,11 @@ impl Server {
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
             return resp;
         }
+        if telemetry {
+            return self.metrics(&req);
+        }
         match path {
-            "/metrics" => self.metrics(&req),
-            "/" => html(landing::page(self.exposition.store())),
+            "/" => html(self.landing()),
             "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
             "/-/ready" => {
                 if self.exposition.ready() {
@@ -313,14 +395,32 @@ impl Server {
         resp
     }
 
+    /// The landing page, its exposition link following `--web.telemetry-path`.
+    fn landing(&self) -> String {
+        let page = landing::page(self.exposition.store());
+        let path = &self.options.telemetry_path;
+        if path == DEFAULT_TELEMETRY_PATH {
+            return page;
+        }
+        let mut href = String::from("<a href=\"");
+        for c in path.chars() {
+            match c {
+                '&' => href.push_str("&amp;"),
+                '"' => href.push_str("&quot;"),
+                '<' => href.push_str("&lt;"),
+                '>' => href.push_str("&gt;"),
+                c => href.push(c),
+            }
+        }
+        href.push('"');
+        page.replacen("<a href=\"/metrics\"", &href, 1)
+    }
+
     async fn reload(&self, req: &Request<Incoming>) -> Response<Body> {
         if !self.options.enable_lifecycle {
             return text(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n");
         }
-        let https = self
-            .web
-            .as_ref()
-            .is_some_and(|w| w.tls_acceptor().is_some());
+        let https = self.web.as_ref().is_some_and(|w| w.tls());
         if let Some(why) = cross_origin(req.headers(), https) {
             tracing::warn!(reason = why, "cross-origin POST /-/reload refused");
             return text(
@@ -344,9 +444,13 @@ impl Server {
 }
 
 /// The methods an endpoint answers, as its 405 lists them in `Allow`; `None`: no such path.
-fn allowed_methods(path: &str) -> Option<&'static str> {
+/// `telemetry`: the path is `--web.telemetry-path`.
+fn allowed_methods(path: &str, telemetry: bool) -> Option<&'static str> {
+    if telemetry {
+        return Some("GET, HEAD");
+    }
     match path {
-        "/metrics" | "/" | "/-/healthy" | "/-/ready" => Some("GET, HEAD"),
+        "/" | "/-/healthy" | "/-/ready" => Some("GET, HEAD"),
         "/-/reload" => Some("POST, PUT"),
         _ => None,
     }
@@ -653,12 +757,32 @@ mod tests {
 
     #[test]
     fn every_endpoint_lists_its_methods() {
-        assert_eq!(allowed_methods("/metrics"), Some("GET, HEAD"));
-        assert_eq!(allowed_methods("/"), Some("GET, HEAD"));
-        assert_eq!(allowed_methods("/-/healthy"), Some("GET, HEAD"));
-        assert_eq!(allowed_methods("/-/ready"), Some("GET, HEAD"));
-        assert_eq!(allowed_methods("/-/reload"), Some("POST, PUT"));
-        assert_eq!(allowed_methods("/nope"), None);
+        assert_eq!(allowed_methods("/metrics", true), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/metrics", false), None);
+        assert_eq!(allowed_methods("/", false), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/-/healthy", false), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/-/ready", false), Some("GET, HEAD"));
+        assert_eq!(allowed_methods("/-/reload", false), Some("POST, PUT"));
+        assert_eq!(allowed_methods("/nope", false), None);
+    }
+
+    #[test]
+    fn the_telemetry_path_cannot_take_another_endpoint() {
+        for ok in ["/metrics", "/probe/metrics", "/m"] {
+            assert_eq!(valid_telemetry_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "metrics",
+            "",
+            "/",
+            "/-/healthy",
+            "/-/ready",
+            "/-/reload",
+            "/a b",
+            "/m?x",
+        ] {
+            assert!(valid_telemetry_path(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,6 +12,19 @@ use crate::shard::Shard;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("BACKUP_EXPORTER_REVISION");
+pub const BRANCH: &str = env!("BACKUP_EXPORTER_BRANCH");
+/// `YYYYMMDD-HH:MM:SS` UTC (or `SOURCE_DATE_EPOCH`), Prometheus' layout.
+pub const BUILD_DATE: &str = env!("BACKUP_EXPORTER_BUILD_DATE");
+pub const RUSTC_VERSION: &str = env!("BACKUP_EXPORTER_RUSTC_VERSION");
+
+/// `--version`, as Prometheus' tools print it.
+pub fn version_text() -> String {
+    format!(
+        "backup-exporter, version {VERSION} (branch: {BRANCH}, revision: {REVISION})\n  build date:       {BUILD_DATE}\n  rust version:     {RUSTC_VERSION}\n  platform:         {}/{}\n",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
 
 /// Request latency buckets: upstream monitoring APIs answer in milliseconds to seconds.
 const DURATION_BUCKETS: &[f64] = &[

@@ -98,6 +98,11 @@ fn help_lists_every_flag_of_the_contract() {
         "--web.max-requests",
         "--web.read-header-timeout",
         "--web.enable-lifecycle",
+        "--web.systemd-socket",
+        "--web.telemetry-path",
+        "--config.file",
+        "--config.check",
+        "--version",
         "BACKUP_EXPORTER_CONFIG",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
@@ -347,4 +352,92 @@ fn check_config_warns_when_naive_times_have_no_timezone() {
     let (code, out) = check_config(&format!("defaults:\n  timezone: Asia/Seoul\n{base}"), &env);
     assert_eq!(code, Some(0), "{out}");
     assert!(!out.contains("warning: "), "{out}");
+}
+/// `--version` as Prometheus' tools print it: version, branch and revision, then build date,
+/// rust version and platform.
+#[test]
+fn version_prints_like_prometheus_tools() {
+    let out = Command::new(exporter_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let head = format!(
+        "backup-exporter, version {} (branch: ",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(lines[0].starts_with(&head), "{text}");
+    assert!(
+        lines[0].contains(", revision: ") && lines[0].ends_with(')'),
+        "{text}"
+    );
+    assert_eq!(env!("CARGO_PKG_VERSION"), "0.2.0");
+    let date = lines[1]
+        .strip_prefix("  build date:       ")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(date, "%Y%m%d-%H:%M:%S").is_ok(),
+        "build date as YYYYMMDD-HH:MM:SS: {text}"
+    );
+    assert!(
+        lines[2].starts_with("  rust version:     rustc 1."),
+        "{text}"
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "  platform:         {}/{}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )
+    );
+}
+
+#[test]
+fn config_file_and_config_check_are_aliases() {
+    let out = Command::new(exporter_bin())
+        .args([
+            "--config.check",
+            "--config.file",
+            "tests/data/valid-zdm.yaml",
+        ])
+        .env("ZDM_TOKEN", "t")
+        .env("ZDM_EMAIL", "e@example.com")
+        .env("ZDM_PASSWORD", "p")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("zdm-prod: zdm"), "{text}");
+    assert!(text.contains("configuration is valid"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_path_moves_the_exposition_and_the_landing_link() {
+    let yaml = "upstreams:\n  - name: z\n    type: zdm\n    url: http://127.0.0.1:9\n    token_env: SIM_TOKEN\n    servers: [a]\n";
+    let exp = Exporter::start_with(yaml, &["--web.telemetry-path", "/probe/metrics"], &[]);
+    let (status, body) = exp.get("/probe/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("backup_exporter_build_info"), "{body}");
+    assert_eq!(exp.get("/metrics").await.0, 404);
+    let (_, page) = exp.get("/").await;
+    assert!(page.contains("<a href=\"/probe/metrics\">"), "{page}");
+    assert!(!page.contains("href=\"/metrics\""), "{page}");
+    assert!(
+        exp.proc.stderr_text().contains("/probe/metrics\""),
+        "the listening line's url follows the path"
+    );
+    for bad in ["metrics", "/-/ready", "/"] {
+        let out = Command::new(exporter_bin())
+            .args(["--check-config", "--config", "/nonexistent.yaml"])
+            .args(["--web.telemetry-path", bad])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("--web.telemetry-path"), "{bad}: {err}");
+    }
 }

@@ -297,3 +297,543 @@ fn a_bad_web_config_stops_start_up_with_a_clear_error() {
         "{err}"
     );
 }
+
+// ---- The whole exporter-toolkit schema, each setting against a real TLS client ----
+
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// A CA and the certificates it signs (ECDSA P-256, as rcgen makes by default).
+struct Ca {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// (certificate PEM, key PEM) for these SANs (DNS names, IPs, e-mails, URIs by form).
+    fn sign(&self, sans: &[&str]) -> (String, String) {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        for san in sans {
+            let san = if let Ok(ip) = san.parse() {
+                rcgen::SanType::IpAddress(ip)
+            } else if san.contains("://") {
+                rcgen::SanType::URI((*san).try_into().unwrap())
+            } else if san.contains('@') {
+                rcgen::SanType::Rfc822Name((*san).try_into().unwrap())
+            } else {
+                rcgen::SanType::DnsName((*san).try_into().unwrap())
+            };
+            params.subject_alt_names.push(san);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// The exporter with `web` as its web config, `server.crt`/`server.key` signed by `ca` for
+/// localhost beside it, plus any `files`.
+fn tls_exporter(ca: &Ca, web: &str, files: &[(&str, &str)]) -> Exporter {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.sign(&["localhost", "127.0.0.1"]);
+    std::fs::write(dir.path().join("server.crt"), cert).unwrap();
+    std::fs::write(dir.path().join("server.key"), key).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let web_path = dir.path().join("web.yml");
+    std::fs::write(&web_path, web).unwrap();
+    let web = web_path.to_str().unwrap().to_string();
+    Exporter::start_in(dir, UNREACHABLE, &["--web.config.file", &web], &[])
+}
+
+fn pem_certs(pem: &str) -> Vec<CertificateDer<'static>> {
+    rustls_pemfile::certs(&mut pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// What a client chooses to offer.
+#[derive(Default)]
+struct Offer {
+    suites: Option<Vec<rustls::SupportedCipherSuite>>,
+    groups: Option<Vec<&'static dyn rustls::crypto::SupportedKxGroup>>,
+    tls12_only: bool,
+    client_cert: Option<(String, String)>,
+    alpn: Vec<Vec<u8>>,
+}
+
+/// What came of a handshake and one `GET /-/healthy` on it.
+#[derive(Debug)]
+struct Session {
+    status_line: String,
+    suite: Option<rustls::CipherSuite>,
+    group: Option<rustls::NamedGroup>,
+    server_cert: Option<Vec<u8>>,
+}
+
+async fn tls_get(addr: &str, roots_pem: &[&str], offer: Offer) -> Result<Session, String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(suites) = offer.suites {
+        provider.cipher_suites = suites;
+    }
+    if let Some(groups) = offer.groups {
+        provider.kx_groups = groups;
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if offer.tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for pem in roots_pem {
+        for cert in pem_certs(pem) {
+            roots.add(cert).unwrap();
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match offer.client_cert {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                pem_certs(&cert),
+                rustls_pemfile::private_key(&mut key.as_bytes())
+                    .unwrap()
+                    .unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = offer.alpn;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let run = async {
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let (_, conn) = tls.get_ref();
+        let suite = conn.negotiated_cipher_suite().map(|s| s.suite());
+        let group = conn.negotiated_key_exchange_group().map(|g| g.name());
+        let server_cert = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec());
+        tls.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut answer = Vec::new();
+        tls.read_to_end(&mut answer)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        let text = String::from_utf8_lossy(&answer);
+        let status_line = text.lines().next().unwrap_or("").to_string();
+        if status_line.is_empty() {
+            return Err("no answer".to_string());
+        }
+        Ok(Session {
+            status_line,
+            suite,
+            group,
+            server_cert,
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .map_err(|_| "timed out".to_string())?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cipher_suites_and_curves_are_those_configured() {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    let ca = Ca::new("ca-suites");
+    let exp = tls_exporter(
+        &ca,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256]\n  curve_preferences: [CurveP384]\n  prefer_server_cipher_suites: true\n",
+        &[],
+    );
+    let refused = tls_get(
+        &exp.addr,
+        &[&ca.pem],
+        Offer {
+            suites: Some(vec![cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]),
+            tls12_only: true,
+            ..Offer::default()
+        },
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "an unconfigured TLS 1.2 suite: {refused:?}"
+    );
+    let ok = tls_get(
+        &exp.addr,
+        &[&ca.pem],
+        Offer {
+            suites: Some(vec![
+                cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ]),
+            tls12_only: true,
+            ..Offer::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status_line, "HTTP/1.1 200 OK");
+    assert_eq!(
+        ok.suite,
+        Some(rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+    );
+    assert_eq!(ok.group, Some(rustls::NamedGroup::secp384r1));
+    // Curves: a client offering only X25519 finds no common group.
+    let refused = tls_get(
+        &exp.addr,
+        &[&ca.pem],
+        Offer {
+            groups: Some(vec![kx_group::X25519]),
+            ..Offer::default()
+        },
+    )
+    .await;
+    assert!(refused.is_err(), "X25519 is not configured: {refused:?}");
+    // TLS 1.3 suites are not configurable (as in Go): every one stays on.
+    let tls13 = tls_get(
+        &exp.addr,
+        &[&ca.pem],
+        Offer {
+            suites: Some(vec![cs::TLS13_CHACHA20_POLY1305_SHA256]),
+            groups: Some(vec![kx_group::SECP384R1]),
+            ..Offer::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tls13.suite,
+        Some(rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_need_an_allowed_san() {
+    let ca = Ca::new("ca-clients");
+    let clients = Ca::new("ca-client-issuer");
+    let exp = tls_exporter(
+        &ca,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n  client_allowed_sans: [prometheus.example, spiffe://cluster/ns/monitoring/sa/prometheus, 10.0.0.7]\n",
+        &[("clients.crt", &clients.pem)],
+    );
+    for sans in [
+        vec!["prometheus.example"],
+        vec![
+            "other.example",
+            "spiffe://cluster/ns/monitoring/sa/prometheus",
+        ],
+        vec!["10.0.0.7"],
+    ] {
+        let session = tls_get(
+            &exp.addr,
+            &[&ca.pem],
+            Offer {
+                client_cert: Some(clients.sign(&sans)),
+                ..Offer::default()
+            },
+        )
+        .await;
+        assert_eq!(
+            session.map(|s| s.status_line),
+            Ok("HTTP/1.1 200 OK".to_string()),
+            "{sans:?}"
+        );
+    }
+    let strangers = Ca::new("ca-strangers");
+    for (what, cert) in [
+        (
+            "a SAN not in the list",
+            Some(clients.sign(&["grafana.example"])),
+        ),
+        ("no certificate", None),
+        (
+            "an allowed SAN from another CA",
+            Some(strangers.sign(&["prometheus.example"])),
+        ),
+    ] {
+        let session = tls_get(
+            &exp.addr,
+            &[&ca.pem],
+            Offer {
+                client_cert: cert,
+                ..Offer::default()
+            },
+        )
+        .await;
+        assert!(session.is_err(), "{what}: {session:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_headers_and_rate_limit_as_configured() {
+    let ca = Ca::new("ca-http");
+    let exp = tls_exporter(
+        &ca,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n    Strict-Transport-Security: max-age=31536000\n    Content-Security-Policy: default-src 'self'\n",
+        &[("ca.crt", &ca.pem)],
+    );
+    let port = exp.addr.rsplit_once(':').unwrap().1.to_string();
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(exp.dir.path().join("ca.crt"))
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .args(args)
+            .arg(format!("https://localhost:{port}/metrics"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let version = curl(&["--http2", "-o", "/dev/null", "-w", "%{http_version}"]);
+    assert_eq!(version, "2", "HTTP/2 negotiated by ALPN");
+    let version = curl(&["--http1.1", "-o", "/dev/null", "-w", "%{http_version}"]);
+    assert_eq!(version, "1.1");
+    let head = curl(&["--http2", "-D", "-", "-o", "/dev/null"]).to_ascii_lowercase();
+    assert!(head.starts_with("http/2 200"), "{head}");
+    for line in [
+        "x-frame-options: deny",
+        "strict-transport-security: max-age=31536000",
+        "content-security-policy: default-src 'self'",
+        "content-type: text/plain; version=0.0.4",
+    ] {
+        assert!(head.contains(line), "{line} in\n{head}");
+    }
+    let body = curl(&["--http2"]);
+    assert!(body.contains("backup_exporter_build_info"), "{body}");
+
+    // http2: false -> HTTP/1.1 only; rate_limit: the third request within the minute is 429.
+    let exp = tls_exporter(
+        &ca,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nhttp_server_config:\n  http2: false\nrate_limit:\n  interval: 1m\n  burst: 2\n",
+        &[],
+    );
+    let session = tls_get(
+        &exp.addr,
+        &[&ca.pem],
+        Offer {
+            alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            ..Offer::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(session.status_line, "HTTP/1.1 200 OK");
+    let session = tls_get(&exp.addr, &[&ca.pem], Offer::default())
+        .await
+        .unwrap();
+    assert_eq!(session.status_line, "HTTP/1.1 200 OK");
+    let session = tls_get(&exp.addr, &[&ca.pem], Offer::default())
+        .await
+        .unwrap();
+    assert_eq!(session.status_line, "HTTP/1.1 429 Too Many Requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_is_presented_without_a_restart() {
+    let old_ca = Ca::new("ca-old");
+    let new_ca = Ca::new("ca-new");
+    let exp = tls_exporter(
+        &old_ca,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+        &[],
+    );
+    let roots = [old_ca.pem.as_str(), new_ca.pem.as_str()];
+    let first = tls_get(&exp.addr, &roots, Offer::default()).await.unwrap();
+    let (cert, key) = new_ca.sign(&["localhost"]);
+    let new_der = pem_certs(&cert)[0].to_vec();
+    assert_ne!(first.server_cert.as_deref(), Some(&new_der[..]));
+    std::fs::write(exp.dir.path().join("server.key"), key).unwrap();
+    std::fs::write(exp.dir.path().join("server.crt"), cert).unwrap();
+    wait_for("the new certificate", Duration::from_secs(10), || async {
+        let s = tls_get(&exp.addr, &roots, Offer::default()).await.ok()?;
+        (s.server_cert.as_deref() == Some(&new_der[..])).then_some(())
+    })
+    .await;
+    assert!(exp.proc.stderr_text().contains("web config reloaded"));
+
+    // A broken certificate keeps the running one, with an error logged.
+    std::fs::write(exp.dir.path().join("server.crt"), "not a certificate").unwrap();
+    wait_for(
+        "the error about the broken file",
+        Duration::from_secs(10),
+        || async {
+            // Files are checked on connections: each try is one.
+            let _ = tls_get(&exp.addr, &roots, Offer::default()).await;
+            exp.proc
+                .stderr_text()
+                .contains("web config changed but does not load")
+                .then_some(())
+        },
+    )
+    .await;
+    let s = tls_get(&exp.addr, &roots, Offer::default()).await.unwrap();
+    assert_eq!(s.server_cert.as_deref(), Some(&new_der[..]));
+    assert_eq!(s.status_line, "HTTP/1.1 200 OK");
+}
+
+/// node_exporter's example web config (exporter-toolkit's docs/web-config.yml), copied as is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_exporter_web_config_is_accepted_as_is() {
+    let web = r#"# TLS and basic authentication configuration example.
+#
+# Additionally, a certificate and a key file are needed.
+tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+
+# Usernames and passwords required to connect.
+# Passwords are hashed with bcrypt: https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md#about-bcrypt.
+basic_auth_users:
+  alice: $2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze
+  bob: $2y$10$hLqFl9jSjoAAy95Z/zw8Ye8wkdMBM8c5Bn1ptYqP/AXyV0.oy0S8m
+
+# Rate limiting requests on the endpoint using a token bucket
+rate_limit:
+  interval: "1s" # time interval between two requests, set to 0 to disable rate limiter
+  burst: 20 # and permits a burst of up to 20 requests.
+"#;
+    let ca = Ca::new("ca-node");
+    let exp = tls_exporter(&ca, web, &[]);
+    let session = tls_get(&exp.addr, &[&ca.pem], Offer::default())
+        .await
+        .unwrap();
+    assert_eq!(session.status_line, "HTTP/1.1 401 Unauthorized");
+    let listening = exp.proc.stderr_text();
+    assert!(listening.contains("\"tls\":true"), "{listening}");
+}
+
+/// Values rustls or exporter-toolkit cannot honour stop start-up naming them.
+#[test]
+fn settings_that_cannot_be_honoured_are_named() {
+    let ca = Ca::new("ca-errors");
+    let (cert, key) = ca.sign(&["localhost"]);
+    let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+    for (extra, needle) in [
+        (
+            "  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n",
+            "TLS_RSA_WITH_AES_128_CBC_SHA is not supported",
+        ),
+        ("  cipher_suites: [TLS_NOPE]\n", "unknown cipher: TLS_NOPE"),
+        (
+            "  curve_preferences: [CurveP521]\n",
+            "CurveP521 is not supported",
+        ),
+        (
+            "  curve_preferences: [Curve25519x]\n",
+            "unknown curve: Curve25519x",
+        ),
+        (
+            "  min_version: TLS10\n",
+            "min_version: TLS10 is not supported",
+        ),
+        (
+            "  client_auth_type: Sometimes\n",
+            "invalid ClientAuth: Sometimes",
+        ),
+        (
+            "  client_ca_file: server.crt\n",
+            "without a Client Auth Policy",
+        ),
+        (
+            "  client_allowed_sans: [a]\n",
+            "client_allowed_sans: needs a client_auth_type",
+        ),
+        ("  cert: inline\n", "set cert or cert_file, not both"),
+        (
+            "http_server_config:\n  headers:\n    Authorization: x\n",
+            "can not be configured (allowed: Strict-Transport-Security",
+        ),
+        (
+            "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+            "is not one of [\\\"deny\\\", \\\"sameorigin\\\"]",
+        ),
+        (
+            "rate_limit:\n  interval: 1s\n  burst: 0\n",
+            "rate_limit.burst",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("server.crt"), &cert).unwrap();
+        std::fs::write(dir.path().join("server.key"), &key).unwrap();
+        let web_path = dir.path().join("web.yml");
+        std::fs::write(&web_path, format!("{tls}{extra}")).unwrap();
+        let config = write_config(dir.path(), UNREACHABLE);
+        let out = Command::new(exporter_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("--web.config.file")
+            .arg(&web_path)
+            .args(["--web.listen-address", "127.0.0.1:0"])
+            .env("SIM_TOKEN", "x")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra}: {err}");
+        assert!(err.contains(needle), "{extra}: {err}");
+    }
+}
+
+/// `cert`, `key` and `client_ca` inline, as exporter-toolkit allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_certificate_key_and_client_ca_are_accepted() {
+    let ca = Ca::new("ca-inline");
+    let clients = Ca::new("ca-inline-clients");
+    let (cert, key) = ca.sign(&["localhost"]);
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
+    let web = format!(
+        "tls_server_config:\n  cert: |\n{}  key: |\n{}  client_ca: |\n{}  client_auth_type: RequireAndVerifyClientCert\n",
+        indent(&cert),
+        indent(&key),
+        indent(&clients.pem)
+    );
+    let exp = tls_exporter(&ca, &web, &[]);
+    let session = tls_get(
+        &exp.addr,
+        &[&ca.pem],
+        Offer {
+            client_cert: Some(clients.sign(&["anyone"])),
+            ..Offer::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(session.status_line, "HTTP/1.1 200 OK");
+    assert!(tls_get(&exp.addr, &[&ca.pem], Offer::default())
+        .await
+        .is_err());
+}
