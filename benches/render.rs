@@ -175,7 +175,12 @@ fn render(c: &mut Criterion) {
     c.bench_function("render_job", |b| {
         b.iter(|| {
             let mut out = FamilyBuffers::new();
-            metrics::render_job(&mut out, black_box(&one), black_box(&history));
+            metrics::render_job(
+                &mut out,
+                black_box(&one),
+                black_box(&history),
+                Default::default(),
+            );
             out.finish()
         })
     });

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::clock::unix_now;
 use crate::config::{self, Config, ConfigErrors, Upstream};
 use crate::exposition::Exposition;
-use crate::model::TargetId;
+use crate::model::{JobStatusSeries, TargetId};
 use crate::poller::{self, Pollers};
 use crate::shard::Shard;
 use crate::state::Store;
@@ -57,7 +57,7 @@ struct RunningUpstream {
     config: Upstream,
     /// Its poll loops; `None` under `--once`, which polls without loops.
     pollers: Option<Pollers>,
-    targets: Vec<(TargetId, Duration)>,
+    targets: Vec<(TargetId, Duration, JobStatusSeries)>,
 }
 
 impl Running {
@@ -118,11 +118,14 @@ impl App {
             }
         }
         for (i, plan) in &fresh {
-            next[*i].targets = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
+            next[*i].targets = plan
+                .iter()
+                .map(|p| (p.id.clone(), p.stale_after, p.job_status))
+                .collect();
         }
         self.register(&running.upstreams_seen(), &next);
         let targets: Vec<_> = next.iter().flat_map(|r| r.targets.clone()).collect();
-        self.store.set_targets(&targets);
+        self.store.set_targets_with(&targets);
         for (i, plan) in fresh {
             next[i].pollers = Some(Pollers::spawn(plan, self.store.clone()));
         }
@@ -149,8 +152,11 @@ impl App {
                 })
                 .collect();
             self.register(&running.upstreams_seen(), &next);
-            let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
-            self.store.set_targets(&targets);
+            let targets: Vec<_> = plan
+                .iter()
+                .map(|p| (p.id.clone(), p.stale_after, p.job_status))
+                .collect();
+            self.store.set_targets_with(&targets);
             running.upstreams = next;
             self.telemetry.config_loaded(true, unix_now());
             plan

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
-use crate::model::{JobRecord, ServerSummary, TargetId};
+use crate::model::{JobRecord, JobStatusSeries, ServerSummary, TargetId};
 use crate::status::Status;
 
 /// The job and target families, in exposition order.
@@ -295,11 +295,20 @@ fn with_extra<'a>(
     labels
 }
 
-/// Renders every series of one job.
-pub fn render_job(out: &mut FamilyBuffers, job: &JobRecord, history: &JobHistory) {
+/// Renders every series of one job; with [`JobStatusSeries::Active`] only the status
+/// series whose value is 1.
+pub fn render_job(
+    out: &mut FamilyBuffers,
+    job: &JobRecord,
+    history: &JobHistory,
+    status_series: JobStatusSeries,
+) {
     let labels = job_labels(job);
     for status in Status::ALL {
         let value = if status == job.status { 1.0 } else { 0.0 };
+        if status_series == JobStatusSeries::Active && status != job.status {
+            continue;
+        }
         let l = with_extra(&labels, ("status", status.as_str()));
         write_sample(
             out.buf(Family::JobStatus),
@@ -502,7 +511,12 @@ mod tests {
     #[test]
     fn job_renders_state_set_runs_and_skips_absent_values() {
         let mut out = FamilyBuffers::new();
-        render_job(&mut out, &job(), &JobHistory::default());
+        render_job(
+            &mut out,
+            &job(),
+            &JobHistory::default(),
+            JobStatusSeries::StateSet,
+        );
         let b = out.finish();
         let status = b.family(Family::JobStatus);
         let status = std::str::from_utf8(&status).unwrap();

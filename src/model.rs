@@ -169,6 +169,16 @@ pub struct PollOutput {
     pub summaries: Vec<ServerSummary>,
 }
 
+/// How `backup_job_status` is exported (`job_status`, interface 5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobStatusSeries {
+    /// One series per status, exactly one of them 1 (the state set).
+    #[default]
+    StateSet,
+    /// Only the series whose value is 1: a seventh of the samples.
+    Active,
+}
+
 /// The `field` label of `backup_parse_errors_total`: the same names for every system
 /// (interface 5.1), whatever the upstream calls the field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
 use crate::config::{Config, Upstream};
-use crate::model::{ParseField, TargetId};
+use crate::model::{JobStatusSeries, ParseField, TargetId};
 use crate::outcome::{Fault, Outcome};
 use crate::shard::Shard;
 use crate::sources::{self, Source, SourceTarget};
@@ -26,6 +26,8 @@ pub struct Planned {
     pub interval: Duration,
     pub timeout: Duration,
     pub stale_after: Duration,
+    /// Which `backup_job_status` series its jobs export.
+    pub job_status: JobStatusSeries,
     /// Offset of this target's polls within the interval, so an upstream's targets are not
     /// all polled at the same instant.
     pub phase: Duration,
@@ -85,6 +87,7 @@ pub fn plan_upstream(
                 interval: upstream.settings.interval,
                 timeout: upstream.settings.timeout,
                 stale_after: upstream.settings.stale_after,
+                job_status: upstream.settings.job_status,
                 phase: upstream.settings.interval * i as u32 / count,
                 admission: admission.clone(),
                 telemetry: telemetry.clone(),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::metrics::{self, Family, FamilyBuffers, Format, JobHistory, Rendered, TargetHealth};
-use crate::model::{JobKey, JobRecord, PollOutput, ServerSummary, TargetId};
+use crate::model::{JobKey, JobRecord, JobStatusSeries, PollOutput, ServerSummary, TargetId};
 use crate::outcome::Outcome;
 use crate::status::Status;
 
@@ -90,6 +90,8 @@ struct TargetState {
     last_success_at: Option<Instant>,
     poll_duration: Option<f64>,
     stale_after: Duration,
+    /// Which `backup_job_status` series the target's jobs export.
+    job_status: JobStatusSeries,
     /// The records of the last successful poll, sorted by key (a few per target: a sorted
     /// vector costs far less memory than a hash table per target).
     jobs: Vec<Held>,
@@ -196,8 +198,19 @@ impl Store {
     /// Makes the store track exactly these targets: new ones start unpolled, dropped ones
     /// lose their series.
     pub fn set_targets(&self, targets: &[(TargetId, Duration)]) {
+        let with: Vec<_> = targets
+            .iter()
+            .map(|(t, d)| (t.clone(), *d, JobStatusSeries::StateSet))
+            .collect();
+        self.set_targets_with(&with);
+    }
+
+    /// [`Store::set_targets`] with each target's `job_status` mode; a target whose mode
+    /// changed is rendered again at once.
+    pub fn set_targets_with(&self, targets: &[(TargetId, Duration, JobStatusSeries)]) {
         let mut inner = self.lock();
-        let wanted: HashMap<&TargetId, Duration> = targets.iter().map(|(t, d)| (t, *d)).collect();
+        let wanted: HashMap<&TargetId, Duration> =
+            targets.iter().map(|(t, d, _)| (t, *d)).collect();
         let dropped: Vec<TargetId> = inner
             .targets
             .keys()
@@ -208,9 +221,15 @@ impl Store {
             inner.replace_jobs(&t, Vec::new(), Vec::new());
             inner.targets.remove(&t);
         }
-        for (t, stale_after) in targets {
+        for (t, stale_after, job_status) in targets {
             match inner.targets.get_mut(t) {
-                Some(state) => state.stale_after = *stale_after,
+                Some(state) => {
+                    state.stale_after = *stale_after;
+                    if state.job_status != *job_status {
+                        state.job_status = *job_status;
+                        inner.rerender(t);
+                    }
+                }
                 None => {
                     let state = TargetState {
                         polled: false,
@@ -220,6 +239,7 @@ impl Store {
                         last_success_at: None,
                         poll_duration: None,
                         stale_after: *stale_after,
+                        job_status: *job_status,
                         jobs: Vec::new(),
                         summaries: Vec::new(),
                         rendered: Default::default(),
@@ -567,7 +587,7 @@ fn render_into(
         let history = keys
             .get(held.record.key.as_ref())
             .map_or(&empty, |ks| &ks.history);
-        metrics::render_job(out, &held.record, history);
+        metrics::render_job(out, &held.record, history, state.job_status);
     }
     for summary in &state.summaries {
         metrics::render_summary(out, target, summary);

@@ -34,6 +34,7 @@ const INVALID: &[&str] = &[
     "invalid-token-file-unreadable.yaml",
     "invalid-token-file-huge.yaml",
     "invalid-nesting.yaml",
+    "invalid-job-status.yaml",
     "invalid-unknown-key.yaml",
     "invalid-unknown-type.yaml",
     "invalid-url.yaml",

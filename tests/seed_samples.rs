@@ -335,3 +335,41 @@ fn once_exits_1_when_a_target_fails_and_still_prints_the_rest() {
     );
     assert_eq!(value(&m, &outcome_series("zdm", "not_found")), Some(1.0));
 }
+
+/// `job_status: active` (interface 5.3): only the status series whose value is 1, the rest
+/// of the exposition unchanged; per upstream over `defaults`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_status_active_exports_only_the_series_that_is_1() {
+    let sim = Sim::start();
+    let targets = "    servers: [server-01]\n    backup_jobs: [daily-backup]\n";
+    let stateset = Exporter::start(&zdm_config(&sim, "", targets));
+    let active = Exporter::start(&format!(
+        "defaults:\n  job_status: active\n{}",
+        zdm_config(&sim, "", targets)
+    ));
+    stateset.wait_ready().await;
+    active.wait_ready().await;
+    let (full, lean) = (stateset.metrics().await, active.metrics().await);
+    let status_lines = |m: &str| -> Vec<String> {
+        m.lines()
+            .filter(|l| l.starts_with("backup_job_status{"))
+            .map(str::to_string)
+            .collect()
+    };
+    let ones: Vec<String> = status_lines(&full)
+        .into_iter()
+        .filter(|l| l.ends_with(" 1"))
+        .collect();
+    assert!(!ones.is_empty());
+    assert_eq!(status_lines(&lean), ones, "exactly the series that are 1");
+    assert_eq!(status_lines(&full).len(), ones.len() * 7);
+    // Everything else is the same series.
+    let others = |m: &str| -> Vec<String> {
+        m.lines()
+            .filter(|l| l.starts_with("backup_job_") && !l.starts_with("backup_job_status"))
+            .filter(|l| !l.starts_with("backup_job_elapsed"))
+            .map(|l| l.rsplit_once(' ').map_or(l, |(s, _)| s).to_string())
+            .collect()
+    };
+    assert_eq!(others(&full), others(&lean));
+}

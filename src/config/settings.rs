@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::checks::{join, Cx, RawDuration};
+use crate::model::JobStatusSeries;
 use crate::status::StatusMap;
 
 /// The keys of [`RawSettings`]: split off an upstream's map before its type's own keys are
@@ -21,6 +22,7 @@ pub const KEYS: &[&str] = &[
     "stale_after",
     "max_body_bytes",
     "max_jobs_per_target",
+    "job_status",
 ];
 
 // The allowed range of every numeric key (the README's "Bounds" table). They keep a config
@@ -64,6 +66,9 @@ pub struct RawSettings {
     /// An answer (or paged list) with more jobs than this fails the poll as `too_large`.
     /// Default 10000, from 1 to 1000000.
     pub max_jobs_per_target: Option<usize>,
+    /// `stateset` (default): every `backup_job_status` series, exactly one of them 1;
+    /// `active`: only the series whose value is 1.
+    pub job_status: Option<String>,
 }
 
 /// Polling settings, from `defaults` overridden per upstream.
@@ -86,6 +91,8 @@ pub struct Settings {
     pub max_body_bytes: u64,
     /// More jobs in one target's answer fail its poll as `too_large`.
     pub max_jobs_per_target: usize,
+    /// Which `backup_job_status` series are exported.
+    pub job_status: JobStatusSeries,
 }
 
 impl Default for Settings {
@@ -99,6 +106,7 @@ impl Default for Settings {
             stale_after: Duration::from_secs(90),
             max_body_bytes: 16 * 1024 * 1024,
             max_jobs_per_target: 10_000,
+            job_status: JobStatusSeries::StateSet,
         }
     }
 }
@@ -148,6 +156,7 @@ struct Checked {
     stale_after: Option<StaleAfter>,
     max_body_bytes: Option<u64>,
     max_jobs_per_target: Option<usize>,
+    job_status: Option<JobStatusSeries>,
     /// False when a key was present but invalid (and reported).
     ok: bool,
 }
@@ -182,6 +191,17 @@ fn check(cx: &mut Cx<'_>, path: &str, raw: &RawSettings) -> Checked {
         .stale_after
         .as_ref()
         .and_then(|r| stale_after(cx, &p("stale_after"), r));
+    let job_status = raw.job_status.as_deref().and_then(|v| match v.trim() {
+        "stateset" => Some(JobStatusSeries::StateSet),
+        "active" => Some(JobStatusSeries::Active),
+        other => {
+            cx.error(
+                &p("job_status"),
+                format!("must be `stateset` or `active`, got {other:?}"),
+            );
+            None
+        }
+    });
     Checked {
         interval,
         timeout,
@@ -190,6 +210,7 @@ fn check(cx: &mut Cx<'_>, path: &str, raw: &RawSettings) -> Checked {
         stale_after,
         max_body_bytes,
         max_jobs_per_target,
+        job_status,
         ok: cx.errors.len() == errors_before,
     }
 }
@@ -208,6 +229,7 @@ impl Checked {
                 stale_after: b.stale_after,
                 max_body_bytes: self.max_body_bytes.unwrap_or(b.max_body_bytes),
                 max_jobs_per_target: self.max_jobs_per_target.unwrap_or(b.max_jobs_per_target),
+                job_status: self.job_status.unwrap_or(b.job_status),
             },
             stale_after: self.stale_after.unwrap_or(base.stale_after),
         }
@@ -362,6 +384,7 @@ mod tests {
                     "concurrency" | "max_jobs_per_target" => "1",
                     "max_body_bytes" => "1024",
                     "timezone" => "UTC",
+                    "job_status" => "active",
                     _ => "1s",
                 };
                 format!("{k}: {v}")
@@ -377,10 +400,11 @@ mod tests {
             stale_after,
             max_body_bytes,
             max_jobs_per_target,
+            job_status,
         } = raw(&all);
         assert!(interval.is_some() && timeout.is_some() && concurrency.is_some());
         assert!(timezone.is_some() && stale_after.is_some() && max_body_bytes.is_some());
-        assert!(max_jobs_per_target.is_some());
+        assert!(max_jobs_per_target.is_some() && job_status.is_some());
     }
 
     #[test]
@@ -430,6 +454,7 @@ mod tests {
                 stale_after: Duration::from_secs(40),
                 max_body_bytes: 16 * 1024 * 1024,
                 max_jobs_per_target: 10_000,
+                job_status: crate::model::JobStatusSeries::StateSet,
             })
         );
     }

@@ -457,6 +457,7 @@ upstreams:
                 stale_after: Duration::from_secs(120),
                 max_body_bytes: 1_048_576,
                 max_jobs_per_target: 500,
+                job_status: crate::model::JobStatusSeries::StateSet,
             }
         );
         let mut map = StatusMap::new();
@@ -499,6 +500,7 @@ upstreams:
                 stale_after: Duration::from_secs(600),
                 max_body_bytes: 1_048_576,
                 max_jobs_per_target: 500,
+                job_status: crate::model::JobStatusSeries::StateSet,
             }
         );
         assert!(old.status_map.is_empty());
@@ -553,6 +555,7 @@ upstreams:
                 stale_after: Duration::from_secs(90),
                 max_body_bytes: 16_777_216,
                 max_jobs_per_target: 10_000,
+                job_status: crate::model::JobStatusSeries::StateSet,
             }
         );
         assert_eq!(u.settings, Settings::default());
