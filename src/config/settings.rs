@@ -196,7 +196,7 @@ fn check(cx: &mut Cx<'_>, path: &str, raw: &RawSettings) -> Checked {
         "active" => Some(JobStatusSeries::Active),
         other => {
             cx.error(
-                &p("job_status"),
+                p("job_status"),
                 format!("must be `stateset` or `active`, got {other:?}"),
             );
             None
