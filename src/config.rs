@@ -281,6 +281,21 @@ fn count(n: usize, noun: &str) -> String {
 
 /// Reads and validates the config file; `token_file` paths are relative to its directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, LoadOptions::default())
+}
+
+/// How secrets are treated by [`load_with`] and [`parse_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Check the shape of every secret setting (exactly one method, a valid variable name, a
+    /// non-empty file name) but read no environment variable and no secret file: every secret
+    /// of the result is a placeholder. For `--check-config.skip-secrets`, a CI lint without
+    /// the production secrets; such a config is never run.
+    pub skip_secrets: bool,
+}
+
+/// [`load`] with [`LoadOptions`].
+pub fn load_with(path: &Path, options: LoadOptions) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             path: String::new(),
@@ -288,7 +303,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }])
     })?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    parse(&text, base_dir, &|name| std::env::var(name).ok())
+    parse_with(&text, base_dir, &|name| std::env::var(name).ok(), options)
 }
 
 /// Validates config text. `base_dir` resolves relative `token_file` paths, `env` looks up
@@ -298,10 +313,21 @@ pub fn parse(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    parse_with(yaml, base_dir, env, LoadOptions::default())
+}
+
+/// [`parse`] with [`LoadOptions`].
+pub fn parse_with(
+    yaml: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    options: LoadOptions,
+) -> Result<Config, ConfigErrors> {
     let mut cx = Cx {
         errors: Vec::new(),
         base_dir,
         env,
+        skip_secrets: options.skip_secrets,
     };
     let config = cx.config(yaml);
     match config {
@@ -689,7 +715,12 @@ struct Cx<'a> {
     errors: Vec<ConfigError>,
     base_dir: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// [`LoadOptions::skip_secrets`]
+    skip_secrets: bool,
 }
+
+/// Every secret's value under [`LoadOptions::skip_secrets`].
+const SKIPPED_SECRET: &str = "skipped-secret";
 
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
@@ -1536,6 +1567,9 @@ impl Cx<'_> {
             );
             return None;
         }
+        if self.skip_secrets {
+            return Some(Secret::new(SKIPPED_SECRET.to_owned()));
+        }
         match (self.env)(var) {
             None => {
                 self.error(path, format!("environment variable {var} is not set"));
@@ -1550,6 +1584,13 @@ impl Cx<'_> {
     }
 
     fn token_file(&mut self, path: &str, file: &str) -> Option<Secret> {
+        if self.skip_secrets {
+            if file.trim().is_empty() {
+                self.error(path, "the file name must not be empty");
+                return None;
+            }
+            return Some(Secret::new(SKIPPED_SECRET.to_owned()));
+        }
         let full = self.base_dir.join(file.trim());
         match std::fs::read_to_string(&full) {
             Err(e) => {
