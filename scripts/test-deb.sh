@@ -67,7 +67,7 @@ cleanup() {
   if [ "$own_policy" = yes ]; then
     rm -f /usr/sbin/policy-rc.d
   fi
-  rm -rf target/deb-ci
+  rm -rf target/deb-ci target/"$PKG"  # the binary link; cargo-deb's staging directory
 }
 trap cleanup EXIT
 
