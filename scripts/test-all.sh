@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on a fresh Debian machine: installs what is
 # missing (Debian's prometheus and prometheus-alertmanager packages: promtool, a real
-# Prometheus and Alertmanager for the end-to-end test), then format, lints and every test.
+# Prometheus and Alertmanager for the end-to-end test), then format, lints and every test,
+# and last the Debian package (scripts/test-deb.sh: installs cargo-deb when missing, builds
+# the .deb, installs, checks and purges it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,3 +27,4 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 # Snapshots are compared, never written, here.
 INSTA_UPDATE=no cargo test --locked --all-targets
+bash scripts/test-deb.sh

@@ -194,6 +194,82 @@ fn every_example_config_passes_check_config() {
     assert!(checked >= 4, "one example per system and a combined one");
 }
 
+/// `--check-config.skip-secrets` with no secret in the environment: every shipped example
+/// (the systemd one, whose token file exists only on a production host, included) passes.
+#[test]
+fn check_config_skip_secrets_passes_the_shipped_examples_without_secrets() {
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir("config")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("yaml"))
+        .collect();
+    paths.push("deploy/systemd/backup-exporter.yaml".into());
+    for path in &paths {
+        let out = Command::new(exporter_bin())
+            .arg("--check-config.skip-secrets")
+            .arg("--config")
+            .arg(path)
+            .env_clear()
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}: {stdout}", path.display());
+        assert!(
+            stdout.contains("configuration is valid (secrets not read"),
+            "{}: {stdout}",
+            path.display()
+        );
+    }
+    // Without the flag, the same run needs the secrets.
+    let out = Command::new(exporter_bin())
+        .args(["--check-config", "--config", "config/backup-exporter.yaml"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Skipping secrets still checks everything else, the shape of secret settings included.
+#[test]
+fn check_config_skip_secrets_still_refuses_an_invalid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    for (yaml, needles) in [
+        (
+            "upstreams:\n  - name: a\n    type: zdm\n    url: http://h\n    token_env: T\n    token_file: t\n    servers: [s]\n",
+            &["upstreams[0]", "more than one authentication method"][..],
+        ),
+        (
+            "upstreams:\n  - name: a\n    type: zdm\n    url: http://h\n    servers: [s]\n",
+            &["upstreams[0]", "missing authentication"][..],
+        ),
+        (
+            "upstreams:\n  - name: a\n    type: scp\n    url: http://h\n    access_key_env: 'not a name'\n    secret_key_env: S\n    backups: [b]\n",
+            &["upstreams[0].access_key_env", "must name an environment variable"][..],
+        ),
+        (
+            "upstreams:\n  - name: a\n    type: zdm\n    url: http://h\n    token_file: ' '\n    servers: [s]\n",
+            &["upstreams[0].token_file", "must not be empty"][..],
+        ),
+        (
+            "defaults: {interval: soon}\nupstreams:\n  - name: a\n    type: zdm\n    url: http://h\n    token_env: T\n    servers: [s]\n    colour: blue\n",
+            &["defaults.interval", "upstreams[0]", "colour"][..],
+        ),
+    ] {
+        let config = write_config(dir.path(), yaml);
+        let out = Command::new(exporter_bin())
+            .args(["--check-config", "--check-config.skip-secrets", "--config"])
+            .arg(&config)
+            .env_clear()
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{yaml}: {stdout}");
+        for needle in needles {
+            assert!(stdout.contains(needle), "{needle} in {stdout}");
+        }
+    }
+}
+
 #[test]
 fn web_limits_out_of_bounds_are_refused() {
     for args in [

@@ -171,9 +171,16 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
                 "{name}: no {key}"
             );
         }
+        // The base is set once, as the external label `runbook_base_url` (docs/deploy.md).
         assert_eq!(
             rule["annotations"]["runbook_url"].as_str(),
-            Some(format!("docs/runbook.md#{}", name.to_lowercase()).as_str()),
+            Some(
+                format!(
+                    "{{{{ or $externalLabels.runbook_base_url \"docs\" }}}}/runbook.md#{}",
+                    name.to_lowercase()
+                )
+                .as_str()
+            ),
             "{name}: runbook_url"
         );
         assert!(
@@ -390,6 +397,9 @@ fn kubernetes_manifests_systemd_unit_and_dockerfile_agree() {
         "cargo build --release --locked",
         "USER 65532:65532",
         "EXPOSE 10095",
+        "--bin backup-exporter",
+        "ENTRYPOINT [\"/usr/local/bin/backup-exporter\"]",
+        "ENV BACKUP_EXPORTER_CONFIG=/etc/backup-exporter/backup-exporter.yaml",
     ] {
         assert!(dockerfile.contains(line), "the Dockerfile lacks {line}");
     }

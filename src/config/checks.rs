@@ -158,7 +158,12 @@ pub struct Cx<'a> {
     pub errors: Vec<ConfigError>,
     pub base_dir: &'a Path,
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// `LoadOptions::skip_secrets`: check the shape of secret settings, read none.
+    pub skip_secrets: bool,
 }
+
+/// Every secret's value under `LoadOptions::skip_secrets`.
+const SKIPPED_SECRET: &str = "skipped-secret";
 
 impl Cx<'_> {
     pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -372,6 +377,9 @@ impl Cx<'_> {
             );
             return None;
         }
+        if self.skip_secrets {
+            return Some(Secret::new(SKIPPED_SECRET.to_owned()));
+        }
         match (self.env)(var) {
             None => {
                 self.error(path, format!("environment variable {var} is not set"));
@@ -388,6 +396,13 @@ impl Cx<'_> {
     /// The trimmed content of a file, relative to the config file's directory; at most
     /// [`MAX_SECRET_FILE_BYTES`] (a path such as `/dev/zero` must not eat the memory).
     pub fn token_file(&mut self, path: &str, file: &str) -> Option<Secret> {
+        if self.skip_secrets {
+            if file.trim().is_empty() {
+                self.error(path, "the file name must not be empty");
+                return None;
+            }
+            return Some(Secret::new(SKIPPED_SECRET.to_owned()));
+        }
         let full = self.base_dir.join(file.trim());
         match read_capped(&full, MAX_SECRET_FILE_BYTES) {
             Err(e) => {
@@ -492,6 +507,7 @@ mod tests {
             errors: Vec::new(),
             base_dir: Path::new("/nonexistent"),
             env,
+            skip_secrets: false,
         }
     }
 

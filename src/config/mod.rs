@@ -124,6 +124,21 @@ impl Upstream {
 
 /// Reads and validates the config file; `token_file` paths are relative to its directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, LoadOptions::default())
+}
+
+/// How secrets are treated by [`load_with`] and [`parse_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Check the shape of every secret setting (exactly one method, a valid variable name, a
+    /// non-empty file name) but read no environment variable and no secret file: every secret
+    /// of the result is a placeholder. For `--check-config.skip-secrets`, a CI lint without
+    /// the production secrets; such a config is never run.
+    pub skip_secrets: bool,
+}
+
+/// [`load`] with [`LoadOptions`].
+pub fn load_with(path: &Path, options: LoadOptions) -> Result<Config, ConfigErrors> {
     let text = checks::read_capped(path, checks::MAX_CONFIG_BYTES).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             path: String::new(),
@@ -131,7 +146,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }])
     })?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    parse(&text, base_dir, &|name| std::env::var(name).ok())
+    parse_with(&text, base_dir, &|name| std::env::var(name).ok(), options)
 }
 
 /// Validates config text. `base_dir` resolves relative `token_file` paths, `env` looks up
@@ -141,10 +156,21 @@ pub fn parse(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    parse_with(yaml, base_dir, env, LoadOptions::default())
+}
+
+/// [`parse`] with [`LoadOptions`].
+pub fn parse_with(
+    yaml: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    options: LoadOptions,
+) -> Result<Config, ConfigErrors> {
     let mut cx = Cx {
         errors: Vec::new(),
         base_dir,
         env,
+        skip_secrets: options.skip_secrets,
     };
     let config = config(&mut cx, yaml);
     match config {

@@ -370,6 +370,7 @@ mod tests {
             errors: Vec::new(),
             base_dir: Path::new("."),
             env: &env,
+            skip_secrets: false,
         };
         let out = f(&mut cx);
         (out, cx.errors.iter().map(ToString::to_string).collect())
