@@ -26,5 +26,9 @@ python3 -c 'import prometheus_client' 2>/dev/null || pip install --quiet prometh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 # Snapshots are compared, never written, here.
-INSTA_UPDATE=no cargo test --locked --all-targets
+log=$(mktemp)
+INSTA_UPDATE=no cargo test --locked --all-targets 2>&1 | tee "$log"
 bash scripts/test-deb.sh
+# One closing line for the whole suite (the package test above is one more check).
+awk '/^test result:/ {p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}' "$log"
+rm -f "$log"

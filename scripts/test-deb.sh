@@ -144,4 +144,4 @@ DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 purge -y -qq "
 [ ! -e /etc/backup-exporter ] || fail "/etc/backup-exporter is still there after purge"
 [ -z "$(status)" ] || fail "dpkg still has $PKG: $(status)"
 
-echo "test-deb: 1 passed, 0 failed ($deb, $(($(date +%s) - started)) s)"
+echo "test-deb: the package installed, checked and removed cleanly ($deb, $(($(date +%s) - started)) s)"

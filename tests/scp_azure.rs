@@ -924,3 +924,36 @@ async fn azure_finished_jobs_details_are_read_once_for_size_and_failure_reason()
         Some(2332.0 * 1024.0 * 1024.0)
     );
 }
+
+/// Regression: one Azure `Invalid` status counted 3 parse errors per poll (list, grouping and
+/// details). Now one per observation, and a status nobody recognized fetches no details.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_azure_status_counts_one_parse_error_per_poll() {
+    let sim = sim(&[]);
+    let job = azure_job("odd-1", "vm-odd", "Backup", "Invalid", 5, None);
+    put_json(&sim, "/_sim/azure/vault-t/jobs", &json!([job])).await;
+    let yaml = format!(
+        "upstreams:\n{}",
+        azure_upstream(
+            &sim,
+            "",
+            LIVE_SUB,
+            "[{ resource_group: rg-test, name: vault-t }]"
+        )
+    );
+    let (code, out, err) = once(&yaml, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        value(
+            &out,
+            "backup_parse_errors_total{field=\"status\",system=\"azure\",upstream=\"azure\"}"
+        ),
+        Some(1.0),
+        "{out}"
+    );
+    assert_eq!(
+        sim.requests("job", "odd-1").await,
+        0,
+        "no details for an unknown status"
+    );
+}

@@ -159,21 +159,26 @@ impl Source for Azure {
             let known = id
                 .as_ref()
                 .and_then(|id| self.known_facts(&target.name, id));
+            // Details: every poll for a running (or pending) job, whose progress only they
+            // carry; once per finished job id, for its size and failure details; never for
+            // a status nobody recognized. A finished job's status and times stay those of
+            // the list, so each field is parsed (and counted) once per poll.
+            let running = matches!(seen.status, Status::Running | Status::Pending);
             let facts = match (&id, known) {
                 (Some(id), Some(facts)) if seen.status.is_terminal() => {
                     facts_now.insert(id.clone(), facts.clone());
                     facts
                 }
-                // Running jobs every poll (only the details carry progress); a finished job
-                // once, for its size and failure details.
-                (Some(id), _) => {
+                (Some(id), _) if running || seen.status.is_terminal() => {
                     match self
                         .get::<Job>(self.job_url(vault, id)?, deadline, None)
                         .await
                     {
                         Ok(detail) => {
                             newest = detail;
-                            seen = self.parse_again(&newest);
+                            if running {
+                                seen = self.parse_again(&newest);
+                            }
                         }
                         Err(fault) if fault.outcome == Outcome::NotFound => {}
                         Err(fault) => return Err(fault),
@@ -184,7 +189,7 @@ impl Source for Azure {
                     }
                     facts
                 }
-                (None, _) => self.facts(&newest, seen.status),
+                _ => self.facts(&newest, seen.status),
             };
             records.push(self.record(
                 vault,

@@ -207,8 +207,9 @@ const SIGHTING_CHARS: usize = 64;
 
 /// True the first time a raw status is seen for an upstream. Bounded in count and in the
 /// length of what it keeps, so a hostile upstream can grow neither memory nor the log.
+static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
+
 fn first_sighting(upstream: &str, raw: &str) -> bool {
-    static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
     let seen = SEEN.get_or_init(Default::default);
     let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
     if seen.len() >= MAX_SIGHTINGS {
@@ -365,4 +366,41 @@ impl<'de> serde::Deserialize<'de> for Entries {
 /// parse: the real decode reports that).
 pub fn count_entries<C: for<'de> serde::Deserialize<'de> + Into<usize>>(body: &[u8]) -> usize {
     serde_json::from_slice::<C>(body).map_or(0, Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: unique 1 MB status words grew the "log once" set without bound and were
+    /// logged in full.
+    #[test]
+    fn unrecognized_status_sightings_are_bounded_in_count_and_length() {
+        let upstream = "sightings-test";
+        let huge = "x".repeat(1 << 20);
+        assert!(first_sighting(upstream, &huge));
+        assert!(!first_sighting(upstream, &huge), "logged once");
+        let stored = {
+            let seen = SEEN.get_or_init(Default::default);
+            let seen = seen.lock().unwrap();
+            seen.iter()
+                .filter(|(u, _)| u == upstream)
+                .map(|(_, raw)| raw.chars().count())
+                .max()
+        };
+        assert_eq!(
+            stored,
+            Some(SIGHTING_CHARS + 1),
+            "kept cut to 64 characters and …"
+        );
+        for i in 0..(MAX_SIGHTINGS * 2) {
+            first_sighting(upstream, &format!("word-{i}"));
+        }
+        let total = SEEN.get_or_init(Default::default).lock().unwrap().len();
+        assert!(total <= MAX_SIGHTINGS, "{total} remembered");
+        assert!(
+            !first_sighting(upstream, "one-more-new-word"),
+            "full: no more logged"
+        );
+    }
 }

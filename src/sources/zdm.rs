@@ -628,6 +628,30 @@ mod tests {
         assert_eq!(job.message, None);
     }
 
+    /// A failed run says why: the progress message, else the job's last log line; a
+    /// recovery without `system.target.name` uses the configured job id as `server`.
+    #[test]
+    fn failures_carry_their_reason_and_recoveries_fall_back_to_the_configured_id() {
+        let out = system(
+            r#"{"success":true,"data":{"system":{"name":"s"},"job":[
+                {"info":{"name":"a"},"progressInfo":{"status":"fail","message":"  disk\n full "},"log":["x"]},
+                {"info":{"name":"b"},"progressInfo":{"status":"error","message":"-"},"log":["Starting","Volume  shadow copy failed",""]},
+                {"info":{"name":"c"},"progressInfo":{"status":"done"}}]}}"#,
+        );
+        let reason = |i: usize| out.jobs[i].failure.as_ref().map(|f| f.reason.clone());
+        assert_eq!(reason(0).as_deref(), Some("disk full"));
+        assert_eq!(reason(1).as_deref(), Some("Volume shadow copy failed"));
+        assert_eq!(reason(2), None, "no failure, no reason");
+
+        let telemetry = Telemetry::new();
+        let data: RecoveryData = decode_envelope(
+            br#"{"success":true,"data":{"system":{"source":{"name":"src"}},"job":{"info":{"name":"r"},"details":[{"partition":"/","progressInfo":{"status":"run"}}]}}}"#,
+        )
+        .unwrap();
+        let out = map_recovery_job(&fields(&telemetry), data, "daily-recovery");
+        assert_eq!(out.jobs[0].key.server, "daily-recovery");
+    }
+
     /// Regression: `"percent": 1e400` (no f64 holds it) failed the whole poll.
     #[test]
     fn a_number_out_of_range_is_a_parse_error_of_its_field() {
