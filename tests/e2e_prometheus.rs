@@ -2,8 +2,9 @@
 //! rule files and their unit tests, the example configs and manifests parsed and
 //! cross-checked, and one end-to-end run on loopback (simulator -> exporter -> Prometheus
 //! with the shipped rules -> Alertmanager with the shipped routing -> a webhook in this
-//! test) in which a failed job must arrive as BackupJobFailed and every query of every
-//! bundled dashboard must return data.
+//! test) in which a failed job must arrive as BackupJobFailed, every query of every
+//! bundled dashboard must return data, and the job dashboards must count every job once
+//! although Prometheus scrapes the exporter twice (as it would two HA replicas).
 //!
 //! Prometheus, promtool, Alertmanager and amtool come from Debian's `prometheus` and
 //! `prometheus-alertmanager` packages; a missing one fails the test with the install line.
@@ -493,6 +494,12 @@ fn dashboards_and_provisioning_are_well_formed() {
             if p["type"] == "row" {
                 continue;
             }
+            assert!(
+                p["fieldConfig"]["defaults"]["noValue"]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty()),
+                "{file}: {title} does not say what no data means (fieldConfig.defaults.noValue)"
+            );
             let targets = p["targets"].as_array().unwrap();
             assert!(!targets.is_empty(), "{file}: {title} has no query");
             let refs: BTreeSet<&str> = targets
@@ -684,7 +691,14 @@ fn start_alertmanager(hook: &Webhook) -> Server {
     }
 }
 
-/// Prometheus with the shipped scrape job and rule files, every interval 1s.
+/// The scrape job of the shipped Prometheus configuration.
+const SCRAPE_JOB: &str = "backup-exporter";
+/// A second scrape job on the same exporter: the same series under another `job`, as two
+/// exporter replicas (or two Prometheus targets) scraped for HA give them.
+const REPLICA_JOB: &str = "backup-exporter-replica";
+
+/// Prometheus with the shipped scrape job and rule files, every interval 1s, and the same
+/// exporter scraped a second time as [`REPLICA_JOB`].
 fn start_prometheus(exporter: &str, alertmanager: &str) -> Server {
     let mut config = yaml("deploy/prometheus/prometheus.yml");
     config["global"]["scrape_interval"] = "1s".into();
@@ -697,13 +711,21 @@ fn start_prometheus(exporter: &str, alertmanager: &str) -> Server {
     );
     config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] =
         Yaml::Sequence(vec![alertmanager.trim_start_matches("http://").into()]);
-    for job in config["scrape_configs"].as_sequence_mut().unwrap() {
-        if job["job_name"].as_str() == Some("backup-exporter") {
+    let jobs = config["scrape_configs"].as_sequence_mut().unwrap();
+    for job in jobs.iter_mut() {
+        if job["job_name"].as_str() == Some(SCRAPE_JOB) {
             job["scrape_interval"] = "1s".into();
             job["scrape_timeout"] = "1s".into();
             job["static_configs"][0]["targets"] = Yaml::Sequence(vec![exporter.into()]);
         }
     }
+    let mut replica = jobs
+        .iter()
+        .find(|j| j["job_name"].as_str() == Some(SCRAPE_JOB))
+        .unwrap()
+        .clone();
+    replica["job_name"] = REPLICA_JOB.into();
+    jobs.push(replica);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("prometheus.yml");
     std::fs::write(&file, to_yaml(&config)).unwrap();
@@ -766,8 +788,13 @@ fn job_answer(name: &str, status: &str, percent: &str, end: &str) -> Json {
     })
 }
 
+const AZURE_TENANT: &str = "e2e-tenant";
+const AZURE_CLIENT: &str = "e2e-client";
+const AZURE_SECRET: &str = "e2e-azure-secret-5d21";
+
 /// One query a dashboard would send, with Grafana's variables set to match everything.
 struct PanelQuery {
+    board: String,
     what: String,
     expr: String,
     instant: bool,
@@ -803,6 +830,7 @@ fn panel_queries() -> Vec<PanelQuery> {
         for p in d["panels"].as_array().unwrap() {
             for t in p["targets"].as_array().into_iter().flatten() {
                 out.push(PanelQuery {
+                    board: board.clone(),
                     what: format!("{board} / {} / {}", p["title"], t["refId"]),
                     expr: substitute(t["expr"].as_str().unwrap()),
                     instant: t["instant"] == true,
@@ -812,6 +840,7 @@ fn panel_queries() -> Vec<PanelQuery> {
         for a in d["annotations"]["list"].as_array().into_iter().flatten() {
             if let Some(expr) = a["expr"].as_str() {
                 out.push(PanelQuery {
+                    board: board.clone(),
                     what: format!("{board} / annotation {}", a["name"]),
                     expr: substitute(expr),
                     instant: false,
@@ -830,6 +859,7 @@ fn panel_queries() -> Vec<PanelQuery> {
                 .unwrap_or_else(|| panic!("{file}: variable {} is {def}", v["name"]));
             let (selector, label) = inner.rsplit_once(',').unwrap();
             out.push(PanelQuery {
+                board: board.clone(),
                 what: format!("{board} / variable {}", v["name"]),
                 expr: format!("count by ({}) ({})", label.trim(), substitute(selector)),
                 instant: true,
@@ -860,6 +890,97 @@ async fn has_data(prom: &Server, q: &PanelQuery) -> bool {
     data["result"].as_array().is_some_and(|r| !r.is_empty())
 }
 
+/// The instant result of `expr` at `time` (Unix seconds): labels -> value.
+async fn instant_at(prom: &Server, expr: &str, time: f64) -> BTreeMap<String, f64> {
+    let data = api(
+        prom,
+        &format!("query?query={}&time={time:.3}", encode(expr)),
+    )
+    .await;
+    data["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let value = s["value"][1].as_str().unwrap_or("");
+            (s["metric"].to_string(), value.parse().unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+/// Equal, but for what `increase` extrapolates differently on two series of the same
+/// counter scraped at different moments (a few percent; counting twice is 100%).
+fn same_answer(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) -> bool {
+    let close = |x: f64, y: f64| {
+        (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-9 + 0.1 * x.abs().max(y.abs())
+    };
+    a.len() == b.len()
+        && a.iter()
+            .all(|(k, x)| b.get(k).is_some_and(|y| close(*x, *y)))
+}
+
+/// HA: Prometheus scrapes the exporter as [`SCRAPE_JOB`] and again as [`REPLICA_JOB`]. Every
+/// query of the overview and job dashboards answers as it does over [`SCRAPE_JOB`] alone: no
+/// job or target counts twice, no join breaks on the duplicates. Compared on the pinned e2e
+/// jobs (the live scenario changes between the two scrapes) at one evaluation time.
+async fn assert_same_over_one_scrape_job(prom: &Server, queries: &[PanelQuery]) {
+    let naive = instant(
+        prom,
+        r#"count(backup_job_status{job_name="e2e-nightly", status="failed"} == 1)"#,
+    )
+    .await;
+    assert_eq!(
+        naive.first().map(|s| s["value"][1].clone()),
+        Some(json!("2")),
+        "both scrape jobs report e2e-nightly, so counting without de-duplicating gives 2"
+    );
+    let pinned = |expr: &str| {
+        expr.replace(r#"upstream=~".*""#, r#"upstream=~"zdm-e2e|zdm-denied""#)
+            .replace(r#"job_name=~".*""#, r#"job_name=~"e2e-.*""#)
+    };
+    let compared: Vec<&PanelQuery> = queries
+        .iter()
+        .filter(|q| q.board != "Backup exporter health" && !q.what.contains("/ variable "))
+        // What rules write (recording rules, ALERTS) has no `job`: the rules de-duplicate.
+        .filter(|q| !q.expr.contains("backup_job:") && !q.expr.contains("ALERTS"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // A moment ago, so that no scrape lands between the two queries.
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            - 2.0;
+        let mut differ = Vec::new();
+        for q in &compared {
+            let expr = pinned(&q.expr);
+            let one_job = expr.replace('{', &format!("{{job=\"{SCRAPE_JOB}\", "));
+            let both = instant_at(prom, &expr, time).await;
+            let one = instant_at(prom, &one_job, time).await;
+            if !same_answer(&both, &one) {
+                differ.push(format!(
+                    "  {}: {expr}\n    two scrape jobs: {both:?}\n    one scrape job:  {one:?}",
+                    q.what
+                ));
+            }
+        }
+        if differ.is_empty() {
+            println!(
+                "{} overview and job dashboard queries agree over one and two scrape jobs",
+                compared.len()
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queries that count a job twice when two scrape jobs report it:\n{}",
+            differ.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data() {
     for name in [
@@ -870,7 +991,15 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
     ] {
         tool(name);
     }
-    let sim = Sim::start_with(&["--token", TOKEN, "--cycle", "20s"]);
+    let azure_client = format!("{AZURE_TENANT}:{AZURE_CLIENT}:{AZURE_SECRET}");
+    let sim = Sim::start_with(&[
+        "--token",
+        TOKEN,
+        "--cycle",
+        "20s",
+        "--azure-client",
+        &azure_client,
+    ]);
     for (id, answer) in [
         ("e2e-nightly", job_answer("e2e-nightly", "run", "40%", "-")),
         ("e2e-running", job_answer("e2e-running", "run", "55%", "-")),
@@ -880,6 +1009,10 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
         ),
         ("e2e-parse", job_answer("e2e-parse", "run", "n/a", "-")),
         ("e2e-weekly", job_answer("e2e-weekly", "run", "10%", "-")),
+        (
+            "e2e-flaky",
+            job_answer("e2e-flaky", "complete", "100%", "2025-01-15T01:10:00Z"),
+        ),
     ] {
         sim.fixture("backup_job", id, &answer).await;
     }
@@ -887,13 +1020,24 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
         "defaults:\n  interval: 1s\n  timeout: 2s\nupstreams:\n\
          \x20 - name: zdm-e2e\n    type: zdm\n    url: {url}\n    token_env: SIM_TOKEN\n\
          \x20   servers: [web-01, db-서버-02, win-fs-01, 파일서버-03]\n\
-         \x20   backup_jobs: [e2e-nightly, e2e-running, e2e-done, e2e-parse, e2e-weekly, app-config-백업]\n\
+         \x20   backup_jobs: [e2e-nightly, e2e-running, e2e-done, e2e-parse, e2e-weekly, e2e-flaky, app-config-백업]\n\
          \x20   recovery_jobs: [db-복구]\n\
          \x20 - name: zdm-denied\n    type: zdm\n    url: {url}\n    token_env: E2E_WRONG_TOKEN\n\
-         \x20   servers: [server-01]\n",
+         \x20   servers: [server-01]\n\
+         \x20 - name: azure-e2e\n    type: azure\n    tenant_id: {AZURE_TENANT}\n    client_id: {AZURE_CLIENT}\n\
+         \x20   client_secret_env: E2E_AZURE_SECRET\n    subscription_id: 11111111-2222-3333-4444-555555555555\n\
+         \x20   management_url: {url}\n    authority_url: {url}\n\
+         \x20   vaults: [{{ resource_group: rg-backup, name: vault-01 }}]\n",
         url = sim.url()
     );
-    let exporter = Exporter::start_with(&config, &[], &[("E2E_WRONG_TOKEN", "not-the-token")]);
+    let exporter = Exporter::start_with(
+        &config,
+        &[],
+        &[
+            ("E2E_WRONG_TOKEN", "not-the-token"),
+            ("E2E_AZURE_SECRET", AZURE_SECRET),
+        ],
+    );
     let hook = Webhook::start().await;
     let am = start_alertmanager(&hook);
     let prom = start_prometheus(&exporter.addr, &am.url);
@@ -916,6 +1060,18 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
     assert!(instant(&prom, r#"ALERTS{job_name="e2e-nightly"}"#)
         .await
         .is_empty());
+    // e2e-flaky was polled fine; from now on its endpoint answers 500, so the exporter says
+    // why the target fails and when it last succeeded.
+    wait_for(
+        "Prometheus to see e2e-flaky polled",
+        Duration::from_secs(30),
+        || async {
+            let up = r#"backup_target_up{target="e2e-flaky"} == 1"#;
+            (!instant(&prom, up).await.is_empty()).then_some(())
+        },
+    )
+    .await;
+    sim.fault("backup_job", "e2e-flaky", "error500").await;
 
     // The run fails in the simulator: time until the webhook has the alert.
     let failed_at = Instant::now();
@@ -1010,6 +1166,23 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
             .join("\n")
     );
     println!("{} dashboard queries returned data", queries.len());
+    assert_same_over_one_scrape_job(&prom, &queries).await;
+
+    // Every field of every upstream has a parse-error line from start-up: zdm-denied, which
+    // never got an answer, shows lines at 0 rather than nothing.
+    let parse_errors = queries
+        .iter()
+        .find(|q| q.what == r#"Backup exporter health / "Parse errors" / "A""#)
+        .expect("the Parse errors panel");
+    let lines: Vec<Json> = instant(&prom, &parse_errors.expr)
+        .await
+        .into_iter()
+        .filter(|s| s["metric"]["upstream"] == "zdm-denied")
+        .collect();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|s| s["value"][1] == "0"),
+        "parse errors of zdm-denied: {lines:?}"
+    );
 
     // Every rule evaluates without error against the real series.
     let groups = api(&prom, "rules").await["groups"].clone();
