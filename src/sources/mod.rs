@@ -7,6 +7,8 @@ use crate::http::{Limits, UpstreamHttp};
 use crate::telemetry::Telemetry;
 
 pub mod azure;
+#[cfg(test)]
+mod fuzzing;
 pub mod scp;
 mod source;
 pub mod zdm;

@@ -438,6 +438,7 @@ mod tests {
         use super::*;
         use crate::config::Secret;
         use crate::model::MAX_LABEL_BYTES;
+        use crate::sources::fuzzing;
         use crate::status::StatusMap;
         use crate::telemetry::Telemetry;
         use proptest::prelude::*;
@@ -446,118 +447,19 @@ mod tests {
 
         const PAGE: &str = r#"{"contents":[{"backup_id":"00cd2538fbf94d12b36aabbdd607e974","backup_start_time":"2024-10-28T05:38:48","created_at":"2024-05-17T00:23:17Z","restore_end_time":"2024-10-28T05:52:47","restore_server_id":"26895cb7-2059-49e7-b6fe-9c9c4b0d3db0","restore_server_name":"restoretest1","restore_start_time":"2024-10-28T05:52:47","restore_state":"COMPLETED","schedule_name":"INCREMENTAL_DAILY_15:00:00-chg4By"},{"created_at":"2024-05-18T00:23:17.5+09:00","restore_server_id":7,"restore_server_name":"복구서버","restore_start_time":"2024-10-29 05:52:47","restore_end_time":"-","restore_state":"IN_PROGRESS","schedule_name":null}],"count":"2"}"#;
 
-        fn leaf() -> impl Strategy<Value = Value> {
-            prop_oneof![
-                Just(Value::Null),
-                any::<bool>().prop_map(Value::Bool),
-                "-?[0-9]{1,30}(\\.[0-9]{1,10})?([eE][-+]?[0-9]{1,4})?"
-                    .prop_map(|n| serde_json::from_str(&n).unwrap_or(Value::Null)),
-                prop::sample::select(
-                    &[
-                        "-",
-                        "",
-                        "45%",
-                        "150%",
-                        "-5%",
-                        "NaN",
-                        "1e400",
-                        "99:99:99",
-                        "00:30:00",
-                        "27:03:10",
-                        "P1DT2H",
-                        "2025-01-15 02:00:00",
-                        "2025-03-30 02:30:00",
-                        "2025-01-15T02:00:00Z",
-                        "9999-12-31T23:59:59Z",
-                        "run",
-                        "complete",
-                        "fail",
-                        "\u{0}\r\n\u{1b}[31m",
-                        "서버",
-                    ][..]
-                )
-                .prop_map(|s| Value::String(s.to_string())),
-                any::<String>().prop_map(Value::String),
-                (".{0,2}", 1000usize..1100).prop_map(|(s, n)| Value::String(s.repeat(n))),
-            ]
-        }
-
-        fn json() -> impl Strategy<Value = Value> {
-            leaf().prop_recursive(3, 24, 4, |inner| {
-                prop_oneof![
-                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                    prop::collection::vec(
-                        (
-                            prop::sample::select(
-                                &[
-                                    "contents",
-                                    "count",
-                                    "created_at",
-                                    "restore_server_id",
-                                    "restore_server_name",
-                                    "restore_start_time",
-                                    "restore_end_time",
-                                    "restore_state",
-                                    "schedule_name",
-                                    "backup_id",
-                                ][..]
-                            ),
-                            inner
-                        ),
-                        0..4
-                    )
-                    .prop_map(|kv| Value::Object(
-                        kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-                    )),
-                ]
-            })
-        }
-
-        /// Replaces the `n`-th node (pre-order, modulo the node count) of `v` with `with`.
-        fn replace(v: &mut Value, n: usize, with: Value) {
-            fn count(v: &Value) -> usize {
-                1 + match v {
-                    Value::Array(a) => a.iter().map(count).sum(),
-                    Value::Object(o) => o.values().map(count).sum(),
-                    _ => 0,
-                }
-            }
-            fn walk(v: &mut Value, n: &mut usize, with: &mut Option<Value>) {
-                if *n == 0 {
-                    if let Some(with) = with.take() {
-                        *v = with;
-                    }
-                    return;
-                }
-                *n -= 1;
-                match v {
-                    Value::Array(a) => a.iter_mut().for_each(|x| walk(x, n, with)),
-                    Value::Object(o) => o.values_mut().for_each(|x| walk(x, n, with)),
-                    _ => {}
-                }
-            }
-            let mut n = n % count(v);
-            walk(v, &mut n, &mut Some(with));
-        }
-
-        /// A seed answer with some nodes replaced, serialized, maybe cut short.
-        fn mutated(seed: &'static str) -> impl Strategy<Value = Vec<u8>> {
-            (
-                prop::collection::vec((any::<usize>(), json()), 1..5),
-                prop::option::weighted(0.1, any::<usize>()),
-            )
-                .prop_map(move |(edits, cut)| {
-                    let mut v: Value = serde_json::from_str(seed).unwrap();
-                    for (n, with) in edits {
-                        replace(&mut v, n, with);
-                    }
-                    let mut bytes = serde_json::to_vec(&v).unwrap();
-                    if let Some(cut) = cut {
-                        bytes.truncate(cut % (bytes.len() + 1));
-                    }
-                    bytes
-                })
-        }
+        /// Object keys the mutations use: this system's field names.
+        const KEYS: &[&str] = &[
+            "contents",
+            "count",
+            "created_at",
+            "restore_server_id",
+            "restore_server_name",
+            "restore_start_time",
+            "restore_end_time",
+            "restore_state",
+            "schedule_name",
+            "backup_id",
+        ];
 
         fn check(mut out: PollOutput) -> Result<(), TestCaseError> {
             for job in &out.jobs {
@@ -668,7 +570,7 @@ mod tests {
             }
 
             #[test]
-            fn mutated_pages_never_panic(body in mutated(PAGE)) {
+            fn mutated_pages_never_panic(body in fuzzing::mutated(PAGE, KEYS)) {
                 page(&body)?;
             }
 
