@@ -791,7 +791,6 @@ mod tests {
         //! `nextLink` is only ever followed on the management origin, token lifetimes are
         //! clamped.
         use super::*;
-        use crate::model::MAX_LABEL_BYTES;
         use crate::sources::fuzzing;
         use crate::status::StatusMap;
         use crate::telemetry::Telemetry;
@@ -821,36 +820,6 @@ mod tests {
             "access_token",
             "expires_in",
         ];
-
-        fn check(mut out: PollOutput) -> Result<(), TestCaseError> {
-            for job in &out.jobs {
-                if let Some(p) = job.progress {
-                    prop_assert!((0.0..=1.0).contains(&p), "progress {}", p);
-                }
-                if let Some(e) = job.elapsed_seconds {
-                    prop_assert!(e.is_finite() && e >= 0.0, "elapsed {}", e);
-                }
-                for t in [job.start_time, job.end_time].into_iter().flatten() {
-                    prop_assert!(t.is_finite(), "time {}", t);
-                }
-            }
-            for s in &out.summaries {
-                if let Some(p) = s.progress {
-                    prop_assert!((0.0..=1.0).contains(&p), "overall progress {}", p);
-                }
-            }
-            out.cap_labels();
-            for job in &out.jobs {
-                let k = &job.key;
-                for v in [&k.operation, &k.job_name, &k.server, &k.volume]
-                    .into_iter()
-                    .chain(job.info.iter().map(|(_, v)| v))
-                {
-                    prop_assert!(v.len() <= MAX_LABEL_BYTES);
-                }
-            }
-            Ok(())
-        }
 
         fn vault() -> AzureVault {
             AzureVault {
@@ -927,7 +896,7 @@ mod tests {
                         .into_iter()
                         .map(|g| record_of_group(&azure, g))
                         .collect();
-                    check(PollOutput {
+                    fuzzing::check(PollOutput {
                         jobs: records,
                         summaries: Vec::new(),
                     })?;
@@ -940,7 +909,7 @@ mod tests {
             }
             if let Ok(job) = serde_json::from_slice::<Job>(body) {
                 let record = record_of_job(&azure, &job);
-                check(PollOutput {
+                fuzzing::check(PollOutput {
                     jobs: vec![record],
                     summaries: Vec::new(),
                 })?;

@@ -5,6 +5,8 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
+use crate::model::{PollOutput, MAX_LABEL_BYTES};
+
 pub fn leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
@@ -100,4 +102,35 @@ pub fn mutated(
             }
             bytes
         })
+}
+
+/// What a mapping keeps stays in range, and labels are cut to `MAX_LABEL_BYTES`.
+pub fn check(mut out: PollOutput) -> Result<(), TestCaseError> {
+    for job in &out.jobs {
+        if let Some(p) = job.progress {
+            prop_assert!((0.0..=1.0).contains(&p), "progress {}", p);
+        }
+        if let Some(e) = job.elapsed_seconds {
+            prop_assert!(e.is_finite() && e >= 0.0, "elapsed {}", e);
+        }
+        for t in [job.start_time, job.end_time].into_iter().flatten() {
+            prop_assert!(t.is_finite(), "time {}", t);
+        }
+    }
+    for s in &out.summaries {
+        if let Some(p) = s.progress {
+            prop_assert!((0.0..=1.0).contains(&p), "overall progress {}", p);
+        }
+    }
+    out.cap_labels();
+    for job in &out.jobs {
+        let k = &job.key;
+        for v in [&k.operation, &k.job_name, &k.server, &k.volume]
+            .into_iter()
+            .chain(job.info.iter().map(|(_, v)| v))
+        {
+            prop_assert!(v.len() <= MAX_LABEL_BYTES);
+        }
+    }
+    Ok(())
 }

@@ -437,7 +437,6 @@ mod tests {
         //! mapping (first poll and later polls): never a panic, and what is kept stays in range.
         use super::*;
         use crate::config::Secret;
-        use crate::model::MAX_LABEL_BYTES;
         use crate::sources::fuzzing;
         use crate::status::StatusMap;
         use crate::telemetry::Telemetry;
@@ -460,36 +459,6 @@ mod tests {
             "schedule_name",
             "backup_id",
         ];
-
-        fn check(mut out: PollOutput) -> Result<(), TestCaseError> {
-            for job in &out.jobs {
-                if let Some(p) = job.progress {
-                    prop_assert!((0.0..=1.0).contains(&p), "progress {}", p);
-                }
-                if let Some(e) = job.elapsed_seconds {
-                    prop_assert!(e.is_finite() && e >= 0.0, "elapsed {}", e);
-                }
-                for t in [job.start_time, job.end_time].into_iter().flatten() {
-                    prop_assert!(t.is_finite(), "time {}", t);
-                }
-            }
-            for s in &out.summaries {
-                if let Some(p) = s.progress {
-                    prop_assert!((0.0..=1.0).contains(&p), "overall progress {}", p);
-                }
-            }
-            out.cap_labels();
-            for job in &out.jobs {
-                let k = &job.key;
-                for v in [&k.operation, &k.job_name, &k.server, &k.volume]
-                    .into_iter()
-                    .chain(job.info.iter().map(|(_, v)| v))
-                {
-                    prop_assert!(v.len() <= MAX_LABEL_BYTES);
-                }
-            }
-            Ok(())
-        }
 
         fn scp() -> Scp {
             static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
@@ -540,7 +509,7 @@ mod tests {
                 for baseline in [false, true] {
                     let out = scp.map(&backup, entries.clone(), baseline);
                     prop_assert!(out.jobs.len() <= 1);
-                    check(out)?;
+                    fuzzing::check(out)?;
                 }
             }
             Ok(())

@@ -795,7 +795,6 @@ mod tests {
         //! Arbitrary bytes and mutated seed-shaped answers through the decoders and mappers
         //! of each endpoint: `Ok` or a fault, never a panic, and what is kept stays in range.
         use super::*;
-        use crate::model::MAX_LABEL_BYTES;
         use crate::sources::fuzzing;
         use proptest::prelude::*;
 
@@ -828,47 +827,17 @@ mod tests {
             "token",
         ];
 
-        fn check(mut out: PollOutput) -> Result<(), TestCaseError> {
-            for job in &out.jobs {
-                if let Some(p) = job.progress {
-                    prop_assert!((0.0..=1.0).contains(&p), "progress {}", p);
-                }
-                if let Some(e) = job.elapsed_seconds {
-                    prop_assert!(e.is_finite() && e >= 0.0, "elapsed {}", e);
-                }
-                for t in [job.start_time, job.end_time].into_iter().flatten() {
-                    prop_assert!(t.is_finite(), "time {}", t);
-                }
-            }
-            for s in &out.summaries {
-                if let Some(p) = s.progress {
-                    prop_assert!((0.0..=1.0).contains(&p), "overall progress {}", p);
-                }
-            }
-            out.cap_labels();
-            for job in &out.jobs {
-                let k = &job.key;
-                for v in [&k.operation, &k.job_name, &k.server, &k.volume]
-                    .into_iter()
-                    .chain(job.info.iter().map(|(_, v)| v))
-                {
-                    prop_assert!(v.len() <= MAX_LABEL_BYTES);
-                }
-            }
-            Ok(())
-        }
-
         fn all_endpoints(body: &[u8]) -> Result<(), TestCaseError> {
             let telemetry = Telemetry::new();
             let fields = fields(&telemetry);
             if let Ok(data) = decode_envelope::<SystemData>(body) {
-                check(map_system(&fields, data, "id"))?;
+                fuzzing::check(map_system(&fields, data, "id"))?;
             }
             if let Ok(data) = decode_envelope::<JobData>(body) {
-                check(map_backup_job(&fields, data, "id"))?;
+                fuzzing::check(map_backup_job(&fields, data, "id"))?;
             }
             if let Ok(data) = decode_envelope::<RecoveryData>(body) {
-                check(map_recovery_job(&fields, data, "id"))?;
+                fuzzing::check(map_recovery_job(&fields, data, "id"))?;
             }
             if let Ok(issued) = parse_login(body) {
                 prop_assert!(
