@@ -957,3 +957,39 @@ async fn an_unknown_azure_status_counts_one_parse_error_per_poll() {
         "no details for an unknown status"
     );
 }
+
+/// The size is that of the newest finished run: it stays while a new run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_size_stays_while_a_new_run_goes_on() {
+    let sim = sim(&[]);
+    let mut done = azure_job("done-1", "vm-s", "Backup", "Completed", 90, None);
+    done["properties"]["extendedInfo"] =
+        json!({ "tasksList": [], "propertyBag": { "Backup Size": "10 GB" } });
+    let running = azure_job("run-2", "vm-s", "Backup", "InProgress", 5, Some(40));
+    put_json(&sim, "/_sim/azure/vault-t/jobs", &json!([done, running])).await;
+    let yaml = format!(
+        "upstreams:\n{}",
+        azure_upstream(
+            &sim,
+            "",
+            LIVE_SUB,
+            "[{ resource_group: rg-test, name: vault-t }]"
+        )
+    );
+    let (code, out, err) = once(&yaml, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let a = |metric| series(metric, "azure", "azure", "backup", "vm-s", "vm-s");
+    assert_eq!(
+        value(
+            &out,
+            &status("azure", "azure", "backup", "vm-s", "vm-s", "running")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value(&out, &a("backup_job_progress_ratio")), Some(0.4));
+    assert_eq!(
+        value(&out, &a("backup_job_size_bytes")),
+        Some(10.0 * 1024.0 * 1024.0 * 1024.0),
+        "{out}"
+    );
+}

@@ -191,6 +191,32 @@ impl Source for Azure {
                 }
                 _ => self.facts(&newest, seen.status),
             };
+            let mut facts = facts;
+            // A run going on: the size is that of the newest finished run, read once.
+            if !seen.status.is_terminal() {
+                if let Some(finished) = group
+                    .newest_finished
+                    .as_ref()
+                    .filter(|f| Some(*f) != id.as_ref())
+                {
+                    let known = match self.known_facts(&target.name, finished) {
+                        Some(known) => known,
+                        None => match self
+                            .get::<Job>(self.job_url(vault, finished)?, deadline, None)
+                            .await
+                        {
+                            Ok(detail) => {
+                                let status = self.status_of(&detail).0;
+                                self.facts(&detail, status)
+                            }
+                            Err(fault) if fault.outcome == Outcome::NotFound => Facts::default(),
+                            Err(fault) => return Err(fault),
+                        },
+                    };
+                    facts.size_bytes = known.size_bytes;
+                    facts_now.insert(finished.clone(), known);
+                }
+            }
             records.push(self.record(
                 vault,
                 &newest,
@@ -224,6 +250,8 @@ struct Accumulated {
     /// Id and status of every finished job of the group, to count runs by id.
     terminal: Vec<(String, Status)>,
     newest_success_end: Option<f64>,
+    /// Id and start of the newest finished job: its size stays while a new run goes on.
+    newest_finished: Option<(String, Option<f64>)>,
 }
 
 impl Groups {
@@ -273,12 +301,24 @@ impl Groups {
                     newest: job,
                     newest_seen: seen,
                     newest_start: start,
+                    newest_finished: terminal.as_ref().map(|(id, _)| (id.clone(), start)),
                     terminal: terminal.into_iter().collect(),
                     newest_success_end: success_end,
                 });
             }
             std::collections::btree_map::Entry::Occupied(mut slot) => {
                 let acc = slot.get_mut();
+                if let Some((id, _)) = &terminal {
+                    let newer_finished = match (&acc.newest_finished, start) {
+                        (None, _) => true,
+                        (Some((_, Some(b))), Some(a)) => a > *b,
+                        (Some((_, None)), Some(_)) => true,
+                        _ => false,
+                    };
+                    if newer_finished {
+                        acc.newest_finished = Some((id.clone(), start));
+                    }
+                }
                 acc.terminal.extend(terminal);
                 if let Some(end) = success_end {
                     acc.newest_success_end =
@@ -320,6 +360,8 @@ struct Facts {
 struct Group {
     newest: Job,
     newest_seen: Parsed,
+    /// The id of the newest finished job, whose size is exported while a new run goes on.
+    newest_finished: Option<String>,
     ended: Vec<Status>,
     newest_success_end: Option<f64>,
 }
@@ -554,6 +596,7 @@ impl Azure {
             out.push(Group {
                 newest: acc.newest,
                 newest_seen: acc.newest_seen,
+                newest_finished: acc.newest_finished.map(|(id, _)| id),
                 ended,
                 newest_success_end: acc.newest_success_end,
             });
