@@ -1,29 +1,168 @@
-//! The landing page: a self-contained HTML table of every job (no external assets).
+//! The landing page, built for triage: failed jobs first, counts per status that filter the
+//! table, the targets whose polls fail, relative times. Self-contained (inline CSS and JS, no
+//! external assets) and rendered per request from the store; it reads without JavaScript.
+//!
+//! Auto-refresh: a script reloads the page every 10 s, but not while someone types in the
+//! filter (4 s after the last key), selects text or has the tab hidden; the filters live in
+//! `location.hash` (`#status=failed&q=db`), which a reload keeps. Without JavaScript a
+//! `<noscript>` meta refresh does the reloading.
 
 use std::fmt::Write as _;
 
-use crate::parse;
-use crate::state::Store;
+use chrono::{Datelike, Timelike};
+
+use crate::clock;
+use crate::state::{JobView, Store, TargetView};
 use crate::status::Status;
 use crate::telemetry::{REVISION, VERSION};
 
+/// Statuses in the order a person triaging wants them: what needs action first.
+const TRIAGE_ORDER: [Status; 7] = [
+    Status::Failed,
+    Status::Unknown,
+    Status::Running,
+    Status::Pending,
+    Status::Cancelled,
+    Status::CompletedWithWarnings,
+    Status::Completed,
+];
+
+/// The position of `status` in [`TRIAGE_ORDER`].
+fn triage_rank(status: Status) -> usize {
+    match status {
+        Status::Failed => 0,
+        Status::Unknown => 1,
+        Status::Running => 2,
+        Status::Pending => 3,
+        Status::Cancelled => 4,
+        Status::CompletedWithWarnings => 5,
+        Status::Completed => 6,
+    }
+}
+
+/// The job table's columns: header (also the label of a card line) and width. The last
+/// column takes what is left.
+const JOB_COLUMNS: [(&str, &str); 13] = [
+    ("Status", "8%"),
+    ("System", "5%"),
+    ("Upstream", "7.5%"),
+    ("Server", "8.5%"),
+    ("Job", "10.5%"),
+    ("Volume", "5.5%"),
+    ("Operation", "7%"),
+    ("Progress", "7%"),
+    ("Elapsed", "6.5%"),
+    ("Start", "5.5%"),
+    ("End", "5.5%"),
+    ("Last success", "6%"),
+    ("Reason / last message", ""),
+];
+
+const FAILING_COLUMNS: [(&str, &str); 7] = [
+    ("System", "6%"),
+    ("Upstream", "14%"),
+    ("Kind", "10%"),
+    ("Target", "26%"),
+    ("Reason", "14%"),
+    ("Since", "15%"),
+    ("Last success", ""),
+];
+
+const TARGET_COLUMNS: [(&str, &str); 6] = [
+    ("System", "6%"),
+    ("Upstream", "16%"),
+    ("Kind", "11%"),
+    ("Target", "33%"),
+    ("State", "16%"),
+    ("Last success", ""),
+];
+
 const STYLE: &str = r#"
-body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR",sans-serif;margin:1.5rem;color:#1d2530;background:#f7f8fa}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR",sans-serif;margin:1rem 1.5rem;color:#1d2530;background:#f7f8fa}
 h1{font-size:1.4rem;margin:0 0 .2rem}
-.sub{color:#5b6775;margin-bottom:1rem}
-nav a{margin-right:1rem}
-table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0001;margin-bottom:1.5rem}
-th,td{padding:.4rem .6rem;border-bottom:1px solid #e4e7eb;text-align:left;font-size:.9rem;vertical-align:middle}
-th{background:#eef1f4;font-weight:600}
-.badge{display:inline-block;padding:.1rem .5rem;border-radius:.7rem;font-size:.8rem;font-weight:600;color:#fff}
+h2{font-size:1.1rem;margin:1.2rem 0 .5rem}
+.sub{color:#5b6775;margin-bottom:.4rem;overflow-wrap:anywhere}
+.links a{margin-right:1rem}
+.alarm{color:#b3261e;font-weight:600}
+.tools{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center;padding:.5rem 0;background:#f7f8fa}
+.cnt{display:inline-flex;align-items:center;gap:.35rem;padding:.2rem .65rem;border:1px solid #cfd5dc;border-radius:1rem;background:#fff;color:#1d2530;text-decoration:none;font-size:.85rem;white-space:nowrap}
+.cnt b{font-variant-numeric:tabular-nums}
+.cnt.zero{opacity:.5}
+.cnt.hot{background:#d2322d;border-color:#d2322d;color:#fff}
+.cnt.hot .dot{background:#fff}
+.cnt.on{outline:2px solid #1d2530;outline-offset:1px}
+.dot{display:inline-block;width:.6rem;height:.6rem;border-radius:50%}
+#q{flex:1 1 14rem;min-width:0;max-width:28rem;padding:.3rem .6rem;border:1px solid #cfd5dc;border-radius:.4rem;font:inherit;font-size:.9rem}
+#shown{color:#5b6775;font-size:.85rem}
+table{border-collapse:collapse;width:100%;table-layout:fixed;background:#fff;box-shadow:0 1px 2px #0001;margin-bottom:1.5rem}
+th,td{padding:.35rem .45rem;border-bottom:1px solid #e4e7eb;text-align:left;font-size:.85rem;vertical-align:top;overflow-wrap:anywhere}
+th{background:#eef1f4;font-weight:600;font-size:.78rem}
+tr[hidden]{display:none!important}
+tr.f td{background:#fdf0ef}
+tr.f td:first-child{box-shadow:inset 3px 0 #d2322d}
+.failing{background:#fff;border-left:4px solid #d2322d;padding:.1rem .8rem .1rem;margin:.8rem 0 1rem;box-shadow:0 1px 2px #0001}
+.failing h2{color:#b3261e;margin-top:.6rem}
+.failing table{box-shadow:none;margin-bottom:.6rem}
+.badge{display:inline-block;max-width:100%;padding:.1rem .5rem;border-radius:.7rem;font-size:.78rem;font-weight:600;color:#fff}
 .s-pending{background:#8792a2}.s-running{background:#2f6fde}.s-completed{background:#1f9d55}
 .s-completed_with_warnings{background:#c98a00}.s-failed{background:#d2322d}.s-cancelled{background:#6b4fbb}.s-unknown{background:#444}
-.bar{width:9rem;height:.8rem;background:#e4e7eb;border-radius:.4rem;overflow:hidden;display:inline-block;vertical-align:middle}
-.bar span{display:block;height:100%;background:#2f6fde}
-.pct{font-variant-numeric:tabular-nums;margin-left:.4rem}
+.prog{display:flex;align-items:center;gap:.3rem}
+.pbar{flex:1 1 auto;max-width:6rem;height:.7rem;background:#e4e7eb;border-radius:.35rem;overflow:hidden}
+.pbar span{display:block;height:100%;background:#2f6fde}
+.pct{flex:none}
+.num{font-variant-numeric:tabular-nums}
 .down{color:#d2322d;font-weight:600}.up{color:#1f9d55}
-.msg{max-width:28rem;overflow-wrap:anywhere;color:#3b4654}
-.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+.why{color:#9b1c17}
+.code{font-family:ui-monospace,Menlo,Consolas,monospace;background:#f6d5d3;border-radius:.25rem;padding:0 .25rem;margin-right:.3rem}
+.muted{color:#5b6775}
+@media (min-width:700px){.tools{position:sticky;top:0;z-index:1}}
+@media (max-width:699.98px){
+body{margin:.75rem}
+table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:auto}
+table.cards{background:none;box-shadow:none}
+table.cards thead,table.cards colgroup{display:none}
+table.cards tr{background:#fff;margin-bottom:.6rem;border:1px solid #e4e7eb;border-radius:.4rem;padding:.3rem 0;box-shadow:0 1px 2px #0001}
+table.cards td{border:0;padding:.15rem .6rem .15rem 7.4rem;position:relative;min-height:1.4rem}
+table.cards td::before{position:absolute;left:.6rem;width:6.4rem;color:#5b6775;font-weight:600}
+table.cards td:empty{display:none}
+table.cards tr.empty td{padding-left:.6rem}
+table.cards tr.empty td::before{content:none}
+table.cards tr.f{background:#fdf0ef;border-color:#d2322d;border-left-width:4px}
+table.cards tr.f td{background:none;box-shadow:none}
+.failing{padding:.1rem .5rem}
+.failing table.cards tr{border-color:#f0c4c1}
+}
+"#;
+
+/// Relative times, the filters and the reload.
+const SCRIPT: &str = r#"
+(()=>{
+const d=document,b=d.body,q=d.getElementById('q'),shown=d.getElementById('shown');
+const rows=[...d.querySelectorAll('#jobs tbody tr[data-s]')],cnts=[...d.querySelectorAll('.cnt[data-status]')],stamps=[...d.querySelectorAll('[data-ts]')];
+const loaded=Date.now(),skew=(+b.dataset.now||Date.now()/1000)*1000-Date.now();
+let st='',texts=null,typed=0,timer=0;
+const span=a=>a<60?Math.floor(a)+' s':a<3600?Math.floor(a/60)+' min':a<172800?Math.floor(a/3600)+' h':Math.floor(a/86400)+' d';
+const rel=ts=>{const s=(Date.now()+skew)/1000-ts,a=Math.abs(s);return a<10?'just now':s>0?span(a)+' ago':'in '+span(a)};
+const times=()=>{for(const t of stamps){const x=rel(+t.dataset.ts);if(t.textContent!==x)t.textContent=x}};
+const read=()=>{const p=new URLSearchParams(location.hash.slice(1));st=p.get('status')||'';q.value=p.get('q')||''};
+const save=()=>{const p=new URLSearchParams();if(st)p.set('status',st);if(q.value)p.set('q',q.value);const h=p.toString();history.replaceState(null,'',h?'#'+h:location.pathname+location.search)};
+const apply=()=>{
+const words=q.value.toLowerCase().split(/\s+/).filter(Boolean);
+if(words.length&&!texts)texts=rows.map(r=>r.textContent.toLowerCase());
+let n=0;
+rows.forEach((r,i)=>{const ok=(!st||r.dataset.s===st)&&words.every(w=>texts[i].includes(w));r.hidden=!ok;if(ok)n++});
+for(const a of cnts)a.classList.toggle('on',a.dataset.status===st);
+shown.textContent=st||words.length?n+' of '+rows.length+' shown':'';
+};
+for(const a of cnts)a.addEventListener('click',e=>{e.preventDefault();st=a.dataset.status===st?'':a.dataset.status;save();apply()});
+q.addEventListener('input',()=>{typed=Date.now();clearTimeout(timer);timer=setTimeout(()=>{save();apply()},150)});
+addEventListener('hashchange',()=>{read();apply()});
+read();apply();times();setInterval(times,5000);
+const ss=f=>{try{return f(sessionStorage)}catch(e){}};
+if(ss(s=>s.getItem('landing-focus'))){ss(s=>s.removeItem('landing-focus'));q.focus();q.setSelectionRange(q.value.length,q.value.length)}
+setInterval(()=>{const t=Date.now();if(t-loaded<10000||d.hidden||t-typed<4000||String(getSelection()))return;if(d.activeElement===q)ss(s=>s.setItem('landing-focus','1'));location.reload()},1000);
+})();
 "#;
 
 /// Appends `text` escaped for HTML text and attribute values.
@@ -40,116 +179,345 @@ fn esc(out: &mut String, text: &str) {
     }
 }
 
-fn time_cell(out: &mut String, unix: Option<f64>) {
-    match unix.and_then(|t| chrono::DateTime::from_timestamp(t.floor() as i64, 0)) {
-        Some(t) => {
-            let _ = write!(
-                out,
-                "<td class=num>{}</td>",
-                t.format("%Y-%m-%d %H:%M:%S UTC")
-            );
+/// A status word that may break after its underscores (`completed_with_warnings`).
+fn status_word(out: &mut String, status: Status) {
+    for (i, part) in status.as_str().split('_').enumerate() {
+        if i > 0 {
+            out.push_str("_<wbr>");
         }
-        None => out.push_str("<td class=num>-</td>"),
+        out.push_str(part);
     }
 }
 
-fn status_badge(out: &mut String, status: Status, raw: &str) {
-    let _ = write!(out, "<span class=\"badge s-{0}\" title=\"", status.as_str());
-    esc(out, raw);
-    let _ = write!(out, "\">{}</span>", status.as_str());
+/// `seconds` as a short span: "45 s", "3 min", "5 h", "2 d" (whole units, rounded down).
+fn write_span(out: &mut String, seconds: f64) {
+    let s = seconds.floor() as u64;
+    let _ = match s {
+        0..60 => write!(out, "{s} s"),
+        60..3_600 => write!(out, "{} min", s / 60),
+        3_600..172_800 => write!(out, "{} h", s / 3_600),
+        _ => write!(out, "{} d", s / 86_400),
+    };
+}
+
+/// `ts` relative to `now`: "just now", "3 min ago", "in 2 h". The page's script computes
+/// the same text in the browser; this is what a reader without JavaScript sees.
+fn write_relative(out: &mut String, ts: f64, now: f64) {
+    let delta = now - ts;
+    if delta.abs() < 10.0 {
+        out.push_str("just now");
+    } else if delta > 0.0 {
+        write_span(out, delta);
+        out.push_str(" ago");
+    } else {
+        out.push_str("in ");
+        write_span(out, -delta);
+    }
+}
+
+/// A point in time: relative text, the exact UTC time on hover, `data-ts` for the script.
+/// "-" when absent or out of range.
+fn write_time(out: &mut String, unix: Option<f64>, now: f64) {
+    let Some(ts) = unix.filter(|t| t.is_finite()) else {
+        out.push('-');
+        return;
+    };
+    let secs = ts.floor() as i64;
+    let Some(t) = chrono::DateTime::from_timestamp(secs, 0) else {
+        out.push('-');
+        return;
+    };
+    let _ = write!(
+        out,
+        "<span data-ts={secs} title=\"{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC\">",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    write_relative(out, ts, now);
+    out.push_str("</span>");
+}
+
+/// A duration as the exposition's inputs write it: `HH:MM:SS`, `D.HH:MM:SS` past a day.
+fn write_duration(out: &mut String, seconds: f64) {
+    if !seconds.is_finite() || seconds < 0.0 {
+        out.push('-');
+        return;
+    }
+    let total = seconds.floor() as u64;
+    let (days, rem) = (total / 86_400, total % 86_400);
+    if days > 0 {
+        let _ = write!(out, "{days}.");
+    }
+    let _ = write!(
+        out,
+        "{:02}:{:02}:{:02}",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    );
+}
+
+/// `<table>` with its column widths and header row; `class` names the table for the card
+/// labels in [`write_card_labels`].
+fn table_head(out: &mut String, id: &str, class: &str, columns: &[(&str, &str)]) {
+    let _ = write!(out, "<table id={id} class=\"{class} cards\"><colgroup>");
+    for (_, width) in columns {
+        if width.is_empty() {
+            out.push_str("<col>");
+        } else {
+            let _ = write!(out, "<col style=\"width:{width}\">");
+        }
+    }
+    out.push_str("</colgroup><thead><tr>");
+    for (name, _) in columns {
+        let _ = write!(out, "<th scope=col>{name}</th>");
+    }
+    out.push_str("</tr></thead><tbody>");
+}
+
+/// Under 700 px each row is a card of "label: value" lines; the labels are the headers.
+fn write_card_labels(out: &mut String, class: &str, columns: &[(&str, &str)]) {
+    for (i, (name, _)) in columns.iter().enumerate() {
+        let _ = write!(
+            out,
+            "table.{class} td:nth-child({})::before{{content:\"{name}\"}}",
+            i + 1
+        );
+    }
+}
+
+fn td(out: &mut String, text: &str) {
+    out.push_str("<td>");
+    esc(out, text);
+    out.push_str("</td>");
 }
 
 /// Renders the page; called per request, not on the /metrics path.
 pub fn page(store: &Store) -> String {
-    let jobs = store.jobs();
-    let targets = store.targets();
-    let mut out = String::with_capacity(4096 + jobs.len() * 512);
+    let mut jobs = store.jobs();
+    render(&mut jobs, &store.targets(), clock::unix_now())
+}
+
+fn render(jobs: &mut [JobView], targets: &[TargetView], now: f64) -> String {
+    jobs.sort_unstable_by(|a, b| {
+        let (ka, kb) = (&a.record.key, &b.record.key);
+        triage_rank(a.record.status)
+            .cmp(&triage_rank(b.record.status))
+            .then_with(|| ka.upstream.cmp(&kb.upstream))
+            .then_with(|| ka.server.cmp(&kb.server))
+            .then_with(|| ka.job_name.cmp(&kb.job_name))
+            .then_with(|| ka.cmp(kb))
+    });
+    let mut counts = [0usize; TRIAGE_ORDER.len()];
+    for job in jobs.iter() {
+        counts[triage_rank(job.record.status)] += 1;
+    }
+    let failing = targets.iter().filter(|t| t.failure.is_some()).count();
+
+    let mut out = String::with_capacity(16 * 1024 + jobs.len() * 700 + targets.len() * 400);
     out.push_str("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>");
     out.push_str("<meta name=viewport content=\"width=device-width, initial-scale=1\">");
-    out.push_str("<meta http-equiv=refresh content=10><title>backup-exporter</title><style>");
+    out.push_str("<noscript><meta http-equiv=refresh content=10></noscript>");
+    out.push_str("<title>backup-exporter</title><style>");
     out.push_str(STYLE);
-    out.push_str("</style></head><body>");
+    out.push_str("@media (max-width:699.98px){");
+    write_card_labels(&mut out, "jobs", &JOB_COLUMNS);
+    write_card_labels(&mut out, "tfail", &FAILING_COLUMNS);
+    write_card_labels(&mut out, "targets", &TARGET_COLUMNS);
+    out.push_str("}</style></head>");
+    let _ = write!(out, "<body data-now={}>", now.floor());
+
     let _ = write!(
         out,
-        "<h1>backup-exporter</h1><div class=sub>version {VERSION} (revision {REVISION}) · {} jobs · {} targets · this page reloads every 10 s</div>",
+        "<h1>backup-exporter</h1><div class=sub>version {VERSION} (revision {REVISION}) · {} jobs · {} targets",
         jobs.len(),
         targets.len()
     );
-    out.push_str("<nav><a href=\"/metrics\">Metrics</a><a href=\"/-/healthy\">Health</a><a href=\"/-/ready\">Readiness</a></nav>");
+    if failing > 0 {
+        let _ = write!(out, " · <span class=alarm>{failing} failing</span>");
+    }
+    out.push_str(" · rendered ");
+    write_time(&mut out, Some(now), now);
+    out.push_str(" · reloads every 10 s, not while you type in the filter</div>");
+    out.push_str("<nav class=links><a href=\"/metrics\">Metrics</a><a href=\"/-/healthy\">Health</a><a href=\"/-/ready\">Readiness</a></nav>");
 
-    out.push_str("<h2>Jobs</h2><table><thead><tr><th>System</th><th>Upstream</th><th>Server</th><th>Job</th><th>Volume</th><th>Operation</th><th>Status</th><th>Progress</th><th>Elapsed</th><th>Start</th><th>End</th><th>Last success</th><th>Message</th></tr></thead><tbody>");
-    if jobs.is_empty() {
-        out.push_str(
-            "<tr><td colspan=13>No jobs yet: the first polls may still be running.</td></tr>",
+    // Counts per status, each a filter of the job table, and the text filter.
+    out.push_str("<div class=tools role=group aria-label=\"filter jobs\">");
+    let _ = write!(
+        out,
+        "<a class=cnt href=\"#\" data-status=\"\" data-n={0}>all <b>{0}</b></a>",
+        jobs.len()
+    );
+    for (status, n) in TRIAGE_ORDER.into_iter().zip(counts) {
+        let s = status.as_str();
+        let class = match (status, n) {
+            (_, 0) => " zero",
+            (Status::Failed, _) => " hot",
+            _ => "",
+        };
+        let _ = write!(
+            out,
+            "<a class=\"cnt{class}\" href=\"#status={s}\" data-status={s} data-n={n}><i class=\"dot s-{s}\"></i>{s} <b>{n}</b></a>"
         );
     }
-    for job in &jobs {
-        let r = &job.record;
-        let k = &r.key;
-        out.push_str("<tr>");
-        for cell in [
-            k.system.as_str(),
-            &*k.upstream,
-            &k.server,
-            &k.job_name,
-            &k.volume,
-            &k.operation,
-        ] {
-            out.push_str("<td>");
-            esc(&mut out, cell);
-            out.push_str("</td>");
-        }
-        out.push_str("<td>");
-        status_badge(&mut out, r.status, &r.raw_status);
-        if !job.target_up {
-            out.push_str(" <span class=down title=\"the last poll failed; these are the last known values\">stale</span>");
-        }
-        out.push_str("</td><td class=num>");
-        match r.progress {
-            Some(p) => {
-                let pct = (p * 100.0).clamp(0.0, 100.0);
-                let _ = write!(out, "<span class=bar><span style=\"width:{pct:.1}%\"></span></span><span class=pct>{pct:.0}%</span>");
+    out.push_str("<input type=search id=q placeholder=\"filter: server, job, reason…\" aria-label=\"filter jobs by any text\" autocomplete=off><span id=shown></span></div>");
+
+    if failing > 0 {
+        let _ = write!(
+            out,
+            "<section class=failing><h2>Targets failing: {failing}</h2>"
+        );
+        table_head(&mut out, "failing", "tfail", &FAILING_COLUMNS);
+        for t in targets {
+            let Some((outcome, since)) = t.failure else {
+                continue;
+            };
+            out.push_str("<tr class=f>");
+            td(&mut out, t.target.system.as_str());
+            td(&mut out, &t.target.upstream);
+            td(&mut out, t.target.kind.as_str());
+            td(&mut out, &t.target.target);
+            let _ = write!(
+                out,
+                "<td class=why><b>{}</b></td><td>since ",
+                outcome.as_str()
+            );
+            write_time(&mut out, Some(since), now);
+            out.push_str("</td><td>");
+            match t.last_success {
+                Some(_) => write_time(&mut out, t.last_success, now),
+                None => out.push_str("never"),
             }
-            None => out.push('-'),
+            out.push_str("</td></tr>");
         }
-        out.push_str("</td><td class=num>");
-        match r.elapsed_seconds {
-            Some(e) => esc(&mut out, &parse::format_duration(e.floor())),
-            None => out.push('-'),
-        }
-        out.push_str("</td>");
-        time_cell(&mut out, r.start_time);
-        time_cell(&mut out, r.end_time);
-        time_cell(&mut out, job.last_success);
-        out.push_str("<td class=msg>");
-        esc(&mut out, r.message.as_deref().unwrap_or("-"));
-        out.push_str("</td></tr>");
+        out.push_str("</tbody></table></section>");
+    }
+
+    out.push_str("<h2>Jobs</h2>");
+    table_head(&mut out, "jobs", "jobs", &JOB_COLUMNS);
+    if jobs.is_empty() {
+        let _ = write!(
+            out,
+            "<tr class=empty><td colspan={}>No jobs yet: the first polls may still be running.</td></tr>",
+            JOB_COLUMNS.len()
+        );
+    }
+    for job in jobs.iter() {
+        job_row(&mut out, job, now);
     }
     out.push_str("</tbody></table>");
 
-    out.push_str("<h2>Targets</h2><table><thead><tr><th>Upstream</th><th>Kind</th><th>Target</th><th>State</th><th>Last success</th></tr></thead><tbody>");
-    for t in &targets {
-        out.push_str("<tr><td>");
-        esc(&mut out, &t.target.upstream);
-        let _ = write!(out, "</td><td>{}</td><td>", t.target.kind.as_str());
-        esc(&mut out, &t.target.target);
+    out.push_str("<h2>Targets</h2>");
+    table_head(&mut out, "targets", "targets", &TARGET_COLUMNS);
+    for t in targets {
+        out.push_str("<tr>");
+        td(&mut out, t.target.system.as_str());
+        td(&mut out, &t.target.upstream);
+        td(&mut out, t.target.kind.as_str());
+        td(&mut out, &t.target.target);
+        out.push_str("<td>");
+        match (t.polled, t.up, t.failure) {
+            (false, _, _) => out.push_str("waiting for first poll"),
+            (true, true, _) => out.push_str("<span class=up>up</span>"),
+            (true, false, Some((outcome, _))) => {
+                let _ = write!(out, "<span class=down>down</span> {}", outcome.as_str());
+            }
+            (true, false, None) => out.push_str("<span class=down>down</span>"),
+        }
         out.push_str("</td><td>");
-        out.push_str(match (t.polled, t.up) {
-            (false, _) => "waiting for first poll",
-            (true, true) => "<span class=up>up</span>",
-            (true, false) => "<span class=down>down</span>",
-        });
-        out.push_str("</td>");
-        time_cell(&mut out, t.last_success);
-        out.push_str("</tr>");
+        write_time(&mut out, t.last_success, now);
+        out.push_str("</td></tr>");
     }
-    out.push_str("</tbody></table></body></html>\n");
+    out.push_str("</tbody></table><script>");
+    out.push_str(SCRIPT);
+    out.push_str("</script></body></html>\n");
     out
+}
+
+fn job_row(out: &mut String, job: &JobView, now: f64) {
+    let r = &job.record;
+    let k = &r.key;
+    let s = r.status.as_str();
+    let failed = r.status == Status::Failed;
+    let _ = write!(
+        out,
+        "<tr data-s={s}{}><td><span class=\"badge s-{s}\" title=\"",
+        if failed { " class=f" } else { "" }
+    );
+    esc(out, &r.raw_status);
+    out.push_str("\">");
+    status_word(out, r.status);
+    out.push_str("</span>");
+    if !job.target_up {
+        out.push_str(" <span class=down title=\"the last poll of its target failed; these are the last known values\">stale</span>");
+    }
+    out.push_str("</td>");
+    td(out, k.system.as_str());
+    td(out, &k.upstream);
+    td(out, &k.server);
+    td(out, &k.job_name);
+    td(out, &k.volume);
+    td(out, &k.operation);
+    out.push_str("<td class=num>");
+    match r.progress {
+        Some(p) => {
+            let pct = (p * 100.0).clamp(0.0, 100.0);
+            let _ = write!(out, "<span class=prog><span class=pbar><span style=\"width:{pct:.1}%\"></span></span><span class=pct>{pct:.0}%</span></span>");
+        }
+        None => out.push('-'),
+    }
+    out.push_str("</td><td class=num>");
+    match r.elapsed_seconds {
+        Some(e) => write_duration(out, e),
+        None => out.push('-'),
+    }
+    out.push_str("</td><td>");
+    write_time(out, r.start_time, now);
+    out.push_str("</td><td>");
+    write_time(out, r.end_time, now);
+    out.push_str("</td><td>");
+    write_time(out, job.last_success, now);
+    out.push_str("</td>");
+    let failure = r
+        .failure
+        .as_ref()
+        .filter(|f| failed && !(f.reason.is_empty() && f.code.is_empty()));
+    match failure {
+        Some(f) => {
+            out.push_str("<td class=why>");
+            if !f.code.is_empty() {
+                out.push_str("<span class=code>");
+                esc(out, &f.code);
+                out.push_str("</span>");
+            }
+            // A code alone says little: the last message goes with it.
+            let text = match (f.reason.as_str(), r.message.as_deref()) {
+                ("", Some(m)) => m,
+                (reason, _) => reason,
+            };
+            esc(out, text);
+        }
+        None => {
+            out.push_str(if failed { "<td class=why>" } else { "<td>" });
+            esc(out, r.message.as_deref().unwrap_or("-"));
+        }
+    }
+    out.push_str("</td></tr>");
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::model::{Failure, JobKey, JobRecord, System, TargetId, TargetKind};
+    use crate::outcome::Outcome;
+
+    const NOW: f64 = 1_736_935_200.0;
 
     #[test]
     fn html_is_escaped() {
@@ -159,5 +527,190 @@ mod tests {
             s,
             "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
         );
+    }
+
+    fn target(kind: TargetKind, id: &str) -> TargetId {
+        TargetId {
+            system: System::Zdm,
+            upstream: Arc::from("zdm"),
+            kind,
+            target: Arc::from(id),
+        }
+    }
+
+    fn job(upstream: &str, server: &str, name: &str, status: Status) -> JobView {
+        JobView {
+            record: JobRecord {
+                key: Arc::new(JobKey {
+                    system: System::Zdm,
+                    upstream: Arc::from(upstream),
+                    operation: "backup".into(),
+                    job_name: name.into(),
+                    server: server.into(),
+                    volume: "/".into(),
+                }),
+                status,
+                raw_status: status.as_str().into(),
+                progress: Some(0.45),
+                elapsed_seconds: Some(93_784.5),
+                start_time: Some(NOW - 180.0),
+                end_time: None,
+                message: Some(format!("message of {name}")),
+                info: Vec::new(),
+                ended_runs: None,
+                newest_success_end: None,
+                failure: None,
+                size_bytes: None,
+            },
+            target: target(TargetKind::Server, server),
+            target_up: true,
+            last_success: Some(NOW - 7_200.0),
+        }
+    }
+
+    fn row_order(page: &str) -> Vec<String> {
+        page.split("<tr data-s=")
+            .skip(1)
+            .map(|row| {
+                let status = row.split([' ', '>']).next().unwrap();
+                let name = row.split("</td><td>").nth(4).unwrap();
+                format!("{status} {name}")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn failed_first_then_unknown_running_pending_cancelled_warnings_completed() {
+        let mut jobs = vec![
+            job("b", "s1", "ok", Status::Completed),
+            job("a", "s2", "warn", Status::CompletedWithWarnings),
+            job("a", "s1", "stop", Status::Cancelled),
+            job("a", "s1", "wait", Status::Pending),
+            job("a", "s1", "run", Status::Running),
+            job("a", "s1", "odd", Status::Unknown),
+            job("b", "s1", "late", Status::Failed),
+            job("a", "s2", "broke", Status::Failed),
+            job("a", "s1", "zzz", Status::Failed),
+            job("a", "s1", "aaa", Status::Failed),
+        ];
+        let page = render(&mut jobs, &[], NOW);
+        assert_eq!(
+            row_order(&page),
+            [
+                "failed aaa",
+                "failed zzz",
+                "failed broke",
+                "failed late",
+                "unknown odd",
+                "running run",
+                "pending wait",
+                "cancelled stop",
+                "completed_with_warnings warn",
+                "completed ok",
+            ]
+        );
+        for (status, n) in [
+            ("failed", 4),
+            ("unknown", 1),
+            ("running", 1),
+            ("completed", 1),
+        ] {
+            assert!(
+                page.contains(&format!("data-status={status} data-n={n}>")),
+                "{status} {n}"
+            );
+        }
+        assert!(page.contains("data-status=\"\" data-n=10>all <b>10</b>"));
+        for (i, status) in TRIAGE_ORDER.into_iter().enumerate() {
+            assert_eq!(triage_rank(status), i);
+        }
+    }
+
+    #[test]
+    fn failed_rows_say_why_others_their_last_message() {
+        let mut failed = job("a", "s", "broke", Status::Failed);
+        failed.record.failure = Some(Failure::new("disk <full>", "E42"));
+        let mut bare = job("a", "s", "bare", Status::Failed);
+        bare.record.failure = Some(Failure::new("", ""));
+        let mut coded = job("a", "s", "coded", Status::Failed);
+        coded.record.failure = Some(Failure::new("", "UserErrorX"));
+        let running = job("a", "s", "run", Status::Running);
+        let page = render(&mut [failed, bare, coded, running], &[], NOW);
+        assert!(page.contains("<td class=why><span class=code>E42</span>disk &lt;full&gt;</td>"));
+        assert!(page.contains("<td class=why>message of bare</td>"));
+        assert!(page.contains("<span class=code>UserErrorX</span>message of coded</td>"));
+        assert!(page.contains("<td>message of run</td>"));
+    }
+
+    #[test]
+    fn times_are_relative_with_the_exact_utc_time_on_hover() {
+        let mut out = String::new();
+        write_time(&mut out, Some(NOW - 180.0), NOW);
+        assert_eq!(
+            out,
+            "<span data-ts=1736935020 title=\"2025-01-15 09:57:00 UTC\">3 min ago</span>"
+        );
+        for (delta, want) in [
+            (0.0, "just now"),
+            (-9.0, "just now"),
+            (45.0, "45 s ago"),
+            (-7_300.0, "in 2 h"),
+            (172_800.0 * 2.0, "4 d ago"),
+        ] {
+            let mut out = String::new();
+            write_relative(&mut out, NOW - delta, NOW);
+            assert_eq!(out, want, "{delta}");
+        }
+        let mut out = String::new();
+        write_time(&mut out, None, NOW);
+        write_time(&mut out, Some(f64::NAN), NOW);
+        write_time(&mut out, Some(1e300), NOW);
+        assert_eq!(out, "---");
+        let mut out = String::new();
+        write_duration(&mut out, 93_784.5);
+        assert_eq!(out, "1.02:03:04");
+    }
+
+    #[test]
+    fn failing_targets_are_listed_only_when_some_fail() {
+        let up = TargetView {
+            target: target(TargetKind::Server, "srv"),
+            polled: true,
+            up: true,
+            failure: None,
+            last_success: Some(NOW - 60.0),
+        };
+        let page = render(&mut [], std::slice::from_ref(&up), NOW);
+        assert!(!page.contains("Targets failing"));
+        assert!(page.contains("No jobs yet"));
+        let down = TargetView {
+            target: target(TargetKind::BackupJob, "<job>"),
+            polled: true,
+            up: false,
+            failure: Some((Outcome::Http5xx, NOW - 300.0)),
+            last_success: None,
+        };
+        let page = render(&mut [], &[up, down], NOW);
+        assert!(page.contains("Targets failing: 1"));
+        assert!(page.contains(
+            "<td>backup_job</td><td>&lt;job&gt;</td><td class=why><b>http_5xx</b></td><td>since <span data-ts=1736934900 title=\"2025-01-15 09:55:00 UTC\">5 min ago</span></td><td>never</td>"
+        ));
+    }
+
+    #[test]
+    fn a_stale_job_and_odd_names_are_marked_and_escaped() {
+        let mut j = job(
+            "u\"pstream",
+            "<srv>",
+            "잡 & co",
+            Status::CompletedWithWarnings,
+        );
+        j.target_up = false;
+        j.record.raw_status = "\"Partial\"".into();
+        let page = render(&mut [j], &[], NOW);
+        assert!(page.contains("title=\"&quot;Partial&quot;\">completed_<wbr>with_<wbr>warnings</span> <span class=down"));
+        assert!(page.contains("<td>u&quot;pstream</td><td>&lt;srv&gt;</td><td>잡 &amp; co</td>"));
+        assert!(!page.contains("<srv>"));
+        assert!(page.contains("width:45.0%"));
     }
 }
