@@ -233,6 +233,6 @@ impl App {
 
     /// The read-only handle for the HTTP server: ready bytes, readiness, the landing tables.
     pub fn exposition(&self) -> Exposition {
-        Exposition::new(self.store.clone(), self.telemetry.clone())
+        Exposition::new(self.store.clone(), self.telemetry.clone(), self.shard)
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::metrics::Format;
+use crate::shard::Shard;
 use crate::state::Store;
 use crate::telemetry::Telemetry;
 
@@ -14,11 +15,21 @@ use crate::telemetry::Telemetry;
 pub struct Exposition {
     store: Arc<Store>,
     telemetry: Telemetry,
+    shard: Shard,
 }
 
 impl Exposition {
-    pub fn new(store: Arc<Store>, telemetry: Telemetry) -> Self {
-        Exposition { store, telemetry }
+    pub fn new(store: Arc<Store>, telemetry: Telemetry, shard: Shard) -> Self {
+        Exposition {
+            store,
+            telemetry,
+            shard,
+        }
+    }
+
+    /// The shard this replica polls.
+    pub fn shard(&self) -> Shard {
+        self.shard
     }
 
     /// The whole exposition in `format`: job and target families, then the exporter's own

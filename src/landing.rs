@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use chrono::{Datelike, Timelike};
 
 use crate::clock;
+use crate::shard::Shard;
 use crate::state::{JobView, Store, TargetView};
 use crate::status::Status;
 use crate::telemetry::{REVISION, VERSION};
@@ -297,9 +298,21 @@ fn td(out: &mut String, text: &str) {
 }
 
 /// Renders the page; called per request, not on the /metrics path.
-pub fn page(store: &Store) -> String {
+/// With more than one shard, the page says which shard it speaks for: its jobs and
+/// targets are this replica's only.
+pub fn page(store: &Store, shard: Shard) -> String {
     let mut jobs = store.jobs();
-    render(&mut jobs, &store.targets(), clock::unix_now())
+    let mut page = render(&mut jobs, &store.targets(), clock::unix_now());
+    if shard.is_sharded() {
+        let note = format!(
+            " · shard {} of {} (this replica's targets only)",
+            shard.index, shard.total
+        );
+        if let Some(at) = page.find(" · rendered ") {
+            page.insert_str(at, &note);
+        }
+    }
+    page
 }
 
 fn render(jobs: &mut [JobView], targets: &[TargetView], now: f64) -> String {

@@ -397,7 +397,7 @@ impl Server {
 
     /// The landing page, its exposition link following `--web.telemetry-path`.
     fn landing(&self) -> String {
-        let page = landing::page(self.exposition.store());
+        let page = landing::page(self.exposition.store(), self.exposition.shard());
         let path = &self.options.telemetry_path;
         if path == DEFAULT_TELEMETRY_PATH {
             return page;

@@ -75,6 +75,14 @@ async fn two_shards_split_the_targets_disjointly_and_cover_them_all() {
     assert!(m0.contains("backup_exporter_shard_info{shard=\"0\",total_shards=\"2\"} 1"));
     assert!(m1.contains("backup_exporter_shard_info{shard=\"1\",total_shards=\"2\"} 1"));
     assert!(m_all.contains("backup_exporter_shard_info{shard=\"0\",total_shards=\"1\"} 1"));
+    // The landing page speaks for its shard.
+    let (_, landing) = one.get("/").await;
+    assert!(
+        landing.contains("shard 1 of 2"),
+        "the landing page names the shard"
+    );
+    let (_, landing) = all.get("/").await;
+    assert!(!landing.contains("shard 0 of 1"));
     // The same split again: the hash is stable.
     let again = sharded(&yaml, &["--total-shards", "2", "--shard", "1"], &[]);
     again.wait_ready().await;
