@@ -62,6 +62,14 @@ const INVALID: &[&str] = &[
     "invalid-max-jobs-per-target-zero.yaml",
     "invalid-azure-lookback-long.yaml",
     "invalid-azure-lookback-short.yaml",
+    // Connection keys every type takes.
+    "invalid-tls-ca-file-unreadable.yaml",
+    "invalid-tls-ca-file-not-pem.yaml",
+    "invalid-tls-key-without-cert.yaml",
+    "invalid-tls-unknown-key.yaml",
+    "invalid-tls-server-name.yaml",
+    "invalid-proxy-url-credentials.yaml",
+    "invalid-proxy-url-scheme.yaml",
 ];
 
 fn data_dir() -> PathBuf {
