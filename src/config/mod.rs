@@ -26,7 +26,7 @@ mod settings;
 mod zdm;
 
 pub use azure::{AzureAuth, AzureConfig, AzureVault};
-pub use checks::Secret;
+pub use checks::{read_capped, Secret, MAX_SECRET_FILE_BYTES};
 pub use client::{ClientIdentity, ClientSettings, PemFile, TlsSettings};
 pub use error::{ConfigError, ConfigErrors};
 pub use scp::{ScpBackup, ScpConfig};
