@@ -8,7 +8,11 @@ use bytes::{Bytes, BytesMut};
 use rand::Rng;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
+use crate::config::{ClientSettings, TlsSettings};
 use crate::outcome::{Fault, Outcome};
 use crate::telemetry::Telemetry;
 use crate::text::loggable;
@@ -36,6 +40,9 @@ pub struct UpstreamHttp {
     upstream: Arc<str>,
     limits: Limits,
     telemetry: Telemetry,
+    /// Why the upstream's own client could not be built: every request fails with it
+    /// (never falls back to the shared client, which would skip its proxy or certificate).
+    unusable: Option<Arc<str>>,
 }
 
 const MAX_ATTEMPTS: u32 = 3;
@@ -50,11 +57,210 @@ const ERROR_BODY_LIMIT: u64 = 64 * 1024;
 pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
     // Installing twice (tests build many clients) is refused and harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    builder().build()
+}
+
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("backup-exporter/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(90))
         .redirect(reqwest::redirect::Policy::none())
+}
+
+/// Why an upstream's own client could not be built (its files were checked at load; this
+/// is what only the TLS library can tell, e.g. a key that does not fit its certificate).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("tls_config: {0}")]
+    Tls(String),
+    #[error("proxy_url: {0}")]
+    Proxy(String),
+    #[error("{0}")]
+    Build(String),
+}
+
+/// The client of one upstream: `shared` when it sets no connection keys, else a client of
+/// its own (built once per configuration load) with the same user agent, pool and
+/// no-redirect policy, its `tls_config` and its `proxy_url` (`NO_PROXY` honoured).
+pub fn upstream_client(
+    shared: &reqwest::Client,
+    settings: &ClientSettings,
+) -> Result<reqwest::Client, ClientError> {
+    if !settings.is_custom() {
+        return Ok(shared.clone());
+    }
+    let mut builder = builder();
+    if let Some(tls) = &settings.tls {
+        builder = builder.tls_backend_preconfigured(tls_config(tls)?);
+    }
+    if let Some(url) = &settings.proxy_url {
+        let proxy = reqwest::Proxy::all(url.as_str())
+            .map_err(|e| ClientError::Proxy(e.to_string()))?
+            .no_proxy(reqwest::NoProxy::from_env());
+        builder = builder.proxy(proxy);
+    }
+    builder
         .build()
+        .map_err(|e| ClientError::Build(e.to_string()))
+}
+
+/// The rustls configuration of a `tls_config`: its CA (else the host's trust store, as
+/// the shared client), its client certificate, the name certificates are verified against.
+fn tls_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, ClientError> {
+    let bad = |e: &dyn std::fmt::Display| ClientError::Tls(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier: Arc<dyn ServerCertVerifier> = if tls.insecure_skip_verify {
+        Arc::new(AcceptAnyCertificate(provider.clone()))
+    } else if let Some(ca) = &tls.ca {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut ca.pem.as_bytes()) {
+            roots
+                .add(cert.map_err(|e| bad(&e))?)
+                .map_err(|e| ClientError::Tls(format!("ca_file {}: {e}", ca.path)))?;
+        }
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| ClientError::Tls(format!("ca_file {}: {e}", ca.path)))?
+    } else {
+        Arc::new(
+            rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|e| ClientError::Tls(format!("the host's trust store: {e}")))?,
+        )
+    };
+    let verifier = match &tls.server_name {
+        Some(name) if !tls.insecure_skip_verify => {
+            let name = ServerName::try_from(name.clone()).map_err(|e| bad(&e))?;
+            Arc::new(VerifyAs {
+                inner: verifier,
+                name,
+            })
+        }
+        _ => verifier,
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match &tls.identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let chain = rustls_pemfile::certs(&mut identity.cert.pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ClientError::Tls(format!("cert_file {}: {e}", identity.cert.path)))?;
+            // The key's own error text could quote it: only say that it failed.
+            let key = rustls_pemfile::private_key(&mut identity.key.expose().as_bytes())
+                .ok()
+                .flatten()
+                .ok_or_else(|| ClientError::Tls("key_file: no usable private key".into()))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                ClientError::Tls(format!(
+                    "cert_file {} and key_file: {e}",
+                    identity.cert.path
+                ))
+            })?
+        }
+    };
+    // reqwest is built without HTTP/2 here: offer HTTP/1.1 only.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Verifies the upstream's certificate for `name` (`tls_config.server_name`) instead of the
+/// URL's host. The SNI sent stays the URL's host: reqwest 0.13 has no way to change it.
+#[derive(Debug)]
+struct VerifyAs {
+    inner: Arc<dyn ServerCertVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for VerifyAs {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `insecure_skip_verify: true`: any certificate is accepted; the handshake signatures
+/// are still checked, so the peer holds the key of the certificate it shows.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 impl UpstreamHttp {
@@ -71,7 +277,15 @@ impl UpstreamHttp {
             upstream,
             limits,
             telemetry,
+            unusable: None,
         }
+    }
+
+    /// An upstream whose client could not be built: every request is an `upstream_error`
+    /// saying why.
+    pub fn unusable(mut self, why: &ClientError) -> Self {
+        self.unusable = Some(Arc::from(why.to_string()));
+        self
     }
 
     /// Sends `request` (retrying 5xx and connection errors at most twice, with jittered
@@ -162,6 +376,9 @@ impl UpstreamHttp {
         rules: StatusRules,
     ) -> Result<Bytes, Fault> {
         let what = format!("{} {}", request.method(), request.url().path());
+        if let Some(why) = &self.unusable {
+            return Err(Fault::new(Outcome::UpstreamError, format!("{what}: {why}")));
+        }
         let mut response = self
             .client
             .execute(request)

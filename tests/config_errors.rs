@@ -63,6 +63,17 @@ const INVALID: &[&str] = &[
     "invalid-max-jobs-per-target-zero.yaml",
     "invalid-azure-lookback-long.yaml",
     "invalid-azure-lookback-short.yaml",
+    "invalid-azure-workload-and-secret.yaml",
+    "invalid-azure-workload-no-token-file.yaml",
+    "invalid-azure-workload-no-client-id.yaml",
+    // Connection keys every type takes.
+    "invalid-tls-ca-file-unreadable.yaml",
+    "invalid-tls-ca-file-not-pem.yaml",
+    "invalid-tls-key-without-cert.yaml",
+    "invalid-tls-unknown-key.yaml",
+    "invalid-tls-server-name.yaml",
+    "invalid-proxy-url-credentials.yaml",
+    "invalid-proxy-url-scheme.yaml",
 ];
 
 fn data_dir() -> PathBuf {
@@ -98,8 +109,16 @@ fn every_invalid_file_reports_its_error() {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         let want = expectation(&text, file);
 
-        // With a known environment the file has exactly its one problem.
-        let errors = match config::parse(&text, &dir, &fake_env) {
+        // With a known environment the file has exactly its one problem. The workload
+        // identity token file is set except where the file is about it missing.
+        let token_file = dir.join("valid-zdm.yaml").display().to_string();
+        let env = |name: &str| match name {
+            "AZURE_FEDERATED_TOKEN_FILE" if !file.contains("no-token-file") => {
+                Some(token_file.clone())
+            }
+            _ => fake_env(name),
+        };
+        let errors = match config::parse(&text, &dir, &env) {
             Ok(c) => panic!("{file}: expected an error, got {c:?}"),
             Err(e) => e,
         };

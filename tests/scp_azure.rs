@@ -993,3 +993,60 @@ async fn azure_size_stays_while_a_new_run_goes_on() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_identity_rereads_the_federated_token_on_every_renewal() {
+    // Two-second tokens: renewed after one second, each time from the file as it is then.
+    let sim = sim(&["--token-lifetime", "2s"]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("azure-identity-token");
+    std::fs::write(&token_file, "federated-assertion-A\n").unwrap();
+    let yaml = format!(
+        "upstreams:\n  - name: azure\n    type: azure\n    workload_identity: true\n    subscription_id: {LIVE_SUB}\n    management_url: {url}\n    authority_url: {url}\n    interval: 300ms\n    vaults: [{{ resource_group: rg-backup, name: vault-01 }}]\n",
+        url = sim.url()
+    );
+    let file = token_file.display().to_string();
+    let exp = Exporter::start_in(
+        dir,
+        &yaml,
+        &[],
+        &[
+            ("AZURE_FEDERATED_TOKEN_FILE", file.as_str()),
+            ("AZURE_CLIENT_ID", CLIENT_ID),
+            ("AZURE_TENANT_ID", TENANT),
+        ],
+    );
+    exp.wait_metrics("a poll with the federated token", |m| {
+        value(m, &up("azure", "azure", "vault", "rg-backup/vault-01")) == Some(1.0)
+    })
+    .await;
+    let assertions = || async { sim.stats().await["azure_assertions"].clone() };
+    assert_eq!(assertions().await, json!(["federated-assertion-A"]));
+
+    // The kubelet rotates the file: the next renewal sends the new content.
+    std::fs::write(&token_file, "federated-assertion-B\n").unwrap();
+    wait_for(
+        "the rotated token exchanged",
+        Duration::from_secs(10),
+        || async {
+            (assertions().await == json!(["federated-assertion-A", "federated-assertion-B"]))
+                .then_some(())
+        },
+    )
+    .await;
+    let m = exp
+        .wait_metrics("polls go on with the new token", |m| {
+            value(m, &up("azure", "azure", "vault", "rg-backup/vault-01")) == Some(1.0)
+        })
+        .await;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("backup_job_status{system=\"azure\"")),
+        "no Azure jobs"
+    );
+    let logs = exp.proc.stderr_text();
+    assert!(
+        !logs.contains("federated-assertion"),
+        "assertion leaked:\n{logs}"
+    );
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::checks::{count, join, Cx, RawDuration, Scalar, Secret};
+use super::checks::{
+    count, join, read_capped, Cx, RawDuration, Scalar, Secret, MAX_SECRET_FILE_BYTES,
+};
 use super::settings::{self, Defaults, RawSettings, Validated};
 
 const DEFAULT_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
@@ -19,6 +21,11 @@ const DEFAULT_API_VERSION: &str = "2017-07-01";
 const DEFAULT_MANAGEMENT_URL: &str = "https://management.azure.com";
 const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
 const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
+/// What the AKS workload identity webhook injects into the pod.
+const ENV_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+const ENV_TENANT_ID: &str = "AZURE_TENANT_ID";
+const ENV_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 
 /// A `type: azure` upstream as written (the poll settings keys are read by `settings`).
 #[derive(Debug, Deserialize)]
@@ -40,6 +47,11 @@ pub struct RawAzure {
     client_secret_file: Option<String>,
     /// Use the managed identity (IMDS) instead of a client secret.
     managed_identity: Option<bool>,
+    /// Use workload identity (AKS): exchange the federated token in the file named by
+    /// `AZURE_FEDERATED_TOKEN_FILE` (re-read on every token request) for a token; the
+    /// client id and tenant come from `AZURE_CLIENT_ID`/`AZURE_TENANT_ID` unless
+    /// `client_id`/`tenant_id` are set.
+    workload_identity: Option<bool>,
     /// The subscription holding the vaults.
     subscription_id: String,
     /// Vaults to poll: `{resource_group, name}`.
@@ -50,8 +62,9 @@ pub struct RawAzure {
     api_version: Option<Scalar>,
     /// ARM endpoint (default https://management.azure.com).
     management_url: Option<String>,
-    /// Azure AD authority (default https://login.microsoftonline.com), or the IMDS base
-    /// (default http://169.254.169.254) with `managed_identity`.
+    /// Azure AD authority (default https://login.microsoftonline.com; with
+    /// `workload_identity`, `AZURE_AUTHORITY_HOST` when set), or the IMDS base (default
+    /// http://169.254.169.254) with `managed_identity`.
     authority_url: Option<String>,
     /// Extra raw status -> normalized status.
     status_map: Option<BTreeMap<String, String>>,
@@ -102,6 +115,17 @@ pub enum AzureAuth {
         /// Picks a user-assigned identity; the system-assigned one when absent.
         client_id: Option<String>,
     },
+    /// Workload identity: a federated token (a file that rotates) exchanged as a jwt-bearer
+    /// client assertion.
+    WorkloadIdentity {
+        /// The Azure AD tenant (directory) id.
+        tenant_id: String,
+        /// The application (client) id the federated credential belongs to.
+        client_id: String,
+        /// The federated token file (`AZURE_FEDERATED_TOKEN_FILE`), read on every token
+        /// request: the kubelet rotates it.
+        token_file: std::path::PathBuf,
+    },
 }
 
 /// One Recovery Services vault.
@@ -119,6 +143,7 @@ impl AzureConfig {
         let auth = match &self.auth {
             AzureAuth::ClientSecret { .. } => "client secret",
             AzureAuth::ManagedIdentity { .. } => "managed identity",
+            AzureAuth::WorkloadIdentity { .. } => "workload identity",
         };
         format!(
             "{} subscription {}, {}, lookback {}, every {every}, auth {auth}",
@@ -149,7 +174,6 @@ pub fn validate(
     let p = |key: &str| join(path, key);
     cx.name(path, &raw.name);
     let auth = auth(cx, path, &raw);
-    let managed = matches!(auth, Some(AzureAuth::ManagedIdentity { .. }));
     let subscription_id = raw.subscription_id.trim().to_owned();
     if !is_azure_name(&subscription_id) {
         cx.error(
@@ -181,14 +205,17 @@ pub fn validate(
             .as_deref()
             .unwrap_or(DEFAULT_MANAGEMENT_URL),
     );
-    let default_authority = if managed {
-        DEFAULT_IMDS_URL
-    } else {
-        DEFAULT_AUTHORITY_URL
+    let default_authority = match &auth {
+        Some(AzureAuth::ManagedIdentity { .. }) => DEFAULT_IMDS_URL.to_owned(),
+        Some(AzureAuth::WorkloadIdentity { .. }) => (cx.env)(ENV_AUTHORITY_HOST)
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| DEFAULT_AUTHORITY_URL.to_owned()),
+        _ => DEFAULT_AUTHORITY_URL.to_owned(),
     };
     let authority_url = cx.url(
         &p("authority_url"),
-        raw.authority_url.as_deref().unwrap_or(default_authority),
+        raw.authority_url.as_deref().unwrap_or(&default_authority),
     );
     let settings = settings::upstream(cx, path, overrides, defaults);
     let status_map = cx.status_map(&p("status_map"), raw.status_map.as_ref());
@@ -257,15 +284,21 @@ fn auth(cx: &mut Cx<'_>, path: &str, raw: &RawAzure) -> Option<AzureAuth> {
     if raw.managed_identity == Some(true) {
         methods.push("managed_identity");
     }
+    if raw.workload_identity == Some(true) {
+        methods.push("workload_identity");
+    }
     if methods.len() > 1 {
         cx.error(
             path,
             format!(
-                "more than one authentication method ({}); set exactly one of client_secret_env, client_secret_file, managed_identity: true",
+                "more than one authentication method ({}); set exactly one of client_secret_env, client_secret_file, managed_identity: true, workload_identity: true",
                 methods.join(", ")
             ),
         );
         return None;
+    }
+    if raw.workload_identity == Some(true) {
+        return workload_identity(cx, path, raw);
     }
     let client_id = raw
         .client_id
@@ -290,7 +323,7 @@ fn auth(cx: &mut Cx<'_>, path: &str, raw: &RawAzure) -> Option<AzureAuth> {
     } else {
         cx.error(
             path,
-            "missing authentication: set client_secret_env, client_secret_file or managed_identity: true",
+            "missing authentication: set client_secret_env, client_secret_file, managed_identity: true or workload_identity: true",
         );
         return None;
     };
@@ -325,6 +358,78 @@ fn auth(cx: &mut Cx<'_>, path: &str, raw: &RawAzure) -> Option<AzureAuth> {
         tenant_id: tenant_id?,
         client_id: client_id?,
         secret: secret?,
+    })
+}
+
+/// Workload identity: the federated token file from the environment (checked readable
+/// now, read again on every token request), client id and tenant configured or from the
+/// environment the webhook sets.
+fn workload_identity(cx: &mut Cx<'_>, path: &str, raw: &RawAzure) -> Option<AzureAuth> {
+    let p = |key: &str| join(path, key);
+    let from_env = |cx: &mut Cx<'_>, key: &str, configured: Option<&str>, var: &str| {
+        let value = configured
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .or_else(|| {
+                (cx.env)(var)
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+            })
+            // A CI lint without the pod's environment: what the webhook injects is absent.
+            .or_else(|| cx.skip_secrets.then(|| "skipped".to_owned()));
+        match value {
+            Some(v) if is_azure_name(&v) => Some(v),
+            Some(v) => {
+                let what = key.replace('_', " ");
+                cx.error(p(key), format!("invalid {what} `{v}`"));
+                None
+            }
+            None => {
+                cx.error(
+                    p(key),
+                    format!("required with workload_identity: set {key} or the environment variable {var}"),
+                );
+                None
+            }
+        }
+    };
+    let tenant_id = from_env(cx, "tenant_id", raw.tenant_id.as_deref(), ENV_TENANT_ID);
+    let client_id = from_env(cx, "client_id", raw.client_id.as_deref(), ENV_CLIENT_ID);
+    let token_file = match (cx.env)(ENV_TOKEN_FILE).map(|f| f.trim().to_owned()) {
+        _ if cx.skip_secrets => Some(std::path::PathBuf::from("skipped")),
+        Some(file) if !file.is_empty() => {
+            let file = std::path::PathBuf::from(file);
+            match read_capped(&file, MAX_SECRET_FILE_BYTES) {
+                Ok(text) if !text.trim().is_empty() => Some(file),
+                Ok(_) => {
+                    cx.error(
+                        p("workload_identity"),
+                        format!("federated token file {} is empty", file.display()),
+                    );
+                    None
+                }
+                Err(e) => {
+                    cx.error(
+                        p("workload_identity"),
+                        format!("cannot read federated token file {}: {e}", file.display()),
+                    );
+                    None
+                }
+            }
+        }
+        _ => {
+            cx.error(
+                p("workload_identity"),
+                format!("environment variable {ENV_TOKEN_FILE} is not set (the workload identity webhook sets it)"),
+            );
+            None
+        }
+    };
+    Some(AzureAuth::WorkloadIdentity {
+        tenant_id: tenant_id?,
+        client_id: client_id?,
+        token_file: token_file?,
     })
 }
 
@@ -365,6 +470,46 @@ mod tests {
         assert_eq!(az.management_url, "https://management.azure.com");
         assert_eq!(az.authority_url, "https://login.microsoftonline.com");
         assert!(!format!("{c:?}").contains("azure-SECRET"));
+    }
+
+    #[test]
+    fn workload_identity_takes_ids_from_the_environment_unless_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("azure-identity-token");
+        std::fs::write(&file, "federated-SECRET\n").unwrap();
+        let file_name = file.display().to_string();
+        let env = |name: &str| match name {
+            "AZURE_FEDERATED_TOKEN_FILE" => Some(file_name.clone()),
+            "AZURE_CLIENT_ID" => Some("env-client".to_owned()),
+            "AZURE_TENANT_ID" => Some("env-tenant".to_owned()),
+            "AZURE_AUTHORITY_HOST" => Some("https://login.example.test/".to_owned()),
+            _ => None,
+        };
+        let yaml = "upstreams:\n  - { name: az, type: azure, workload_identity: true, client_id: own-client, subscription_id: s-1, vaults: [{ resource_group: rg, name: v }] }\n";
+        let c = parse(yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
+        let UpstreamKind::Azure(az) = &c.upstreams[0].kind else {
+            panic!("not azure");
+        };
+        assert_eq!(
+            az.auth,
+            AzureAuth::WorkloadIdentity {
+                tenant_id: "env-tenant".into(),
+                client_id: "own-client".into(),
+                token_file: file.clone(),
+            }
+        );
+        assert_eq!(az.authority_url, "https://login.example.test");
+        assert!(c.upstreams[0].summary().ends_with("auth workload identity"));
+        assert!(!format!("{c:?}").contains("federated-SECRET"));
+
+        std::fs::write(&file, " \n").unwrap();
+        let Err(ConfigErrors(errors)) = parse(yaml, Path::new("."), &env) else {
+            panic!("expected errors");
+        };
+        assert_eq!(
+            errors[0].to_string(),
+            format!("upstreams[0].workload_identity: federated token file {file_name} is empty")
+        );
     }
 
     #[test]

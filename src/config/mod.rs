@@ -19,19 +19,22 @@ use crate::status::StatusMap;
 
 mod azure;
 mod checks;
+mod client;
 mod error;
 mod scp;
 mod settings;
 mod zdm;
 
 pub use azure::{AzureAuth, AzureConfig, AzureVault};
-pub use checks::Secret;
+pub use checks::{read_capped, Secret, MAX_SECRET_FILE_BYTES};
+pub use client::{ClientIdentity, ClientSettings, PemFile, TlsSettings};
 pub use error::{ConfigError, ConfigErrors};
 pub use scp::{ScpBackup, ScpConfig};
 pub use settings::Settings;
 pub use zdm::{ZdmAuth, ZdmConfig, ZdmTarget};
 
 use checks::{deserialize, Cx, Misfit};
+use client::RawClient;
 use settings::{Defaults, RawSettings, Validated};
 
 const SUPPORTED_TYPES: &str = "zdm, scp, azure";
@@ -55,6 +58,8 @@ pub struct Upstream {
     pub settings: Settings,
     /// Extra raw status -> normalized status.
     pub status_map: StatusMap,
+    /// How it is connected to: `tls_config`, `proxy_url`.
+    pub client: ClientSettings,
     /// The type and its own config.
     pub kind: UpstreamKind,
 }
@@ -87,24 +92,41 @@ impl Upstream {
             UpstreamKind::Scp(scp) => scp.summary(&every),
             UpstreamKind::Azure(azure) => azure.summary(&every),
         };
-        format!("{}: {} {detail}", self.name, self.system())
+        format!(
+            "{}: {} {detail}{}",
+            self.name,
+            self.system(),
+            self.client.summary()
+        )
     }
 
     /// Why this upstream's configuration, although valid, may not be what was meant.
     pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self
+            .client
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.insecure_skip_verify)
+        {
+            warnings.push(format!(
+                "{}: tls_config.insecure_skip_verify is true: the upstream's certificate is not verified, so anyone on the path can read its credentials and answers",
+                self.name
+            ));
+        }
         let naive_times = match &self.kind {
             UpstreamKind::Zdm(zdm) => Some("ZDM's /api (1.0.x) answers")
                 .filter(|_| zdm.api_prefix.trim_end_matches('/') == "/api"),
             UpstreamKind::Scp(_) => Some("SCP answers"),
             UpstreamKind::Azure(_) => None,
         };
-        match naive_times {
-            Some(who) if !self.settings.timezone_set => vec![format!(
+        if let Some(who) = naive_times.filter(|_| !self.settings.timezone_set) {
+            warnings.push(format!(
                 "{}: {who} with times that carry no offset, and no `timezone` is set: they are read as UTC (set e.g. `timezone: Asia/Seoul` if the upstream answers in local time)",
                 self.name
-            )],
-            _ => Vec::new(),
+            ));
         }
+        warnings
     }
 
     /// The `system` label, as [`UpstreamKind::system`] maps it.
@@ -112,11 +134,12 @@ impl Upstream {
         self.kind.system().as_str()
     }
 
-    fn new<T>(v: Validated<T>, kind: fn(T) -> UpstreamKind) -> Upstream {
+    fn new<T>(v: Validated<T>, client: ClientSettings, kind: fn(T) -> UpstreamKind) -> Upstream {
         Upstream {
             name: v.name,
             settings: v.settings,
             status_map: v.status_map,
+            client,
             kind: kind(v.config),
         }
     }
@@ -304,19 +327,22 @@ fn upstream(
             None
         }
         Some(Value::String(t)) if t == "zdm" => {
-            let (raw, overrides) = read(cx, path, map)?;
+            let (raw, overrides, connect) = read(cx, path, map)?;
+            let client = client::validate(cx, path, &connect);
             let v = zdm::validate(cx, path, raw, &overrides, defaults)?;
-            Some(Upstream::new(v, UpstreamKind::Zdm))
+            Some(Upstream::new(v, client?, UpstreamKind::Zdm))
         }
         Some(Value::String(t)) if t == "scp" => {
-            let (raw, overrides) = read(cx, path, map)?;
+            let (raw, overrides, connect) = read(cx, path, map)?;
+            let client = client::validate(cx, path, &connect);
             let v = scp::validate(cx, path, raw, &overrides, defaults)?;
-            Some(Upstream::new(v, UpstreamKind::Scp))
+            Some(Upstream::new(v, client?, UpstreamKind::Scp))
         }
         Some(Value::String(t)) if t == "azure" => {
-            let (raw, overrides) = read(cx, path, map)?;
+            let (raw, overrides, connect) = read(cx, path, map)?;
+            let client = client::validate(cx, path, &connect);
             let v = azure::validate(cx, path, raw, &overrides, defaults)?;
-            Some(Upstream::new(v, UpstreamKind::Azure))
+            Some(Upstream::new(v, client?, UpstreamKind::Azure))
         }
         Some(other) => {
             let shown = other
@@ -331,24 +357,25 @@ fn upstream(
     }
 }
 
-/// Reads an upstream's map as its type's `T` plus the poll settings keys every type takes.
-/// Like one struct would, it reports only the first misfit in file order (a missing key
-/// last), and nothing is validated further then.
+/// Reads an upstream's map as its type's `T` plus the keys every type takes: the poll
+/// settings and the connection keys. Like one struct would, it reports only the first
+/// misfit in file order (a missing key last), and nothing is validated further then.
 fn read<T: DeserializeOwned>(
     cx: &mut Cx<'_>,
     path: &str,
     map: Mapping,
-) -> Option<(T, RawSettings)> {
+) -> Option<(T, RawSettings, RawClient)> {
     let keys: Vec<Option<String>> = map.keys().map(|k| k.as_str().map(str::to_owned)).collect();
-    let (mut own, mut overrides) = (Mapping::new(), Mapping::new());
+    let (mut own, mut overrides, mut connect) = (Mapping::new(), Mapping::new(), Mapping::new());
     for (key, value) in map {
-        if key.as_str().is_some_and(|k| settings::KEYS.contains(&k)) {
-            overrides.insert(key, value);
-        } else {
-            own.insert(key, value);
-        }
+        match key.as_str() {
+            Some(k) if settings::KEYS.contains(&k) => overrides.insert(key, value),
+            Some(k) if client::KEYS.contains(&k) => connect.insert(key, value),
+            _ => own.insert(key, value),
+        };
     }
     let overrides = deserialize::<RawSettings>(path, Value::Mapping(overrides));
+    let connect = deserialize::<RawClient>(path, Value::Mapping(connect));
     let own = deserialize::<T>(path, Value::Mapping(own)).map_err(|mut misfit| {
         // The keys every type takes are accepted too: list them after the type's own.
         let top_level = misfit
@@ -356,7 +383,7 @@ fn read<T: DeserializeOwned>(
             .as_ref()
             .is_some_and(|key| misfit.error.path == checks::join(path, key));
         if top_level && misfit.error.message.starts_with("unknown key `") {
-            for key in settings::KEYS {
+            for key in settings::KEYS.iter().chain(client::KEYS) {
                 misfit.error.message.push_str(&format!(", `{key}`"));
             }
         }
@@ -369,17 +396,14 @@ fn read<T: DeserializeOwned>(
             .and_then(|key| keys.iter().position(|k| k.as_ref() == Some(key)))
             .unwrap_or(usize::MAX)
     };
-    let first = match (own, overrides) {
-        (Ok(own), Ok(overrides)) => return Some((own, overrides)),
-        (Err(misfit), Ok(_)) | (Ok(_), Err(misfit)) => misfit,
-        (Err(a), Err(b)) => {
-            if position(&b) < position(&a) {
-                b
-            } else {
-                a
-            }
-        }
+    let (own, overrides, connect) = match (own, overrides, connect) {
+        (Ok(own), Ok(overrides), Ok(connect)) => return Some((own, overrides, connect)),
+        (own, overrides, connect) => (own.err(), overrides.err(), connect.err()),
     };
+    let first = [own, overrides, connect]
+        .into_iter()
+        .flatten()
+        .min_by_key(|misfit| position(misfit))?;
     cx.errors.push(first.error);
     None
 }

@@ -9,7 +9,7 @@
 //! | `DELETE /_sim/scp/{backup_id}/entries` | back to the default history (404 for an unknown id) |
 //! | `PUT /_sim/azure/{vault}/jobs` + JSON array of JobResource | replace that vault's jobs (`extendedInfo` only in details); an unknown vault name answers under any subscription and resource group |
 //! | `DELETE /_sim/azure/{vault}/jobs` | back to the default jobs |
-//! | `GET /_sim/stats` | `{"<endpoint>/<id>": requests, ..., "login": n}` |
+//! | `GET /_sim/stats` | `{"<endpoint>/<id>": requests, ..., "login": n, "azure_assertions": [...]}`; the last: the distinct workload-identity client assertions accepted, once there is one |
 //! | `POST /_sim/reset` | clear faults, fixtures, replaced histories and jobs, and stats |
 //!
 //! Fault `endpoint`s (and stats keys): `system`, `backup_job`, `recovery_job` (ZDM),
@@ -251,5 +251,10 @@ async fn azure_jobs(azure: &Azure, req: Request<Incoming>, vault: String) -> Res
 fn stats(sim: &Parts<'_>) -> serde_json::Value {
     let mut counts = sim.faults.counts();
     counts.insert("login".to_string(), sim.zdm.logins());
-    json!(counts)
+    let mut stats = json!(counts);
+    let assertions = sim.azure.assertions();
+    if !assertions.is_empty() {
+        stats["azure_assertions"] = json!(assertions);
+    }
+    stats
 }

@@ -1,5 +1,6 @@
-//! Azure Backup: Azure AD token cache (client credentials or managed identity), the
-//! backupJobs list with its `nextLink` pages, job details for progress, mapping.
+//! Azure Backup: Azure AD token cache (client credentials, managed identity or workload
+//! identity), the backupJobs list with its `nextLink` pages, job details for progress,
+//! mapping.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +17,9 @@ use super::source::{
     count_entries, endpoint, set_bearer, Entries, FieldParser, IssuedToken, Source, SourceTarget,
     TokenCache, MAX_TOKEN_LIFETIME,
 };
-use crate::config::{AzureAuth, AzureConfig, AzureVault, Secret};
+use crate::config::{
+    read_capped, AzureAuth, AzureConfig, AzureVault, Secret, MAX_SECRET_FILE_BYTES,
+};
 use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::{Failure, JobKey, JobRecord, PollOutput, System, TargetKind};
 use crate::outcome::{Fault, Outcome};
@@ -27,6 +30,8 @@ use crate::status::Status;
 const RESOURCE: &str = "https://management.azure.com/";
 const SCOPE: &str = "https://management.azure.com/.default";
 const IMDS_API_VERSION: &str = "2018-02-01";
+/// The `client_assertion_type` of a federated (workload identity) token.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Tokens are renewed this long before they expire.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 /// A runaway `nextLink` chain stops here and fails the poll.
@@ -542,13 +547,26 @@ impl Azure {
                     .append_pair("client_secret", secret.expose())
                     .append_pair("scope", SCOPE)
                     .finish();
-                let mut request = reqwest::Request::new(Method::POST, url);
-                request.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-www-form-urlencoded"),
-                );
-                *request.body_mut() = Some(body.into());
-                Ok(request)
+                Ok(form_request(url, body))
+            }
+            AzureAuth::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            } => {
+                let assertion = federated_token(token_file)?;
+                let url = endpoint(
+                    &self.config.authority_url,
+                    &[tenant_id, "oauth2", "v2.0", "token"],
+                )?;
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("grant_type", "client_credentials")
+                    .append_pair("client_id", client_id)
+                    .append_pair("scope", SCOPE)
+                    .append_pair("client_assertion_type", JWT_BEARER)
+                    .append_pair("client_assertion", assertion.expose())
+                    .finish();
+                Ok(form_request(url, body))
             }
             AzureAuth::ManagedIdentity { client_id } => {
                 let mut url = endpoint(
@@ -748,6 +766,36 @@ fn failure_of(job: &Job) -> Failure {
             .unwrap_or_default();
     }
     Failure::new(&reason, &code)
+}
+
+/// A form POST to a token endpoint.
+fn form_request(url: Url, body: String) -> reqwest::Request {
+    let mut request = reqwest::Request::new(Method::POST, url);
+    request.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    *request.body_mut() = Some(body.into());
+    request
+}
+
+/// The federated token, read again for every token request (the kubelet rotates the file),
+/// with the cap of secret files. Its content never goes into a message.
+fn federated_token(file: &std::path::Path) -> Result<Secret, Fault> {
+    let text = read_capped(file, MAX_SECRET_FILE_BYTES).map_err(|e| {
+        Fault::new(
+            Outcome::AuthError,
+            format!("cannot read federated token file {}: {e}", file.display()),
+        )
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(Fault::new(
+            Outcome::AuthError,
+            format!("federated token file {} is empty", file.display()),
+        ));
+    }
+    Ok(Secret::new(token.to_owned()))
 }
 
 /// Reads `access_token` and `expires_in` (a number from Azure AD, a string from IMDS).

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::{Upstream, UpstreamKind};
-use crate::http::{Limits, UpstreamHttp};
+use crate::http::{self, Limits, UpstreamHttp};
 use crate::telemetry::Telemetry;
 
 pub mod azure;
@@ -15,7 +15,8 @@ pub mod zdm;
 
 pub use source::*;
 
-/// Builds the source of one configured upstream: the `type -> Source` map.
+/// Builds the source of one configured upstream: the `type -> Source` map. `client` is the
+/// shared client; an upstream with `tls_config` or `proxy_url` gets one of its own.
 pub fn build(
     upstream: &Upstream,
     client: reqwest::Client,
@@ -27,13 +28,21 @@ pub fn build(
         max_body_bytes: upstream.settings.max_body_bytes,
     };
     let system = upstream.kind.system();
+    let own = http::upstream_client(&client, &upstream.client);
     let http = UpstreamHttp::new(
-        client,
+        own.as_ref().map_or(client, Clone::clone),
         system.as_str(),
         name.clone(),
         limits,
         telemetry.clone(),
     );
+    let http = match &own {
+        Ok(_) => http,
+        Err(e) => {
+            tracing::error!(upstream = %name, problem = %e, "cannot build the upstream's HTTP client; its polls fail");
+            http.unusable(e)
+        }
+    };
     let fields = FieldParser::new(
         system,
         name,

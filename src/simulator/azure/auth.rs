@@ -1,6 +1,7 @@
 //! The two ways to get an Azure token, and the bearer check of the management endpoints:
 //! - `POST /{tenant}/oauth2/v2.0/token`: Azure AD client credentials (form body), checked
-//!   against [`AzureSim`];
+//!   against [`AzureSim`]: a `client_secret`, or (workload identity) a `client_assertion` of
+//!   type jwt-bearer, any non-empty one, each distinct assertion remembered for the stats;
 //! - `GET /metadata/identity/oauth2/token`: managed identity (IMDS), needs `Metadata: true`;
 //!   `expires_in` is a string, as the real IMDS sends it.
 //!
@@ -28,6 +29,10 @@ use crate::simulator::http::{
 const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 /// How long an expired token is remembered, to answer `ExpiredAuthenticationToken`.
 const EXPIRED_MEMORY: Duration = Duration::from_secs(3600);
+/// The `client_assertion_type` of a federated (workload identity) token.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Distinct client assertions remembered for the stats.
+const MAX_ASSERTIONS: usize = 64;
 /// `client_id` that IMDS reports for the managed identity.
 const IMDS_CLIENT_ID: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 
@@ -46,6 +51,8 @@ pub(crate) struct Auth {
     lifetime: Duration,
     /// Tokens with their expiry.
     tokens: Mutex<HashMap<String, Instant>>,
+    /// Distinct jwt-bearer client assertions accepted, in the order first seen.
+    assertions: Mutex<Vec<String>>,
 }
 
 /// A fresh opaque access token.
@@ -63,6 +70,32 @@ impl Auth {
             app,
             lifetime,
             tokens: Mutex::default(),
+            assertions: Mutex::default(),
+        }
+    }
+
+    /// The distinct client assertions accepted so far, in the order first seen.
+    pub(crate) fn assertions(&self) -> Vec<String> {
+        self.assertions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn forget_assertions(&self) {
+        self.assertions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn saw_assertion(&self, assertion: &str) {
+        let mut seen = self
+            .assertions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.len() < MAX_ASSERTIONS && !seen.iter().any(|a| a == assertion) {
+            seen.push(assertion.to_string());
         }
     }
 
@@ -214,15 +247,29 @@ impl Auth {
                 "AADSTS70003: The app requested an unsupported grant type.",
             );
         }
-        let (Some(client_id), Some(client_secret), Some(scope)) =
-            (field("client_id"), field("client_secret"), field("scope"))
+        // Workload identity sends a federated token instead of a secret.
+        let federated = field("client_assertion_type").is_some();
+        let credential = if federated {
+            "client_assertion"
+        } else {
+            "client_secret"
+        };
+        let (Some(client_id), Some(presented), Some(scope)) =
+            (field("client_id"), field(credential), field("scope"))
         else {
-            let name = ["client_id", "client_secret", "scope"]
+            let name = ["client_id", credential, "scope"]
                 .into_iter()
                 .find(|n| field(n).is_none())
                 .unwrap_or("scope");
             return missing(name);
         };
+        if federated && field("client_assertion_type") != Some(JWT_BEARER) {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "AADSTS70011: The provided value for the input parameter 'client_assertion_type' is not valid.",
+            );
+        }
         let Some(app) = self
             .app
             .as_ref()
@@ -248,7 +295,9 @@ impl Auth {
             &format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
         );
         }
-        if app.client_secret != client_secret {
+        if federated {
+            self.saw_assertion(presented);
+        } else if app.client_secret != presented {
             return aad_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

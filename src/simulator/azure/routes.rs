@@ -66,6 +66,11 @@ impl Azure {
         }
     }
 
+    /// The distinct workload-identity client assertions the token endpoint accepted.
+    pub(crate) fn assertions(&self) -> Vec<String> {
+        self.auth.assertions()
+    }
+
     fn replaced(&self) -> MutexGuard<'_, HashMap<String, Arc<Vec<JobRecord>>>> {
         self.replaced.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -361,9 +366,10 @@ impl Azure {
         self.replaced().remove(&vault.to_lowercase()).is_some()
     }
 
-    /// Back to the default jobs of every vault.
+    /// Back to the default jobs of every vault; the client assertions seen are forgotten.
     pub(crate) fn reset(&self) {
         self.replaced().clear();
+        self.auth.forget_assertions();
     }
 }
 

@@ -292,6 +292,49 @@ fn client_credentials_issue_tokens_for_the_configured_app_only() {
 }
 
 #[test]
+fn federated_client_assertions_issue_tokens_and_are_remembered() {
+    run(async {
+        let sim = start(azure_options()).await;
+        let path = format!("/{TENANT}/oauth2/v2.0/token");
+        let federated = |assertion_type: &str, assertion: &str| {
+            form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("scope", "https://management.azure.com/.default"),
+                ("client_assertion_type", assertion_type),
+                ("client_assertion", assertion),
+            ])
+        };
+        let jwt = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+        for assertion in ["assertion-A", "assertion-A", "assertion-B"] {
+            let reply = sim.form_post(&path, &federated(jwt, assertion)).await;
+            assert_eq!(
+                reply.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            let token = reply.json()["access_token"].as_str().unwrap().to_string();
+            let vault = list(LIVE_SUB, "rg-backup", "vault-01", None);
+            assert_eq!(sim.get_with_token(&vault, &token).await.status, 200);
+        }
+        let empty = sim.form_post(&path, &federated(jwt, "")).await;
+        assert_eq!(empty.status, 400);
+        assert!(empty.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("'client_assertion'"));
+        let wrong_type = sim.form_post(&path, &federated("saml", "x")).await;
+        assert_eq!(wrong_type.status, 400);
+        let stats = sim.send("GET", "/_sim/stats", &[], b"").await.json();
+        assert_eq!(
+            stats["azure_assertions"],
+            json!(["assertion-A", "assertion-B"])
+        );
+    });
+}
+
+#[test]
 fn imds_needs_the_metadata_header_and_sends_expires_in_as_a_string() {
     run(async {
         let sim = start(SimOptions {
