@@ -517,3 +517,41 @@ async fn telemetry_path_moves_the_exposition_and_the_landing_link() {
         assert!(err.contains("--web.telemetry-path"), "{bad}: {err}");
     }
 }
+
+/// `--check-config.skip-secrets` lints a workload-identity upstream without the pod's
+/// environment (the federated token file and ids the webhook injects).
+#[test]
+fn skip_secrets_lints_workload_identity_without_the_pod_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "upstreams:\n  - name: aks\n    type: azure\n    workload_identity: true\n    subscription_id: 11111111-2222-3333-4444-555555555555\n    vaults: [{ resource_group: rg, name: v }]\n",
+    );
+    let run = |skip: bool| {
+        let mut cmd = Command::new(exporter_bin());
+        cmd.arg(if skip {
+            "--check-config.skip-secrets"
+        } else {
+            "--check-config"
+        })
+        .arg("--config")
+        .arg(&config)
+        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_TENANT_ID");
+        cmd.output().unwrap()
+    };
+    let out = run(true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(false);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "without the flag the environment is needed"
+    );
+}
