@@ -155,7 +155,7 @@ async fn demo_monitors_the_bundled_simulator_with_live_changing_metrics() {
         .await;
     let (_, page) = exp.get("/").await;
     assert!(
-        page.contains("demo-zdm-legacy") && page.contains("s-running"),
+        page.contains("demo-zdm-legacy") && page.contains("<tr data-s=running"),
         "lively landing page"
     );
 }

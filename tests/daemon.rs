@@ -575,7 +575,7 @@ async fn endpoints_landing_page_gzip_and_graceful_shutdown() {
     for needle in [
         "daily-backup-root",
         "daily-recovery",
-        "s-running",
+        "<tr data-s=running",
         "Processing files...",
         "width:45.0%",
         "/metrics",
