@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::tls::{certs, Ca};
 use common::*;
 
 fn https_client(ca_pem: &str) -> reqwest::Client {
@@ -300,49 +301,7 @@ fn a_bad_web_config_stops_start_up_with_a_clear_error() {
 
 // ---- The whole exporter-toolkit schema, each setting against a real TLS client ----
 
-use rustls::pki_types::{CertificateDer, ServerName};
-
-/// A CA and the certificates it signs (ECDSA P-256, as rcgen makes by default).
-struct Ca {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            pem: cert.pem(),
-            issuer: rcgen::Issuer::new(params, key),
-        }
-    }
-
-    /// (certificate PEM, key PEM) for these SANs (DNS names, IPs, e-mails, URIs by form).
-    fn sign(&self, sans: &[&str]) -> (String, String) {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        for san in sans {
-            let san = if let Ok(ip) = san.parse() {
-                rcgen::SanType::IpAddress(ip)
-            } else if san.contains("://") {
-                rcgen::SanType::URI((*san).try_into().unwrap())
-            } else if san.contains('@') {
-                rcgen::SanType::Rfc822Name((*san).try_into().unwrap())
-            } else {
-                rcgen::SanType::DnsName((*san).try_into().unwrap())
-            };
-            params.subject_alt_names.push(san);
-        }
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
+use rustls::pki_types::ServerName;
 
 /// The exporter with `web` as its web config, `server.crt`/`server.key` signed by `ca` for
 /// localhost beside it, plus any `files`.
@@ -358,12 +317,6 @@ fn tls_exporter(ca: &Ca, web: &str, files: &[(&str, &str)]) -> Exporter {
     std::fs::write(&web_path, web).unwrap();
     let web = web_path.to_str().unwrap().to_string();
     Exporter::start_in(dir, UNREACHABLE, &["--web.config.file", &web], &[])
-}
-
-fn pem_certs(pem: &str) -> Vec<CertificateDer<'static>> {
-    rustls_pemfile::certs(&mut pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 /// What a client chooses to offer.
@@ -401,7 +354,7 @@ async fn tls_get(addr: &str, roots_pem: &[&str], offer: Offer) -> Result<Session
     };
     let mut roots = rustls::RootCertStore::empty();
     for pem in roots_pem {
-        for cert in pem_certs(pem) {
+        for cert in certs(pem) {
             roots.add(cert).unwrap();
         }
     }
@@ -412,7 +365,7 @@ async fn tls_get(addr: &str, roots_pem: &[&str], offer: Offer) -> Result<Session
     let mut config = match offer.client_cert {
         Some((cert, key)) => builder
             .with_client_auth_cert(
-                pem_certs(&cert),
+                certs(&cert),
                 rustls_pemfile::private_key(&mut key.as_bytes())
                     .unwrap()
                     .unwrap(),
@@ -671,7 +624,7 @@ async fn a_rotated_certificate_is_presented_without_a_restart() {
     let roots = [old_ca.pem.as_str(), new_ca.pem.as_str()];
     let first = tls_get(&exp.addr, &roots, Offer::default()).await.unwrap();
     let (cert, key) = new_ca.sign(&["localhost"]);
-    let new_der = pem_certs(&cert)[0].to_vec();
+    let new_der = certs(&cert)[0].to_vec();
     assert_ne!(first.server_cert.as_deref(), Some(&new_der[..]));
     std::fs::write(exp.dir.path().join("server.key"), key).unwrap();
     std::fs::write(exp.dir.path().join("server.crt"), cert).unwrap();
