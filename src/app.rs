@@ -49,8 +49,9 @@ pub struct App {
 struct Running {
     /// One entry per configured upstream, with the configuration it runs with.
     upstreams: Vec<RunningUpstream>,
-    /// Expires stale series by time; started with the first configuration.
-    expiry: Option<Pollers>,
+    /// Expires stale series and compresses changed ones; started with the first
+    /// configuration.
+    upkeep: Option<Pollers>,
 }
 
 struct RunningUpstream {
@@ -129,8 +130,8 @@ impl App {
         for (i, plan) in fresh {
             next[i].pollers = Some(Pollers::spawn(plan, self.store.clone()));
         }
-        if running.expiry.is_none() {
-            running.expiry = Some(Pollers::expiry(self.store.clone()));
+        if running.upkeep.is_none() {
+            running.upkeep = Some(Pollers::upkeep(self.store.clone()));
         }
         running.upstreams = next;
         self.telemetry.config_loaded(true, unix_now());
@@ -222,8 +223,8 @@ impl App {
                 pollers.stop().await;
             }
         }
-        if let Some(expiry) = running.expiry.take() {
-            expiry.stop().await;
+        if let Some(upkeep) = running.upkeep.take() {
+            upkeep.stop().await;
         }
     }
 

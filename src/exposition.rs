@@ -7,9 +7,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::metrics::Format;
+use crate::packed::{Answer, Gzip};
 use crate::shard::Shard;
 use crate::state::Store;
 use crate::telemetry::Telemetry;
+
+const EOF: &[u8] = b"# EOF\n";
 
 #[derive(Clone)]
 pub struct Exposition {
@@ -33,15 +36,31 @@ impl Exposition {
     }
 
     /// The whole exposition in `format`: job and target families, then the exporter's own
-    /// (and `# EOF` for OpenMetrics).
-    pub fn chunks(&self, format: Format) -> impl Iterator<Item = Bytes> + Send {
+    /// (and `# EOF` for OpenMetrics), as references to ready bytes.
+    pub fn plain(&self, format: Format) -> Answer {
         let own = Bytes::from(self.telemetry.encode(format));
-        let end = (format == Format::OpenMetrics).then(|| Bytes::from_static(b"# EOF\n"));
-        self.store
-            .snapshot()
-            .chunks(format)
-            .chain(std::iter::once(own))
-            .chain(end)
+        let mut answer = Answer::default();
+        self.store.plain(format, &mut answer);
+        answer.parts.push(own);
+        if format == Format::OpenMetrics {
+            answer.parts.push(Bytes::from_static(EOF));
+        }
+        answer.len = answer.parts.iter().map(|p| p.len() as u64).sum();
+        answer
+    }
+
+    /// [`Exposition::plain`] as one gzip member assembled from pre-compressed segments;
+    /// only the exporter's own metrics are compressed now.
+    pub fn gzip(&self, format: Format) -> Answer {
+        let own = self.telemetry.encode(format);
+        let mut gzip = Gzip::new();
+        let eof: &[u8] = if format == Format::OpenMetrics {
+            EOF
+        } else {
+            b""
+        };
+        self.store.deflated(format, &mut gzip, &[&own, eof]);
+        gzip.finish()
     }
 
     /// Whether the first poll of every target has finished.

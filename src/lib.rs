@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod outcome;
+pub mod packed;
 pub mod parse;
 pub mod poller;
 pub mod server;

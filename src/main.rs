@@ -480,7 +480,8 @@ async fn once(app: &App, config: &backup_exporter::config::Config) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     for chunk in app
         .exposition()
-        .chunks(backup_exporter::metrics::Format::Text)
+        .plain(backup_exporter::metrics::Format::Text)
+        .parts
     {
         if std::io::Write::write_all(&mut stdout, &chunk).is_err() {
             return ExitCode::FAILURE;

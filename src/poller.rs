@@ -157,9 +157,14 @@ impl Pollers {
     }
 
     /// The one task that expires stale series by time, for all targets.
-    pub fn expiry(store: Arc<Store>) -> Self {
+    /// The store's upkeep: expires stale series by time and compresses changed series off
+    /// the scrape path.
+    pub fn upkeep(store: Arc<Store>) -> Self {
         let cancel = CancellationToken::new();
-        let handles = vec![tokio::spawn(expire(store, cancel.clone()))];
+        let handles = vec![
+            tokio::spawn(expire(store.clone(), cancel.clone())),
+            tokio::spawn(pack(store, cancel.clone())),
+        ];
         Pollers { cancel, handles }
     }
 
@@ -215,6 +220,8 @@ async fn run(
 }
 
 /// How often last-known series are checked against `stale_after`.
+/// How long the packer lets changes gather before compressing them.
+const PACK_DELAY: Duration = Duration::from_millis(50);
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
 /// Expires stale series by time, independently of polls finishing.
@@ -229,6 +236,39 @@ async fn expire(store: Arc<Store>, cancel: CancellationToken) {
         let expired = store.expire_stale();
         if expired > 0 {
             tracing::debug!(targets = expired, "last-known series expired");
+        }
+    }
+}
+
+/// Compresses what polls changed, a moment after they change it: polls finishing together
+/// (a cycle's burst) are compressed together, and a scrape finds the work done.
+async fn pack(store: Arc<Store>, cancel: CancellationToken) {
+    let mut compressor = Some(crate::packed::compressor());
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = store.changed() => {}
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(PACK_DELAY) => {}
+        }
+        let Some(mut c) = compressor.take() else {
+            return;
+        };
+        let s = store.clone();
+        // Compression is CPU work: off the async workers.
+        match tokio::task::spawn_blocking(move || {
+            let n = s.pack(&mut c);
+            (n, c)
+        })
+        .await
+        {
+            Ok((n, c)) => {
+                compressor = Some(c);
+                tracing::trace!(segments = n, "segments compressed");
+            }
+            Err(_) => compressor = Some(crate::packed::compressor()),
         }
     }
 }

@@ -4,7 +4,6 @@
 //! size and read time, connections, in-flight requests.
 
 use std::convert::Infallible;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -28,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::exposition::Exposition;
 use crate::landing;
 use crate::metrics::Format;
+use crate::packed::Answer;
 use crate::webconfig::{LiveWebConfig, WebConfig};
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -374,15 +374,13 @@ impl Server {
 
     fn metrics(&self, req: &Request<Incoming>) -> Response<Body> {
         let format = negotiate(req.headers().get(header::ACCEPT));
-        let chunks = self.exposition.chunks(format);
         let mut resp = if accepts_gzip(req.headers().get(header::ACCEPT_ENCODING)) {
-            let mut resp = Response::new(StreamBody::new(gzip_stream(chunks)).boxed());
+            let mut resp = Response::new(Parts::new(self.exposition.gzip(format)).boxed());
             resp.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             resp
         } else {
-            let frames = futures_util::stream::iter(chunks.map(|c| Ok(Frame::data(c))));
-            Response::new(StreamBody::new(frames).boxed())
+            Response::new(Parts::new(self.exposition.plain(format)).boxed())
         };
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -560,36 +558,44 @@ impl hyper::body::Body for SlotHeld {
     }
 }
 
-/// Output is handed to hyper in pieces of about this size while compressing.
-const GZIP_PIECE: usize = 64 * 1024;
+/// A ready answer written piece by piece, with its exact length (so hyper sends a
+/// `Content-Length` instead of chunking).
+struct Parts {
+    parts: std::vec::IntoIter<Bytes>,
+    remaining: u64,
+}
 
-/// Compresses the ready chunks as the client reads them: memory stays at one piece and the
-/// compressor's state instead of the whole compressed exposition per scrape.
-fn gzip_stream(
-    chunks: impl Iterator<Item = Bytes> + Send,
-) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send {
-    let encoder =
-        flate2::write::GzEncoder::new(Vec::with_capacity(GZIP_PIECE), flate2::Compression::fast());
-    futures_util::stream::unfold(Some((chunks, encoder)), |state| async move {
-        let (mut rest, mut encoder) = state?;
-        loop {
-            match rest.next() {
-                Some(chunk) => {
-                    // Writing into a Vec cannot fail.
-                    let _ = encoder.write_all(&chunk);
-                    if encoder.get_ref().len() >= GZIP_PIECE {
-                        let piece =
-                            std::mem::replace(encoder.get_mut(), Vec::with_capacity(GZIP_PIECE));
-                        return Some((Ok(Frame::data(Bytes::from(piece))), Some((rest, encoder))));
-                    }
-                }
-                None => {
-                    let last = encoder.finish().unwrap_or_default();
-                    return Some((Ok(Frame::data(Bytes::from(last))), None));
-                }
-            }
+impl Parts {
+    fn new(answer: Answer) -> Self {
+        Parts {
+            remaining: answer.len,
+            parts: answer.parts.into_iter(),
         }
-    })
+    }
+}
+
+impl hyper::body::Body for Parts {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = self.parts.next();
+        if let Some(part) = &next {
+            self.remaining = self.remaining.saturating_sub(part.len() as u64);
+        }
+        Poll::Ready(next.map(|part| Ok(Frame::data(part))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
 }
 
 /// OpenMetrics 1.0 when the client asks for `application/openmetrics-text` (version 1.0.0 or
@@ -664,34 +670,6 @@ fn html(body: String) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn gzip_stream_is_the_gzip_of_the_whole_exposition_in_pieces() {
-        use futures_util::StreamExt as _;
-        use std::io::Read as _;
-        // Incompressible-ish text so the output spans several pieces.
-        let chunks: Vec<Bytes> = (0..2000u64)
-            .map(|i| {
-                Bytes::from(format!(
-                    "m{{k=\"{}\"}} {i}\n",
-                    i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                ))
-            })
-            .collect();
-        let want: Vec<u8> = chunks.iter().flat_map(|c| c.to_vec()).collect();
-        let frames: Vec<_> = gzip_stream(chunks.into_iter()).collect().await;
-        assert!(frames.len() >= 2 || want.len() < GZIP_PIECE);
-        let mut gz = Vec::new();
-        for frame in frames {
-            let frame = frame.unwrap();
-            gz.extend_from_slice(frame.data_ref().unwrap());
-        }
-        let mut got = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut got)
-            .unwrap();
-        assert_eq!(got, want);
-    }
 
     #[test]
     fn reload_from_another_origin_is_refused() {

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use crate::metrics::{self, Family, FamilyBuffers, Format, JobHistory, Rendered, TargetHealth};
 use crate::model::{JobKey, JobRecord, JobStatusSeries, PollOutput, ServerSummary, TargetId};
 use crate::outcome::Outcome;
+use crate::packed::{self, Answer, Chunks, Gzip, Packed};
 use crate::status::Status;
 
 /// What a finished poll reports to the store.
@@ -96,8 +97,6 @@ struct TargetState {
     /// vector costs far less memory than a hash table per target).
     jobs: Vec<Held>,
     summaries: Vec<ServerSummary>,
-    /// Shared with scrapes in flight: a scrape holds the snapshot it started with.
-    rendered: Rendered,
 }
 
 impl TargetState {
@@ -118,45 +117,8 @@ struct Inner {
     keys: HashMap<Arc<JobKey>, KeyState>,
     seq: u64,
     ready_latched: bool,
-}
-
-/// The rendered series of every target at one instant.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    targets: Vec<Rendered>,
-}
-
-impl Snapshot {
-    /// The exposition text in chunks: each family's header once, then every target's
-    /// series of that family, so no family is ever split.
-    pub fn chunks(self, format: Format) -> impl Iterator<Item = Bytes> + Send {
-        let headers = family_headers(format);
-        Family::ALL.into_iter().flat_map(move |family| {
-            let present = self.targets.iter().any(|t| t.has(family));
-            let header = present.then(|| headers[family as usize].clone());
-            let series: Vec<Bytes> = if present {
-                self.targets
-                    .iter()
-                    .filter(|t| t.has(family))
-                    .map(|t| t.family(family))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            header.into_iter().chain(series)
-        })
-    }
-}
-
-fn family_headers(format: Format) -> &'static [Bytes; metrics::FAMILY_COUNT] {
-    type Headers = [Bytes; metrics::FAMILY_COUNT];
-    static TEXT: std::sync::OnceLock<Headers> = std::sync::OnceLock::new();
-    static OPEN_METRICS: std::sync::OnceLock<Headers> = std::sync::OnceLock::new();
-    let cell = match format {
-        Format::Text => &TEXT,
-        Format::OpenMetrics => &OPEN_METRICS,
-    };
-    cell.get_or_init(|| Family::ALL.map(|f| Bytes::from(f.header(format))))
+    /// Targets rendered since the last hand-over to [`Packed`], with the families rendered.
+    rendered: Vec<(TargetId, Chunks, u32)>,
 }
 
 /// A job as the landing page shows it.
@@ -179,9 +141,37 @@ pub struct TargetView {
     pub last_success: Option<f64>,
 }
 
-#[derive(Debug, Default)]
+/// The segments and a compressor for what a scrape finds still uncompressed.
+struct Packing {
+    packed: Packed,
+    compressor: Option<flate2::Compress>,
+}
+
 pub struct Store {
     inner: Mutex<Inner>,
+    /// Locked after `inner` when both are held.
+    packing: Mutex<Packing>,
+    /// Woken when a poll changed series that are not compressed yet.
+    changed: tokio::sync::Notify,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            inner: Mutex::default(),
+            packing: Mutex::new(Packing {
+                packed: Packed::new(),
+                compressor: None,
+            }),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -193,6 +183,30 @@ impl Store {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than losing all metrics, so recover the guard.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn packing(&self) -> std::sync::MutexGuard<'_, Packing> {
+        self.packing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands what `inner` rendered to the segments, laying the targets out again first when
+    /// the set of targets changed.
+    fn publish(&self, inner: &mut Inner, relayout: bool) {
+        if !relayout && inner.rendered.is_empty() {
+            return;
+        }
+        let mut packing = self.packing();
+        if relayout {
+            packing.packed.set_targets(inner.targets.keys());
+        }
+        let mut changed = relayout;
+        for (target, chunks, families) in inner.rendered.drain(..) {
+            changed |= packing.packed.update(&target, chunks, families);
+        }
+        drop(packing);
+        if changed {
+            self.changed.notify_one();
+        }
     }
 
     /// Makes the store track exactly these targets: new ones start unpolled, dropped ones
@@ -242,12 +256,12 @@ impl Store {
                         job_status: *job_status,
                         jobs: Vec::new(),
                         summaries: Vec::new(),
-                        rendered: Default::default(),
                     };
                     inner.targets.insert(t.clone(), state);
                 }
             }
         }
+        self.publish(&mut inner, true);
     }
 
     /// Records the end of one poll of `target`.
@@ -293,10 +307,11 @@ impl Store {
                 if state.is_stale(now) {
                     inner.replace_jobs(target, Vec::new(), Vec::new());
                 } else {
-                    inner.rerender(target);
+                    inner.rerender_health(target);
                 }
             }
         }
+        self.publish(&mut inner, false);
     }
 
     /// Drops the last-known series of every target whose last success is older than its
@@ -315,6 +330,7 @@ impl Store {
         for target in &expired {
             inner.replace_jobs(target, Vec::new(), Vec::new());
         }
+        self.publish(&mut inner, false);
         expired.len()
     }
 
@@ -330,16 +346,63 @@ impl Store {
 
     /// A consistent snapshot of every target's ready bytes: one reference per target taken
     /// under the lock, no formatting and no copying.
-    pub fn snapshot(&self) -> Snapshot {
-        let inner = self.lock();
-        Snapshot {
-            targets: inner.targets.values().map(|t| t.rendered.clone()).collect(),
+    /// The job and target families in `format`, plain: references to ready segments.
+    pub fn plain(&self, format: Format, out: &mut Answer) {
+        let mut packing = self.packing();
+        packing.packed.refresh();
+        packing.packed.plain(format, out);
+    }
+
+    /// The job and target families in `format` as deflate segments, then `tail` (the
+    /// exporter's own metrics) compressed now. What the background packer has not yet
+    /// compressed is compressed here.
+    pub fn deflated(&self, format: Format, out: &mut Gzip, tail: &[&[u8]]) {
+        let mut packing = self.packing();
+        let packing = &mut *packing;
+        packing.packed.refresh();
+        let compressor = packing.compressor.get_or_insert_with(packed::compressor);
+        packing.packed.deflate_stale(compressor);
+        packing.packed.deflated(format, compressor, out);
+        for plain in tail {
+            out.push_plain(compressor, plain);
         }
     }
 
-    /// The exposition of all job and target families as one list of chunks.
+    /// Brings the segments up to date with the polls, compressing without holding the
+    /// store (only the copy of changed plain segments holds it). Returns how many segments
+    /// were compressed.
+    pub fn pack(&self, compressor: &mut flate2::Compress) -> usize {
+        let stale = {
+            let mut packing = self.packing();
+            packing.packed.refresh();
+            packing.packed.stale()
+        };
+        if stale.is_empty() {
+            return 0;
+        }
+        let done: Vec<_> = stale.iter().map(|s| s.compress(compressor)).collect();
+        let mut packing = self.packing();
+        for (s, deflated) in stale.iter().zip(done) {
+            packing.packed.install(s, deflated);
+        }
+        stale.len()
+    }
+
+    /// Woken when polls changed series that [`Store::pack`] has not compressed yet.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Whether [`Store::pack`] has work.
+    pub fn behind(&self) -> bool {
+        self.packing().packed.behind()
+    }
+
+    /// The exposition of all job and target families (text format) as one list of chunks.
     pub fn exposition(&self) -> Vec<Bytes> {
-        self.snapshot().chunks(Format::Text).collect()
+        let mut answer = Answer::default();
+        self.plain(Format::Text, &mut answer);
+        answer.parts
     }
 
     /// Every job that has series, sorted by identity, for the landing page.
@@ -422,6 +485,7 @@ impl Inner {
     ) {
         let mut affected: HashSet<TargetId> = HashSet::new();
         affected.insert(target.clone());
+        let owned_before = self.owned_mask(target);
 
         let mut new_jobs: Vec<Held> = Vec::with_capacity(jobs.len());
         for record in jobs {
@@ -439,10 +503,18 @@ impl Inner {
         new_jobs.reverse();
         new_jobs.shrink_to_fit();
 
-        let old_jobs = match self.targets.get_mut(target) {
-            Some(state) => mem::take(&mut state.jobs),
-            None => Vec::new(),
+        let (old_jobs, same_summaries) = match self.targets.get_mut(target) {
+            Some(state) => (mem::take(&mut state.jobs), state.summaries == summaries),
+            None => (Vec::new(), summaries.is_empty()),
         };
+        // The same records as last time: unless a run count or ownership moves below, the
+        // target's job series come out the same and are not rendered again.
+        let mut same = same_summaries
+            && old_jobs.len() == new_jobs.len()
+            && old_jobs
+                .iter()
+                .zip(&new_jobs)
+                .all(|(a, b)| a.record == b.record);
         // Keys the target no longer reports: drop its claim; another holder may take over.
         for held in old_jobs
             .iter()
@@ -472,7 +544,9 @@ impl Inner {
                     if !ks.holders.contains(target) {
                         ks.holders.push(target.clone());
                     }
+                    let before = ks.history.clone();
                     observe(ks, &held.record);
+                    same &= ks.history == before;
                 }
                 None => {
                     self.keys
@@ -484,18 +558,36 @@ impl Inner {
             state.jobs = new_jobs;
             state.summaries = summaries;
         }
+        same &= self.owned_mask(target) == owned_before;
         for t in affected {
-            self.rerender(&t);
+            if same && t == *target {
+                self.rerender_health(&t);
+            } else {
+                self.rerender(&t);
+            }
         }
     }
 
+    /// Renders every series of `target` again.
     fn rerender(&mut self, target: &TargetId) {
         let owned = self.owned_mask(target);
+        self.render_families(target, &owned, packed::ALL_FAMILIES);
+    }
+
+    /// Renders only the `backup_target_*` series of `target`: its jobs did not change.
+    fn rerender_health(&mut self, target: &TargetId) {
+        self.render_families(target, &[], HEALTH_FAMILIES);
+    }
+
+    fn render_families(&mut self, target: &TargetId, owned: &[bool], families: u32) {
         if let Some(state) = self.targets.get(target) {
-            let rendered = render(target, state, &owned, &self.keys);
-            if let Some(state) = self.targets.get_mut(target) {
-                state.rendered = rendered;
-            }
+            let jobs = families != HEALTH_FAMILIES;
+            let rendered = render(target, state, owned, &self.keys, jobs);
+            self.rendered.push((
+                target.clone(),
+                Family::ALL.map(|f| rendered.family(f)),
+                families,
+            ));
         }
     }
 }
@@ -552,11 +644,18 @@ fn observe(ks: &mut KeyState, job: &JobRecord) {
     ks.last = mark;
 }
 
+/// The families [`metrics::render_target`] writes.
+const HEALTH_FAMILIES: u32 = 1 << Family::TargetUp as u32
+    | 1 << Family::TargetLastSuccess as u32
+    | 1 << Family::TargetPollDuration as u32
+    | 1 << Family::TargetFailureReason as u32;
+
 fn render(
     target: &TargetId,
     state: &TargetState,
     owned: &[bool],
     keys: &HashMap<Arc<JobKey>, KeyState>,
+    jobs: bool,
 ) -> Rendered {
     thread_local! {
         // Reused across renders on this thread: no growth-doubling on every poll.
@@ -565,7 +664,7 @@ fn render(
     SCRATCH.with(|scratch| {
         let mut out = scratch.borrow_mut();
         out.clear();
-        render_into(&mut out, target, state, owned, keys);
+        render_into(&mut out, target, state, owned, keys, jobs);
         let rendered = out.finish();
         // Given back now, not at this thread's next render: an idle thread holds no more
         // than the bound.
@@ -580,17 +679,20 @@ fn render_into(
     state: &TargetState,
     owned: &[bool],
     keys: &HashMap<Arc<JobKey>, KeyState>,
+    jobs: bool,
 ) {
-    let empty = JobHistory::default();
-    // `jobs` is sorted by key, so the series come out in a stable order.
-    for (held, _) in state.jobs.iter().zip(owned).filter(|(_, owned)| **owned) {
-        let history = keys
-            .get(held.record.key.as_ref())
-            .map_or(&empty, |ks| &ks.history);
-        metrics::render_job(out, &held.record, history, state.job_status);
-    }
-    for summary in &state.summaries {
-        metrics::render_summary(out, target, summary);
+    if jobs {
+        let empty = JobHistory::default();
+        // `jobs` is sorted by key, so the series come out in a stable order.
+        for (held, _) in state.jobs.iter().zip(owned).filter(|(_, owned)| **owned) {
+            let history = keys
+                .get(held.record.key.as_ref())
+                .map_or(&empty, |ks| &ks.history);
+            metrics::render_job(out, &held.record, history, state.job_status);
+        }
+        for summary in &state.summaries {
+            metrics::render_summary(out, target, summary);
+        }
     }
     if state.polled {
         let health = TargetHealth {
@@ -670,6 +772,59 @@ mod tests {
             PollResult::Success(output),
             Duration::from_millis(5),
             1.0,
+        );
+    }
+
+    #[test]
+    fn a_poll_with_the_same_records_updates_the_target_series_and_keeps_the_jobs() {
+        let store = Store::new();
+        let t = target(TargetKind::Server, "s");
+        store.set_targets(&[(t.clone(), Duration::from_secs(90))]);
+        let running = job(Status::Running, Some(1.0), None);
+        let at = |d: u64, now: f64, jobs: Vec<JobRecord>| {
+            let output = PollOutput {
+                jobs,
+                summaries: Vec::new(),
+            };
+            store.record_poll(
+                &t,
+                PollResult::Success(output),
+                Duration::from_millis(d),
+                now,
+            );
+        };
+        at(5, 10.0, vec![running.clone()]);
+        let first = text(&store);
+        at(7, 20.0, vec![running.clone()]);
+        let second = text(&store);
+        assert!(second.contains("backup_target_poll_duration_seconds{system=\"zdm\",upstream=\"u\",kind=\"server\",target=\"s\"} 0.007\n"), "{second}");
+        assert!(second.contains("backup_target_last_success_time_seconds{system=\"zdm\",upstream=\"u\",kind=\"server\",target=\"s\"} 20\n"), "{second}");
+        let jobs = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| l.starts_with("backup_job_"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(jobs(&first), jobs(&second));
+        assert!(!jobs(&first).is_empty());
+        // The same job ending: its series change although the target's did not fail.
+        let done = job(Status::Completed, Some(1.0), Some(15.0));
+        at(7, 30.0, vec![done]);
+        let third = text(&store);
+        assert_eq!(runs(&store, "completed"), Some(1.0), "{third}");
+        assert!(third.contains("status=\"completed\"} 1\n"), "{third}");
+        // A failed poll re-renders only the health: the job keeps its last-known series.
+        store.record_poll(
+            &t,
+            PollResult::Failed(Outcome::Timeout),
+            Duration::from_millis(9),
+            40.0,
+        );
+        let fourth = text(&store);
+        assert_eq!(jobs(&third), jobs(&fourth));
+        assert!(
+            fourth.contains("target=\"s\"} 0\n"),
+            "backup_target_up 0: {fourth}"
         );
     }
 
@@ -810,7 +965,7 @@ mod tests {
         let inner = store.lock();
         let state = &inner.targets[&t];
         let owned = inner.owned_mask(&t);
-        render_into(&mut bufs, &t, state, &owned, &inner.keys);
+        render_into(&mut bufs, &t, state, &owned, &inner.keys, true);
         assert!(bufs.capacity() > 8 * metrics::SCRATCH_KEEP);
         bufs.clear();
         assert!(bufs.capacity() <= metrics::FAMILY_COUNT * metrics::SCRATCH_KEEP);
