@@ -21,6 +21,7 @@
 //! is 3.8 MiB, runs of 64 targets 0.92 MiB, one stream of the whole text 0.86 MiB.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, FlushCompress};
@@ -31,7 +32,10 @@ use crate::model::TargetId;
 /// Every family, as an `update` mask.
 pub const ALL_FAMILIES: u32 = (1 << FAMILY_COUNT) - 1;
 
-/// Targets per run (per segment of each family).
+/// How long the background packer lets a run's changes wait for the rest of its targets.
+pub const MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// Targets per run (per segment of each family); at most 64 (`Run::reported` is a u64).
 pub const TARGETS_PER_RUN: usize = 64;
 
 /// Compression level of the segments (zlib's default: the ratio of level 9 at a third of its
@@ -126,9 +130,69 @@ struct Run {
     segments: [Segment; FAMILY_COUNT],
     /// Bit `f` set: the plain segment of family `f` must be rebuilt from `pending`.
     dirty: u32,
+    /// Bit `s` set: slot `s` reported a poll since the background packer last packed the
+    /// run (runs hold at most 64 targets).
+    reported: u64,
+    /// Since when the run has had work for the background packer.
+    waiting_since: Option<Instant>,
 }
 
 impl Run {
+    /// Changed series not yet in the plain segments, or plain segments not yet compressed.
+    fn has_work(&self) -> bool {
+        self.dirty != 0
+            || self
+                .segments
+                .iter()
+                .any(|s| s.deflated.is_none() && !s.plain.is_empty())
+    }
+
+    /// Whether the background packer should pack the run now: every target has reported
+    /// since its last pack (polls of one run finish close together, so it is packed once per
+    /// cycle, not once per poll), or its work has waited [`MAX_WAIT`].
+    fn due(&self, now: Instant) -> bool {
+        let all = match self.targets.len() {
+            64.. => u64::MAX,
+            n => (1u64 << n) - 1,
+        };
+        self.has_work()
+            && (self.reported & all == all
+                || self
+                    .waiting_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= MAX_WAIT))
+    }
+
+    /// Rebuilds the plain segments of dirty families (a copy); their compressed forms go
+    /// stale.
+    fn refresh(&mut self, version: &mut u64) {
+        if self.dirty == 0 {
+            return;
+        }
+        for family in Family::ALL {
+            let f = family as usize;
+            if self.dirty & (1 << f) == 0 {
+                continue;
+            }
+            let len: usize = (0..self.targets.len())
+                .map(|s| self.chunk(s, family).len())
+                .sum();
+            let mut plain = Vec::with_capacity(len);
+            let mut ends = Vec::with_capacity(self.targets.len());
+            for s in 0..self.targets.len() {
+                plain.extend_from_slice(&self.chunk(s, family));
+                ends.push(plain.len());
+            }
+            *version += 1;
+            let segment = &mut self.segments[f];
+            segment.plain = Bytes::from(plain);
+            segment.ends = ends;
+            segment.deflated = None;
+            segment.version = *version;
+        }
+        self.dirty = 0;
+        self.pending.iter_mut().for_each(|p| *p = None);
+    }
+
     fn chunk(&self, slot: usize, family: Family) -> Bytes {
         let f = family as usize;
         match self.pending.get(slot) {
@@ -205,6 +269,8 @@ impl Packed {
                 pending: Vec::with_capacity(group.len()),
                 segments: Default::default(),
                 dirty: u32::MAX,
+                reported: 0,
+                waiting_since: Some(Instant::now()),
             };
             for (s, target) in group.iter().enumerate() {
                 let kept = self
@@ -237,6 +303,7 @@ impl Packed {
         let Some(run) = self.runs.get_mut(r) else {
             return false;
         };
+        let had_work = run.has_work();
         let mut changed = 0u32;
         for family in Family::ALL {
             let f = family as usize;
@@ -252,7 +319,14 @@ impl Packed {
                 *slot = Some(chunks);
             }
             run.dirty |= changed;
+            if !had_work {
+                // The run's wait starts with its first change: polls before it changed
+                // nothing to pack.
+                run.reported = 0;
+                run.waiting_since = Some(Instant::now());
+            }
         }
+        run.reported |= 1u64.checked_shl(s as u32).unwrap_or(0);
         changed != 0
     }
 
@@ -260,54 +334,63 @@ impl Packed {
     /// compressed forms become stale.
     pub fn refresh(&mut self) {
         for run in &mut self.runs {
-            if run.dirty == 0 {
-                continue;
-            }
-            for family in Family::ALL {
-                let f = family as usize;
-                if run.dirty & (1 << f) == 0 {
-                    continue;
-                }
-                let len: usize = (0..run.targets.len())
-                    .map(|s| run.chunk(s, family).len())
-                    .sum();
-                let mut plain = Vec::with_capacity(len);
-                let mut ends = Vec::with_capacity(run.targets.len());
-                for s in 0..run.targets.len() {
-                    plain.extend_from_slice(&run.chunk(s, family));
-                    ends.push(plain.len());
-                }
-                self.version += 1;
-                let segment = &mut run.segments[f];
-                segment.plain = Bytes::from(plain);
-                segment.ends = ends;
-                segment.deflated = None;
-                segment.version = self.version;
-            }
-            run.dirty = 0;
-            run.pending.iter_mut().for_each(|p| *p = None);
+            run.refresh(&mut self.version);
         }
     }
 
     /// Whether a poll changed anything not yet in the segments, or a segment lacks its
     /// compressed form.
     pub fn behind(&self) -> bool {
-        self.runs.iter().any(|run| {
-            run.dirty != 0
-                || run
-                    .segments
-                    .iter()
-                    .any(|s| s.deflated.is_none() && !s.plain.is_empty())
-        })
+        self.runs.iter().any(Run::has_work)
+    }
+
+    /// For the background packer: refreshes the runs that are due (see `Run::due`), up to
+    /// about `bytes` of plain text to compress, and returns their stale segments.
+    pub fn due(&mut self, now: Instant, bytes: usize) -> Vec<Stale> {
+        let mut out = Vec::new();
+        let mut taken = 0usize;
+        for (r, run) in self.runs.iter_mut().enumerate() {
+            if taken >= bytes {
+                break;
+            }
+            if !run.due(now) {
+                continue;
+            }
+            run.refresh(&mut self.version);
+            run.reported = 0;
+            run.waiting_since = None;
+            for (f, segment) in run.segments.iter().enumerate() {
+                if segment.deflated.is_none() && !segment.plain.is_empty() {
+                    taken = taken.saturating_add(segment.plain.len());
+                    out.push(Stale {
+                        run: r,
+                        family: f,
+                        version: segment.version,
+                        plain: segment.plain.clone(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The segments whose compressed form is stale (call [`Packed::refresh`] first), to be
     /// compressed without holding the store.
     pub fn stale(&self) -> Vec<Stale> {
+        self.stale_batch(usize::MAX)
+    }
+
+    /// [`Packed::stale`], up to about `bytes` of plain text (at least one segment).
+    pub fn stale_batch(&self, bytes: usize) -> Vec<Stale> {
         let mut out = Vec::new();
+        let mut taken = 0usize;
         for (r, run) in self.runs.iter().enumerate() {
             for (f, segment) in run.segments.iter().enumerate() {
+                if taken >= bytes {
+                    return out;
+                }
                 if segment.deflated.is_none() && !segment.plain.is_empty() {
+                    taken = taken.saturating_add(segment.plain.len());
                     out.push(Stale {
                         run: r,
                         family: f,
@@ -637,6 +720,45 @@ mod tests {
             !packed.update(&target(99), chunks(1, 1), ALL_FAMILIES),
             "unknown target"
         );
+    }
+
+    #[test]
+    fn a_run_is_due_once_all_its_targets_reported_or_after_the_wait() {
+        let mut packed = Packed::new();
+        let order: Vec<TargetId> = (0..TARGETS_PER_RUN + 2).map(target).collect();
+        packed.set_targets(order.iter());
+        let now = Instant::now();
+        // After a relayout every run waits for its targets.
+        assert!(packed.due(now, usize::MAX).is_empty());
+        for t in &order[..TARGETS_PER_RUN] {
+            packed.update(t, chunks(1, 1), ALL_FAMILIES);
+        }
+        let first = packed.due(now, usize::MAX);
+        assert!(
+            !first.is_empty() && first.iter().all(|s| s.run == 0),
+            "{first:?}"
+        );
+        let mut c = compressor();
+        for s in &first {
+            let d = s.compress(&mut c);
+            packed.install(s, d);
+        }
+        // The second run has one of two targets in: due only after the wait.
+        packed.update(&order[TARGETS_PER_RUN], chunks(2, 1), ALL_FAMILIES);
+        assert!(packed.due(now, usize::MAX).is_empty());
+        let later = packed.due(now + MAX_WAIT + Duration::from_millis(1), usize::MAX);
+        assert!(
+            !later.is_empty() && later.iter().all(|s| s.run == 1),
+            "{later:?}"
+        );
+        // A target of the packed first run changes: the run waits for the others again,
+        // though they all reported before.
+        packed.update(&order[0], chunks(3, 1), ALL_FAMILIES);
+        assert!(packed.due(now, usize::MAX).iter().all(|s| s.run != 0));
+        for t in &order[1..TARGETS_PER_RUN] {
+            packed.update(t, chunks(1, 1), ALL_FAMILIES);
+        }
+        assert!(packed.due(now, usize::MAX).iter().any(|s| s.run == 0));
     }
 
     #[derive(Debug, Clone)]

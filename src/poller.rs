@@ -220,8 +220,8 @@ async fn run(
 }
 
 /// How often last-known series are checked against `stale_after`.
-/// How long the packer lets changes gather before compressing them.
-const PACK_DELAY: Duration = Duration::from_millis(50);
+/// How often the packer looks for runs due while some have work waiting.
+const PACK_TICK: Duration = Duration::from_millis(100);
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
 /// Expires stale series by time, independently of polls finishing.
@@ -240,8 +240,8 @@ async fn expire(store: Arc<Store>, cancel: CancellationToken) {
     }
 }
 
-/// Compresses what polls changed, a moment after they change it: polls finishing together
-/// (a cycle's burst) are compressed together, and a scrape finds the work done.
+/// Compresses what polls changed, run by run, once the run's polls are in (see
+/// `Store::pack`); checks every [`PACK_TICK`] while runs have work waiting.
 async fn pack(store: Arc<Store>, cancel: CancellationToken) {
     let mut compressor = Some(crate::packed::compressor());
     loop {
@@ -249,26 +249,32 @@ async fn pack(store: Arc<Store>, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
             _ = store.changed() => {}
         }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(PACK_DELAY) => {}
-        }
-        let Some(mut c) = compressor.take() else {
-            return;
-        };
-        let s = store.clone();
-        // Compression is CPU work: off the async workers.
-        match tokio::task::spawn_blocking(move || {
-            let n = s.pack(&mut c);
-            (n, c)
-        })
-        .await
-        {
-            Ok((n, c)) => {
-                compressor = Some(c);
-                tracing::trace!(segments = n, "segments compressed");
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(PACK_TICK) => {}
             }
-            Err(_) => compressor = Some(crate::packed::compressor()),
+            let mut c = compressor.take().unwrap_or_else(crate::packed::compressor);
+            let s = store.clone();
+            // Compression is CPU work: off the async workers.
+            let waiting = match tokio::task::spawn_blocking(move || {
+                let (n, waiting) = s.pack(&mut c);
+                (n, waiting, c)
+            })
+            .await
+            {
+                Ok((n, waiting, c)) => {
+                    compressor = Some(c);
+                    if n > 0 {
+                        tracing::trace!(segments = n, "segments compressed");
+                    }
+                    waiting
+                }
+                Err(_) => true,
+            };
+            if !waiting {
+                break;
+            }
         }
     }
 }

@@ -19,6 +19,10 @@ use crate::outcome::Outcome;
 use crate::packed::{self, Answer, Chunks, Gzip, Packed};
 use crate::status::Status;
 
+/// Plain bytes [`Store::pack`] compresses between two looks at what polls changed (a few
+/// milliseconds of compression): what polls hand over meanwhile is held twice only briefly.
+const PACK_BATCH: usize = 1 << 20;
+
 /// What a finished poll reports to the store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PollResult {
@@ -368,24 +372,24 @@ impl Store {
         }
     }
 
-    /// Brings the segments up to date with the polls, compressing without holding the
-    /// store (only the copy of changed plain segments holds it). Returns how many segments
-    /// were compressed.
-    pub fn pack(&self, compressor: &mut flate2::Compress) -> usize {
-        let stale = {
+    /// The background packer's step: packs the runs that are due (every target of the run
+    /// has reported since its last pack, or its changes waited [`packed::MAX_WAIT`]),
+    /// compressing without holding the store, in batches of about [`PACK_BATCH`] bytes.
+    /// Returns how many segments it compressed and whether runs still have work.
+    pub fn pack(&self, compressor: &mut flate2::Compress) -> (usize, bool) {
+        let mut total = 0;
+        loop {
+            let stale = self.packing().packed.due(Instant::now(), PACK_BATCH);
+            if stale.is_empty() {
+                return (total, self.behind());
+            }
+            let done: Vec<_> = stale.iter().map(|s| s.compress(compressor)).collect();
             let mut packing = self.packing();
-            packing.packed.refresh();
-            packing.packed.stale()
-        };
-        if stale.is_empty() {
-            return 0;
+            for (s, deflated) in stale.iter().zip(done) {
+                packing.packed.install(s, deflated);
+            }
+            total += stale.len();
         }
-        let done: Vec<_> = stale.iter().map(|s| s.compress(compressor)).collect();
-        let mut packing = self.packing();
-        for (s, deflated) in stale.iter().zip(done) {
-            packing.packed.install(s, deflated);
-        }
-        stale.len()
     }
 
     /// Woken when polls changed series that [`Store::pack`] has not compressed yet.
