@@ -151,15 +151,20 @@ impl Run {
     /// since its last pack (polls of one run finish close together, so it is packed once per
     /// cycle, not once per poll), or its work has waited [`MAX_WAIT`].
     fn due(&self, now: Instant) -> bool {
+        self.has_work()
+            && (self.complete()
+                || self
+                    .waiting_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= MAX_WAIT))
+    }
+
+    /// Whether every target has reported since the run's last pack.
+    fn complete(&self) -> bool {
         let all = match self.targets.len() {
             64.. => u64::MAX,
             n => (1u64 << n) - 1,
         };
-        self.has_work()
-            && (self.reported & all == all
-                || self
-                    .waiting_since
-                    .is_some_and(|t| now.saturating_duration_since(t) >= MAX_WAIT))
+        self.reported & all == all
     }
 
     /// Rebuilds the plain segments of dirty families (a copy); their compressed forms go
@@ -327,6 +332,12 @@ impl Packed {
             }
         }
         run.reported |= 1u64.checked_shl(s as u32).unwrap_or(0);
+        if run.complete() {
+            // The run's last poll is in: copy its changes into the segments now (well under
+            // a millisecond), so the targets' new series are not held twice until the
+            // packer's next look.
+            run.refresh(&mut self.version);
+        }
         changed != 0
     }
 

@@ -156,7 +156,6 @@ impl Pollers {
         Pollers { cancel, handles }
     }
 
-    /// The one task that expires stale series by time, for all targets.
     /// The store's upkeep: expires stale series by time and compresses changed series off
     /// the scrape path.
     pub fn upkeep(store: Arc<Store>) -> Self {
@@ -219,9 +218,9 @@ async fn run(
     }
 }
 
-/// How often last-known series are checked against `stale_after`.
 /// How often the packer looks for runs due while some have work waiting.
 const PACK_TICK: Duration = Duration::from_millis(100);
+/// How often last-known series are checked against `stale_after`.
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
 /// Expires stale series by time, independently of polls finishing.
