@@ -41,11 +41,10 @@ impl Exposition {
         let own = Bytes::from(self.telemetry.encode(format));
         let mut answer = Answer::default();
         self.store.plain(format, &mut answer);
-        answer.parts.push(own);
+        answer.push(own);
         if format == Format::OpenMetrics {
-            answer.parts.push(Bytes::from_static(EOF));
+            answer.push(Bytes::from_static(EOF));
         }
-        answer.len = answer.parts.iter().map(|p| p.len() as u64).sum();
         answer
     }
 

@@ -481,7 +481,7 @@ async fn once(app: &App, config: &backup_exporter::config::Config) -> ExitCode {
     for chunk in app
         .exposition()
         .plain(backup_exporter::metrics::Format::Text)
-        .parts
+        .pieces()
     {
         if std::io::Write::write_all(&mut stdout, &chunk).is_err() {
             return ExitCode::FAILURE;

@@ -1,19 +1,21 @@
-//! The job and target families kept ready for scrapes, plain and pre-compressed.
+//! The job and target families kept ready for scrapes, compressed.
 //!
 //! Targets are laid out in store order in runs of [`TARGETS_PER_RUN`]. Each run keeps, per
-//! family, one *segment*: the plain series of its targets back to back, and the same bytes
-//! as a raw deflate stream compressed on its own and ended by a full flush (so it ends on a
-//! byte boundary with no final block). Raw deflate segments concatenate: a gzip answer is a
-//! header, every family's header segment and run segments, the telemetry compressed at
-//! scrape time, an empty final block, and a trailer whose CRC-32 is combined from the
-//! segments' CRCs (`crc32_combine`), so a scrape copies bytes and compresses only the few
-//! kilobytes of the exporter's own metrics.
+//! family, one *segment*: the series of its targets back to back, as a raw deflate stream
+//! compressed on its own and ended by a full flush (so it ends on a byte boundary with no
+//! final block). Raw deflate segments concatenate: a gzip answer is a header, every family's
+//! header segment and run segments, the telemetry compressed at scrape time, an empty final
+//! block, and a trailer whose CRC-32 is combined from the segments' CRCs (`crc32_combine`),
+//! so a gzip scrape copies bytes and compresses only the few kilobytes of the exporter's own
+//! metrics. A plain scrape inflates the segments as the client reads (about 2 GB/s); the
+//! series are held only compressed, at a thirtieth of their size.
 //!
-//! A target's poll hands its new chunks to [`Packed::update`]; only the families whose bytes
-//! changed mark their run's segment dirty. [`Packed::refresh`] rebuilds dirty plain segments
-//! (a copy), and compression happens off the scrape path ([`Packed::stale`] /
-//! [`Packed::install`], run by a background task) or, for what is still stale when a gzip
-//! scrape arrives, in the scrape ([`Packed::deflate_stale`]).
+//! A target's poll hands its new chunks to [`Packed::update`]; a family whose bytes changed
+//! (told by a keyed 64-bit hash of the target's chunk) marks its run's segment dirty. Once
+//! every target of the run has reported, the run's dirty segments are rebuilt as plain text
+//! (the old segment inflated, the new chunks spliced in), and a background task compresses
+//! them ([`Packed::due`] / [`Packed::install`]), off the scrape path; a gzip scrape compresses
+//! what is still stale itself ([`Packed::deflate_stale`]), so every answer is current.
 //!
 //! Runs of targets, not one segment per target: a deflate stream compresses series lines
 //! against the similar lines before them, and a segment sees only its own. Measured on the
@@ -21,10 +23,11 @@
 //! is 3.8 MiB, runs of 64 targets 0.92 MiB, one stream of the whole text 0.86 MiB.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use flate2::{Compress, Compression, FlushCompress};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 
 use crate::metrics::{Family, Format, FAMILY_COUNT};
 use crate::model::TargetId;
@@ -41,6 +44,9 @@ pub const TARGETS_PER_RUN: usize = 64;
 /// Compression level of the segments (zlib's default: the ratio of level 9 at a third of its
 /// time on exposition text).
 const LEVEL: u32 = 6;
+
+/// Largest piece a plain answer inflates at a time.
+const PIECE: usize = 256 * 1024;
 
 /// The gzip member header (RFC 1952): deflate, no flags, no time, no extra flags, OS unknown.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
@@ -87,11 +93,22 @@ impl Deflated {
                 break;
             }
         }
+        out.shrink_to_fit();
         Deflated {
             crc: crc32fast::hash(plain),
             len: plain.len() as u64,
             bytes: Bytes::from(out),
         }
+    }
+
+    /// The plain bytes back, whole.
+    fn inflate(&self, decompressor: &mut Decompress) -> Bytes {
+        let mut inflating = Inflating::new(self.clone());
+        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        while let Some(piece) = inflating.next_piece(decompressor, usize::MAX) {
+            out.extend_from_slice(&piece);
+        }
+        Bytes::from(out)
     }
 }
 
@@ -100,65 +117,131 @@ pub fn compressor() -> Compress {
     Compress::new(Compression::new(LEVEL), false)
 }
 
+fn decompressor() -> Decompress {
+    Decompress::new(false)
+}
+
+/// A segment being inflated piece by piece.
+#[derive(Debug)]
+struct Inflating {
+    segment: Deflated,
+    consumed: usize,
+    produced: u64,
+    started: bool,
+}
+
+impl Inflating {
+    fn new(segment: Deflated) -> Self {
+        Inflating {
+            segment,
+            consumed: 0,
+            produced: 0,
+            started: false,
+        }
+    }
+
+    /// The next piece of at most `max` plain bytes, or `None` when the segment is done. A
+    /// segment this process compressed always inflates to its length; were it ever not to,
+    /// the answer ends short (and the client sees a length mismatch) instead of looping.
+    fn next_piece(&mut self, d: &mut Decompress, max: usize) -> Option<Bytes> {
+        let left = self.segment.len.saturating_sub(self.produced);
+        if left == 0 {
+            return None;
+        }
+        if !self.started {
+            d.reset(false);
+            self.started = true;
+        }
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(max);
+        let mut out = Vec::with_capacity(want);
+        while out.len() < want {
+            let input = self.segment.bytes.get(self.consumed..).unwrap_or_default();
+            let (in_before, out_before) = (d.total_in(), out.len());
+            if d.decompress_vec(input, &mut out, FlushDecompress::Sync)
+                .is_err()
+            {
+                break;
+            }
+            self.consumed += usize::try_from(d.total_in() - in_before).unwrap_or(input.len());
+            if out.len() == out_before && d.total_in() == in_before {
+                break;
+            }
+        }
+        if out.is_empty() {
+            self.produced = self.segment.len;
+            tracing::error!("a pre-compressed segment did not inflate to its length");
+            return None;
+        }
+        self.produced += out.len() as u64;
+        Some(Bytes::from(out))
+    }
+}
+
 #[derive(Debug, Default)]
 struct Segment {
-    plain: Bytes,
-    /// Where each slot's chunk ends in `plain`.
-    ends: Vec<usize>,
-    /// `None` while the compressed form lags `plain`.
+    /// The plain bytes, kept only until the compressed form is installed.
+    plain: Option<Bytes>,
     deflated: Option<Deflated>,
-    /// Bumped whenever `plain` changes, so a compression of an older `plain` is not installed.
+    /// Where each slot's chunk ends in the plain bytes.
+    ends: Vec<usize>,
+    /// Bumped whenever the plain bytes change, so a compression of older bytes is not
+    /// installed.
     version: u64,
 }
 
 impl Segment {
-    fn chunk(&self, slot: usize) -> Bytes {
+    fn is_empty(&self) -> bool {
+        self.ends.last().is_none_or(|&end| end == 0)
+    }
+
+    fn is_stale(&self) -> bool {
+        self.deflated.is_none() && !self.is_empty()
+    }
+
+    fn plain(&self, decompressor: &mut Decompress) -> Bytes {
+        match (&self.plain, &self.deflated) {
+            (Some(plain), _) => plain.clone(),
+            (None, Some(deflated)) => deflated.inflate(decompressor),
+            (None, None) => Bytes::new(),
+        }
+    }
+
+    fn chunk(&self, plain: &Bytes, slot: usize) -> Bytes {
         let start = match slot.checked_sub(1) {
             Some(prev) => self.ends.get(prev).copied().unwrap_or(0),
             None => 0,
         };
         let end = self.ends.get(slot).copied().unwrap_or(start);
-        self.plain.slice(start.min(end)..end)
+        plain
+            .get(start.min(end)..end)
+            .map_or_else(Bytes::new, |_| plain.slice(start.min(end)..end))
     }
 }
 
 #[derive(Debug)]
 struct Run {
     targets: Vec<TargetId>,
-    /// New chunks of a slot not yet copied into the segments.
-    pending: Vec<Option<Chunks>>,
+    /// New chunks not yet in the segments: `(slot, family, bytes)`, newest last.
+    pending: Vec<(usize, usize, Bytes)>,
+    /// Keyed hash of each slot's current chunk of each family (0 for none), to tell a
+    /// change without the old bytes.
+    hashes: Vec<[u64; FAMILY_COUNT]>,
     segments: [Segment; FAMILY_COUNT],
-    /// Bit `f` set: the plain segment of family `f` must be rebuilt from `pending`.
+    /// Bit `f` set: the segment of family `f` must be rebuilt with `pending`.
     dirty: u32,
-    /// Bit `s` set: slot `s` reported a poll since the background packer last packed the
-    /// run (runs hold at most 64 targets).
+    /// Bit `s` set: slot `s` reported a poll since the run's work began.
     reported: u64,
     /// Since when the run has had work for the background packer.
     waiting_since: Option<Instant>,
 }
 
 impl Run {
-    /// Changed series not yet in the plain segments, or plain segments not yet compressed.
+    /// Changed series not yet in the segments, or segments not yet compressed.
     fn has_work(&self) -> bool {
-        self.dirty != 0
-            || self
-                .segments
-                .iter()
-                .any(|s| s.deflated.is_none() && !s.plain.is_empty())
+        self.dirty != 0 || self.segments.iter().any(Segment::is_stale)
     }
 
-    /// Whether the background packer should pack the run now: every target has reported
-    /// since its last pack (polls of one run finish close together, so it is packed once per
-    /// cycle, not once per poll), or its work has waited [`MAX_WAIT`].
-    fn due(&self, now: Instant) -> bool {
-        self.has_work()
-            && (self.complete()
-                || self
-                    .waiting_since
-                    .is_some_and(|t| now.saturating_duration_since(t) >= MAX_WAIT))
-    }
-
-    /// Whether every target has reported since the run's last pack.
+    /// Whether every target has reported since the run's work began.
     fn complete(&self) -> bool {
         let all = match self.targets.len() {
             64.. => u64::MAX,
@@ -167,47 +250,78 @@ impl Run {
         self.reported & all == all
     }
 
-    /// Rebuilds the plain segments of dirty families (a copy); their compressed forms go
-    /// stale.
-    fn refresh(&mut self, version: &mut u64) {
+    /// Whether the background packer should pack the run now: every target has reported
+    /// (polls of one run finish close together, so it is packed once per cycle, not once
+    /// per poll), or its work has waited [`MAX_WAIT`].
+    fn due(&self, now: Instant) -> bool {
+        self.has_work()
+            && (self.complete()
+                || self
+                    .waiting_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= MAX_WAIT))
+    }
+
+    /// Rebuilds the segments of dirty families as plain bytes: the old segment (inflated
+    /// if need be) with the pending chunks spliced in. Their compressed forms go stale.
+    fn refresh(&mut self, version: &mut u64, decompressor: &mut Decompress) {
         if self.dirty == 0 {
             return;
         }
-        for family in Family::ALL {
-            let f = family as usize;
+        for f in 0..FAMILY_COUNT {
             if self.dirty & (1 << f) == 0 {
                 continue;
             }
-            let len: usize = (0..self.targets.len())
-                .map(|s| self.chunk(s, family).len())
-                .sum();
-            let mut plain = Vec::with_capacity(len);
-            let mut ends = Vec::with_capacity(self.targets.len());
-            for s in 0..self.targets.len() {
-                plain.extend_from_slice(&self.chunk(s, family));
+            let mut newest: Vec<Option<&Bytes>> = vec![None; self.targets.len()];
+            for (slot, family, bytes) in &self.pending {
+                if *family == f {
+                    if let Some(n) = newest.get_mut(*slot) {
+                        *n = Some(bytes);
+                    }
+                }
+            }
+            let segment = &self.segments[f];
+            let old = segment.plain(decompressor);
+            let chunks: Vec<Bytes> = newest
+                .iter()
+                .enumerate()
+                .map(|(s, new)| match new {
+                    Some(bytes) => (*bytes).clone(),
+                    None => segment.chunk(&old, s),
+                })
+                .collect();
+            let mut plain = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+            let mut ends = Vec::with_capacity(chunks.len());
+            for chunk in &chunks {
+                plain.extend_from_slice(chunk);
                 ends.push(plain.len());
             }
             *version += 1;
             let segment = &mut self.segments[f];
-            segment.plain = Bytes::from(plain);
+            segment.plain = Some(Bytes::from(plain));
             segment.ends = ends;
             segment.deflated = None;
             segment.version = *version;
         }
         self.dirty = 0;
-        self.pending.iter_mut().for_each(|p| *p = None);
+        self.pending = Vec::new();
     }
 
-    fn chunk(&self, slot: usize, family: Family) -> Bytes {
-        let f = family as usize;
-        match self.pending.get(slot) {
-            Some(Some(chunks)) => chunks[f].clone(),
-            _ => self.segments[f].chunk(slot),
+    /// Every slot's chunks, for a new layout.
+    fn all_chunks(&self, decompressor: &mut Decompress) -> Vec<Chunks> {
+        let plains: Vec<Bytes> = self
+            .segments
+            .iter()
+            .map(|s| s.plain(decompressor))
+            .collect();
+        let mut out: Vec<Chunks> = (0..self.targets.len())
+            .map(|s| std::array::from_fn(|f| self.segments[f].chunk(&plains[f], s)))
+            .collect();
+        for (slot, family, bytes) in &self.pending {
+            if let Some(chunks) = out.get_mut(*slot) {
+                chunks[*family] = bytes.clone();
+            }
         }
-    }
-
-    fn chunks(&self, slot: usize) -> Chunks {
-        Family::ALL.map(|family| self.chunk(slot, family))
+        out
     }
 }
 
@@ -226,26 +340,101 @@ impl Stale {
     }
 }
 
-/// The pre-rendered, pre-compressed job and target families of every target.
-#[derive(Debug, Default)]
+/// The pre-compressed job and target families of every target.
+#[derive(Debug)]
 pub struct Packed {
     runs: Vec<Run>,
     index: HashMap<TargetId, (usize, usize)>,
     version: u64,
+    /// Keys the change hashes (random per process: no input can be made to collide).
+    hasher: std::collections::hash_map::RandomState,
+    decompressor: Decompress,
 }
 
-/// A whole answer in pieces: what to write, in order, and its length.
+impl Default for Packed {
+    fn default() -> Self {
+        Packed {
+            runs: Vec::new(),
+            index: HashMap::new(),
+            version: 0,
+            hasher: Default::default(),
+            decompressor: decompressor(),
+        }
+    }
+}
+
+/// One part of an answer: bytes ready to write, or a segment to inflate as it is written.
+#[derive(Debug)]
+pub enum Part {
+    Ready(Bytes),
+    Deflated(Deflated),
+}
+
+/// A whole answer in parts, and its length.
 #[derive(Debug, Default)]
 pub struct Answer {
-    pub parts: Vec<Bytes>,
+    pub parts: Vec<Part>,
     pub len: u64,
 }
 
 impl Answer {
-    fn push(&mut self, bytes: Bytes) {
+    pub fn push(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.len += bytes.len() as u64;
-            self.parts.push(bytes);
+            self.parts.push(Part::Ready(bytes));
+        }
+    }
+
+    fn push_deflated(&mut self, segment: &Deflated) {
+        if segment.len > 0 {
+            self.len += segment.len;
+            self.parts.push(Part::Deflated(segment.clone()));
+        }
+    }
+
+    /// The answer's bytes in pieces, segments inflated [`PIECE`] bytes at a time as the
+    /// pieces are taken.
+    pub fn pieces(self) -> Pieces {
+        Pieces {
+            parts: self.parts.into_iter(),
+            inflating: None,
+            decompressor: None,
+        }
+    }
+
+    /// The whole answer in one buffer.
+    pub fn to_vec(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        for piece in self.pieces() {
+            out.extend_from_slice(&piece);
+        }
+        out
+    }
+}
+
+/// An answer's bytes, piece by piece.
+pub struct Pieces {
+    parts: std::vec::IntoIter<Part>,
+    inflating: Option<Inflating>,
+    decompressor: Option<Decompress>,
+}
+
+impl Iterator for Pieces {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(inflating) = &mut self.inflating {
+                let d = self.decompressor.get_or_insert_with(decompressor);
+                match inflating.next_piece(d, PIECE) {
+                    Some(piece) => return Some(piece),
+                    None => self.inflating = None,
+                }
+            }
+            match self.parts.next()? {
+                Part::Ready(bytes) => return Some(bytes),
+                Part::Deflated(segment) => self.inflating = Some(Inflating::new(segment)),
+            }
         }
     }
 }
@@ -253,6 +442,14 @@ impl Answer {
 impl Packed {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn hash(&self, bytes: &[u8]) -> u64 {
+        if bytes.is_empty() {
+            0
+        } else {
+            self.hasher.hash_one(bytes) | 1
+        }
     }
 
     /// Lays the targets out in `order`; a target already known keeps its series, a new one
@@ -266,14 +463,20 @@ impl Packed {
         if unchanged {
             return;
         }
+        let old_chunks: Vec<Vec<Chunks>> = self
+            .runs
+            .iter()
+            .map(|run| run.all_chunks(&mut self.decompressor))
+            .collect();
         let mut runs = Vec::with_capacity(order.len().div_ceil(TARGETS_PER_RUN));
         let mut index = HashMap::with_capacity(order.len());
         for (r, group) in order.chunks(TARGETS_PER_RUN).enumerate() {
             let mut run = Run {
                 targets: Vec::with_capacity(group.len()),
-                pending: Vec::with_capacity(group.len()),
+                pending: Vec::new(),
+                hashes: Vec::with_capacity(group.len()),
                 segments: Default::default(),
-                dirty: u32::MAX,
+                dirty: ALL_FAMILIES,
                 reported: 0,
                 waiting_since: Some(Instant::now()),
             };
@@ -281,47 +484,59 @@ impl Packed {
                 let kept = self
                     .index
                     .get(*target)
-                    .and_then(|&(r, s)| self.runs.get(r).map(|run| run.chunks(s)));
+                    .and_then(|&(r, s)| old_chunks.get(r)?.get(s));
+                let mut hashes = [0u64; FAMILY_COUNT];
+                if let Some(chunks) = kept {
+                    for (f, chunk) in chunks.iter().enumerate() {
+                        hashes[f] = self.hash(chunk);
+                        if !chunk.is_empty() {
+                            run.pending.push((s, f, chunk.clone()));
+                        }
+                    }
+                }
                 run.targets.push((*target).clone());
-                run.pending.push(Some(kept.unwrap_or_default()));
+                run.hashes.push(hashes);
                 index.insert((*target).clone(), (r, s));
             }
             runs.push(run);
         }
         self.runs = runs;
         self.index = index;
-        self.version += 1;
-        for run in &mut self.runs {
-            for segment in &mut run.segments {
-                segment.version = self.version;
-            }
+        let (runs, version, d) = (&mut self.runs, &mut self.version, &mut self.decompressor);
+        for run in runs.iter_mut() {
+            run.refresh(version, d);
         }
     }
 
     /// The target's series after a poll, for the families in `families` (bit `f` for
     /// family `f`; the others keep theirs). Families whose bytes changed mark their segment.
     /// Returns whether anything changed.
-    pub fn update(&mut self, target: &TargetId, mut chunks: Chunks, families: u32) -> bool {
+    pub fn update(&mut self, target: &TargetId, chunks: Chunks, families: u32) -> bool {
         let Some(&(r, s)) = self.index.get(target) else {
             return false;
         };
+        let hashes: Vec<(usize, u64)> = (0..FAMILY_COUNT)
+            .filter(|f| families & (1 << f) != 0)
+            .map(|f| (f, self.hash(&chunks[f])))
+            .collect();
         let Some(run) = self.runs.get_mut(r) else {
             return false;
         };
         let had_work = run.has_work();
         let mut changed = 0u32;
-        for family in Family::ALL {
-            let f = family as usize;
-            let current = run.chunk(s, family);
-            if families & (1 << f) == 0 {
-                chunks[f] = current;
-            } else if current != chunks[f] {
-                changed |= 1 << f;
+        if let Some(slot) = run.hashes.get_mut(s) {
+            for (f, hash) in hashes {
+                if slot[f] != hash {
+                    slot[f] = hash;
+                    changed |= 1 << f;
+                }
             }
         }
         if changed != 0 {
-            if let Some(slot) = run.pending.get_mut(s) {
-                *slot = Some(chunks);
+            for (f, chunk) in chunks.into_iter().enumerate() {
+                if changed & (1 << f) != 0 {
+                    run.pending.push((s, f, chunk));
+                }
             }
             run.dirty |= changed;
             if !had_work {
@@ -333,19 +548,18 @@ impl Packed {
         }
         run.reported |= 1u64.checked_shl(s as u32).unwrap_or(0);
         if run.complete() {
-            // The run's last poll is in: copy its changes into the segments now (well under
-            // a millisecond), so the targets' new series are not held twice until the
+            // The run's last poll is in: splice its changes into the segments now (well
+            // under a millisecond), so the targets' new series are not held twice until the
             // packer's next look.
-            run.refresh(&mut self.version);
+            run.refresh(&mut self.version, &mut self.decompressor);
         }
         changed != 0
     }
 
-    /// Rebuilds the plain segments that updates made dirty (copies, no compression); their
-    /// compressed forms become stale.
+    /// Rebuilds every dirty segment (plain); their compressed forms become stale.
     pub fn refresh(&mut self) {
         for run in &mut self.runs {
-            run.refresh(&mut self.version);
+            run.refresh(&mut self.version, &mut self.decompressor);
         }
     }
 
@@ -355,66 +569,36 @@ impl Packed {
         self.runs.iter().any(Run::has_work)
     }
 
+    /// The segments whose compressed form is stale (call [`Packed::refresh`] first).
+    pub fn stale(&self) -> Vec<Stale> {
+        let mut out = Vec::new();
+        for (r, run) in self.runs.iter().enumerate() {
+            collect_stale(r, run, &mut out);
+        }
+        out
+    }
+
     /// For the background packer: refreshes the runs that are due (see `Run::due`), up to
     /// about `bytes` of plain text to compress, and returns their stale segments.
     pub fn due(&mut self, now: Instant, bytes: usize) -> Vec<Stale> {
         let mut out = Vec::new();
-        let mut taken = 0usize;
         for (r, run) in self.runs.iter_mut().enumerate() {
-            if taken >= bytes {
+            if out.iter().map(|s: &Stale| s.plain.len()).sum::<usize>() >= bytes {
                 break;
             }
             if !run.due(now) {
                 continue;
             }
-            run.refresh(&mut self.version);
+            run.refresh(&mut self.version, &mut self.decompressor);
             run.reported = 0;
             run.waiting_since = None;
-            for (f, segment) in run.segments.iter().enumerate() {
-                if segment.deflated.is_none() && !segment.plain.is_empty() {
-                    taken = taken.saturating_add(segment.plain.len());
-                    out.push(Stale {
-                        run: r,
-                        family: f,
-                        version: segment.version,
-                        plain: segment.plain.clone(),
-                    });
-                }
-            }
+            collect_stale(r, run, &mut out);
         }
         out
     }
 
-    /// The segments whose compressed form is stale (call [`Packed::refresh`] first), to be
-    /// compressed without holding the store.
-    pub fn stale(&self) -> Vec<Stale> {
-        self.stale_batch(usize::MAX)
-    }
-
-    /// [`Packed::stale`], up to about `bytes` of plain text (at least one segment).
-    pub fn stale_batch(&self, bytes: usize) -> Vec<Stale> {
-        let mut out = Vec::new();
-        let mut taken = 0usize;
-        for (r, run) in self.runs.iter().enumerate() {
-            for (f, segment) in run.segments.iter().enumerate() {
-                if taken >= bytes {
-                    return out;
-                }
-                if segment.deflated.is_none() && !segment.plain.is_empty() {
-                    taken = taken.saturating_add(segment.plain.len());
-                    out.push(Stale {
-                        run: r,
-                        family: f,
-                        version: segment.version,
-                        plain: segment.plain.clone(),
-                    });
-                }
-            }
-        }
-        out
-    }
-
-    /// Installs a compressed segment unless its plain bytes changed since it was taken.
+    /// Installs a compressed segment unless its plain bytes changed since it was taken;
+    /// the plain bytes are then let go.
     pub fn install(&mut self, stale: &Stale, deflated: Deflated) {
         let segment = self
             .runs
@@ -423,6 +607,7 @@ impl Packed {
         if let Some(segment) = segment {
             if segment.version == stale.version {
                 segment.deflated = Some(deflated);
+                segment.plain = None;
             }
         }
     }
@@ -438,11 +623,11 @@ impl Packed {
     fn present(&self, family: Family) -> bool {
         self.runs
             .iter()
-            .any(|run| !run.segments[family as usize].plain.is_empty())
+            .any(|run| !run.segments[family as usize].is_empty())
     }
 
-    /// The plain job and target families: each family's header once, then every run's
-    /// segment of it. Call [`Packed::refresh`] first.
+    /// The job and target families, plain: each family's header once, then every run's
+    /// segment of it (inflated as the answer is written). Call [`Packed::refresh`] first.
     pub fn plain(&self, format: Format, out: &mut Answer) {
         let headers = headers(format);
         for family in Family::ALL {
@@ -451,14 +636,19 @@ impl Packed {
             }
             out.push(headers[family as usize].plain.clone());
             for run in &self.runs {
-                out.push(run.segments[family as usize].plain.clone());
+                let segment = &run.segments[family as usize];
+                match (&segment.plain, &segment.deflated) {
+                    (Some(plain), _) => out.push(plain.clone()),
+                    (None, Some(deflated)) => out.push_deflated(deflated),
+                    (None, None) => {}
+                }
             }
         }
     }
 
-    /// [`Packed::plain`] as raw deflate segments, with the CRC-32 of the plain bytes. Call
-    /// [`Packed::refresh`] and [`Packed::deflate_stale`] first; a segment still without its
-    /// compressed form is compressed with `compressor`.
+    /// [`Packed::plain`] as raw deflate segments. Call [`Packed::refresh`] and
+    /// [`Packed::deflate_stale`] first; a segment still without its compressed form is
+    /// compressed with `compressor`.
     pub fn deflated(&self, format: Format, compressor: &mut Compress, out: &mut Gzip) {
         let headers = headers(format);
         for family in Family::ALL {
@@ -468,13 +658,26 @@ impl Packed {
             out.push(&headers[family as usize].deflated);
             for run in &self.runs {
                 let segment = &run.segments[family as usize];
-                if segment.plain.is_empty() {
-                    continue;
+                match (&segment.deflated, &segment.plain) {
+                    (Some(d), _) => out.push(d),
+                    (None, Some(plain)) => out.push(&Deflated::of(compressor, plain)),
+                    (None, None) => {}
                 }
-                match &segment.deflated {
-                    Some(d) => out.push(d),
-                    None => out.push(&Deflated::of(compressor, &segment.plain)),
-                }
+            }
+        }
+    }
+}
+
+fn collect_stale(r: usize, run: &Run, out: &mut Vec<Stale>) {
+    for (f, segment) in run.segments.iter().enumerate() {
+        if let (None, Some(plain)) = (&segment.deflated, &segment.plain) {
+            if !plain.is_empty() {
+                out.push(Stale {
+                    run: r,
+                    family: f,
+                    version: segment.version,
+                    plain: plain.clone(),
+                });
             }
         }
     }
@@ -618,9 +821,10 @@ mod tests {
         out
     }
 
-    fn concat(answer: &Answer) -> Vec<u8> {
-        let bytes: Vec<u8> = answer.parts.iter().flat_map(|p| p.to_vec()).collect();
-        assert_eq!(bytes.len() as u64, answer.len);
+    fn concat(answer: Answer) -> Vec<u8> {
+        let len = answer.len;
+        let bytes = answer.to_vec();
+        assert_eq!(bytes.len() as u64, len);
         bytes
     }
 
@@ -636,13 +840,13 @@ mod tests {
         packed.refresh();
         let mut plain = Answer::default();
         packed.plain(format, &mut plain);
-        let mut plain = concat(&plain);
+        let mut plain = concat(plain);
         plain.extend_from_slice(tail);
         let mut c = compressor();
         let mut gzip = Gzip::new();
         packed.deflated(format, &mut c, &mut gzip);
         gzip.push_plain(&mut c, tail);
-        (plain, concat(&gzip.finish()))
+        (plain, concat(gzip.finish()))
     }
 
     #[test]
@@ -683,10 +887,43 @@ mod tests {
         let mut gzip = Gzip::new();
         gzip.push(&d);
         gzip.push(&Deflated::of(&mut c, b"after\n"));
-        let gz = concat(&gzip.finish());
+        let gz = concat(gzip.finish());
         let mut want = noise.clone();
         want.extend_from_slice(b"after\n");
         assert_eq!(gunzip(&gz), want);
+    }
+
+    #[test]
+    fn a_plain_answer_inflates_large_segments_in_pieces() {
+        let mut packed = Packed::new();
+        let order: Vec<TargetId> = (0..2).map(target).collect();
+        packed.set_targets(order.iter());
+        let big: String = (0..20_000)
+            .map(|i| {
+                format!(
+                    "backup_job_status{{i=\"{i}\",x=\"{}\"}} 1\n",
+                    i * 7919 % 10007
+                )
+            })
+            .collect();
+        let mut ch = chunks(0, 0);
+        ch[0] = Bytes::from(big.clone());
+        packed.update(&order[0], ch, ALL_FAMILIES);
+        packed.update(&order[1], chunks(3, 0b11), ALL_FAMILIES);
+        packed.refresh();
+        packed.deflate_stale(&mut compressor());
+        assert!(!packed.behind());
+        let mut answer = Answer::default();
+        packed.plain(Format::Text, &mut answer);
+        assert!(answer.parts.iter().any(|p| matches!(p, Part::Deflated(_))));
+        let len = answer.len;
+        let pieces: Vec<Bytes> = answer.pieces().collect();
+        assert!(pieces.iter().all(|p| p.len() <= PIECE));
+        let text: Vec<u8> = pieces.concat();
+        assert_eq!(text.len() as u64, len);
+        assert!(big.len() > 2 * PIECE);
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains(&big), "the big chunk, whole and in order");
     }
 
     #[test]

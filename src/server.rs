@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::exposition::Exposition;
 use crate::landing;
 use crate::metrics::Format;
-use crate::packed::Answer;
+use crate::packed::{Answer, Pieces};
 use crate::webconfig::{LiveWebConfig, WebConfig};
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -558,10 +558,11 @@ impl hyper::body::Body for SlotHeld {
     }
 }
 
-/// A ready answer written piece by piece, with its exact length (so hyper sends a
-/// `Content-Length` instead of chunking).
+/// A ready answer written piece by piece (pre-compressed segments of a plain answer are
+/// inflated as the client reads), with its exact length, so hyper sends a `Content-Length`
+/// instead of chunking.
 struct Parts {
-    parts: std::vec::IntoIter<Bytes>,
+    pieces: Pieces,
     remaining: u64,
 }
 
@@ -569,7 +570,7 @@ impl Parts {
     fn new(answer: Answer) -> Self {
         Parts {
             remaining: answer.len,
-            parts: answer.parts.into_iter(),
+            pieces: answer.pieces(),
         }
     }
 }
@@ -582,11 +583,14 @@ impl hyper::body::Body for Parts {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let next = self.parts.next();
-        if let Some(part) = &next {
-            self.remaining = self.remaining.saturating_sub(part.len() as u64);
+        let next = self.pieces.next();
+        match &next {
+            Some(piece) => {
+                self.remaining = self.remaining.saturating_sub(piece.len() as u64);
+            }
+            None => self.remaining = 0,
         }
-        Poll::Ready(next.map(|part| Ok(Frame::data(part))))
+        Poll::Ready(next.map(|piece| Ok(Frame::data(piece))))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -406,7 +406,7 @@ impl Store {
     pub fn exposition(&self) -> Vec<Bytes> {
         let mut answer = Answer::default();
         self.plain(Format::Text, &mut answer);
-        answer.parts
+        answer.pieces().collect()
     }
 
     /// Every job that has series, sorted by identity, for the landing page.
