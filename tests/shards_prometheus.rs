@@ -526,13 +526,9 @@ async fn assert_same_answers(
         );
         // Settling (a rule group or a scrape a moment behind the others): say what, and retry.
         println!(
-            "{title}: round {rounds}: {} differ, retrying: {}",
+            "{title}: round {rounds}: {} differ, retrying:\n{}",
             differ.len(),
-            differ
-                .iter()
-                .map(|d| d.lines().next().unwrap_or("").trim())
-                .collect::<Vec<_>>()
-                .join(" | ")
+            differ.join("\n")
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -699,12 +695,14 @@ async fn every_rule_and_dashboard_query_answers_the_same_with_one_or_two_shards_
     )
     .await;
     wait_all(
-        "the ended runs counted and BackupJobFailed firing everywhere",
+        "the ended runs counted, recorded and alerted on everywhere",
         &proms,
         r#"backup_job_runs_total{job_name="sh-flip-fail", result="failed"} == 1
            and on () backup_job_runs_total{job_name="sh-flip-ok", result="completed"} == 1
            and on () ALERTS{alertname="BackupJobFailed", job_name="sh-flip-fail", alertstate="firing"}
            and on () ALERTS{alertname="BackupJobMissing", job_name="sh-flaky"}
+           and on () backup_job:last_success_age_seconds{job_name="sh-flip-ok"} > 86400
+           and on () ALERTS{alertname="BackupJobNoRecentSuccess", job_name="sh-flip-ok"}
            and on () backup_target_up{target="sh-flaky"} == 0"#,
     )
     .await;
