@@ -13,18 +13,16 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{client, encode, wait_for, Exporter, Proc, Sim, TOKEN};
+use common::prom::*;
+use common::{encode, wait_for, Exporter, Proc, Sim, TOKEN};
 use serde_json::{json, Value as Json};
 use serde_yaml_ng::Value as Yaml;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-const INSTALL: &str =
-    "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager";
 
 /// Identity labels of every job series; job alerts keep exactly these.
 const IDENTITY: [&str; 6] = [
@@ -35,30 +33,6 @@ const IDENTITY: [&str; 6] = [
     "server",
     "volume",
 ];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(rel: &str) -> String {
-    let path = root().join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-fn yaml(rel: &str) -> Yaml {
-    serde_yaml_ng::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not valid YAML: {e}"))
-}
-
-/// A Debian-packaged tool on PATH, or a failure that says how to install it.
-fn tool(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| panic!("`{name}` is not installed; install it with: {INSTALL}"))
-}
 
 fn run_tool(name: &str, args: &[&str]) -> String {
     let out = Command::new(tool(name))
@@ -78,20 +52,6 @@ fn run_tool(name: &str, args: &[&str]) -> String {
     );
     text
 }
-
-fn files_in(rel: &str, ext: &str) -> Vec<String> {
-    let mut files: Vec<String> = std::fs::read_dir(root().join(rel))
-        .unwrap_or_else(|e| panic!("listing {rel}: {e}"))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(ext))
-        .map(|n| format!("{rel}/{n}"))
-        .collect();
-    files.sort();
-    files
-}
-
-const RULES: &str = "deploy/prometheus/rules/backup-exporter.rules.yml";
-const OVERRIDES: &str = "deploy/prometheus/rules/backup-exporter-overrides.rules.yml";
 
 /// Every alerting rule of the shipped rule file, as (name, rule).
 fn alert_rules() -> Vec<(String, Yaml)> {
@@ -406,16 +366,6 @@ fn kubernetes_manifests_systemd_unit_and_dockerfile_agree() {
     }
 }
 
-fn dashboards() -> Vec<(String, Json)> {
-    files_in("grafana/dashboards", ".json")
-        .into_iter()
-        .map(|f| {
-            let d = serde_json::from_str(&read(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-            (f, d)
-        })
-        .collect()
-}
-
 /// Every `datasource` value anywhere in a dashboard.
 fn datasources<'a>(v: &'a Json, out: &mut Vec<&'a Json>) {
     match v {
@@ -612,45 +562,6 @@ async fn serve(
     reader.get_mut().shutdown().await
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A Prometheus or Alertmanager process with its data directory.
-struct Server {
-    proc: Proc,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn wait_ready(&self, what: &str) {
-        let url = format!("{}/-/ready", self.url);
-        let start = Instant::now();
-        loop {
-            if let Ok(r) = client().get(&url).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "{what} did not become ready:\n{}",
-                self.proc.stderr_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-fn to_yaml(v: &Yaml) -> String {
-    serde_yaml_ng::to_string(v).unwrap()
-}
-
 /// Alertmanager with the shipped routing, every receiver replaced by the webhook at
 /// `/<receiver name>`, and 1s group waits.
 fn start_alertmanager(hook: &Webhook) -> Server {
@@ -684,15 +595,9 @@ fn start_alertmanager(hook: &Webhook) -> Server {
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--cluster.listen-address=");
-    Server {
-        proc: Proc::spawn(cmd),
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
+    Server::new(Proc::spawn(cmd), format!("http://127.0.0.1:{port}"), dir)
 }
 
-/// The scrape job of the shipped Prometheus configuration.
-const SCRAPE_JOB: &str = "backup-exporter";
 /// A second scrape job on the same exporter: the same series under another `job`, as two
 /// exporter replicas (or two Prometheus targets) scraped for HA give them.
 const REPLICA_JOB: &str = "backup-exporter-replica";
@@ -700,25 +605,13 @@ const REPLICA_JOB: &str = "backup-exporter-replica";
 /// Prometheus with the shipped scrape job and rule files, every interval 1s, and the same
 /// exporter scraped a second time as [`REPLICA_JOB`].
 fn start_prometheus(exporter: &str, alertmanager: &str) -> Server {
-    let mut config = yaml("deploy/prometheus/prometheus.yml");
-    config["global"]["scrape_interval"] = "1s".into();
-    config["global"]["evaluation_interval"] = "1s".into();
-    config["rule_files"] = Yaml::Sequence(
-        [RULES, OVERRIDES]
-            .iter()
-            .map(|r| root().join(r).display().to_string().into())
-            .collect(),
-    );
-    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] =
-        Yaml::Sequence(vec![alertmanager.trim_start_matches("http://").into()]);
+    let mut config = shipped_prometheus_config(&[exporter]);
+    config["alerting"] = serde_yaml_ng::from_str(&format!(
+        "alertmanagers: [{{static_configs: [{{targets: [\"{}\"]}}]}}]",
+        alertmanager.trim_start_matches("http://")
+    ))
+    .unwrap();
     let jobs = config["scrape_configs"].as_sequence_mut().unwrap();
-    for job in jobs.iter_mut() {
-        if job["job_name"].as_str() == Some(SCRAPE_JOB) {
-            job["scrape_interval"] = "1s".into();
-            job["scrape_timeout"] = "1s".into();
-            job["static_configs"][0]["targets"] = Yaml::Sequence(vec![exporter.into()]);
-        }
-    }
     let mut replica = jobs
         .iter()
         .find(|j| j["job_name"].as_str() == Some(SCRAPE_JOB))
@@ -726,148 +619,12 @@ fn start_prometheus(exporter: &str, alertmanager: &str) -> Server {
         .clone();
     replica["job_name"] = REPLICA_JOB.into();
     jobs.push(replica);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("prometheus.yml");
-    std::fs::write(&file, to_yaml(&config)).unwrap();
-    let port = free_port();
-    let mut cmd = Command::new(tool("prometheus"));
-    cmd.arg(format!("--config.file={}", file.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-    Server {
-        proc: Proc::spawn(cmd),
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
-
-async fn api(prom: &Server, path_and_query: &str) -> Json {
-    let url = format!("{}/api/v1/{path_and_query}", prom.url);
-    let resp = client().get(&url).send().await.unwrap();
-    let status = resp.status();
-    let body: Json = resp.json().await.unwrap();
-    assert!(
-        status.is_success() && body["status"] == "success",
-        "{url}: {status} {body}"
-    );
-    body["data"].clone()
-}
-
-async fn instant(prom: &Server, expr: &str) -> Vec<Json> {
-    api(prom, &format!("query?query={}", encode(expr))).await["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// A ZDM backup job answer for a pinned fixture.
-fn job_answer(name: &str, status: &str, percent: &str, end: &str) -> Json {
-    json!({
-        "success": true,
-        "requestID": "req-e2e",
-        "data": {
-            "system": { "name": "e2e-server" },
-            "job": {
-                "info": { "name": name, "partition": "/data" },
-                "progressInfo": {
-                    "status": status,
-                    "percent": percent,
-                    "message": "e2e",
-                    "start": "2025-01-15T01:00:00Z",
-                    "elapsed": "00:10:00",
-                    "end": end
-                },
-                "log": []
-            }
-        },
-        "message": "Backup monitoring info",
-        "timestamp": "2025-01-15T10:30:00Z"
-    })
+    start_prometheus_with(&config)
 }
 
 const AZURE_TENANT: &str = "e2e-tenant";
 const AZURE_CLIENT: &str = "e2e-client";
 const AZURE_SECRET: &str = "e2e-azure-secret-5d21";
-
-/// One query a dashboard would send, with Grafana's variables set to match everything.
-struct PanelQuery {
-    board: String,
-    what: String,
-    expr: String,
-    instant: bool,
-}
-
-fn substitute(expr: &str) -> String {
-    let mut out = expr.to_string();
-    for (var, value) in [
-        ("$__rate_interval", "1m"),
-        ("$__interval_ms", "5000"),
-        ("$__interval", "5s"),
-        ("$__range_s", "3600"),
-        ("$__range_ms", "3600000"),
-        ("$__range", "1h"),
-    ] {
-        out = out.replace(var, value);
-    }
-    for name in [
-        "job_name", "upstream", "instance", "system", "server", "job",
-    ] {
-        out = out
-            .replace(&format!("${{{name}}}"), ".*")
-            .replace(&format!("${name}"), ".*");
-    }
-    assert!(!out.contains('$'), "unknown variable in {expr}");
-    out
-}
-
-fn panel_queries() -> Vec<PanelQuery> {
-    let mut out = Vec::new();
-    for (file, d) in dashboards() {
-        let board = d["title"].as_str().unwrap().to_string();
-        for p in d["panels"].as_array().unwrap() {
-            for t in p["targets"].as_array().into_iter().flatten() {
-                out.push(PanelQuery {
-                    board: board.clone(),
-                    what: format!("{board} / {} / {}", p["title"], t["refId"]),
-                    expr: substitute(t["expr"].as_str().unwrap()),
-                    instant: t["instant"] == true,
-                });
-            }
-        }
-        for a in d["annotations"]["list"].as_array().into_iter().flatten() {
-            if let Some(expr) = a["expr"].as_str() {
-                out.push(PanelQuery {
-                    board: board.clone(),
-                    what: format!("{board} / annotation {}", a["name"]),
-                    expr: substitute(expr),
-                    instant: false,
-                });
-            }
-        }
-        for v in d["templating"]["list"].as_array().unwrap() {
-            if v["type"] != "query" {
-                continue;
-            }
-            // label_values(<selector>, <label>): the series behind the variable.
-            let def = v["definition"].as_str().unwrap();
-            let inner = def
-                .strip_prefix("label_values(")
-                .and_then(|s| s.strip_suffix(')'))
-                .unwrap_or_else(|| panic!("{file}: variable {} is {def}", v["name"]));
-            let (selector, label) = inner.rsplit_once(',').unwrap();
-            out.push(PanelQuery {
-                board: board.clone(),
-                what: format!("{board} / variable {}", v["name"]),
-                expr: format!("count by ({}) ({})", label.trim(), substitute(selector)),
-                instant: true,
-            });
-        }
-    }
-    out
-}
 
 async fn has_data(prom: &Server, q: &PanelQuery) -> bool {
     let data = if q.instant {
