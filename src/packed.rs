@@ -45,8 +45,11 @@ pub const TARGETS_PER_RUN: usize = 64;
 /// time on exposition text).
 const LEVEL: u32 = 6;
 
-/// Largest piece a plain answer inflates at a time.
-const PIECE: usize = 256 * 1024;
+/// Largest piece of an answer handed to the HTTP server at a time: the server's write buffer
+/// size. With a `Content-Length`, hyper drops a body (and so frees its `--web.max-requests`
+/// slot) once its last bytes are buffered; pieces no larger than the buffer keep a stuck
+/// client's request in flight until all but about two pieces are sent.
+const PIECE: usize = 64 * 1024;
 
 /// The gzip member header (RFC 1952): deflate, no flags, no time, no extra flags, OS unknown.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
@@ -392,11 +395,12 @@ impl Answer {
         }
     }
 
-    /// The answer's bytes in pieces, segments inflated [`PIECE`] bytes at a time as the
-    /// pieces are taken.
+    /// The answer's bytes in pieces of at most [`PIECE`] bytes: small parts gathered, large
+    /// ones sliced, segments inflated as the pieces are taken.
     pub fn pieces(self) -> Pieces {
         Pieces {
-            parts: self.parts.into_iter(),
+            parts: self.parts.into_iter().peekable(),
+            rest: None,
             inflating: None,
             decompressor: None,
         }
@@ -414,9 +418,37 @@ impl Answer {
 
 /// An answer's bytes, piece by piece.
 pub struct Pieces {
-    parts: std::vec::IntoIter<Part>,
+    parts: std::iter::Peekable<std::vec::IntoIter<Part>>,
+    /// What is left of a ready part larger than [`PIECE`].
+    rest: Option<Bytes>,
     inflating: Option<Inflating>,
     decompressor: Option<Decompress>,
+}
+
+/// Ready parts smaller than this are copied together into pieces of about [`PIECE`]: a gzip
+/// answer is mostly segments of a few kilobytes, and a write per segment would cost a
+/// system call per few kilobytes.
+const SMALL: usize = 16 * 1024;
+
+impl Pieces {
+    /// `first` and the small ready parts after it, in one buffer of at most [`PIECE`].
+    fn gather(&mut self, first: Bytes) -> Bytes {
+        let mut next_small = |len: usize| {
+            self.parts.next_if(
+                |p| matches!(p, Part::Ready(b) if b.len() < SMALL && len + b.len() <= PIECE),
+            )
+        };
+        let Some(Part::Ready(second)) = next_small(first.len()) else {
+            return first;
+        };
+        let mut out = Vec::with_capacity(PIECE);
+        out.extend_from_slice(&first);
+        out.extend_from_slice(&second);
+        while let Some(Part::Ready(more)) = next_small(out.len()) {
+            out.extend_from_slice(&more);
+        }
+        Bytes::from(out)
+    }
 }
 
 impl Iterator for Pieces {
@@ -431,8 +463,17 @@ impl Iterator for Pieces {
                     None => self.inflating = None,
                 }
             }
+            if let Some(mut rest) = self.rest.take() {
+                if rest.len() > PIECE {
+                    let piece = rest.split_to(PIECE);
+                    self.rest = Some(rest);
+                    return Some(piece);
+                }
+                return Some(rest);
+            }
             match self.parts.next()? {
-                Part::Ready(bytes) => return Some(bytes),
+                Part::Ready(bytes) if bytes.len() < SMALL => return Some(self.gather(bytes)),
+                Part::Ready(bytes) => self.rest = Some(bytes),
                 Part::Deflated(segment) => self.inflating = Some(Inflating::new(segment)),
             }
         }
@@ -868,6 +909,18 @@ mod tests {
             assert_eq!(gunzip(&gz), want);
             assert!(gz.len() * 5 < want.len(), "{} of {}", gz.len(), want.len());
         }
+        // Small segments go out gathered: fewer pieces than parts, none above PIECE.
+        let mut gzip = Gzip::new();
+        packed.deflated(Format::Text, &mut compressor(), &mut gzip);
+        let answer = gzip.finish();
+        let parts = answer.parts.len();
+        let pieces: Vec<Bytes> = answer.pieces().collect();
+        assert!(
+            pieces.len() * 4 < parts,
+            "{} pieces of {parts} parts",
+            pieces.len()
+        );
+        assert!(pieces.iter().all(|p| p.len() <= PIECE));
     }
 
     #[test]
@@ -911,6 +964,13 @@ mod tests {
         packed.update(&order[0], ch, ALL_FAMILIES);
         packed.update(&order[1], chunks(3, 0b11), ALL_FAMILIES);
         packed.refresh();
+        // Not compressed yet: the plain segment goes out sliced.
+        let mut ready = Answer::default();
+        packed.plain(Format::Text, &mut ready);
+        assert!(ready.parts.iter().all(|p| matches!(p, Part::Ready(_))));
+        let pieces: Vec<Bytes> = ready.pieces().collect();
+        assert!(pieces.iter().all(|p| p.len() <= PIECE));
+        let sliced = pieces.concat();
         packed.deflate_stale(&mut compressor());
         assert!(!packed.behind());
         let mut answer = Answer::default();
@@ -922,6 +982,7 @@ mod tests {
         let text: Vec<u8> = pieces.concat();
         assert_eq!(text.len() as u64, len);
         assert!(big.len() > 2 * PIECE);
+        assert_eq!(text, sliced);
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains(&big), "the big chunk, whole and in order");
     }
