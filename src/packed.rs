@@ -41,9 +41,10 @@ pub const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Targets per run (per segment of each family); at most 64 (`Run::reported` is a u64).
 pub const TARGETS_PER_RUN: usize = 64;
 
-/// Compression level of the segments (zlib's default: the ratio of level 9 at a third of its
-/// time on exposition text).
-const LEVEL: u32 = 6;
+/// Compression level of the segments. On the 2,000 x 5 fleet's text in 60 KB pieces, zlib-rs
+/// gives at level 5 the size of level 6 (0.96 MB) in two thirds of its time (60 vs 91 ms);
+/// level 4 is 4 % larger, level 1 60 % larger.
+const LEVEL: u32 = 5;
 
 /// Largest piece of an answer handed to the HTTP server at a time: the server's write buffer
 /// size. With a `Content-Length`, hyper drops a body (and so frees its `--web.max-requests`
