@@ -391,7 +391,7 @@ struct Summary {
 struct JobEntry {
     info: Option<JobInfo>,
     progress_info: Option<ProgressInfo>,
-    log: Option<Value>,
+    log: Option<LastLine>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -458,7 +458,7 @@ struct RecoverySystem {
 #[derive(Debug, Deserialize)]
 struct RecoveryJob {
     info: Option<JobInfo>,
-    log: Option<Value>,
+    log: Option<LastLine>,
     details: Option<Vec<RecoveryDetail>>,
 }
 
@@ -538,7 +538,7 @@ fn job_record(
     fields: &FieldParser,
     key: JobKey,
     progress: Option<&ProgressInfo>,
-    log: Option<&Value>,
+    log: Option<&LastLine>,
     info: Vec<(&'static str, String)>,
 ) -> JobRecord {
     let empty = ProgressInfo::default();
@@ -570,13 +570,119 @@ fn job_record(
 }
 
 /// The last non-empty line of a job's `log` array.
-fn last_log_line(log: Option<&Value>) -> Option<String> {
-    log?.as_array()?
-        .iter()
-        .rev()
-        .filter_map(Value::as_str)
-        .find(|l| !l.trim().is_empty())
-        .map(str::to_string)
+fn last_log_line(log: Option<&LastLine>) -> Option<String> {
+    log?.0.clone()
+}
+
+/// A job's `log` as it is used: the last line of the array that is a string and not blank
+/// (the failure reason when the progress message gives none). It accepts and refuses what a
+/// [`Value`] does, but keeps one line instead of building the whole array.
+#[derive(Debug, Default)]
+struct LastLine(Option<String>);
+
+impl<'de> Deserialize<'de> for LastLine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LogVisitor)
+    }
+}
+
+/// `log` itself: an array is read line by line; anything else has no line.
+struct LogVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LogVisitor {
+    type Value = LastLine;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a job log")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<LastLine, A::Error> {
+        let mut last = String::new();
+        let mut found = false;
+        while let Some(line) = seq.next_element_seed(LineSeed(&mut last))? {
+            found |= line;
+        }
+        Ok(LastLine(found.then_some(last)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<LastLine, A::Error> {
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(LastLine(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+    fn visit_unit<E>(self) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+}
+
+/// One entry of `log`: a string that is not blank replaces the line kept in the buffer
+/// (`true`); arrays and objects are read as a [`Value`] would read them, then dropped.
+struct LineSeed<'a>(&'a mut String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for LineSeed<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a log line")
+    }
+
+    fn visit_str<E>(self, line: &str) -> Result<bool, E> {
+        if line.trim().is_empty() {
+            return Ok(false);
+        }
+        self.0.clear();
+        self.0.push_str(line);
+        Ok(true)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(false)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(false)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
 }
 
 fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>) -> Vec<JobRecord> {
@@ -717,6 +823,52 @@ mod tests {
         let telemetry = Telemetry::new();
         let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
         map_system(&fields(&telemetry), data, "configured-id")
+    }
+
+    /// `LastLine` keeps what the `Value` it replaced gave, and refuses what it refused.
+    #[test]
+    fn last_log_line_reads_as_the_log_value_did() {
+        fn from_value(log: &Value) -> Option<String> {
+            log.as_array()?
+                .iter()
+                .rev()
+                .filter_map(Value::as_str)
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        }
+        let logs = [
+            r#"["a","b"]"#,
+            r#"["a","  ",""]"#,
+            r#"["a\u0041",1,null,true,{"x":[1]},["y"],"  "]"#,
+            r#"[1e400,"z",-0.5,18446744073709551616]"#,
+            r#"[]"#,
+            r#""one line""#,
+            r#"{"line":"x"}"#,
+            r#"5"#,
+            r#"null"#,
+            r#"["\ud800"]"#,
+            r#"[{"a":"\ud800"}]"#,
+            r#"["a",[[[["b"]]]]]"#,
+            r#"["a","#,
+            r#"["caf\u00e9 done","\t\n"]"#,
+        ];
+        for log in logs {
+            let want = serde_json::from_str::<Option<Value>>(log)
+                .map(|v| v.as_ref().and_then(from_value))
+                .map_err(|e| e.to_string());
+            let got = serde_json::from_str::<Option<LastLine>>(log)
+                .map(|l| last_log_line(l.as_ref()))
+                .map_err(|e| e.to_string());
+            assert_eq!(got.is_ok(), want.is_ok(), "{log}: {got:?} vs {want:?}");
+            if let (Ok(got), Ok(want)) = (got, want) {
+                assert_eq!(got, want, "{log}");
+            }
+        }
+        let deep = format!("[{}{}]", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            serde_json::from_str::<Option<LastLine>>(&deep).is_ok(),
+            serde_json::from_str::<Option<Value>>(&deep).is_ok()
+        );
     }
 
     #[test]
