@@ -299,6 +299,8 @@ impl UpstreamHttp {
         decode: impl Fn(&[u8]) -> Result<T, Fault>,
     ) -> Result<T, Fault> {
         let mut attempt = 0;
+        // "GET /path", only printed when a message or a trace needs it.
+        let what = What(request.method(), request.url().path());
         loop {
             attempt += 1;
             let Some(this_try) = request.try_clone() else {
@@ -308,8 +310,7 @@ impl UpstreamHttp {
                 ));
             };
             let started = Instant::now();
-            let what = format!("{} {}", this_try.method(), this_try.url().path());
-            let result = match self.send_once(this_try, rules).await {
+            let result = match self.send_once(this_try, &what, rules).await {
                 Ok(body) => decode(&body).map_err(|f| Fault {
                     reason: format!("{what}: {}", f.reason),
                     ..f
@@ -355,16 +356,16 @@ impl UpstreamHttp {
     async fn send_once(
         &self,
         request: reqwest::Request,
+        what: &What<'_>,
         rules: StatusRules,
     ) -> Result<Bytes, Fault> {
-        let path = request.url().path().to_string();
-        match tokio::time::timeout(self.limits.timeout, self.exchange(request, rules)).await {
+        match tokio::time::timeout(self.limits.timeout, self.exchange(request, what, rules)).await {
             Ok(result) => result,
             Err(_) => Err(Fault::new(
                 Outcome::Timeout,
                 format!(
-                    "GET {path}: no complete answer within {:?}",
-                    self.limits.timeout
+                    "GET {}: no complete answer within {:?}",
+                    what.1, self.limits.timeout
                 ),
             )),
         }
@@ -373,9 +374,9 @@ impl UpstreamHttp {
     async fn exchange(
         &self,
         request: reqwest::Request,
+        what: &What<'_>,
         rules: StatusRules,
     ) -> Result<Bytes, Fault> {
-        let what = format!("{} {}", request.method(), request.url().path());
         if let Some(why) = &self.unusable {
             return Err(Fault::new(Outcome::UpstreamError, format!("{what}: {why}")));
         }
@@ -383,7 +384,7 @@ impl UpstreamHttp {
             .client
             .execute(request)
             .await
-            .map_err(|e| transport_fault(&what, e))?;
+            .map_err(|e| transport_fault(what, e))?;
         let status = response.status();
         if status.is_success() {
             let body = read_capped(&mut response, self.limits.max_body_bytes)
@@ -428,6 +429,15 @@ impl UpstreamHttp {
     }
 }
 
+/// A request as its messages name it: `GET /path` (no query, which could carry a secret).
+struct What<'a>(&'a reqwest::Method, &'a str);
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0, self.1)
+    }
+}
+
 /// The generic status table; sources refine it with [`StatusRules`].
 pub fn classify_status(status: StatusCode, rules: StatusRules) -> Outcome {
     match status.as_u16() {
@@ -443,7 +453,7 @@ pub fn classify_status(status: StatusCode, rules: StatusRules) -> Outcome {
     }
 }
 
-fn transport_fault(what: &str, e: reqwest::Error) -> Fault {
+fn transport_fault(what: &What<'_>, e: reqwest::Error) -> Fault {
     let outcome = if e.is_timeout() {
         Outcome::Timeout
     } else if e.is_connect() {
@@ -478,19 +488,35 @@ async fn read_capped(response: &mut reqwest::Response, cap: u64) -> Result<Bytes
             ));
         }
     }
+    // A body that arrives in one chunk (most answers) is that chunk, not a copy; a second
+    // chunk starts one buffer, sized for the announced length where it is within the cap.
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if buf.len() as u64 + chunk.len() as u64 > cap {
+                let held = first.as_ref().map_or(0, Bytes::len) + buf.len();
+                if held as u64 + chunk.len() as u64 > cap {
                     return Err(Fault::new(
                         Outcome::TooLarge,
                         format!("body exceeds the {cap}-byte limit"),
                     ));
                 }
-                buf.extend_from_slice(&chunk);
+                match first.take() {
+                    None if buf.is_empty() => first = Some(chunk),
+                    None => buf.extend_from_slice(&chunk),
+                    Some(earlier) => {
+                        let announced = response.content_length().unwrap_or(0).min(cap);
+                        let size = usize::try_from(announced)
+                            .unwrap_or(0)
+                            .max(held + chunk.len());
+                        buf.reserve(size);
+                        buf.extend_from_slice(&earlier);
+                        buf.extend_from_slice(&chunk);
+                    }
+                }
             }
-            Ok(None) => return Ok(buf.freeze()),
+            Ok(None) => return Ok(first.unwrap_or_else(|| buf.freeze())),
             Err(e) => {
                 let outcome = if e.is_timeout() {
                     Outcome::Timeout

@@ -1,6 +1,7 @@
 //! What every source shares: the `Source` trait, its targets, the field parser that counts
 //! parse errors, the token cache and request helpers. Sources import this; it imports no source.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -117,11 +118,17 @@ impl FieldParser {
     /// A leaf as text: strings as they are, numbers and booleans printed, null absent.
     /// Objects and arrays where a scalar belongs are a parse error of `field`.
     pub fn text(&self, field: &str, value: Option<&Value>) -> Option<String> {
+        self.scalar(field, value).map(Cow::into_owned)
+    }
+
+    /// [`FieldParser::text`] borrowed where the value is a string (no copy for a value
+    /// that is only parsed).
+    fn scalar<'v>(&self, field: &str, value: Option<&'v Value>) -> Option<Cow<'v, str>> {
         match value? {
             Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
+            Value::String(s) => Some(Cow::Borrowed(s)),
+            Value::Number(n) => Some(Cow::Owned(n.to_string())),
+            Value::Bool(b) => Some(Cow::Owned(b.to_string())),
             other => {
                 self.failed(
                     field,
@@ -138,7 +145,7 @@ impl FieldParser {
         value: Option<&Value>,
         parse: impl Fn(&str) -> Result<Option<T>, parse::ParseError>,
     ) -> Option<T> {
-        let text = self.text(field, value)?;
+        let text = self.scalar(field, value)?;
         match parse(&text) {
             Ok(v) => v,
             Err(e) => {
@@ -165,7 +172,7 @@ impl FieldParser {
         if let Some(n) = value.and_then(Value::as_u64) {
             return Some(n);
         }
-        let text = self.text(field, value)?;
+        let text = self.scalar(field, value)?;
         let text = text.trim();
         if text.is_empty() || text == "-" {
             return None;
@@ -278,6 +285,12 @@ impl TokenCache {
 
 /// Sets `Authorization: Bearer <token>`, marked sensitive so no debug output shows it.
 pub fn set_bearer(request: &mut reqwest::Request, token: &Secret) -> Result<(), Fault> {
+    request.headers_mut().insert(AUTHORIZATION, bearer(token)?);
+    Ok(())
+}
+
+/// The value of `Authorization: Bearer <token>`, marked sensitive.
+pub fn bearer(token: &Secret) -> Result<HeaderValue, Fault> {
     let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
         Fault::new(
             Outcome::AuthError,
@@ -285,8 +298,7 @@ pub fn set_bearer(request: &mut reqwest::Request, token: &Secret) -> Result<(), 
         )
     })?;
     value.set_sensitive(true);
-    request.headers_mut().insert(AUTHORIZATION, value);
-    Ok(())
+    Ok(value)
 }
 
 /// `base` with `segments` appended, each percent-encoded as one path segment (ids may hold

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::source::{
-    count_entries, endpoint, set_bearer, Entries, FieldParser, IssuedToken, Source, SourceTarget,
-    TokenCache, MAX_TOKEN_LIFETIME,
+    bearer, count_entries, endpoint, set_bearer, Entries, FieldParser, IssuedToken, Source,
+    SourceTarget, TokenCache, MAX_TOKEN_LIFETIME,
 };
 use crate::config::{Secret, ZdmAuth, ZdmConfig, ZdmTarget};
 use crate::http::{StatusRules, UpstreamHttp};
@@ -31,7 +31,20 @@ pub struct Zdm {
     fields: FieldParser,
     /// The token from login and when to re-issue it.
     issued: TokenCache,
+    /// Each target's request URL (or why it has none), built once: servers, backup jobs,
+    /// recovery jobs, each in configuration order.
+    urls: [Vec<Result<Url, Fault>>; 3],
+    /// `Authorization` of a static `token`, built once; `None` with login, or when the
+    /// token cannot be a header value (then every request says so, as before).
+    bearer: Option<HeaderValue>,
 }
+
+/// The endpoint path of each target kind, in the order of [`Zdm::urls`].
+const PATHS: [&str; 3] = [
+    "backups/monitoring/system",
+    "backups/monitoring/job",
+    "recoveries/monitoring/job",
+];
 
 #[async_trait]
 impl Source for Zdm {
@@ -54,19 +67,19 @@ impl Source for Zdm {
     }
 
     async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault> {
-        let (list, path) = match target.kind {
-            TargetKind::Server => (&self.config.servers, "backups/monitoring/system"),
-            TargetKind::BackupJob => (&self.config.backup_jobs, "backups/monitoring/job"),
-            TargetKind::RecoveryJob => (&self.config.recovery_jobs, "recoveries/monitoring/job"),
+        let (list, urls) = match target.kind {
+            TargetKind::Server => (&self.config.servers, &self.urls[0]),
+            TargetKind::BackupJob => (&self.config.backup_jobs, &self.urls[1]),
+            TargetKind::RecoveryJob => (&self.config.recovery_jobs, &self.urls[2]),
             other => return Err(not_ours(other)),
         };
-        let Some(configured) = list.get(target.index) else {
+        let (Some(configured), Some(url)) = (list.get(target.index), urls.get(target.index)) else {
             return Err(Fault::new(
                 Outcome::UpstreamError,
                 "target is no longer configured",
             ));
         };
-        let url = self.url(path, configured)?;
+        let url = url.clone()?;
         let fallback = configured.id.as_str();
         let fields = &self.fields;
         let output = match target.kind {
@@ -98,6 +111,17 @@ impl Source for Zdm {
     }
 }
 
+/// The request URL of one target: `url` + `api_prefix` + the endpoint `path` + the target's
+/// id as one path segment, with its query filters.
+fn url(config: &ZdmConfig, path: &str, target: &ZdmTarget) -> Result<Url, Fault> {
+    let base = format!("{}{}/{path}", config.url, config.api_prefix);
+    let mut url = endpoint(&base, &[&target.id])?;
+    if !target.query.is_empty() {
+        url.query_pairs_mut().extend_pairs(target.query.iter());
+    }
+    Ok(url)
+}
+
 fn not_ours(kind: TargetKind) -> Fault {
     Fault::new(
         Outcome::UpstreamError,
@@ -107,21 +131,25 @@ fn not_ours(kind: TargetKind) -> Fault {
 
 impl Zdm {
     pub fn new(config: ZdmConfig, http: UpstreamHttp, fields: FieldParser) -> Self {
+        let lists = [&config.servers, &config.backup_jobs, &config.recovery_jobs];
+        let urls = std::array::from_fn(|i| {
+            lists[i]
+                .iter()
+                .map(|target| url(&config, PATHS[i], target))
+                .collect()
+        });
+        let bearer = match &config.auth {
+            ZdmAuth::Token(token) => bearer(token).ok(),
+            ZdmAuth::Login { .. } => None,
+        };
         Zdm {
             config,
             http,
             fields,
             issued: TokenCache::default(),
+            urls,
+            bearer,
         }
-    }
-
-    fn url(&self, path: &str, target: &ZdmTarget) -> Result<Url, Fault> {
-        let base = format!("{}{}/{path}", self.config.url, self.config.api_prefix);
-        let mut url = endpoint(&base, &[&target.id])?;
-        if !target.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(target.query.iter());
-        }
-        Ok(url)
     }
 
     /// GET with the Bearer token, the answer decoded by `decode` (so a bad body is counted
@@ -132,14 +160,17 @@ impl Zdm {
         deadline: Instant,
         decode: &(dyn Fn(&[u8]) -> Result<T, Fault> + Sync),
     ) -> Result<T, Fault> {
+        if let ZdmAuth::Token(_) = &self.config.auth {
+            return self.get_with_token(url, deadline, false, decode).await;
+        }
         let first = self
             .get_with_token(url.clone(), deadline, false, decode)
             .await;
-        match (&self.config.auth, first) {
-            (ZdmAuth::Login { .. }, Err(fault)) if fault.outcome == Outcome::AuthError => {
+        match first {
+            Err(fault) if fault.outcome == Outcome::AuthError => {
                 self.get_with_token(url, deadline, true, decode).await
             }
-            (_, result) => result,
+            result => result,
         }
     }
 
@@ -150,9 +181,15 @@ impl Zdm {
         renew: bool,
         decode: &(dyn Fn(&[u8]) -> Result<T, Fault> + Sync),
     ) -> Result<T, Fault> {
-        let token = self.token(deadline, renew).await?;
         let mut request = reqwest::Request::new(Method::GET, url);
-        set_bearer(&mut request, &token)?;
+        match &self.bearer {
+            Some(value) => {
+                request
+                    .headers_mut()
+                    .insert(reqwest::header::AUTHORIZATION, value.clone());
+            }
+            None => set_bearer(&mut request, &self.token(deadline, renew).await?)?,
+        }
         request.headers_mut().insert(
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
@@ -255,6 +292,41 @@ impl From<JobCount> for usize {
     }
 }
 
+/// `job`: a list of entries or one entry, read straight from the body (an array is the
+/// list, an object the one entry, anything else an error). Serde's untagged enum
+/// ([`OneOrMany`]) buffers the whole value and reads it again; this does not. Where this
+/// fails, [`decode_envelope`] reads the answer again through [`OneOrMany`], so every answer
+/// decodes exactly as the untagged enum decodes it.
+#[derive(Debug)]
+struct Jobs<T>(Vec<T>);
+
+impl<T> Jobs<T> {
+    fn into_vec(self) -> Vec<T> {
+        self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Jobs<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Entries<T> {
+            type Value = Jobs<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of jobs or one job")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Jobs<T>, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Jobs)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Jobs<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|one| Jobs(vec![one]))
+            }
+        }
+        d.deserialize_any(Entries(std::marker::PhantomData))
+    }
+}
+
+/// `job` as serde's untagged enum reads it: the reference [`Jobs`] falls back to.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany<T> {
@@ -262,13 +334,19 @@ enum OneOrMany<T> {
     One(T),
 }
 
-impl<T> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
-        match self {
-            OneOrMany::Many(v) => v,
-            OneOrMany::One(t) => vec![t],
+impl<T> From<OneOrMany<T>> for Jobs<T> {
+    fn from(jobs: OneOrMany<T>) -> Self {
+        match jobs {
+            OneOrMany::Many(v) => Jobs(v),
+            OneOrMany::One(t) => Jobs(vec![t]),
         }
     }
+}
+
+/// A `data` shape read with [`Jobs`], and `Compat`, the same shape read with
+/// [`OneOrMany`] for the answers [`Jobs`] refuses.
+trait Streamed: for<'de> Deserialize<'de> {
+    type Compat: for<'de> Deserialize<'de> + Into<Self>;
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,10 +355,24 @@ struct Named {
 }
 
 #[derive(Debug, Deserialize)]
-struct SystemData {
+struct SystemData<J = Jobs<JobEntry>> {
     system: Option<Named>,
     summary: Option<Summary>,
-    job: Option<OneOrMany<JobEntry>>,
+    job: Option<J>,
+}
+
+impl Streamed for SystemData {
+    type Compat = SystemData<OneOrMany<JobEntry>>;
+}
+
+impl From<SystemData<OneOrMany<JobEntry>>> for SystemData {
+    fn from(d: SystemData<OneOrMany<JobEntry>>) -> Self {
+        SystemData {
+            system: d.system,
+            summary: d.summary,
+            job: d.job.map(Jobs::from),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -299,7 +391,7 @@ struct Summary {
 struct JobEntry {
     info: Option<JobInfo>,
     progress_info: Option<ProgressInfo>,
-    log: Option<Value>,
+    log: Option<LastLine>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,15 +412,41 @@ struct ProgressInfo {
 }
 
 #[derive(Debug, Deserialize)]
-struct JobData {
+struct JobData<J = Jobs<JobEntry>> {
     system: Option<Named>,
-    job: Option<OneOrMany<JobEntry>>,
+    job: Option<J>,
+}
+
+impl Streamed for JobData {
+    type Compat = JobData<OneOrMany<JobEntry>>;
+}
+
+impl From<JobData<OneOrMany<JobEntry>>> for JobData {
+    fn from(d: JobData<OneOrMany<JobEntry>>) -> Self {
+        JobData {
+            system: d.system,
+            job: d.job.map(Jobs::from),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
-struct RecoveryData {
+struct RecoveryData<J = Jobs<RecoveryJob>> {
     system: Option<RecoverySystem>,
-    job: Option<OneOrMany<RecoveryJob>>,
+    job: Option<J>,
+}
+
+impl Streamed for RecoveryData {
+    type Compat = RecoveryData<OneOrMany<RecoveryJob>>;
+}
+
+impl From<RecoveryData<OneOrMany<RecoveryJob>>> for RecoveryData {
+    fn from(d: RecoveryData<OneOrMany<RecoveryJob>>) -> Self {
+        RecoveryData {
+            system: d.system,
+            job: d.job.map(Jobs::from),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,7 +458,7 @@ struct RecoverySystem {
 #[derive(Debug, Deserialize)]
 struct RecoveryJob {
     info: Option<JobInfo>,
-    log: Option<Value>,
+    log: Option<LastLine>,
     details: Option<Vec<RecoveryDetail>>,
 }
 
@@ -355,16 +473,31 @@ struct RecoveryDetail {
 /// Decodes the ZDM envelope; `success: false` or a missing `data` is an upstream error.
 /// [`decode_envelope`] after counting `data.job`: past `max_jobs_per_target` the answer
 /// is refused before a single job is built.
-fn decode_counted<T: for<'de> Deserialize<'de>>(
-    fields: &FieldParser,
-    body: &[u8],
-) -> Result<T, Fault> {
+fn decode_counted<T: Streamed>(fields: &FieldParser, body: &[u8]) -> Result<T, Fault> {
     fields.check_jobs(count_entries::<JobCount>(body))?;
     decode_envelope(body)
 }
 
-fn decode_envelope<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Fault> {
-    let envelope: Envelope<T> = serde_json::from_slice(body).map_err(Fault::decode)?;
+fn decode_envelope<T: Streamed>(body: &[u8]) -> Result<T, Fault> {
+    match serde_json::from_slice(body) {
+        Ok(envelope) => open_envelope(envelope),
+        // Not read straight: the untagged enum's reading decides (and its error is the
+        // one reported).
+        Err(_) => open_envelope(compat_envelope(body)?),
+    }
+}
+
+/// The answer read with [`OneOrMany`], as every answer was read before [`Jobs`].
+fn compat_envelope<T: Streamed>(body: &[u8]) -> Result<Envelope<T>, Fault> {
+    let compat: Envelope<T::Compat> = serde_json::from_slice(body).map_err(Fault::decode)?;
+    Ok(Envelope {
+        success: compat.success,
+        data: compat.data.map(Into::into),
+        error: compat.error,
+    })
+}
+
+fn open_envelope<T>(envelope: Envelope<T>) -> Result<T, Fault> {
     if envelope.success == Some(false) {
         let message = envelope
             .error
@@ -405,7 +538,7 @@ fn job_record(
     fields: &FieldParser,
     key: JobKey,
     progress: Option<&ProgressInfo>,
-    log: Option<&Value>,
+    log: Option<&LastLine>,
     info: Vec<(&'static str, String)>,
 ) -> JobRecord {
     let empty = ProgressInfo::default();
@@ -437,22 +570,124 @@ fn job_record(
 }
 
 /// The last non-empty line of a job's `log` array.
-fn last_log_line(log: Option<&Value>) -> Option<String> {
-    log?.as_array()?
-        .iter()
-        .rev()
-        .filter_map(Value::as_str)
-        .find(|l| !l.trim().is_empty())
-        .map(str::to_string)
+fn last_log_line(log: Option<&LastLine>) -> Option<String> {
+    log?.0.clone()
 }
 
-fn backup_jobs(
-    fields: &FieldParser,
-    server: &str,
-    jobs: Option<OneOrMany<JobEntry>>,
-) -> Vec<JobRecord> {
+/// A job's `log` as it is used: the last line of the array that is a string and not blank
+/// (the failure reason when the progress message gives none). It accepts and refuses what a
+/// [`Value`] does, but keeps one line instead of building the whole array.
+#[derive(Debug, Default)]
+struct LastLine(Option<String>);
+
+impl<'de> Deserialize<'de> for LastLine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LogVisitor)
+    }
+}
+
+/// `log` itself: an array is read line by line; anything else has no line.
+struct LogVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LogVisitor {
+    type Value = LastLine;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a job log")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<LastLine, A::Error> {
+        let mut last = String::new();
+        let mut found = false;
+        while let Some(line) = seq.next_element_seed(LineSeed(&mut last))? {
+            found |= line;
+        }
+        Ok(LastLine(found.then_some(last)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<LastLine, A::Error> {
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(LastLine(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+    fn visit_unit<E>(self) -> Result<LastLine, E> {
+        Ok(LastLine(None))
+    }
+}
+
+/// One entry of `log`: a string that is not blank replaces the line kept in the buffer
+/// (`true`); arrays and objects are read as a [`Value`] would read them, then dropped.
+struct LineSeed<'a>(&'a mut String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for LineSeed<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a log line")
+    }
+
+    fn visit_str<E>(self, line: &str) -> Result<bool, E> {
+        if line.trim().is_empty() {
+            return Ok(false);
+        }
+        self.0.clear();
+        self.0.push_str(line);
+        Ok(true)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(false)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(false)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>) -> Vec<JobRecord> {
     let mut out = Vec::new();
-    for entry in jobs.map(OneOrMany::into_vec).unwrap_or_default() {
+    for entry in jobs.map(Jobs::into_vec).unwrap_or_default() {
         let info = entry.info.unwrap_or_default();
         let Some(job_name) = fields
             .text("info.name", info.name.as_ref())
@@ -529,7 +764,7 @@ fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) ->
     )
     .unwrap_or_else(|| fallback.to_string());
     let mut jobs = Vec::new();
-    for job in data.job.map(OneOrMany::into_vec).unwrap_or_default() {
+    for job in data.job.map(Jobs::into_vec).unwrap_or_default() {
         let info = job.info.unwrap_or_default();
         let job_name = fields
             .text("info.name", info.name.as_ref())
@@ -588,6 +823,52 @@ mod tests {
         let telemetry = Telemetry::new();
         let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
         map_system(&fields(&telemetry), data, "configured-id")
+    }
+
+    /// `LastLine` keeps what the `Value` it replaced gave, and refuses what it refused.
+    #[test]
+    fn last_log_line_reads_as_the_log_value_did() {
+        fn from_value(log: &Value) -> Option<String> {
+            log.as_array()?
+                .iter()
+                .rev()
+                .filter_map(Value::as_str)
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        }
+        let logs = [
+            r#"["a","b"]"#,
+            r#"["a","  ",""]"#,
+            r#"["a\u0041",1,null,true,{"x":[1]},["y"],"  "]"#,
+            r#"[1e400,"z",-0.5,18446744073709551616]"#,
+            r#"[]"#,
+            r#""one line""#,
+            r#"{"line":"x"}"#,
+            r#"5"#,
+            r#"null"#,
+            r#"["\ud800"]"#,
+            r#"[{"a":"\ud800"}]"#,
+            r#"["a",[[[["b"]]]]]"#,
+            r#"["a","#,
+            r#"["caf\u00e9 done","\t\n"]"#,
+        ];
+        for log in logs {
+            let want = serde_json::from_str::<Option<Value>>(log)
+                .map(|v| v.as_ref().and_then(from_value))
+                .map_err(|e| e.to_string());
+            let got = serde_json::from_str::<Option<LastLine>>(log)
+                .map(|l| last_log_line(l.as_ref()))
+                .map_err(|e| e.to_string());
+            assert_eq!(got.is_ok(), want.is_ok(), "{log}: {got:?} vs {want:?}");
+            if let (Ok(got), Ok(want)) = (got, want) {
+                assert_eq!(got, want, "{log}");
+            }
+        }
+        let deep = format!("[{}{}]", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            serde_json::from_str::<Option<LastLine>>(&deep).is_ok(),
+            serde_json::from_str::<Option<Value>>(&deep).is_ok()
+        );
     }
 
     #[test]
@@ -827,6 +1108,44 @@ mod tests {
             "token",
         ];
 
+        /// The streamed read decodes `body` exactly as the untagged enum does, for every
+        /// endpoint: the same data or the same fault.
+        fn streamed_as_untagged(body: &[u8]) -> Result<(), TestCaseError> {
+            fn same<T: Streamed + std::fmt::Debug>(body: &[u8]) -> Result<(), TestCaseError> {
+                let streamed = format!("{:?}", decode_envelope::<T>(body));
+                let untagged = format!("{:?}", compat_envelope::<T>(body).and_then(open_envelope));
+                prop_assert_eq!(streamed, untagged);
+                Ok(())
+            }
+            same::<SystemData>(body)?;
+            same::<JobData>(body)?;
+            same::<RecoveryData>(body)
+        }
+
+        #[test]
+        fn jobs_read_straight_decode_as_the_untagged_enum() {
+            let bodies = [
+                SYSTEM,
+                JOB,
+                RECOVERY,
+                r#"{"success":true,"data":{"job":[]}}"#,
+                r#"{"success":true,"data":{"job":null}}"#,
+                r#"{"success":true,"data":{"job":5}}"#,
+                r#"{"success":true,"data":{"job":"x"}}"#,
+                r#"{"success":true,"data":{"job":[{"info":5}]}}"#,
+                r#"{"success":true,"data":{"job":[[{"info":{"name":"a"}}]]}}"#,
+                r#"{"success":true,"data":{"job":[{"info":{"name":"a"}},"x"]}}"#,
+                r#"{"success":true,"data":{"job":{"info":{"name":"a"},"info":{}}}}"#,
+                r#"{"success":true,"data":{"job":[{"progressInfo":{"percent":1e400}}]}}"#,
+                r#"{"success":true,"data":{"job":{"details":[{"drive":"C:"}],"log":["a"]}}}"#,
+                r#"{"success":false,"error":"no","data":{"job":[1]}}"#,
+                r#"{"success":true,"data":{"job":[{"info":{"name":"a"}}"#,
+            ];
+            for body in bodies {
+                streamed_as_untagged(body.as_bytes()).unwrap();
+            }
+        }
+
         fn all_endpoints(body: &[u8]) -> Result<(), TestCaseError> {
             let telemetry = Telemetry::new();
             let fields = fields(&telemetry);
@@ -874,6 +1193,13 @@ mod tests {
                 body in prop_oneof![fuzzing::mutated(SYSTEM, KEYS), fuzzing::mutated(JOB, KEYS), fuzzing::mutated(RECOVERY, KEYS), fuzzing::mutated(LOGIN, KEYS)]
             ) {
                 all_endpoints(&body)?;
+            }
+
+            #[test]
+            fn mutated_answers_decode_as_the_untagged_enum(
+                body in prop_oneof![fuzzing::mutated(SYSTEM, KEYS), fuzzing::mutated(JOB, KEYS), fuzzing::mutated(RECOVERY, KEYS)]
+            ) {
+                streamed_as_untagged(&body)?;
             }
         }
     }
