@@ -88,13 +88,27 @@ pub fn plan_upstream(
                 timeout: upstream.settings.timeout,
                 stale_after: upstream.settings.stale_after,
                 job_status: upstream.settings.job_status,
-                phase: upstream.settings.interval * i as u32 / count,
+                phase: phase(upstream.settings.interval, i as u32, count),
                 admission: admission.clone(),
                 telemetry: telemetry.clone(),
             });
         }
     }
     planned
+}
+
+/// Phases are whole multiples of this: an upstream's targets start in batches every 100 ms
+/// instead of one every few milliseconds, so the runtime wakes once per batch rather than
+/// per poll, and a run of neighbouring targets finishes together for the packer.
+const PHASE_STEP: Duration = Duration::from_millis(100);
+
+/// The offset of target `i` of `count` within `interval`: spread evenly, rounded down to
+/// [`PHASE_STEP`].
+fn phase(interval: Duration, i: u32, count: u32) -> Duration {
+    let even = interval * i.min(count) / count.max(1);
+    let steps = even.as_nanos() / PHASE_STEP.as_nanos();
+    // `steps` steps are at most `even`, which is below `interval`: no overflow.
+    PHASE_STEP * u32::try_from(steps).unwrap_or(0)
 }
 
 /// Polls one target once and records the result. Never panics, never hangs past the
@@ -303,5 +317,30 @@ fn log_transition(id: &TargetId, failing: &mut Option<Outcome>, result: &Result<
             *failing = Some(fault.outcome);
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod phase_tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_over_the_interval_in_whole_steps() {
+        let interval = Duration::from_secs(5);
+        let phases: Vec<Duration> = (0..2000).map(|i| phase(interval, i, 2000)).collect();
+        assert!(phases.windows(2).all(|w| w[0] <= w[1]));
+        assert!(phases.iter().all(|p| *p < interval));
+        assert!(phases
+            .iter()
+            .all(|p| p.as_nanos() % PHASE_STEP.as_nanos() == 0));
+        let mut distinct = phases.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 50, "one batch per 100 ms step");
+        assert_eq!(phase(interval, 0, 1), Duration::ZERO);
+        // Below one step, every target starts with the first.
+        assert!((0..10).all(|i| phase(Duration::from_millis(50), i, 10) == Duration::ZERO));
+        // No overflow at the largest interval.
+        let day = Duration::from_secs(86_400);
+        assert!(phase(day, u32::MAX - 1, u32::MAX) < day);
     }
 }
