@@ -310,22 +310,38 @@ impl Run {
         self.pending = Vec::new();
     }
 
-    /// Every slot's chunks, for a new layout.
-    fn all_chunks(&self, decompressor: &mut Decompress) -> Vec<Chunks> {
-        let plains: Vec<Bytes> = self
-            .segments
+    /// Every family's plain bytes (inflated where the segment holds only its compressed
+    /// form), for [`Run::slot_chunks`].
+    fn plains(&self, decompressor: &mut Decompress) -> Vec<Bytes> {
+        self.segments
             .iter()
             .map(|s| s.plain(decompressor))
-            .collect();
-        let mut out: Vec<Chunks> = (0..self.targets.len())
-            .map(|s| std::array::from_fn(|f| self.segments[f].chunk(&plains[f], s)))
-            .collect();
-        for (slot, family, bytes) in &self.pending {
-            if let Some(chunks) = out.get_mut(*slot) {
+            .collect()
+    }
+
+    /// One slot's chunks, from `plains` and what is pending.
+    fn slot_chunks(&self, slot: usize, plains: &[Bytes]) -> Chunks {
+        let mut chunks: Chunks = std::array::from_fn(|f| {
+            plains
+                .get(f)
+                .map_or_else(Bytes::new, |p| self.segments[f].chunk(p, slot))
+        });
+        for (s, family, bytes) in &self.pending {
+            if *s == slot {
                 chunks[*family] = bytes.clone();
             }
         }
-        out
+        chunks
+    }
+
+    /// Compresses every stale segment now and lets its plain bytes go.
+    fn compress_now(&mut self, compressor: &mut Compress) {
+        for segment in &mut self.segments {
+            if let (None, Some(plain)) = (&segment.deflated, &segment.plain) {
+                segment.deflated = Some(Deflated::of(compressor, plain));
+                segment.plain = None;
+            }
+        }
     }
 }
 
@@ -505,11 +521,14 @@ impl Packed {
         if unchanged {
             return;
         }
-        let old_chunks: Vec<Vec<Chunks>> = self
-            .runs
-            .iter()
-            .map(|run| run.all_chunks(&mut self.decompressor))
-            .collect();
+        // Run by run, each compressed before the next is built: a relayout (a reload that
+        // adds or drops targets) holds one run's plain text at a time, not the whole
+        // exposition. Both layouts are in store order, so the old runs are read in order
+        // and one inflated old run at a time is enough.
+        let old_runs = std::mem::take(&mut self.runs);
+        let old_index = std::mem::take(&mut self.index);
+        let mut inflated: Option<(usize, Vec<Bytes>)> = None;
+        let mut compressor = (!old_runs.is_empty()).then(compressor);
         let mut runs = Vec::with_capacity(order.len().div_ceil(TARGETS_PER_RUN));
         let mut index = HashMap::with_capacity(order.len());
         for (r, group) in order.chunks(TARGETS_PER_RUN).enumerate() {
@@ -520,34 +539,36 @@ impl Packed {
                 segments: Default::default(),
                 dirty: ALL_FAMILIES,
                 reported: 0,
-                waiting_since: Some(Instant::now()),
+                waiting_since: None,
             };
             for (s, target) in group.iter().enumerate() {
-                let kept = self
-                    .index
-                    .get(*target)
-                    .and_then(|&(r, s)| old_chunks.get(r)?.get(s));
                 let mut hashes = [0u64; FAMILY_COUNT];
-                if let Some(chunks) = kept {
-                    for (f, chunk) in chunks.iter().enumerate() {
-                        hashes[f] = self.hash(chunk);
-                        if !chunk.is_empty() {
-                            run.pending.push((s, f, chunk.clone()));
+                if let Some(&(or, os)) = old_index.get(*target) {
+                    if let Some(old) = old_runs.get(or) {
+                        if inflated.as_ref().map(|(i, _)| *i) != Some(or) {
+                            inflated = Some((or, old.plains(&mut self.decompressor)));
                         }
+                        let plains = inflated.as_ref().map_or(&[][..], |(_, p)| &p[..]);
+                        for (f, chunk) in old.slot_chunks(os, plains).into_iter().enumerate() {
+                            if !chunk.is_empty() {
+                                run.pending.push((s, f, chunk));
+                            }
+                        }
+                        hashes = old.hashes.get(os).copied().unwrap_or(hashes);
                     }
                 }
                 run.targets.push((*target).clone());
                 run.hashes.push(hashes);
                 index.insert((*target).clone(), (r, s));
             }
+            run.refresh(&mut self.version, &mut self.decompressor);
+            if let Some(c) = &mut compressor {
+                run.compress_now(c);
+            }
             runs.push(run);
         }
         self.runs = runs;
         self.index = index;
-        let (runs, version, d) = (&mut self.runs, &mut self.version, &mut self.decompressor);
-        for run in runs.iter_mut() {
-            run.refresh(version, d);
-        }
     }
 
     /// The target's series after a poll, for the families in `families` (bit `f` for
@@ -986,6 +1007,45 @@ mod tests {
         assert_eq!(text, sliced);
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains(&big), "the big chunk, whole and in order");
+    }
+
+    #[test]
+    fn a_relayout_keeps_series_and_holds_them_compressed() {
+        let mut packed = Packed::new();
+        let mut order: Vec<TargetId> = (0..200).map(target).collect();
+        packed.set_targets(order.iter());
+        let mut held = HashMap::new();
+        for (i, t) in order.iter().enumerate() {
+            let c = chunks(i as u64, 0b1011);
+            held.insert(t.clone(), c.clone());
+            packed.update(t, c, ALL_FAMILIES);
+        }
+        packed.refresh();
+        packed.deflate_stale(&mut compressor());
+        // A reload drops every third target and adds some: every run shifts.
+        order.retain(|t| !t.target.ends_with('3'));
+        order.extend((500..530).map(target));
+        order.sort();
+        held.retain(|t, _| order.contains(t));
+        packed.set_targets(order.iter());
+        assert!(
+            !packed.behind(),
+            "nothing left to compress after a relayout"
+        );
+        assert!(packed
+            .runs
+            .iter()
+            .all(|r| r.segments.iter().all(|s| s.plain.is_none())));
+        let (plain, gz) = answers(&mut packed, Format::Text, b"");
+        assert_eq!(plain, model(Format::Text, &order, &held));
+        assert_eq!(gunzip(&gz), plain);
+        // An unchanged poll after the relayout is still told unchanged.
+        let (t, c) = held
+            .iter()
+            .next()
+            .map(|(t, c)| (t.clone(), c.clone()))
+            .unwrap();
+        assert!(!packed.update(&t, c, ALL_FAMILIES));
     }
 
     #[test]
