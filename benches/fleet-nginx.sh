@@ -42,6 +42,8 @@ IDLE_INTERVAL=${IDLE_INTERVAL:-30s}
 echo "command: $CMDLINE"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 umask 022
 
 die() {
@@ -97,17 +99,6 @@ SIM_PID=""
 NGX_PID=""
 EXP_PID=""
 
-stop() { # stop PID: SIGTERM, then SIGKILL after 5 s
-    local pid=$1
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     stop "$EXP_PID"
     stop "$NGX_PID"
@@ -117,25 +108,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-ticks=$(getconf CLK_TCK)
-cpu_seconds() { # utime+stime of the PIDs in seconds (fields 14 and 15, after the "(comm)")
-    python3 - "$ticks" "$@" <<'EOF'
-import sys
-total = 0
-for pid in sys.argv[2:]:
-    stat = open(f"/proc/{pid}/stat").read()
-    fields = stat[stat.rindex(")") + 2:].split()
-    total += int(fields[11]) + int(fields[12])
-print(total / int(sys.argv[1]))
-EOF
-}
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-calc() { python3 -c "print($*)"; }
-mb() { calc "round($1 / 1024, 1)"; }
 nginx_pids() { # master and workers, one line
     echo "$NGX_PID $(cat "/proc/$NGX_PID/task/$NGX_PID/children" 2>/dev/null)"
 }
@@ -147,18 +119,7 @@ nginx_cpu() {
 
 # --- answers: a snapshot of the simulator's fleet, one file per server ---------------------
 echo "generating ${SERVERS}x${JOBS} answers from a backup-simulator snapshot"
-: >"$WORK/simulator.out"
-"$SIMULATOR" --listen 127.0.0.1:0 --fleet "${SERVERS}x${JOBS}" --token bench --cycle 1h \
-    >"$WORK/simulator.out" 2>"$WORK/simulator.log" &
-SIM_PID=$!
-SIM_ADDR=""
-for _ in $(seq 150); do
-    SIM_ADDR=$(sed -n 's/^listening on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$WORK/simulator.out" | head -n 1)
-    [[ -n $SIM_ADDR ]] && break
-    kill -0 "$SIM_PID" 2>/dev/null || die "simulator exited"
-    sleep 0.1
-done
-[[ -n $SIM_ADDR ]] || die "simulator did not print 'listening on' within 15 s"
+start_simulator --fleet "${SERVERS}x${JOBS}" --token bench --cycle 1h
 ANSWERS=$(python3 - "$SIM_ADDR" "$SERVERS" "$JOBS" "$WWW" <<'EOF'
 import collections, http.client, json, os, sys
 addr, servers, jobs, root = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -244,49 +205,6 @@ cmp -s <(curl -s "$NGX_URL/api/v1/backups/monitoring/system/fleet-$(printf %05d 
 echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') on $NGX_URL (pid $NGX_PID, user $(ps -o user= -p "$(nginx_pids | awk '{print $NF}')"))"
 
 # --- exporter --------------------------------------------------------------------------------
-write_config() { # write_config FILE INTERVAL
-    python3 - "$1" "$2" "127.0.0.1:$NGX_PORT" "$SERVERS" "$CONCURRENCY" <<'EOF'
-import sys
-path, interval, addr, servers, concurrency = sys.argv[1:]
-with open(path, "w") as f:
-    f.write(f"""defaults:
-  interval: {interval}
-  timeout: 10s
-  concurrency: {concurrency}
-  timezone: Asia/Seoul
-upstreams:
-  - name: zdm-fleet
-    type: zdm
-    url: http://{addr}
-    token_env: BENCH_TOKEN
-    servers:
-""")
-    for i in range(1, int(servers) + 1):
-        f.write(f"      - fleet-{i:05d}\n")
-EOF
-}
-
-EXP_URL=""
-start_exporter() { # start_exporter NAME INTERVAL; sets EXP_PID, EXP_URL, READY_S
-    local name=$1 port t0 t1 code
-    write_config "$WORK/$name.yaml" "$2"
-    port=$(free_port)
-    EXP_URL="http://127.0.0.1:$port"
-    t0=$(now)
-    BENCH_TOKEN=bench "$EXPORTER" --config "$WORK/$name.yaml" \
-        --web.listen-address "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
-    EXP_PID=$!
-    while :; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$EXP_URL/-/ready" || true)
-        [[ $code == 200 ]] && break
-        kill -0 "$EXP_PID" 2>/dev/null || die "exporter exited"
-        [[ $(calc "$(now) - $t0 > $READY_TIMEOUT") == True ]] \
-            && die "exporter not ready within ${READY_TIMEOUT} s"
-        sleep 0.02
-    done
-    t1=$(now)
-    READY_S=$(calc "round($t1 - $t0, 2)")
-}
 
 # --- wrk -------------------------------------------------------------------------------------
 # done() writes the summary and wrk's latency histogram (us, count), to merge rounds exactly.
@@ -349,7 +267,7 @@ EOF
 
 # --- run 1: interval IDLE_INTERVAL -- first cycle, sizes, latency side by side ---------------
 ngx_cpu0=$(nginx_cpu)
-start_exporter idle "$IDLE_INTERVAL"
+start_exporter idle "$IDLE_INTERVAL" "127.0.0.1:$NGX_PORT"
 ready_idle=$READY_S
 exp_cpu_first=$(cpu_seconds "$EXP_PID")
 ngx_cpu_first=$(calc "round($(nginx_cpu) - $ngx_cpu0, 2)")
@@ -393,7 +311,7 @@ stop "$EXP_PID"
 EXP_PID=""
 
 # --- run 2: interval 5s -- CPU per cycle in steady state, then latency while polling --------
-start_exporter busy "${CPU_INTERVAL}s"
+start_exporter busy "${CPU_INTERVAL}s" "127.0.0.1:$NGX_PORT"
 ready_busy=$READY_S
 sleep "$CPU_INTERVAL" # skip the burst of the first cycle
 e0=$(cpu_seconds "$EXP_PID")

@@ -21,6 +21,8 @@ SCRAPES=${SCRAPES:-200}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 for tool in curl python3; do
     command -v "$tool" >/dev/null || { echo "fleet.sh: $tool is required" >&2; exit 1; }
 done
@@ -35,17 +37,6 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/fleet-bench.XXXXXX")
 SIM_PID=""
 EXP_PID=""
 
-stop() { # stop PID: SIGTERM, then SIGKILL after 5 s
-    local pid=$1
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     stop "$EXP_PID"
     stop "$SIM_PID"
@@ -62,79 +53,8 @@ die() {
     exit 1
 }
 
-now() { date +%s.%N; }
-ticks=$(getconf CLK_TCK)
-cpu_seconds() { # utime+stime of PID in seconds (fields 14 and 15, after the "(comm)")
-    python3 - "$1" "$ticks" <<'EOF'
-import sys
-stat = open(f"/proc/{sys.argv[1]}/stat").read()
-fields = stat[stat.rindex(")") + 2:].split()
-print((int(fields[11]) + int(fields[12])) / int(sys.argv[2]))
-EOF
-}
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-calc() { python3 -c "print($*)"; }
-
 # --- simulator -------------------------------------------------------------------------------
-: >"$WORK/simulator.out" # exists before the background child opens it, for the loop below
-"$SIMULATOR" --listen 127.0.0.1:0 --fleet "${SERVERS}x${JOBS}" --token bench \
-    >"$WORK/simulator.out" 2>"$WORK/simulator.log" &
-SIM_PID=$!
-SIM_ADDR=""
-for _ in $(seq 150); do
-    SIM_ADDR=$(sed -n 's/^listening on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$WORK/simulator.out" | head -n 1)
-    [[ -n $SIM_ADDR ]] && break
-    kill -0 "$SIM_PID" 2>/dev/null || die "simulator exited"
-    sleep 0.1
-done
-[[ -n $SIM_ADDR ]] || die "simulator did not print 'listening on' within 15 s"
-
-write_config() { # write_config FILE INTERVAL
-    python3 - "$1" "$2" "$SIM_ADDR" "$SERVERS" "$CONCURRENCY" <<'EOF'
-import sys
-path, interval, addr, servers, concurrency = sys.argv[1:]
-with open(path, "w") as f:
-    f.write(f"""defaults:
-  interval: {interval}
-  timeout: 10s
-  concurrency: {concurrency}
-  timezone: Asia/Seoul
-upstreams:
-  - name: zdm-fleet
-    type: zdm
-    url: http://{addr}
-    token_env: BENCH_TOKEN
-    servers:
-""")
-    for i in range(1, int(servers) + 1):
-        f.write(f"      - fleet-{i:05d}\n")
-EOF
-}
-
-EXP_URL=""
-start_exporter() { # start_exporter NAME INTERVAL; sets EXP_PID, EXP_URL, READY_S
-    local name=$1 port t0 t1 code
-    write_config "$WORK/$name.yaml" "$2"
-    port=$(free_port)
-    EXP_URL="http://127.0.0.1:$port"
-    t0=$(now)
-    BENCH_TOKEN=bench "$EXPORTER" --config "$WORK/$name.yaml" \
-        --web.listen-address "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
-    EXP_PID=$!
-    while :; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$EXP_URL/-/ready" || true)
-        [[ $code == 200 ]] && break
-        kill -0 "$EXP_PID" 2>/dev/null || die "exporter exited"
-        [[ $(calc "$(now) - $t0 > $READY_TIMEOUT") == True ]] \
-            && die "exporter not ready within ${READY_TIMEOUT} s"
-        sleep 0.02
-    done
-    t1=$(now)
-    READY_S=$(calc "round($t1 - $t0, 2)")
-}
+start_simulator --fleet "${SERVERS}x${JOBS}" --token bench
 
 scrape_latency() { # scrape_latency URL N GZIP(0|1) -> "p50 p99" in ms
     python3 - "$1" "$2" "$3" <<'EOF'
@@ -159,7 +79,7 @@ EOF
 
 # --- run 1: interval 30s -- first cycle, RSS, size, latency (no polls between cycles) ------
 sim_cpu0=$(cpu_seconds "$SIM_PID")
-start_exporter steady 30s
+start_exporter steady 30s "$SIM_ADDR"
 exp_cpu_first=$(cpu_seconds "$EXP_PID")
 sim_cpu_first=$(calc "round($(cpu_seconds "$SIM_PID") - $sim_cpu0, 2)")
 rss_ready=$(status_kb "$EXP_PID" VmRSS)
@@ -178,7 +98,7 @@ stop "$EXP_PID"
 EXP_PID=""
 
 # --- run 2: interval 5s -- CPU per cycle in steady state, then latency under polling ------
-start_exporter busy "${CPU_INTERVAL}s"
+start_exporter busy "${CPU_INTERVAL}s" "$SIM_ADDR"
 sleep "$CPU_INTERVAL" # skip the burst of the first cycle
 e0=$(cpu_seconds "$EXP_PID")
 s0=$(cpu_seconds "$SIM_PID")
@@ -197,7 +117,6 @@ stop "$EXP_PID"
 EXP_PID=""
 
 # --- report ----------------------------------------------------------------------------------
-mb() { calc "round($1 / 1024, 1)"; }
 printf '\nfleet %sx%s = %s jobs, concurrency %s, %s cores, load %s, %s\n' \
     "$SERVERS" "$JOBS" $((SERVERS * JOBS)) "$CONCURRENCY" "$(nproc)" \
     "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%FT%TZ)"

@@ -42,6 +42,8 @@ FD_SLACK=20
 
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 ]] || { echo "usage: soak.sh [SECONDS]" >&2; exit 2; }
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 for tool in curl python3; do
     command -v "$tool" >/dev/null || { echo "soak.sh: $tool is required" >&2; exit 1; }
 done
@@ -59,17 +61,6 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/soak.XXXXXX")
 SIM_PID=""
 EXP_PID=""
 
-stop() { # stop PID: SIGTERM, then SIGKILL after 5 s
-    local pid=$1
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     stop "$EXP_PID"
     stop "$SIM_PID"
@@ -107,20 +98,9 @@ TENANT=soak-tenant
 CLIENT_ID=soak-client
 CLIENT_SECRET=soak-client-secret
 
-: >"$WORK/simulator.out"
-"$SIMULATOR" --listen 127.0.0.1:0 --token "$TOKEN" --login "$EMAIL:$PASSWORD" \
+start_simulator --token "$TOKEN" --login "$EMAIL:$PASSWORD" \
     --scp-keys "$SCP_ACCESS:$SCP_SECRET" --azure-client "$TENANT:$CLIENT_ID:$CLIENT_SECRET" \
-    --cycle 60s --fleet "${SERVERS}x${JOBS}" \
-    </dev/null >"$WORK/simulator.out" 2>"$WORK/simulator.log" &
-SIM_PID=$!
-SIM_ADDR=""
-for _ in $(seq 150); do
-    SIM_ADDR=$(sed -n 's/^listening on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$WORK/simulator.out" | head -n 1)
-    [[ -n $SIM_ADDR ]] && break
-    kill -0 "$SIM_PID" 2>/dev/null || die "simulator exited"
-    sleep 0.1
-done
-[[ -n $SIM_ADDR ]] || die "simulator did not print 'listening on' within 15 s"
+    --cycle 60s --fleet "${SERVERS}x${JOBS}"
 SIM_URL="http://$SIM_ADDR"
 
 # The simulator names its fault kinds and endpoints when asked for an unknown one, so new

@@ -645,8 +645,9 @@ impl Packed {
     /// about `bytes` of plain text to compress, and returns their stale segments.
     pub fn due(&mut self, now: Instant, bytes: usize) -> Vec<Stale> {
         let mut out = Vec::new();
+        let mut taken = 0;
         for (r, run) in self.runs.iter_mut().enumerate() {
-            if out.iter().map(|s: &Stale| s.plain.len()).sum::<usize>() >= bytes {
+            if taken >= bytes {
                 break;
             }
             if !run.due(now) {
@@ -655,7 +656,7 @@ impl Packed {
             run.refresh(&mut self.version, &mut self.decompressor);
             run.reported = 0;
             run.waiting_since = None;
-            collect_stale(r, run, &mut out);
+            taken += collect_stale(r, run, &mut out);
         }
         out
     }
@@ -690,8 +691,9 @@ impl Packed {
     }
 
     /// The job and target families, plain: each family's header once, then every run's
-    /// segment of it (inflated as the answer is written). Call [`Packed::refresh`] first.
-    pub fn plain(&self, format: Format, out: &mut Answer) {
+    /// segment of it (inflated as the answer is written), with every poll so far in.
+    pub fn plain(&mut self, format: Format, out: &mut Answer) {
+        self.refresh();
         let headers = headers(format);
         for family in Family::ALL {
             if !self.present(family) {
@@ -709,10 +711,11 @@ impl Packed {
         }
     }
 
-    /// [`Packed::plain`] as raw deflate segments. Call [`Packed::refresh`] and
-    /// [`Packed::deflate_stale`] first; a segment still without its compressed form is
-    /// compressed with `compressor`.
-    pub fn deflated(&self, format: Format, compressor: &mut Compress, out: &mut Gzip) {
+    /// [`Packed::plain`] as raw deflate segments; what the background packer has not
+    /// compressed yet is compressed here with `compressor`.
+    pub fn deflated(&mut self, format: Format, compressor: &mut Compress, out: &mut Gzip) {
+        self.refresh();
+        self.deflate_stale(compressor);
         let headers = headers(format);
         for family in Family::ALL {
             if !self.present(family) {
@@ -720,21 +723,21 @@ impl Packed {
             }
             out.push(&headers[family as usize].deflated);
             for run in &self.runs {
-                let segment = &run.segments[family as usize];
-                match (&segment.deflated, &segment.plain) {
-                    (Some(d), _) => out.push(d),
-                    (None, Some(plain)) => out.push(&Deflated::of(compressor, plain)),
-                    (None, None) => {}
+                if let Some(d) = &run.segments[family as usize].deflated {
+                    out.push(d);
                 }
             }
         }
     }
 }
 
-fn collect_stale(r: usize, run: &Run, out: &mut Vec<Stale>) {
+/// Appends the run's stale segments to `out`; returns their plain bytes.
+fn collect_stale(r: usize, run: &Run, out: &mut Vec<Stale>) -> usize {
+    let mut bytes = 0;
     for (f, segment) in run.segments.iter().enumerate() {
         if let (None, Some(plain)) = (&segment.deflated, &segment.plain) {
             if !plain.is_empty() {
+                bytes += plain.len();
                 out.push(Stale {
                     run: r,
                     family: f,
@@ -744,6 +747,7 @@ fn collect_stale(r: usize, run: &Run, out: &mut Vec<Stale>) {
             }
         }
     }
+    bytes
 }
 
 /// A gzip answer being assembled from deflate segments.

@@ -348,13 +348,10 @@ impl Store {
         inner.ready_latched
     }
 
-    /// A consistent snapshot of every target's ready bytes: one reference per target taken
-    /// under the lock, no formatting and no copying.
-    /// The job and target families in `format`, plain: references to ready segments.
+    /// The job and target families in `format`, plain: the ready segments, inflated as
+    /// the answer is written.
     pub fn plain(&self, format: Format, out: &mut Answer) {
-        let mut packing = self.packing();
-        packing.packed.refresh();
-        packing.packed.plain(format, out);
+        self.packing().packed.plain(format, out);
     }
 
     /// The job and target families in `format` as deflate segments, then `tail` (the
@@ -363,9 +360,7 @@ impl Store {
     pub fn deflated(&self, format: Format, out: &mut Gzip, tail: &[&[u8]]) {
         let mut packing = self.packing();
         let packing = &mut *packing;
-        packing.packed.refresh();
         let compressor = packing.compressor.get_or_insert_with(packed::compressor);
-        packing.packed.deflate_stale(compressor);
         packing.packed.deflated(format, compressor, out);
         for plain in tail {
             out.push_plain(compressor, plain);
@@ -381,7 +376,7 @@ impl Store {
         loop {
             let stale = self.packing().packed.due(Instant::now(), PACK_BATCH);
             if stale.is_empty() {
-                return (total, self.behind());
+                return (total, self.packing().packed.behind());
             }
             let done: Vec<_> = stale.iter().map(|s| s.compress(compressor)).collect();
             let mut packing = self.packing();
@@ -395,11 +390,6 @@ impl Store {
     /// Woken when polls changed series that [`Store::pack`] has not compressed yet.
     pub async fn changed(&self) {
         self.changed.notified().await;
-    }
-
-    /// Whether [`Store::pack`] has work.
-    pub fn behind(&self) -> bool {
-        self.packing().packed.behind()
     }
 
     /// The exposition of all job and target families (text format) as one list of chunks.

@@ -1,0 +1,94 @@
+# shellcheck shell=bash disable=SC2034  # EXP_URL, READY_S and SIM_ADDR are read by the scripts that source this
+# Shell helpers the bench scripts share (sourced, not run). A script that sources this sets
+# WORK, SIMULATOR, EXPORTER, READY_TIMEOUT, SERVERS and CONCURRENCY, and defines
+# `die MESSAGE` before it calls start_simulator or start_exporter.
+
+stop() { # stop PID: SIGTERM, then SIGKILL after 5 s
+    local pid=$1
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+start_simulator() { # start_simulator ARGS...: $SIMULATOR on 127.0.0.1; sets SIM_PID, SIM_ADDR
+    : >"$WORK/simulator.out" # exists before the background child opens it, for the loop below
+    "$SIMULATOR" --listen 127.0.0.1:0 "$@" </dev/null >"$WORK/simulator.out" 2>"$WORK/simulator.log" &
+    SIM_PID=$!
+    SIM_ADDR=""
+    for _ in $(seq 150); do
+        SIM_ADDR=$(sed -n 's/^listening on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$WORK/simulator.out" | head -n 1)
+        [[ -n $SIM_ADDR ]] && break
+        kill -0 "$SIM_PID" 2>/dev/null || die "simulator exited"
+        sleep 0.1
+    done
+    [[ -n $SIM_ADDR ]] || die "simulator did not print 'listening on' within 15 s"
+}
+
+now() { date +%s.%N; }
+calc() { python3 -c "print($*)"; }
+mb() { calc "round($1 / 1024, 1)"; }
+
+cpu_seconds() { # cpu_seconds PID...: utime+stime in seconds (fields 14 and 15, after "(comm)")
+    python3 - "$(getconf CLK_TCK)" "$@" <<'PY'
+import sys
+total = 0
+for pid in sys.argv[2:]:
+    stat = open(f"/proc/{pid}/stat").read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    total += int(fields[11]) + int(fields[12])
+print(total / int(sys.argv[1]))
+PY
+}
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+write_fleet_config() { # write_fleet_config FILE INTERVAL UPSTREAM_ADDR: one zdm upstream, SERVERS servers
+    python3 - "$1" "$2" "$3" "$SERVERS" "$CONCURRENCY" <<'PY'
+import sys
+path, interval, addr, servers, concurrency = sys.argv[1:]
+with open(path, "w") as f:
+    f.write(f"""defaults:
+  interval: {interval}
+  timeout: 10s
+  concurrency: {concurrency}
+  timezone: Asia/Seoul
+upstreams:
+  - name: zdm-fleet
+    type: zdm
+    url: http://{addr}
+    token_env: BENCH_TOKEN
+    servers:
+""")
+    for i in range(1, int(servers) + 1):
+        f.write(f"      - fleet-{i:05d}\n")
+PY
+}
+
+EXP_URL=""
+start_exporter() { # start_exporter NAME INTERVAL UPSTREAM_ADDR; sets EXP_PID, EXP_URL, READY_S
+    local name=$1 port t0 t1 code
+    write_fleet_config "$WORK/$name.yaml" "$2" "$3"
+    port=$(free_port)
+    EXP_URL="http://127.0.0.1:$port"
+    t0=$(now)
+    BENCH_TOKEN=bench "$EXPORTER" --config "$WORK/$name.yaml" \
+        --web.listen-address "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
+    EXP_PID=$!
+    while :; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$EXP_URL/-/ready" || true)
+        [[ $code == 200 ]] && break
+        kill -0 "$EXP_PID" 2>/dev/null || die "exporter exited"
+        [[ $(calc "$(now) - $t0 > $READY_TIMEOUT") == True ]] \
+            && die "exporter not ready within ${READY_TIMEOUT} s"
+        sleep 0.02
+    done
+    t1=$(now)
+    READY_S=$(calc "round($t1 - $t0, 2)")
+}
