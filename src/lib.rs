@@ -25,4 +25,4 @@ pub mod state;
 pub mod status;
 pub mod telemetry;
 pub mod text;
-pub mod webconfig;
+pub mod web;

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use backup_exporter::app::{App, ConfigSource};
 use backup_exporter::server::{self, Server};
 use backup_exporter::shard::Shard;
-use backup_exporter::webconfig::LiveWebConfig;
+use backup_exporter::web::LiveWebConfig;
 use backup_exporter::{config, demo, http, listen, logging, telemetry};
 use clap::{Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;

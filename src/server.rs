@@ -28,7 +28,7 @@ use crate::exposition::Exposition;
 use crate::landing;
 use crate::metrics::Format;
 use crate::packed::{Answer, Pieces};
-use crate::webconfig::{LiveWebConfig, WebConfig};
+use crate::web::{LiveWebConfig, WebConfig};
 
 type Body = BoxBody<Bytes, Infallible>;
 

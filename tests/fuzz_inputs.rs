@@ -11,7 +11,7 @@ use backup_exporter::config;
 use backup_exporter::http::retry_after;
 use backup_exporter::parse::{format_duration, parse_duration, parse_percent, parse_time};
 use backup_exporter::status::{normalize_status, parse_status, Status, StatusMap};
-use backup_exporter::webconfig::WebConfig;
+use backup_exporter::web::WebConfig;
 use proptest::prelude::*;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
