@@ -1,0 +1,342 @@
+//! `basic_auth_users`: Basic credentials checked against bcrypt hashes, as exporter-toolkit's
+//! `handler.go` and `cache.go` do: an unknown user costs as much as a wrong password, bcrypt
+//! runs on a few blocking threads only, and a pair that passed is remembered for a while.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hyper::header::HeaderValue;
+use sha2::{Digest, Sha256};
+
+/// bcrypt checks that may run at once, on tokio's blocking pool: a flood of wrong passwords
+/// queues here instead of taking every core or any of the runtime's worker threads.
+const BCRYPT_SLOTS: usize = 2;
+/// How long a (user, password) pair that passed bcrypt is accepted without bcrypt again.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+/// Pairs remembered at most; the oldest goes first.
+const VERIFIED_MAX: usize = 256;
+/// Salt and checksum of a well-formed bcrypt hash (exporter-toolkit's dummy): an unknown user
+/// is checked against it, at the configured cost, so that it takes as long as a wrong password.
+const DUMMY_SALT_AND_CHECKSUM: &str = "QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
+
+/// The `BCRYPT_SLOTS` bcrypt checks that may run at once. One set serves every configuration a
+/// `LiveWebConfig` loads, so a reload does not open more slots.
+#[derive(Clone)]
+pub(super) struct BcryptSlots(Arc<tokio::sync::Semaphore>);
+
+impl BcryptSlots {
+    pub(super) fn new() -> Self {
+        BcryptSlots(Arc::new(tokio::sync::Semaphore::new(BCRYPT_SLOTS)))
+    }
+}
+
+/// The configured users and what checking them needs.
+pub(super) struct BasicAuth {
+    /// user name -> bcrypt hash
+    users: HashMap<String, String>,
+    /// No password matches it; its cost is the highest of the configured hashes.
+    dummy_hash: String,
+    bcrypt_slots: BcryptSlots,
+    verified: Mutex<Verified>,
+}
+
+impl BasicAuth {
+    /// Checks every hash (in user name order, so the error is always about the same user) and
+    /// makes the dummy hash at the highest of their costs.
+    pub(super) fn new(
+        users: HashMap<String, String>,
+        bcrypt_slots: BcryptSlots,
+    ) -> Result<Self, String> {
+        let mut sorted: Vec<(&String, &String)> = users.iter().collect();
+        sorted.sort();
+        let mut cost = 0;
+        for (user, hash) in sorted {
+            let this = bcrypt_cost(hash).map_err(|reason| {
+                format!(
+                    "basic_auth_users.{user}: not a bcrypt hash ({reason}; expected 60 characters like $2y$10$...)"
+                )
+            })?;
+            cost = cost.max(this);
+        }
+        Ok(BasicAuth::with_cost(users, cost, bcrypt_slots))
+    }
+
+    fn with_cost(users: HashMap<String, String>, cost: u32, bcrypt_slots: BcryptSlots) -> Self {
+        BasicAuth {
+            users,
+            dummy_hash: format!("$2y${cost:02}${DUMMY_SALT_AND_CHECKSUM}"),
+            bcrypt_slots,
+            verified: Mutex::new(Verified::default()),
+        }
+    }
+
+    /// The configured user names (for `Debug`; never the hashes).
+    pub(super) fn users(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
+    /// True when no users are configured, or the Basic credentials match a bcrypt hash.
+    ///
+    /// An unknown user is checked against the dummy hash, so the answer takes as long as for a
+    /// wrong password and does not tell which users exist. bcrypt runs on the blocking pool,
+    /// at most `BCRYPT_SLOTS` at once; a pair that passed is remembered for `VERIFIED_FOR`.
+    pub(super) async fn authorized(&self, header: Option<&HeaderValue>) -> bool {
+        if self.users.is_empty() {
+            return true;
+        }
+        let Some((user, password)) = header.and_then(basic_credentials) else {
+            return false;
+        };
+        let (hash, known) = match self.users.get(&user) {
+            Some(hash) => (hash.clone(), true),
+            None => (self.dummy_hash.clone(), false),
+        };
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(user.as_bytes())
+            .chain_update([0u8])
+            .chain_update(password.as_bytes())
+            .chain_update([0u8])
+            .chain_update(hash.as_bytes())
+            .finalize()
+            .into();
+        if known && self.verified().contains(&digest, Instant::now()) {
+            return true;
+        }
+        let Ok(slot) = self.bcrypt_slots.0.clone().acquire_owned().await else {
+            return false;
+        };
+        // The slot moves into the blocking task: a client that hangs up mid-check does not
+        // free it before bcrypt has finished.
+        let matched = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        let ok = matched && known;
+        if ok {
+            self.verified().insert(digest, Instant::now());
+        }
+        ok
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, Verified> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The cost of a well-formed bcrypt hash, or why it is not one.
+fn bcrypt_cost(hash: &str) -> Result<u32, String> {
+    let parts: bcrypt::HashParts = hash.parse().map_err(|e: bcrypt::BcryptError| {
+        let reason = e.to_string();
+        reason
+            .strip_prefix("Invalid hash: ")
+            .unwrap_or(&reason)
+            .to_string()
+    })?;
+    let cost = parts.get_cost();
+    if !(4..=31).contains(&cost) {
+        return Err(format!("cost {cost} is outside 04..31"));
+    }
+    Ok(cost)
+}
+
+/// Digests of (user, password, hash) that passed bcrypt, with when they did.
+#[derive(Default)]
+struct Verified {
+    at: HashMap<[u8; 32], Instant>,
+}
+
+impl Verified {
+    fn contains(&mut self, digest: &[u8; 32], now: Instant) -> bool {
+        match self.at.get(digest) {
+            Some(at) if now.saturating_duration_since(*at) < VERIFIED_FOR => true,
+            Some(_) => {
+                self.at.remove(digest);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, digest: [u8; 32], now: Instant) {
+        if self.at.len() >= VERIFIED_MAX && !self.at.contains_key(&digest) {
+            self.at
+                .retain(|_, at| now.saturating_duration_since(*at) < VERIFIED_FOR);
+            if self.at.len() >= VERIFIED_MAX {
+                let oldest = self.at.iter().min_by_key(|(_, at)| **at).map(|(d, _)| *d);
+                if let Some(oldest) = oldest {
+                    self.at.remove(&oldest);
+                }
+            }
+        }
+        self.at.insert(digest, now);
+    }
+}
+
+/// The user and password of an `Authorization: Basic` header.
+fn basic_credentials(header: &HeaderValue) -> Option<(String, String)> {
+    let value = header.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth_with_user(user: &str, password: &str) -> BasicAuth {
+        let hash = bcrypt::hash(password, 4).unwrap();
+        BasicAuth::with_cost(
+            HashMap::from([(user.to_string(), hash)]),
+            4,
+            BcryptSlots::new(),
+        )
+    }
+
+    fn basic(user: &str, password: &str) -> HeaderValue {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        HeaderValue::from_str(&format!("Basic {token}")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn basic_auth_accepts_only_the_right_password() {
+        let web = auth_with_user("prometheus", "s3cret");
+        assert!(web.authorized(Some(&basic("prometheus", "s3cret"))).await);
+        // Second time from the cache.
+        assert!(web.authorized(Some(&basic("prometheus", "s3cret"))).await);
+        assert!(!web.authorized(Some(&basic("prometheus", "wrong"))).await);
+        assert!(!web.authorized(Some(&basic("other", "s3cret"))).await);
+        assert!(!web.authorized(None).await);
+        assert!(
+            !web.authorized(Some(&HeaderValue::from_static("Bearer x")))
+                .await
+        );
+        assert!(
+            !web.authorized(Some(&HeaderValue::from_static("Basic !!!")))
+                .await
+        );
+    }
+
+    #[tokio::test]
+    async fn no_users_lets_everyone_in() {
+        let auth = BasicAuth::new(HashMap::new(), BcryptSlots::new()).unwrap();
+        assert!(auth.authorized(None).await);
+    }
+
+    #[test]
+    fn credentials_are_split_at_the_first_colon_and_the_scheme_is_any_case() {
+        let header = |s: &str| HeaderValue::from_str(s).unwrap();
+        let token = base64::engine::general_purpose::STANDARD.encode("u:p:w");
+        assert_eq!(
+            basic_credentials(&header(&format!("basic {token}"))),
+            Some(("u".into(), "p:w".into()))
+        );
+        let no_colon = base64::engine::general_purpose::STANDARD.encode("user");
+        assert_eq!(
+            basic_credentials(&header(&format!("Basic {no_colon}"))),
+            None
+        );
+        assert_eq!(basic_credentials(&header("Basic")), None);
+    }
+
+    #[test]
+    fn the_dummy_hash_is_well_formed_at_every_cost_and_matches_nothing() {
+        for cost in [4, 10, 31] {
+            let web = BasicAuth::with_cost(HashMap::new(), cost, BcryptSlots::new());
+            assert_eq!(bcrypt_cost(&web.dummy_hash), Ok(cost), "{}", web.dummy_hash);
+        }
+        let web = BasicAuth::with_cost(HashMap::new(), 4, BcryptSlots::new());
+        for password in ["", "password", "prometheus"] {
+            assert_eq!(bcrypt::verify(password, &web.dummy_hash).ok(), Some(false));
+        }
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_as_much_as_the_dearest_configured_hash() {
+        let users = HashMap::from([
+            ("a".to_string(), bcrypt::hash("x", 4).unwrap()),
+            ("b".to_string(), bcrypt::hash("x", 5).unwrap()),
+        ]);
+        let auth = BasicAuth::new(users, BcryptSlots::new()).unwrap();
+        assert_eq!(bcrypt_cost(&auth.dummy_hash), Ok(5));
+    }
+
+    #[test]
+    fn the_first_bad_hash_in_user_order_is_named_without_echoing_it() {
+        let users = HashMap::from([
+            ("b".to_string(), "also-plain".to_string()),
+            ("a".to_string(), "plain".to_string()),
+        ]);
+        let e = BasicAuth::new(users, BcryptSlots::new()).err().unwrap();
+        assert!(
+            e.starts_with("basic_auth_users.a: not a bcrypt hash ("),
+            "{e}"
+        );
+        assert!(!e.contains("plain"), "{e}");
+    }
+
+    #[test]
+    fn malformed_hashes_are_named() {
+        let good = bcrypt::hash("x", 4).unwrap();
+        assert_eq!(bcrypt_cost(&good), Ok(4));
+        let cost_99 = format!("$2b$99${}", &good[7..]);
+        let cost_03 = format!("$2b$03${}", &good[7..]);
+        let not_2 = format!("$3b$10${}", &good[7..]);
+        for bad in [
+            "",
+            "$2",
+            "plain",
+            cost_99.as_str(),
+            cost_03.as_str(),
+            not_2.as_str(),
+            &good[..59],
+            "$2y$10$ééééééééééééééééééééééééééé",
+        ] {
+            assert!(bcrypt_cost(bad).is_err(), "{bad:?} passed");
+        }
+        assert_eq!(
+            bcrypt_cost(&cost_99).unwrap_err(),
+            "cost 99 is outside 04..31"
+        );
+    }
+
+    #[test]
+    fn verified_pairs_expire_and_the_oldest_goes_first() {
+        let key = |i: usize| {
+            let mut k = [0u8; 32];
+            k[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            k
+        };
+        let mut v = Verified::default();
+        let t0 = Instant::now();
+        v.insert(key(1), t0);
+        assert!(v.contains(&key(1), t0 + Duration::from_secs(59)));
+        assert!(!v.contains(&key(1), t0 + VERIFIED_FOR));
+        assert!(v.at.is_empty(), "an expired pair is dropped when seen");
+        for i in 0..VERIFIED_MAX {
+            v.insert(key(i), t0 + Duration::from_millis(i as u64));
+        }
+        assert_eq!(v.at.len(), VERIFIED_MAX);
+        let later = t0 + Duration::from_secs(1);
+        let new = key(VERIFIED_MAX);
+        v.insert(new, later);
+        assert_eq!(v.at.len(), VERIFIED_MAX);
+        assert!(!v.contains(&key(0), later), "the oldest went");
+        assert!(v.contains(&new, later));
+        assert!(v.contains(&key(1), later));
+        // Everything expired: room is made by dropping the expired ones.
+        v.insert(key(VERIFIED_MAX + 1), later + VERIFIED_FOR);
+        assert_eq!(v.at.len(), 1);
+    }
+}
