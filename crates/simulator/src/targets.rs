@@ -17,6 +17,7 @@ pub(crate) struct DemoTargets {
     pub azure_vaults: Vec<(String, String, String)>,
 }
 
+/// The targets of the live scenarios, read from their tables.
 pub(crate) fn demo_targets() -> DemoTargets {
     DemoTargets {
         servers: zdm::SERVERS.iter().map(|s| s.name.to_string()).collect(),
