@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use backup_exporter::app::ConfigSource;
 use backup_exporter::poller::{self, Planned};
-use backup_exporter::simulator::{AzureSim, SimOptions, Simulator};
 use backup_exporter::state::Store;
 use backup_exporter::telemetry::Telemetry;
+use backup_simulator::{AzureSim, SimOptions, Simulator};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn setup(rt: &tokio::runtime::Runtime) -> (Vec<Planned>, Arc<Store>) {

@@ -25,11 +25,12 @@ fi
 # The strict OpenMetrics parser the OpenMetrics test feeds /metrics to.
 python3 -c 'import prometheus_client' 2>/dev/null || pip install --quiet prometheus_client
 
+# Every crate of the workspace: the exporter and the simulator (crates/simulator).
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 # Snapshots are compared, never written, here.
 log=$(mktemp)
-INSTA_UPDATE=no cargo test --locked --all-targets 2>&1 | tee "$log"
+INSTA_UPDATE=no cargo test --locked --workspace --all-targets 2>&1 | tee "$log"
 bash scripts/test-deb.sh
 # One closing line for the whole suite (the package test above is one more check).
 awk '/^test result:/ {p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}' "$log"

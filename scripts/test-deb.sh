@@ -90,11 +90,12 @@ diff -u <(strip_unit deploy/systemd/backup-exporter.service) \
   <(strip_unit deploy/debian/backup-exporter.service) ||
   fail "deploy/debian/backup-exporter.service drifted from deploy/systemd/backup-exporter.service"
 
-cargo build --locked --quiet --bin backup-exporter
+# The exporter package only (`-p`): the workspace's simulator crate is not shipped.
+cargo build --locked --quiet -p "$PKG" --bin backup-exporter
 rm -rf target/deb-ci target/debian/"$PKG"_*.deb
 mkdir -p target/deb-ci
 ln -f target/debug/backup-exporter target/deb-ci/backup-exporter
-cargo deb --locked --profile deb-ci --no-build --fast --quiet >/dev/null
+cargo deb -p "$PKG" --locked --profile deb-ci --no-build --fast --quiet >/dev/null
 deb=$(ls target/debian/"$PKG"_*.deb)
 version=$(dpkg-deb -f "$deb" Version)
 echo "test-deb: built $deb"

@@ -19,7 +19,6 @@ pub mod parse;
 pub mod poller;
 pub mod server;
 pub mod shard;
-pub mod simulator;
 pub mod sources;
 pub mod state;
 pub mod status;

@@ -210,7 +210,10 @@ fn init_logging(level: LogLevel, format: LogFormat) {
         LogLevel::Trace => "trace",
     };
     // Libraries stay at warn: their debug output is not ours to vouch for (headers, bodies).
-    let filter = tracing_subscriber::EnvFilter::new(format!("warn,backup_exporter={level}"));
+    // The bundled simulator (`--demo`) is ours, and logs at the exporter's level.
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "warn,backup_exporter={level},backup_simulator={level}"
+    ));
     // Plain text always: logfmt and JSON carry no colour codes, whatever stderr is.
     let format = match format {
         LogFormat::Logfmt => logging::Format::Logfmt,

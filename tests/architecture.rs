@@ -3,17 +3,25 @@
 //! file of the project refers to the developers' shared folder beside the clone.
 //!
 //! The module graph is read from the `crate::`, `super::`, `self::` paths and the relative
-//! paths to child modules in every file under `src/` (test-only modules left out: a test
+//! paths to child modules in every file of a crate (test-only modules left out: a test
 //! module may look at anything). An edge A -> B means a file of A names B or something
-//! declared in B.
+//! declared in B. Each crate of the workspace is its own graph: the exporter's `src/` and the
+//! simulator's `crates/simulator/src/` (which cannot name the exporter at all: it does not
+//! depend on it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 type Module = Vec<String>;
 
+/// The workspace root (the exporter package is its root package).
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The simulator crate's sources.
+fn simulator_src() -> PathBuf {
+    root().join("crates/simulator/src")
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -211,14 +219,14 @@ fn resolve(
     best
 }
 
-fn graph() -> BTreeMap<Module, BTreeSet<Module>> {
-    let src = root().join("src");
+/// The module graph of the crate whose sources are in `src`.
+fn graph(src: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
     let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    rust_files(src, &mut files);
     let mut texts = BTreeMap::new();
     let mut test_only: BTreeSet<Module> = BTreeSet::new();
     for file in &files {
-        let Some(module) = module_of(&src, file) else {
+        let Some(module) = module_of(src, file) else {
             continue;
         };
         let text = std::fs::read_to_string(file).expect("read source");
@@ -265,23 +273,59 @@ fn name(m: &Module) -> String {
     }
 }
 
+/// Whether `a` has an edge to `b`: the sanity checks that the reader sees what it must.
+fn has_edge(edges: &BTreeMap<Module, BTreeSet<Module>>, a: &[&str], b: &[&str]) -> bool {
+    let a: Module = a.iter().map(|s| s.to_string()).collect();
+    let b: Module = b.iter().map(|s| s.to_string()).collect();
+    edges.get(&a).is_some_and(|e| e.contains(&b))
+}
+
 #[test]
 fn no_module_imports_another_that_imports_it_back() {
-    let edges = graph();
+    let edges = graph(&root().join("src"));
     assert!(
         edges.len() > 20,
         "expected the whole crate, found {} modules",
         edges.len()
     );
-    // Sanity: the reader sees the edges it must see.
-    let has = |a: &[&str], b: &[&str]| {
-        let a: Module = a.iter().map(|s| s.to_string()).collect();
-        let b: Module = b.iter().map(|s| s.to_string()).collect();
-        edges.get(&a).is_some_and(|e| e.contains(&b))
-    };
-    assert!(has(&["poller"], &["sources"]), "poller uses sources");
-    assert!(has(&["server"], &["exposition"]), "server uses exposition");
+    assert!(
+        has_edge(&edges, &["poller"], &["sources"]),
+        "poller uses sources"
+    );
+    assert!(
+        has_edge(&edges, &["server"], &["exposition"]),
+        "server uses exposition"
+    );
+    let cycles = cycles(&edges);
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
 
+#[test]
+fn no_simulator_module_imports_another_that_imports_it_back() {
+    let edges = graph(&simulator_src());
+    assert!(
+        edges.len() > 20,
+        "expected the whole simulator crate, found {} modules",
+        edges.len()
+    );
+    assert!(
+        has_edge(&edges, &["router"], &["zdm"]),
+        "the router dispatches to zdm"
+    );
+    assert!(
+        has_edge(&edges, &["zdm", "routes"], &["zdm", "wire"]),
+        "zdm's routes use its wire format"
+    );
+    assert!(
+        has_edge(&edges, &["demo"], &["targets"]),
+        "demo uses targets"
+    );
+    let cycles = cycles(&edges);
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+/// Every cycle of the graph, as `a -> b -> a`.
+fn cycles(edges: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<String> {
     let mut cycles = Vec::new();
     // Depth-first search with colours; every back edge is a cycle.
     let mut state: BTreeMap<&Module, u8> = BTreeMap::new();
@@ -311,10 +355,10 @@ fn no_module_imports_another_that_imports_it_back() {
     }
     for m in edges.keys() {
         if state.get(m).copied().unwrap_or(0) == 0 {
-            visit(m, &edges, &mut state, &mut Vec::new(), &mut cycles);
+            visit(m, edges, &mut state, &mut Vec::new(), &mut cycles);
         }
     }
-    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+    cycles
 }
 
 #[test]
@@ -332,6 +376,7 @@ fn the_cycle_check_sees_a_cycle() {
 fn no_file_refers_to_the_shared_folder_beside_the_clone() {
     let needle = format!("../{}", "shared");
     let mut offenders = Vec::new();
+    let mut read = BTreeSet::new();
     let mut stack = vec![root()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir)
@@ -349,8 +394,13 @@ fn no_file_refers_to_the_shared_folder_beside_the_clone() {
                 if text.contains(&needle) {
                     offenders.push(path.display().to_string());
                 }
+                read.insert(path);
             }
         }
+    }
+    // The walk covers every crate of the workspace, not only the root package.
+    for file in [root().join("src/lib.rs"), simulator_src().join("lib.rs")] {
+        assert!(read.contains(&file), "{} was not read", file.display());
     }
     assert!(offenders.is_empty(), "files naming {needle}: {offenders:?}");
 }

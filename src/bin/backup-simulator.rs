@@ -5,5 +5,5 @@
 //! prints `listening on ADDR` once bound and serves until SIGTERM/SIGINT.
 
 fn main() -> std::process::ExitCode {
-    backup_exporter::simulator::main_cli()
+    backup_simulator::main_cli()
 }

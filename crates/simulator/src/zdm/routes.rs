@@ -15,9 +15,9 @@ use super::seed;
 use super::wire::{
     self, error, method_not_allowed, oversized_parts, unauthorized, ApiVersion, Endpoint,
 };
-use crate::simulator::clock;
-use crate::simulator::faults::{self, Action, Faults};
-use crate::simulator::http::{
+use crate::clock;
+use crate::faults::{self, Action, Faults};
+use crate::http::{
     full, percent_decode, reason, streamed, truncated, with_retry_after, Body, DropConnection,
 };
 
@@ -31,7 +31,7 @@ pub(crate) struct Zdm {
 }
 
 impl Zdm {
-    /// `token` and `login` as in [`SimOptions`](crate::simulator::SimOptions); `fleet` is
+    /// `token` and `login` as in [`SimOptions`](crate::SimOptions); `fleet` is
     /// `(servers, jobs per server)` of the generated benchmark fleet.
     pub(crate) fn new(
         token: Option<String>,

@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::scenario;
 use super::seed;
-use crate::simulator::options::SimOptions;
-use crate::simulator::targets::demo_targets;
-use crate::simulator::testing::{enc, run, seed_sample, start, Reply, TestSim};
+use crate::options::SimOptions;
+use crate::targets::demo_targets;
+use crate::testing::{enc, run, seed_sample, start, Reply, TestSim};
 
 const SEED_ID: &str = "00cd2538fbf94d12b36aabbdd607e974";
 const ACCESS: &str = "2sd2gg=2agbdSD26svcD";

@@ -24,9 +24,9 @@ use super::query::{valid_api_version, Filter};
 use super::scenario::{live_jobs, VaultDef, VAULTS};
 use super::seed;
 use super::wire::{arm_error, arm_error_body, arm_unauthorized, sort_newest_first, JobRecord};
-use crate::simulator::clock;
-use crate::simulator::faults::{self, Action, Faults, Target};
-use crate::simulator::http::{
+use crate::clock;
+use crate::faults::{self, Action, Faults, Target};
+use crate::http::{
     form_pairs, full, percent_decode, percent_encode, reason, streamed, truncated, with_allow,
     with_retry_after, Body, DropConnection,
 };
@@ -56,7 +56,7 @@ struct JobsRequest {
 }
 
 impl Azure {
-    /// `app` as in [`SimOptions::azure`](crate::simulator::SimOptions::azure); tokens live
+    /// `app` as in [`SimOptions::azure`](crate::SimOptions::azure); tokens live
     /// for `token_lifetime`.
     pub(crate) fn new(app: Option<AzureSim>, token_lifetime: Duration, cycle_ms: i64) -> Azure {
         Azure {

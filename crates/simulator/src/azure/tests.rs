@@ -10,10 +10,10 @@ use super::auth::AzureSim;
 use super::routes::PAGE_SIZE;
 use super::scenario;
 use super::seed;
-use crate::simulator::options::SimOptions;
-use crate::simulator::scp;
-use crate::simulator::targets::demo_targets;
-use crate::simulator::testing::{enc, run, seed_sample, start, Reply, TestSim};
+use crate::options::SimOptions;
+use crate::scp;
+use crate::targets::demo_targets;
+use crate::testing::{enc, run, seed_sample, start, Reply, TestSim};
 
 const API: &str = "api-version=2017-07-01";
 const SEED_SUB: &str = "00000000-0000-0000-0000-000000000000";

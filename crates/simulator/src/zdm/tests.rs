@@ -10,10 +10,10 @@ use tokio::net::TcpStream;
 
 use super::scenario::{self, JobDef, Phase};
 use super::seed;
-use crate::simulator::http::percent_decode;
-use crate::simulator::options::SimOptions;
-use crate::simulator::targets::demo_targets;
-use crate::simulator::testing::{enc, run, seed_sample_json, start};
+use crate::http::percent_decode;
+use crate::options::SimOptions;
+use crate::targets::demo_targets;
+use crate::testing::{enc, run, seed_sample_json, start};
 
 const V1: &str = "/api/v1";
 const LEGACY: &str = "/api";

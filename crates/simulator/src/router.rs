@@ -14,8 +14,8 @@ use super::options::SimOptions;
 use super::scp::Scp;
 use super::zdm::{self, ApiVersion, Zdm};
 
-/// A fake upstream server for ZDM, SCP and Azure Backup; see the module documentation of
-/// [`simulator`](crate::simulator). [`serve`](Simulator::serve) runs it on a listener.
+/// A fake upstream server for ZDM, SCP and Azure Backup; see the [`crate`]
+/// documentation. [`serve`](Simulator::serve) runs it on a listener.
 pub struct Simulator {
     faults: Faults,
     zdm: Zdm,

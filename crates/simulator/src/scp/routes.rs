@@ -14,9 +14,9 @@ use super::query::{self, Query};
 use super::scenario;
 use super::seed;
 use super::wire::{error, error_body};
-use crate::simulator::clock;
-use crate::simulator::faults::{self, Action, Faults, Target};
-use crate::simulator::http::{
+use crate::clock;
+use crate::faults::{self, Action, Faults, Target};
+use crate::http::{
     full, percent_decode, reason, streamed, truncated, with_allow, with_retry_after, Body,
     DropConnection,
 };
@@ -32,7 +32,7 @@ pub(crate) struct Scp {
 }
 
 impl Scp {
-    /// `keys` as in [`SimOptions::scp`](crate::simulator::SimOptions::scp).
+    /// `keys` as in [`SimOptions::scp`](crate::SimOptions::scp).
     pub(crate) fn new(keys: Option<(String, String)>, cycle_ms: i64) -> Scp {
         Scp {
             auth: Auth::new(keys),

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::wire::{naive, zulu};
-use crate::simulator::clock::{fnv, mix, unit};
+use crate::clock::{fnv, mix, unit};
 
 /// A live backup whose restore history grows by one entry per cycle.
 pub(crate) struct BackupDef {

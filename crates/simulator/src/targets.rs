@@ -4,7 +4,7 @@ use super::{azure, scp, zdm};
 
 /// Identifiers the live scenario serves, for `--demo`'s built-in config.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DemoTargets {
+pub(crate) struct DemoTargets {
     /// ZDM servers.
     pub servers: Vec<String>,
     /// ZDM standalone backup jobs.
@@ -17,7 +17,8 @@ pub struct DemoTargets {
     pub azure_vaults: Vec<(String, String, String)>,
 }
 
-pub fn demo_targets() -> DemoTargets {
+/// The targets of the live scenarios, read from their tables.
+pub(crate) fn demo_targets() -> DemoTargets {
     DemoTargets {
         servers: zdm::SERVERS.iter().map(|s| s.name.to_string()).collect(),
         backup_jobs: zdm::BACKUP_JOBS

@@ -12,8 +12,8 @@ use serde::ser::SerializeMap as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::simulator::clock::mix;
-use crate::simulator::http::{full, json_response, Body};
+use crate::clock::mix;
+use crate::http::{full, json_response, Body};
 
 /// One job as the vault serves it: its list item and details answer, ready-made, and the
 /// fields the list filters and sorts on.

@@ -19,8 +19,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::wire::{aad_error, arm_unauthorized, imds_error};
-use crate::simulator::faults::{self, Action, Faults, Target};
-use crate::simulator::http::{
+use crate::faults::{self, Action, Faults, Target};
+use crate::http::{
     bearer_token, body_bytes, form_pairs, json_response, percent_decode, read_body, reason,
     streamed, truncated, with_retry_after, Body, DropConnection,
 };

@@ -8,7 +8,7 @@ use hyper::header::HOST;
 use hyper::{Request, StatusCode};
 use sha2::Sha256;
 
-use crate::simulator::clock;
+use crate::clock;
 
 /// Largest allowed distance between `Scp-Timestamp` and the clock.
 const MAX_SKEW_MS: i64 = 5 * 60 * 1000;

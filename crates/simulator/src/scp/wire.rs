@@ -8,7 +8,7 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::simulator::http::{full, reason, Body};
+use crate::http::{full, reason, Body};
 
 /// One page of a history: `{"contents": [...], "count": <total matching>}`.
 #[derive(Serialize)]

@@ -9,7 +9,7 @@ use super::wire::{
     hms, iso_duration, sort_newest_first, time7, timespan, uuid, Bag, ExtendedInfo, JobProperties,
     JobRecord, JobResource, Task,
 };
-use crate::simulator::clock::{fnv, mix, unit};
+use crate::clock::{fnv, mix, unit};
 
 /// Cycles of live jobs kept in a vault's list.
 const HISTORY: i64 = 3;

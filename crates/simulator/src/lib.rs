@@ -1,9 +1,10 @@
-//! The bundled upstream simulator: a fake ZDM, Samsung Cloud Platform (SCP) and Azure
-//! Backup server on one listener, for `--demo`, the tests and the benches.
+//! backup-simulator: a fake ZDM, Samsung Cloud Platform (SCP) and Azure Backup server on one
+//! listener, for backup-exporter's `--demo`, its tests and its benches.
 //!
-//! It speaks the APIs of the seed documents with its own types and raw JSON and never
-//! touches the exporter's client code, so a misreading of the docs on one side shows up as
-//! a failing test instead of passing silently.
+//! It speaks the APIs of the seed documents with its own types and raw JSON. It is a crate of
+//! its own that does not depend on the exporter, so it cannot touch the exporter's client
+//! code: a misreading of the docs on one side shows up as a failing test instead of passing
+//! silently.
 //!
 //! One folder per system, each with one file per concern (`wire.rs` the wire format,
 //! `seed.rs` the seed document's examples verbatim, `scenario.rs` the live scenario,
@@ -22,13 +23,16 @@
 //! stable hashes of the live scenarios). On top: `router.rs` (the [`Simulator`] and request
 //! dispatch), `admin.rs` (the `/_sim/` API: faults, pinned answers, replaced SCP histories
 //! and Azure jobs, request counts), `server.rs` (the listener), `options.rs`, `targets.rs`
-//! (what `--demo` monitors) and `cli.rs` (the `backup-simulator` binary). Modules only
-//! import downwards, never from a parent `mod.rs`, so there are no import cycles.
+//! (what `--demo` monitors), `demo.rs` (`--demo`: its credentials and the exporter
+//! configuration that monitors it) and `cli.rs` (the `backup-simulator` binary). Modules only
+//! import downwards, never from a parent `mod.rs` or `lib.rs`, so there are no import cycles.
+#![forbid(unsafe_code)]
 
 mod admin;
 mod azure;
 mod cli;
 mod clock;
+pub mod demo;
 mod faults;
 mod http;
 mod options;
@@ -44,4 +48,3 @@ pub use azure::AzureSim;
 pub use cli::main_cli;
 pub use options::SimOptions;
 pub use router::Simulator;
-pub use targets::{demo_targets, DemoTargets};

@@ -11,8 +11,8 @@ use hyper::header::HeaderValue;
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::simulator::faults::{padded_parts, Target};
-use crate::simulator::http::{full, with_allow, Body};
+use crate::faults::{padded_parts, Target};
+use crate::http::{full, with_allow, Body};
 
 /// The three ZDM monitoring endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

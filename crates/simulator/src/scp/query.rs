@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDateTime};
 use serde_json::Value;
 
 use super::wire::Page;
-use crate::simulator::http::form_pairs;
+use crate::http::form_pairs;
 
 /// Largest `size` accepted.
 const MAX_SIZE: usize = 10_000;

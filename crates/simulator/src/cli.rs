@@ -208,7 +208,7 @@ mod tests {
     use std::time::Duration;
 
     use super::Cli;
-    use crate::simulator::azure::AzureSim;
+    use crate::azure::AzureSim;
 
     #[test]
     fn command_line() {

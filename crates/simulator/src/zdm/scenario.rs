@@ -10,7 +10,7 @@ use super::wire::{
     self, ApiVersion, BackupJobData, Endpoint, JobEntry, JobInfo, Name, ProgressInfo, RecoveryData,
     RecoveryDetail, RecoveryJob, RecoverySystems, Summary, SystemData,
 };
-use crate::simulator::clock::{fnv, mix, unit};
+use crate::clock::{fnv, mix, unit};
 
 /// A job's target volume: partition on Linux, drive on Windows.
 #[derive(Clone, Copy, Debug)]

@@ -10,7 +10,7 @@
 //! (`YYYY-MM-DDTHH:MM:SS`, in UTC here), `created_at`/`modified_at` in UTC with `Z`. The
 //! `start_time`/`end_time` filters apply to `restore_start_time`.
 //!
-//! With [`SimOptions::scp`](crate::simulator::SimOptions::scp) set, every request must
+//! With [`SimOptions::scp`](crate::SimOptions::scp) set, every request must
 //! carry a valid signature v2 ([`auth`]).
 
 mod auth;

@@ -212,8 +212,10 @@ impl TestSim {
 /// A seed sample from `tests/data/seeds/`: the example of a seed document, byte for byte as
 /// the document writes it (see the README there for which example each file is).
 pub(crate) fn seed_sample(name: &str) -> String {
+    // One copy of the samples at the workspace root, shared with the exporter's tests: both
+    // sides must agree with the same bytes.
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/seeds")
+        .join("../../tests/data/seeds")
         .join(name);
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("seed sample expected at {}: {e}", path.display()))

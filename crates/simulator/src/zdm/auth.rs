@@ -11,7 +11,7 @@ use hyper::header::HeaderMap;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::wire::{self, error, method_not_allowed, ApiVersion, Envelope};
-use crate::simulator::http::{bearer_token, json_response, read_body, Body};
+use crate::http::{bearer_token, json_response, read_body, Body};
 
 /// Largest login body accepted.
 const LOGIN_BODY_LIMIT: usize = 64 * 1024;
