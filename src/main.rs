@@ -415,7 +415,7 @@ async fn run(
     }
 
     app.apply(&config).await;
-    let targets = app.exposition().store().targets().len();
+    let targets = app.exposition().targets().len();
     tracing::info!(
         config = %match &cli.demo { true => "(demo)".to_string(), false => cli.config.display().to_string() },
         upstreams = config.upstreams.len(),
@@ -478,14 +478,11 @@ async fn run(
 async fn once(app: &App, config: &backup_exporter::config::Config) -> ExitCode {
     let all_ok = app.poll_once(config).await;
     let mut stdout = std::io::stdout().lock();
-    for chunk in app
+    let answer = app
         .exposition()
-        .plain(backup_exporter::metrics::Format::Text)
-        .pieces()
-    {
-        if std::io::Write::write_all(&mut stdout, &chunk).is_err() {
-            return ExitCode::FAILURE;
-        }
+        .plain(backup_exporter::metrics::Format::Text);
+    if answer.write_to(&mut stdout).is_err() {
+        return ExitCode::FAILURE;
     }
     if all_ok {
         ExitCode::SUCCESS

@@ -1,20 +1,22 @@
 //! Schedules polls: every target every `interval`, first polls at once, later polls spread
 //! over the interval, `Retry-After` honoured, faults logged when they start and clear.
+//! Time is tokio's clock, so tests with a paused clock run a schedule without sleeping.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
 use crate::config::{Config, Upstream};
-use crate::model::{JobStatusSeries, ParseField, TargetId};
+use crate::model::{ParseField, TargetId};
 use crate::outcome::{Fault, Outcome};
 use crate::shard::Shard;
 use crate::sources::{self, Source, SourceTarget};
-use crate::state::{PollResult, Store};
+use crate::store::{PollResult, Store};
 use crate::telemetry::Telemetry;
 
 /// One target with everything needed to poll it.
@@ -25,9 +27,6 @@ pub struct Planned {
     pub target: SourceTarget,
     pub interval: Duration,
     pub timeout: Duration,
-    pub stale_after: Duration,
-    /// Which `backup_job_status` series its jobs export.
-    pub job_status: JobStatusSeries,
     /// Offset of this target's polls within the interval, so an upstream's targets are not
     /// all polled at the same instant.
     pub phase: Duration,
@@ -86,8 +85,6 @@ pub fn plan_upstream(
                 target,
                 interval: upstream.settings.interval,
                 timeout: upstream.settings.timeout,
-                stale_after: upstream.settings.stale_after,
-                job_status: upstream.settings.job_status,
                 phase: phase(upstream.settings.interval, i as u32, count),
                 admission: admission.clone(),
                 telemetry: telemetry.clone(),
@@ -117,7 +114,7 @@ pub async fn poll_once(planned: &Planned, store: &Store) -> Result<(), Fault> {
     // The semaphore is never closed; without a permit the poll simply runs unthrottled.
     let _permit = planned.admission.acquire().await.ok();
     let started = Instant::now();
-    let deadline = started + planned.interval;
+    let deadline = (started + planned.interval).into_std();
     let bound = planned.interval + planned.timeout;
     let result =
         match tokio::time::timeout(bound, planned.source.poll(&planned.target, deadline)).await {
@@ -162,22 +159,11 @@ pub struct Pollers {
 impl Pollers {
     pub fn spawn(plan: Vec<Planned>, store: Arc<Store>) -> Self {
         let cancel = CancellationToken::new();
-        let start = tokio::time::Instant::now();
+        let start = Instant::now();
         let handles: Vec<JoinHandle<()>> = plan
             .into_iter()
             .map(|p| tokio::spawn(run(p, store.clone(), cancel.clone(), start)))
             .collect();
-        Pollers { cancel, handles }
-    }
-
-    /// The store's upkeep: expires stale series by time and compresses changed series off
-    /// the scrape path.
-    pub fn upkeep(store: Arc<Store>) -> Self {
-        let cancel = CancellationToken::new();
-        let handles = vec![
-            tokio::spawn(expire(store.clone(), cancel.clone())),
-            tokio::spawn(pack(store, cancel.clone())),
-        ];
         Pollers { cancel, handles }
     }
 
@@ -190,12 +176,7 @@ impl Pollers {
     }
 }
 
-async fn run(
-    planned: Planned,
-    store: Arc<Store>,
-    cancel: CancellationToken,
-    start: tokio::time::Instant,
-) {
+async fn run(planned: Planned, store: Arc<Store>, cancel: CancellationToken, start: Instant) {
     let mut failing: Option<Outcome> = None;
     let mut next = start;
     let mut cycle: u32 = 0;
@@ -212,7 +193,7 @@ async fn run(
 
         // First polls run at once; later ones keep a fixed phase within the interval.
         cycle = cycle.saturating_add(1);
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         next = start + planned.phase + planned.interval * cycle;
         if next <= now {
             // Fell behind (a slow poll): skip the missed slots rather than bursting.
@@ -227,67 +208,10 @@ async fn run(
         {
             // Retry-After comes from the upstream: never wait past the stale window, so
             // a hostile or broken value cannot park the target (or overflow the clock).
-            next = next.max(now + (*wait).min(planned.stale_after));
-        }
-    }
-}
-
-/// How often the packer looks for runs due while some have work waiting.
-const PACK_TICK: Duration = Duration::from_millis(100);
-/// How often last-known series are checked against `stale_after`.
-const EXPIRE_EVERY: Duration = Duration::from_secs(1);
-
-/// Expires stale series by time, independently of polls finishing.
-async fn expire(store: Arc<Store>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(EXPIRE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let expired = store.expire_stale();
-        if expired > 0 {
-            tracing::debug!(targets = expired, "last-known series expired");
-        }
-    }
-}
-
-/// Compresses what polls changed, run by run, once the run's polls are in (see
-/// `Store::pack`); checks every [`PACK_TICK`] while runs have work waiting.
-async fn pack(store: Arc<Store>, cancel: CancellationToken) {
-    let mut compressor = Some(crate::packed::compressor());
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = store.changed() => {}
-        }
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(PACK_TICK) => {}
-            }
-            let mut c = compressor.take().unwrap_or_else(crate::packed::compressor);
-            let s = store.clone();
-            // Compression is CPU work: off the async workers.
-            let waiting = match tokio::task::spawn_blocking(move || {
-                let (n, waiting) = s.pack(&mut c);
-                (n, waiting, c)
-            })
-            .await
-            {
-                Ok((n, waiting, c)) => {
-                    compressor = Some(c);
-                    if n > 0 {
-                        tracing::trace!(segments = n, "segments compressed");
-                    }
-                    waiting
-                }
-                Err(_) => true,
-            };
-            if !waiting {
-                break;
-            }
+            // The store holds the window (a reload may change it without restarting this
+            // loop); a target it no longer tracks is about to be stopped.
+            let stale_after = store.stale_after(&planned.id).unwrap_or_default();
+            next = next.max(now + (*wait).min(stale_after));
         }
     }
 }
