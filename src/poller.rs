@@ -268,3 +268,141 @@ mod phase_tests {
         assert!(phase(day, u32::MAX - 1, u32::MAX) < day);
     }
 }
+
+#[cfg(test)]
+mod schedule_tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::exposition::Packed;
+    use crate::model::{PollOutput, System, TargetKind};
+    use crate::store::SeriesSettings;
+
+    /// A source that notes when it is polled and answers from a script (then succeeds).
+    struct Scripted {
+        polls: Mutex<Vec<Instant>>,
+        answers: Mutex<VecDeque<Result<PollOutput, Fault>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Source for Scripted {
+        fn targets(&self) -> Vec<SourceTarget> {
+            Vec::new()
+        }
+
+        async fn poll(
+            &self,
+            _target: &SourceTarget,
+            _deadline: std::time::Instant,
+        ) -> Result<PollOutput, Fault> {
+            self.polls.lock().unwrap().push(Instant::now());
+            let next = self.answers.lock().unwrap().pop_front();
+            next.unwrap_or_else(|| Ok(PollOutput::default()))
+        }
+    }
+
+    fn rate_limited(wait: Duration) -> Result<PollOutput, Fault> {
+        let mut fault = Fault::new(Outcome::RateLimited, "429");
+        fault.retry_after = Some(wait);
+        Err(fault)
+    }
+
+    /// One target of `source` polled every `interval` at `phase`, tracked by a fresh store
+    /// with `stale_after`.
+    fn setup(
+        source: &Arc<Scripted>,
+        interval: Duration,
+        phase: Duration,
+        stale_after: Duration,
+    ) -> (Planned, Arc<Store>) {
+        let id = TargetId {
+            system: System::Zdm,
+            upstream: Arc::from("u"),
+            kind: TargetKind::Server,
+            target: Arc::from("s"),
+        };
+        let store = Arc::new(Store::new(Arc::new(Packed::new())));
+        store.track(&[(id.clone(), SeriesSettings::stale_after(stale_after))]);
+        let planned = Planned {
+            id,
+            source: source.clone(),
+            target: SourceTarget {
+                kind: TargetKind::Server,
+                name: "s".into(),
+                index: 0,
+            },
+            interval,
+            timeout: Duration::from_secs(1),
+            phase,
+            admission: Arc::new(Semaphore::new(1)),
+            telemetry: Telemetry::new(),
+        };
+        (planned, store)
+    }
+
+    /// When the source was polled, as offsets from `start` rounded to milliseconds (the
+    /// timer's resolution).
+    fn offsets(source: &Scripted, start: Instant) -> Vec<u128> {
+        source
+            .polls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| t.duration_since(start).as_millis())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poller_keeps_its_phase_and_interval() {
+        let source = Arc::new(Scripted {
+            polls: Mutex::default(),
+            answers: Mutex::default(),
+        });
+        let interval = Duration::from_secs(10);
+        let (planned, store) = setup(
+            &source,
+            interval,
+            Duration::from_millis(300),
+            Duration::from_secs(30),
+        );
+        let start = Instant::now();
+        let pollers = Pollers::spawn(vec![planned], store);
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        pollers.stop().await;
+        // The first poll at once, then at the phase within every interval.
+        assert_eq!(offsets(&source, start), [0, 10_300, 20_300, 30_300, 40_300]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured_but_never_past_the_stale_window_of_the_store() {
+        let hour = Duration::from_secs(3600);
+        let source = Arc::new(Scripted {
+            polls: Mutex::default(),
+            answers: Mutex::new(VecDeque::from([rate_limited(hour), rate_limited(hour)])),
+        });
+        let (planned, store) = setup(
+            &source,
+            Duration::from_secs(5),
+            Duration::ZERO,
+            Duration::from_secs(12),
+        );
+        let id = planned.id.clone();
+        let start = Instant::now();
+        let pollers = Pollers::spawn(vec![planned], store.clone());
+        // The hour is clamped to the 12 s stale window: no poll at 5 s or 10 s.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(offsets(&source, start), [0]);
+        // A reload that changes only stale_after reaches the running poller through the
+        // store: the second hour, answered at 12 s, is clamped to 7 s.
+        store.track(&[(id, SeriesSettings::stale_after(Duration::from_secs(7)))]);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(offsets(&source, start), [0, 12_000]);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        pollers.stop().await;
+        let polls = offsets(&source, start);
+        assert_eq!(polls.get(..3), Some(&[0, 12_000, 19_000][..]), "{polls:?}");
+        // Back on its schedule after the success: every 5 s, on the interval's grid.
+        assert_eq!(polls.get(3..), Some(&[20_000][..]), "{polls:?}");
+    }
+}
