@@ -20,15 +20,19 @@ use crate::telemetry::Telemetry;
 /// Where the configuration comes from; read again on every reload.
 #[derive(Debug, Clone)]
 pub enum ConfigSource {
+    /// A YAML file (`--config`).
     File(PathBuf),
     /// A built-in configuration (`--demo`) with its own environment for secrets.
     Inline {
+        /// The configuration's YAML.
         yaml: String,
+        /// The variables its `*_env` keys name.
         env: HashMap<String, String>,
     },
 }
 
 impl ConfigSource {
+    /// Reads and validates the configuration.
     pub fn load(&self) -> Result<Config, ConfigErrors> {
         match self {
             ConfigSource::File(path) => config::load(path),
@@ -39,10 +43,12 @@ impl ConfigSource {
     }
 }
 
+/// The exporter as it runs: its configuration applied, its pollers and background tasks.
 pub struct App {
     store: Arc<Store>,
     /// The ready job and target families the store writes and scrapes read.
     packed: Arc<Packed>,
+    /// The exporter's own metrics.
     pub telemetry: Telemetry,
     client: reqwest::Client,
     source: ConfigSource,
@@ -140,6 +146,7 @@ impl App {
         })
     }
 
+    /// Reads the configuration from where it came from at start.
     pub fn load(&self) -> Result<Config, ConfigErrors> {
         self.source.load()
     }
@@ -273,6 +280,7 @@ impl App {
         }
     }
 
+    /// Stops every poller and the background tasks; a poll in flight is abandoned.
     pub async fn stop(&self) {
         let mut running = self.running.lock().await;
         for upstream in std::mem::take(&mut running.upstreams) {
@@ -285,6 +293,7 @@ impl App {
         }
     }
 
+    /// The shard this replica polls.
     pub fn shard(&self) -> Shard {
         self.shard
     }

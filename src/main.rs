@@ -478,11 +478,14 @@ async fn run(
 async fn once(app: &App, config: &backup_exporter::config::Config) -> ExitCode {
     let all_ok = app.poll_once(config).await;
     let mut stdout = std::io::stdout().lock();
-    let answer = app
+    for chunk in app
         .exposition()
-        .plain(backup_exporter::metrics::Format::Text);
-    if answer.write_to(&mut stdout).is_err() {
-        return ExitCode::FAILURE;
+        .plain(backup_exporter::metrics::Format::Text)
+        .pieces(server::PIECE)
+    {
+        if std::io::Write::write_all(&mut stdout, &chunk).is_err() {
+            return ExitCode::FAILURE;
+        }
     }
     if all_ok {
         ExitCode::SUCCESS

@@ -22,10 +22,15 @@ use crate::telemetry::Telemetry;
 /// One target with everything needed to poll it.
 #[derive(Clone)]
 pub struct Planned {
+    /// The target's identity in the store and its labels.
     pub id: TargetId,
+    /// The upstream's source, shared by its targets (one token cache).
     pub source: Arc<dyn Source>,
+    /// The target as the source knows it.
     pub target: SourceTarget,
+    /// How often it is polled.
     pub interval: Duration,
+    /// Timeout of each request.
     pub timeout: Duration,
     /// Offset of this target's polls within the interval, so an upstream's targets are not
     /// all polled at the same instant.
@@ -157,6 +162,8 @@ pub struct Pollers {
 }
 
 impl Pollers {
+    /// Starts one poll loop per planned target, recording into `store`; all start together
+    /// and keep their phase from that start.
     pub fn spawn(plan: Vec<Planned>, store: Arc<Store>) -> Self {
         let cancel = CancellationToken::new();
         let start = Instant::now();

@@ -94,6 +94,7 @@ pub fn valid_telemetry_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The HTTP server: the exposition's answers and the endpoints around them.
 pub struct Server {
     exposition: Exposition,
     web: Option<LiveWebConfig>,
@@ -107,6 +108,8 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server answering from `exposition`, with the web config `web` (TLS, auth,
+    /// headers) and these options; `POST /-/reload` asks through `reload_requests`.
     pub fn new(
         exposition: Exposition,
         web: Option<LiveWebConfig>,

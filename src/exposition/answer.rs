@@ -10,7 +10,9 @@ use super::codec::{decompressor, Deflated, Inflating};
 /// One part of an answer: bytes ready to write, or a segment to inflate as it is written.
 #[derive(Debug)]
 pub enum Part {
+    /// Written as they are.
     Ready(Bytes),
+    /// Inflated as it is written.
     Deflated(Deflated),
 }
 
@@ -27,9 +29,6 @@ pub struct Answer {
 /// gzip answer is mostly segments of a few kilobytes, and a write per segment would cost a
 /// system call per few kilobytes.
 const SMALL: usize = 16 * 1024;
-
-/// How much of a segment [`Answer::write_to`] inflates at a time.
-const INFLATE_STEP: usize = 64 * 1024;
 
 impl Answer {
     /// Appends ready bytes (nothing if empty).
@@ -61,29 +60,22 @@ impl Answer {
         }
     }
 
-    /// Writes the whole answer to `out`, segments inflated step by step.
-    pub fn write_to(self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        let mut decompressor: Option<Decompress> = None;
+    /// The whole answer in one buffer.
+    pub fn to_vec(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        let mut inflater: Option<Decompress> = None;
         for part in self.parts {
             match part {
-                Part::Ready(bytes) => out.write_all(&bytes)?,
+                Part::Ready(bytes) => out.extend_from_slice(&bytes),
                 Part::Deflated(segment) => {
-                    let d = decompressor.get_or_insert_with(super::codec::decompressor);
+                    let d = inflater.get_or_insert_with(decompressor);
                     let mut inflating = Inflating::new(segment);
-                    while let Some(piece) = inflating.next_piece(d, INFLATE_STEP) {
-                        out.write_all(&piece)?;
+                    while let Some(piece) = inflating.next_piece(d, usize::MAX) {
+                        out.extend_from_slice(&piece);
                     }
                 }
             }
         }
-        Ok(())
-    }
-
-    /// The whole answer in one buffer.
-    pub fn to_vec(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
-        // Writing to a Vec cannot fail.
-        let _ = self.write_to(&mut out);
         out
     }
 }

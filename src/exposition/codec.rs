@@ -100,6 +100,7 @@ pub struct Inflating {
 }
 
 impl Inflating {
+    /// `segment`, not yet started.
     pub fn new(segment: Deflated) -> Self {
         Inflating {
             segment,

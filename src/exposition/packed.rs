@@ -24,6 +24,7 @@ const PACK_BATCH: usize = 1 << 20;
 /// One target's newly rendered series, as the store hands them over.
 #[derive(Debug)]
 pub struct Update {
+    /// The target the series are of.
     pub target: TargetId,
     /// The target's series of every family; only those in `families` are taken.
     pub chunks: Chunks,

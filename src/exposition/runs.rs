@@ -220,6 +220,7 @@ pub struct Stale {
 }
 
 impl Stale {
+    /// The segment's plain bytes compressed with `compressor`, for [`Runs::install`].
     pub fn compress(&self, compressor: &mut Compress) -> Deflated {
         Deflated::of(compressor, &self.plain)
     }

@@ -20,6 +20,7 @@ pub struct JobView {
 /// A target as the landing page shows it.
 #[derive(Debug, Clone)]
 pub struct TargetView {
+    /// The target's identity and labels.
     pub target: TargetId,
     /// Whether its first poll has finished.
     pub polled: bool,

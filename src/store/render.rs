@@ -13,10 +13,15 @@ pub const HEALTH_FAMILIES: u32 = 1 << Family::TargetUp as u32
 /// What one target renders: the jobs it owns with their histories, its server summaries,
 /// and its health once it has been polled.
 pub struct TargetSeries<'a, J> {
+    /// The target whose series these are.
     pub target: &'a TargetId,
+    /// The jobs it owns, sorted by key, each with its identity's run history.
     pub jobs: J,
+    /// Its server summaries (empty when only the health is rendered).
     pub summaries: &'a [ServerSummary],
+    /// Which `backup_job_status` series the jobs export.
     pub job_status: JobStatusSeries,
+    /// Its `backup_target_*` values; `None` before its first poll.
     pub health: Option<TargetHealth>,
 }
 
