@@ -1,8 +1,10 @@
 //! The ready job and target families, shared: the store writes what it rendered
 //! ([`Packed::write`]), scrapes read the answers ([`Packed::plain`], [`Packed::deflated`]),
 //! and the background packer compresses what changed ([`Packed::pack_due`]). The runs sit
-//! behind one lock, held for bookkeeping and copying references, never for compressing a
-//! whole run (kube-state-metrics' metrics store with its writer).
+//! behind one lock, held for bookkeeping and copying references: the packer compresses
+//! without it; only a gzip scrape that finds segments the packer has not reached yet, and
+//! a relayout (run by run), compress under it. kube-state-metrics' metrics store and its
+//! writer are the model: the store writes, the handler only reads.
 
 use std::sync::{Mutex, MutexGuard};
 
