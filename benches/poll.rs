@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backup_exporter::app::ConfigSource;
+use backup_exporter::exposition::Packed;
 use backup_exporter::poller::{self, Planned};
-use backup_exporter::state::Store;
+use backup_exporter::store::{SeriesSettings, Store};
 use backup_exporter::telemetry::Telemetry;
 use backup_simulator::{AzureSim, SimOptions, Simulator};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -50,9 +51,21 @@ upstreams:
         .expect("bench config");
     let client = backup_exporter::http::build_client().expect("client");
     let plan = poller::plan(&config, &client, &Telemetry::new(), Default::default());
-    let store = Arc::new(Store::new());
-    let targets: Vec<_> = plan.iter().map(|p| (p.id.clone(), p.stale_after)).collect();
-    store.set_targets(&targets);
+    let store = Arc::new(Store::new(Arc::new(Packed::new())));
+    let targets: Vec<_> = config
+        .upstreams
+        .iter()
+        .flat_map(|u| {
+            let settings = SeriesSettings {
+                stale_after: u.settings.stale_after,
+                job_status: u.settings.job_status,
+            };
+            plan.iter()
+                .filter(move |p| *p.id.upstream == *u.name)
+                .map(move |p| (p.id.clone(), settings))
+        })
+        .collect();
+    store.track(&targets);
     (plan, store)
 }
 

@@ -1,20 +1,25 @@
 //! Cost of the hot paths of a 2,000-server x 5-job fleet (10,000 jobs): one target's poll
 //! landing in the store (the same records again: only its `backup_target_*` lines are
-//! rendered), one plain scrape (`Store::exposition`: the pre-compressed segments inflated) and
-//! one gzip scrape (the segments assembled into a gzip member, as `/metrics` answers
-//! `Accept-Encoding: gzip`).
+//! rendered), one plain scrape (`Packed::plain` cut into the server's pieces: the
+//! pre-compressed segments inflated) and one gzip scrape (the segments assembled into a gzip
+//! member, as `/metrics` answers `Accept-Encoding: gzip`).
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
+use backup_exporter::exposition::codec::compressor;
+use backup_exporter::exposition::gzip::Gzip;
+use backup_exporter::exposition::{Answer, Packed};
 use backup_exporter::metrics::{self, FamilyBuffers, Format, JobHistory};
 use backup_exporter::model::{
     JobKey, JobRecord, PollOutput, ServerSummary, System, TargetId, TargetKind,
 };
-use backup_exporter::packed::{self, Gzip};
-use backup_exporter::state::{PollResult, Store};
+use backup_exporter::server::PIECE;
 use backup_exporter::status::Status;
+use backup_exporter::store::{PollResult, SeriesSettings, Store};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 const SERVERS: usize = 2_000;
@@ -74,20 +79,27 @@ fn poll_output(upstream: &Arc<str>, server: usize) -> PollOutput {
     }
 }
 
-/// A store that has seen one successful poll of every fleet server.
-fn full_store(upstream: &Arc<str>) -> (Store, Vec<TargetId>) {
-    let store = Store::new();
+/// A store that has seen one successful poll of every fleet server, and the exposition it
+/// writes to.
+fn full_store(upstream: &Arc<str>) -> (Store, Arc<Packed>, Vec<TargetId>) {
+    let packed = Arc::new(Packed::new());
+    let store = Store::new(packed.clone());
     let targets: Vec<TargetId> = (1..=SERVERS).map(|s| target(upstream, s)).collect();
-    let with_stale: Vec<(TargetId, Duration)> = targets
+    let tracked: Vec<(TargetId, SeriesSettings)> = targets
         .iter()
-        .map(|t| (t.clone(), Duration::from_secs(90)))
+        .map(|t| {
+            (
+                t.clone(),
+                SeriesSettings::stale_after(Duration::from_secs(90)),
+            )
+        })
         .collect();
-    store.set_targets(&with_stale);
+    store.track(&tracked);
     for (i, t) in targets.iter().enumerate() {
         let result = PollResult::Success(poll_output(upstream, i + 1));
         store.record_poll(t, result, Duration::from_millis(12), NOW);
     }
-    (store, targets)
+    (store, packed, targets)
 }
 
 /// VmRSS of this process (Linux only), to show what the store of 10,000 jobs occupies.
@@ -97,22 +109,34 @@ fn rss_kb() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The gzip answer of the job and target families, as `/metrics` assembles it.
-fn gzip(store: &Store) -> Vec<u8> {
+/// The plain answer of the job and target families in the pieces `/metrics` writes.
+fn plain_pieces(packed: &Packed) -> Vec<Bytes> {
+    let mut answer = Answer::default();
+    packed.plain(Format::Text, &mut answer);
+    answer.pieces(PIECE).collect()
+}
+
+/// The gzip answer of the job and target families, as `/metrics` assembles and writes it.
+fn gzip(packed: &Packed) -> Vec<u8> {
     let mut gz = Gzip::new();
-    store.deflated(Format::Text, &mut gz, &[]);
-    gz.finish().to_vec()
+    packed.deflated(Format::Text, &mut gz, &[]);
+    let answer = gz.finish();
+    let mut out = Vec::with_capacity(usize::try_from(answer.len).unwrap_or(0));
+    for piece in answer.pieces(PIECE) {
+        out.extend_from_slice(&piece);
+    }
+    out
 }
 
 fn render(c: &mut Criterion) {
     let upstream: Arc<str> = Arc::from("zdm-bench");
     let rss_before = rss_kb();
-    let (store, targets) = full_store(&upstream);
+    let (store, packed, targets) = full_store(&upstream);
     // What the background packer does after the first cycle.
-    store.pack(&mut packed::compressor());
+    packed.pack_due(&mut compressor());
     let rss_after = rss_kb();
 
-    let chunks = store.exposition();
+    let chunks = plain_pieces(&packed);
     let plain: usize = chunks.iter().map(|b| b.len()).sum();
     let lines: usize = chunks
         .iter()
@@ -124,7 +148,7 @@ fn render(c: &mut Criterion) {
         chunks.len(),
         lines,
         plain,
-        gzip(&store).len()
+        gzip(&packed).len()
     );
     if let (Some(before), Some(after)) = (rss_before, rss_after) {
         eprintln!(
@@ -161,8 +185,10 @@ fn render(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    g.bench_function("exposition", |b| b.iter(|| black_box(store.exposition())));
-    g.bench_function("exposition_gzip", |b| b.iter(|| black_box(gzip(&store))));
+    g.bench_function("exposition", |b| {
+        b.iter(|| black_box(plain_pieces(&packed)))
+    });
+    g.bench_function("exposition_gzip", |b| b.iter(|| black_box(gzip(&packed))));
     g.finish();
 
     let one = job(&upstream, 1, 1);

@@ -1,31 +1,38 @@
-//! The running exporter: configuration, pollers, store and telemetry, and reload.
+//! The running exporter: configuration, pollers, store, exposition and telemetry, and
+//! reload.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
-use crate::config::{self, Config, ConfigErrors, Upstream};
-use crate::exposition::Exposition;
-use crate::model::{JobStatusSeries, TargetId};
+use crate::config::{self, Config, ConfigErrors, Settings, Upstream};
+use crate::exposition::{packer, Exposition, Packed};
+use crate::model::TargetId;
 use crate::poller::{self, Pollers};
 use crate::shard::Shard;
-use crate::state::Store;
+use crate::store::{self, SeriesSettings, Store};
 use crate::telemetry::Telemetry;
 
 /// Where the configuration comes from; read again on every reload.
 #[derive(Debug, Clone)]
 pub enum ConfigSource {
+    /// A YAML file (`--config`).
     File(PathBuf),
     /// A built-in configuration (`--demo`) with its own environment for secrets.
     Inline {
+        /// The configuration's YAML.
         yaml: String,
+        /// The variables its `*_env` keys name.
         env: HashMap<String, String>,
     },
 }
 
 impl ConfigSource {
+    /// Reads and validates the configuration.
     pub fn load(&self) -> Result<Config, ConfigErrors> {
         match self {
             ConfigSource::File(path) => config::load(path),
@@ -36,8 +43,12 @@ impl ConfigSource {
     }
 }
 
+/// The exporter as it runs: its configuration applied, its pollers and background tasks.
 pub struct App {
-    pub store: Arc<Store>,
+    store: Arc<Store>,
+    /// The ready job and target families the store writes and scrapes read.
+    packed: Arc<Packed>,
+    /// The exporter's own metrics.
     pub telemetry: Telemetry,
     client: reqwest::Client,
     source: ConfigSource,
@@ -49,16 +60,64 @@ pub struct App {
 struct Running {
     /// One entry per configured upstream, with the configuration it runs with.
     upstreams: Vec<RunningUpstream>,
-    /// Expires stale series and compresses changed ones; started with the first
+    /// The store's expiry loop and the exposition's packer; started with the first
     /// configuration.
-    upkeep: Option<Pollers>,
+    background: Option<Background>,
 }
 
 struct RunningUpstream {
     config: Upstream,
     /// Its poll loops; `None` under `--once`, which polls without loops.
     pollers: Option<Pollers>,
-    targets: Vec<(TargetId, Duration, JobStatusSeries)>,
+    /// The targets its pollers poll (of this shard).
+    targets: Vec<TargetId>,
+}
+
+/// Tasks that run as long as the exporter: the store's expiry loop and the exposition's
+/// packer.
+struct Background {
+    cancel: CancellationToken,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(store: &Arc<Store>, packed: &Arc<Packed>) -> Self {
+        let cancel = CancellationToken::new();
+        let handles = vec![
+            tokio::spawn(store::expiry(store.clone(), cancel.clone())),
+            tokio::spawn(packer::run(packed.clone(), cancel.clone())),
+        ];
+        Background { cancel, handles }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        for handle in self.handles {
+            let _ = handle.await;
+        }
+    }
+}
+
+/// What the store is told of an upstream's settings: the ones it applies itself, with no
+/// poller restarted.
+fn series_settings(settings: &Settings) -> SeriesSettings {
+    SeriesSettings {
+        stale_after: settings.stale_after,
+        job_status: settings.job_status,
+    }
+}
+
+/// Whether `a` and `b` poll the same way: equal but for the settings the store applies
+/// ([`series_settings`]), so an upstream that changed only those keeps its pollers, its
+/// schedule and its login.
+fn polls_alike(a: &Upstream, b: &Upstream) -> bool {
+    if a.name != b.name {
+        return false;
+    }
+    let mut b = b.clone();
+    b.settings.stale_after = a.settings.stale_after;
+    b.settings.job_status = a.settings.job_status;
+    *a == b
 }
 
 impl Running {
@@ -75,8 +134,10 @@ impl App {
     pub fn new(source: ConfigSource, client: reqwest::Client, shard: Shard) -> Arc<Self> {
         let telemetry = Telemetry::new();
         telemetry.set_shard(shard);
+        let packed = Arc::new(Packed::new());
         Arc::new(App {
-            store: Arc::new(Store::new()),
+            store: Arc::new(Store::new(packed.clone())),
+            packed,
             telemetry,
             client,
             source,
@@ -85,13 +146,16 @@ impl App {
         })
     }
 
+    /// Reads the configuration from where it came from at start.
     pub fn load(&self) -> Result<Config, ConfigErrors> {
         self.source.load()
     }
 
     /// Runs `config`. An upstream whose configuration did not change keeps running as it
     /// is: its schedule, its token and its state (a reload that changes nothing sends no
-    /// request). Changed or new upstreams start afresh; removed ones stop and lose their
+    /// request). One that changed only `stale_after` or `job_status` keeps running too: the
+    /// store takes the new settings (a `job_status` change renders its series again at
+    /// once). Other changed or new upstreams start afresh; removed ones stop and lose their
     /// series. Targets kept across the change keep their series and run counts.
     pub async fn apply(&self, config: &Config) {
         let mut running = self.running.lock().await;
@@ -99,17 +163,24 @@ impl App {
         let mut next = Vec::with_capacity(config.upstreams.len());
         let mut fresh = Vec::new();
         for upstream in &config.upstreams {
-            match previous.iter().position(|r| &r.config == upstream) {
-                Some(i) => next.push(previous.swap_remove(i)),
+            match previous
+                .iter()
+                .position(|r| polls_alike(&r.config, upstream))
+            {
+                Some(i) => {
+                    let mut kept = previous.swap_remove(i);
+                    kept.config = upstream.clone();
+                    next.push(kept);
+                }
                 None => {
                     let plan =
                         poller::plan_upstream(upstream, &self.client, &self.telemetry, self.shard);
-                    fresh.push((next.len(), plan));
                     next.push(RunningUpstream {
                         config: upstream.clone(),
                         pollers: None,
-                        targets: Vec::new(),
+                        targets: plan.iter().map(|p| p.id.clone()).collect(),
                     });
+                    fresh.push((next.len() - 1, plan));
                 }
             }
         }
@@ -118,20 +189,15 @@ impl App {
                 pollers.stop().await;
             }
         }
-        for (i, plan) in &fresh {
-            next[*i].targets = plan
-                .iter()
-                .map(|p| (p.id.clone(), p.stale_after, p.job_status))
-                .collect();
-        }
         self.register(&running.upstreams_seen(), &next);
-        let targets: Vec<_> = next.iter().flat_map(|r| r.targets.clone()).collect();
-        self.store.set_targets_with(&targets);
+        self.store.track(&tracked(&next));
         for (i, plan) in fresh {
-            next[i].pollers = Some(Pollers::spawn(plan, self.store.clone()));
+            if let Some(upstream) = next.get_mut(i) {
+                upstream.pollers = Some(Pollers::spawn(plan, self.store.clone()));
+            }
         }
-        if running.upkeep.is_none() {
-            running.upkeep = Some(Pollers::upkeep(self.store.clone()));
+        if running.background.is_none() {
+            running.background = Some(Background::start(&self.store, &self.packed));
         }
         running.upstreams = next;
         self.telemetry.config_loaded(true, unix_now());
@@ -142,22 +208,20 @@ impl App {
     pub async fn poll_once(&self, config: &Config) -> bool {
         let plan = {
             let mut running = self.running.lock().await;
-            let plan = poller::plan(config, &self.client, &self.telemetry, self.shard);
-            let next: Vec<RunningUpstream> = config
-                .upstreams
-                .iter()
-                .map(|u| RunningUpstream {
-                    config: u.clone(),
+            let mut plan = Vec::new();
+            let mut next = Vec::with_capacity(config.upstreams.len());
+            for upstream in &config.upstreams {
+                let planned =
+                    poller::plan_upstream(upstream, &self.client, &self.telemetry, self.shard);
+                next.push(RunningUpstream {
+                    config: upstream.clone(),
                     pollers: None,
-                    targets: Vec::new(),
-                })
-                .collect();
+                    targets: planned.iter().map(|p| p.id.clone()).collect(),
+                });
+                plan.extend(planned);
+            }
             self.register(&running.upstreams_seen(), &next);
-            let targets: Vec<_> = plan
-                .iter()
-                .map(|p| (p.id.clone(), p.stale_after, p.job_status))
-                .collect();
-            self.store.set_targets_with(&targets);
+            self.store.track(&tracked(&next));
             running.upstreams = next;
             self.telemetry.config_loaded(true, unix_now());
             plan
@@ -216,6 +280,7 @@ impl App {
         }
     }
 
+    /// Stops every poller and the background tasks; a poll in flight is abandoned.
     pub async fn stop(&self) {
         let mut running = self.running.lock().await;
         for upstream in std::mem::take(&mut running.upstreams) {
@@ -223,17 +288,34 @@ impl App {
                 pollers.stop().await;
             }
         }
-        if let Some(upkeep) = running.upkeep.take() {
-            upkeep.stop().await;
+        if let Some(background) = running.background.take() {
+            background.stop().await;
         }
     }
 
+    /// The shard this replica polls.
     pub fn shard(&self) -> Shard {
         self.shard
     }
 
     /// The read-only handle for the HTTP server: ready bytes, readiness, the landing tables.
     pub fn exposition(&self) -> Exposition {
-        Exposition::new(self.store.clone(), self.telemetry.clone(), self.shard)
+        Exposition::new(
+            self.packed.clone(),
+            self.store.clone(),
+            self.telemetry.clone(),
+            self.shard,
+        )
     }
+}
+
+/// Every target of `upstreams` with the settings the store applies to it.
+fn tracked(upstreams: &[RunningUpstream]) -> Vec<(TargetId, SeriesSettings)> {
+    upstreams
+        .iter()
+        .flat_map(|r| {
+            let settings = series_settings(&r.config.settings);
+            r.targets.iter().map(move |t| (t.clone(), settings))
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! The landing page, built for triage: failed jobs first, counts per status that filter the
 //! table, the targets whose polls fail, relative times. Self-contained (inline CSS and JS, no
-//! external assets) and rendered per request from the store; it reads without JavaScript.
+//! external assets) and rendered per request from the store's views; it reads without
+//! JavaScript.
 //!
 //! Auto-refresh: a script reloads the page every 10 s, but not while someone types in the
 //! filter (4 s after the last key), selects text or has the tab hidden; the filters live in
@@ -12,13 +13,14 @@ use std::fmt::Write as _;
 use chrono::{Datelike, Timelike};
 
 use crate::clock;
+use crate::exposition::{JobView, TargetView};
 use crate::shard::Shard;
-use crate::state::{JobView, Store, TargetView};
 use crate::status::Status;
 use crate::telemetry::{REVISION, VERSION};
 
-/// Statuses in the order a person triaging wants them: what needs action first.
-const TRIAGE_ORDER: [Status; 7] = [
+/// Statuses in the order a person triaging wants them: what needs action first. Every
+/// status once (a test checks it against `Status::ALL`).
+const TRIAGE_ORDER: [Status; Status::ALL.len()] = [
     Status::Failed,
     Status::Unknown,
     Status::Running,
@@ -30,15 +32,10 @@ const TRIAGE_ORDER: [Status; 7] = [
 
 /// The position of `status` in [`TRIAGE_ORDER`].
 fn triage_rank(status: Status) -> usize {
-    match status {
-        Status::Failed => 0,
-        Status::Unknown => 1,
-        Status::Running => 2,
-        Status::Pending => 3,
-        Status::Cancelled => 4,
-        Status::CompletedWithWarnings => 5,
-        Status::Completed => 6,
-    }
+    TRIAGE_ORDER
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(TRIAGE_ORDER.len())
 }
 
 /// The job table's columns: header (also the label of a card line) and width. The last
@@ -297,25 +294,30 @@ fn td(out: &mut String, text: &str) {
     out.push_str("</td>");
 }
 
-/// Renders the page; called per request, not on the /metrics path.
-/// With more than one shard, the page says which shard it speaks for: its jobs and
-/// targets are this replica's only.
-pub fn page(store: &Store, shard: Shard) -> String {
-    let mut jobs = store.jobs();
-    let mut page = render(&mut jobs, &store.targets(), clock::unix_now());
-    if shard.is_sharded() {
-        let note = format!(
-            " · shard {} of {} (this replica's targets only)",
-            shard.index, shard.total
-        );
-        if let Some(at) = page.find(" · rendered ") {
-            page.insert_str(at, &note);
-        }
-    }
-    page
+/// Where the page links to and whom it speaks for.
+struct Context<'a> {
+    /// This replica's shard: with more than one, the page says which shard it speaks for
+    /// (its jobs and targets are this replica's only).
+    shard: Shard,
+    /// Where the exposition is served (`--web.telemetry-path`), for the page's link.
+    telemetry_path: &'a str,
 }
 
-fn render(jobs: &mut [JobView], targets: &[TargetView], now: f64) -> String {
+/// Renders the page from the store's views; called per request, not on the /metrics path.
+pub fn page(
+    mut jobs: Vec<JobView>,
+    targets: &[TargetView],
+    shard: Shard,
+    telemetry_path: &str,
+) -> String {
+    let cx = Context {
+        shard,
+        telemetry_path,
+    };
+    render(&mut jobs, targets, &cx, clock::unix_now())
+}
+
+fn render(jobs: &mut [JobView], targets: &[TargetView], cx: &Context<'_>, now: f64) -> String {
     jobs.sort_unstable_by(|a, b| {
         let (ka, kb) = (&a.record.key, &b.record.key);
         triage_rank(a.record.status)
@@ -327,7 +329,9 @@ fn render(jobs: &mut [JobView], targets: &[TargetView], now: f64) -> String {
     });
     let mut counts = [0usize; TRIAGE_ORDER.len()];
     for job in jobs.iter() {
-        counts[triage_rank(job.record.status)] += 1;
+        if let Some(n) = counts.get_mut(triage_rank(job.record.status)) {
+            *n += 1;
+        }
     }
     let failing = targets.iter().filter(|t| t.failure.is_some()).count();
 
@@ -353,10 +357,21 @@ fn render(jobs: &mut [JobView], targets: &[TargetView], now: f64) -> String {
     if failing > 0 {
         let _ = write!(out, " · <span class=alarm>{failing} failing</span>");
     }
+    if cx.shard.is_sharded() {
+        let _ = write!(
+            out,
+            " · shard {} of {} (this replica's targets only)",
+            cx.shard.index, cx.shard.total
+        );
+    }
     out.push_str(" · rendered ");
     write_time(&mut out, Some(now), now);
     out.push_str(" · reloads every 10 s, not while you type in the filter</div>");
-    out.push_str("<nav class=links><a href=\"/metrics\">Metrics</a><a href=\"/-/healthy\">Health</a><a href=\"/-/ready\">Readiness</a></nav>");
+    out.push_str("<nav class=links><a href=\"");
+    esc(&mut out, cx.telemetry_path);
+    out.push_str(
+        "\">Metrics</a><a href=\"/-/healthy\">Health</a><a href=\"/-/ready\">Readiness</a></nav>",
+    );
 
     // Counts per status, each a filter of the job table, and the text filter.
     out.push_str("<div class=tools role=group aria-label=\"filter jobs\">");
@@ -532,6 +547,12 @@ mod tests {
 
     const NOW: f64 = 1_736_935_200.0;
 
+    /// One shard, the exposition at its default path.
+    const CX: Context<'static> = Context {
+        shard: Shard { index: 0, total: 1 },
+        telemetry_path: "/metrics",
+    };
+
     #[test]
     fn html_is_escaped() {
         let mut s = String::new();
@@ -606,7 +627,7 @@ mod tests {
             job("a", "s1", "zzz", Status::Failed),
             job("a", "s1", "aaa", Status::Failed),
         ];
-        let page = render(&mut jobs, &[], NOW);
+        let page = render(&mut jobs, &[], &CX, NOW);
         assert_eq!(
             row_order(&page),
             [
@@ -634,9 +655,35 @@ mod tests {
             );
         }
         assert!(page.contains("data-status=\"\" data-n=10>all <b>10</b>"));
+    }
+
+    #[test]
+    fn the_triage_order_holds_every_status_once() {
+        for status in Status::ALL {
+            assert_eq!(
+                TRIAGE_ORDER.iter().filter(|s| **s == status).count(),
+                1,
+                "{status:?}"
+            );
+        }
         for (i, status) in TRIAGE_ORDER.into_iter().enumerate() {
             assert_eq!(triage_rank(status), i);
         }
+    }
+
+    #[test]
+    fn the_metrics_link_follows_the_telemetry_path_and_the_shard_is_named() {
+        let page = render(&mut [], &[], &CX, NOW);
+        assert!(page.contains("<a href=\"/metrics\">Metrics</a>"));
+        assert!(!page.contains("shard 0 of 1"));
+        let cx = Context {
+            shard: Shard { index: 1, total: 3 },
+            telemetry_path: "/probe/\"m\"&<x>",
+        };
+        let page = render(&mut [], &[], &cx, NOW);
+        assert!(page.contains("<a href=\"/probe/&quot;m&quot;&amp;&lt;x&gt;\">Metrics</a>"));
+        assert!(!page.contains("href=\"/metrics\""));
+        assert!(page.contains(" · shard 1 of 3 (this replica's targets only) · rendered "));
     }
 
     #[test]
@@ -648,7 +695,7 @@ mod tests {
         let mut coded = job("a", "s", "coded", Status::Failed);
         coded.record.failure = Some(Failure::new("", "UserErrorX"));
         let running = job("a", "s", "run", Status::Running);
-        let page = render(&mut [failed, bare, coded, running], &[], NOW);
+        let page = render(&mut [failed, bare, coded, running], &[], &CX, NOW);
         assert!(page.contains("<td class=why><span class=code>E42</span>disk &lt;full&gt;</td>"));
         assert!(page.contains("<td class=why>message of bare</td>"));
         assert!(page.contains("<span class=code>UserErrorX</span>message of coded</td>"));
@@ -693,7 +740,7 @@ mod tests {
             failure: None,
             last_success: Some(NOW - 60.0),
         };
-        let page = render(&mut [], std::slice::from_ref(&up), NOW);
+        let page = render(&mut [], std::slice::from_ref(&up), &CX, NOW);
         assert!(!page.contains("Targets failing"));
         assert!(page.contains("No jobs yet"));
         let down = TargetView {
@@ -703,7 +750,7 @@ mod tests {
             failure: Some((Outcome::Http5xx, NOW - 300.0)),
             last_success: None,
         };
-        let page = render(&mut [], &[up, down], NOW);
+        let page = render(&mut [], &[up, down], &CX, NOW);
         assert!(page.contains("Targets failing: 1"));
         assert!(page.contains(
             "<td>backup_job</td><td>&lt;job&gt;</td><td class=why><b>http_5xx</b></td><td>since <span data-ts=1736934900 title=\"2025-01-15 09:55:00 UTC\">5 min ago</span></td><td>never</td>"
@@ -720,7 +767,7 @@ mod tests {
         );
         j.target_up = false;
         j.record.raw_status = "\"Partial\"".into();
-        let page = render(&mut [j], &[], NOW);
+        let page = render(&mut [j], &[], &CX, NOW);
         assert!(page.contains("title=\"&quot;Partial&quot;\">completed_<wbr>with_<wbr>warnings</span> <span class=down"));
         assert!(page.contains("<td>u&quot;pstream</td><td>&lt;srv&gt;</td><td>잡 &amp; co</td>"));
         assert!(!page.contains("<srv>"));

@@ -418,7 +418,7 @@ async fn run(
     }
 
     app.apply(&config).await;
-    let targets = app.exposition().store().targets().len();
+    let targets = app.exposition().targets().len();
     tracing::info!(
         config = %match &cli.demo { true => "(demo)".to_string(), false => cli.config.display().to_string() },
         upstreams = config.upstreams.len(),
@@ -484,7 +484,7 @@ async fn once(app: &App, config: &backup_exporter::config::Config) -> ExitCode {
     for chunk in app
         .exposition()
         .plain(backup_exporter::metrics::Format::Text)
-        .pieces()
+        .pieces(server::PIECE)
     {
         if std::io::Write::write_all(&mut stdout, &chunk).is_err() {
             return ExitCode::FAILURE;

@@ -1,33 +1,37 @@
 //! Schedules polls: every target every `interval`, first polls at once, later polls spread
 //! over the interval, `Retry-After` honoured, faults logged when they start and clear.
+//! Time is tokio's clock, so tests with a paused clock run a schedule without sleeping.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
 use crate::config::{Config, Upstream};
-use crate::model::{JobStatusSeries, ParseField, TargetId};
+use crate::model::{ParseField, TargetId};
 use crate::outcome::{Fault, Outcome};
 use crate::shard::Shard;
 use crate::sources::{self, Source, SourceTarget};
-use crate::state::{PollResult, Store};
+use crate::store::{PollResult, Store};
 use crate::telemetry::Telemetry;
 
 /// One target with everything needed to poll it.
 #[derive(Clone)]
 pub struct Planned {
+    /// The target's identity in the store and its labels.
     pub id: TargetId,
+    /// The upstream's source, shared by its targets (one token cache).
     pub source: Arc<dyn Source>,
+    /// The target as the source knows it.
     pub target: SourceTarget,
+    /// How often it is polled.
     pub interval: Duration,
+    /// Timeout of each request.
     pub timeout: Duration,
-    pub stale_after: Duration,
-    /// Which `backup_job_status` series its jobs export.
-    pub job_status: JobStatusSeries,
     /// Offset of this target's polls within the interval, so an upstream's targets are not
     /// all polled at the same instant.
     pub phase: Duration,
@@ -86,8 +90,6 @@ pub fn plan_upstream(
                 target,
                 interval: upstream.settings.interval,
                 timeout: upstream.settings.timeout,
-                stale_after: upstream.settings.stale_after,
-                job_status: upstream.settings.job_status,
                 phase: phase(upstream.settings.interval, i as u32, count),
                 admission: admission.clone(),
                 telemetry: telemetry.clone(),
@@ -117,7 +119,7 @@ pub async fn poll_once(planned: &Planned, store: &Store) -> Result<(), Fault> {
     // The semaphore is never closed; without a permit the poll simply runs unthrottled.
     let _permit = planned.admission.acquire().await.ok();
     let started = Instant::now();
-    let deadline = started + planned.interval;
+    let deadline = (started + planned.interval).into_std();
     let bound = planned.interval + planned.timeout;
     let result =
         match tokio::time::timeout(bound, planned.source.poll(&planned.target, deadline)).await {
@@ -160,24 +162,15 @@ pub struct Pollers {
 }
 
 impl Pollers {
+    /// Starts one poll loop per planned target, recording into `store`; all start together
+    /// and keep their phase from that start.
     pub fn spawn(plan: Vec<Planned>, store: Arc<Store>) -> Self {
         let cancel = CancellationToken::new();
-        let start = tokio::time::Instant::now();
+        let start = Instant::now();
         let handles: Vec<JoinHandle<()>> = plan
             .into_iter()
             .map(|p| tokio::spawn(run(p, store.clone(), cancel.clone(), start)))
             .collect();
-        Pollers { cancel, handles }
-    }
-
-    /// The store's upkeep: expires stale series by time and compresses changed series off
-    /// the scrape path.
-    pub fn upkeep(store: Arc<Store>) -> Self {
-        let cancel = CancellationToken::new();
-        let handles = vec![
-            tokio::spawn(expire(store.clone(), cancel.clone())),
-            tokio::spawn(pack(store, cancel.clone())),
-        ];
         Pollers { cancel, handles }
     }
 
@@ -190,12 +183,7 @@ impl Pollers {
     }
 }
 
-async fn run(
-    planned: Planned,
-    store: Arc<Store>,
-    cancel: CancellationToken,
-    start: tokio::time::Instant,
-) {
+async fn run(planned: Planned, store: Arc<Store>, cancel: CancellationToken, start: Instant) {
     let mut failing: Option<Outcome> = None;
     let mut next = start;
     let mut cycle: u32 = 0;
@@ -212,7 +200,7 @@ async fn run(
 
         // First polls run at once; later ones keep a fixed phase within the interval.
         cycle = cycle.saturating_add(1);
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         next = start + planned.phase + planned.interval * cycle;
         if next <= now {
             // Fell behind (a slow poll): skip the missed slots rather than bursting.
@@ -227,67 +215,10 @@ async fn run(
         {
             // Retry-After comes from the upstream: never wait past the stale window, so
             // a hostile or broken value cannot park the target (or overflow the clock).
-            next = next.max(now + (*wait).min(planned.stale_after));
-        }
-    }
-}
-
-/// How often the packer looks for runs due while some have work waiting.
-const PACK_TICK: Duration = Duration::from_millis(100);
-/// How often last-known series are checked against `stale_after`.
-const EXPIRE_EVERY: Duration = Duration::from_secs(1);
-
-/// Expires stale series by time, independently of polls finishing.
-async fn expire(store: Arc<Store>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(EXPIRE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let expired = store.expire_stale();
-        if expired > 0 {
-            tracing::debug!(targets = expired, "last-known series expired");
-        }
-    }
-}
-
-/// Compresses what polls changed, run by run, once the run's polls are in (see
-/// `Store::pack`); checks every [`PACK_TICK`] while runs have work waiting.
-async fn pack(store: Arc<Store>, cancel: CancellationToken) {
-    let mut compressor = Some(crate::packed::compressor());
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = store.changed() => {}
-        }
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(PACK_TICK) => {}
-            }
-            let mut c = compressor.take().unwrap_or_else(crate::packed::compressor);
-            let s = store.clone();
-            // Compression is CPU work: off the async workers.
-            let waiting = match tokio::task::spawn_blocking(move || {
-                let (n, waiting) = s.pack(&mut c);
-                (n, waiting, c)
-            })
-            .await
-            {
-                Ok((n, waiting, c)) => {
-                    compressor = Some(c);
-                    if n > 0 {
-                        tracing::trace!(segments = n, "segments compressed");
-                    }
-                    waiting
-                }
-                Err(_) => true,
-            };
-            if !waiting {
-                break;
-            }
+            // The store holds the window (a reload may change it without restarting this
+            // loop); a target it no longer tracks is about to be stopped.
+            let stale_after = store.stale_after(&planned.id).unwrap_or_default();
+            next = next.max(now + (*wait).min(stale_after));
         }
     }
 }
@@ -342,5 +273,143 @@ mod phase_tests {
         // No overflow at the largest interval.
         let day = Duration::from_secs(86_400);
         assert!(phase(day, u32::MAX - 1, u32::MAX) < day);
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::exposition::Packed;
+    use crate::model::{PollOutput, System, TargetKind};
+    use crate::store::SeriesSettings;
+
+    /// A source that notes when it is polled and answers from a script (then succeeds).
+    struct Scripted {
+        polls: Mutex<Vec<Instant>>,
+        answers: Mutex<VecDeque<Result<PollOutput, Fault>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Source for Scripted {
+        fn targets(&self) -> Vec<SourceTarget> {
+            Vec::new()
+        }
+
+        async fn poll(
+            &self,
+            _target: &SourceTarget,
+            _deadline: std::time::Instant,
+        ) -> Result<PollOutput, Fault> {
+            self.polls.lock().unwrap().push(Instant::now());
+            let next = self.answers.lock().unwrap().pop_front();
+            next.unwrap_or_else(|| Ok(PollOutput::default()))
+        }
+    }
+
+    fn rate_limited(wait: Duration) -> Result<PollOutput, Fault> {
+        let mut fault = Fault::new(Outcome::RateLimited, "429");
+        fault.retry_after = Some(wait);
+        Err(fault)
+    }
+
+    /// One target of `source` polled every `interval` at `phase`, tracked by a fresh store
+    /// with `stale_after`.
+    fn setup(
+        source: &Arc<Scripted>,
+        interval: Duration,
+        phase: Duration,
+        stale_after: Duration,
+    ) -> (Planned, Arc<Store>) {
+        let id = TargetId {
+            system: System::Zdm,
+            upstream: Arc::from("u"),
+            kind: TargetKind::Server,
+            target: Arc::from("s"),
+        };
+        let store = Arc::new(Store::new(Arc::new(Packed::new())));
+        store.track(&[(id.clone(), SeriesSettings::stale_after(stale_after))]);
+        let planned = Planned {
+            id,
+            source: source.clone(),
+            target: SourceTarget {
+                kind: TargetKind::Server,
+                name: "s".into(),
+                index: 0,
+            },
+            interval,
+            timeout: Duration::from_secs(1),
+            phase,
+            admission: Arc::new(Semaphore::new(1)),
+            telemetry: Telemetry::new(),
+        };
+        (planned, store)
+    }
+
+    /// When the source was polled, as offsets from `start` rounded to milliseconds (the
+    /// timer's resolution).
+    fn offsets(source: &Scripted, start: Instant) -> Vec<u128> {
+        source
+            .polls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| t.duration_since(start).as_millis())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poller_keeps_its_phase_and_interval() {
+        let source = Arc::new(Scripted {
+            polls: Mutex::default(),
+            answers: Mutex::default(),
+        });
+        let interval = Duration::from_secs(10);
+        let (planned, store) = setup(
+            &source,
+            interval,
+            Duration::from_millis(300),
+            Duration::from_secs(30),
+        );
+        let start = Instant::now();
+        let pollers = Pollers::spawn(vec![planned], store);
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        pollers.stop().await;
+        // The first poll at once, then at the phase within every interval.
+        assert_eq!(offsets(&source, start), [0, 10_300, 20_300, 30_300, 40_300]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured_but_never_past_the_stale_window_of_the_store() {
+        let hour = Duration::from_secs(3600);
+        let source = Arc::new(Scripted {
+            polls: Mutex::default(),
+            answers: Mutex::new(VecDeque::from([rate_limited(hour), rate_limited(hour)])),
+        });
+        let (planned, store) = setup(
+            &source,
+            Duration::from_secs(5),
+            Duration::ZERO,
+            Duration::from_secs(12),
+        );
+        let id = planned.id.clone();
+        let start = Instant::now();
+        let pollers = Pollers::spawn(vec![planned], store.clone());
+        // The hour is clamped to the 12 s stale window: no poll at 5 s or 10 s.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(offsets(&source, start), [0]);
+        // A reload that changes only stale_after reaches the running poller through the
+        // store: the second hour, answered at 12 s, is clamped to 7 s.
+        store.track(&[(id, SeriesSettings::stale_after(Duration::from_secs(7)))]);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(offsets(&source, start), [0, 12_000]);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        pollers.stop().await;
+        let polls = offsets(&source, start);
+        assert_eq!(polls.get(..3), Some(&[0, 12_000, 19_000][..]), "{polls:?}");
+        // Back on its schedule after the success: every 5 s, on the interval's grid.
+        assert_eq!(polls.get(3..), Some(&[20_000][..]), "{polls:?}");
     }
 }

@@ -24,10 +24,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::exposition::Exposition;
+use crate::exposition::{Answer, Exposition, Pieces};
 use crate::landing;
 use crate::metrics::Format;
-use crate::packed::{Answer, Pieces};
 use crate::web::{LiveWebConfig, WebConfig};
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -39,6 +38,12 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// `--web.max-requests` default (node_exporter's default).
 pub const DEFAULT_MAX_REQUESTS: usize = 40;
+
+/// Largest piece of an answer handed to hyper at a time: its write buffer size. With a
+/// `Content-Length`, hyper drops a body (and so frees its `--web.max-requests` slot) once
+/// its last bytes are buffered; pieces no larger than the buffer keep a stuck client's
+/// request in flight until all but about two pieces are sent.
+pub const PIECE: usize = 64 * 1024;
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -89,6 +94,7 @@ pub fn valid_telemetry_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The HTTP server: the exposition's answers and the endpoints around them.
 pub struct Server {
     exposition: Exposition,
     web: Option<LiveWebConfig>,
@@ -102,6 +108,8 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server answering from `exposition`, with the web config `web` (TLS, auth,
+    /// headers) and these options; `POST /-/reload` asks through `reload_requests`.
     pub fn new(
         exposition: Exposition,
         web: Option<LiveWebConfig>,
@@ -395,23 +403,12 @@ impl Server {
 
     /// The landing page, its exposition link following `--web.telemetry-path`.
     fn landing(&self) -> String {
-        let page = landing::page(self.exposition.store(), self.exposition.shard());
-        let path = &self.options.telemetry_path;
-        if path == DEFAULT_TELEMETRY_PATH {
-            return page;
-        }
-        let mut href = String::from("<a href=\"");
-        for c in path.chars() {
-            match c {
-                '&' => href.push_str("&amp;"),
-                '"' => href.push_str("&quot;"),
-                '<' => href.push_str("&lt;"),
-                '>' => href.push_str("&gt;"),
-                c => href.push(c),
-            }
-        }
-        href.push('"');
-        page.replacen("<a href=\"/metrics\"", &href, 1)
+        landing::page(
+            self.exposition.jobs(),
+            &self.exposition.targets(),
+            self.exposition.shard(),
+            &self.options.telemetry_path,
+        )
     }
 
     async fn reload(&self, req: &Request<Incoming>) -> Response<Body> {
@@ -570,7 +567,7 @@ impl Parts {
     fn new(answer: Answer) -> Self {
         Parts {
             remaining: answer.len,
-            pieces: answer.pieces(),
+            pieces: answer.pieces(PIECE),
         }
     }
 }

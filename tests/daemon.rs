@@ -720,3 +720,60 @@ async fn a_reload_that_changes_nothing_sends_no_request_and_no_login() {
         "nor a poll"
     );
 }
+
+/// A reload that changes only `job_status` and `stale_after` is the store's business: the
+/// upstream keeps its pollers, token and schedule (no login, no poll), and its series are
+/// rendered in the new form at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_changes_only_job_status_renders_again_without_a_login_or_a_poll() {
+    let sim = Sim::start();
+    let yaml = format!(
+        "upstreams:
+  - name: zdm
+    type: zdm
+    url: {url}
+    interval: 30s
+    login: {{ path: /api/auth/issue, email_env: SIM_EMAIL, password_env: SIM_PASSWORD }}
+    backup_jobs: [daily-backup]
+",
+        url = sim.url()
+    );
+    let exp = Exporter::start_with(&yaml, &["--web.enable-lifecycle"], &[]);
+    exp.wait_ready().await;
+    let statuses = |m: &str| -> Vec<String> {
+        m.lines()
+            .filter(|l| l.starts_with("backup_job_status{"))
+            .map(str::to_string)
+            .collect()
+    };
+    let before = statuses(&exp.metrics().await);
+    let logins = sim.stats().await["login"].as_u64().unwrap_or(0);
+    let polls = sim.requests("backup_job", "daily-backup").await;
+    assert_eq!(logins, 1);
+    assert!(!before.is_empty() && before.len() % 7 == 0, "{before:?}");
+
+    let changed = yaml.replacen(
+        "    interval: 30s\n",
+        "    interval: 30s\n    job_status: active\n    stale_after: 5m\n",
+        1,
+    );
+    write_config(exp.dir.path(), &changed);
+    let resp = client().post(exp.url("/-/reload")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // At once, without waiting for a poll: one series per job, the active status.
+    let after = statuses(&exp.metrics().await);
+    assert_eq!(after.len() * 7, before.len(), "{after:?}");
+    assert!(after.iter().all(|l| l.ends_with("} 1")), "{after:?}");
+    assert!(after.iter().all(|l| before.contains(l)), "{after:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.stats().await["login"].as_u64().unwrap_or(0),
+        logins,
+        "no new login"
+    );
+    assert_eq!(
+        sim.requests("backup_job", "daily-backup").await,
+        polls,
+        "no poll: the schedule is kept"
+    );
+}

@@ -1,5 +1,5 @@
 //! The gzip `/metrics` answer is assembled from segments compressed when polls finish
-//! (src/packed.rs): a gzip header, raw deflate segments, an empty final block and a trailer
+//! (src/exposition/): a gzip header, raw deflate segments, an empty final block and a trailer
 //! whose CRC-32 is combined from the segments' CRCs. These tests decode it, from the real
 //! binary polling the simulator, with the readers scrapers use: Rust's flate2 (zlib-rs),
 //! curl `--compressed` (zlib), Python's `gzip`, and curl piped into `promtool check metrics`

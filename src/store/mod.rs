@@ -1,27 +1,40 @@
-//! The store the pollers write and `/metrics` reads.
+//! The store the pollers write: every target's records, run counting, last success, dedupe
+//! across targets and staleness. It renders a target's series when its poll changes them
+//! (`render.rs`) and writes them to the exposition's [`Packed`]; scrapes read them there and
+//! see the store only through [`Views`].
 //!
-//! Every target keeps the records of its last successful poll and its pre-rendered series.
-//! One job identity may be reported by several targets (a server and a configured job):
-//! the target that observed it most recently owns it, and only the owner renders it, so
-//! there is never a duplicate series. Run counting and the last success are kept per
-//! identity, whoever reports it.
+//! Every target keeps the records of its last successful poll. One job identity may be
+//! reported by several targets (a server and a configured job): the target that observed it
+//! most recently owns it, and only the owner renders it, so there is never a duplicate
+//! series. Run counting and the last success are kept per identity, whoever reports it
+//! (`history.rs`).
+//!
+//! Time is tokio's clock: staleness follows `tokio::time::Instant`, so tests with a paused
+//! clock can advance it.
+
+pub mod history;
+pub mod render;
+
+#[cfg(test)]
+mod test_support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::mem;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use bytes::Bytes;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{self, Family, FamilyBuffers, Format, JobHistory, Rendered, TargetHealth};
+use crate::exposition::{JobView, Packed, TargetView, Update, Views, ALL_FAMILIES};
+use crate::metrics::{Family, JobHistory, TargetHealth};
 use crate::model::{JobKey, JobRecord, JobStatusSeries, PollOutput, ServerSummary, TargetId};
 use crate::outcome::Outcome;
-use crate::packed::{self, Answer, Chunks, Gzip, Packed};
-use crate::status::Status;
+use history::RunHistory;
+use render::{TargetSeries, HEALTH_FAMILIES};
 
-/// Plain bytes [`Store::pack`] compresses between two looks at what polls changed (a few
-/// milliseconds of compression): what polls hand over meanwhile is held twice only briefly.
-const PACK_BATCH: usize = 1 << 20;
+/// How often [`expiry`] checks last-known series against `stale_after`.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
 /// What a finished poll reports to the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,36 +47,22 @@ pub enum PollResult {
     Failed(Outcome),
 }
 
-/// The run a record belongs to, to tell a new run from the same one seen again.
+/// How the store keeps and renders a target's series (its upstream's `stale_after` and
+/// `job_status`). Changing them needs no new poll: the store applies them at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct RunMark {
-    status: Status,
-    start: Option<f64>,
-    end: Option<f64>,
+pub struct SeriesSettings {
+    /// How long last-known series outlive the last successful poll.
+    pub stale_after: Duration,
+    /// Which `backup_job_status` series the target's jobs export.
+    pub job_status: JobStatusSeries,
 }
 
-impl RunMark {
-    fn of(job: &JobRecord) -> Self {
-        RunMark {
-            status: job.status,
-            start: job.start_time,
-            end: job.end_time,
-        }
-    }
-
-    /// True when `self` is a run that ended and that `prev` had not already shown ending.
-    fn ends_new_run(&self, prev: &RunMark) -> bool {
-        if !self.status.is_terminal() {
-            return false;
-        }
-        if !prev.status.is_terminal() {
-            return true;
-        }
-        // Both ended: a different start (or, without starts, a different end) is another run
-        // that began and finished between two polls.
-        match (self.start, prev.start) {
-            (Some(a), Some(b)) => a != b,
-            _ => matches!((self.end, prev.end), (Some(a), Some(b)) if a != b),
+impl SeriesSettings {
+    /// Series kept for `stale_after`, `backup_job_status` as a state set (the default).
+    pub fn stale_after(stale_after: Duration) -> Self {
+        SeriesSettings {
+            stale_after,
+            job_status: JobStatusSeries::StateSet,
         }
     }
 }
@@ -73,8 +72,7 @@ impl RunMark {
 struct KeyState {
     /// Every target that holds a record of the key; the one that saw it last owns it.
     holders: Vec<TargetId>,
-    history: JobHistory,
-    last: RunMark,
+    history: RunHistory,
 }
 
 #[derive(Debug)]
@@ -94,9 +92,7 @@ struct TargetState {
     last_success_unix: Option<f64>,
     last_success_at: Option<Instant>,
     poll_duration: Option<f64>,
-    stale_after: Duration,
-    /// Which `backup_job_status` series the target's jobs export.
-    job_status: JobStatusSeries,
+    settings: SeriesSettings,
     /// The records of the last successful poll, sorted by key (a few per target: a sorted
     /// vector costs far less memory than a hash table per target).
     jobs: Vec<Held>,
@@ -107,7 +103,7 @@ impl TargetState {
     /// Holds series that are older than `stale_after` allows.
     fn is_stale(&self, now: Instant) -> bool {
         let expired = match self.last_success_at {
-            Some(at) => now.saturating_duration_since(at) >= self.stale_after,
+            Some(at) => now.saturating_duration_since(at) >= self.settings.stale_after,
             None => true,
         };
         expired && (!self.jobs.is_empty() || !self.summaries.is_empty())
@@ -121,55 +117,15 @@ struct Inner {
     keys: HashMap<Arc<JobKey>, KeyState>,
     seq: u64,
     ready_latched: bool,
-    /// Targets rendered since the last hand-over to [`Packed`], with the families rendered.
-    rendered: Vec<(TargetId, Chunks, u32)>,
+    /// Targets rendered since the last hand-over to [`Packed`].
+    rendered: Vec<Update>,
 }
 
-/// A job as the landing page shows it.
-#[derive(Debug, Clone)]
-pub struct JobView {
-    pub record: JobRecord,
-    pub target: TargetId,
-    pub target_up: bool,
-    pub last_success: Option<f64>,
-}
-
-/// A target as the landing page shows it.
-#[derive(Debug, Clone)]
-pub struct TargetView {
-    pub target: TargetId,
-    pub polled: bool,
-    pub up: bool,
-    /// The outcome failing the target and since when (Unix seconds).
-    pub failure: Option<(Outcome, f64)>,
-    pub last_success: Option<f64>,
-}
-
-/// The segments and a compressor for what a scrape finds still uncompressed.
-struct Packing {
-    packed: Packed,
-    compressor: Option<flate2::Compress>,
-}
-
+/// The job and target state; writes its rendered series to a [`Packed`].
 pub struct Store {
     inner: Mutex<Inner>,
-    /// Locked after `inner` when both are held.
-    packing: Mutex<Packing>,
-    /// Woken when a poll changed series that are not compressed yet.
-    changed: tokio::sync::Notify,
-}
-
-impl Default for Store {
-    fn default() -> Self {
-        Store {
-            inner: Mutex::default(),
-            packing: Mutex::new(Packing {
-                packed: Packed::new(),
-                compressor: None,
-            }),
-            changed: tokio::sync::Notify::new(),
-        }
-    }
+    /// Where rendered series go; locked after `inner` when both are held.
+    packed: Arc<Packed>,
 }
 
 impl std::fmt::Debug for Store {
@@ -179,72 +135,52 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty store that writes its series to `packed`.
+    pub fn new(packed: Arc<Packed>) -> Self {
+        Store {
+            inner: Mutex::default(),
+            packed,
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than losing all metrics, so recover the guard.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn packing(&self) -> std::sync::MutexGuard<'_, Packing> {
-        self.packing.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Hands what `inner` rendered to the segments, laying the targets out again first when
-    /// the set of targets changed.
+    /// Hands what `inner` rendered to the exposition, laying the targets out again first
+    /// when the set of targets changed.
     fn publish(&self, inner: &mut Inner, relayout: bool) {
         if !relayout && inner.rendered.is_empty() {
             return;
         }
-        let mut packing = self.packing();
-        if relayout {
-            packing.packed.set_targets(inner.targets.keys());
-        }
-        let mut changed = relayout;
-        for (target, chunks, families) in inner.rendered.drain(..) {
-            changed |= packing.packed.update(&target, chunks, families);
-        }
-        drop(packing);
-        if changed {
-            self.changed.notify_one();
-        }
+        let order = relayout.then(|| inner.targets.keys().collect());
+        self.packed.write(order, inner.rendered.drain(..));
     }
 
-    /// Makes the store track exactly these targets: new ones start unpolled, dropped ones
-    /// lose their series.
-    pub fn set_targets(&self, targets: &[(TargetId, Duration)]) {
-        let with: Vec<_> = targets
-            .iter()
-            .map(|(t, d)| (t.clone(), *d, JobStatusSeries::StateSet))
-            .collect();
-        self.set_targets_with(&with);
-    }
-
-    /// [`Store::set_targets`] with each target's `job_status` mode; a target whose mode
-    /// changed is rendered again at once.
-    pub fn set_targets_with(&self, targets: &[(TargetId, Duration, JobStatusSeries)]) {
+    /// Makes the store track exactly these targets, each with its settings: new ones start
+    /// unpolled, dropped ones lose their series, kept ones keep their series and take the
+    /// new settings (a target whose `job_status` changed is rendered again at once).
+    pub fn track(&self, targets: &[(TargetId, SeriesSettings)]) {
         let mut inner = self.lock();
-        let wanted: HashMap<&TargetId, Duration> =
-            targets.iter().map(|(t, d, _)| (t, *d)).collect();
+        let wanted: HashSet<&TargetId> = targets.iter().map(|(t, _)| t).collect();
         let dropped: Vec<TargetId> = inner
             .targets
             .keys()
-            .filter(|t| !wanted.contains_key(t))
+            .filter(|t| !wanted.contains(t))
             .cloned()
             .collect();
         for t in dropped {
             inner.replace_jobs(&t, Vec::new(), Vec::new());
             inner.targets.remove(&t);
         }
-        for (t, stale_after, job_status) in targets {
+        for (t, settings) in targets {
             match inner.targets.get_mut(t) {
                 Some(state) => {
-                    state.stale_after = *stale_after;
-                    if state.job_status != *job_status {
-                        state.job_status = *job_status;
+                    let rerender = state.settings.job_status != settings.job_status;
+                    state.settings = *settings;
+                    if rerender {
                         inner.rerender(t);
                     }
                 }
@@ -256,8 +192,7 @@ impl Store {
                         last_success_unix: None,
                         last_success_at: None,
                         poll_duration: None,
-                        stale_after: *stale_after,
-                        job_status: *job_status,
+                        settings: *settings,
                         jobs: Vec::new(),
                         summaries: Vec::new(),
                     };
@@ -266,6 +201,15 @@ impl Store {
             }
         }
         self.publish(&mut inner, true);
+    }
+
+    /// How long `target`'s last-known series outlive its last success; `None` for a target
+    /// the store does not track (removed by a reload).
+    pub fn stale_after(&self, target: &TargetId) -> Option<Duration> {
+        self.lock()
+            .targets
+            .get(target)
+            .map(|state| state.settings.stale_after)
     }
 
     /// Records the end of one poll of `target`.
@@ -337,10 +281,27 @@ impl Store {
         self.publish(&mut inner, false);
         expired.len()
     }
+}
 
-    /// True once every target has finished its first poll. Stays true afterwards, so a
-    /// reload that adds targets does not flap readiness.
-    pub fn ready(&self) -> bool {
+/// The store's expiry loop: expires stale series by time ([`Store::expire_stale`] every
+/// [`EXPIRE_EVERY`]), independently of polls finishing. Returns when `cancel` fires.
+pub async fn expiry(store: Arc<Store>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(EXPIRE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let expired = store.expire_stale();
+        if expired > 0 {
+            tracing::debug!(targets = expired, "last-known series expired");
+        }
+    }
+}
+
+impl Views for Store {
+    fn ready(&self) -> bool {
         let mut inner = self.lock();
         if !inner.ready_latched && inner.targets.values().all(|t| t.polled) {
             inner.ready_latched = true;
@@ -348,59 +309,7 @@ impl Store {
         inner.ready_latched
     }
 
-    /// The job and target families in `format`, plain: the ready segments, inflated as
-    /// the answer is written.
-    pub fn plain(&self, format: Format, out: &mut Answer) {
-        self.packing().packed.plain(format, out);
-    }
-
-    /// The job and target families in `format` as deflate segments, then `tail` (the
-    /// exporter's own metrics) compressed now. What the background packer has not yet
-    /// compressed is compressed here.
-    pub fn deflated(&self, format: Format, out: &mut Gzip, tail: &[&[u8]]) {
-        let mut packing = self.packing();
-        let packing = &mut *packing;
-        let compressor = packing.compressor.get_or_insert_with(packed::compressor);
-        packing.packed.deflated(format, compressor, out);
-        for plain in tail {
-            out.push_plain(compressor, plain);
-        }
-    }
-
-    /// The background packer's step: packs the runs that are due (every target of the run
-    /// has reported since its last pack, or its changes waited [`packed::MAX_WAIT`]),
-    /// compressing without holding the store, in batches of about [`PACK_BATCH`] bytes.
-    /// Returns how many segments it compressed and whether runs still have work.
-    pub fn pack(&self, compressor: &mut flate2::Compress) -> (usize, bool) {
-        let mut total = 0;
-        loop {
-            let stale = self.packing().packed.due(Instant::now(), PACK_BATCH);
-            if stale.is_empty() {
-                return (total, self.packing().packed.behind());
-            }
-            let done: Vec<_> = stale.iter().map(|s| s.compress(compressor)).collect();
-            let mut packing = self.packing();
-            for (s, deflated) in stale.iter().zip(done) {
-                packing.packed.install(s, deflated);
-            }
-            total += stale.len();
-        }
-    }
-
-    /// Woken when polls changed series that [`Store::pack`] has not compressed yet.
-    pub async fn changed(&self) {
-        self.changed.notified().await;
-    }
-
-    /// The exposition of all job and target families (text format) as one list of chunks.
-    pub fn exposition(&self) -> Vec<Bytes> {
-        let mut answer = Answer::default();
-        self.plain(Format::Text, &mut answer);
-        answer.pieces().collect()
-    }
-
-    /// Every job that has series, sorted by identity, for the landing page.
-    pub fn jobs(&self) -> Vec<JobView> {
+    fn jobs(&self) -> Vec<JobView> {
         let inner = self.lock();
         let mut views: Vec<JobView> = inner
             .keys
@@ -413,7 +322,7 @@ impl Store {
                     record: held.record.clone(),
                     target: owner.clone(),
                     target_up: state.up,
-                    last_success: ks.history.last_success,
+                    last_success: ks.history.totals().last_success,
                 })
             })
             .collect();
@@ -421,7 +330,7 @@ impl Store {
         views
     }
 
-    pub fn targets(&self) -> Vec<TargetView> {
+    fn targets(&self) -> Vec<TargetView> {
         let inner = self.lock();
         inner
             .targets
@@ -452,7 +361,6 @@ impl Inner {
                 .map_or(0, |h| h.seen)
         })
     }
-
     /// For each record `target` holds, whether it owns the key.
     fn owned_mask(&self, target: &TargetId) -> Vec<bool> {
         let Some(state) = self.targets.get(target) else {
@@ -538,13 +446,14 @@ impl Inner {
                     if !ks.holders.contains(target) {
                         ks.holders.push(target.clone());
                     }
-                    let before = ks.history.clone();
-                    observe(ks, &held.record);
-                    same &= ks.history == before;
+                    same &= !ks.history.observe(&held.record);
                 }
                 None => {
-                    self.keys
-                        .insert(key.clone(), first_sight(target, &held.record));
+                    let state = KeyState {
+                        holders: vec![target.clone()],
+                        history: RunHistory::first_sight(&held.record),
+                    };
+                    self.keys.insert(key.clone(), state);
                 }
             }
         }
@@ -565,7 +474,7 @@ impl Inner {
     /// Renders every series of `target` again.
     fn rerender(&mut self, target: &TargetId) {
         let owned = self.owned_mask(target);
-        self.render_families(target, &owned, packed::ALL_FAMILIES);
+        self.render_families(target, &owned, ALL_FAMILIES);
     }
 
     /// Renders only the `backup_target_*` series of `target`: its jobs did not change.
@@ -574,128 +483,42 @@ impl Inner {
     }
 
     fn render_families(&mut self, target: &TargetId, owned: &[bool], families: u32) {
-        if let Some(state) = self.targets.get(target) {
-            let jobs = families != HEALTH_FAMILIES;
-            let rendered = render(target, state, owned, &self.keys, jobs);
-            self.rendered.push((
-                target.clone(),
-                Family::ALL.map(|f| rendered.family(f)),
-                families,
-            ));
-        }
-    }
-}
-
-fn success_end(job: &JobRecord) -> Option<f64> {
-    let own = match job.status {
-        Status::Completed | Status::CompletedWithWarnings => job.end_time,
-        _ => None,
-    };
-    match (own, job.newest_success_end) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// A job seen for the first time: a run that already ended is not counted, so a restart
-/// adds nothing (sources that tell runs apart report what ended since their own baseline).
-fn first_sight(target: &TargetId, job: &JobRecord) -> KeyState {
-    let mut ks = KeyState {
-        holders: vec![target.clone()],
-        history: JobHistory {
-            runs: [0; 4],
-            last_success: success_end(job),
-        },
-        last: RunMark::of(job),
-    };
-    if let Some(reported) = &job.ended_runs {
-        count(&mut ks.history, reported);
-    }
-    ks
-}
-
-fn count(history: &mut JobHistory, ended: &[Status]) {
-    for status in ended {
-        if let Some(i) = metrics::RUN_RESULTS.iter().position(|r| r == status) {
-            history.runs[i] += 1;
-        }
-    }
-}
-
-/// Updates run counting and the last success with one more observation of a known job.
-fn observe(ks: &mut KeyState, job: &JobRecord) {
-    let mark = RunMark::of(job);
-    match &job.ended_runs {
-        Some(reported) => count(&mut ks.history, reported),
-        None if mark.ends_new_run(&ks.last) => count(&mut ks.history, &[job.status]),
-        None => {}
-    }
-    if let Some(end) = success_end(job) {
-        if ks.history.last_success.is_none_or(|prev| end > prev) {
-            ks.history.last_success = Some(end);
-        }
-    }
-    ks.last = mark;
-}
-
-/// The families [`metrics::render_target`] writes.
-const HEALTH_FAMILIES: u32 = 1 << Family::TargetUp as u32
-    | 1 << Family::TargetLastSuccess as u32
-    | 1 << Family::TargetPollDuration as u32
-    | 1 << Family::TargetFailureReason as u32;
-
-fn render(
-    target: &TargetId,
-    state: &TargetState,
-    owned: &[bool],
-    keys: &HashMap<Arc<JobKey>, KeyState>,
-    jobs: bool,
-) -> Rendered {
-    thread_local! {
-        // Reused across renders on this thread: no growth-doubling on every poll.
-        static SCRATCH: std::cell::RefCell<FamilyBuffers> = std::cell::RefCell::new(FamilyBuffers::new());
-    }
-    SCRATCH.with(|scratch| {
-        let mut out = scratch.borrow_mut();
-        out.clear();
-        render_into(&mut out, target, state, owned, keys, jobs);
-        let rendered = out.finish();
-        // Given back now, not at this thread's next render: an idle thread holds no more
-        // than the bound.
-        out.clear();
-        rendered
-    })
-}
-
-fn render_into(
-    out: &mut FamilyBuffers,
-    target: &TargetId,
-    state: &TargetState,
-    owned: &[bool],
-    keys: &HashMap<Arc<JobKey>, KeyState>,
-    jobs: bool,
-) {
-    if jobs {
+        let Some(state) = self.targets.get(target) else {
+            return;
+        };
+        let with_jobs = families != HEALTH_FAMILIES;
         let empty = JobHistory::default();
+        let keys = &self.keys;
         // `jobs` is sorted by key, so the series come out in a stable order.
-        for (held, _) in state.jobs.iter().zip(owned).filter(|(_, owned)| **owned) {
-            let history = keys
-                .get(held.record.key.as_ref())
-                .map_or(&empty, |ks| &ks.history);
-            metrics::render_job(out, &held.record, history, state.job_status);
-        }
-        for summary in &state.summaries {
-            metrics::render_summary(out, target, summary);
-        }
-    }
-    if state.polled {
-        let health = TargetHealth {
+        let jobs = state
+            .jobs
+            .iter()
+            .zip(owned)
+            .filter(|(_, owned)| **owned)
+            .map(|(held, _)| {
+                let history = keys
+                    .get(held.record.key.as_ref())
+                    .map_or(&empty, |ks| ks.history.totals());
+                (&held.record, history)
+            });
+        let health = state.polled.then(|| TargetHealth {
             up: state.up,
             failure: state.failure.map(|(outcome, _)| outcome.as_str()),
             last_success: state.last_success_unix,
             poll_duration: state.poll_duration,
-        };
-        metrics::render_target(out, target, &health);
+        });
+        let rendered = render::render(TargetSeries {
+            target,
+            jobs,
+            summaries: if with_jobs { &state.summaries } else { &[] },
+            job_status: state.settings.job_status,
+            health,
+        });
+        self.rendered.push(Update {
+            target: target.clone(),
+            chunks: Family::ALL.map(|f| rendered.family(f)),
+            families,
+        });
     }
 }
 
@@ -703,77 +526,16 @@ fn render_into(
 mod tests {
     use std::sync::Arc;
 
+    use super::test_support::{job, poll, runs, store, target, text, track};
     use super::*;
-    use crate::model::{System, TargetKind};
-
-    fn target(kind: TargetKind, name: &str) -> TargetId {
-        TargetId {
-            system: System::Zdm,
-            upstream: Arc::from("u"),
-            kind,
-            target: Arc::from(name),
-        }
-    }
-
-    fn job(status: Status, start: Option<f64>, end: Option<f64>) -> JobRecord {
-        JobRecord {
-            key: Arc::new(JobKey {
-                system: System::Zdm,
-                upstream: Arc::from("u"),
-                operation: "backup".into(),
-                job_name: "j".into(),
-                server: "s".into(),
-                volume: "/".into(),
-            }),
-            status,
-            raw_status: String::new(),
-            progress: None,
-            elapsed_seconds: None,
-            start_time: start,
-            end_time: end,
-            info: Vec::new(),
-            message: None,
-            ended_runs: None,
-            newest_success_end: None,
-            failure: None,
-            size_bytes: None,
-        }
-    }
-
-    fn text(store: &Store) -> String {
-        store
-            .exposition()
-            .iter()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .collect()
-    }
-
-    fn runs(store: &Store, result: &str) -> Option<f64> {
-        let needle = format!("result=\"{result}\"}} ");
-        text(store)
-            .lines()
-            .find(|l| l.starts_with("backup_job_runs_total{") && l.contains(&needle))
-            .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
-    }
-
-    fn poll(store: &Store, t: &TargetId, jobs: Vec<JobRecord>) {
-        let output = PollOutput {
-            jobs,
-            summaries: Vec::new(),
-        };
-        store.record_poll(
-            t,
-            PollResult::Success(output),
-            Duration::from_millis(5),
-            1.0,
-        );
-    }
+    use crate::model::TargetKind;
+    use crate::status::Status;
 
     #[test]
     fn a_poll_with_the_same_records_updates_the_target_series_and_keeps_the_jobs() {
-        let store = Store::new();
+        let store = store();
         let t = target(TargetKind::Server, "s");
-        store.set_targets(&[(t.clone(), Duration::from_secs(90))]);
+        track(&store, &[(t.clone(), Duration::from_secs(90))]);
         let running = job(Status::Running, Some(1.0), None);
         let at = |d: u64, now: f64, jobs: Vec<JobRecord>| {
             let output = PollOutput {
@@ -823,55 +585,17 @@ mod tests {
     }
 
     #[test]
-    fn runs_count_transitions_once_and_back_to_back_runs_by_start_time() {
-        let store = Store::new();
-        let t = target(TargetKind::BackupJob, "j");
-        store.set_targets(&[(t.clone(), Duration::from_secs(90))]);
-        poll(
-            &store,
-            &t,
-            vec![job(Status::Completed, Some(1.0), Some(2.0))],
-        );
-        assert_eq!(
-            runs(&store, "completed"),
-            Some(0.0),
-            "already finished when first seen"
-        );
-        poll(&store, &t, vec![job(Status::Running, Some(10.0), None)]);
-        poll(
-            &store,
-            &t,
-            vec![job(Status::Failed, Some(10.0), Some(20.0))],
-        );
-        poll(
-            &store,
-            &t,
-            vec![job(Status::Failed, Some(10.0), Some(20.0))],
-        );
-        assert_eq!(runs(&store, "failed"), Some(1.0));
-        // A whole run between two polls: a new start time.
-        poll(
-            &store,
-            &t,
-            vec![job(Status::Completed, Some(30.0), Some(40.0))],
-        );
-        assert_eq!(runs(&store, "completed"), Some(1.0));
-        // Without start times, a different end time tells the runs apart.
-        poll(&store, &t, vec![job(Status::Cancelled, None, Some(50.0))]);
-        poll(&store, &t, vec![job(Status::Cancelled, None, Some(50.0))]);
-        assert_eq!(runs(&store, "cancelled"), Some(1.0));
-        assert!(text(&store).contains("backup_job_last_success_time_seconds{system=\"zdm\",upstream=\"u\",operation=\"backup\",job_name=\"j\",server=\"s\",volume=\"/\"} 40\n"));
-    }
-
-    #[test]
     fn one_identity_from_two_targets_renders_once_and_survives_either_leaving() {
-        let store = Store::new();
+        let store = store();
         let server = target(TargetKind::Server, "s");
         let single = target(TargetKind::BackupJob, "j");
-        store.set_targets(&[
-            (server.clone(), Duration::from_secs(90)),
-            (single.clone(), Duration::from_secs(90)),
-        ]);
+        track(
+            &store,
+            &[
+                (server.clone(), Duration::from_secs(90)),
+                (single.clone(), Duration::from_secs(90)),
+            ],
+        );
         poll(&store, &server, vec![job(Status::Running, Some(1.0), None)]);
         poll(
             &store,
@@ -900,11 +624,11 @@ mod tests {
         assert_eq!(count(&store), 0);
     }
 
-    #[test]
-    fn failures_keep_series_until_stale_and_gone_drops_them_at_once() {
-        let store = Store::new();
+    #[tokio::test(start_paused = true)]
+    async fn failures_keep_series_until_stale_and_gone_drops_them_at_once() {
+        let store = store();
         let t = target(TargetKind::BackupJob, "j");
-        store.set_targets(&[(t.clone(), Duration::from_millis(50))]);
+        track(&store, &[(t.clone(), Duration::from_millis(50))]);
         assert!(!store.ready());
         poll(&store, &t, vec![job(Status::Running, None, None)]);
         assert!(store.ready());
@@ -919,7 +643,7 @@ mod tests {
             "backup_target_up{system=\"zdm\",upstream=\"u\",kind=\"backup_job\",target=\"j\"} 0"
         ));
         assert!(m.contains("backup_job_status{"));
-        std::thread::sleep(Duration::from_millis(60));
+        tokio::time::advance(Duration::from_millis(60)).await;
         store.record_poll(
             &t,
             PollResult::Failed(Outcome::Http5xx),
@@ -933,49 +657,17 @@ mod tests {
         assert!(text(&store).contains("backup_target_last_success_time_seconds{system=\"zdm\",upstream=\"u\",kind=\"backup_job\",target=\"j\"} 1\n"));
     }
 
-    /// Regression: the thread-local render scratch buffers never shrank after one huge
-    /// target.
-    #[test]
-    fn render_scratch_gives_back_what_a_huge_target_grew() {
-        let mut bufs = FamilyBuffers::new();
-        let store = Store::new();
-        let t = target(TargetKind::Server, "huge");
-        store.set_targets(&[(t.clone(), Duration::from_secs(90))]);
-        let jobs: Vec<JobRecord> = (0..3000)
-            .map(|i| {
-                let mut j = job(Status::Running, Some(f64::from(i)), None);
-                j.key = Arc::new(JobKey {
-                    job_name: format!("job-{i}"),
-                    ..(*j.key).clone()
-                });
-                j
-            })
-            .collect();
-        poll(&store, &t, jobs);
-        let big = text(&store);
-        assert!(big.len() > 8 * metrics::SCRATCH_KEEP);
-        // The scratch that rendered it is on this thread: the same path a poll takes.
-        bufs.clear();
-        let inner = store.lock();
-        let state = &inner.targets[&t];
-        let owned = inner.owned_mask(&t);
-        render_into(&mut bufs, &t, state, &owned, &inner.keys, true);
-        assert!(bufs.capacity() > 8 * metrics::SCRATCH_KEEP);
-        bufs.clear();
-        assert!(bufs.capacity() <= metrics::FAMILY_COUNT * metrics::SCRATCH_KEEP);
-    }
-
     /// Regression: a target waiting out a long Retry-After records no poll, and its series
     /// outlived `stale_after`.
-    #[test]
-    fn series_expire_by_time_without_a_recorded_failure() {
-        let store = Store::new();
+    #[tokio::test(start_paused = true)]
+    async fn series_expire_by_time_without_a_recorded_failure() {
+        let store = store();
         let t = target(TargetKind::BackupJob, "j");
-        store.set_targets(&[(t.clone(), Duration::from_millis(50))]);
+        track(&store, &[(t.clone(), Duration::from_millis(50))]);
         poll(&store, &t, vec![job(Status::Running, None, None)]);
         assert_eq!(store.expire_stale(), 0);
         assert!(text(&store).contains("backup_job_status{"));
-        std::thread::sleep(Duration::from_millis(60));
+        tokio::time::advance(Duration::from_millis(60)).await;
         assert_eq!(store.expire_stale(), 1);
         let m = text(&store);
         assert!(!m.contains("backup_job_status{"));
@@ -988,13 +680,16 @@ mod tests {
 
     #[test]
     fn families_are_never_split_across_targets() {
-        let store = Store::new();
+        let store = store();
         let a = target(TargetKind::BackupJob, "a");
         let b = target(TargetKind::BackupJob, "b");
-        store.set_targets(&[
-            (a.clone(), Duration::from_secs(9)),
-            (b.clone(), Duration::from_secs(9)),
-        ]);
+        track(
+            &store,
+            &[
+                (a.clone(), Duration::from_secs(9)),
+                (b.clone(), Duration::from_secs(9)),
+            ],
+        );
         let mut other = job(Status::Running, None, None);
         Arc::make_mut(&mut other.key).job_name = "k".into();
         poll(&store, &a, vec![job(Status::Running, None, None)]);
@@ -1009,5 +704,83 @@ mod tests {
             }
         }
         assert_eq!(m.matches("# TYPE backup_job_status gauge").count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn series_expire_exactly_after_stale_after_not_before() {
+        let store = store();
+        let t = target(TargetKind::BackupJob, "j");
+        let stale_after = Duration::from_secs(90);
+        track(&store, &[(t.clone(), stale_after)]);
+        assert_eq!(store.stale_after(&t), Some(stale_after));
+        poll(&store, &t, vec![job(Status::Running, None, None)]);
+        tokio::time::advance(stale_after - Duration::from_millis(1)).await;
+        assert_eq!(store.expire_stale(), 0, "not before stale_after");
+        store.record_poll(
+            &t,
+            PollResult::Failed(Outcome::Timeout),
+            Duration::ZERO,
+            2.0,
+        );
+        assert!(
+            text(&store).contains("backup_job_status{"),
+            "a failed poll keeps them until then"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(store.expire_stale(), 1, "at stale_after exactly");
+        assert!(!text(&store).contains("backup_job_status{"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_expiry_loop_drops_stale_series_on_tokio_time() {
+        let store = Arc::new(store());
+        let t = target(TargetKind::BackupJob, "j");
+        track(&store, &[(t.clone(), Duration::from_secs(30))]);
+        poll(&store, &t, vec![job(Status::Running, None, None)]);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(expiry(store.clone(), cancel.clone()));
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert!(text(&store).contains("backup_job_status{"));
+        // The loop looks every second: the series are gone within one look of the limit.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!text(&store).contains("backup_job_status{"));
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn new_settings_apply_to_kept_targets_and_a_job_status_change_renders_at_once() {
+        let store = store();
+        let t = target(TargetKind::Server, "s");
+        track(&store, &[(t.clone(), Duration::from_secs(90))]);
+        poll(&store, &t, vec![job(Status::Running, Some(1.0), None)]);
+        let statuses = |store: &Store| {
+            text(store)
+                .lines()
+                .filter(|l| l.starts_with("backup_job_status{"))
+                .count()
+        };
+        assert_eq!(statuses(&store), Status::ALL.len(), "a state set");
+        let active = SeriesSettings {
+            stale_after: Duration::from_secs(300),
+            job_status: JobStatusSeries::Active,
+        };
+        store.track(&[(t.clone(), active)]);
+        assert_eq!(
+            statuses(&store),
+            1,
+            "only the active status, without a poll"
+        );
+        assert!(text(&store).contains("status=\"running\"} 1\n"));
+        assert_eq!(store.stale_after(&t), Some(Duration::from_secs(300)));
+        assert!(store.ready(), "the target keeps its state");
+        store.track(&[(
+            t.clone(),
+            SeriesSettings::stale_after(Duration::from_secs(90)),
+        )]);
+        assert_eq!(statuses(&store), Status::ALL.len(), "and back");
+        store.track(&[]);
+        assert_eq!(store.stale_after(&t), None);
+        assert_eq!(statuses(&store), 0);
     }
 }

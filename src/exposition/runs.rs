@@ -1,21 +1,19 @@
-//! The job and target families kept ready for scrapes, compressed.
+//! Targets laid out in runs for the pre-compressed job and target families.
 //!
 //! Targets are laid out in store order in runs of [`TARGETS_PER_RUN`]. Each run keeps, per
 //! family, one *segment*: the series of its targets back to back, as a raw deflate stream
-//! compressed on its own and ended by a full flush (so it ends on a byte boundary with no
-//! final block). Raw deflate segments concatenate: a gzip answer is a header, every family's
-//! header segment and run segments, the telemetry compressed at scrape time, an empty final
-//! block, and a trailer whose CRC-32 is combined from the segments' CRCs (`crc32_combine`),
-//! so a gzip scrape copies bytes and compresses only the few kilobytes of the exporter's own
-//! metrics. A plain scrape inflates the segments as the client reads (about 2 GB/s); the
-//! series are held only compressed, at a thirtieth of their size.
+//! compressed on its own (`codec.rs`). Raw deflate segments concatenate: a gzip answer is
+//! every family's header segment and run segments in a gzip frame (`gzip.rs`), so a gzip
+//! scrape copies bytes and compresses only the few kilobytes of the exporter's own metrics.
+//! A plain scrape inflates the segments as the client reads (about 2 GB/s); the series are
+//! held only compressed, at a thirtieth of their size.
 //!
-//! A target's poll hands its new chunks to [`Packed::update`]; a family whose bytes changed
+//! A target's poll hands its new chunks to [`Runs::update`]; a family whose bytes changed
 //! (told by a keyed 64-bit hash of the target's chunk) marks its run's segment dirty. Once
 //! every target of the run has reported, the run's dirty segments are rebuilt as plain text
 //! (the old segment inflated, the new chunks spliced in), and a background task compresses
-//! them ([`Packed::due`] / [`Packed::install`]), off the scrape path; a gzip scrape compresses
-//! what is still stale itself ([`Packed::deflate_stale`]), so every answer is current.
+//! them ([`Runs::due`] / [`Runs::install`]), off the scrape path; a gzip scrape compresses
+//! what is still stale itself ([`Runs::deflate_stale`]), so every answer is current.
 //!
 //! Runs of targets, not one segment per target: a deflate stream compresses series lines
 //! against the similar lines before them, and a segment sees only its own. Measured on the
@@ -24,11 +22,15 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use flate2::{Compress, Decompress};
+use tokio::time::Instant;
 
+use super::answer::Answer;
+use super::codec::{compressor, decompressor, Deflated};
+use super::gzip::Gzip;
 use crate::metrics::{Family, Format, FAMILY_COUNT};
 use crate::model::TargetId;
 
@@ -41,145 +43,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Targets per run (per segment of each family); at most 64 (`Run::reported` is a u64).
 pub const TARGETS_PER_RUN: usize = 64;
 
-/// Compression level of the segments. On the 2,000 x 5 fleet's text in 60 KB pieces, zlib-rs
-/// gives at level 5 the size of level 6 (0.96 MB) in two thirds of its time (60 vs 91 ms);
-/// level 4 is 4 % larger, level 1 60 % larger.
-const LEVEL: u32 = 5;
-
-/// Largest piece of an answer handed to the HTTP server at a time: the server's write buffer
-/// size. With a `Content-Length`, hyper drops a body (and so frees its `--web.max-requests`
-/// slot) once its last bytes are buffered; pieces no larger than the buffer keep a stuck
-/// client's request in flight until all but about two pieces are sent.
-const PIECE: usize = 64 * 1024;
-
-/// The gzip member header (RFC 1952): deflate, no flags, no time, no extra flags, OS unknown.
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
-
-/// An empty final block with fixed Huffman codes: BFINAL=1, BTYPE=01, end-of-block.
-const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
-
 /// One target's series of every family.
 pub type Chunks = [Bytes; FAMILY_COUNT];
-
-/// Bytes as a raw deflate segment, with the CRC-32 and length of the plain bytes.
-#[derive(Debug, Clone, Default)]
-pub struct Deflated {
-    bytes: Bytes,
-    crc: u32,
-    len: u64,
-}
-
-impl Deflated {
-    /// Compresses `plain` on its own with `compressor` (reset first).
-    pub fn of(compressor: &mut Compress, plain: &[u8]) -> Deflated {
-        compressor.reset();
-        // Exposition text compresses ten- to thirtyfold; start at a sixteenth and grow.
-        let mut out: Vec<u8> = Vec::with_capacity(plain.len() / 16 + 64);
-        let mut input = plain;
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(1024));
-            }
-            let before = compressor.total_in();
-            // Compressing into a Vec's spare capacity fails only on a corrupt stream state,
-            // which a freshly reset compressor does not have.
-            if compressor
-                .compress_vec(input, &mut out, FlushCompress::Full)
-                .is_err()
-            {
-                break;
-            }
-            let used = usize::try_from(compressor.total_in() - before).unwrap_or(input.len());
-            input = input.get(used..).unwrap_or_default();
-            // zlib's rule: the flush is complete once all input is in and the call left
-            // output space unused.
-            if input.is_empty() && out.len() < out.capacity() {
-                break;
-            }
-        }
-        out.shrink_to_fit();
-        Deflated {
-            crc: crc32fast::hash(plain),
-            len: plain.len() as u64,
-            bytes: Bytes::from(out),
-        }
-    }
-
-    /// The plain bytes back, whole.
-    fn inflate(&self, decompressor: &mut Decompress) -> Bytes {
-        let mut inflating = Inflating::new(self.clone());
-        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
-        while let Some(piece) = inflating.next_piece(decompressor, usize::MAX) {
-            out.extend_from_slice(&piece);
-        }
-        Bytes::from(out)
-    }
-}
-
-/// A new compressor for segments (raw deflate, no zlib header).
-pub fn compressor() -> Compress {
-    Compress::new(Compression::new(LEVEL), false)
-}
-
-fn decompressor() -> Decompress {
-    Decompress::new(false)
-}
-
-/// A segment being inflated piece by piece.
-#[derive(Debug)]
-struct Inflating {
-    segment: Deflated,
-    consumed: usize,
-    produced: u64,
-    started: bool,
-}
-
-impl Inflating {
-    fn new(segment: Deflated) -> Self {
-        Inflating {
-            segment,
-            consumed: 0,
-            produced: 0,
-            started: false,
-        }
-    }
-
-    /// The next piece of at most `max` plain bytes, or `None` when the segment is done. A
-    /// segment this process compressed always inflates to its length; were it ever not to,
-    /// the answer ends short (and the client sees a length mismatch) instead of looping.
-    fn next_piece(&mut self, d: &mut Decompress, max: usize) -> Option<Bytes> {
-        let left = self.segment.len.saturating_sub(self.produced);
-        if left == 0 {
-            return None;
-        }
-        if !self.started {
-            d.reset(false);
-            self.started = true;
-        }
-        let want = usize::try_from(left).unwrap_or(usize::MAX).min(max);
-        let mut out = Vec::with_capacity(want);
-        while out.len() < want {
-            let input = self.segment.bytes.get(self.consumed..).unwrap_or_default();
-            let (in_before, out_before) = (d.total_in(), out.len());
-            if d.decompress_vec(input, &mut out, FlushDecompress::Sync)
-                .is_err()
-            {
-                break;
-            }
-            self.consumed += usize::try_from(d.total_in() - in_before).unwrap_or(input.len());
-            if out.len() == out_before && d.total_in() == in_before {
-                break;
-            }
-        }
-        if out.is_empty() {
-            self.produced = self.segment.len;
-            tracing::error!("a pre-compressed segment did not inflate to its length");
-            return None;
-        }
-        self.produced += out.len() as u64;
-        Some(Bytes::from(out))
-    }
-}
 
 #[derive(Debug, Default)]
 struct Segment {
@@ -355,14 +220,15 @@ pub struct Stale {
 }
 
 impl Stale {
+    /// The segment's plain bytes compressed with `compressor`, for [`Runs::install`].
     pub fn compress(&self, compressor: &mut Compress) -> Deflated {
         Deflated::of(compressor, &self.plain)
     }
 }
 
-/// The pre-compressed job and target families of every target.
+/// The job and target families of every target, laid out in runs, pre-compressed.
 #[derive(Debug)]
-pub struct Packed {
+pub struct Runs {
     runs: Vec<Run>,
     index: HashMap<TargetId, (usize, usize)>,
     version: u64,
@@ -371,9 +237,9 @@ pub struct Packed {
     decompressor: Decompress,
 }
 
-impl Default for Packed {
+impl Default for Runs {
     fn default() -> Self {
-        Packed {
+        Runs {
             runs: Vec::new(),
             index: HashMap::new(),
             version: 0,
@@ -383,121 +249,8 @@ impl Default for Packed {
     }
 }
 
-/// One part of an answer: bytes ready to write, or a segment to inflate as it is written.
-#[derive(Debug)]
-pub enum Part {
-    Ready(Bytes),
-    Deflated(Deflated),
-}
-
-/// A whole answer in parts, and its length.
-#[derive(Debug, Default)]
-pub struct Answer {
-    pub parts: Vec<Part>,
-    pub len: u64,
-}
-
-impl Answer {
-    pub fn push(&mut self, bytes: Bytes) {
-        if !bytes.is_empty() {
-            self.len += bytes.len() as u64;
-            self.parts.push(Part::Ready(bytes));
-        }
-    }
-
-    fn push_deflated(&mut self, segment: &Deflated) {
-        if segment.len > 0 {
-            self.len += segment.len;
-            self.parts.push(Part::Deflated(segment.clone()));
-        }
-    }
-
-    /// The answer's bytes in pieces of at most [`PIECE`] bytes: small parts gathered, large
-    /// ones sliced, segments inflated as the pieces are taken.
-    pub fn pieces(self) -> Pieces {
-        Pieces {
-            parts: self.parts.into_iter().peekable(),
-            rest: None,
-            inflating: None,
-            decompressor: None,
-        }
-    }
-
-    /// The whole answer in one buffer.
-    pub fn to_vec(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
-        for piece in self.pieces() {
-            out.extend_from_slice(&piece);
-        }
-        out
-    }
-}
-
-/// An answer's bytes, piece by piece.
-pub struct Pieces {
-    parts: std::iter::Peekable<std::vec::IntoIter<Part>>,
-    /// What is left of a ready part larger than [`PIECE`].
-    rest: Option<Bytes>,
-    inflating: Option<Inflating>,
-    decompressor: Option<Decompress>,
-}
-
-/// Ready parts smaller than this are copied together into pieces of about [`PIECE`]: a gzip
-/// answer is mostly segments of a few kilobytes, and a write per segment would cost a
-/// system call per few kilobytes.
-const SMALL: usize = 16 * 1024;
-
-impl Pieces {
-    /// `first` and the small ready parts after it, in one buffer of at most [`PIECE`].
-    fn gather(&mut self, first: Bytes) -> Bytes {
-        let mut next_small = |len: usize| {
-            self.parts.next_if(
-                |p| matches!(p, Part::Ready(b) if b.len() < SMALL && len + b.len() <= PIECE),
-            )
-        };
-        let Some(Part::Ready(second)) = next_small(first.len()) else {
-            return first;
-        };
-        let mut out = Vec::with_capacity(PIECE);
-        out.extend_from_slice(&first);
-        out.extend_from_slice(&second);
-        while let Some(Part::Ready(more)) = next_small(out.len()) {
-            out.extend_from_slice(&more);
-        }
-        Bytes::from(out)
-    }
-}
-
-impl Iterator for Pieces {
-    type Item = Bytes;
-
-    fn next(&mut self) -> Option<Bytes> {
-        loop {
-            if let Some(inflating) = &mut self.inflating {
-                let d = self.decompressor.get_or_insert_with(decompressor);
-                match inflating.next_piece(d, PIECE) {
-                    Some(piece) => return Some(piece),
-                    None => self.inflating = None,
-                }
-            }
-            if let Some(mut rest) = self.rest.take() {
-                if rest.len() > PIECE {
-                    let piece = rest.split_to(PIECE);
-                    self.rest = Some(rest);
-                    return Some(piece);
-                }
-                return Some(rest);
-            }
-            match self.parts.next()? {
-                Part::Ready(bytes) if bytes.len() < SMALL => return Some(self.gather(bytes)),
-                Part::Ready(bytes) => self.rest = Some(bytes),
-                Part::Deflated(segment) => self.inflating = Some(Inflating::new(segment)),
-            }
-        }
-    }
-}
-
-impl Packed {
+impl Runs {
+    /// No target laid out yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -512,8 +265,8 @@ impl Packed {
 
     /// Lays the targets out in `order`; a target already known keeps its series, a new one
     /// has none until its poll reports. Does nothing when the order is unchanged.
-    pub fn set_targets<'a>(&mut self, order: impl ExactSizeIterator<Item = &'a TargetId>) {
-        let order: Vec<&TargetId> = order.collect();
+    pub fn layout<'a>(&mut self, order: impl IntoIterator<Item = &'a TargetId>) {
+        let order: Vec<&TargetId> = order.into_iter().collect();
         let unchanged = order.len() == self.index.len()
             && order.iter().enumerate().all(|(i, t)| {
                 self.index.get(*t) == Some(&(i / TARGETS_PER_RUN, i % TARGETS_PER_RUN))
@@ -632,7 +385,7 @@ impl Packed {
         self.runs.iter().any(Run::has_work)
     }
 
-    /// The segments whose compressed form is stale (call [`Packed::refresh`] first).
+    /// The segments whose compressed form is stale (call [`Runs::refresh`] first).
     pub fn stale(&self) -> Vec<Stale> {
         let mut out = Vec::new();
         for (r, run) in self.runs.iter().enumerate() {
@@ -711,7 +464,7 @@ impl Packed {
         }
     }
 
-    /// [`Packed::plain`] as raw deflate segments; what the background packer has not
+    /// [`Runs::plain`] as raw deflate segments; what the background packer has not
     /// compressed yet is compressed here with `compressor`.
     pub fn deflated(&mut self, format: Format, compressor: &mut Compress, out: &mut Gzip) {
         self.refresh();
@@ -750,66 +503,6 @@ fn collect_stale(r: usize, run: &Run, out: &mut Vec<Stale>) -> usize {
     bytes
 }
 
-/// A gzip answer being assembled from deflate segments.
-#[derive(Debug)]
-pub struct Gzip {
-    answer: Answer,
-    crc: crc32fast::Hasher,
-    /// Length of the plain bytes.
-    size: u64,
-}
-
-impl Default for Gzip {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Gzip {
-    pub fn new() -> Self {
-        let mut answer = Answer::default();
-        answer.push(Bytes::from_static(&GZIP_HEADER));
-        Gzip {
-            answer,
-            crc: crc32fast::Hasher::new(),
-            size: 0,
-        }
-    }
-
-    /// Appends one segment.
-    pub fn push(&mut self, segment: &Deflated) {
-        if segment.len == 0 {
-            return;
-        }
-        self.answer.push(segment.bytes.clone());
-        self.size += segment.len;
-        self.crc.combine(&crc32fast::Hasher::new_with_initial_len(
-            segment.crc,
-            segment.len,
-        ));
-    }
-
-    /// Appends `plain`, compressed now.
-    pub fn push_plain(&mut self, compressor: &mut Compress, plain: &[u8]) {
-        if !plain.is_empty() {
-            self.push(&Deflated::of(compressor, plain));
-        }
-    }
-
-    /// The final block and the trailer (CRC-32 and length modulo 2^32, little-endian).
-    pub fn finish(mut self) -> Answer {
-        let size = self.size;
-        let crc = self.crc.finalize();
-        let mut tail = Vec::with_capacity(10);
-        tail.extend_from_slice(&FINAL_BLOCK);
-        tail.extend_from_slice(&crc.to_le_bytes());
-        // ISIZE is the length modulo 2^32 by definition (RFC 1952).
-        tail.extend_from_slice(&((size & 0xffff_ffff) as u32).to_le_bytes());
-        self.answer.push(Bytes::from(tail));
-        self.answer
-    }
-}
-
 /// A family's header in plain and compressed form.
 #[derive(Debug)]
 struct Header {
@@ -837,210 +530,36 @@ fn headers(format: Format) -> &'static [Header; FAMILY_COUNT] {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read as _;
-
     use proptest::prelude::*;
 
     use super::*;
-    use crate::model::{System, TargetKind};
-
-    fn target(i: usize) -> TargetId {
-        TargetId {
-            system: System::Zdm,
-            upstream: "u".into(),
-            kind: TargetKind::Server,
-            target: format!("t{i:04}").into(),
-        }
-    }
-
-    fn chunks(seed: u64, families: u32) -> Chunks {
-        Family::ALL.map(|f| {
-            if families & (1 << f as usize) == 0 {
-                return Bytes::new();
-            }
-            // Lines that compress but differ per seed and family.
-            let lines: String = (0..(seed % 7 + 1))
-                .map(|i| format!("{}{{seed=\"{seed}\",i=\"{i}\"}} {}\n", f.name(), seed ^ i))
-                .collect();
-            Bytes::from(lines)
-        })
-    }
-
-    /// What the answer must be: every family's header, then every target's chunk of it in
-    /// layout order, for families some target has.
-    fn model(format: Format, order: &[TargetId], held: &HashMap<TargetId, Chunks>) -> Vec<u8> {
-        let mut out = Vec::new();
-        for family in Family::ALL {
-            let chunks: Vec<&Bytes> = order
-                .iter()
-                .filter_map(|t| held.get(t))
-                .map(|c| &c[family as usize])
-                .filter(|c| !c.is_empty())
-                .collect();
-            if chunks.is_empty() {
-                continue;
-            }
-            out.extend_from_slice(family.header(format).as_bytes());
-            for c in chunks {
-                out.extend_from_slice(c);
-            }
-        }
-        out
-    }
-
-    fn concat(answer: Answer) -> Vec<u8> {
-        let len = answer.len;
-        let bytes = answer.to_vec();
-        assert_eq!(bytes.len() as u64, len);
-        bytes
-    }
-
-    fn gunzip(gz: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_end(&mut out)
-            .expect("a valid gzip member");
-        out
-    }
-
-    fn answers(packed: &mut Packed, format: Format, tail: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        packed.refresh();
-        let mut plain = Answer::default();
-        packed.plain(format, &mut plain);
-        let mut plain = concat(plain);
-        plain.extend_from_slice(tail);
-        let mut c = compressor();
-        let mut gzip = Gzip::new();
-        packed.deflated(format, &mut c, &mut gzip);
-        gzip.push_plain(&mut c, tail);
-        (plain, concat(gzip.finish()))
-    }
-
-    #[test]
-    fn gzip_answer_is_the_plain_answer_compressed() {
-        let mut packed = Packed::new();
-        let order: Vec<TargetId> = (0..150).map(target).collect();
-        packed.set_targets(order.iter());
-        let mut held = HashMap::new();
-        for (i, t) in order.iter().enumerate() {
-            let c = chunks(i as u64, 0xffff);
-            held.insert(t.clone(), c.clone());
-            packed.update(t, c, ALL_FAMILIES);
-        }
-        for format in [Format::Text, Format::OpenMetrics] {
-            let (plain, gz) = answers(&mut packed, format, b"own_metric 1\n");
-            let mut want = model(format, &order, &held);
-            want.extend_from_slice(b"own_metric 1\n");
-            assert_eq!(plain, want);
-            assert_eq!(gunzip(&gz), want);
-            assert!(gz.len() * 5 < want.len(), "{} of {}", gz.len(), want.len());
-        }
-        // Small segments go out gathered: fewer pieces than parts, none above PIECE.
-        let mut gzip = Gzip::new();
-        packed.deflated(Format::Text, &mut compressor(), &mut gzip);
-        let answer = gzip.finish();
-        let parts = answer.parts.len();
-        let pieces: Vec<Bytes> = answer.pieces().collect();
-        assert!(
-            pieces.len() * 4 < parts,
-            "{} pieces of {parts} parts",
-            pieces.len()
-        );
-        assert!(pieces.iter().all(|p| p.len() <= PIECE));
-    }
-
-    #[test]
-    fn a_segment_larger_than_the_compressor_output_buffer_round_trips() {
-        // Incompressible bytes: the compressor's output outgrows its first buffer.
-        let mut x: u64 = 1;
-        let noise: Vec<u8> = (0..300_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
-        let mut c = compressor();
-        let d = Deflated::of(&mut c, &noise);
-        let mut gzip = Gzip::new();
-        gzip.push(&d);
-        gzip.push(&Deflated::of(&mut c, b"after\n"));
-        let gz = concat(gzip.finish());
-        let mut want = noise.clone();
-        want.extend_from_slice(b"after\n");
-        assert_eq!(gunzip(&gz), want);
-    }
-
-    #[test]
-    fn a_plain_answer_inflates_large_segments_in_pieces() {
-        let mut packed = Packed::new();
-        let order: Vec<TargetId> = (0..2).map(target).collect();
-        packed.set_targets(order.iter());
-        let big: String = (0..20_000)
-            .map(|i| {
-                format!(
-                    "backup_job_status{{i=\"{i}\",x=\"{}\"}} 1\n",
-                    i * 7919 % 10007
-                )
-            })
-            .collect();
-        let mut ch = chunks(0, 0);
-        ch[0] = Bytes::from(big.clone());
-        packed.update(&order[0], ch, ALL_FAMILIES);
-        packed.update(&order[1], chunks(3, 0b11), ALL_FAMILIES);
-        packed.refresh();
-        // Not compressed yet: the plain segment goes out sliced.
-        let mut ready = Answer::default();
-        packed.plain(Format::Text, &mut ready);
-        assert!(ready.parts.iter().all(|p| matches!(p, Part::Ready(_))));
-        let pieces: Vec<Bytes> = ready.pieces().collect();
-        assert!(pieces.iter().all(|p| p.len() <= PIECE));
-        let sliced = pieces.concat();
-        packed.deflate_stale(&mut compressor());
-        assert!(!packed.behind());
-        let mut answer = Answer::default();
-        packed.plain(Format::Text, &mut answer);
-        assert!(answer.parts.iter().any(|p| matches!(p, Part::Deflated(_))));
-        let len = answer.len;
-        let pieces: Vec<Bytes> = answer.pieces().collect();
-        assert!(pieces.iter().all(|p| p.len() <= PIECE));
-        let text: Vec<u8> = pieces.concat();
-        assert_eq!(text.len() as u64, len);
-        assert!(big.len() > 2 * PIECE);
-        assert_eq!(text, sliced);
-        let text = String::from_utf8(text).unwrap();
-        assert!(text.contains(&big), "the big chunk, whole and in order");
-    }
+    use crate::exposition::test_support::{answers, chunks, gunzip, model, target};
 
     #[test]
     fn a_relayout_keeps_series_and_holds_them_compressed() {
-        let mut packed = Packed::new();
+        let mut runs = Runs::new();
         let mut order: Vec<TargetId> = (0..200).map(target).collect();
-        packed.set_targets(order.iter());
+        runs.layout(order.iter());
         let mut held = HashMap::new();
         for (i, t) in order.iter().enumerate() {
             let c = chunks(i as u64, 0b1011);
             held.insert(t.clone(), c.clone());
-            packed.update(t, c, ALL_FAMILIES);
+            runs.update(t, c, ALL_FAMILIES);
         }
-        packed.refresh();
-        packed.deflate_stale(&mut compressor());
+        runs.refresh();
+        runs.deflate_stale(&mut compressor());
         // A reload drops every third target and adds some: every run shifts.
         order.retain(|t| !t.target.ends_with('3'));
         order.extend((500..530).map(target));
         order.sort();
         held.retain(|t, _| order.contains(t));
-        packed.set_targets(order.iter());
-        assert!(
-            !packed.behind(),
-            "nothing left to compress after a relayout"
-        );
-        assert!(packed
+        runs.layout(order.iter());
+        assert!(!runs.behind(), "nothing left to compress after a relayout");
+        assert!(runs
             .runs
             .iter()
             .all(|r| r.segments.iter().all(|s| s.plain.is_none())));
-        let (plain, gz) = answers(&mut packed, Format::Text, b"");
+        let (plain, gz) = answers(&mut runs, Format::Text, b"");
         assert_eq!(plain, model(Format::Text, &order, &held));
         assert_eq!(gunzip(&gz), plain);
         // An unchanged poll after the relayout is still told unchanged.
@@ -1049,65 +568,65 @@ mod tests {
             .next()
             .map(|(t, c)| (t.clone(), c.clone()))
             .unwrap();
-        assert!(!packed.update(&t, c, ALL_FAMILIES));
+        assert!(!runs.update(&t, c, ALL_FAMILIES));
     }
 
     #[test]
     fn a_compression_of_replaced_bytes_is_not_installed() {
-        let mut packed = Packed::new();
+        let mut runs = Runs::new();
         let order: Vec<TargetId> = (0..3).map(target).collect();
-        packed.set_targets(order.iter());
-        packed.update(&order[0], chunks(1, 1), ALL_FAMILIES);
-        packed.refresh();
-        let stale = packed.stale();
+        runs.layout(order.iter());
+        runs.update(&order[0], chunks(1, 1), ALL_FAMILIES);
+        runs.refresh();
+        let stale = runs.stale();
         assert_eq!(stale.len(), 1);
         let mut c = compressor();
         let old = stale[0].compress(&mut c);
         // The target changes before the old compression lands.
-        packed.update(&order[0], chunks(2, 1), ALL_FAMILIES);
-        packed.refresh();
-        packed.install(&stale[0], old);
+        runs.update(&order[0], chunks(2, 1), ALL_FAMILIES);
+        runs.refresh();
+        runs.install(&stale[0], old);
         assert!(
-            packed.behind(),
+            runs.behind(),
             "the segment of the newer bytes is still to compress"
         );
-        let (plain, gz) = answers(&mut packed, Format::Text, b"");
+        let (plain, gz) = answers(&mut runs, Format::Text, b"");
         assert_eq!(gunzip(&gz), plain);
         assert!(plain.ends_with(&chunks(2, 1)[0]));
     }
 
     #[test]
     fn unchanged_series_leave_segments_alone() {
-        let mut packed = Packed::new();
+        let mut runs = Runs::new();
         let order: Vec<TargetId> = (0..3).map(target).collect();
-        packed.set_targets(order.iter());
-        assert!(packed.update(&order[1], chunks(5, 0b101), ALL_FAMILIES));
+        runs.layout(order.iter());
+        assert!(runs.update(&order[1], chunks(5, 0b101), ALL_FAMILIES));
         let mut c = compressor();
-        packed.refresh();
-        packed.deflate_stale(&mut c);
-        assert!(!packed.behind());
-        assert!(!packed.update(&order[1], chunks(5, 0b101), ALL_FAMILIES));
+        runs.refresh();
+        runs.deflate_stale(&mut c);
+        assert!(!runs.behind());
+        assert!(!runs.update(&order[1], chunks(5, 0b101), ALL_FAMILIES));
         // Only family 1 considered: what changed elsewhere is not taken.
-        assert!(!packed.update(&order[1], chunks(6, 0b101), 0b10));
-        assert!(!packed.behind());
+        assert!(!runs.update(&order[1], chunks(6, 0b101), 0b10));
+        assert!(!runs.behind());
         assert!(
-            !packed.update(&target(99), chunks(1, 1), ALL_FAMILIES),
+            !runs.update(&target(99), chunks(1, 1), ALL_FAMILIES),
             "unknown target"
         );
     }
 
     #[test]
     fn a_run_is_due_once_all_its_targets_reported_or_after_the_wait() {
-        let mut packed = Packed::new();
+        let mut runs = Runs::new();
         let order: Vec<TargetId> = (0..TARGETS_PER_RUN + 2).map(target).collect();
-        packed.set_targets(order.iter());
+        runs.layout(order.iter());
         let now = Instant::now();
         // After a relayout every run waits for its targets.
-        assert!(packed.due(now, usize::MAX).is_empty());
+        assert!(runs.due(now, usize::MAX).is_empty());
         for t in &order[..TARGETS_PER_RUN] {
-            packed.update(t, chunks(1, 1), ALL_FAMILIES);
+            runs.update(t, chunks(1, 1), ALL_FAMILIES);
         }
-        let first = packed.due(now, usize::MAX);
+        let first = runs.due(now, usize::MAX);
         assert!(
             !first.is_empty() && first.iter().all(|s| s.run == 0),
             "{first:?}"
@@ -1115,24 +634,24 @@ mod tests {
         let mut c = compressor();
         for s in &first {
             let d = s.compress(&mut c);
-            packed.install(s, d);
+            runs.install(s, d);
         }
         // The second run has one of two targets in: due only after the wait.
-        packed.update(&order[TARGETS_PER_RUN], chunks(2, 1), ALL_FAMILIES);
-        assert!(packed.due(now, usize::MAX).is_empty());
-        let later = packed.due(now + MAX_WAIT + Duration::from_millis(1), usize::MAX);
+        runs.update(&order[TARGETS_PER_RUN], chunks(2, 1), ALL_FAMILIES);
+        assert!(runs.due(now, usize::MAX).is_empty());
+        let later = runs.due(now + MAX_WAIT + Duration::from_millis(1), usize::MAX);
         assert!(
             !later.is_empty() && later.iter().all(|s| s.run == 1),
             "{later:?}"
         );
         // A target of the packed first run changes: the run waits for the others again,
         // though they all reported before.
-        packed.update(&order[0], chunks(3, 1), ALL_FAMILIES);
-        assert!(packed.due(now, usize::MAX).iter().all(|s| s.run != 0));
+        runs.update(&order[0], chunks(3, 1), ALL_FAMILIES);
+        assert!(runs.due(now, usize::MAX).iter().all(|s| s.run != 0));
         for t in &order[1..TARGETS_PER_RUN] {
-            packed.update(t, chunks(1, 1), ALL_FAMILIES);
+            runs.update(t, chunks(1, 1), ALL_FAMILIES);
         }
-        assert!(packed.due(now, usize::MAX).iter().any(|s| s.run == 0));
+        assert!(runs.due(now, usize::MAX).iter().any(|s| s.run == 0));
     }
 
     #[derive(Debug, Clone)]
@@ -1171,10 +690,10 @@ mod tests {
         /// the model's and the gzip answer decodes to the same bytes.
         #[test]
         fn answers_follow_any_sequence_of_updates(steps in proptest::collection::vec(step(), 1..40)) {
-            let mut packed = Packed::new();
+            let mut runs = Runs::new();
             let mut order: Vec<TargetId> = (0..100).map(target).collect();
             let mut next = 100;
-            packed.set_targets(order.iter());
+            runs.layout(order.iter());
             let mut held: HashMap<TargetId, Chunks> = HashMap::new();
             let mut c = compressor();
             for step in steps {
@@ -1182,7 +701,7 @@ mod tests {
                     Step::Update { target, seed, families, mask } => {
                         if let Some(t) = order.get(target % order.len().max(1)).cloned() {
                             let ch = chunks(seed, families);
-                            packed.update(&t, ch.clone(), mask);
+                            runs.update(&t, ch.clone(), mask);
                             let entry = held.entry(t).or_default();
                             for f in 0..FAMILY_COUNT {
                                 if mask & (1 << f) != 0 {
@@ -1202,19 +721,19 @@ mod tests {
                         order.extend((next..next + add).map(target));
                         next += add;
                         order.sort();
-                        packed.set_targets(order.iter());
+                        runs.layout(order.iter());
                     }
                     Step::Pack => {
-                        packed.refresh();
-                        let stale = packed.stale();
+                        runs.refresh();
+                        let stale = runs.stale();
                         for s in &stale {
                             let d = s.compress(&mut c);
-                            packed.install(s, d);
+                            runs.install(s, d);
                         }
                     }
                 }
             }
-            let (plain, gz) = answers(&mut packed, Format::Text, b"tail 1\n");
+            let (plain, gz) = answers(&mut runs, Format::Text, b"tail 1\n");
             let mut want = model(Format::Text, &order, &held);
             want.extend_from_slice(b"tail 1\n");
             prop_assert_eq!(&plain, &want);
