@@ -23,6 +23,7 @@ pub mod simulator;
 pub mod sources;
 pub mod state;
 pub mod status;
+pub mod systems;
 pub mod telemetry;
 pub mod text;
 pub mod webconfig;

@@ -842,13 +842,13 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::model::{System, TargetKind};
+    use crate::systems::zdm;
 
     fn target(i: usize) -> TargetId {
         TargetId {
-            system: System::Zdm,
+            system: zdm::SYSTEM,
             upstream: "u".into(),
-            kind: TargetKind::Server,
+            kind: zdm::SERVER,
             target: format!("t{i:04}").into(),
         }
     }

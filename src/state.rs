@@ -704,11 +704,12 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::{System, TargetKind};
+    use crate::model::TargetKind;
+    use crate::systems::zdm;
 
     fn target(kind: TargetKind, name: &str) -> TargetId {
         TargetId {
-            system: System::Zdm,
+            system: zdm::SYSTEM,
             upstream: Arc::from("u"),
             kind,
             target: Arc::from(name),
@@ -718,7 +719,7 @@ mod tests {
     fn job(status: Status, start: Option<f64>, end: Option<f64>) -> JobRecord {
         JobRecord {
             key: Arc::new(JobKey {
-                system: System::Zdm,
+                system: zdm::SYSTEM,
                 upstream: Arc::from("u"),
                 operation: "backup".into(),
                 job_name: "j".into(),
@@ -772,7 +773,7 @@ mod tests {
     #[test]
     fn a_poll_with_the_same_records_updates_the_target_series_and_keeps_the_jobs() {
         let store = Store::new();
-        let t = target(TargetKind::Server, "s");
+        let t = target(zdm::SERVER, "s");
         store.set_targets(&[(t.clone(), Duration::from_secs(90))]);
         let running = job(Status::Running, Some(1.0), None);
         let at = |d: u64, now: f64, jobs: Vec<JobRecord>| {
@@ -825,7 +826,7 @@ mod tests {
     #[test]
     fn runs_count_transitions_once_and_back_to_back_runs_by_start_time() {
         let store = Store::new();
-        let t = target(TargetKind::BackupJob, "j");
+        let t = target(zdm::BACKUP_JOB, "j");
         store.set_targets(&[(t.clone(), Duration::from_secs(90))]);
         poll(
             &store,
@@ -866,8 +867,8 @@ mod tests {
     #[test]
     fn one_identity_from_two_targets_renders_once_and_survives_either_leaving() {
         let store = Store::new();
-        let server = target(TargetKind::Server, "s");
-        let single = target(TargetKind::BackupJob, "j");
+        let server = target(zdm::SERVER, "s");
+        let single = target(zdm::BACKUP_JOB, "j");
         store.set_targets(&[
             (server.clone(), Duration::from_secs(90)),
             (single.clone(), Duration::from_secs(90)),
@@ -903,7 +904,7 @@ mod tests {
     #[test]
     fn failures_keep_series_until_stale_and_gone_drops_them_at_once() {
         let store = Store::new();
-        let t = target(TargetKind::BackupJob, "j");
+        let t = target(zdm::BACKUP_JOB, "j");
         store.set_targets(&[(t.clone(), Duration::from_millis(50))]);
         assert!(!store.ready());
         poll(&store, &t, vec![job(Status::Running, None, None)]);
@@ -939,7 +940,7 @@ mod tests {
     fn render_scratch_gives_back_what_a_huge_target_grew() {
         let mut bufs = FamilyBuffers::new();
         let store = Store::new();
-        let t = target(TargetKind::Server, "huge");
+        let t = target(zdm::SERVER, "huge");
         store.set_targets(&[(t.clone(), Duration::from_secs(90))]);
         let jobs: Vec<JobRecord> = (0..3000)
             .map(|i| {
@@ -970,7 +971,7 @@ mod tests {
     #[test]
     fn series_expire_by_time_without_a_recorded_failure() {
         let store = Store::new();
-        let t = target(TargetKind::BackupJob, "j");
+        let t = target(zdm::BACKUP_JOB, "j");
         store.set_targets(&[(t.clone(), Duration::from_millis(50))]);
         poll(&store, &t, vec![job(Status::Running, None, None)]);
         assert_eq!(store.expire_stale(), 0);
@@ -989,8 +990,8 @@ mod tests {
     #[test]
     fn families_are_never_split_across_targets() {
         let store = Store::new();
-        let a = target(TargetKind::BackupJob, "a");
-        let b = target(TargetKind::BackupJob, "b");
+        let a = target(zdm::BACKUP_JOB, "a");
+        let b = target(zdm::BACKUP_JOB, "b");
         store.set_targets(&[
             (a.clone(), Duration::from_secs(9)),
             (b.clone(), Duration::from_secs(9)),

@@ -1,518 +1,30 @@
-//! ZDM: backup server, backup job and recovery job monitoring (API 1.0.x under `/api`,
-//! later versions under `/api/v1`), Bearer token or login, mapping to the model.
+//! ZDM's answers -> `JobRecord`s: one series per job and volume, the server summary block,
+//! recoveries with their source and target servers; and the table from ZDM's field names
+//! to the shared `field` labels of `backup_parse_errors_total`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
 
-use async_trait::async_trait;
-use reqwest::header::HeaderValue;
-use reqwest::{Method, Url};
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::source::{
-    bearer, count_entries, endpoint, set_bearer, Entries, FieldParser, IssuedToken, Source,
-    SourceTarget, TokenCache, MAX_TOKEN_LIFETIME,
+use super::labels::SYSTEM;
+use super::wire::{
+    last_log_line, JobData, JobEntry, Jobs, LastLine, Named, ProgressInfo, RecoveryData, SystemData,
 };
-use crate::config::{Secret, ZdmAuth, ZdmConfig, ZdmTarget};
-use crate::http::{StatusRules, UpstreamHttp};
-use crate::model::{Failure, JobKey, JobRecord, PollOutput, ServerSummary, System, TargetKind};
-use crate::outcome::{Fault, Outcome};
+use crate::model::{Failure, JobKey, JobRecord, ParseField, PollOutput, ServerSummary};
+use crate::sources::source::FieldParser;
 use crate::status::Status;
 
-const RULES: StatusRules = StatusRules {
-    bad_request_is_incomplete: true,
-    bad_request_is_auth_error: false,
-};
-
-pub struct Zdm {
-    config: ZdmConfig,
-    http: UpstreamHttp,
-    fields: FieldParser,
-    /// The token from login and when to re-issue it.
-    issued: TokenCache,
-    /// Each target's request URL (or why it has none), built once: servers, backup jobs,
-    /// recovery jobs, each in configuration order.
-    urls: [Vec<Result<Url, Fault>>; 3],
-    /// `Authorization` of a static `token`, built once; `None` with login, or when the
-    /// token cannot be a header value (then every request says so, as before).
-    bearer: Option<HeaderValue>,
-}
-
-/// The endpoint path of each target kind, in the order of [`Zdm::urls`].
-const PATHS: [&str; 3] = [
-    "backups/monitoring/system",
-    "backups/monitoring/job",
-    "recoveries/monitoring/job",
-];
-
-#[async_trait]
-impl Source for Zdm {
-    fn targets(&self) -> Vec<SourceTarget> {
-        let lists = [
-            (TargetKind::Server, &self.config.servers),
-            (TargetKind::BackupJob, &self.config.backup_jobs),
-            (TargetKind::RecoveryJob, &self.config.recovery_jobs),
-        ];
-        lists
-            .into_iter()
-            .flat_map(|(kind, list)| {
-                list.iter().enumerate().map(move |(index, t)| SourceTarget {
-                    kind,
-                    name: t.id.clone(),
-                    index,
-                })
-            })
-            .collect()
+/// The shared `field` label of each of ZDM's field names (interface 5.1).
+pub(super) fn label(field: &str) -> ParseField {
+    match field {
+        "start" => ParseField::StartTime,
+        "end" => ParseField::EndTime,
+        "info.name" => ParseField::JobName,
+        "system.name" | "system.target.name" | "system.source.name" => ParseField::Server,
+        "summary.overallProgress" => ParseField::Percent,
+        f if f.starts_with("summary.") => ParseField::Summary,
+        shared => ParseField::of(shared),
     }
-
-    async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault> {
-        let (list, urls) = match target.kind {
-            TargetKind::Server => (&self.config.servers, &self.urls[0]),
-            TargetKind::BackupJob => (&self.config.backup_jobs, &self.urls[1]),
-            TargetKind::RecoveryJob => (&self.config.recovery_jobs, &self.urls[2]),
-            other => return Err(not_ours(other)),
-        };
-        let (Some(configured), Some(url)) = (list.get(target.index), urls.get(target.index)) else {
-            return Err(Fault::new(
-                Outcome::UpstreamError,
-                "target is no longer configured",
-            ));
-        };
-        let url = url.clone()?;
-        let fallback = configured.id.as_str();
-        let fields = &self.fields;
-        let output = match target.kind {
-            TargetKind::Server => {
-                let data = self
-                    .get(url, deadline, &|b| decode_counted::<SystemData>(fields, b))
-                    .await?;
-                map_system(fields, data, fallback)
-            }
-            TargetKind::BackupJob => {
-                let data = self
-                    .get(url, deadline, &|b| decode_counted::<JobData>(fields, b))
-                    .await?;
-                map_backup_job(fields, data, fallback)
-            }
-            TargetKind::RecoveryJob => {
-                let data = self
-                    .get(url, deadline, &|b| {
-                        decode_counted::<RecoveryData>(fields, b)
-                    })
-                    .await?;
-                map_recovery_job(fields, data, fallback)
-            }
-            other => return Err(not_ours(other)),
-        };
-        // A recovery job's volumes are series too.
-        fields.check_jobs(output.jobs.len())?;
-        Ok(output)
-    }
-}
-
-/// The request URL of one target: `url` + `api_prefix` + the endpoint `path` + the target's
-/// id as one path segment, with its query filters.
-fn url(config: &ZdmConfig, path: &str, target: &ZdmTarget) -> Result<Url, Fault> {
-    let base = format!("{}{}/{path}", config.url, config.api_prefix);
-    let mut url = endpoint(&base, &[&target.id])?;
-    if !target.query.is_empty() {
-        url.query_pairs_mut().extend_pairs(target.query.iter());
-    }
-    Ok(url)
-}
-
-fn not_ours(kind: TargetKind) -> Fault {
-    Fault::new(
-        Outcome::UpstreamError,
-        format!("a {} target is not a ZDM target", kind.as_str()),
-    )
-}
-
-impl Zdm {
-    pub fn new(config: ZdmConfig, http: UpstreamHttp, fields: FieldParser) -> Self {
-        let lists = [&config.servers, &config.backup_jobs, &config.recovery_jobs];
-        let urls = std::array::from_fn(|i| {
-            lists[i]
-                .iter()
-                .map(|target| url(&config, PATHS[i], target))
-                .collect()
-        });
-        let bearer = match &config.auth {
-            ZdmAuth::Token(token) => bearer(token).ok(),
-            ZdmAuth::Login { .. } => None,
-        };
-        Zdm {
-            config,
-            http,
-            fields,
-            issued: TokenCache::default(),
-            urls,
-            bearer,
-        }
-    }
-
-    /// GET with the Bearer token, the answer decoded by `decode` (so a bad body is counted
-    /// as `decode_error`); with login, a 401 re-issues the token and retries once.
-    async fn get<T>(
-        &self,
-        url: Url,
-        deadline: Instant,
-        decode: &(dyn Fn(&[u8]) -> Result<T, Fault> + Sync),
-    ) -> Result<T, Fault> {
-        if let ZdmAuth::Token(_) = &self.config.auth {
-            return self.get_with_token(url, deadline, false, decode).await;
-        }
-        let first = self
-            .get_with_token(url.clone(), deadline, false, decode)
-            .await;
-        match first {
-            Err(fault) if fault.outcome == Outcome::AuthError => {
-                self.get_with_token(url, deadline, true, decode).await
-            }
-            result => result,
-        }
-    }
-
-    async fn get_with_token<T>(
-        &self,
-        url: Url,
-        deadline: Instant,
-        renew: bool,
-        decode: &(dyn Fn(&[u8]) -> Result<T, Fault> + Sync),
-    ) -> Result<T, Fault> {
-        let mut request = reqwest::Request::new(Method::GET, url);
-        match &self.bearer {
-            Some(value) => {
-                request
-                    .headers_mut()
-                    .insert(reqwest::header::AUTHORIZATION, value.clone());
-            }
-            None => set_bearer(&mut request, &self.token(deadline, renew).await?)?,
-        }
-        request.headers_mut().insert(
-            reqwest::header::ACCEPT,
-            HeaderValue::from_static("application/json"),
-        );
-        self.http.fetch(request, RULES, deadline, decode).await
-    }
-
-    async fn token(&self, deadline: Instant, renew: bool) -> Result<Secret, Fault> {
-        let (path, email, password) = match &self.config.auth {
-            ZdmAuth::Token(token) => return Ok(token.clone()),
-            ZdmAuth::Login {
-                path,
-                email,
-                password,
-            } => (path, email, password),
-        };
-        self.issued
-            .get(renew, || async {
-                let url = Url::parse(&format!("{}{}", self.config.url, path)).map_err(|e| {
-                    Fault::new(Outcome::UpstreamError, format!("bad login URL: {e}"))
-                })?;
-                let mut request = reqwest::Request::new(Method::POST, url);
-                let body =
-                    serde_json::json!({ "email": email.expose(), "password": password.expose() });
-                *request.body_mut() = Some(body.to_string().into());
-                request.headers_mut().insert(
-                    reqwest::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                self.http
-                    .fetch(request, StatusRules::default(), deadline, parse_login)
-                    .await
-            })
-            .await
-    }
-}
-
-/// Reads `data.token` (or `token`) and `data.expiresAt` of a login answer.
-fn parse_login(body: &[u8]) -> Result<IssuedToken, Fault> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| Fault::decode(format!("login answer: {e}")))?;
-    let token = v
-        .pointer("/data/token")
-        .or_else(|| v.get("token"))
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Fault::new(Outcome::AuthError, "login answer has no token"))?;
-    let expires_at = v
-        .pointer("/data/expiresAt")
-        .or_else(|| v.get("expiresAt"))
-        .and_then(Value::as_str)
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64));
-    Ok(IssuedToken {
-        token: Secret::new(token.to_string()),
-        renew_at: renew_at(Instant::now(), SystemTime::now(), expires_at),
-    })
-}
-
-/// A token is used until one minute before it expires, or for half its life when that is
-/// under two minutes; never longer than a day (re-issued daily without an expiry, or at once
-/// when the upstream answers 401).
-fn renew_at(now: Instant, now_wall: SystemTime, expires_at: Option<SystemTime>) -> Instant {
-    let Some(expires_at) = expires_at else {
-        return now + MAX_TOKEN_LIFETIME;
-    };
-    let lifetime = expires_at.duration_since(now_wall).unwrap_or_default();
-    let usable = if lifetime < Duration::from_secs(120) {
-        lifetime / 2
-    } else {
-        lifetime - Duration::from_secs(60)
-    };
-    now + usable.min(MAX_TOKEN_LIFETIME)
-}
-
-// Response structs: leaves are raw JSON values so a wrong type in one field is a parse
-// error of that field, not a failed poll.
-
-#[derive(Debug, Deserialize)]
-struct Envelope<T> {
-    success: Option<bool>,
-    data: Option<T>,
-    error: Option<Value>,
-}
-
-/// A ZDM answer as counted before it is built: how many entries `data.job` holds.
-#[derive(Deserialize)]
-struct JobCount {
-    data: Option<JobCountData>,
-}
-
-#[derive(Deserialize)]
-struct JobCountData {
-    job: Option<Entries>,
-}
-
-impl From<JobCount> for usize {
-    fn from(c: JobCount) -> usize {
-        c.data.and_then(|d| d.job).map_or(0, |e| e.0)
-    }
-}
-
-/// `job`: a list of entries or one entry, read straight from the body (an array is the
-/// list, an object the one entry, anything else an error). Serde's untagged enum
-/// ([`OneOrMany`]) buffers the whole value and reads it again; this does not. Where this
-/// fails, [`decode_envelope`] reads the answer again through [`OneOrMany`], so every answer
-/// decodes exactly as the untagged enum decodes it.
-#[derive(Debug)]
-struct Jobs<T>(Vec<T>);
-
-impl<T> Jobs<T> {
-    fn into_vec(self) -> Vec<T> {
-        self.0
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Jobs<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Entries<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Entries<T> {
-            type Value = Jobs<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a list of jobs or one job")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Jobs<T>, A::Error> {
-                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Jobs)
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Jobs<T>, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(|one| Jobs(vec![one]))
-            }
-        }
-        d.deserialize_any(Entries(std::marker::PhantomData))
-    }
-}
-
-/// `job` as serde's untagged enum reads it: the reference [`Jobs`] falls back to.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    Many(Vec<T>),
-    One(T),
-}
-
-impl<T> From<OneOrMany<T>> for Jobs<T> {
-    fn from(jobs: OneOrMany<T>) -> Self {
-        match jobs {
-            OneOrMany::Many(v) => Jobs(v),
-            OneOrMany::One(t) => Jobs(vec![t]),
-        }
-    }
-}
-
-/// A `data` shape read with [`Jobs`], and `Compat`, the same shape read with
-/// [`OneOrMany`] for the answers [`Jobs`] refuses.
-trait Streamed: for<'de> Deserialize<'de> {
-    type Compat: for<'de> Deserialize<'de> + Into<Self>;
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Named {
-    name: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SystemData<J = Jobs<JobEntry>> {
-    system: Option<Named>,
-    summary: Option<Summary>,
-    job: Option<J>,
-}
-
-impl Streamed for SystemData {
-    type Compat = SystemData<OneOrMany<JobEntry>>;
-}
-
-impl From<SystemData<OneOrMany<JobEntry>>> for SystemData {
-    fn from(d: SystemData<OneOrMany<JobEntry>>) -> Self {
-        SystemData {
-            system: d.system,
-            summary: d.summary,
-            job: d.job.map(Jobs::from),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Summary {
-    total: Option<Value>,
-    completed: Option<Value>,
-    in_progress: Option<Value>,
-    failed: Option<Value>,
-    pending: Option<Value>,
-    overall_progress: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JobEntry {
-    info: Option<JobInfo>,
-    progress_info: Option<ProgressInfo>,
-    log: Option<LastLine>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct JobInfo {
-    name: Option<Value>,
-    partition: Option<Value>,
-    drive: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ProgressInfo {
-    status: Option<Value>,
-    percent: Option<Value>,
-    message: Option<Value>,
-    start: Option<Value>,
-    elapsed: Option<Value>,
-    end: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct JobData<J = Jobs<JobEntry>> {
-    system: Option<Named>,
-    job: Option<J>,
-}
-
-impl Streamed for JobData {
-    type Compat = JobData<OneOrMany<JobEntry>>;
-}
-
-impl From<JobData<OneOrMany<JobEntry>>> for JobData {
-    fn from(d: JobData<OneOrMany<JobEntry>>) -> Self {
-        JobData {
-            system: d.system,
-            job: d.job.map(Jobs::from),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct RecoveryData<J = Jobs<RecoveryJob>> {
-    system: Option<RecoverySystem>,
-    job: Option<J>,
-}
-
-impl Streamed for RecoveryData {
-    type Compat = RecoveryData<OneOrMany<RecoveryJob>>;
-}
-
-impl From<RecoveryData<OneOrMany<RecoveryJob>>> for RecoveryData {
-    fn from(d: RecoveryData<OneOrMany<RecoveryJob>>) -> Self {
-        RecoveryData {
-            system: d.system,
-            job: d.job.map(Jobs::from),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct RecoverySystem {
-    source: Option<Named>,
-    target: Option<Named>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RecoveryJob {
-    info: Option<JobInfo>,
-    log: Option<LastLine>,
-    details: Option<Vec<RecoveryDetail>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RecoveryDetail {
-    partition: Option<Value>,
-    drive: Option<Value>,
-    progress_info: Option<ProgressInfo>,
-}
-
-/// Decodes the ZDM envelope; `success: false` or a missing `data` is an upstream error.
-/// [`decode_envelope`] after counting `data.job`: past `max_jobs_per_target` the answer
-/// is refused before a single job is built.
-fn decode_counted<T: Streamed>(fields: &FieldParser, body: &[u8]) -> Result<T, Fault> {
-    fields.check_jobs(count_entries::<JobCount>(body))?;
-    decode_envelope(body)
-}
-
-fn decode_envelope<T: Streamed>(body: &[u8]) -> Result<T, Fault> {
-    match serde_json::from_slice(body) {
-        Ok(envelope) => open_envelope(envelope),
-        // Not read straight: the untagged enum's reading decides (and its error is the
-        // one reported).
-        Err(_) => open_envelope(compat_envelope(body)?),
-    }
-}
-
-/// The answer read with [`OneOrMany`], as every answer was read before [`Jobs`].
-fn compat_envelope<T: Streamed>(body: &[u8]) -> Result<Envelope<T>, Fault> {
-    let compat: Envelope<T::Compat> = serde_json::from_slice(body).map_err(Fault::decode)?;
-    Ok(Envelope {
-        success: compat.success,
-        data: compat.data.map(Into::into),
-        error: compat.error,
-    })
-}
-
-fn open_envelope<T>(envelope: Envelope<T>) -> Result<T, Fault> {
-    if envelope.success == Some(false) {
-        let message = envelope
-            .error
-            .as_ref()
-            .and_then(Value::as_str)
-            .map(|m| crate::text::truncate(m, 200))
-            .unwrap_or_else(|| "no error message".to_string());
-        return Err(Fault::new(
-            Outcome::UpstreamError,
-            format!("success=false: {message}"),
-        ));
-    }
-    envelope
-        .data
-        .ok_or_else(|| Fault::decode("answer has no data"))
 }
 
 fn name_of(fields: &FieldParser, field: &str, named: Option<&Named>) -> Option<String> {
@@ -569,122 +81,6 @@ fn job_record(
     }
 }
 
-/// The last non-empty line of a job's `log` array.
-fn last_log_line(log: Option<&LastLine>) -> Option<String> {
-    log?.0.clone()
-}
-
-/// A job's `log` as it is used: the last line of the array that is a string and not blank
-/// (the failure reason when the progress message gives none). It accepts and refuses what a
-/// [`Value`] does, but keeps one line instead of building the whole array.
-#[derive(Debug, Default)]
-struct LastLine(Option<String>);
-
-impl<'de> Deserialize<'de> for LastLine {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LogVisitor)
-    }
-}
-
-/// `log` itself: an array is read line by line; anything else has no line.
-struct LogVisitor;
-
-impl<'de> serde::de::Visitor<'de> for LogVisitor {
-    type Value = LastLine;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a job log")
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<LastLine, A::Error> {
-        let mut last = String::new();
-        let mut found = false;
-        while let Some(line) = seq.next_element_seed(LineSeed(&mut last))? {
-            found |= line;
-        }
-        Ok(LastLine(found.then_some(last)))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<LastLine, A::Error> {
-        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-        Ok(LastLine(None))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<LastLine, E> {
-        Ok(LastLine(None))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<LastLine, E> {
-        Ok(LastLine(None))
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<LastLine, E> {
-        Ok(LastLine(None))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<LastLine, E> {
-        Ok(LastLine(None))
-    }
-    fn visit_str<E>(self, _: &str) -> Result<LastLine, E> {
-        Ok(LastLine(None))
-    }
-    fn visit_unit<E>(self) -> Result<LastLine, E> {
-        Ok(LastLine(None))
-    }
-}
-
-/// One entry of `log`: a string that is not blank replaces the line kept in the buffer
-/// (`true`); arrays and objects are read as a [`Value`] would read them, then dropped.
-struct LineSeed<'a>(&'a mut String);
-
-impl<'de> serde::de::DeserializeSeed<'de> for LineSeed<'_> {
-    type Value = bool;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for LineSeed<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a log line")
-    }
-
-    fn visit_str<E>(self, line: &str) -> Result<bool, E> {
-        if line.trim().is_empty() {
-            return Ok(false);
-        }
-        self.0.clear();
-        self.0.push_str(line);
-        Ok(true)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(false)
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
-        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-        Ok(false)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-}
-
 fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>) -> Vec<JobRecord> {
     let mut out = Vec::new();
     for entry in jobs.map(Jobs::into_vec).unwrap_or_default() {
@@ -697,7 +93,7 @@ fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>)
             continue;
         };
         let key = JobKey {
-            system: System::Zdm,
+            system: SYSTEM,
             upstream: fields.upstream().clone(),
             operation: "backup".to_string(),
             job_name,
@@ -715,7 +111,7 @@ fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>)
     out
 }
 
-fn map_system(fields: &FieldParser, data: SystemData, fallback: &str) -> PollOutput {
+pub(super) fn map_system(fields: &FieldParser, data: SystemData, fallback: &str) -> PollOutput {
     let server = name_of(fields, "system.name", data.system.as_ref())
         .unwrap_or_else(|| fallback.to_string());
     let summaries = data
@@ -738,7 +134,7 @@ fn map_system(fields: &FieldParser, data: SystemData, fallback: &str) -> PollOut
     }
 }
 
-fn map_backup_job(fields: &FieldParser, data: JobData, fallback: &str) -> PollOutput {
+pub(super) fn map_backup_job(fields: &FieldParser, data: JobData, fallback: &str) -> PollOutput {
     let server = name_of(fields, "system.name", data.system.as_ref())
         .unwrap_or_else(|| fallback.to_string());
     PollOutput {
@@ -747,7 +143,11 @@ fn map_backup_job(fields: &FieldParser, data: JobData, fallback: &str) -> PollOu
     }
 }
 
-fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) -> PollOutput {
+pub(super) fn map_recovery_job(
+    fields: &FieldParser,
+    data: RecoveryData,
+    fallback: &str,
+) -> PollOutput {
     let system = data.system.as_ref();
     let source = name_of(
         fields,
@@ -779,7 +179,7 @@ fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) ->
         ];
         for detail in job.details.unwrap_or_default() {
             let key = JobKey {
-                system: System::Zdm,
+                system: SYSTEM,
                 upstream: fields.upstream().clone(),
                 operation: "restore".to_string(),
                 job_name: job_name.clone(),
@@ -803,72 +203,52 @@ fn map_recovery_job(fields: &FieldParser, data: RecoveryData, fallback: &str) ->
 
 #[cfg(test)]
 mod tests {
+    use super::super::wire::decode_envelope;
     use super::*;
-    use crate::status::{Status, StatusMap};
+    use crate::status::StatusMap;
     use crate::telemetry::Telemetry;
 
     fn fields(telemetry: &Telemetry) -> FieldParser {
         let mut map = StatusMap::new();
         map.insert("verifying", Status::Running);
         FieldParser::new(
-            System::Zdm,
+            SYSTEM,
             std::sync::Arc::from("u"),
             chrono_tz::Asia::Seoul,
             map,
             telemetry.clone(),
         )
+        .with_labels(label)
+    }
+
+    /// Each field name ZDM's mapping uses is counted under the shared label it names.
+    #[test]
+    fn field_names_count_under_the_shared_labels() {
+        for (field, shared) in [
+            ("status", "status"),
+            ("percent", "percent"),
+            ("summary.overallProgress", "percent"),
+            ("elapsed", "elapsed"),
+            ("start", "start_time"),
+            ("end", "end_time"),
+            ("info.name", "job_name"),
+            ("system.name", "server"),
+            ("system.source.name", "server"),
+            ("system.target.name", "server"),
+            ("summary.total", "summary"),
+            ("summary.inProgress", "summary"),
+            ("message", "other"),
+            ("partition", "other"),
+            ("drive", "other"),
+        ] {
+            assert_eq!(label(field).as_str(), shared, "{field}");
+        }
     }
 
     fn system(body: &str) -> PollOutput {
         let telemetry = Telemetry::new();
         let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
         map_system(&fields(&telemetry), data, "configured-id")
-    }
-
-    /// `LastLine` keeps what the `Value` it replaced gave, and refuses what it refused.
-    #[test]
-    fn last_log_line_reads_as_the_log_value_did() {
-        fn from_value(log: &Value) -> Option<String> {
-            log.as_array()?
-                .iter()
-                .rev()
-                .filter_map(Value::as_str)
-                .find(|l| !l.trim().is_empty())
-                .map(str::to_string)
-        }
-        let logs = [
-            r#"["a","b"]"#,
-            r#"["a","  ",""]"#,
-            r#"["a\u0041",1,null,true,{"x":[1]},["y"],"  "]"#,
-            r#"[1e400,"z",-0.5,18446744073709551616]"#,
-            r#"[]"#,
-            r#""one line""#,
-            r#"{"line":"x"}"#,
-            r#"5"#,
-            r#"null"#,
-            r#"["\ud800"]"#,
-            r#"[{"a":"\ud800"}]"#,
-            r#"["a",[[[["b"]]]]]"#,
-            r#"["a","#,
-            r#"["caf\u00e9 done","\t\n"]"#,
-        ];
-        for log in logs {
-            let want = serde_json::from_str::<Option<Value>>(log)
-                .map(|v| v.as_ref().and_then(from_value))
-                .map_err(|e| e.to_string());
-            let got = serde_json::from_str::<Option<LastLine>>(log)
-                .map(|l| last_log_line(l.as_ref()))
-                .map_err(|e| e.to_string());
-            assert_eq!(got.is_ok(), want.is_ok(), "{log}: {got:?} vs {want:?}");
-            if let (Ok(got), Ok(want)) = (got, want) {
-                assert_eq!(got, want, "{log}");
-            }
-        }
-        let deep = format!("[{}{}]", "[".repeat(200), "]".repeat(200));
-        assert_eq!(
-            serde_json::from_str::<Option<LastLine>>(&deep).is_ok(),
-            serde_json::from_str::<Option<Value>>(&deep).is_ok()
-        );
     }
 
     #[test]
@@ -1027,180 +407,5 @@ mod tests {
                 ("target_server", "dst".to_string())
             ]
         );
-    }
-
-    #[test]
-    fn login_tokens_renew_a_minute_early_or_at_half_a_short_life() {
-        let now = Instant::now();
-        let wall = SystemTime::now();
-        let hour = renew_at(now, wall, Some(wall + Duration::from_secs(3600)));
-        assert_eq!(hour - now, Duration::from_secs(3540));
-        let short = renew_at(now, wall, Some(wall + Duration::from_secs(90)));
-        assert_eq!(short - now, Duration::from_secs(45));
-        let past = renew_at(now, wall, Some(wall - Duration::from_secs(5)));
-        assert_eq!(past, now);
-    }
-
-    #[test]
-    fn login_answer_reads_data_token_or_token() {
-        let a = parse_login(
-            br#"{"success":true,"data":{"token":"abc","expiresAt":"2999-01-01T00:00:00Z"}}"#,
-        )
-        .unwrap();
-        assert_eq!(a.token.expose(), "abc");
-        let b = parse_login(br#"{"token":"xyz"}"#).unwrap();
-        assert_eq!(b.token.expose(), "xyz");
-        let missing = parse_login(br#"{"success":true,"data":{}}"#).err().unwrap();
-        assert_eq!(missing.outcome, Outcome::AuthError);
-        let garbage = parse_login(b"<html>").err().unwrap();
-        assert_eq!(garbage.outcome, Outcome::DecodeError);
-    }
-
-    #[test]
-    fn envelope_with_success_false_is_an_upstream_error() {
-        let body = br#"{"success":false,"error":"nope","timestamp":"x"}"#;
-        let e = decode_envelope::<JobData>(body).err().unwrap();
-        assert_eq!(e.outcome, Outcome::UpstreamError);
-        assert!(e.reason.contains("nope"));
-        let e = decode_envelope::<JobData>(b"{\"success\":true}")
-            .err()
-            .unwrap();
-        assert_eq!(e.outcome, Outcome::DecodeError);
-        let e = decode_envelope::<JobData>(b"{\"success\":tr")
-            .err()
-            .unwrap();
-        assert_eq!(e.outcome, Outcome::DecodeError);
-    }
-
-    mod fuzz {
-        //! Arbitrary bytes and mutated seed-shaped answers through the decoders and mappers
-        //! of each endpoint: `Ok` or a fault, never a panic, and what is kept stays in range.
-        use super::*;
-        use crate::sources::fuzzing;
-        use proptest::prelude::*;
-
-        const SYSTEM: &str = r#"{"success":true,"requestID":"r-1","timestamp":"2025-01-15 02:30:00","data":{"system":{"name":"server-01"},"summary":{"total":3,"completed":1,"inProgress":1,"failed":1,"pending":0,"overallProgress":"45%"},"job":[{"info":{"name":"a","partition":"/"},"progressInfo":{"status":"run","percent":"45%","message":"copying","start":"2025-01-15 02:00:00","elapsed":"00:30:00","end":"-"},"log":["x"]},{"info":{"name":"b","drive":"C:"},"progressInfo":{"status":"complete","percent":"100%","start":"2025-01-15T01:00:00Z","elapsed":"27:03:10","end":"2025-01-15T02:00:00+09:00"}}]}}"#;
-        const JOB: &str = r#"{"success":true,"data":{"system":{"name":"s"},"job":{"info":{"name":"daily-backup","partition":"/var"},"progressInfo":{"status":"Verifying","percent":45.5,"start":"2025-01-15 02:00:00.123","elapsed":"1.02:03:04.5","end":null}}}}"#;
-        const RECOVERY: &str = r#"{"success":true,"data":{"system":{"source":{"name":"src"},"target":{"name":"dst"}},"job":{"info":{"name":"r"},"details":[{"drive":"C:","progressInfo":{"status":"complete","percent":"100%","end":"2025-01-15T02:30:00Z"}},{"partition":"/home","progressInfo":{"status":"fail","elapsed":"PT1H2M3S"}}]}}}"#;
-        const LOGIN: &str =
-            r#"{"success":true,"data":{"token":"abc","expiresAt":"2999-01-01T00:00:00Z"}}"#;
-
-        /// Object keys the mutations use: this system's field names.
-        const KEYS: &[&str] = &[
-            "success",
-            "data",
-            "system",
-            "job",
-            "info",
-            "name",
-            "partition",
-            "drive",
-            "progressInfo",
-            "status",
-            "percent",
-            "elapsed",
-            "start",
-            "end",
-            "summary",
-            "details",
-            "source",
-            "target",
-            "token",
-        ];
-
-        /// The streamed read decodes `body` exactly as the untagged enum does, for every
-        /// endpoint: the same data or the same fault.
-        fn streamed_as_untagged(body: &[u8]) -> Result<(), TestCaseError> {
-            fn same<T: Streamed + std::fmt::Debug>(body: &[u8]) -> Result<(), TestCaseError> {
-                let streamed = format!("{:?}", decode_envelope::<T>(body));
-                let untagged = format!("{:?}", compat_envelope::<T>(body).and_then(open_envelope));
-                prop_assert_eq!(streamed, untagged);
-                Ok(())
-            }
-            same::<SystemData>(body)?;
-            same::<JobData>(body)?;
-            same::<RecoveryData>(body)
-        }
-
-        #[test]
-        fn jobs_read_straight_decode_as_the_untagged_enum() {
-            let bodies = [
-                SYSTEM,
-                JOB,
-                RECOVERY,
-                r#"{"success":true,"data":{"job":[]}}"#,
-                r#"{"success":true,"data":{"job":null}}"#,
-                r#"{"success":true,"data":{"job":5}}"#,
-                r#"{"success":true,"data":{"job":"x"}}"#,
-                r#"{"success":true,"data":{"job":[{"info":5}]}}"#,
-                r#"{"success":true,"data":{"job":[[{"info":{"name":"a"}}]]}}"#,
-                r#"{"success":true,"data":{"job":[{"info":{"name":"a"}},"x"]}}"#,
-                r#"{"success":true,"data":{"job":{"info":{"name":"a"},"info":{}}}}"#,
-                r#"{"success":true,"data":{"job":[{"progressInfo":{"percent":1e400}}]}}"#,
-                r#"{"success":true,"data":{"job":{"details":[{"drive":"C:"}],"log":["a"]}}}"#,
-                r#"{"success":false,"error":"no","data":{"job":[1]}}"#,
-                r#"{"success":true,"data":{"job":[{"info":{"name":"a"}}"#,
-            ];
-            for body in bodies {
-                streamed_as_untagged(body.as_bytes()).unwrap();
-            }
-        }
-
-        fn all_endpoints(body: &[u8]) -> Result<(), TestCaseError> {
-            let telemetry = Telemetry::new();
-            let fields = fields(&telemetry);
-            if let Ok(data) = decode_envelope::<SystemData>(body) {
-                fuzzing::check(map_system(&fields, data, "id"))?;
-            }
-            if let Ok(data) = decode_envelope::<JobData>(body) {
-                fuzzing::check(map_backup_job(&fields, data, "id"))?;
-            }
-            if let Ok(data) = decode_envelope::<RecoveryData>(body) {
-                fuzzing::check(map_recovery_job(&fields, data, "id"))?;
-            }
-            if let Ok(issued) = parse_login(body) {
-                prop_assert!(
-                    issued.renew_at <= Instant::now() + crate::sources::MAX_TOKEN_LIFETIME
-                );
-            }
-            Ok(())
-        }
-
-        #[test]
-        fn seeds_decode_and_map() {
-            let telemetry = Telemetry::new();
-            let fields = fields(&telemetry);
-            let system = map_system(&fields, decode_envelope(SYSTEM.as_bytes()).unwrap(), "id");
-            assert_eq!((system.jobs.len(), system.summaries.len()), (2, 1));
-            let job = map_backup_job(&fields, decode_envelope(JOB.as_bytes()).unwrap(), "id");
-            assert_eq!(job.jobs.len(), 1);
-            let recovery =
-                map_recovery_job(&fields, decode_envelope(RECOVERY.as_bytes()).unwrap(), "id");
-            assert_eq!(recovery.jobs.len(), 2);
-            assert!(parse_login(LOGIN.as_bytes()).is_ok());
-        }
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(2000))]
-
-            #[test]
-            fn arbitrary_bytes_never_panic(body in any::<Vec<u8>>()) {
-                all_endpoints(&body)?;
-            }
-
-            #[test]
-            fn mutated_answers_never_panic(
-                body in prop_oneof![fuzzing::mutated(SYSTEM, KEYS), fuzzing::mutated(JOB, KEYS), fuzzing::mutated(RECOVERY, KEYS), fuzzing::mutated(LOGIN, KEYS)]
-            ) {
-                all_endpoints(&body)?;
-            }
-
-            #[test]
-            fn mutated_answers_decode_as_the_untagged_enum(
-                body in prop_oneof![fuzzing::mutated(SYSTEM, KEYS), fuzzing::mutated(JOB, KEYS), fuzzing::mutated(RECOVERY, KEYS)]
-            ) {
-                streamed_as_untagged(&body)?;
-            }
-        }
     }
 }
