@@ -1,5 +1,5 @@
 //! The keys of a `type: azure` upstream, their checks with YAML paths, and the resolved
-//! config the Azure source runs with: its summary.
+//! config the Azure source runs with: its summary and warnings.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::config::checks::{
     count, join, read_capped, Cx, RawDuration, Scalar, Secret, MAX_SECRET_FILE_BYTES,
 };
-use crate::config::settings::{self, Defaults, RawSettings, Validated};
+use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
 
 const DEFAULT_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
 /// `lookback`: at least a minute; the long end is for replaying old job histories (the
@@ -153,6 +153,11 @@ impl AzureConfig {
             count(self.vaults.len(), "vault"),
             humantime::format_duration(self.lookback),
         )
+    }
+
+    /// None: ARM's times carry their offset, and every setting here says what it means.
+    pub fn warnings(&self, _: &Settings) -> Vec<String> {
+        Vec::new()
     }
 }
 

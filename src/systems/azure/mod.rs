@@ -61,19 +61,19 @@ impl SystemDef for Def {
     }
 }
 
+/// `summary` and `warnings` are the inherent ones of `config.rs` (a path names the inherent
+/// method before the trait's).
 impl UpstreamConfig for AzureConfig {
     fn system(&self) -> System {
         SYSTEM
     }
 
     fn summary(&self, every: &str) -> String {
-        // The inherent one, in `config.rs`.
         AzureConfig::summary(self, every)
     }
 
-    fn warnings(&self, _: &Settings) -> Vec<String> {
-        // ARM times carry their offset.
-        Vec::new()
+    fn warnings(&self, settings: &Settings) -> Vec<String> {
+        AzureConfig::warnings(self, settings)
     }
 
     fn source(&self, http: UpstreamHttp, fields: FieldParser) -> Arc<dyn Source> {

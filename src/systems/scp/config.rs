@@ -1,5 +1,5 @@
 //! The keys of a `type: scp` upstream, their checks with YAML paths, and the resolved
-//! config the SCP source runs with: its summary.
+//! config the SCP source runs with: its summary and warnings.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,7 +7,8 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use crate::config::checks::{count, join, Cx, Scalar, Secret};
-use crate::config::settings::{self, Defaults, RawSettings, Validated};
+use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
+use crate::config::upstream::naive_times;
 
 /// A `type: scp` upstream as written (the poll settings keys are read by `settings`).
 #[derive(Debug, Deserialize)]
@@ -105,6 +106,11 @@ impl ScpConfig {
                 ""
             },
         )
+    }
+
+    /// SCP answers with times that carry no offset: read as UTC unless `timezone` is set.
+    pub fn warnings(&self, settings: &Settings) -> Vec<String> {
+        naive_times("SCP answers", settings).into_iter().collect()
     }
 }
 

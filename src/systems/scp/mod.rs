@@ -11,7 +11,7 @@ use serde_yaml_ng::Mapping;
 
 use crate::config::checks::Cx;
 use crate::config::settings::{Defaults, Settings};
-use crate::config::upstream::{self, naive_times, SystemDef, Upstream, UpstreamConfig};
+use crate::config::upstream::{self, SystemDef, Upstream, UpstreamConfig};
 use crate::http::UpstreamHttp;
 use crate::model::{System, TargetKind};
 use crate::sources::source::{FieldParser, Source};
@@ -59,19 +59,19 @@ impl SystemDef for Def {
     }
 }
 
+/// `summary` and `warnings` are the inherent ones of `config.rs` (a path names the inherent
+/// method before the trait's).
 impl UpstreamConfig for ScpConfig {
     fn system(&self) -> System {
         SYSTEM
     }
 
     fn summary(&self, every: &str) -> String {
-        // The inherent one, in `config.rs`.
         ScpConfig::summary(self, every)
     }
 
     fn warnings(&self, settings: &Settings) -> Vec<String> {
-        // Its times carry no offset.
-        naive_times("SCP answers", settings).into_iter().collect()
+        ScpConfig::warnings(self, settings)
     }
 
     fn source(&self, http: UpstreamHttp, fields: FieldParser) -> Arc<dyn Source> {

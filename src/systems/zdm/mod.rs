@@ -60,13 +60,14 @@ impl SystemDef for Def {
     }
 }
 
+/// `summary` and `warnings` are the inherent ones of `config.rs` (a path names the inherent
+/// method before the trait's).
 impl UpstreamConfig for ZdmConfig {
     fn system(&self) -> System {
         SYSTEM
     }
 
     fn summary(&self, every: &str) -> String {
-        // The inherent one, in `config.rs`.
         ZdmConfig::summary(self, every)
     }
 
