@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::outcome::{Fault, Outcome};
 use crate::sources::source::{count_entries, Entries, FieldParser};
 
+/// Every ZDM answer: whether it succeeded, its `data`, and `error` when it did not.
 #[derive(Debug, Deserialize)]
 pub(super) struct Envelope<T> {
     success: Option<bool>,
