@@ -14,12 +14,11 @@ use backup_exporter::exposition::codec::compressor;
 use backup_exporter::exposition::gzip::Gzip;
 use backup_exporter::exposition::{Answer, Packed};
 use backup_exporter::metrics::{self, FamilyBuffers, Format, JobHistory};
-use backup_exporter::model::{
-    JobKey, JobRecord, PollOutput, ServerSummary, System, TargetId, TargetKind,
-};
+use backup_exporter::model::{JobKey, JobRecord, PollOutput, ServerSummary, TargetId};
 use backup_exporter::server::PIECE;
 use backup_exporter::status::Status;
 use backup_exporter::store::{PollResult, SeriesSettings, Store};
+use backup_exporter::systems::zdm;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 const SERVERS: usize = 2_000;
@@ -29,9 +28,9 @@ const VOLUMES: [&str; 5] = ["/", "/home", "/var", "/data", "/opt"];
 
 fn target(upstream: &Arc<str>, server: usize) -> TargetId {
     TargetId {
-        system: System::Zdm,
+        system: zdm::SYSTEM,
         upstream: upstream.clone(),
-        kind: TargetKind::Server,
+        kind: zdm::SERVER,
         target: Arc::from(format!("fleet-{server:05}")),
     }
 }
@@ -40,7 +39,7 @@ fn target(upstream: &Arc<str>, server: usize) -> TargetId {
 fn job(upstream: &Arc<str>, server: usize, job: usize) -> JobRecord {
     JobRecord {
         key: Arc::new(JobKey {
-            system: System::Zdm,
+            system: zdm::SYSTEM,
             upstream: upstream.clone(),
             operation: "backup".to_string(),
             job_name: format!("fleet-{server:05}-job-{job:02}"),

@@ -12,7 +12,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use crate::config::{ClientSettings, TlsSettings};
+use crate::config::client::{ClientSettings, TlsSettings};
 use crate::outcome::{Fault, Outcome};
 use crate::telemetry::Telemetry;
 use crate::text::loggable;
@@ -27,7 +27,8 @@ pub struct Limits {
 /// How non-2xx statuses of one request map to outcomes beyond the generic table.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StatusRules {
-    /// ZDM answers 400 when a job's data is incomplete: `incomplete`, not `http_4xx`.
+    /// For an API that answers 400 when a job's data is incomplete: `incomplete`, not
+    /// `http_4xx`.
     pub bad_request_is_incomplete: bool,
     /// Token endpoints answer 400 for bad client credentials: `auth_error`.
     pub bad_request_is_auth_error: bool,

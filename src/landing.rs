@@ -542,8 +542,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::{Failure, JobKey, JobRecord, System, TargetId, TargetKind};
+    use crate::model::{Failure, JobKey, JobRecord, TargetId, TargetKind};
     use crate::outcome::Outcome;
+    use crate::systems::zdm;
 
     const NOW: f64 = 1_736_935_200.0;
 
@@ -565,7 +566,7 @@ mod tests {
 
     fn target(kind: TargetKind, id: &str) -> TargetId {
         TargetId {
-            system: System::Zdm,
+            system: zdm::SYSTEM,
             upstream: Arc::from("zdm"),
             kind,
             target: Arc::from(id),
@@ -576,7 +577,7 @@ mod tests {
         JobView {
             record: JobRecord {
                 key: Arc::new(JobKey {
-                    system: System::Zdm,
+                    system: zdm::SYSTEM,
                     upstream: Arc::from(upstream),
                     operation: "backup".into(),
                     job_name: name.into(),
@@ -596,7 +597,7 @@ mod tests {
                 failure: None,
                 size_bytes: None,
             },
-            target: target(TargetKind::Server, server),
+            target: target(zdm::SERVER, server),
             target_up: true,
             last_success: Some(NOW - 7_200.0),
         }
@@ -734,7 +735,7 @@ mod tests {
     #[test]
     fn failing_targets_are_listed_only_when_some_fail() {
         let up = TargetView {
-            target: target(TargetKind::Server, "srv"),
+            target: target(zdm::SERVER, "srv"),
             polled: true,
             up: true,
             failure: None,
@@ -744,7 +745,7 @@ mod tests {
         assert!(!page.contains("Targets failing"));
         assert!(page.contains("No jobs yet"));
         let down = TargetView {
-            target: target(TargetKind::BackupJob, "<job>"),
+            target: target(zdm::BACKUP_JOB, "<job>"),
             polled: true,
             up: false,
             failure: Some((Outcome::Http5xx, NOW - 300.0)),

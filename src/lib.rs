@@ -21,6 +21,7 @@ pub mod shard;
 pub mod sources;
 pub mod status;
 pub mod store;
+pub mod systems;
 pub mod telemetry;
 pub mod text;
 pub mod web;

@@ -14,7 +14,7 @@ use backup_exporter::{config, demo, http, listen, logging, telemetry};
 use clap::{Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-/// Prometheus exporter for backup and disaster-recovery monitoring APIs (ZDM).
+/// Prometheus exporter for backup and disaster-recovery monitoring APIs.
 ///
 /// Polls each configured upstream on a schedule, turns its job states, percentages, elapsed
 /// times and timestamps into metrics, and serves them on /metrics. A scrape never waits on

@@ -363,7 +363,7 @@ pub fn render_job(
     }
 }
 
-/// Renders the ZDM summary block of one server.
+/// Renders the server summary block of one server.
 pub fn render_summary(out: &mut FamilyBuffers, target: &TargetId, summary: &ServerSummary) {
     let base = [
         ("system", target.system.as_str()),
@@ -454,12 +454,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::{JobKey, System, TargetKind};
+    use crate::model::JobKey;
+    use crate::systems::zdm;
 
     fn job() -> JobRecord {
         JobRecord {
             key: Arc::new(JobKey {
-                system: System::Zdm,
+                system: zdm::SYSTEM,
                 upstream: Arc::from("zdm"),
                 operation: "backup".into(),
                 job_name: "일일 \"백업\"\\n".into(),
@@ -536,9 +537,9 @@ mod tests {
     #[test]
     fn summary_other_is_floored_at_zero() {
         let target = TargetId {
-            system: System::Zdm,
+            system: zdm::SYSTEM,
             upstream: Arc::from("u"),
-            kind: TargetKind::Server,
+            kind: zdm::SERVER,
             target: Arc::from("s"),
         };
         let summary = ServerSummary {

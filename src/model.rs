@@ -5,45 +5,56 @@ use std::sync::Arc;
 
 use crate::status::Status;
 
-/// The upstream product family: the `system` label.
+/// An upstream product family: the `system` label. Each system declares its own in its
+/// folder under `src/systems/`; the core knows none by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum System {
-    Zdm,
-    Scp,
-    Azure,
+pub struct System {
+    /// Series of different systems sort by this first (derived `Ord` compares the fields
+    /// in order), so `/metrics` lists the systems in the registry's order.
+    rank: u8,
+    name: &'static str,
 }
 
 impl System {
+    /// The system labelled `name`, sorting by `rank` among the others.
+    pub const fn new(name: &'static str, rank: u8) -> Self {
+        System { rank, name }
+    }
+
+    /// The `system` label.
     pub fn as_str(self) -> &'static str {
-        match self {
-            System::Zdm => "zdm",
-            System::Scp => "scp",
-            System::Azure => "azure",
-        }
+        self.name
+    }
+
+    /// Where its series sort among the systems'.
+    pub fn rank(self) -> u8 {
+        self.rank
     }
 }
 
-/// What a configured target points at: the `kind` label of `backup_target_*`.
+/// What a configured target points at: the `kind` label of `backup_target_*`. Each system
+/// declares the kinds it polls in its folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TargetKind {
-    Server,
-    BackupJob,
-    RecoveryJob,
-    /// An SCP backup (its restore histories).
-    Backup,
-    /// An Azure Recovery Services vault.
-    Vault,
+pub struct TargetKind {
+    /// Targets of one upstream sort by this first, then by name.
+    rank: u8,
+    name: &'static str,
 }
 
 impl TargetKind {
+    /// The kind labelled `name`, sorting by `rank` among the others.
+    pub const fn new(name: &'static str, rank: u8) -> Self {
+        TargetKind { rank, name }
+    }
+
+    /// The `kind` label.
     pub fn as_str(self) -> &'static str {
-        match self {
-            TargetKind::Server => "server",
-            TargetKind::BackupJob => "backup_job",
-            TargetKind::RecoveryJob => "recovery_job",
-            TargetKind::Backup => "backup",
-            TargetKind::Vault => "vault",
-        }
+        self.name
+    }
+
+    /// Where its targets sort among the kinds'.
+    pub fn rank(self) -> u8 {
+        self.rank
     }
 }
 
@@ -95,16 +106,16 @@ pub struct JobRecord {
     /// Descriptive labels of `backup_job_info` (e.g. source_server, target_server), sorted by name.
     pub info: Vec<(&'static str, String)>,
     /// How runs are counted. `None`: the store counts the ends it sees in this record's
-    /// status transitions. `Some`: the source tells individual runs apart itself (SCP
-    /// history entries, Azure job ids) and these are the results of the runs it saw end
-    /// since its previous poll.
+    /// status transitions. `Some`: the source tells individual runs apart itself (history
+    /// entries, job ids) and these are the results of the runs it saw end since its
+    /// previous poll.
     pub ended_runs: Option<Vec<Status>>,
     /// End time of the newest completed run the source saw, when that is not this
     /// record's own run (an older history entry or job).
     pub newest_success_end: Option<f64>,
     /// Why the latest run failed: set by the source when `status` is failed.
     pub failure: Option<Failure>,
-    /// Size of the newest finished run in bytes, where the upstream says (Azure).
+    /// Size of the newest finished run in bytes, where the upstream says.
     pub size_bytes: Option<f64>,
 }
 
@@ -113,7 +124,7 @@ pub struct JobRecord {
 pub struct Failure {
     /// Normalized with [`failure_text`]; "" when the upstream gives no reason.
     pub reason: String,
-    /// The upstream's error code (Azure `errorCode`); "" where there is none.
+    /// The upstream's error code; "" where there is none.
     pub code: String,
 }
 
@@ -137,7 +148,7 @@ pub fn failure_text(text: &str) -> String {
     crate::text::truncate(&collapsed, MAX_REASON_CHARS)
 }
 
-/// The ZDM per-server summary block.
+/// A server's summary block (its jobs counted by state), where the upstream gives one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerSummary {
     pub server: String,
@@ -227,29 +238,14 @@ impl ParseField {
         }
     }
 
-    /// The one table from each system's own field names to the shared ones.
-    pub fn of(upstream_field: &str) -> ParseField {
-        match upstream_field {
-            "status" | "restore_state" => ParseField::Status,
-            "percent" | "extendedInfo.progressPercentage" | "summary.overallProgress" => {
-                ParseField::Percent
-            }
-            "elapsed" | "duration" => ParseField::Elapsed,
-            "start" | "start_time" | "startTime" | "restore_start_time" | "created_at" => {
-                ParseField::StartTime
-            }
-            "end" | "end_time" | "endTime" | "restore_end_time" => ParseField::EndTime,
-            "Backup Size" | "size" => ParseField::Size,
-            "info.name" | "entityFriendlyName" | "job_name" => ParseField::JobName,
-            "server"
-            | "system.name"
-            | "system.target.name"
-            | "system.source.name"
-            | "restore_server_name" => ParseField::Server,
-            "label" => ParseField::Label,
-            f if f == "summary" || f.starts_with("summary.") => ParseField::Summary,
-            _ => ParseField::Other,
-        }
+    /// The shared field labelled `label` (the inverse of [`ParseField::as_str`]), `Other`
+    /// for any other name. A system maps its own field names onto these in its folder and
+    /// hands that table to its `FieldParser`.
+    pub fn of(label: &str) -> ParseField {
+        ParseField::ALL
+            .into_iter()
+            .find(|field| field.as_str() == label)
+            .unwrap_or(ParseField::Other)
     }
 }
 
@@ -313,6 +309,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shared_fields_read_back_from_their_labels() {
+        for field in ParseField::ALL {
+            assert_eq!(ParseField::of(field.as_str()), field);
+        }
+        assert_eq!(ParseField::of("restore_state"), ParseField::Other);
+    }
+
+    /// Series order: by rank first (the registry's order), whatever the names.
+    #[test]
+    fn systems_and_kinds_sort_by_rank_then_name() {
+        assert!(System::new("b", 0) < System::new("a", 1));
+        assert!(TargetKind::new("z", 0) < TargetKind::new("a", 1));
+        assert!(TargetKind::new("a", 1) < TargetKind::new("b", 1));
+        assert_eq!(System::new("x", 3).as_str(), "x");
+        assert_eq!(TargetKind::new("y", 4).rank(), 4);
+    }
+
+    #[test]
     fn failure_reasons_are_collapsed_and_cut() {
         let f = Failure::new("  disk\n\t full   on  /data ", "E42");
         assert_eq!(f.reason, "disk full on /data");
@@ -326,7 +340,7 @@ mod tests {
     #[test]
     fn long_label_values_are_cut_on_a_character_boundary_and_counted() {
         let key = JobKey {
-            system: System::Zdm,
+            system: System::new("zdm", 0),
             upstream: Arc::from("u"),
             operation: "backup".into(),
             job_name: "가".repeat(500), // 1,500 bytes

@@ -30,7 +30,7 @@ fn shown(raw: &str) -> String {
     crate::text::truncate(raw, MAX_SHOWN_CHARS)
 }
 
-/// A size as Azure writes it, `"2332 MB"`: a decimal and a unit among B, KB, MB, GB, TB
+/// A size as upstreams write it, `"2332 MB"`: a decimal and a unit among B, KB, MB, GB, TB
 /// (powers of 1024; case-insensitive, `KiB`-style spellings too), into bytes.
 pub fn parse_size(raw: &str) -> Result<Option<f64>, ParseError> {
     let s = raw.trim();
@@ -220,7 +220,7 @@ fn iso_duration(s: &str) -> Result<f64, &'static str> {
 }
 
 /// Formats seconds as `HH:MM:SS` or, from one day on, `D.HH:MM:SS`, with up to seven
-/// fraction digits (100 ns, the precision ZDM sends); [`parse_duration`] reads it back.
+/// fraction digits (100 ns, the precision upstreams send); [`parse_duration`] reads it back.
 /// Negative or non-finite input has no duration to show and formats as `"-"`.
 pub fn format_duration(seconds: f64) -> String {
     if !seconds.is_finite() || seconds < 0.0 {

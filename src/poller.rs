@@ -278,12 +278,13 @@ mod phase_tests {
 
 #[cfg(test)]
 mod schedule_tests {
+    use crate::systems::zdm;
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
     use super::*;
     use crate::exposition::Packed;
-    use crate::model::{PollOutput, System, TargetKind};
+    use crate::model::PollOutput;
     use crate::store::SeriesSettings;
 
     /// A source that notes when it is polled and answers from a script (then succeeds).
@@ -324,9 +325,9 @@ mod schedule_tests {
         stale_after: Duration,
     ) -> (Planned, Arc<Store>) {
         let id = TargetId {
-            system: System::Zdm,
+            system: zdm::SYSTEM,
             upstream: Arc::from("u"),
-            kind: TargetKind::Server,
+            kind: zdm::SERVER,
             target: Arc::from("s"),
         };
         let store = Arc::new(Store::new(Arc::new(Packed::new())));
@@ -335,7 +336,7 @@ mod schedule_tests {
             id,
             source: source.clone(),
             target: SourceTarget {
-                kind: TargetKind::Server,
+                kind: zdm::SERVER,
                 name: "s".into(),
                 index: 0,
             },

@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use backup_exporter::config::{self, ZdmAuth};
+use backup_exporter::config;
+use backup_exporter::systems::azure::AzureConfig;
+use backup_exporter::systems::scp::ScpConfig;
+use backup_exporter::systems::zdm::{ZdmAuth, ZdmConfig};
 
 const TOKEN: &str = "tok-integration-SECRET";
 const EMAIL: &str = "ops@SECRET.example";
@@ -192,7 +195,7 @@ fn valid_zdm_config_loads() {
         prod.settings.stale_after,
         std::time::Duration::from_secs(90)
     );
-    let config::UpstreamKind::Zdm(zdm) = &prod.kind else {
+    let Some(zdm) = prod.kind.as_any().downcast_ref::<ZdmConfig>() else {
         panic!("zdm-prod is a zdm upstream");
     };
     assert!(matches!(&zdm.auth, ZdmAuth::Token(t) if t.expose() == TOKEN));
@@ -236,12 +239,20 @@ fn valid_config_of_all_systems_loads() {
             "azure-mi: azure https://management.azure.com subscription 11111111-2222-3333-4444-555555555555, 1 vault, lookback 1day, every 30s, auth managed identity",
         ]
     );
-    let config::UpstreamKind::Scp(scp) = &config.upstreams[1].kind else {
+    let Some(scp) = config.upstreams[1]
+        .kind
+        .as_any()
+        .downcast_ref::<ScpConfig>()
+    else {
         panic!("scp-kr is an scp upstream");
     };
     assert_eq!(scp.backups[1].name.as_deref(), Some("erp-db"));
     assert_eq!(scp.account_id.as_deref(), Some("6b1c0f9e2d"));
-    let config::UpstreamKind::Azure(mi) = &config.upstreams[3].kind else {
+    let Some(mi) = config.upstreams[3]
+        .kind
+        .as_any()
+        .downcast_ref::<AzureConfig>()
+    else {
         panic!("azure-mi is an azure upstream");
     };
     assert_eq!(

@@ -21,10 +21,12 @@ use crate::status::{Status, StatusMap};
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a credential.
     pub fn new(s: String) -> Self {
         Secret(s)
     }
 
+    /// The credential itself, for the request that sends it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -117,7 +119,9 @@ pub fn count(n: usize, noun: &str) -> String {
 /// as a whole, e.g. a missing key, which serde reports after every key was read).
 #[derive(Debug)]
 pub struct Misfit {
+    /// What does not fit, at its full YAML path.
     pub error: ConfigError,
+    /// The top-level key it sits under.
     pub key: Option<String>,
 }
 
@@ -155,8 +159,11 @@ pub fn deserialize<T: DeserializeOwned>(path: &str, value: Value) -> Result<T, M
 
 /// The validation pass: collects every problem, reads secrets from `base_dir` and `env`.
 pub struct Cx<'a> {
+    /// Every problem found so far, in the order found.
     pub errors: Vec<ConfigError>,
+    /// The config file's directory: relative secret and certificate files are read there.
     pub base_dir: &'a Path,
+    /// Looks up an environment variable (injectable for tests).
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// `LoadOptions::skip_secrets`: check the shape of secret settings, read none.
     pub skip_secrets: bool,
@@ -166,6 +173,7 @@ pub struct Cx<'a> {
 const SKIPPED_SECRET: &str = "skipped-secret";
 
 impl Cx<'_> {
+    /// Reports a problem at `path`.
     pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError {
             path: path.into(),
@@ -191,6 +199,7 @@ impl Cx<'_> {
         }
     }
 
+    /// A duration greater than zero.
     pub fn duration(&mut self, path: &str, raw: &RawDuration) -> Option<Duration> {
         match humantime::parse_duration(raw.0.trim()) {
             Ok(d) if d.is_zero() => {
@@ -250,6 +259,7 @@ impl Cx<'_> {
         None
     }
 
+    /// An IANA time zone name.
     pub fn timezone(&mut self, path: &str, raw: &str) -> Option<chrono_tz::Tz> {
         raw.trim()
             .parse::<chrono_tz::Tz>()
@@ -264,6 +274,7 @@ impl Cx<'_> {
             .ok()
     }
 
+    /// A number greater than zero.
     pub fn positive<T: Copy + Default + PartialEq>(&mut self, path: &str, v: T) -> Option<T> {
         if v == T::default() {
             self.error(path, "must be greater than zero");
@@ -311,7 +322,9 @@ impl Cx<'_> {
             Err(e) => {
                 self.error(
                     path,
-                    format!("invalid url `{shown}`: {e} (expected e.g. https://zdm.example.com)"),
+                    format!(
+                        "invalid url `{shown}`: {e} (expected e.g. https://backup.example.com)"
+                    ),
                 );
                 return None;
             }

@@ -2,42 +2,36 @@
 //! pass that resolves defaults, secrets and targets and collects *every* problem with
 //! its YAML path (`upstreams[1].servers[0]: ...`), so `--check-config` shows them all.
 //!
-//! This file reads the top level and the upstream list and hands each upstream to its
-//! type's file (`zdm.rs`, `scp.rs`, `azure.rs`); the poll settings every type shares are
-//! read by `settings.rs`, small shared checks live in `checks.rs`, the error types in
-//! `error.rs`. The children never use this file.
+//! This file reads the top level and the upstream list and hands each upstream to the
+//! system its `type` names, through the registry (`src/systems/`); what the core knows of
+//! a system and of an upstream is in `upstream.rs`, the poll settings every type shares
+//! are read by `settings.rs`, the connection keys by `client.rs`, small shared checks live
+//! in `checks.rs`, the error types in `error.rs`. Those are leaves the systems use; the
+//! children never use this file, and only this file uses the registry.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use serde::de::DeserializeOwned;
-use serde_yaml_ng::{Mapping, Value};
+use serde_yaml_ng::Value;
 
-use crate::model::System;
-use crate::status::StatusMap;
+use crate::systems;
 
-mod azure;
-mod checks;
-mod client;
+pub mod checks;
+pub mod client;
 mod error;
-mod scp;
-mod settings;
-mod zdm;
+pub mod settings;
+pub mod upstream;
 
-pub use azure::{AzureAuth, AzureConfig, AzureVault};
 pub use checks::{read_capped, Secret, MAX_SECRET_FILE_BYTES};
 pub use client::{ClientIdentity, ClientSettings, PemFile, TlsSettings};
 pub use error::{ConfigError, ConfigErrors};
-pub use scp::{ScpBackup, ScpConfig};
 pub use settings::Settings;
-pub use zdm::{ZdmAuth, ZdmConfig, ZdmTarget};
+pub use upstream::{SystemDef, Upstream, UpstreamConfig};
 
-use checks::{deserialize, Cx, Misfit};
-use client::RawClient;
-use settings::{Defaults, RawSettings, Validated};
+use checks::Cx;
+use settings::{Defaults, RawSettings};
 
-const SUPPORTED_TYPES: &str = "zdm, scp, azure";
 const TOP_LEVEL_KEYS: [&str; 3] = ["listen", "defaults", "upstreams"];
 
 /// The validated config.
@@ -47,102 +41,6 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// Every configured upstream, in file order.
     pub upstreams: Vec<Upstream>,
-}
-
-/// One configured upstream API, with its defaults already applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Upstream {
-    /// Unique; the `upstream` label.
-    pub name: String,
-    /// Poll settings: its own keys over `defaults`.
-    pub settings: Settings,
-    /// Extra raw status -> normalized status.
-    pub status_map: StatusMap,
-    /// How it is connected to: `tls_config`, `proxy_url`.
-    pub client: ClientSettings,
-    /// The type and its own config.
-    pub kind: UpstreamKind,
-}
-
-/// The upstream types: one variant per system, each with its own config.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UpstreamKind {
-    Zdm(ZdmConfig),
-    Scp(ScpConfig),
-    Azure(AzureConfig),
-}
-
-impl UpstreamKind {
-    /// The system this type talks to: the one place a type maps to its `system` label.
-    pub fn system(&self) -> System {
-        match self {
-            UpstreamKind::Zdm(_) => System::Zdm,
-            UpstreamKind::Scp(_) => System::Scp,
-            UpstreamKind::Azure(_) => System::Azure,
-        }
-    }
-}
-
-impl Upstream {
-    /// One line for `--check-config` and the startup log; never contains a secret.
-    pub fn summary(&self) -> String {
-        let every = humantime::format_duration(self.settings.interval).to_string();
-        let detail = match &self.kind {
-            UpstreamKind::Zdm(zdm) => zdm.summary(&every),
-            UpstreamKind::Scp(scp) => scp.summary(&every),
-            UpstreamKind::Azure(azure) => azure.summary(&every),
-        };
-        format!(
-            "{}: {} {detail}{}",
-            self.name,
-            self.system(),
-            self.client.summary()
-        )
-    }
-
-    /// Why this upstream's configuration, although valid, may not be what was meant.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        if self
-            .client
-            .tls
-            .as_ref()
-            .is_some_and(|tls| tls.insecure_skip_verify)
-        {
-            warnings.push(format!(
-                "{}: tls_config.insecure_skip_verify is true: the upstream's certificate is not verified, so anyone on the path can read its credentials and answers",
-                self.name
-            ));
-        }
-        let naive_times = match &self.kind {
-            UpstreamKind::Zdm(zdm) => Some("ZDM's /api (1.0.x) answers")
-                .filter(|_| zdm.api_prefix.trim_end_matches('/') == "/api"),
-            UpstreamKind::Scp(_) => Some("SCP answers"),
-            UpstreamKind::Azure(_) => None,
-        };
-        if let Some(who) = naive_times.filter(|_| !self.settings.timezone_set) {
-            warnings.push(format!(
-                "{}: {who} with times that carry no offset, and no `timezone` is set: they are read as UTC (set e.g. `timezone: Asia/Seoul` if the upstream answers in local time)",
-                self.name
-            ));
-        }
-        warnings
-    }
-
-    /// The `system` label, as [`UpstreamKind::system`] maps it.
-    pub fn system(&self) -> &'static str {
-        self.kind.system().as_str()
-    }
-
-    fn new<T>(v: Validated<T>, client: ClientSettings, kind: fn(T) -> UpstreamKind) -> Upstream {
-        Upstream {
-            name: v.name,
-            settings: v.settings,
-            status_map: v.status_map,
-            client,
-            kind: kind(v.config),
-        }
-    }
 }
 
 /// Reads and validates the config file; `token_file` paths are relative to its directory.
@@ -307,7 +205,7 @@ fn config(cx: &mut Cx<'_>, yaml: &str) -> Option<Config> {
     })
 }
 
-/// One upstream: its `type` picks the file that validates the rest.
+/// One upstream: its `type` picks the system that validates the rest.
 fn upstream(
     cx: &mut Cx<'_>,
     path: &str,
@@ -318,31 +216,22 @@ fn upstream(
         cx.error(path, "expected a map describing an upstream");
         return None;
     };
+    let system = match map.get("type") {
+        Some(Value::String(t)) => systems::by_type(t),
+        _ => None,
+    };
+    if let Some(system) = system {
+        return system.upstream(cx, path, map, defaults);
+    }
     match map.get("type") {
         None | Some(Value::Null) => {
             cx.error(
                 path,
-                format!("missing `type` (supported types: {SUPPORTED_TYPES})"),
+                format!(
+                    "missing `type` (supported types: {})",
+                    systems::type_names()
+                ),
             );
-            None
-        }
-        Some(Value::String(t)) if t == "zdm" => {
-            let (raw, overrides, connect) = read(cx, path, map)?;
-            let client = client::validate(cx, path, &connect);
-            let v = zdm::validate(cx, path, raw, &overrides, defaults)?;
-            Some(Upstream::new(v, client?, UpstreamKind::Zdm))
-        }
-        Some(Value::String(t)) if t == "scp" => {
-            let (raw, overrides, connect) = read(cx, path, map)?;
-            let client = client::validate(cx, path, &connect);
-            let v = scp::validate(cx, path, raw, &overrides, defaults)?;
-            Some(Upstream::new(v, client?, UpstreamKind::Scp))
-        }
-        Some(Value::String(t)) if t == "azure" => {
-            let (raw, overrides, connect) = read(cx, path, map)?;
-            let client = client::validate(cx, path, &connect);
-            let v = azure::validate(cx, path, raw, &overrides, defaults)?;
-            Some(Upstream::new(v, client?, UpstreamKind::Azure))
         }
         Some(other) => {
             let shown = other
@@ -350,61 +239,13 @@ fn upstream(
                 .map_or_else(|| format!("{other:?}"), str::to_owned);
             cx.error(
                 format!("{path}.type"),
-                format!("unknown type `{shown}` (supported types: {SUPPORTED_TYPES})"),
+                format!(
+                    "unknown type `{shown}` (supported types: {})",
+                    systems::type_names()
+                ),
             );
-            None
         }
     }
-}
-
-/// Reads an upstream's map as its type's `T` plus the keys every type takes: the poll
-/// settings and the connection keys. Like one struct would, it reports only the first
-/// misfit in file order (a missing key last), and nothing is validated further then.
-fn read<T: DeserializeOwned>(
-    cx: &mut Cx<'_>,
-    path: &str,
-    map: Mapping,
-) -> Option<(T, RawSettings, RawClient)> {
-    let keys: Vec<Option<String>> = map.keys().map(|k| k.as_str().map(str::to_owned)).collect();
-    let (mut own, mut overrides, mut connect) = (Mapping::new(), Mapping::new(), Mapping::new());
-    for (key, value) in map {
-        match key.as_str() {
-            Some(k) if settings::KEYS.contains(&k) => overrides.insert(key, value),
-            Some(k) if client::KEYS.contains(&k) => connect.insert(key, value),
-            _ => own.insert(key, value),
-        };
-    }
-    let overrides = deserialize::<RawSettings>(path, Value::Mapping(overrides));
-    let connect = deserialize::<RawClient>(path, Value::Mapping(connect));
-    let own = deserialize::<T>(path, Value::Mapping(own)).map_err(|mut misfit| {
-        // The keys every type takes are accepted too: list them after the type's own.
-        let top_level = misfit
-            .key
-            .as_ref()
-            .is_some_and(|key| misfit.error.path == checks::join(path, key));
-        if top_level && misfit.error.message.starts_with("unknown key `") {
-            for key in settings::KEYS.iter().chain(client::KEYS) {
-                misfit.error.message.push_str(&format!(", `{key}`"));
-            }
-        }
-        misfit
-    });
-    let position = |misfit: &Misfit| {
-        misfit
-            .key
-            .as_ref()
-            .and_then(|key| keys.iter().position(|k| k.as_ref() == Some(key)))
-            .unwrap_or(usize::MAX)
-    };
-    let (own, overrides, connect) = match (own, overrides, connect) {
-        (Ok(own), Ok(overrides), Ok(connect)) => return Some((own, overrides, connect)),
-        (own, overrides, connect) => (own.err(), overrides.err(), connect.err()),
-    };
-    let first = [own, overrides, connect]
-        .into_iter()
-        .flatten()
-        .min_by_key(|misfit| position(misfit))?;
-    cx.errors.push(first.error);
     None
 }
 
@@ -531,11 +372,20 @@ upstreams:
     }
 
     #[test]
-    fn each_kind_maps_to_its_system() {
+    fn each_type_maps_to_its_system() {
         let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, servers: [x]}]";
         let c = parse(yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.upstreams[0].kind.system(), System::Zdm);
+        assert_eq!(c.upstreams[0].kind.system(), crate::systems::zdm::SYSTEM);
         assert_eq!(c.upstreams[0].system(), "zdm");
+    }
+
+    #[test]
+    fn an_unknown_type_lists_the_registered_ones() {
+        let errors = parse_err("upstreams: [{name: a, type: tape}]");
+        assert_eq!(
+            errors[0].to_string(),
+            "upstreams[0].type: unknown type `tape` (supported types: zdm, scp, azure)"
+        );
     }
 
     #[test]

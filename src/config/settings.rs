@@ -43,6 +43,9 @@ pub const STALE_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const MAX_BODY_BYTES: RangeInclusive<u64> = 1024..=1024 * 1024 * 1024;
 /// `max_jobs_per_target`.
 pub const MAX_JOBS_PER_TARGET: RangeInclusive<usize> = 1..=1_000_000;
+/// `max_jobs_per_target` when the configuration does not set it (and the field parser's
+/// own default).
+pub const DEFAULT_MAX_JOBS_PER_TARGET: usize = 10_000;
 
 /// Poll settings as written; every key may appear under `defaults` and be overridden per
 /// upstream.
@@ -105,7 +108,7 @@ impl Default for Settings {
             timezone_set: false,
             stale_after: Duration::from_secs(90),
             max_body_bytes: 16 * 1024 * 1024,
-            max_jobs_per_target: 10_000,
+            max_jobs_per_target: DEFAULT_MAX_JOBS_PER_TARGET,
             job_status: JobStatusSeries::StateSet,
         }
     }
@@ -140,9 +143,13 @@ impl Default for Defaults {
 /// An upstream's validated parts: those every type has, and its type's own config.
 #[derive(Debug)]
 pub struct Validated<T> {
+    /// The `upstream` label.
     pub name: String,
+    /// Its poll settings over `defaults`.
     pub settings: Settings,
+    /// Its `status_map`.
     pub status_map: StatusMap,
+    /// What its type's own keys resolved to.
     pub config: T,
 }
 
@@ -594,11 +601,6 @@ mod tests {
         assert_eq!(
             ends[0].parse().unwrap()..=ends[1].parse().unwrap(),
             MAX_BODY_BYTES
-        );
-        let ends = bounds_of(table, "azure `lookback`");
-        assert_eq!(
-            duration(&ends[0])..=duration(&ends[1]),
-            crate::config::azure::LOOKBACK
         );
         let ends = bounds_of(table, "`max_jobs_per_target`");
         assert_eq!(

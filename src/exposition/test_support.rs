@@ -11,16 +11,17 @@ use super::codec::compressor;
 use super::gzip::Gzip;
 use super::runs::{Chunks, Runs};
 use crate::metrics::{Family, Format};
-use crate::model::{System, TargetId, TargetKind};
+use crate::model::TargetId;
+use crate::systems::zdm;
 
 /// A piece size as the HTTP server asks for (its write buffer).
 pub const PIECE: usize = 64 * 1024;
 
 pub fn target(i: usize) -> TargetId {
     TargetId {
-        system: System::Zdm,
+        system: zdm::SYSTEM,
         upstream: "u".into(),
-        kind: TargetKind::Server,
+        kind: zdm::SERVER,
         target: format!("t{i:04}").into(),
     }
 }

@@ -1,22 +1,22 @@
-//! The one place that registers the upstream systems: the `type -> Source` map.
+//! The source machinery every upstream system shares, naming none of them: [`source`] (the
+//! `Source` trait, `FieldParser`, the token cache, request helpers) and [`build`], which
+//! makes an upstream's HTTP client and field parser and asks its system's config for its
+//! `Source`. The systems themselves live in `src/systems/`, one folder each.
 
 use std::sync::Arc;
 
-use crate::config::{Upstream, UpstreamKind};
+use crate::config::upstream::Upstream;
 use crate::http::{self, Limits, UpstreamHttp};
 use crate::telemetry::Telemetry;
 
-pub mod azure;
 #[cfg(test)]
-mod fuzzing;
-pub mod scp;
-mod source;
-pub mod zdm;
+pub(crate) mod fuzzing;
+pub mod source;
 
 pub use source::*;
 
-/// Builds the source of one configured upstream: the `type -> Source` map. `client` is the
-/// shared client; an upstream with `tls_config` or `proxy_url` gets one of its own.
+/// Builds the source of one configured upstream. `client` is the shared client; an
+/// upstream with `tls_config` or `proxy_url` gets one of its own.
 pub fn build(
     upstream: &Upstream,
     client: reqwest::Client,
@@ -51,9 +51,5 @@ pub fn build(
         telemetry,
     )
     .with_max_jobs(upstream.settings.max_jobs_per_target);
-    match &upstream.kind {
-        UpstreamKind::Zdm(config) => Arc::new(zdm::Zdm::new(config.clone(), http, fields)),
-        UpstreamKind::Scp(config) => Arc::new(scp::Scp::new(config.clone(), http, fields)),
-        UpstreamKind::Azure(config) => Arc::new(azure::Azure::new(config.clone(), http, fields)),
-    }
+    upstream.kind.source(http, fields)
 }

@@ -1,5 +1,6 @@
-//! What every source shares: the `Source` trait, its targets, the field parser that counts
-//! parse errors, the token cache and request helpers. Sources import this; it imports no source.
+//! What every system's source shares: the `Source` trait, its targets, the field parser
+//! that counts parse errors, the token cache and request helpers. The systems import this;
+//! it imports none of them.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -12,7 +13,8 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Url;
 use serde_json::Value;
 
-use crate::config::Secret;
+use crate::config::checks::Secret;
+use crate::config::settings::DEFAULT_MAX_JOBS_PER_TARGET;
 use crate::model::{ParseField, PollOutput, System, TargetKind};
 use crate::outcome::{Fault, Outcome};
 use crate::parse;
@@ -23,6 +25,7 @@ use crate::text::{loggable, truncate};
 /// One configured thing a source polls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceTarget {
+    /// What it points at: the `kind` label.
     pub kind: TargetKind,
     /// The identifier as configured: the `target` label.
     pub name: String,
@@ -30,6 +33,7 @@ pub struct SourceTarget {
     pub index: usize,
 }
 
+/// One upstream's poller of its targets: each system has one.
 #[async_trait]
 pub trait Source: Send + Sync {
     /// Every target of the upstream, in configuration order.
@@ -43,6 +47,8 @@ pub trait Source: Send + Sync {
 /// `backup_parse_errors_total{field}` instead of failing the job.
 pub struct FieldParser {
     system: System,
+    /// The shared `field` label of each of the system's own field names.
+    labels: fn(&str) -> ParseField,
     upstream: Arc<str>,
     timezone: chrono_tz::Tz,
     status_map: StatusMap,
@@ -50,10 +56,9 @@ pub struct FieldParser {
     max_jobs: usize,
 }
 
-/// `max_jobs_per_target` when the configuration does not set it.
-pub const DEFAULT_MAX_JOBS_PER_TARGET: usize = 10_000;
-
 impl FieldParser {
+    /// The parser of `upstream`'s answers; its field names are counted under the shared
+    /// names ([`ParseField::of`]) until [`FieldParser::with_labels`] gives the system's own.
     pub fn new(
         system: System,
         upstream: Arc<str>,
@@ -63,12 +68,20 @@ impl FieldParser {
     ) -> Self {
         FieldParser {
             system,
+            labels: ParseField::of,
             upstream,
             timezone,
             status_map,
             telemetry,
             max_jobs: DEFAULT_MAX_JOBS_PER_TARGET,
         }
+    }
+
+    /// Sets the system's table from its own field names to the shared `field` labels of
+    /// `backup_parse_errors_total`.
+    pub fn with_labels(mut self, labels: fn(&str) -> ParseField) -> Self {
+        self.labels = labels;
+        self
     }
 
     /// Sets `max_jobs_per_target`: an answer (or a paged list) with more jobs fails.
@@ -95,6 +108,7 @@ impl FieldParser {
         self.failed(field, &"missing");
     }
 
+    /// The `upstream` label.
     pub fn upstream(&self) -> &Arc<str> {
         &self.upstream
     }
@@ -111,7 +125,7 @@ impl FieldParser {
 
     fn failed(&self, field: &str, error: &dyn std::fmt::Display) {
         self.telemetry
-            .parse_error(self.system.as_str(), &self.upstream, ParseField::of(field));
+            .parse_error(self.system.as_str(), &self.upstream, (self.labels)(field));
         tracing::debug!(upstream = %self.upstream, field, error = %error, "unparsable upstream field");
     }
 
@@ -155,14 +169,17 @@ impl FieldParser {
         }
     }
 
+    /// A percentage as a ratio from 0 to 1.
     pub fn percent(&self, field: &str, value: Option<&Value>) -> Option<f64> {
         self.with(field, value, parse::parse_percent)
     }
 
+    /// A duration in seconds.
     pub fn duration(&self, field: &str, value: Option<&Value>) -> Option<f64> {
         self.with(field, value, parse::parse_duration)
     }
 
+    /// A time as Unix seconds, read in the upstream's zone when it carries no offset.
     pub fn time(&self, field: &str, value: Option<&Value>) -> Option<f64> {
         self.with(field, value, |s| parse::parse_time(s, self.timezone))
     }
@@ -192,7 +209,7 @@ impl FieldParser {
         let status = status::parse_status(&raw, &self.status_map);
         if status == Status::Unknown {
             self.telemetry
-                .parse_error(self.system.as_str(), &self.upstream, ParseField::of(field));
+                .parse_error(self.system.as_str(), &self.upstream, (self.labels)(field));
             if first_sighting(&self.upstream, &raw) {
                 tracing::warn!(
                     upstream = %self.upstream,
@@ -242,7 +259,9 @@ pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// A token issued by an upstream, and when to ask for a new one.
 pub struct IssuedToken {
+    /// The token.
     pub token: Secret,
+    /// When the cache asks for a new one.
     pub renew_at: Instant,
 }
 

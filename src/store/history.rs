@@ -112,16 +112,16 @@ fn count(history: &mut JobHistory, ended: &[Status]) {
 
 #[cfg(test)]
 mod tests {
+    use crate::systems::zdm;
     use std::time::Duration;
 
-    use crate::model::TargetKind;
     use crate::status::Status;
     use crate::store::test_support::{job, poll, runs, store, target, text, track};
 
     #[test]
     fn runs_count_transitions_once_and_back_to_back_runs_by_start_time() {
         let store = store();
-        let t = target(TargetKind::BackupJob, "j");
+        let t = target(zdm::BACKUP_JOB, "j");
         track(&store, &[(t.clone(), Duration::from_secs(90))]);
         poll(
             &store,

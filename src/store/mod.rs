@@ -524,17 +524,17 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
+    use crate::systems::zdm;
     use std::sync::Arc;
 
     use super::test_support::{job, poll, runs, store, target, text, track};
     use super::*;
-    use crate::model::TargetKind;
     use crate::status::Status;
 
     #[test]
     fn a_poll_with_the_same_records_updates_the_target_series_and_keeps_the_jobs() {
         let store = store();
-        let t = target(TargetKind::Server, "s");
+        let t = target(zdm::SERVER, "s");
         track(&store, &[(t.clone(), Duration::from_secs(90))]);
         let running = job(Status::Running, Some(1.0), None);
         let at = |d: u64, now: f64, jobs: Vec<JobRecord>| {
@@ -587,8 +587,8 @@ mod tests {
     #[test]
     fn one_identity_from_two_targets_renders_once_and_survives_either_leaving() {
         let store = store();
-        let server = target(TargetKind::Server, "s");
-        let single = target(TargetKind::BackupJob, "j");
+        let server = target(zdm::SERVER, "s");
+        let single = target(zdm::BACKUP_JOB, "j");
         track(
             &store,
             &[
@@ -627,7 +627,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failures_keep_series_until_stale_and_gone_drops_them_at_once() {
         let store = store();
-        let t = target(TargetKind::BackupJob, "j");
+        let t = target(zdm::BACKUP_JOB, "j");
         track(&store, &[(t.clone(), Duration::from_millis(50))]);
         assert!(!store.ready());
         poll(&store, &t, vec![job(Status::Running, None, None)]);
@@ -662,7 +662,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn series_expire_by_time_without_a_recorded_failure() {
         let store = store();
-        let t = target(TargetKind::BackupJob, "j");
+        let t = target(zdm::BACKUP_JOB, "j");
         track(&store, &[(t.clone(), Duration::from_millis(50))]);
         poll(&store, &t, vec![job(Status::Running, None, None)]);
         assert_eq!(store.expire_stale(), 0);
@@ -681,8 +681,8 @@ mod tests {
     #[test]
     fn families_are_never_split_across_targets() {
         let store = store();
-        let a = target(TargetKind::BackupJob, "a");
-        let b = target(TargetKind::BackupJob, "b");
+        let a = target(zdm::BACKUP_JOB, "a");
+        let b = target(zdm::BACKUP_JOB, "b");
         track(
             &store,
             &[
@@ -709,7 +709,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn series_expire_exactly_after_stale_after_not_before() {
         let store = store();
-        let t = target(TargetKind::BackupJob, "j");
+        let t = target(zdm::BACKUP_JOB, "j");
         let stale_after = Duration::from_secs(90);
         track(&store, &[(t.clone(), stale_after)]);
         assert_eq!(store.stale_after(&t), Some(stale_after));
@@ -734,7 +734,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_expiry_loop_drops_stale_series_on_tokio_time() {
         let store = Arc::new(store());
-        let t = target(TargetKind::BackupJob, "j");
+        let t = target(zdm::BACKUP_JOB, "j");
         track(&store, &[(t.clone(), Duration::from_secs(30))]);
         poll(&store, &t, vec![job(Status::Running, None, None)]);
         let cancel = CancellationToken::new();
@@ -751,7 +751,7 @@ mod tests {
     #[test]
     fn new_settings_apply_to_kept_targets_and_a_job_status_change_renders_at_once() {
         let store = store();
-        let t = target(TargetKind::Server, "s");
+        let t = target(zdm::SERVER, "s");
         track(&store, &[(t.clone(), Duration::from_secs(90))]);
         poll(&store, &t, vec![job(Status::Running, Some(1.0), None)]);
         let statuses = |store: &Store| {

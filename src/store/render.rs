@@ -63,10 +63,11 @@ where
 
 #[cfg(test)]
 mod tests {
+    use crate::systems::zdm;
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::{JobKey, TargetKind};
+    use crate::model::JobKey;
     use crate::status::Status;
     use crate::store::test_support::{job, target};
 
@@ -74,7 +75,7 @@ mod tests {
     /// target.
     #[test]
     fn render_scratch_gives_back_what_a_huge_target_grew() {
-        let t = target(TargetKind::Server, "huge");
+        let t = target(zdm::SERVER, "huge");
         let jobs: Vec<JobRecord> = (0..3000)
             .map(|i| {
                 let mut j = job(Status::Running, Some(f64::from(i)), None);

@@ -7,8 +7,9 @@ use std::time::Duration;
 use super::{PollResult, SeriesSettings, Store};
 use crate::exposition::Packed;
 use crate::metrics::Format;
-use crate::model::{JobKey, JobRecord, PollOutput, System, TargetId, TargetKind};
+use crate::model::{JobKey, JobRecord, PollOutput, TargetId, TargetKind};
 use crate::status::Status;
+use crate::systems::zdm;
 
 /// A store writing to an exposition of its own.
 pub fn store() -> Store {
@@ -26,7 +27,7 @@ pub fn track(store: &Store, targets: &[(TargetId, Duration)]) {
 
 pub fn target(kind: TargetKind, name: &str) -> TargetId {
     TargetId {
-        system: System::Zdm,
+        system: zdm::SYSTEM,
         upstream: Arc::from("u"),
         kind,
         target: Arc::from(name),
@@ -36,7 +37,7 @@ pub fn target(kind: TargetKind, name: &str) -> TargetId {
 pub fn job(status: Status, start: Option<f64>, end: Option<f64>) -> JobRecord {
     JobRecord {
         key: Arc::new(JobKey {
-            system: System::Zdm,
+            system: zdm::SYSTEM,
             upstream: Arc::from("u"),
             operation: "backup".into(),
             job_name: "j".into(),

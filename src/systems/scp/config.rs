@@ -1,18 +1,19 @@
-//! `type: scp`: Samsung Cloud Platform backup restore histories, its keys, their checks and
-//! the resolved config the SCP source runs with.
+//! The keys of a `type: scp` upstream, their checks with YAML paths, and the resolved
+//! config the SCP source runs with: its summary and warnings.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use super::checks::{count, join, Cx, Scalar, Secret};
-use super::settings::{self, Defaults, RawSettings, Validated};
+use crate::config::checks::{count, join, Cx, Scalar, Secret};
+use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
+use crate::config::upstream::naive_times;
 
 /// A `type: scp` upstream as written (the poll settings keys are read by `settings`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawScp {
+pub(super) struct RawScp {
     /// Unique name; becomes the `upstream` label.
     name: String,
     /// `scp`.
@@ -106,10 +107,15 @@ impl ScpConfig {
             },
         )
     }
+
+    /// SCP answers with times that carry no offset: read as UTC unless `timezone` is set.
+    pub fn warnings(&self, settings: &Settings) -> Vec<String> {
+        naive_times("SCP answers", settings).into_iter().collect()
+    }
 }
 
 /// Validates a `type: scp` upstream at `path`, with its poll settings `overrides`.
-pub fn validate(
+pub(super) fn validate(
     cx: &mut Cx<'_>,
     path: &str,
     mut raw: RawScp,
@@ -186,7 +192,8 @@ pub fn validate(
 mod tests {
     use std::path::Path;
 
-    use crate::config::{parse, ConfigErrors, UpstreamKind};
+    use super::ScpConfig;
+    use crate::config::{parse, ConfigErrors};
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -202,7 +209,7 @@ mod tests {
     fn backups_resolve_with_their_names() {
         let yaml = format!("{HEAD}    account_id: 42\n    backups: [abc-1, {{ id: def_2, name: ' erp-db ' }}, {{ id: 7, name: '' }}]\n");
         let c = parse(&yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
-        let UpstreamKind::Scp(scp) = &c.upstreams[0].kind else {
+        let Some(scp) = c.upstreams[0].kind.as_any().downcast_ref::<ScpConfig>() else {
             panic!("not scp");
         };
         assert_eq!(scp.url, "https://scp.example.com");

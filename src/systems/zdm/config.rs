@@ -1,5 +1,5 @@
-//! `type: zdm`: the ZDM monitoring API (servers, backup jobs, recovery jobs), its keys,
-//! their checks and the resolved config the ZDM source runs with.
+//! The keys of a `type: zdm` upstream, their checks with YAML paths, and the resolved
+//! config the ZDM source runs with: its summary and warnings.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -7,8 +7,9 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::checks::{count, join, Cx, Scalar, Secret};
-use super::settings::{self, Defaults, RawSettings, Validated};
+use crate::config::checks::{count, join, Cx, Scalar, Secret};
+use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
+use crate::config::upstream::naive_times;
 
 const DEFAULT_API_PREFIX: &str = "/api/v1";
 const DEFAULT_LOGIN_PATH: &str = "/api/auth/issue";
@@ -48,7 +49,7 @@ const RECOVERY_JOB_QUERY: &[&str] = &[
 /// A `type: zdm` upstream as written (the poll settings keys are read by `settings`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawZdm {
+pub(super) struct RawZdm {
     /// Unique name; becomes the `upstream` label.
     name: String,
     /// `zdm`.
@@ -155,6 +156,7 @@ pub struct ZdmConfig {
     pub recovery_jobs: Vec<ZdmTarget>,
 }
 
+/// How a ZDM upstream's requests are authorized.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ZdmAuth {
     /// A static bearer token.
@@ -195,10 +197,21 @@ impl ZdmConfig {
             count(self.recovery_jobs.len(), "recovery job"),
         )
     }
+
+    /// ZDM 1.0.x (under `/api`) answers with times that carry no offset: read as UTC unless
+    /// `timezone` is set.
+    pub fn warnings(&self, settings: &Settings) -> Vec<String> {
+        let legacy = self.api_prefix.trim_end_matches('/') == "/api";
+        legacy
+            .then(|| naive_times("ZDM's /api (1.0.x) answers", settings))
+            .flatten()
+            .into_iter()
+            .collect()
+    }
 }
 
 /// Validates a `type: zdm` upstream at `path`, with its poll settings `overrides`.
-pub fn validate(
+pub(super) fn validate(
     cx: &mut Cx<'_>,
     path: &str,
     raw: RawZdm,
@@ -355,7 +368,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{parse, Config, Settings, Upstream, UpstreamKind};
+    use crate::config::{parse, Config, Upstream};
     use crate::status::{Status, StatusMap};
 
     const TOKEN: &str = "tok-3f9a-SECRET";
@@ -377,9 +390,9 @@ mod tests {
     }
 
     fn zdm(u: &Upstream) -> &ZdmConfig {
-        match &u.kind {
-            UpstreamKind::Zdm(z) => z,
-            other => panic!("not zdm: {other:?}"),
+        match u.kind.as_any().downcast_ref::<ZdmConfig>() {
+            Some(z) => z,
+            None => panic!("not zdm: {:?}", u.kind),
         }
     }
 

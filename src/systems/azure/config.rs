@@ -1,5 +1,5 @@
-//! `type: azure`: Azure Backup jobs of Recovery Services vaults through the ARM API, its
-//! keys, their checks and the resolved config the Azure source runs with.
+//! The keys of a `type: azure` upstream, their checks with YAML paths, and the resolved
+//! config the Azure source runs with: its summary and warnings.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::checks::{
+use crate::config::checks::{
     count, join, read_capped, Cx, RawDuration, Scalar, Secret, MAX_SECRET_FILE_BYTES,
 };
-use super::settings::{self, Defaults, RawSettings, Validated};
+use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
 
 const DEFAULT_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
 /// `lookback`: at least a minute; the long end is for replaying old job histories (the
@@ -30,7 +30,7 @@ const ENV_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 /// A `type: azure` upstream as written (the poll settings keys are read by `settings`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAzure {
+pub(super) struct RawAzure {
     /// Unique name; becomes the `upstream` label.
     name: String,
     /// `azure`.
@@ -99,6 +99,7 @@ pub struct AzureConfig {
     pub authority_url: String,
 }
 
+/// How tokens for the ARM API are obtained.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AzureAuth {
     /// An app registration's client secret.
@@ -153,6 +154,11 @@ impl AzureConfig {
             humantime::format_duration(self.lookback),
         )
     }
+
+    /// None: ARM's times carry their offset, and every setting here says what it means.
+    pub fn warnings(&self, _: &Settings) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Ids and names that go into ARM URL paths: letters, digits, `-`, `_`, `.`, `(`, `)`.
@@ -163,7 +169,7 @@ fn is_azure_name(s: &str) -> bool {
 }
 
 /// Validates a `type: azure` upstream at `path`, with its poll settings `overrides`.
-pub fn validate(
+pub(super) fn validate(
     cx: &mut Cx<'_>,
     path: &str,
     mut raw: RawAzure,
@@ -437,8 +443,15 @@ fn workload_identity(cx: &mut Cx<'_>, path: &str, raw: &RawAzure) -> Option<Azur
 mod tests {
     use std::path::Path;
 
-    use super::is_azure_name;
-    use crate::config::{parse, AzureAuth, ConfigErrors, UpstreamKind};
+    use super::{is_azure_name, AzureAuth, AzureConfig, LOOKBACK};
+    use crate::config::{parse, ConfigErrors, Upstream};
+
+    fn azure(u: &Upstream) -> &AzureConfig {
+        match u.kind.as_any().downcast_ref::<AzureConfig>() {
+            Some(az) => az,
+            None => panic!("not azure: {:?}", u.kind),
+        }
+    }
 
     fn env(name: &str) -> Option<String> {
         (name == "AZURE_CLIENT_SECRET").then(|| "azure-SECRET".to_owned())
@@ -458,9 +471,7 @@ mod tests {
     fn client_secret_and_defaults() {
         let yaml = "upstreams:\n  - { name: az, type: azure, tenant_id: t-1, client_id: c-1, client_secret_env: AZURE_CLIENT_SECRET, subscription_id: s-1, vaults: [{ resource_group: rg, name: v }] }\n";
         let c = parse(yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
-        let UpstreamKind::Azure(az) = &c.upstreams[0].kind else {
-            panic!("not azure");
-        };
+        let az = azure(&c.upstreams[0]);
         assert!(
             matches!(&az.auth, AzureAuth::ClientSecret { tenant_id, client_id, secret }
             if tenant_id == "t-1" && client_id == "c-1" && secret.expose() == "azure-SECRET")
@@ -487,9 +498,7 @@ mod tests {
         };
         let yaml = "upstreams:\n  - { name: az, type: azure, workload_identity: true, client_id: own-client, subscription_id: s-1, vaults: [{ resource_group: rg, name: v }] }\n";
         let c = parse(yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
-        let UpstreamKind::Azure(az) = &c.upstreams[0].kind else {
-            panic!("not azure");
-        };
+        let az = azure(&c.upstreams[0]);
         assert_eq!(
             az.auth,
             AzureAuth::WorkloadIdentity {
@@ -530,5 +539,28 @@ mod tests {
                 "upstreams[0].vaults[3]: duplicate vault `rg/v`",
             ]
         );
+    }
+
+    /// The README's "Bounds" table says what `lookback` accepts.
+    #[test]
+    fn the_readme_lists_the_lookback_bounds() {
+        let table = include_str!("../../../README.md")
+            .split("### Bounds")
+            .nth(1)
+            .expect("a Bounds section in README.md");
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("| azure `lookback` |"))
+            .expect("a Bounds row for azure `lookback`");
+        let ends: Vec<std::time::Duration> = row
+            .split('|')
+            .nth(3)
+            .unwrap_or_default()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|d| humantime::parse_duration(d).unwrap())
+            .collect();
+        assert_eq!(ends[0]..=ends[1], LOOKBACK);
     }
 }

@@ -1,0 +1,292 @@
+//! Azure Backup's source: each vault's backupJobs list over the lookback window, its
+//! `nextLink` pages followed on the management endpoint only, the details of the jobs
+//! whose progress, size or failure only they carry; every request with an Azure AD token.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use reqwest::{Method, Url};
+use serde::Deserialize;
+
+use super::auth::token;
+use super::config::{AzureConfig, AzureVault};
+use super::labels::VAULT;
+use super::map::{self, facts_of, job_name, parse_again, record, status_of, Facts, Groups, Memory};
+use super::wire::{Job, JobList, ListCount};
+use crate::http::{StatusRules, UpstreamHttp};
+use crate::model::PollOutput;
+use crate::outcome::{Fault, Outcome};
+use crate::sources::source::{
+    count_entries, endpoint, set_bearer, FieldParser, Source, SourceTarget, TokenCache,
+};
+use crate::status::Status;
+
+/// A runaway `nextLink` chain stops here and fails the poll.
+const MAX_PAGES: usize = 200;
+
+/// Polls one Azure upstream's vaults.
+pub struct Azure {
+    config: AzureConfig,
+    http: UpstreamHttp,
+    fields: FieldParser,
+    token: TokenCache,
+    /// Job ids seen finished and the facts read of them, per vault.
+    memory: Memory,
+}
+
+#[async_trait]
+impl Source for Azure {
+    fn targets(&self) -> Vec<SourceTarget> {
+        self.config
+            .vaults
+            .iter()
+            .enumerate()
+            .map(|(index, v)| SourceTarget {
+                kind: VAULT,
+                name: format!("{}/{}", v.resource_group, v.name),
+                index,
+            })
+            .collect()
+    }
+
+    async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault> {
+        let Some(vault) = self.config.vaults.get(target.index) else {
+            return Err(Fault::new(
+                Outcome::UpstreamError,
+                "target is no longer configured",
+            ));
+        };
+        // Every page must arrive: a half list would make jobs vanish. Each page is folded
+        // into the groups as it arrives, so only the newest job of each group is held,
+        // never every job of every page.
+        let mut groups = Groups::default();
+        let mut next = Some(self.list_url(vault)?);
+        let mut pages = 0;
+        let mut total = 0usize;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(Fault::new(
+                    Outcome::UpstreamError,
+                    format!("more than {MAX_PAGES} pages of jobs; narrow `lookback`"),
+                ));
+            }
+            let page: JobList = self.get(url, deadline, Some(&mut total)).await?;
+            for job in page.value.unwrap_or_default() {
+                groups.add(&self.fields, job, |job| status_of(&self.fields, job));
+            }
+            if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
+                next = Some(self.next_url(&link)?);
+            }
+        }
+
+        let groups = self.memory.finish_groups(&target.name, groups);
+        let mut records = Vec::with_capacity(groups.len());
+        let mut facts_now: HashMap<String, Facts> = HashMap::new();
+        for group in groups {
+            let mut newest = group.newest;
+            let mut seen = group.newest_seen;
+            let id = job_name(&newest);
+            let known = id
+                .as_ref()
+                .and_then(|id| self.memory.known_facts(&target.name, id));
+            // Details: every poll for a running (or pending) job, whose progress only they
+            // carry; once per finished job id, for its size and failure details; never for
+            // a status nobody recognized. A finished job's status and times stay those of
+            // the list, so each field is parsed (and counted) once per poll.
+            let running = matches!(seen.status, Status::Running | Status::Pending);
+            let facts = match (&id, known) {
+                (Some(id), Some(facts)) if seen.status.is_terminal() => {
+                    facts_now.insert(id.clone(), facts.clone());
+                    facts
+                }
+                (Some(id), _) if running || seen.status.is_terminal() => {
+                    match self
+                        .get::<Job>(self.job_url(vault, id)?, deadline, None)
+                        .await
+                    {
+                        Ok(detail) => {
+                            newest = detail;
+                            if running {
+                                seen = parse_again(&self.fields, &newest);
+                            }
+                        }
+                        Err(fault) if fault.outcome == Outcome::NotFound => {}
+                        Err(fault) => return Err(fault),
+                    }
+                    let facts = facts_of(&self.fields, &newest, seen.status);
+                    if seen.status.is_terminal() {
+                        facts_now.insert(id.clone(), facts.clone());
+                    }
+                    facts
+                }
+                _ => facts_of(&self.fields, &newest, seen.status),
+            };
+            let mut facts = facts;
+            // A run going on: the size is that of the newest finished run, read once.
+            if !seen.status.is_terminal() {
+                if let Some(finished) = group
+                    .newest_finished
+                    .as_ref()
+                    .filter(|f| Some(*f) != id.as_ref())
+                {
+                    let known = match self.memory.known_facts(&target.name, finished) {
+                        Some(known) => known,
+                        None => match self
+                            .get::<Job>(self.job_url(vault, finished)?, deadline, None)
+                            .await
+                        {
+                            Ok(detail) => {
+                                let status = status_of(&self.fields, &detail).0;
+                                facts_of(&self.fields, &detail, status)
+                            }
+                            Err(fault) if fault.outcome == Outcome::NotFound => Facts::default(),
+                            Err(fault) => return Err(fault),
+                        },
+                    };
+                    facts.size_bytes = known.size_bytes;
+                    facts_now.insert(finished.clone(), known);
+                }
+            }
+            records.push(record(
+                &self.fields,
+                vault,
+                &newest,
+                seen,
+                facts,
+                group.ended,
+                group.newest_success_end,
+            ));
+        }
+        // Only the ids still shown are remembered: bounded by the number of series.
+        self.memory.keep_facts(&target.name, facts_now);
+        Ok(PollOutput {
+            jobs: records,
+            summaries: Vec::new(),
+        })
+    }
+}
+
+impl Azure {
+    /// The source of `config`, its requests sent through `http`, its fields parsed by
+    /// `fields` (counted under Azure's labels).
+    pub fn new(config: AzureConfig, http: UpstreamHttp, fields: FieldParser) -> Self {
+        Azure {
+            config,
+            http,
+            fields: fields.with_labels(map::label),
+            token: TokenCache::default(),
+            memory: Memory::default(),
+        }
+    }
+
+    fn vault_base(&self, vault: &AzureVault, job: Option<&str>) -> Result<Url, Fault> {
+        let mut segments = vec![
+            "subscriptions",
+            &self.config.subscription_id,
+            "resourceGroups",
+            &vault.resource_group,
+            "providers",
+            "Microsoft.RecoveryServices",
+            "vaults",
+            &vault.name,
+            "backupJobs",
+        ];
+        segments.extend(job);
+        endpoint(&self.config.management_url, &segments)
+    }
+
+    fn list_url(&self, vault: &AzureVault) -> Result<Url, Fault> {
+        let mut url = self.vault_base(vault, None)?;
+        let now = chrono::Utc::now();
+        let from = now
+            - chrono::Duration::from_std(self.config.lookback).unwrap_or(chrono::Duration::days(1));
+        // The format of Azure's own examples: `startTime eq '2016-01-01 00:00:00 AM'` (UTC).
+        let format = "%Y-%m-%d %I:%M:%S %p";
+        let filter = format!(
+            "startTime eq '{}' and endTime eq '{}'",
+            from.format(format),
+            now.format(format)
+        );
+        url.query_pairs_mut()
+            .append_pair("api-version", &self.config.api_version)
+            .append_pair("$filter", &filter);
+        Ok(url)
+    }
+
+    fn job_url(&self, vault: &AzureVault, name: &str) -> Result<Url, Fault> {
+        let mut url = self.vault_base(vault, Some(name))?;
+        url.query_pairs_mut()
+            .append_pair("api-version", &self.config.api_version);
+        Ok(url)
+    }
+
+    /// A `nextLink` is followed only on the configured management endpoint: the bearer
+    /// token must never be sent anywhere else.
+    pub(super) fn next_url(&self, link: &str) -> Result<Url, Fault> {
+        let url =
+            Url::parse(link).map_err(|e| Fault::decode(format!("nextLink is not a URL: {e}")))?;
+        let base = Url::parse(&self.config.management_url)
+            .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad management_url: {e}")))?;
+        if url.origin() != base.origin() {
+            return Err(Fault::new(
+                Outcome::UpstreamError,
+                format!(
+                    "nextLink leaves the management endpoint ({})",
+                    url.origin().ascii_serialization()
+                ),
+            ));
+        }
+        Ok(url)
+    }
+
+    /// GET with the bearer token; a 401 refreshes the token once, then it is an error.
+    /// With `jobs`, the answer is a job list: its `value` entries are counted (without
+    /// building them) into `jobs` first, and past `max_jobs_per_target` it is `too_large`.
+    async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        url: Url,
+        deadline: Instant,
+        mut jobs: Option<&mut usize>,
+    ) -> Result<T, Fault> {
+        match self
+            .get_once(url.clone(), deadline, false, jobs.as_deref_mut())
+            .await
+        {
+            Err(fault) if fault.outcome == Outcome::AuthError => {
+                self.get_once(url, deadline, true, jobs).await
+            }
+            other => other,
+        }
+    }
+
+    async fn get_once<T: for<'de> Deserialize<'de>>(
+        &self,
+        url: Url,
+        deadline: Instant,
+        renew: bool,
+        jobs: Option<&mut usize>,
+    ) -> Result<T, Fault> {
+        let token = token(&self.token, &self.config, &self.http, deadline, renew).await?;
+        let mut request = reqwest::Request::new(Method::GET, url);
+        set_bearer(&mut request, &token)?;
+        let counted = AtomicUsize::new(jobs.as_deref().copied().unwrap_or(0));
+        let result = self
+            .http
+            .fetch(request, StatusRules::default(), deadline, |body| {
+                if jobs.is_some() {
+                    let total = counted.load(Ordering::Relaxed) + count_entries::<ListCount>(body);
+                    self.fields.check_jobs(total)?;
+                    counted.store(total, Ordering::Relaxed);
+                }
+                serde_json::from_slice::<T>(body).map_err(Fault::decode)
+            })
+            .await;
+        if let Some(jobs) = jobs {
+            *jobs = counted.into_inner();
+        }
+        result
+    }
+}

@@ -1,0 +1,141 @@
+//! Arbitrary bytes and mutated seed-shaped pages through the page decoder and the
+//! mapping (first poll and later polls): never a panic, and what is kept stays in range.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::auth::sign;
+use super::config::{ScpBackup, ScpConfig};
+use super::labels::SYSTEM as SCP;
+use super::map::{self, Histories};
+use super::source::Scp;
+use super::wire::Page;
+use crate::config::checks::Secret;
+use crate::http::UpstreamHttp;
+use crate::sources::fuzzing;
+use crate::sources::source::FieldParser;
+use crate::status::StatusMap;
+use crate::telemetry::Telemetry;
+
+const PAGE: &str = r#"{"contents":[{"backup_id":"00cd2538fbf94d12b36aabbdd607e974","backup_start_time":"2024-10-28T05:38:48","created_at":"2024-05-17T00:23:17Z","restore_end_time":"2024-10-28T05:52:47","restore_server_id":"26895cb7-2059-49e7-b6fe-9c9c4b0d3db0","restore_server_name":"restoretest1","restore_start_time":"2024-10-28T05:52:47","restore_state":"COMPLETED","schedule_name":"INCREMENTAL_DAILY_15:00:00-chg4By"},{"created_at":"2024-05-18T00:23:17.5+09:00","restore_server_id":7,"restore_server_name":"복구서버","restore_start_time":"2024-10-29 05:52:47","restore_end_time":"-","restore_state":"IN_PROGRESS","schedule_name":null}],"count":"2"}"#;
+
+/// Object keys the mutations use: this system's field names.
+const KEYS: &[&str] = &[
+    "contents",
+    "count",
+    "created_at",
+    "restore_server_id",
+    "restore_server_name",
+    "restore_start_time",
+    "restore_end_time",
+    "restore_state",
+    "schedule_name",
+    "backup_id",
+];
+
+fn fields(telemetry: &Telemetry) -> FieldParser {
+    FieldParser::new(
+        SCP,
+        Arc::from("u"),
+        chrono_tz::Asia::Seoul,
+        StatusMap::new(),
+        telemetry.clone(),
+    )
+    .with_labels(map::label)
+}
+
+fn scp() -> Scp {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    let client = CLIENT
+        .get_or_init(|| crate::http::build_client().unwrap())
+        .clone();
+    let telemetry = Telemetry::new();
+    let name: Arc<str> = Arc::from("u");
+    let limits = crate::http::Limits {
+        timeout: Duration::from_secs(1),
+        max_body_bytes: 1 << 20,
+    };
+    let http = UpstreamHttp::new(client, "scp", name, limits, telemetry.clone());
+    let config = ScpConfig {
+        url: "http://127.0.0.1:9".to_string(),
+        access_key: Secret::new("access".to_string()),
+        secret_key: Secret::new("secret".to_string()),
+        account_id: None,
+        backups: Vec::new(),
+    };
+    Scp::new(config, http, fields(&telemetry))
+}
+
+fn page(body: &[u8]) -> Result<(), TestCaseError> {
+    let Ok(Page { contents, count }) = serde_json::from_slice::<Page>(body) else {
+        return Ok(());
+    };
+    let telemetry = Telemetry::new();
+    let fields = fields(&telemetry);
+    let histories = Histories::default();
+    let _ = fields.count("count", count.as_ref());
+    let entries = contents.unwrap_or_default();
+    for backup in [
+        ScpBackup {
+            id: "b".to_string(),
+            name: None,
+        },
+        ScpBackup {
+            id: "c".to_string(),
+            name: Some("n".to_string()),
+        },
+    ] {
+        for baseline in [false, true] {
+            let out = histories.map(&fields, &backup, entries.clone(), baseline);
+            prop_assert!(out.jobs.len() <= 1);
+            fuzzing::check(out)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_seed_page_decodes_and_maps() {
+    let page: Page = serde_json::from_str(PAGE).unwrap();
+    let telemetry = Telemetry::new();
+    let out = Histories::default().map(
+        &fields(&telemetry),
+        &ScpBackup {
+            id: "b".to_string(),
+            name: None,
+        },
+        page.contents.unwrap(),
+        false,
+    );
+    assert_eq!(out.jobs.len(), 1);
+    assert_eq!(out.jobs[0].key.server, "복구서버");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(body in any::<Vec<u8>>()) {
+        page(&body)?;
+    }
+
+    #[test]
+    fn mutated_pages_never_panic(body in fuzzing::mutated(PAGE, KEYS)) {
+        page(&body)?;
+    }
+
+    #[test]
+    fn urls_and_signatures_of_any_backup_id_never_panic(
+        id in any::<String>(),
+        page_no in any::<usize>(),
+        secret in any::<String>(),
+    ) {
+        let scp = scp();
+        if let Ok(url) = scp.url(&id, page_no) {
+            let sig = sign(&secret, "GET", url.as_str(), "1", "k", "");
+            prop_assert_eq!(sig.len(), 44);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! SCP's source: each backup's restore histories, newest first, paged back until the
+//! entries are older than what the previous poll saw (and every entry it saw running is
+//! found again), each page signed.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderValue, ACCEPT};
+use reqwest::{Method, Url};
+use serde_json::Value;
+
+use super::auth::sign_request;
+use super::config::ScpConfig;
+use super::labels::BACKUP;
+use super::map::{self, order_key, Before, Histories};
+use super::wire::{Entry, Page};
+use crate::http::{StatusRules, UpstreamHttp};
+use crate::model::PollOutput;
+use crate::outcome::{Fault, Outcome};
+use crate::sources::source::{endpoint, FieldParser, Source, SourceTarget};
+
+/// Entries per page; the seed's default.
+const PAGE_SIZE: usize = 20;
+/// How far back one poll may page; beyond this, older entries are left unseen.
+const MAX_PAGES: usize = 10;
+/// Newest first by the order that picks the job's latest run (interface 5.1): the start of
+/// the restore, not when the history entry was created.
+const SORT: &str = "restore_start_time:desc";
+
+/// Polls one SCP upstream's backups.
+pub struct Scp {
+    config: ScpConfig,
+    http: UpstreamHttp,
+    fields: FieldParser,
+    histories: Histories,
+}
+
+#[async_trait]
+impl Source for Scp {
+    fn targets(&self) -> Vec<SourceTarget> {
+        self.config
+            .backups
+            .iter()
+            .enumerate()
+            .map(|(index, b)| SourceTarget {
+                kind: BACKUP,
+                name: b.id.clone(),
+                index,
+            })
+            .collect()
+    }
+
+    async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault> {
+        let Some(backup) = self.config.backups.get(target.index) else {
+            return Err(Fault::new(
+                Outcome::UpstreamError,
+                "target is no longer configured",
+            ));
+        };
+        let Before {
+            baseline,
+            newest: newest_before,
+            open: open_before,
+        } = self.histories.before(&backup.id);
+
+        let mut entries: Vec<Entry> = Vec::new();
+        for page in 0..MAX_PAGES {
+            let url = self.url(&backup.id, page)?;
+            let Page { contents, count } = self.get(url, deadline).await?;
+            let contents = contents.unwrap_or_default();
+            let total = self.fields.count("count", count.as_ref());
+            let fetched = contents.len();
+            entries.extend(contents);
+            let more_pages =
+                fetched == PAGE_SIZE && total.is_none_or(|t| ((page + 1) * PAGE_SIZE) < t as usize);
+            if !more_pages || !baseline {
+                // The first poll needs only the newest entry: older finished runs are
+                // not counted, so a restart adds nothing.
+                break;
+            }
+            // Read quietly: every entry's fields are parsed (and counted) once, in `map`.
+            let oldest_here = entries.last().and_then(|e| {
+                let time = |v: &Option<Value>| {
+                    v.as_ref()
+                        .and_then(Value::as_str)
+                        .and_then(|t| crate::parse::parse_time(t, self.fields.timezone()).ok())
+                        .flatten()
+                };
+                order_key(time(&e.restore_start_time), time(&e.created_at)).0
+            });
+            let all_new = match (oldest_here, newest_before) {
+                (Some(oldest), Some(newest)) => oldest > newest,
+                _ => false,
+            };
+            let open_missing = open_before
+                .iter()
+                .any(|key| !entries.iter().any(|e| &e.identity() == key));
+            if !all_new && !open_missing {
+                break;
+            }
+        }
+        Ok(self.histories.map(&self.fields, backup, entries, baseline))
+    }
+}
+
+impl Scp {
+    /// The source of `config`, its requests sent through `http`, its fields parsed by
+    /// `fields` (counted under SCP's labels).
+    pub fn new(config: ScpConfig, http: UpstreamHttp, fields: FieldParser) -> Self {
+        Scp {
+            config,
+            http,
+            fields: fields.with_labels(map::label),
+            histories: Histories::default(),
+        }
+    }
+
+    /// The request URL of one page of a backup's restore histories.
+    pub(super) fn url(&self, backup_id: &str, page: usize) -> Result<Url, Fault> {
+        let mut url = endpoint(
+            &self.config.url,
+            &["v1", "backups", backup_id, "restore-histories"],
+        )?;
+        url.query_pairs_mut()
+            .append_pair("page", &page.to_string())
+            .append_pair("size", &PAGE_SIZE.to_string())
+            .append_pair("sort", SORT);
+        Ok(url)
+    }
+
+    async fn get(&self, url: Url, deadline: Instant) -> Result<Page, Fault> {
+        let mut request = reqwest::Request::new(Method::GET, url);
+        sign_request(&mut request, &self.config)?;
+        request
+            .headers_mut()
+            .insert(ACCEPT, HeaderValue::from_static("application/json"));
+        self.http
+            .fetch(request, StatusRules::default(), deadline, |body| {
+                serde_json::from_slice::<Page>(body).map_err(Fault::decode)
+            })
+            .await
+    }
+}
