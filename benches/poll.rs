@@ -3,6 +3,9 @@
 //!
 //! `cargo bench --bench poll -- --warm-up-time 1 --measurement-time 5`
 
+// A bench set-up that fails should stop the bench loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,9 @@
 //! pre-compressed segments inflated) and one gzip scrape (the segments assembled into a gzip
 //! member, as `/metrics` answers `Accept-Encoding: gzip`).
 
+// A bench set-up that fails should stop the bench loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;

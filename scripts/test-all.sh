@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on a fresh Debian machine: installs what is
 # missing (Debian's prometheus and prometheus-alertmanager packages: promtool, a real
-# Prometheus and Alertmanager for the end-to-end test), then format, lints and every test,
-# and last the Debian package (scripts/test-deb.sh: installs cargo-deb when missing, builds
-# the .deb, installs, checks and purges it).
+# Prometheus and Alertmanager for the end-to-end test), then format, lints (Cargo.toml's
+# [workspace.lints]), docs, a build at the declared MSRV, the fast tier and the end-to-end
+# tier, and last the Debian package (scripts/test-deb.sh: installs cargo-deb when missing,
+# builds the .deb, installs, checks and purges it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +18,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (Debian packages)"
   apt-get update -qq
-  # Package scripts must not start the services: the tests run their own on loopback.
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  # Installed as Debian installs them, nothing else on the host changed: the tests start
+  # their own Prometheus and Alertmanager on loopback ports they pick.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need_apt[@]}" | sort -u) >/dev/null
 fi
 
@@ -28,6 +29,12 @@ python3 -c 'import prometheus_client' 2>/dev/null || pip install --quiet prometh
 # Every crate of the workspace: the exporter and the simulator (crates/simulator).
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# The docs build without a warning (broken or private links included).
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps
+# The declared MSRV (Cargo.toml's rust-version) builds the exporter and the simulator.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+rustup toolchain list | grep -q "^$msrv-" || rustup toolchain install "$msrv" --profile minimal
+cargo "+$msrv" check --locked --workspace --lib --bins
 # Snapshots are compared, never written, here.
 log=$(mktemp)
 INSTA_UPDATE=no cargo test --locked --workspace --all-targets 2>&1 | tee "$log"

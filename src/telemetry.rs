@@ -43,6 +43,13 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// The exporter's own metric families, registered once. Their names, help texts and
+    /// labels are constants of this file, so an error here is a programming error that the
+    /// first test run shows, not something a config or an upstream can cause.
+    #[allow(
+        clippy::expect_used,
+        reason = "static metric definitions: valid or the first test fails"
+    )]
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(

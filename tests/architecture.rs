@@ -1,13 +1,20 @@
 //! The structure rules of ARCHITECTURE.md, checked on the source tree:
-//! no module imports another that imports it back (directly or through others), and no
-//! file of the project refers to the developers' shared folder beside the clone.
+//! - no module imports another that imports it back (directly or through others);
+//! - the core names no upstream system: only a system's own folder (`src/systems/<system>/`)
+//!   and the registry (`src/systems/mod.rs`, used by `config` alone) name a system's module,
+//!   and no string literal outside `src/systems/` spells a system's name;
+//! - the serving side (`server`, `landing`, `web`, `listen`) reaches neither a poller, a
+//!   source, a system, the store (its write side: the server reads the exposition's views) nor
+//!   the app, not even through other modules;
+//! - no file of the project refers to the developers' shared folder beside the clone.
 //!
 //! The module graph is read from the `crate::`, `super::`, `self::` paths and the relative
 //! paths to child modules in every file of a crate (test-only modules left out: a test
 //! module may look at anything). An edge A -> B means a file of A names B or something
 //! declared in B. Each crate of the workspace is its own graph: the exporter's `src/` and the
 //! simulator's `crates/simulator/src/` (which cannot name the exporter at all: it does not
-//! depend on it).
+//! depend on it). Each rule is a function of the graph, shown to fail on a graph that breaks
+//! it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -219,8 +226,15 @@ fn resolve(
     best
 }
 
+type Edges = BTreeMap<Module, BTreeSet<Module>>;
+
 /// The module graph of the crate whose sources are in `src`.
-fn graph(src: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
+fn graph(src: &Path) -> Edges {
+    crate_model(src).0
+}
+
+/// The module graph and each module's non-test text.
+fn crate_model(src: &Path) -> (Edges, BTreeMap<Module, String>) {
     let mut files = Vec::new();
     rust_files(src, &mut files);
     let mut texts = BTreeMap::new();
@@ -262,7 +276,8 @@ fn graph(src: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
             }
         }
     }
-    edges
+    texts.retain(|m, _| modules.contains(m));
+    (edges, texts)
 }
 
 fn name(m: &Module) -> String {
@@ -274,7 +289,7 @@ fn name(m: &Module) -> String {
 }
 
 /// Whether `a` has an edge to `b`: the sanity checks that the reader sees what it must.
-fn has_edge(edges: &BTreeMap<Module, BTreeSet<Module>>, a: &[&str], b: &[&str]) -> bool {
+fn has_edge(edges: &Edges, a: &[&str], b: &[&str]) -> bool {
     let a: Module = a.iter().map(|s| s.to_string()).collect();
     let b: Module = b.iter().map(|s| s.to_string()).collect();
     edges.get(&a).is_some_and(|e| e.contains(&b))
@@ -325,13 +340,13 @@ fn no_simulator_module_imports_another_that_imports_it_back() {
 }
 
 /// Every cycle of the graph, as `a -> b -> a`.
-fn cycles(edges: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<String> {
+fn cycles(edges: &Edges) -> Vec<String> {
     let mut cycles = Vec::new();
     // Depth-first search with colours; every back edge is a cycle.
     let mut state: BTreeMap<&Module, u8> = BTreeMap::new();
     fn visit<'a>(
         m: &'a Module,
-        edges: &'a BTreeMap<Module, BTreeSet<Module>>,
+        edges: &'a Edges,
         state: &mut BTreeMap<&'a Module, u8>,
         stack: &mut Vec<&'a Module>,
         cycles: &mut Vec<String>,
@@ -361,8 +376,33 @@ fn cycles(edges: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<String> {
     cycles
 }
 
+/// A graph from `a -> b` lines, for the checks' own tests.
+fn edges_of(lines: &[&str]) -> Edges {
+    let module = |s: &str| -> Module {
+        if s == "crate" {
+            Vec::new()
+        } else {
+            s.split("::").map(str::to_string).collect()
+        }
+    };
+    let mut edges = Edges::new();
+    for line in lines {
+        let (a, b) = line.split_once(" -> ").expect("a -> b");
+        edges.entry(module(b)).or_default();
+        edges.entry(module(a)).or_default().insert(module(b));
+    }
+    edges
+}
+
 #[test]
 fn the_cycle_check_sees_a_cycle() {
+    let found = cycles(&edges_of(&["a -> b", "b -> c::d", "c::d -> a", "e -> a"]));
+    assert_eq!(found, ["a -> b -> c::d -> a"]);
+    assert!(cycles(&edges_of(&["a -> b", "b -> c", "a -> c"])).is_empty());
+}
+
+#[test]
+fn the_path_reader_sees_every_form_of_path() {
     let text = "use crate::a::{self, b::C};\nfn f() { super::x::y(); child::z(); }";
     let found = paths(text);
     let shown: Vec<String> = found.iter().map(|p| p.join("::")).collect();
@@ -403,4 +443,219 @@ fn no_file_refers_to_the_shared_folder_beside_the_clone() {
         assert!(read.contains(&file), "{} was not read", file.display());
     }
     assert!(offenders.is_empty(), "files naming {needle}: {offenders:?}");
+}
+
+/// The systems: the folders under `src/systems/`.
+fn systems() -> Vec<String> {
+    let dir = root().join("src/systems");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every edge that names a system from outside it: `systems::<s>` (or inside it) may be
+/// named from `systems::<s>` itself and from the registry `systems`; the registry only from
+/// a system's folder and `config`.
+fn system_named_outside_its_folder(edges: &Edges, systems: &[String]) -> Vec<String> {
+    let registry: Module = vec!["systems".to_string()];
+    let mut found = Vec::new();
+    for (from, tos) in edges {
+        for to in tos {
+            let allowed = if to == &registry {
+                from.starts_with(&registry) || from.first().is_some_and(|m| m == "config")
+            } else if to.starts_with(&registry) && to.len() > 1 {
+                let folder = &to[..2];
+                from.starts_with(folder) || from == &registry
+            } else {
+                true
+            };
+            if !allowed {
+                found.push(format!("{} -> {}", name(from), name(to)));
+            }
+        }
+    }
+    // Only folders that exist are systems; a system module the graph does not know is a
+    // reader bug, not a pass.
+    for system in systems {
+        let m: Module = vec!["systems".to_string(), system.clone()];
+        if !edges.contains_key(&m) {
+            found.push(format!("systems::{system} is not in the module graph"));
+        }
+    }
+    found
+}
+
+/// Every module outside `src/systems/` whose non-test code holds a string literal spelling a
+/// system's name (`"zdm"`): the core tells systems apart by their descriptors, not by name.
+fn system_spelled_outside_its_folder(
+    texts: &BTreeMap<Module, String>,
+    systems: &[String],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for (module, text) in texts {
+        if module.first().is_some_and(|m| m == "systems") {
+            continue;
+        }
+        for system in systems {
+            if text.to_lowercase().contains(&format!("\"{system}\"")) {
+                found.push(format!("{} spells \"{system}\"", name(module)));
+            }
+        }
+    }
+    found
+}
+
+/// Every module of the serving side that reaches, through any chain of imports, a module
+/// only the polling and recording side may use.
+fn serving_side_reaches_the_write_side(edges: &Edges) -> Vec<String> {
+    const SERVING: &[&str] = &["server", "landing", "web", "listen"];
+    const WRITE_SIDE: &[&str] = &["poller", "sources", "systems", "store", "app", "http"];
+    let mut found = Vec::new();
+    for start in edges.keys() {
+        if !start.first().is_some_and(|m| SERVING.contains(&m.as_str())) {
+            continue;
+        }
+        // Breadth-first, remembering how each module was reached.
+        let mut via: BTreeMap<&Module, &Module> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        while let Some(m) = queue.pop_front() {
+            for next in edges.get(m).into_iter().flatten() {
+                if next == start || via.contains_key(next) {
+                    continue;
+                }
+                via.insert(next, m);
+                if next
+                    .first()
+                    .is_some_and(|n| WRITE_SIDE.contains(&n.as_str()))
+                {
+                    let mut chain = vec![name(next)];
+                    let mut at = next;
+                    while let Some(prev) = via.get(at) {
+                        chain.push(name(prev));
+                        if *prev == start {
+                            break;
+                        }
+                        at = prev;
+                    }
+                    chain.reverse();
+                    found.push(chain.join(" -> "));
+                } else {
+                    queue.push_back(next);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_core_names_no_system() {
+    let (edges, texts) = crate_model(&root().join("src"));
+    let systems = systems();
+    assert!(systems.len() >= 3, "systems found: {systems:?}");
+    assert!(
+        has_edge(&edges, &["config"], &["systems"]),
+        "config looks types up in the registry"
+    );
+    let registry = &texts[&vec!["systems".to_string()]];
+    for system in &systems {
+        assert!(
+            registry.contains(&format!("    {system},\n")),
+            "the registry lists {system}"
+        );
+    }
+    let named = system_named_outside_its_folder(&edges, &systems);
+    assert!(
+        named.is_empty(),
+        "systems named outside their folder:\n{}",
+        named.join("\n")
+    );
+    let spelled = system_spelled_outside_its_folder(&texts, &systems);
+    assert!(spelled.is_empty(), "{}", spelled.join("\n"));
+}
+
+#[test]
+fn the_system_checks_see_a_system_named_outside_its_folder() {
+    let systems = ["zdm".to_string()];
+    let edges = edges_of(&[
+        "config -> systems",
+        "systems -> systems::zdm",
+        "systems::zdm::map -> systems::zdm::wire",
+        "systems::zdm -> systems::zdm::map",
+        "systems::zdm -> model",
+        "store -> systems::zdm::labels",
+        "poller -> systems",
+        "systems::scp -> systems::zdm::wire",
+    ]);
+    assert_eq!(
+        system_named_outside_its_folder(&edges, &systems),
+        [
+            "poller -> systems",
+            "store -> systems::zdm::labels",
+            "systems::scp -> systems::zdm::wire",
+        ]
+    );
+    let gone = system_named_outside_its_folder(&edges_of(&["config -> systems"]), &systems);
+    assert_eq!(gone, ["systems::zdm is not in the module graph"]);
+    let texts = BTreeMap::from([
+        (
+            vec!["metrics".to_string()],
+            "if s == \"ZDM\" {}".to_string(),
+        ),
+        (
+            vec!["systems".to_string(), "zdm".to_string()],
+            "\"zdm\"".to_string(),
+        ),
+        (
+            vec!["store".to_string()],
+            "// zdm\nlet zdm = 1;".to_string(),
+        ),
+    ]);
+    assert_eq!(
+        system_spelled_outside_its_folder(&texts, &systems),
+        ["metrics spells \"zdm\""]
+    );
+}
+
+#[test]
+fn the_server_reaches_no_poller_source_or_store_write_side() {
+    let edges = graph(&root().join("src"));
+    assert!(
+        has_edge(&edges, &["server"], &["landing"]),
+        "server uses landing"
+    );
+    assert!(
+        has_edge(&edges, &["landing"], &["exposition"]),
+        "landing reads the exposition's views"
+    );
+    let found = serving_side_reaches_the_write_side(&edges);
+    assert!(
+        found.is_empty(),
+        "the serving side reaches:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_serving_check_sees_a_write_side_import_through_other_modules() {
+    let edges = edges_of(&[
+        "server -> exposition",
+        "exposition -> metrics",
+        "metrics -> store::render",
+        "landing -> poller",
+        "app -> server",
+        "listen -> text",
+    ]);
+    assert_eq!(
+        serving_side_reaches_the_write_side(&edges),
+        [
+            "landing -> poller",
+            "server -> exposition -> metrics -> store::render",
+        ]
+    );
 }

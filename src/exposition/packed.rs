@@ -121,7 +121,7 @@ impl Packed {
 
     /// The background packer's step: packs the runs that are due (every target of the run
     /// has reported since its last pack, or its changes waited [`super::runs::MAX_WAIT`]),
-    /// compressing without holding the lock, in batches of about [`PACK_BATCH`] bytes.
+    /// compressing without holding the lock, in batches of about `PACK_BATCH` (1 MiB).
     /// Returns how many segments it compressed and whether runs still have work.
     pub fn pack_due(&self, compressor: &mut Compress) -> (usize, bool) {
         let mut total = 0;

@@ -12,7 +12,7 @@ use super::packed::Packed;
 const PACK_TICK: Duration = Duration::from_millis(100);
 
 /// Compresses what polls changed, run by run, once the run's polls are in (see
-/// [`Packed::pack_due`]); checks every [`PACK_TICK`] while runs have work waiting, and
+/// [`Packed::pack_due`]); checks every `PACK_TICK` (100 ms) while runs have work waiting, and
 /// sleeps until the next change otherwise. Returns when `cancel` fires.
 pub async fn run(packed: Arc<Packed>, cancel: CancellationToken) {
     let mut spare = Some(compressor());

@@ -284,7 +284,7 @@ impl Store {
 }
 
 /// The store's expiry loop: expires stale series by time ([`Store::expire_stale`] every
-/// [`EXPIRE_EVERY`]), independently of polls finishing. Returns when `cancel` fires.
+/// `EXPIRE_EVERY`, 1 s), independently of polls finishing. Returns when `cancel` fires.
 pub async fn expiry(store: Arc<Store>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(EXPIRE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -3,17 +3,29 @@
 //! names no system; it reaches them only through [`ALL`] (an upstream's `type`) and the
 //! [`UpstreamConfig`](crate::config::upstream::UpstreamConfig) each upstream resolves to.
 //!
-//! Adding a system: its folder, one `mod` line and one entry in [`ALL`]; its `System` and
-//! `TargetKind`s declare ranks that follow the registry's order (the test below checks).
+//! Adding a system: its folder and one line in the `registry!` list below, which declares
+//! the folder's module and puts its `DEF` in [`ALL`]; its `System` and `TargetKind`s declare
+//! ranks that follow the list's order (the test below checks).
 
 use crate::config::upstream::SystemDef;
 
-pub mod azure;
-pub mod scp;
-pub mod zdm;
+/// Declares each system's module (`src/systems/<name>/`) and lists its descriptor in [`ALL`],
+/// in the order given: one line per system, so the list cannot name a module that is not
+/// declared, nor declare one it forgets.
+macro_rules! registry {
+    ($($system:ident,)+) => {
+        $(pub mod $system;)+
 
-/// Every system, in the order their series sort.
-pub static ALL: &[&dyn SystemDef] = &[&zdm::DEF, &scp::DEF, &azure::DEF];
+        /// Every system, in the order their series sort.
+        pub static ALL: &[&dyn SystemDef] = &[$(&$system::DEF),+];
+    };
+}
+
+registry! {
+    zdm,
+    scp,
+    azure,
+}
 
 /// The system whose upstreams have `type: <name>`.
 pub fn by_type(name: &str) -> Option<&'static dyn SystemDef> {
