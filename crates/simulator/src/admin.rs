@@ -10,16 +10,10 @@
 //! | `GET /_sim/stats` | `{"<endpoint>/<id>": requests, ...}` and each system's own counters |
 //! | `POST /_sim/reset` | clear faults and request counts, and each system's pinned fixtures, replaced lists and counters |
 //!
-//! Each system says what it offers here (`System`): its fault endpoints (which are its
-//! stats keys too), the endpoints whose answers it pins, its replaceable list and its
-//! counters. Today: fault endpoints `system`, `backup_job`, `recovery_job` (ZDM, which also
-//! pins fixtures and counts `login`s), `backup` (SCP backup id, every page), `vault` (Azure
-//! vault: first list page and job details), `vault_next` (its `nextLink` pages only), `job`
-//! (Azure job details by job name), `token` (Azure AD tenant), `imds` (id `default`);
-//! replaceable `/_sim/scp/{backup_id}/entries` (a restore history, still sorted, filtered and
-//! paged) and `/_sim/azure/{vault}/jobs` (JobResource objects, `extendedInfo` only in
-//! details); counters `login` and `azure_assertions` (the distinct workload-identity client
-//! assertions accepted, once there is one). Ids are percent-decoded.
+//! Each system says what it offers here (`System`, implemented in its `routes.rs`): its
+//! fault endpoints (which are its stats keys too), the endpoints whose answers it pins, its
+//! replaceable list and its own counters; this file names none of them. Ids are
+//! percent-decoded.
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};

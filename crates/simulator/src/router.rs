@@ -14,7 +14,7 @@ use super::options::SimOptions;
 use super::system::{Reply, System};
 use super::zdm::{self, ApiVersion};
 
-/// A fake upstream server for ZDM, SCP and Azure Backup; see the [`crate`]
+/// A fake upstream server of every system of the registry; see the [`crate`]
 /// documentation. [`serve`](Simulator::serve) runs it on a listener.
 pub struct Simulator {
     faults: Faults,

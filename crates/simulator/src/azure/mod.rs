@@ -6,9 +6,15 @@
 //! - the seed's vault `abdemovault` (`seed.rs`) and live vaults whose VM backup jobs run
 //!   each cycle (`scenario.rs`).
 //!
+//! In the admin API: fault endpoints `vault` (the first page of a vault's job list, and
+//! its job details), `vault_next` (its `nextLink` pages only), `job` (details by job name),
+//! `token` (by AD tenant) and `imds` (id `default`); the replaceable jobs
+//! `/_sim/azure/{vault}/jobs` (an unknown vault name answers under any subscription and
+//! resource group); `azure_assertions` in the stats (the distinct workload-identity client
+//! assertions accepted, once there is one).
+//!
 //! `wire.rs` holds the JobResource and the error shapes of ARM, AD and IMDS, `routes.rs`
-//! also what the admin API reaches (`/_sim/azure/{vault}/jobs`, the accepted client
-//! assertions of the stats), `options.rs` the flag ([`Options`]) and `demo.rs` its part of
+//! also what the admin API reaches, `options.rs` the flag ([`Options`]) and `demo.rs` its part of
 //! `--demo`.
 
 mod auth;

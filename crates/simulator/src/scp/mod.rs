@@ -10,6 +10,9 @@
 //! (`YYYY-MM-DDTHH:MM:SS`, in UTC here), `created_at`/`modified_at` in UTC with `Z`. The
 //! `start_time`/`end_time` filters apply to `restore_start_time`.
 //!
+//! In the admin API: fault endpoint `backup` (by backup id, every page), and the
+//! replaceable histories `/_sim/scp/{backup_id}/entries`.
+//!
 //! With [`Options::keys`] set, every request must carry a valid signature v2 (`auth.rs`).
 //! `routes.rs` holds the route and what the admin API reaches, `options.rs` the flag and
 //! `demo.rs` its part of `--demo`.

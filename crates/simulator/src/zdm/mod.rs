@@ -8,6 +8,9 @@
 //! - login (`POST {prefix}/auth/issue`, `POST {prefix}/token/issue`) issuing expiring
 //!   tokens (`auth.rs`).
 //!
+//! In the admin API: fault endpoints `system`, `backup_job` and `recovery_job` (by name;
+//! their answers can be pinned as fixtures too), and the `login` count in the stats.
+//!
 //! `wire.rs` holds the wire format, `routes.rs` the endpoints and what the admin API
 //! reaches (pinned fixtures, the login count), `options.rs` the flags ([`Options`]) and
 //! `demo.rs` its part of `--demo`. Nothing here is declared in this file: it only names
