@@ -51,7 +51,7 @@ pub(crate) struct Help {
 
 /// A system's options, before it runs: one flattened `clap::Args` group of the command
 /// line each (`systems.rs` gathers them).
-pub(crate) trait Setup: Send + Sync {
+pub(crate) trait Setup {
     /// Its lines of `--help`.
     fn help(&self) -> &'static Help;
 
@@ -118,7 +118,7 @@ pub(crate) trait System: Send + Sync {
     /// Replaces what `key` serves by `items` (JSON objects); their number, or why they
     /// were refused.
     fn replace(&self, _key: &str, _items: Vec<Value>) -> Result<usize, String> {
-        Ok(0)
+        Err("nothing to replace here".to_string())
     }
 
     /// Back to the default list of `key`; whether it had been replaced.
