@@ -15,7 +15,8 @@ use backup_exporter::exposition::Packed;
 use backup_exporter::poller::{self, Planned};
 use backup_exporter::store::{SeriesSettings, Store};
 use backup_exporter::telemetry::Telemetry;
-use backup_simulator::{AzureSim, SimOptions, Simulator};
+use backup_simulator::azure::AzureSim;
+use backup_simulator::{SimOptions, Simulator};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn setup(rt: &tokio::runtime::Runtime) -> (Vec<Planned>, Arc<Store>) {
@@ -24,16 +25,15 @@ fn setup(rt: &tokio::runtime::Runtime) -> (Vec<Planned>, Arc<Store>) {
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let sim = Simulator::new(SimOptions {
-            token: Some("t".into()),
-            scp: Some(("a".into(), "s".into())),
-            azure: Some(AzureSim {
-                tenant_id: "tn".into(),
-                client_id: "c".into(),
-                client_secret: "cs".into(),
-            }),
-            ..SimOptions::default()
+        let mut options = SimOptions::default();
+        options.systems.zdm.token = Some("t".into());
+        options.systems.scp.keys = Some(("a".into(), "s".into()));
+        options.systems.azure.client = Some(AzureSim {
+            tenant_id: "tn".into(),
+            client_id: "c".into(),
+            client_secret: "cs".into(),
         });
+        let sim = Simulator::new(options);
         tokio::spawn(sim.serve(listener, std::future::pending()));
         addr
     });

@@ -5,40 +5,27 @@
 //! | `PUT /_sim/fault/{endpoint}/{id}` + text body | inject a fault (see [`Fault`]); `none` or `DELETE` clears it |
 //! | `PUT /_sim/fixture/{endpoint}/{id}` + JSON body | serve that body verbatim with 200 from now on (`?raw=1`: any bytes, unchecked) |
 //! | `DELETE /_sim/fixture/{endpoint}/{id}` | stop serving the pinned body |
-//! | `PUT /_sim/scp/{backup_id}/entries` + JSON array | replace that backup's restore history (the simulator still sorts, filters and pages it) |
-//! | `DELETE /_sim/scp/{backup_id}/entries` | back to the default history (404 for an unknown id) |
-//! | `PUT /_sim/azure/{vault}/jobs` + JSON array of JobResource | replace that vault's jobs (`extendedInfo` only in details); an unknown vault name answers under any subscription and resource group |
-//! | `DELETE /_sim/azure/{vault}/jobs` | back to the default jobs |
-//! | `GET /_sim/stats` | `{"<endpoint>/<id>": requests, ..., "login": n, "azure_assertions": [...]}`; the last: the distinct workload-identity client assertions accepted, once there is one |
-//! | `POST /_sim/reset` | clear faults, fixtures, replaced histories and jobs, and stats |
+//! | `PUT /_sim/{system}/{key}/{items}` + JSON array of objects | replace what `key` serves (a system's replaceable list) |
+//! | `DELETE /_sim/{system}/{key}/{items}` | back to the default list |
+//! | `GET /_sim/stats` | `{"<endpoint>/<id>": requests, ...}` and each system's own counters |
+//! | `POST /_sim/reset` | clear faults and request counts, and each system's pinned fixtures, replaced lists and counters |
 //!
-//! Fault `endpoint`s (and stats keys): `system`, `backup_job`, `recovery_job` (ZDM),
-//! `backup` (SCP backup id, every page), `vault` (Azure vault: first list page and job
-//! details), `vault_next` (its `nextLink` pages only), `job` (Azure job details by job name),
-//! `token` (Azure AD tenant), `imds` (id `default`). Fixtures are ZDM only. Ids are
+//! Each system says what it offers here (`System`, implemented in its `routes.rs`): its
+//! fault endpoints (which are its stats keys too), the endpoints whose answers it pins, its
+//! replaceable list and its own counters; this file names none of them. Ids are
 //! percent-decoded.
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
-use super::azure::Azure;
 use super::faults::{Fault, Faults, Target, FAULT_NAMES};
 use super::http::{json_response, percent_decode, read_body, Body};
-use super::scp::Scp;
-use super::zdm::{Endpoint, Zdm};
+use super::system::{listed, Replaceable, System};
 
 /// Largest fixture body accepted (big enough for tests of the exporter's body cap).
 const FIXTURE_BODY_LIMIT: usize = 64 * 1024 * 1024;
 const FAULT_BODY_LIMIT: usize = 4 * 1024;
-
-/// The parts of the simulator the admin API reaches.
-pub(crate) struct Parts<'a> {
-    pub faults: &'a Faults,
-    pub zdm: &'a Zdm,
-    pub scp: &'a Scp,
-    pub azure: &'a Azure,
-}
 
 fn reply(status: StatusCode, value: serde_json::Value) -> Response<Body> {
     json_response(status, &value)
@@ -49,50 +36,96 @@ fn fail(status: StatusCode, message: impl Into<String>) -> Response<Body> {
 }
 
 pub(crate) async fn handle(
-    sim: Parts<'_>,
+    faults: &Faults,
+    systems: &[Box<dyn System>],
     req: Request<Incoming>,
     rest: &[&str],
 ) -> Response<Body> {
     match rest {
-        ["fault", target, id] => match (Target::parse(target), decode_id(id)) {
+        ["fault", target, id] => match (find_target(systems, target), decode_id(id)) {
             (None, _) => fail(
                 StatusCode::NOT_FOUND,
-                format!("unknown endpoint: expected one of {}", target_names()),
+                format!(
+                    "unknown endpoint: expected one of {}",
+                    target_names(systems)
+                ),
             ),
-            (Some(target), Ok(id)) => fault(sim.faults, req, target, id).await,
+            (Some(target), Ok(id)) => fault(faults, req, target, id).await,
             (_, Err(response)) => response,
         },
-        ["fixture", endpoint, id] => match (Endpoint::parse(endpoint), decode_id(id)) {
+        ["fixture", endpoint, id] => match (fixture_system(systems, endpoint), decode_id(id)) {
             (None, _) => fail(
                 StatusCode::NOT_FOUND,
-                "unknown endpoint: expected system, backup_job or recovery_job",
+                format!("unknown endpoint: expected {}", fixture_names(systems)),
             ),
-            (Some(endpoint), Ok(id)) => fixture(sim.zdm, req, endpoint, id).await,
+            (Some(system), Ok(id)) => fixture(system, req, endpoint, id).await,
             (_, Err(response)) => response,
         },
-        ["scp", id, "entries"] => match decode_id(id) {
-            Ok(id) => scp_entries(sim.scp, req, id).await,
-            Err(response) => response,
-        },
-        ["azure", vault, "jobs"] => match decode_id(vault) {
-            Ok(vault) => azure_jobs(sim.azure, req, vault).await,
-            Err(response) => response,
-        },
-        ["stats"] if req.method() == Method::GET => reply(StatusCode::OK, stats(&sim)),
+        ["stats"] if req.method() == Method::GET => reply(StatusCode::OK, stats(faults, systems)),
         ["reset"] if req.method() == Method::POST => {
-            sim.faults.clear();
-            sim.zdm.reset();
-            sim.scp.reset();
-            sim.azure.reset();
+            faults.clear();
+            for system in systems {
+                system.reset();
+            }
             reply(StatusCode::OK, json!({ "success": true }))
         }
         ["stats"] | ["reset"] => fail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+        [system, key, items] => match (replaceable(systems, system, items), decode_id(key)) {
+            (None, _) => fail(StatusCode::NOT_FOUND, "Not Found"),
+            (Some((system, list)), Ok(key)) => replace(system, list, req, key).await,
+            (_, Err(response)) => response,
+        },
         _ => fail(StatusCode::NOT_FOUND, "Not Found"),
     }
 }
 
-fn target_names() -> String {
-    Target::ALL.map(Target::as_str).join(", ")
+/// The fault target called `name`, of whichever system.
+fn find_target(systems: &[Box<dyn System>], name: &str) -> Option<Target> {
+    systems
+        .iter()
+        .flat_map(|system| system.targets())
+        .copied()
+        .find(|target| target.as_str() == name)
+}
+
+/// Every fault target's name, in the registry's order: `a, b, c`.
+fn target_names(systems: &[Box<dyn System>]) -> String {
+    let names: Vec<&str> = systems
+        .iter()
+        .flat_map(|system| system.targets())
+        .map(|target| target.as_str())
+        .collect();
+    names.join(", ")
+}
+
+/// The system that pins answers of `endpoint`.
+fn fixture_system<'a>(systems: &'a [Box<dyn System>], endpoint: &str) -> Option<&'a dyn System> {
+    systems
+        .iter()
+        .find(|system| system.fixture_endpoints().contains(&endpoint))
+        .map(|system| &**system)
+}
+
+/// Every endpoint with fixtures: `a, b or c`.
+fn fixture_names(systems: &[Box<dyn System>]) -> String {
+    let names: Vec<&str> = systems
+        .iter()
+        .flat_map(|system| system.fixture_endpoints())
+        .copied()
+        .collect();
+    listed(&names, "or")
+}
+
+/// The system whose replaceable list is `/_sim/{name}/{key}/{items}`.
+fn replaceable<'a>(
+    systems: &'a [Box<dyn System>],
+    name: &str,
+    items: &str,
+) -> Option<(&'a dyn System, Replaceable)> {
+    systems.iter().find_map(|system| {
+        let list = system.replaceable()?;
+        (list.system == name && list.items == items).then_some((&**system, list))
+    })
 }
 
 #[allow(clippy::result_large_err)]
@@ -137,9 +170,9 @@ async fn fault(
 }
 
 async fn fixture(
-    zdm: &Zdm,
+    system: &dyn System,
     req: Request<Incoming>,
-    endpoint: Endpoint,
+    endpoint: &str,
     id: String,
 ) -> Response<Body> {
     match *req.method() {
@@ -161,17 +194,17 @@ async fn fixture(
                 }
             }
             let bytes = body.len();
-            zdm.pin(endpoint, id.clone(), body);
+            system.pin(endpoint, id.clone(), body);
             reply(
                 StatusCode::OK,
-                json!({ "success": true, "endpoint": endpoint.as_str(), "id": id, "bytes": bytes }),
+                json!({ "success": true, "endpoint": endpoint, "id": id, "bytes": bytes }),
             )
         }
         Method::DELETE => {
-            let removed = zdm.unpin(endpoint, &id);
+            let removed = system.unpin(endpoint, &id);
             reply(
                 StatusCode::OK,
-                json!({ "success": true, "endpoint": endpoint.as_str(), "id": id, "removed": removed }),
+                json!({ "success": true, "endpoint": endpoint, "id": id, "removed": removed }),
             )
         }
         _ => fail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
@@ -197,64 +230,42 @@ async fn json_array(req: Request<Incoming>) -> Result<Vec<serde_json::Value>, Re
     }
 }
 
-async fn scp_entries(scp: &Scp, req: Request<Incoming>, id: String) -> Response<Body> {
-    match *req.method() {
-        Method::PUT => {
-            let entries = match json_array(req).await {
-                Ok(entries) => entries,
-                Err(response) => return response,
-            };
-            let count = scp.replace(id.clone(), entries);
-            reply(
-                StatusCode::OK,
-                json!({ "success": true, "backup_id": id, "entries": count }),
-            )
-        }
-        Method::DELETE => {
-            let removed = scp.restore(&id);
-            reply(
-                StatusCode::OK,
-                json!({ "success": true, "backup_id": id, "removed": removed }),
-            )
-        }
-        _ => fail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
-    }
-}
-
-async fn azure_jobs(azure: &Azure, req: Request<Incoming>, vault: String) -> Response<Body> {
-    match *req.method() {
+/// `PUT` (replace) or `DELETE` (restore) the list `key` of `system`.
+async fn replace(
+    system: &dyn System,
+    list: Replaceable,
+    req: Request<Incoming>,
+    key: String,
+) -> Response<Body> {
+    let (field, value) = match *req.method() {
         Method::PUT => {
             let items = match json_array(req).await {
                 Ok(items) => items,
                 Err(response) => return response,
             };
-            let count = match azure.replace(&vault, items) {
-                Ok(count) => count,
+            match system.replace(&key, items) {
+                Ok(count) => (list.items, Value::from(count)),
                 Err(message) => return fail(StatusCode::BAD_REQUEST, message),
-            };
-            reply(
-                StatusCode::OK,
-                json!({ "success": true, "vault": vault, "jobs": count }),
-            )
+            }
         }
-        Method::DELETE => {
-            let removed = azure.restore(&vault);
-            reply(
-                StatusCode::OK,
-                json!({ "success": true, "vault": vault, "removed": removed }),
-            )
-        }
-        _ => fail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
-    }
+        Method::DELETE => ("removed", Value::from(system.restore(&key))),
+        _ => return fail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+    };
+    let mut answer = Map::new();
+    answer.insert("success".to_string(), Value::from(true));
+    answer.insert(list.key_name.to_string(), Value::from(key));
+    answer.insert(field.to_string(), value);
+    reply(StatusCode::OK, Value::Object(answer))
 }
 
-fn stats(sim: &Parts<'_>) -> serde_json::Value {
-    let mut counts = sim.faults.counts();
-    counts.insert("login".to_string(), sim.zdm.logins());
-    let mut stats = json!(counts);
-    let assertions = sim.azure.assertions();
-    if !assertions.is_empty() {
-        stats["azure_assertions"] = json!(assertions);
+fn stats(faults: &Faults, systems: &[Box<dyn System>]) -> Value {
+    let mut stats: Map<String, Value> = faults
+        .counts()
+        .into_iter()
+        .map(|(key, n)| (key, Value::from(n)))
+        .collect();
+    for system in systems {
+        system.stats(&mut stats);
     }
-    stats
+    Value::Object(stats)
 }

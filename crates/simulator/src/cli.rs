@@ -1,121 +1,62 @@
-//! The command line of the standalone `backup-simulator` binary.
+//! The command line of the standalone `backup-simulator` binary: its listen address, and
+//! the [`SimOptions`] (each system's flags, gathered by the registry); its help text says
+//! what each system serves.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::azure::AzureSim;
 use super::options::SimOptions;
 use super::router::Simulator;
+use super::system::{listed, Help};
 
 /// Command line of the standalone `backup-simulator` binary.
 #[derive(Debug, clap::Parser)]
-#[command(
-    name = "backup-simulator",
-    version,
-    about = "Fake ZDM, SCP and Azure Backup monitoring APIs for trying out and testing backup-exporter",
-    long_about = "Fake ZDM, Samsung Cloud Platform and Azure Backup monitoring APIs for trying out \
-        and testing backup-exporter.\n\n\
-        ZDM: /api/v1/... and /api/... (login at {prefix}/auth/issue and {prefix}/token/issue).\n\
-        SCP: GET /v1/backups/{backup_id}/restore-histories (signature v2 with --scp-keys).\n\
-        Azure: POST /{tenant}/oauth2/v2.0/token, GET /metadata/identity/oauth2/token (IMDS), \
-        GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}/backupJobs[/{job}].\n\
-        Admin: /_sim/fault/{endpoint}/{id}, /_sim/fixture/{endpoint}/{id}, /_sim/scp/{backup_id}/entries, \
-        /_sim/azure/{vault}/jobs, /_sim/stats, /_sim/reset."
-)]
+#[command(name = "backup-simulator", version)]
 struct Cli {
     /// Address to listen on; prints `listening on ADDR` once bound.
     #[arg(long, default_value = "127.0.0.1:10096")]
     listen: SocketAddr,
-    /// Static bearer token required on the monitoring endpoints.
-    #[arg(long, env = "SIM_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// EMAIL:PASSWORD accepted by the login endpoints (enables auth).
-    #[arg(long, env = "SIM_LOGIN", hide_env_values = true, value_parser = parse_login)]
-    login: Option<(String, String)>,
-    /// Lifetime of tokens issued by login and by the Azure token endpoints (humantime: 30s,
-    /// 5m, 1h).
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
-    token_lifetime: Duration,
-    /// Length of one job cycle in the live scenario.
-    #[arg(long, default_value = "120s", value_parser = parse_duration)]
-    cycle: Duration,
-    /// Extra generated servers SERVERSxJOBS (e.g. 2000x5), named fleet-00001..
-    #[arg(long, value_parser = parse_fleet)]
-    fleet: Option<(usize, usize)>,
-    /// ACCESS:SECRET keys that SCP requests must be signed with (signature v2); without
-    /// it, SCP signatures are not checked.
-    #[arg(long, env = "SIM_SCP_KEYS", hide_env_values = true, value_parser = parse_scp_keys)]
-    scp_keys: Option<(String, String)>,
-    /// TENANT:CLIENT_ID:SECRET accepted by the Azure AD token endpoint; without it, every
-    /// client-credentials request is refused (managed identity always works).
-    #[arg(long, env = "SIM_AZURE_CLIENT", hide_env_values = true, value_parser = parse_azure_client)]
-    azure_client: Option<AzureSim>,
+    #[command(flatten)]
+    options: SimOptions,
 }
 
-fn parse_scp_keys(s: &str) -> Result<(String, String), String> {
-    match s.split_once(':') {
-        Some((access, secret)) if !access.is_empty() && !secret.is_empty() => {
-            Ok((access.to_string(), secret.to_string()))
-        }
-        _ => Err("expected ACCESS_KEY:SECRET_KEY".to_string()),
+/// The command line with the help text of every system.
+fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let options = SimOptions::default();
+    let helps: Vec<&Help> = options.systems.all().iter().map(|s| s.help()).collect();
+    let names = |name: fn(&Help) -> &str| {
+        let names: Vec<&str> = helps.iter().map(|help| name(help)).collect();
+        listed(&names, "and")
+    };
+    let purpose = "monitoring APIs for trying out and testing backup-exporter";
+    let mut long = format!("Fake {} {purpose}.\n\n", names(|help| help.long_name));
+    for help in &helps {
+        long.push_str(help.routes);
+        long.push('\n');
     }
-}
-
-fn parse_azure_client(s: &str) -> Result<AzureSim, String> {
-    let mut parts = s.splitn(3, ':');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(tenant), Some(client), Some(secret))
-            if !tenant.is_empty() && !client.is_empty() && !secret.is_empty() =>
-        {
-            Ok(AzureSim {
-                tenant_id: tenant.to_string(),
-                client_id: client.to_string(),
-                client_secret: secret.to_string(),
-            })
-        }
-        _ => Err("expected TENANT:CLIENT_ID:SECRET".to_string()),
-    }
-}
-
-fn parse_login(s: &str) -> Result<(String, String), String> {
-    match s.split_once(':') {
-        Some((email, password)) if !email.is_empty() => {
-            Ok((email.to_string(), password.to_string()))
-        }
-        _ => Err("expected EMAIL:PASSWORD".to_string()),
-    }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("must be greater than zero".to_string()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn parse_fleet(s: &str) -> Result<(usize, usize), String> {
-    let parsed = s
-        .split_once(['x', 'X'])
-        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
-    match parsed {
-        Some((servers, jobs)) if servers <= 99_999 && (1..=99).contains(&jobs) => {
-            Ok((servers, jobs))
-        }
-        _ => {
-            Err("expected SERVERSxJOBS, e.g. 2000x5 (at most 99999 servers, 1-99 jobs)".to_string())
-        }
-    }
+    let mut admin = vec![
+        "/_sim/fault/{endpoint}/{id}",
+        "/_sim/fixture/{endpoint}/{id}",
+    ];
+    admin.extend(helps.iter().flat_map(|help| help.admin.iter().copied()));
+    admin.extend(["/_sim/stats", "/_sim/reset"]);
+    long.push_str(&format!("Admin: {}.", admin.join(", ")));
+    Cli::command()
+        .about(format!("Fake {} {purpose}", names(|help| help.name)))
+        .long_about(long)
 }
 
 /// Entry point of the standalone binary.
 pub fn main_cli() -> ExitCode {
-    use clap::Parser as _;
-    let cli = Cli::parse();
+    use clap::FromArgMatches as _;
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -132,15 +73,6 @@ pub fn main_cli() -> ExitCode {
             eprintln!("backup-simulator: cannot start the runtime: {error}");
             return ExitCode::FAILURE;
         }
-    };
-    let opts = SimOptions {
-        token: cli.token,
-        login: cli.login,
-        token_lifetime: cli.token_lifetime,
-        cycle: cli.cycle,
-        fleet: cli.fleet,
-        scp: cli.scp_keys,
-        azure: cli.azure_client,
     };
     runtime.block_on(async move {
         let listener = match TcpListener::bind(cli.listen).await {
@@ -165,7 +97,7 @@ pub fn main_cli() -> ExitCode {
             return ExitCode::FAILURE;
         }
         drop(stdout);
-        match Simulator::new(opts)
+        match Simulator::new(cli.options)
             .serve(listener, shutdown_signal())
             .await
         {
@@ -207,72 +139,61 @@ async fn shutdown_signal() {
 mod tests {
     use std::time::Duration;
 
-    use super::Cli;
-    use crate::azure::AzureSim;
+    use super::{command, Cli};
+    use crate::options::SimOptions;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        command().debug_assert();
+    }
 
     #[test]
     fn command_line() {
-        use clap::Parser as _;
-        let cli = Cli::try_parse_from([
-            "backup-simulator",
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            "T",
-            "--login",
-            "a@b.c:p:w",
-            "--cycle",
-            "90s",
-            "--fleet",
-            "2000x5",
-        ])
-        .expect("parses");
-        assert_eq!(cli.token.as_deref(), Some("T"));
-        assert_eq!(cli.login, Some(("a@b.c".to_string(), "p:w".to_string())));
-        assert_eq!(cli.cycle, Duration::from_secs(90));
-        assert_eq!(cli.fleet, Some((2000, 5)));
-        assert_eq!(cli.token_lifetime, Duration::from_secs(3600));
+        use clap::FromArgMatches as _;
+        let parse = |args: &[&str]| {
+            let args = std::iter::once("backup-simulator").chain(args.iter().copied());
+            let matches = command().try_get_matches_from(args)?;
+            Cli::from_arg_matches(&matches)
+        };
+        let cli =
+            parse(&["--listen", "127.0.0.1:0", "--cycle", "90s", "--token", "T"]).expect("parses");
+        assert_eq!(cli.listen.port(), 0);
+        assert_eq!(cli.options.cycle, Duration::from_secs(90));
+        assert_eq!(cli.options.token_lifetime, Duration::from_secs(3600));
+        assert_eq!(cli.options.systems.zdm.token.as_deref(), Some("T"));
         for bad in [
-            vec!["--fleet", "2000"],
-            vec!["--fleet", "x5"],
-            vec!["--fleet", "10x0"],
-            vec!["--login", "nopassword"],
             vec!["--cycle", "0s"],
+            vec!["--token-lifetime", "soon"],
             vec!["--listen", "nonsense"],
         ] {
-            let args = std::iter::once("backup-simulator").chain(bad.iter().copied());
-            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+            assert!(parse(&bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
-    fn command_line_takes_scp_keys_and_an_azure_client() {
-        use clap::Parser as _;
-        let cli = Cli::try_parse_from([
-            "backup-simulator",
-            "--scp-keys",
-            "AK:S:K",
-            "--azure-client",
-            "tenant-1:client-1:se:cret",
-        ])
-        .expect("parses");
-        assert_eq!(cli.scp_keys, Some(("AK".to_string(), "S:K".to_string())));
-        assert_eq!(
-            cli.azure_client,
-            Some(AzureSim {
-                tenant_id: "tenant-1".into(),
-                client_id: "client-1".into(),
-                client_secret: "se:cret".into(),
-            })
+    fn the_help_says_what_every_system_serves() {
+        let command = command();
+        let about = command
+            .get_about()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let long = command
+            .get_long_about()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(
+            about.starts_with("Fake ") && !about.contains('\n'),
+            "{about}"
         );
-        for bad in [
-            vec!["--scp-keys", "nosecret"],
-            vec!["--scp-keys", ":secret"],
-            vec!["--azure-client", "tenant:client"],
-            vec!["--azure-client", "::secret"],
-        ] {
-            let args = std::iter::once("backup-simulator").chain(bad.iter().copied());
-            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        let options = SimOptions::default();
+        for help in options.systems.all().iter().map(|system| system.help()) {
+            assert!(about.contains(help.name), "{about}");
+            assert!(long.contains(help.long_name), "{long}");
+            assert!(long.contains(&format!("\n{}\n", help.routes)), "{long}");
+            for route in help.admin {
+                assert!(long.contains(&format!(" {route}, ")), "{long}");
+            }
         }
+        assert!(long.ends_with(", /_sim/stats, /_sim/reset."), "{long}");
     }
 }

@@ -2,8 +2,8 @@
 //! counts kept beside them, and what a fault turns a request into. Each system then
 //! writes that outcome in its own error shape.
 //!
-//! It knows no system's routes or wire format: [`Target`] only names what the knobs are
-//! attached to.
+//! It knows no system's routes, wire format or names: each system declares the [`Target`]s
+//! its knobs are attached to.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -16,63 +16,19 @@ use hyper::StatusCode;
 use super::http::DropConnection;
 
 /// What faults and request counts are attached to, together with an id: the `{endpoint}`
-/// of `/_sim/fault/{endpoint}/{id}` and the first half of a stats key.
+/// of `/_sim/fault/{endpoint}/{id}` and the first half of a stats key. Each system names
+/// its own (`System::targets`); the knobs only tell them apart by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Target {
-    /// ZDM `system/{name}`.
-    System,
-    /// ZDM `backup_job/{name}`.
-    BackupJob,
-    /// ZDM `recovery_job/{name}`.
-    RecoveryJob,
-    /// SCP `backup/{backup_id}`: every restore-histories request, each page included.
-    Backup,
-    /// Azure `vault/{vault}`: the first page of the job list, and job details.
-    Vault,
-    /// Azure `vault_next/{vault}`: the `nextLink` pages of the job list only.
-    VaultNext,
-    /// Azure `job/{jobName}`: job details.
-    Job,
-    /// Azure AD `token/{tenant}`: the client-credentials token endpoint.
-    Token,
-    /// Azure IMDS `imds/default`: the managed-identity token endpoint.
-    Imds,
-}
+pub(crate) struct Target(&'static str);
 
 impl Target {
-    pub(crate) const COUNT: usize = 9;
-    pub(crate) const ALL: [Target; Target::COUNT] = [
-        Target::System,
-        Target::BackupJob,
-        Target::RecoveryJob,
-        Target::Backup,
-        Target::Vault,
-        Target::VaultNext,
-        Target::Job,
-        Target::Token,
-        Target::Imds,
-    ];
+    /// The target called `name` in the admin API and the stats keys.
+    pub(crate) const fn new(name: &'static str) -> Target {
+        Target(name)
+    }
 
     pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Target::System => "system",
-            Target::BackupJob => "backup_job",
-            Target::RecoveryJob => "recovery_job",
-            Target::Backup => "backup",
-            Target::Vault => "vault",
-            Target::VaultNext => "vault_next",
-            Target::Job => "job",
-            Target::Token => "token",
-            Target::Imds => "imds",
-        }
-    }
-
-    pub(crate) fn parse(name: &str) -> Option<Target> {
-        Target::ALL.into_iter().find(|t| t.as_str() == name)
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
+        self.0
     }
 }
 
@@ -84,8 +40,8 @@ pub(crate) struct Faults {
 
 #[derive(Default)]
 struct Registry {
-    faults: [HashMap<String, Fault>; Target::COUNT],
-    requests: [HashMap<String, u64>; Target::COUNT],
+    faults: HashMap<Target, HashMap<String, Fault>>,
+    requests: HashMap<Target, HashMap<String, u64>>,
 }
 
 impl Faults {
@@ -97,7 +53,7 @@ impl Faults {
     /// Counts one request for `(target, id)`.
     pub(crate) fn count(&self, target: Target, id: &str) {
         let mut state = self.lock();
-        let counts = &mut state.requests[target.index()];
+        let counts = state.requests.entry(target).or_default();
         match counts.get_mut(id) {
             Some(n) => *n += 1,
             None => {
@@ -109,7 +65,7 @@ impl Faults {
     /// The fault set for `(target, id)`; a one-shot fault is consumed.
     pub(crate) fn take(&self, target: Target, id: &str) -> Option<Fault> {
         let mut state = self.lock();
-        let faults = &mut state.faults[target.index()];
+        let faults = state.faults.get_mut(&target)?;
         match faults.get(id)? {
             Fault::Error500Once => faults.remove(id),
             fault => Some(fault.clone()),
@@ -119,7 +75,7 @@ impl Faults {
     /// Sets the fault of `(target, id)`; [`Fault::None`] removes it.
     pub(crate) fn set(&self, target: Target, id: String, fault: Fault) {
         let mut state = self.lock();
-        let faults = &mut state.faults[target.index()];
+        let faults = state.faults.entry(target).or_default();
         if fault == Fault::None {
             faults.remove(&id);
         } else {
@@ -131,8 +87,8 @@ impl Faults {
     pub(crate) fn counts(&self) -> BTreeMap<String, u64> {
         let state = self.lock();
         let mut counts = BTreeMap::new();
-        for target in Target::ALL {
-            for (id, n) in &state.requests[target.index()] {
+        for (target, requests) in &state.requests {
+            for (id, n) in requests {
                 counts.insert(format!("{}/{id}", target.as_str()), *n);
             }
         }
@@ -142,10 +98,8 @@ impl Faults {
     /// Clears every fault and count.
     pub(crate) fn clear(&self) {
         let mut state = self.lock();
-        for target in Target::ALL {
-            state.faults[target.index()].clear();
-            state.requests[target.index()].clear();
-        }
+        state.faults.clear();
+        state.requests.clear();
     }
 }
 

@@ -1,5 +1,6 @@
-//! The simulator's state (the fault knobs and one part per system) and request dispatch:
-//! each path goes to the admin API or to one system's routes.
+//! The simulator's state (the fault knobs and each system's running state) and request
+//! dispatch: each path goes to the admin API or to the first system, in the registry's
+//! order, whose routes claim it.
 
 use std::sync::Arc;
 
@@ -7,36 +8,32 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
 use super::admin;
-use super::azure::Azure;
 use super::faults::Faults;
 use super::http::{Body, DropConnection};
 use super::options::SimOptions;
-use super::scp::Scp;
-use super::zdm::{self, ApiVersion, Zdm};
+use super::system::{Reply, System};
+use super::zdm::{self, ApiVersion};
 
-/// A fake upstream server for ZDM, SCP and Azure Backup; see the [`crate`]
+/// A fake upstream server of every system of the registry; see the [`crate`]
 /// documentation. [`serve`](Simulator::serve) runs it on a listener.
 pub struct Simulator {
     faults: Faults,
-    zdm: Zdm,
-    scp: Scp,
-    azure: Azure,
+    /// Every system of the registry, in its order.
+    systems: Vec<Box<dyn System>>,
 }
 
 impl Simulator {
+    /// A simulator of every system, each with its options from `opts`.
     pub fn new(opts: SimOptions) -> Arc<Simulator> {
-        let cycle_ms = opts.cycle_ms();
+        let shared = opts.shared();
         Arc::new(Simulator {
             faults: Faults::default(),
-            zdm: Zdm::new(
-                opts.token,
-                opts.login,
-                opts.token_lifetime,
-                cycle_ms,
-                opts.fleet,
-            ),
-            scp: Scp::new(opts.scp, cycle_ms),
-            azure: Azure::new(opts.azure, opts.token_lifetime, cycle_ms),
+            systems: opts
+                .systems
+                .all()
+                .into_iter()
+                .map(|system| system.start(&shared))
+                .collect(),
         })
     }
 }
@@ -47,34 +44,31 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, DropConnection> {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(&path).split('/').collect();
-    let Simulator {
-        faults,
-        zdm,
-        scp,
-        azure,
-    } = &*sim;
+    let Simulator { faults, systems } = &*sim;
     let response = match segments.as_slice() {
-        ["_sim", rest @ ..] => {
-            let parts = admin::Parts {
-                faults,
-                zdm,
-                scp,
-                azure,
-            };
-            admin::handle(parts, req, rest).await
-        }
-        ["api", "v1", rest @ ..] => zdm.api(faults, req, ApiVersion::V1, rest).await?,
-        ["api", rest @ ..] => zdm.api(faults, req, ApiVersion::Legacy, rest).await?,
-        ["v1", "backups", id, "restore-histories"] => {
-            scp.restore_histories(faults, req, id).await?
-        }
-        ["metadata", "identity", "oauth2", "token"] => azure.imds(faults, req).await?,
-        [tenant, "oauth2", "v2.0", "token"] => azure.token(faults, req, tenant).await?,
-        [first, rest @ ..] if first.eq_ignore_ascii_case("subscriptions") => {
-            azure.management(faults, req, rest).await?
-        }
-        _ => zdm::error(ApiVersion::V1, StatusCode::NOT_FOUND, "Not Found"),
+        ["_sim", rest @ ..] => admin::handle(faults, systems, req, rest).await,
+        path => match claim(systems, faults, req, path) {
+            Some(reply) => reply.await?,
+            // ZDM's answer to a path no system serves, as before there were other systems.
+            None => zdm::error(ApiVersion::V1, StatusCode::NOT_FOUND, "Not Found"),
+        },
     };
     tracing::debug!(status = %response.status(), path, "simulator: answered");
     Ok(response)
+}
+
+/// The answer of the first system whose routes claim `path`.
+fn claim<'a>(
+    systems: &'a [Box<dyn System>],
+    faults: &'a Faults,
+    mut req: Request<Incoming>,
+    path: &'a [&'a str],
+) -> Option<Reply<'a>> {
+    for system in systems {
+        req = match system.route(faults, req, path) {
+            Ok(reply) => return Some(reply),
+            Err(unclaimed) => unclaimed,
+        };
+    }
+    None
 }

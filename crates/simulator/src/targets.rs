@@ -1,44 +1,64 @@
-//! The identifiers the live scenarios serve, for `--demo`'s built-in config.
+//! The exporter configuration that monitors `--demo`'s targets, and how a system writes its
+//! upstreams and their targets into it. A leaf: each system writes its own part
+//! (`Setup::write_demo_config`), `demo.rs` puts them together.
 
-use super::{azure, scp, zdm};
+use std::fmt::Write as _;
 
-/// Identifiers the live scenario serves, for `--demo`'s built-in config.
+/// An exporter configuration for a demo simulator: the YAML text, and the environment
+/// variables its `*_env` keys name (the secrets stay out of the text, as in a real one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DemoTargets {
-    /// ZDM servers.
-    pub servers: Vec<String>,
-    /// ZDM standalone backup jobs.
-    pub backup_jobs: Vec<String>,
-    /// ZDM recovery jobs.
-    pub recovery_jobs: Vec<String>,
-    /// SCP `(backup_id, display name)` with live restore histories.
-    pub scp_backups: Vec<(String, String)>,
-    /// Azure `(subscription, resource_group, vault)` with live backup jobs.
-    pub azure_vaults: Vec<(String, String, String)>,
+pub struct ExporterConfig {
+    /// The configuration file's text.
+    pub yaml: String,
+    /// `(variable, value)` for every `*_env` key of `yaml`.
+    pub env: Vec<(String, String)>,
 }
 
-/// The targets of the live scenarios, read from their tables.
-pub(crate) fn demo_targets() -> DemoTargets {
-    DemoTargets {
-        servers: zdm::SERVERS.iter().map(|s| s.name.to_string()).collect(),
-        backup_jobs: zdm::BACKUP_JOBS
-            .iter()
-            .map(|b| b.job.name.to_string())
-            .collect(),
-        recovery_jobs: zdm::RECOVERIES.iter().map(|r| r.name.to_string()).collect(),
-        scp_backups: scp::BACKUPS
-            .iter()
-            .map(|b| (b.id.to_string(), b.name.to_string()))
-            .collect(),
-        azure_vaults: azure::VAULTS
-            .iter()
-            .map(|v| {
-                (
-                    v.subscription.to_string(),
-                    v.resource_group.to_string(),
-                    v.name.to_string(),
-                )
-            })
-            .collect(),
+impl ExporterConfig {
+    /// Appends `text` and a line break to the YAML (an upstream's keys, indented under
+    /// `upstreams:`).
+    pub(crate) fn line(&mut self, text: &str) {
+        self.yaml.push_str(text);
+        self.yaml.push('\n');
+    }
+
+    /// Appends the upstream key `key` listing `names`; nothing when there are none.
+    pub(crate) fn list(&mut self, key: &str, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        let _ = writeln!(self.yaml, "    {key}:");
+        for name in names {
+            let _ = writeln!(self.yaml, "      - {}", quoted(name));
+        }
+    }
+
+    /// Gives the variable `name` (named by an `*_env` key) the value `value`.
+    pub(crate) fn env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_string(), value.to_string()));
+    }
+}
+
+/// `name` as a YAML scalar: a JSON string is one, whatever the name holds.
+pub(crate) fn quoted(name: &str) -> String {
+    serde_json::Value::String(name.to_string()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_quote_every_name_and_are_left_out_when_empty() {
+        let mut config = ExporterConfig {
+            yaml: String::new(),
+            env: Vec::new(),
+        };
+        config.list("servers", &[]);
+        config.list("servers", &["web-01".to_string(), "a \"b\": c".to_string()]);
+        assert_eq!(
+            config.yaml,
+            "    servers:\n      - \"web-01\"\n      - \"a \\\"b\\\": c\"\n"
+        );
     }
 }

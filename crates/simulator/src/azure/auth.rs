@@ -25,6 +25,11 @@ use crate::http::{
     streamed, truncated, with_retry_after, Body, DropConnection,
 };
 
+/// The fault target of the client-credentials token endpoint, by tenant.
+pub(super) const TOKEN: Target = Target::new("token");
+/// The fault target of the managed-identity token endpoint (one id: `default`).
+pub(super) const IMDS: Target = Target::new("imds");
+
 /// Largest token request body accepted.
 const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 /// How long an expired token is remembered, to answer `ExpiredAuthenticationToken`.
@@ -158,7 +163,7 @@ impl Auth {
                 "AADSTS90002: Tenant '' not found.",
             ));
         };
-        faults.count(Target::Token, &tenant);
+        faults.count(TOKEN, &tenant);
         if req.method() != Method::POST {
             return Ok(aad_error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -176,7 +181,7 @@ impl Auth {
                 ))
             }
         };
-        let response = match faults::action(faults.take(Target::Token, &tenant)).await? {
+        let response = match faults::action(faults.take(TOKEN, &tenant)).await? {
         Action::Answer => self.client_credentials(&tenant, &body),
         Action::Error(StatusCode::UNAUTHORIZED) => aad_error(
             StatusCode::UNAUTHORIZED,
@@ -320,7 +325,7 @@ impl Auth {
         faults: &Faults,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, DropConnection> {
-        faults.count(Target::Imds, "default");
+        faults.count(IMDS, "default");
         if req.method() != Method::GET {
             return Ok(imds_error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -339,7 +344,7 @@ impl Auth {
             ));
         }
         let query = req.uri().query().unwrap_or("").to_string();
-        let response = match faults::action(faults.take(Target::Imds, "default")).await? {
+        let response = match faults::action(faults.take(IMDS, "default")).await? {
             Action::Answer => self.managed_identity(&query),
             Action::Error(status) => imds_error(status, reason(status)),
             Action::RateLimited(secs) => with_retry_after(

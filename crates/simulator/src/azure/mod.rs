@@ -1,14 +1,25 @@
 //! The simulated Azure Backup (seed 004), with its own types and raw JSON:
 //! - the token endpoints, Azure AD client credentials and managed identity (IMDS)
-//!   ([`auth`]);
-//! - the backup jobs of Recovery Services vaults, listed with `$filter` ([`query`]) and
-//!   `nextLink` paging, and one job's details ([`routes`]), behind a bearer token;
-//! - the seed's vault `abdemovault` ([`seed`]) and live vaults whose VM backup jobs run
-//!   each cycle ([`scenario`]).
+//!   (`auth.rs`);
+//! - the backup jobs of Recovery Services vaults, listed with `$filter` (`query.rs`) and
+//!   `nextLink` paging, and one job's details (`routes.rs`), behind a bearer token;
+//! - the seed's vault `abdemovault` (`seed.rs`) and live vaults whose VM backup jobs run
+//!   each cycle (`scenario.rs`).
 //!
-//! [`wire`] holds the JobResource and the error shapes of ARM, AD and IMDS.
+//! In the admin API: fault endpoints `vault` (the first page of a vault's job list, and
+//! its job details), `vault_next` (its `nextLink` pages only), `job` (details by job name),
+//! `token` (by AD tenant) and `imds` (id `default`); the replaceable jobs
+//! `/_sim/azure/{vault}/jobs` (an unknown vault name answers under any subscription and
+//! resource group); `azure_assertions` in the stats (the distinct workload-identity client
+//! assertions accepted, once there is one).
+//!
+//! `wire.rs` holds the JobResource and the error shapes of ARM, AD and IMDS, `routes.rs`
+//! also what the admin API reaches, `options.rs` the flag ([`Options`]) and `demo.rs` its part of
+//! `--demo`.
 
 mod auth;
+mod demo;
+mod options;
 mod query;
 mod routes;
 mod scenario;
@@ -18,5 +29,4 @@ mod tests;
 mod wire;
 
 pub use auth::AzureSim;
-pub(crate) use routes::Azure;
-pub(crate) use scenario::VAULTS;
+pub use options::Options;

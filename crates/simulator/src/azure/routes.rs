@@ -17,9 +17,9 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::HOST;
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::auth::{Auth, AzureSim};
+use super::auth::{Auth, AzureSim, IMDS, TOKEN};
 use super::query::{valid_api_version, Filter};
 use super::scenario::{live_jobs, VaultDef, VAULTS};
 use super::seed;
@@ -30,6 +30,14 @@ use crate::http::{
     form_pairs, full, percent_decode, percent_encode, reason, streamed, truncated, with_allow,
     with_retry_after, Body, DropConnection,
 };
+use crate::system::{Replaceable, Reply, System};
+
+/// The fault target of a vault's job list (its first page) and of its jobs' details.
+const VAULT: Target = Target::new("vault");
+/// The fault target of the `nextLink` pages of a vault's job list.
+const VAULT_NEXT: Target = Target::new("vault_next");
+/// The fault target of one job's details, by job name.
+const JOB: Target = Target::new("job");
 
 /// Jobs per page of the job list.
 pub(crate) const PAGE_SIZE: usize = 3;
@@ -56,7 +64,7 @@ struct JobsRequest {
 }
 
 impl Azure {
-    /// `app` as in [`SimOptions::azure`](crate::SimOptions::azure); tokens live
+    /// `app` as in [`Options::client`](super::Options::client); tokens live
     /// for `token_lifetime`.
     pub(crate) fn new(app: Option<AzureSim>, token_lifetime: Duration, cycle_ms: i64) -> Azure {
         Azure {
@@ -66,37 +74,12 @@ impl Azure {
         }
     }
 
-    /// The distinct workload-identity client assertions the token endpoint accepted.
-    pub(crate) fn assertions(&self) -> Vec<String> {
-        self.auth.assertions()
-    }
-
     fn replaced(&self) -> MutexGuard<'_, HashMap<String, Arc<Vec<JobRecord>>>> {
         self.replaced.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `POST /{tenant}/oauth2/v2.0/token`: client credentials.
-    pub(crate) async fn token(
-        &self,
-        faults: &Faults,
-        req: Request<Incoming>,
-        raw_tenant: &str,
-    ) -> Result<Response<Body>, DropConnection> {
-        self.auth.token(faults, req, raw_tenant).await
-    }
-
-    /// `GET /metadata/identity/oauth2/token`: managed identity.
-    pub(crate) async fn imds(
-        &self,
-        faults: &Faults,
-        req: Request<Incoming>,
-    ) -> Result<Response<Body>, DropConnection> {
-        self.auth.imds(faults, req).await
-    }
-
     /// `GET /subscriptions/...`; `rest` are the raw path segments after `subscriptions`.
-    /// `GET /subscriptions/...`; `rest` are the raw path segments after `subscriptions`.
-    pub(crate) async fn management(
+    async fn management(
         &self,
         faults: &Faults,
         req: Request<Incoming>,
@@ -184,9 +167,9 @@ impl Azure {
         };
 
         let (target, key) = match (&request.job, &request.skip) {
-            (Some(job), _) => (Target::Job, job),
-            (None, Some(_)) => (Target::VaultNext, &request.vault),
-            (None, None) => (Target::Vault, &request.vault),
+            (Some(job), _) => (JOB, job),
+            (None, Some(_)) => (VAULT_NEXT, &request.vault),
+            (None, None) => (VAULT, &request.vault),
         };
         faults.count(target, key);
         if let Err(response) = self.auth.check_bearer(req.headers()) {
@@ -211,8 +194,8 @@ impl Azure {
         }
         let fault = match &request.job {
             Some(job) => faults
-                .take(Target::Vault, &request.vault)
-                .or_else(|| faults.take(Target::Job, job)),
+                .take(VAULT, &request.vault)
+                .or_else(|| faults.take(JOB, job)),
             None => faults.take(target, &request.vault),
         };
         let response = match faults::action(fault).await? {
@@ -347,10 +330,44 @@ impl Azure {
         body.push('}');
         (StatusCode::OK, Bytes::from(body))
     }
+}
 
-    /// Replaces the jobs of `vault` with JobResource objects (`extendedInfo` only in the
-    /// details); the number of jobs, or what is wrong with one of them.
-    pub(crate) fn replace(&self, vault: &str, items: Vec<Value>) -> Result<usize, String> {
+impl System for Azure {
+    fn route<'a>(
+        &'a self,
+        faults: &'a Faults,
+        req: Request<Incoming>,
+        path: &'a [&'a str],
+    ) -> Result<Reply<'a>, Request<Incoming>> {
+        match path {
+            ["metadata", "identity", "oauth2", "token"] => {
+                Ok(Box::pin(self.auth.imds(faults, req)))
+            }
+            [tenant, "oauth2", "v2.0", "token"] => {
+                Ok(Box::pin(self.auth.token(faults, req, tenant)))
+            }
+            [first, rest @ ..] if first.eq_ignore_ascii_case("subscriptions") => {
+                Ok(Box::pin(self.management(faults, req, rest)))
+            }
+            _ => Err(req),
+        }
+    }
+
+    fn targets(&self) -> &'static [Target] {
+        &[VAULT, VAULT_NEXT, JOB, TOKEN, IMDS]
+    }
+
+    /// `/_sim/azure/{vault}/jobs`: JobResource objects (`extendedInfo` only in the
+    /// details); an unknown vault name answers under any subscription and resource group.
+    fn replaceable(&self) -> Option<Replaceable> {
+        Some(Replaceable {
+            system: "azure",
+            key_name: "vault",
+            items: "jobs",
+        })
+    }
+
+    fn replace(&self, vault: &str, items: Vec<Value>) -> Result<usize, String> {
         let mut jobs = items
             .into_iter()
             .map(JobRecord::from_value)
@@ -361,13 +378,21 @@ impl Azure {
         Ok(count)
     }
 
-    /// Back to the default jobs of `vault`; whether they had been replaced.
-    pub(crate) fn restore(&self, vault: &str) -> bool {
+    fn restore(&self, vault: &str) -> bool {
         self.replaced().remove(&vault.to_lowercase()).is_some()
     }
 
+    /// `azure_assertions`: the distinct workload-identity client assertions the token
+    /// endpoint accepted, once there is one.
+    fn stats(&self, stats: &mut Map<String, Value>) {
+        let assertions = self.auth.assertions();
+        if !assertions.is_empty() {
+            stats.insert("azure_assertions".to_string(), assertions.into());
+        }
+    }
+
     /// Back to the default jobs of every vault; the client assertions seen are forgotten.
-    pub(crate) fn reset(&self) {
+    fn reset(&self) {
         self.replaced().clear();
         self.auth.forget_assertions();
     }

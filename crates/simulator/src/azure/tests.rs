@@ -12,7 +12,6 @@ use super::scenario;
 use super::seed;
 use crate::options::SimOptions;
 use crate::scp;
-use crate::targets::demo_targets;
 use crate::testing::{enc, run, seed_sample, start, Reply, TestSim};
 
 const API: &str = "api-version=2017-07-01";
@@ -62,15 +61,16 @@ fn credentials(secret: &str) -> Vec<u8> {
 }
 
 fn azure_options() -> SimOptions {
-    SimOptions {
-        azure: Some(AzureSim {
-            tenant_id: TENANT.into(),
-            client_id: CLIENT.into(),
-            client_secret: SECRET.into(),
-        }),
+    let mut options = SimOptions {
         token_lifetime: Duration::from_secs(3599),
         ..SimOptions::default()
-    }
+    };
+    options.systems.azure.client = Some(AzureSim {
+        tenant_id: TENANT.into(),
+        client_id: CLIENT.into(),
+        client_secret: SECRET.into(),
+    });
+    options
 }
 
 /// A job as a test pins it, with `extendedInfo`.
@@ -829,7 +829,16 @@ fn live_vaults_serve_several_pages_of_varied_jobs() {
     run(async {
         let sim = start(SimOptions::default()).await;
         let token = sim.imds_token().await;
-        let vaults = demo_targets().azure_vaults;
+        let vaults: Vec<(String, String, String)> = scenario::VAULTS
+            .iter()
+            .map(|v| {
+                (
+                    v.subscription.to_string(),
+                    v.resource_group.to_string(),
+                    v.name.to_string(),
+                )
+            })
+            .collect();
         assert_eq!(
             vaults[0],
             (

@@ -2,18 +2,24 @@
 //!
 //! `GET /v1/backups/{backup_id}/restore-histories?page=&size=&sort=&restore_state=&start_time=&end_time=`
 //! answers `{"contents": [...], "count": <total matching>}`. The simulator sorts, filters and
-//! pages every history itself ([`query`]): the seed's one entry ([`seed`]), a history
-//! replaced by the admin API, or a live history in which each cycle adds one restore
-//! ([`scenario`]).
+//! pages every history itself (`query.rs`): the seed's one entry (`seed.rs`), a history
+//! replaced by the admin API (`/_sim/scp/{backup_id}/entries`), or a live history in which
+//! each cycle adds one restore (`scenario.rs`).
 //!
-//! Times are written as the seed does ([`wire`]): `restore_*` and `backup_start_time` naive
+//! Times are written as the seed does (`wire.rs`): `restore_*` and `backup_start_time` naive
 //! (`YYYY-MM-DDTHH:MM:SS`, in UTC here), `created_at`/`modified_at` in UTC with `Z`. The
 //! `start_time`/`end_time` filters apply to `restore_start_time`.
 //!
-//! With [`SimOptions::scp`](crate::SimOptions::scp) set, every request must
-//! carry a valid signature v2 ([`auth`]).
+//! In the admin API: fault endpoint `backup` (by backup id, every page), and the
+//! replaceable histories `/_sim/scp/{backup_id}/entries`.
+//!
+//! With [`Options::keys`] set, every request must carry a valid signature v2 (`auth.rs`).
+//! `routes.rs` holds the route and what the admin API reaches, `options.rs` the flag and
+//! `demo.rs` its part of `--demo`.
 
 mod auth;
+mod demo;
+mod options;
 mod query;
 mod routes;
 mod scenario;
@@ -22,7 +28,6 @@ mod seed;
 mod tests;
 mod wire;
 
-pub(crate) use routes::Scp;
-pub(crate) use scenario::BACKUPS;
+pub use options::Options;
 #[cfg(test)]
 pub(crate) use seed::RESTORE_HISTORIES;

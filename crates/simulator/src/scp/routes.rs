@@ -1,5 +1,5 @@
-//! The SCP route `GET /v1/backups/{backup_id}/restore-histories`, and the histories the
-//! admin API replaces.
+//! The SCP route `GET /v1/backups/{backup_id}/restore-histories`, its fault target, and
+//! the histories the admin API replaces.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,6 +20,10 @@ use crate::http::{
     full, percent_decode, reason, streamed, truncated, with_allow, with_retry_after, Body,
     DropConnection,
 };
+use crate::system::{Replaceable, Reply, System};
+
+/// The fault target of every restore-histories request of a backup, each page included.
+const BACKUP: Target = Target::new("backup");
 
 /// The simulated SCP backup API.
 pub(crate) struct Scp {
@@ -32,7 +36,7 @@ pub(crate) struct Scp {
 }
 
 impl Scp {
-    /// `keys` as in [`SimOptions::scp`](crate::SimOptions::scp).
+    /// `keys` as in [`Options::keys`](super::Options::keys).
     pub(crate) fn new(keys: Option<(String, String)>, cycle_ms: i64) -> Scp {
         Scp {
             auth: Auth::new(keys),
@@ -46,7 +50,7 @@ impl Scp {
         self.replaced.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) async fn restore_histories(
+    async fn restore_histories(
         &self,
         faults: &Faults,
         req: Request<Incoming>,
@@ -61,12 +65,12 @@ impl Scp {
                 "GET",
             ));
         }
-        faults.count(Target::Backup, &id);
+        faults.count(BACKUP, &id);
         if let Err((status, message)) = self.auth.check_signature(&req) {
             return Ok(error(status, message));
         }
         let query = req.uri().query();
-        let response = match faults::action(faults.take(Target::Backup, &id)).await? {
+        let response = match faults::action(faults.take(BACKUP, &id)).await? {
             Action::Answer => {
                 let (status, body) = self.histories(&id, query);
                 full(status, body)
@@ -128,22 +132,49 @@ impl Scp {
             Bytes::from(serde_json::to_vec(&page).unwrap_or_default()),
         )
     }
+}
 
-    /// Replaces the history of backup `id` (still sorted, filtered and paged on request);
-    /// the number of entries.
-    pub(crate) fn replace(&self, id: String, entries: Vec<Value>) -> usize {
-        let count = entries.len();
-        self.replaced().insert(id, Arc::new(entries));
-        count
+impl System for Scp {
+    fn route<'a>(
+        &'a self,
+        faults: &'a Faults,
+        req: Request<Incoming>,
+        path: &'a [&'a str],
+    ) -> Result<Reply<'a>, Request<Incoming>> {
+        match path {
+            ["v1", "backups", id, "restore-histories"] => {
+                Ok(Box::pin(self.restore_histories(faults, req, id)))
+            }
+            _ => Err(req),
+        }
     }
 
-    /// Back to the default history of backup `id`; whether it had been replaced.
-    pub(crate) fn restore(&self, id: &str) -> bool {
+    fn targets(&self) -> &'static [Target] {
+        &[BACKUP]
+    }
+
+    /// `/_sim/scp/{backup_id}/entries`: a backup's restore history, still sorted, filtered
+    /// and paged on request.
+    fn replaceable(&self) -> Option<Replaceable> {
+        Some(Replaceable {
+            system: "scp",
+            key_name: "backup_id",
+            items: "entries",
+        })
+    }
+
+    fn replace(&self, id: &str, entries: Vec<Value>) -> Result<usize, String> {
+        let count = entries.len();
+        self.replaced().insert(id.to_string(), Arc::new(entries));
+        Ok(count)
+    }
+
+    fn restore(&self, id: &str) -> bool {
         self.replaced().remove(id).is_some()
     }
 
     /// Back to the default history of every backup.
-    pub(crate) fn reset(&self) {
+    fn reset(&self) {
         self.replaced().clear();
     }
 }

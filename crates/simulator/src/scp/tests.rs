@@ -11,8 +11,15 @@ use sha2::{Digest, Sha256};
 use super::scenario;
 use super::seed;
 use crate::options::SimOptions;
-use crate::targets::demo_targets;
 use crate::testing::{enc, run, seed_sample, start, Reply, TestSim};
+
+/// `(id, name)` of the live scenario's backups, the ones `--demo` monitors.
+fn live_backups() -> Vec<(String, String)> {
+    scenario::BACKUPS
+        .iter()
+        .map(|b| (b.id.to_string(), b.name.to_string()))
+        .collect()
+}
 
 const SEED_ID: &str = "00cd2538fbf94d12b36aabbdd607e974";
 const ACCESS: &str = "2sd2gg=2agbdSD26svcD";
@@ -147,11 +154,9 @@ fn seed_history_fixture_is_the_seed_text_and_is_served_verbatim() {
 #[test]
 fn signature_v2_is_verified() {
     run(async {
-        let sim = start(SimOptions {
-            scp: Some((ACCESS.into(), SECRET.into())),
-            ..SimOptions::default()
-        })
-        .await;
+        let mut options = SimOptions::default();
+        options.systems.scp.keys = Some((ACCESS.into(), SECRET.into()));
+        let sim = start(options).await;
         let target = histories(SEED_ID, "page=0&size=20&sort=created_at:desc");
         let good = sim.signed(&target, &Signing::good()).await;
         assert_eq!(good.status, 200);
@@ -167,7 +172,7 @@ fn signature_v2_is_verified() {
             "start_time=2024-09-30T15%3A00%3A00Z&sort=created_at%3Adesc",
         );
         assert_eq!(sim.signed(&encoded, &Signing::good()).await.status, 200);
-        let live = &demo_targets().scp_backups[1].0;
+        let live = &live_backups()[1].0;
         assert_eq!(
             sim.signed(&histories(live, ""), &Signing::good())
                 .await
@@ -440,7 +445,7 @@ fn histories_are_filtered_sorted_and_paged_by_the_simulator() {
 fn faults_and_stats_apply_per_backup() {
     run(async {
         let sim = start(SimOptions::default()).await;
-        let live = demo_targets().scp_backups[0].0.clone();
+        let live = live_backups()[0].0.clone();
         for page in 0..3 {
             let reply = sim.get(&histories(&live, &format!("page={page}"))).await;
             assert_eq!(reply.status, 200);
@@ -569,7 +574,7 @@ fn check_entry(entry: &Value, backup_id: &str) {
 fn live_backups_have_long_histories_that_page() {
     run(async {
         let sim = start(SimOptions::default()).await;
-        let targets = demo_targets().scp_backups;
+        let targets = live_backups();
         assert_eq!(targets.len(), 3);
         assert!(targets.iter().any(|(_, name)| name == "파일서버-복구"));
         let mut server_names = BTreeSet::new();
@@ -652,7 +657,7 @@ fn live_histories_change_over_time() {
             ..SimOptions::default()
         })
         .await;
-        let id = demo_targets().scp_backups[0].0.clone();
+        let id = live_backups()[0].0.clone();
         let newest = |body: &Value| body["contents"][0].clone();
         let first = sim.get(&histories(&id, "size=1")).await.json();
         let count = first["count"].as_u64().unwrap();

@@ -1,16 +1,24 @@
 //! The simulated ZDM, under both `/api/v1` (RFC 3339 times) and `/api` (1.0.x, naive
 //! Seoul times):
-//! - the seed examples verbatim ([`seed`]): system `server-01`, backup jobs `daily-backup`,
-//!   `daily-backup-win`, `incomplete-job` (400), recovery job `daily-recovery`;
-//! - a live scenario whose jobs cycle with wall-clock time ([`scenario`]), plus an optional
-//!   generated fleet `fleet-00001`.. for benchmarks;
+//! - the seed examples verbatim (`seed.rs`): system `server-01`, backup jobs
+//!   `daily-backup`, `daily-backup-win`, `incomplete-job` (400), recovery job
+//!   `daily-recovery`;
+//! - a live scenario whose jobs cycle with wall-clock time (`scenario.rs`), plus an
+//!   optional generated fleet `fleet-00001`.. for benchmarks;
 //! - login (`POST {prefix}/auth/issue`, `POST {prefix}/token/issue`) issuing expiring
-//!   tokens ([`auth`]).
+//!   tokens (`auth.rs`).
 //!
-//! [`wire`] holds the wire format, [`routes`] the endpoints. Nothing here is declared in
-//! this file: it only names the parts the rest of the simulator uses.
+//! In the admin API: fault endpoints `system`, `backup_job` and `recovery_job` (by name;
+//! their answers can be pinned as fixtures too), and the `login` count in the stats.
+//!
+//! `wire.rs` holds the wire format, `routes.rs` the endpoints and what the admin API
+//! reaches (pinned fixtures, the login count), `options.rs` the flags ([`Options`]) and
+//! `demo.rs` its part of `--demo`. Nothing here is declared in this file: it only names
+//! the parts the rest of the simulator uses.
 
 mod auth;
+mod demo;
+mod options;
 mod routes;
 mod scenario;
 mod seed;
@@ -18,6 +26,5 @@ mod seed;
 mod tests;
 mod wire;
 
-pub(crate) use routes::Zdm;
-pub(crate) use scenario::{BACKUP_JOBS, RECOVERIES, SERVERS};
-pub(crate) use wire::{error, ApiVersion, Endpoint};
+pub use options::Options;
+pub(crate) use wire::{error, ApiVersion};

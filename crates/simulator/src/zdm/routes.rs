@@ -1,5 +1,5 @@
 //! The ZDM routes under `/api/v1` and `/api`: the three monitoring endpoints and login,
-//! and the ZDM bodies the admin API pins.
+//! the ZDM bodies the admin API pins, and the login count of the stats.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Map, Value};
 
 use super::auth::Auth;
 use super::scenario::{self, Fleet};
@@ -16,10 +17,11 @@ use super::wire::{
     self, error, method_not_allowed, oversized_parts, unauthorized, ApiVersion, Endpoint,
 };
 use crate::clock;
-use crate::faults::{self, Action, Faults};
+use crate::faults::{self, Action, Faults, Target};
 use crate::http::{
     full, percent_decode, reason, streamed, truncated, with_retry_after, Body, DropConnection,
 };
+use crate::system::{Reply, System};
 
 /// The simulated ZDM server.
 pub(crate) struct Zdm {
@@ -31,7 +33,7 @@ pub(crate) struct Zdm {
 }
 
 impl Zdm {
-    /// `token` and `login` as in [`SimOptions`](crate::SimOptions); `fleet` is
+    /// `token` and `login` as in [`Options`](super::Options); `fleet` is
     /// `(servers, jobs per server)` of the generated benchmark fleet.
     pub(crate) fn new(
         token: Option<String>,
@@ -55,7 +57,7 @@ impl Zdm {
     }
 
     /// `{prefix}/...`; `rest` are the raw path segments after the prefix.
-    pub(crate) async fn api(
+    async fn api(
         &self,
         faults: &Faults,
         req: Request<Incoming>,
@@ -145,24 +147,49 @@ impl Zdm {
         let body = wire::error_body(version, &endpoint.not_found_error(id));
         (StatusCode::NOT_FOUND, Bytes::from(body))
     }
+}
 
-    /// Serves `body` verbatim with 200 for `(endpoint, id)` from now on.
-    pub(crate) fn pin(&self, endpoint: Endpoint, id: String, body: Bytes) {
-        self.pinned()[endpoint.index()].insert(id, body);
+impl System for Zdm {
+    fn route<'a>(
+        &'a self,
+        faults: &'a Faults,
+        req: Request<Incoming>,
+        path: &'a [&'a str],
+    ) -> Result<Reply<'a>, Request<Incoming>> {
+        let (version, rest) = match path {
+            ["api", "v1", rest @ ..] => (ApiVersion::V1, rest),
+            ["api", rest @ ..] => (ApiVersion::Legacy, rest),
+            _ => return Err(req),
+        };
+        Ok(Box::pin(self.api(faults, req, version, rest)))
     }
 
-    /// Stops serving the pinned body; whether there was one.
-    pub(crate) fn unpin(&self, endpoint: Endpoint, id: &str) -> bool {
-        self.pinned()[endpoint.index()].remove(id).is_some()
+    fn targets(&self) -> &'static [Target] {
+        &Endpoint::TARGETS
     }
 
-    /// Login attempts since the start or the last reset.
-    pub(crate) fn logins(&self) -> u64 {
-        self.auth.logins()
+    fn fixture_endpoints(&self) -> &'static [&'static str] {
+        &Endpoint::NAMES
+    }
+
+    fn pin(&self, endpoint: &str, id: String, body: Bytes) {
+        if let Some(endpoint) = Endpoint::parse(endpoint) {
+            self.pinned()[endpoint.index()].insert(id, body);
+        }
+    }
+
+    fn unpin(&self, endpoint: &str, id: &str) -> bool {
+        Endpoint::parse(endpoint)
+            .is_some_and(|endpoint| self.pinned()[endpoint.index()].remove(id).is_some())
+    }
+
+    /// `login`: the login attempts since the start or the last reset.
+    fn stats(&self, stats: &mut Map<String, Value>) {
+        stats.insert("login".to_string(), self.auth.logins().into());
     }
 
     /// Drops every pinned body and the login count (issued tokens stay valid).
-    pub(crate) fn reset(&self) {
+    fn reset(&self) {
         for pinned in self.pinned().iter_mut() {
             pinned.clear();
         }

@@ -567,16 +567,20 @@ impl Fleet {
         JobDef {
             name,
             volume: Volume::Partition(volume),
-            lang: if (server + job) % 2 == 0 {
+            lang: if (server + job).is_multiple_of(2) {
                 Lang::Ko
             } else {
                 Lang::En
             },
             pending: 0.1 + 0.05 * (job % 4) as f64,
             run: 0.4 + 0.1 * (job % 4) as f64,
-            fail_every: if (server + job) % 3 == 0 { 5 } else { 0 },
+            fail_every: if (server + job).is_multiple_of(3) {
+                5
+            } else {
+                0
+            },
             cancel_every: 0,
-            dash_when_pending: job % 2 == 0,
+            dash_when_pending: job.is_multiple_of(2),
             size_gb: 10.0 * job as f64,
         }
     }

@@ -8,11 +8,11 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::demo::targets as demo_targets;
 use super::scenario::{self, JobDef, Phase};
 use super::seed;
 use crate::http::percent_decode;
 use crate::options::SimOptions;
-use crate::targets::demo_targets;
 use crate::testing::{enc, run, seed_sample_json, start};
 
 const V1: &str = "/api/v1";
@@ -136,11 +136,9 @@ fn unknown_ids_answer_the_seeds_404_body() {
 #[test]
 fn static_token_is_required_when_set() {
     run(async {
-        let sim = start(SimOptions {
-            token: Some("s3cret".into()),
-            ..SimOptions::default()
-        })
-        .await;
+        let mut options = SimOptions::default();
+        options.systems.zdm.token = Some("s3cret".into());
+        let sim = start(options).await;
         let path = system(V1, "server-01");
         let missing = sim.get(&path).await;
         assert_eq!(missing.status, 401);
@@ -172,11 +170,9 @@ fn login_body(email: &str, password: &str) -> Vec<u8> {
 #[test]
 fn login_issues_a_token_that_works_on_every_login_path() {
     run(async {
-        let sim = start(SimOptions {
-            login: Some(("ops@example.com".into(), "pw".into())),
-            ..SimOptions::default()
-        })
-        .await;
+        let mut options = SimOptions::default();
+        options.systems.zdm.login = Some(("ops@example.com".into(), "pw".into()));
+        let sim = start(options).await;
         let json = [("Content-Type", "application/json")];
         let path = backup_job(LEGACY, "daily-backup");
         assert_eq!(sim.get(&path).await.status, 401, "login enables auth");
@@ -233,13 +229,13 @@ fn login_issues_a_token_that_works_on_every_login_path() {
 #[test]
 fn issued_tokens_expire_after_their_lifetime() {
     run(async {
-        let sim = start(SimOptions {
-            token: Some("static".into()),
-            login: Some(("a@b.c".into(), "pw".into())),
+        let mut options = SimOptions {
             token_lifetime: Duration::from_secs(1),
             ..SimOptions::default()
-        })
-        .await;
+        };
+        options.systems.zdm.token = Some("static".into());
+        options.systems.zdm.login = Some(("a@b.c".into(), "pw".into()));
+        let sim = start(options).await;
         let issued = sim
             .send(
                 "POST",
@@ -780,11 +776,9 @@ fn summary_counts_match_the_jobs() {
 #[test]
 fn fleet_servers_and_jobs_are_generated_on_request() {
     run(async {
-        let sim = start(SimOptions {
-            fleet: Some((3, 2)),
-            ..SimOptions::default()
-        })
-        .await;
+        let mut options = SimOptions::default();
+        options.systems.zdm.fleet = Some((3, 2));
+        let sim = start(options).await;
         let body = sim.get(&system(V1, "fleet-00003")).await.json();
         let names: Vec<&str> = body["data"]["job"]
             .as_array()

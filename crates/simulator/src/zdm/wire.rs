@@ -29,8 +29,22 @@ impl Endpoint {
     pub(crate) const ALL: [Endpoint; 3] =
         [Endpoint::System, Endpoint::BackupJob, Endpoint::RecoveryJob];
 
+    /// The names of [`ALL`](Endpoint::ALL), for the admin API's fixtures.
+    pub(crate) const NAMES: [&'static str; 3] = [
+        Endpoint::System.as_str(),
+        Endpoint::BackupJob.as_str(),
+        Endpoint::RecoveryJob.as_str(),
+    ];
+
+    /// What the faults and request counts of [`ALL`](Endpoint::ALL) attach to.
+    pub(crate) const TARGETS: [Target; 3] = [
+        Target::new(Endpoint::System.as_str()),
+        Target::new(Endpoint::BackupJob.as_str()),
+        Target::new(Endpoint::RecoveryJob.as_str()),
+    ];
+
     /// Name used by the admin API and the stats keys.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Endpoint::System => "system",
             Endpoint::BackupJob => "backup_job",
@@ -77,11 +91,7 @@ impl Endpoint {
 
 impl From<Endpoint> for Target {
     fn from(endpoint: Endpoint) -> Target {
-        match endpoint {
-            Endpoint::System => Target::System,
-            Endpoint::BackupJob => Target::BackupJob,
-            Endpoint::RecoveryJob => Target::RecoveryJob,
-        }
+        Target::new(endpoint.as_str())
     }
 }
 

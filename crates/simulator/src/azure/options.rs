@@ -1,0 +1,115 @@
+//! Azure's options: its command-line flag, the application `--demo` authenticates as, and
+//! how it starts.
+
+use std::net::SocketAddr;
+
+use super::auth::AzureSim;
+use super::demo;
+use super::routes::Azure;
+use crate::system::{Help, Setup, Shared, System};
+use crate::targets::ExporterConfig;
+
+/// Azure's options. Managed identity (IMDS) always issues tokens; tokens from either
+/// endpoint live for [`SimOptions::token_lifetime`](crate::SimOptions::token_lifetime).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+// No argument group: every system's is called `Options`, and clap's ids must be unique.
+#[group(skip)]
+pub struct Options {
+    /// TENANT:CLIENT_ID:SECRET accepted by the Azure AD token endpoint; without it, every
+    /// client-credentials request is refused (managed identity always works).
+    #[arg(
+        long = "azure-client",
+        value_name = "AZURE_CLIENT",
+        env = "SIM_AZURE_CLIENT",
+        hide_env_values = true,
+        value_parser = parse_client
+    )]
+    pub client: Option<AzureSim>,
+}
+
+static HELP: Help = Help {
+    name: "Azure Backup",
+    long_name: "Azure Backup",
+    routes: "Azure: POST /{tenant}/oauth2/v2.0/token, GET /metadata/identity/oauth2/token (IMDS), \
+        GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}/backupJobs[/{job}].",
+    admin: &["/_sim/azure/{vault}/jobs"],
+};
+
+impl Setup for Options {
+    fn help(&self) -> &'static Help {
+        &HELP
+    }
+
+    fn start(&self, shared: &Shared) -> Box<dyn System> {
+        Box::new(Azure::new(
+            self.client.clone(),
+            shared.token_lifetime,
+            shared.cycle_ms,
+        ))
+    }
+
+    fn use_demo_credentials(&mut self) {
+        self.client = Some(AzureSim {
+            tenant_id: demo::TENANT.to_string(),
+            client_id: demo::CLIENT_ID.to_string(),
+            client_secret: demo::CLIENT_SECRET.to_string(),
+        });
+    }
+
+    fn write_demo_config(&self, sim: SocketAddr, config: &mut ExporterConfig) {
+        demo::write_config(sim, config);
+    }
+}
+
+fn parse_client(s: &str) -> Result<AzureSim, String> {
+    let mut parts = s.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(tenant), Some(client), Some(secret))
+            if !tenant.is_empty() && !client.is_empty() && !secret.is_empty() =>
+        {
+            Ok(AzureSim {
+                tenant_id: tenant.to_string(),
+                client_id: client.to_string(),
+                client_secret: secret.to_string(),
+            })
+        }
+        _ => Err("expected TENANT:CLIENT_ID:SECRET".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AzureSim, Options};
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        azure: Options,
+    }
+
+    #[test]
+    fn command_line_takes_an_azure_client() {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from([
+            "backup-simulator",
+            "--azure-client",
+            "tenant-1:client-1:se:cret",
+        ])
+        .expect("parses");
+        assert_eq!(
+            cli.azure.client,
+            Some(AzureSim {
+                tenant_id: "tenant-1".into(),
+                client_id: "client-1".into(),
+                client_secret: "se:cret".into(),
+            })
+        );
+        for bad in [
+            vec!["--azure-client", "tenant:client"],
+            vec!["--azure-client", "::secret"],
+        ] {
+            let args = std::iter::once("backup-simulator").chain(bad.iter().copied());
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
+    }
+}
