@@ -15,7 +15,7 @@ use backup_exporter::exposition::Packed;
 use backup_exporter::poller::{self, Planned};
 use backup_exporter::store::{SeriesSettings, Store};
 use backup_exporter::telemetry::Telemetry;
-use backup_simulator::azure::AzureSim;
+use backup_simulator::systems::azure::AzureSim;
 use backup_simulator::{SimOptions, Simulator};
 use criterion::{criterion_group, criterion_main, Criterion};
 

@@ -6,13 +6,13 @@
 //! code: a misreading of the docs on one side shows up as a failing test instead of passing
 //! silently.
 //!
-//! One folder per system ([`zdm`], [`scp`], [`azure`]), each with one file per concern
+//! One folder per system under [`systems`] (`zdm/`, `scp/`, `azure/`), one file per concern
 //! (`wire.rs` the wire format, `seed.rs` the seed document's examples verbatim,
 //! `scenario.rs` the live scenario, `auth.rs` its authentication, `routes.rs` its endpoints
 //! and what the admin API reaches of it, `options.rs` its flags, `demo.rs` its part of
 //! `--demo`, `tests.rs` its tests). A system's folder is all there is of it: the rest of
 //! the simulator reaches it through two traits (`system.rs`: `Setup` for its options,
-//! `System` for its running state) and one list, the registry (`systems.rs`).
+//! `System` for its running state) and one list, the registry (`systems/mod.rs`).
 //!
 //! Shared by the systems: `http.rs` (body type, JSON answers, percent coding; a leaf),
 //! `faults.rs` (the fault knobs and request counts), `clock.rs` (the wall clock and the
@@ -35,15 +35,10 @@ mod options;
 mod router;
 mod server;
 mod system;
-mod systems;
+pub mod systems;
 mod targets;
 #[cfg(test)]
 mod testing;
-
-// The systems (registered in `systems.rs`); public for their options.
-pub mod azure;
-pub mod scp;
-pub mod zdm;
 
 pub use cli::main_cli;
 pub use options::SimOptions;

@@ -1,5 +1,5 @@
 //! The options of one simulator instance: the ones every system shares, and each system's
-//! own (gathered by the registry, `systems.rs`). They are the `backup-simulator` command
+//! own (gathered by the registry, `systems/mod.rs`). They are the `backup-simulator` command
 //! line too: the field docs are its `--help`.
 
 use std::time::Duration;

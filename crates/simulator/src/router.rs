@@ -9,10 +9,9 @@ use hyper::{Request, Response, StatusCode};
 
 use super::admin;
 use super::faults::Faults;
-use super::http::{Body, DropConnection};
+use super::http::{full, Body, DropConnection};
 use super::options::SimOptions;
 use super::system::{Reply, System};
-use super::zdm::{self, ApiVersion};
 
 /// A fake upstream server of every system of the registry; see the [`crate`]
 /// documentation. [`serve`](Simulator::serve) runs it on a listener.
@@ -49,8 +48,11 @@ pub(crate) async fn handle(
         ["_sim", rest @ ..] => admin::handle(faults, systems, req, rest).await,
         path => match claim(systems, faults, req, path) {
             Some(reply) => reply.await?,
-            // ZDM's answer to a path no system serves, as before there were other systems.
-            None => zdm::error(ApiVersion::V1, StatusCode::NOT_FOUND, "Not Found"),
+            // The first system's own 404 that has one; a bare 404 if none has.
+            None => systems
+                .iter()
+                .find_map(|system| system.not_found())
+                .unwrap_or_else(|| full(StatusCode::NOT_FOUND, "Not Found")),
         },
     };
     tracing::debug!(status = %response.status(), path, "simulator: answered");

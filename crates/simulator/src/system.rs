@@ -6,7 +6,7 @@
 //!   its fault targets, its pinned fixtures and replaced lists (the admin API), its stats
 //!   and its reset.
 //!
-//! The systems are listed once, in the registry (`systems.rs`); the router, the admin API,
+//! The systems are listed once, in the registry (`systems/mod.rs`); the router, the admin API,
 //! the CLI and `--demo` go through these two traits only.
 
 use std::future::Future;
@@ -50,7 +50,7 @@ pub(crate) struct Help {
 }
 
 /// A system's options, before it runs: one flattened `clap::Args` group of the command
-/// line each (`systems.rs` gathers them).
+/// line each (`systems/mod.rs` gathers them).
 pub(crate) trait Setup {
     /// Its lines of `--help`.
     fn help(&self) -> &'static Help;
@@ -108,6 +108,12 @@ pub(crate) trait System: Send + Sync {
     /// Stops serving the body pinned for `(endpoint, id)`; whether there was one.
     fn unpin(&self, _endpoint: &str, _id: &str) -> bool {
         false
+    }
+
+    /// Its answer to a path no system claims, if it gives one (the first system of the
+    /// registry that does answers; ZDM's 404 today, as before there were other systems).
+    fn not_found(&self) -> Option<Response<Body>> {
+        None
     }
 
     /// Its list the admin API replaces, if any.

@@ -11,7 +11,7 @@ use super::routes::PAGE_SIZE;
 use super::scenario;
 use super::seed;
 use crate::options::SimOptions;
-use crate::scp;
+use crate::systems::scp;
 use crate::testing::{enc, run, seed_sample, start, Reply, TestSim};
 
 const API: &str = "api-version=2017-07-01";

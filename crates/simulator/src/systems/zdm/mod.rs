@@ -27,4 +27,3 @@ mod tests;
 mod wire;
 
 pub use options::Options;
-pub(crate) use wire::{error, ApiVersion};

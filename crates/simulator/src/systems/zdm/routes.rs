@@ -150,6 +150,10 @@ impl Zdm {
 }
 
 impl System for Zdm {
+    fn not_found(&self) -> Option<Response<Body>> {
+        Some(error(ApiVersion::V1, StatusCode::NOT_FOUND, "Not Found"))
+    }
+
     fn route<'a>(
         &'a self,
         faults: &'a Faults,

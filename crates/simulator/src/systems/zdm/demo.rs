@@ -55,7 +55,7 @@ mod tests {
     use crate::system::Setup as _;
     use crate::targets::quoted;
     use crate::testing::{enc, run, start};
-    use crate::zdm::Options;
+    use crate::systems::zdm::Options;
 
     fn config() -> ExporterConfig {
         let mut config = ExporterConfig {
