@@ -1,11 +1,9 @@
 //! The running daemon against the simulator: faults, run counting, staleness, dedupe,
 //! reload, login, secrets, the landing page, gzip and shutdown.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn job_answer(status: &str, percent: &str, start: &str, end: &str) -> serde_json::Value {

@@ -2,8 +2,6 @@
 //! whatever a test wants (redirects, absurd Retry-After and token lifetimes, control
 //! characters), and records every request it receives.
 
-mod common;
-
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -11,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// One request as the hostile server read it.
 #[derive(Debug, Clone)]

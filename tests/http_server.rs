@@ -1,12 +1,10 @@
 //! The exporter's own HTTP server against hostile or careless clients: slow and oversized
 //! headers, connection and request floods, cross-origin reloads, wrong methods.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 

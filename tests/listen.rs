@@ -4,14 +4,12 @@
 //! Its own test binary: the systemd test clears FD_CLOEXEC on a socket, which children that
 //! other tests of the same process spawn meanwhile would inherit too.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd as _;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A config whose one upstream refuses connections: the exporter starts and serves at once.
 const UNREACHABLE: &str = "upstreams:\n  - name: z\n    type: zdm\n    url: http://127.0.0.1:9\n    token_env: SIM_TOKEN\n    servers: [a]\n";

@@ -1,14 +1,12 @@
 //! `--web.config.file`: TLS and basic auth on every endpoint, as exporter-toolkit does it.
 
-mod common;
-
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::tls::{certs, Ca};
-use common::*;
+use crate::common::tls::{certs, Ca};
+use crate::common::*;
 
 fn https_client(ca_pem: &str) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

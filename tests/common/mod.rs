@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
-pub mod prom;
+pub mod gzip;
+pub mod ops_kit;
+pub mod seeds;
+pub mod series;
 pub mod tls;
 
 use std::io::{BufRead, BufReader};
@@ -195,6 +198,17 @@ impl Sim {
         );
     }
 
+    /// PUTs `body` to the admin API's `path` (`/_sim/...`), which must accept it.
+    pub async fn put_json(&self, path: &str, body: &serde_json::Value) {
+        let resp = client()
+            .put(format!("{}{path}", self.url()))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
+    }
+
     pub async fn stats(&self) -> serde_json::Value {
         client()
             .get(format!("{}/_sim/stats", self.url()))
@@ -223,6 +237,23 @@ pub fn encode(id: &str) -> String {
         }
     }
     out
+}
+
+/// `--once` over `yaml` with `env` set: (exit code, stdout, stderr).
+pub fn once_with(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), yaml);
+    let mut cmd = Command::new(exporter_bin());
+    cmd.arg("--once").arg("--config").arg(&config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 /// The exporter binary with a config file in a temp dir.

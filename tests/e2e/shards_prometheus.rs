@@ -25,13 +25,12 @@
 //! job that two shards both export), the test asserts a floor on them, and it checks that
 //! the comparison does tell apart a count that takes a job twice or a 0-valued status series.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::prom::*;
-use common::{client, encode, wait_for, Exporter, Sim, TOKEN};
+use crate::common::ops_kit::*;
+use crate::common::{client, encode, wait_for, Exporter, Sim, TOKEN};
+use crate::prom::*;
 use serde_json::{json, Value as Json};
 
 const SCP_ACCESS: &str = "shards-access";
