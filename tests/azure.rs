@@ -190,8 +190,14 @@ async fn azure_pages_progress_and_runs_counted_once() {
         azure_job("j7", "vm-d", "Backup", "Cancelled", 80, None),
     ];
     sim.put_json("/_sim/azure/vault-t/jobs", &json!(jobs)).await;
+    // A second upstream on the same schedule, never faulted: its polls count the time in
+    // polls where the test must see that none were sent (Retry-After, below).
+    let control = format!(
+        "  - name: azure-control\n    type: azure\n    tenant_id: {TENANT}\n    client_id: {CLIENT_ID}\n    client_secret_env: AZURE_CLIENT_SECRET\n    subscription_id: {LIVE_SUB}\n    management_url: {url}\n    authority_url: {url}\n    interval: 500ms\n    vaults: [{{ resource_group: rg-backup, name: vault-01 }}]\n",
+        url = sim.url()
+    );
     let yaml = format!(
-        "upstreams:\n{}",
+        "upstreams:\n{}{control}",
         azure_upstream(
             &sim,
             // Retry-After is clamped to the stale window (interface 5.4): a window longer
@@ -286,7 +292,7 @@ async fn azure_pages_progress_and_runs_counted_once() {
     ));
     assert_eq!(
         m.lines()
-            .filter(|l| l.starts_with("backup_job_info{") && l.contains("system=\"azure\""))
+            .filter(|l| l.starts_with("backup_job_info{") && l.contains("upstream=\"azure\""))
             .count(),
         6,
         "one series per (entity, operation)"
@@ -349,15 +355,27 @@ async fn azure_pages_progress_and_runs_counted_once() {
     assert!(value(&m, &outcome("azure", "azure", "http_5xx")).unwrap_or(0.0) >= 1.0);
     sim.fault("vault_next", "vault-t", "none").await;
 
-    // 429 with Retry-After: no request to the vault before it passes.
+    // 429 with Retry-After: no request to the vault before it passes. Three more polls of
+    // the control upstream take the schedule past vault-t's next slot (0.5 s after the 429)
+    // and not past the 4 s.
     sim.fault("vault", "vault-t", "rate_limited:4").await;
     exp.wait_metrics("rate limited", |m| {
         value(m, &outcome("azure", "azure", "rate_limited")) == Some(1.0)
     })
     .await;
     let after = sim.requests("vault", "vault-t").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(sim.requests("vault", "vault-t").await, after);
+    let control = sim.requests("vault", "vault-01").await;
+    wait_for(
+        "three more polls of the control upstream",
+        Duration::from_secs(10),
+        || async { (sim.requests("vault", "vault-01").await >= control + 3).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        sim.requests("vault", "vault-t").await,
+        after,
+        "no request inside Retry-After"
+    );
     sim.fault("vault", "vault-t", "none").await;
     exp.wait_metrics("recovered", |m| {
         value(m, &up("azure", "azure", "vault", "rg-test/vault-t")) == Some(1.0)

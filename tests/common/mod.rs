@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod gzip;
+pub mod hostile;
 pub mod ops_kit;
 pub mod seeds;
 pub mod series;
@@ -65,9 +66,14 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn spawn(mut cmd: Command) -> Proc {
+    pub fn spawn(cmd: Command) -> Proc {
+        Proc::spawn_with_stdin(cmd, Stdio::null())
+    }
+
+    /// Spawns `cmd` with `stdin` as its standard input (a socket handed down, say).
+    pub fn spawn_with_stdin(mut cmd: Command, stdin: Stdio) -> Proc {
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -87,12 +93,14 @@ impl Proc {
         self.child.id()
     }
 
+    /// Sends signal `sig` (`HUP`, `TERM`...) with the shell's built-in `kill`: `/bin/kill`
+    /// (procps) is not on every machine that builds the crate.
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{sig}"), self.pid().to_string()])
+        let status = Command::new("sh")
+            .args(["-c", "kill -s \"$0\" \"$1\"", sig, &self.pid().to_string()])
             .status()
-            .expect("kill");
-        assert!(status.success());
+            .expect("sh");
+        assert!(status.success(), "kill -s {sig} {}", self.pid());
     }
 
     /// Waits up to `limit` for the process to exit and returns its exit code.
@@ -311,7 +319,12 @@ impl Exporter {
 
     /// Starts `cmd` (which must log JSON) and waits for its "listening" line.
     pub fn launch(cmd: Command, dir: tempfile::TempDir) -> Exporter {
-        let proc = Proc::spawn(cmd);
+        Exporter::launch_with_stdin(cmd, dir, Stdio::null())
+    }
+
+    /// [`Exporter::launch`] with `stdin` as the process's standard input.
+    pub fn launch_with_stdin(cmd: Command, dir: tempfile::TempDir, stdin: Stdio) -> Exporter {
+        let proc = Proc::spawn_with_stdin(cmd, stdin);
         let start = Instant::now();
         let addr = loop {
             let found = proc.stderr.lock().unwrap().iter().find_map(|l| {
