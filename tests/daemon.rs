@@ -108,25 +108,24 @@ async fn every_fault_is_counted_and_the_other_targets_keep_their_data() {
     assert!(!logs.contains("panicked"), "{logs}");
 }
 
+/// A poll tries three times (one try and two retries) on a 5xx, within its interval: 4 s
+/// leave room for both backoffs however busy the machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_errors_are_retried_twice_and_rate_limits_are_honoured() {
+async fn server_errors_are_retried_twice() {
     let sim = Sim::start();
-    let yaml = zdm_config(
-        &sim,
-        "    interval: 2s\n    timeout: 1s\n",
-        // daily-backup-win is never faulted: its polls, a second after daily-backup's in
-        // every interval, count the time in polls below.
-        "    backup_jobs: [daily-backup, daily-backup-win]\n",
-    );
-    let exp = Exporter::start(&yaml);
-    exp.wait_ready().await;
-
     // One 500 then success: the retry inside the same poll keeps the target up.
     sim.fault("backup_job", "daily-backup", "error500_once")
         .await;
+    let yaml = zdm_config(
+        &sim,
+        "    interval: 4s\n    timeout: 1s\n",
+        "    backup_jobs: [daily-backup]\n",
+    );
+    let exp = Exporter::start(&yaml);
     let m = exp
         .wait_metrics("a retried 500", |m| {
             value(m, &outcome_series("zdm", "http_5xx")) == Some(1.0)
+                && value(m, &target_up("zdm", "backup_job", "daily-backup")).is_some()
         })
         .await;
     assert_eq!(
@@ -147,13 +146,24 @@ async fn server_errors_are_retried_twice_and_rate_limits_are_honoured() {
         0.0,
         "every failing poll makes exactly three attempts"
     );
+}
 
-    // 429 with Retry-After: 6 s and a 2 s interval: no request before it passes. The other
-    // target is polled a second after daily-backup in every interval: two more of its polls
-    // take the schedule past daily-backup's next slot (2 s after the 429), and not past the
-    // Retry-After.
-    sim.fault("backup_job", "daily-backup", "rate_limited:6")
+/// A 429's Retry-After (8 s, with a 2 s interval) holds the target's polls until it passes.
+/// That none is sent meanwhile is counted against the other target, never faulted, whose
+/// polls come a second after daily-backup's in every interval: two more of them take the
+/// schedule past daily-backup's next slot (2 s after the 429), and not past the Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_the_polls_until_its_retry_after() {
+    let sim = Sim::start();
+    sim.fault("backup_job", "daily-backup", "rate_limited:8")
         .await;
+    let yaml = zdm_config(
+        &sim,
+        // Retry-After is clamped to the stale window: a longer one lets it count in full.
+        "    interval: 2s\n    timeout: 1s\n    stale_after: 30s\n",
+        "    backup_jobs: [daily-backup, daily-backup-win]\n",
+    );
+    let exp = Exporter::start(&yaml);
     exp.wait_metrics("a 429", |m| {
         value(m, &outcome_series("zdm", "rate_limited")) == Some(1.0)
     })

@@ -271,15 +271,26 @@ async fn requests_beyond_max_requests_get_503_at_once() {
         stuck_scraper(&exp.addr, pipelined).await,
         stuck_scraper(&exp.addr, pipelined).await,
     ];
-    let refused = wait_for(
-        "a 503 while two scrapes are stuck",
-        Duration::from_secs(15),
-        || async {
-            let answer = raw(&exp.addr, &get("/-/healthy")).await.ok()?;
-            (status(&answer) == Some(503)).then_some(answer)
-        },
-    )
-    .await;
+    let mut last = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        let answer = raw(&exp.addr, &get("/-/healthy")).await;
+        if let Ok(answer) = &answer {
+            if status(answer) == Some(503) {
+                break answer.clone();
+            }
+        }
+        last.push(format!(
+            "{:?}",
+            answer.map(|a| a.lines().next().map(str::to_string))
+        ));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 503 while two scrapes are stuck: {last:?}\n{}",
+            exp.proc.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         refused.contains("Limit of concurrent requests reached (2), try again later."),
         "{refused}"

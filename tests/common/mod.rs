@@ -47,7 +47,10 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-fn spawn_reader(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+fn spawn_reader(
+    stream: impl std::io::Read + Send + 'static,
+    sink: Arc<Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             match line {
@@ -55,7 +58,7 @@ fn spawn_reader(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec
                 Err(_) => break,
             }
         }
-    });
+    })
 }
 
 /// A child process killed (SIGKILL) when dropped, unless it already exited.
@@ -63,6 +66,8 @@ pub struct Proc {
     pub child: Child,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stdout and stderr; they end when the process closes them.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -80,12 +85,15 @@ impl Proc {
             .expect("spawn");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        spawn_reader(child.stdout.take().unwrap(), stdout.clone());
-        spawn_reader(child.stderr.take().unwrap(), stderr.clone());
+        let readers = vec![
+            spawn_reader(child.stdout.take().unwrap(), stdout.clone()),
+            spawn_reader(child.stderr.take().unwrap(), stderr.clone()),
+        ];
         Proc {
             child,
             stdout,
             stderr,
+            readers,
         }
     }
 
@@ -103,11 +111,16 @@ impl Proc {
         assert!(status.success(), "kill -s {sig} {}", self.pid());
     }
 
-    /// Waits up to `limit` for the process to exit and returns its exit code.
+    /// Waits up to `limit` for the process to exit and returns its exit code; once it has,
+    /// its stdout and stderr are read to their end (within the same limit), so that
+    /// [`Proc::stdout_text`] and [`Proc::stderr_text`] hold everything it wrote.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         while start.elapsed() < limit {
             if let Some(status) = self.child.try_wait().unwrap() {
+                while start.elapsed() < limit && !self.readers.iter().all(|r| r.is_finished()) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(20));
