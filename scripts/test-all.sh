@@ -30,7 +30,9 @@ cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 # Snapshots are compared, never written, here.
 log=$(mktemp)
+# The fast tier (no tool outside cargo's build), then the end-to-end tier (tests/e2e/).
 INSTA_UPDATE=no cargo test --locked --workspace --all-targets 2>&1 | tee "$log"
+INSTA_UPDATE=no cargo test --locked --features e2e --test e2e 2>&1 | tee -a "$log"
 bash scripts/test-deb.sh
 # One closing line for the whole suite (the package test above is one more check).
 awk '/^test result:/ {p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}' "$log"
