@@ -1,5 +1,6 @@
-//! Test harness: the real `backup-simulator` and `backup-exporter` binaries on 127.0.0.1,
-//! with bounded waits, and every process killed by PID when its handle drops.
+//! Test harness of both tiers (tests/tests.rs and tests/e2e/main.rs): the real
+//! `backup-simulator` and `backup-exporter` binaries on 127.0.0.1, with bounded waits, and
+//! every process killed by PID when its handle drops.
 
 #![allow(dead_code)]
 
