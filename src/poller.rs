@@ -284,6 +284,7 @@ mod schedule_tests {
 
     use super::*;
     use crate::exposition::Packed;
+    use crate::metrics::Format;
     use crate::model::PollOutput;
     use crate::store::SeriesSettings;
 
@@ -359,6 +360,96 @@ mod schedule_tests {
             .iter()
             .map(|t| t.duration_since(start).as_millis())
             .collect()
+    }
+
+    /// A source whose every poll takes a second of tokio's time, noting when each started.
+    struct Slow {
+        polls: Mutex<Vec<Instant>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Source for Slow {
+        fn targets(&self) -> Vec<SourceTarget> {
+            Vec::new()
+        }
+
+        async fn poll(
+            &self,
+            _target: &SourceTarget,
+            _deadline: std::time::Instant,
+        ) -> Result<PollOutput, Fault> {
+            self.polls.lock().unwrap().push(Instant::now());
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(PollOutput::default())
+        }
+    }
+
+    /// Three targets of an upstream with `concurrency: 1` start together and take turns: their
+    /// one-second polls start at 0, 1 and 2 s, and each records its own second as its poll
+    /// duration, not the time it queued for its turn.
+    #[tokio::test(start_paused = true)]
+    async fn targets_beyond_the_concurrency_limit_wait_their_turn_which_is_not_their_duration() {
+        let source = Arc::new(Slow {
+            polls: Mutex::default(),
+        });
+        let packed = Arc::new(Packed::new());
+        let store = Arc::new(Store::new(packed.clone()));
+        let admission = Arc::new(Semaphore::new(1));
+        let plan: Vec<Planned> = (0..3)
+            .map(|i| {
+                let name = format!("s{i}");
+                Planned {
+                    id: TargetId {
+                        system: zdm::SYSTEM,
+                        upstream: Arc::from("u"),
+                        kind: zdm::SERVER,
+                        target: Arc::from(name.as_str()),
+                    },
+                    source: source.clone(),
+                    target: SourceTarget {
+                        kind: zdm::SERVER,
+                        name,
+                        index: i,
+                    },
+                    interval: Duration::from_secs(30),
+                    timeout: Duration::from_secs(5),
+                    phase: Duration::from_secs(10) * i as u32,
+                    admission: admission.clone(),
+                    telemetry: Telemetry::new(),
+                }
+            })
+            .collect();
+        let tracked: Vec<_> = plan
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    SeriesSettings::stale_after(Duration::from_secs(90)),
+                )
+            })
+            .collect();
+        store.track(&tracked);
+        let start = Instant::now();
+        let pollers = Pollers::spawn(plan, store);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        pollers.stop().await;
+        let polls: Vec<u128> = source
+            .polls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| t.duration_since(start).as_millis())
+            .collect();
+        assert_eq!(polls, [0, 1000, 2000]);
+        let mut answer = crate::exposition::Answer::default();
+        packed.plain(Format::Text, &mut answer);
+        let text = String::from_utf8(answer.to_vec()).unwrap();
+        let durations: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("backup_target_poll_duration_seconds{"))
+            .filter_map(|l| l.rsplit_once(' ').map(|(_, v)| v))
+            .collect();
+        assert_eq!(durations, ["1", "1", "1"], "{text}");
     }
 
     #[tokio::test(start_paused = true)]

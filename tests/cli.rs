@@ -1,10 +1,8 @@
 //! The command line: --check-config exit codes and messages, --help, --demo.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn check_config(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,12 +1,11 @@
 //! The exporter's own HTTP server against hostile or careless clients: slow and oversized
 //! headers, connection and request floods, cross-origin reloads, wrong methods.
 
-mod common;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -35,17 +34,15 @@ fn status(answer: &str) -> Option<u16> {
 /// A client that sends a request line and then one header line every 200 ms, never ending
 /// its headers, until the server closes the connection.
 struct SlowHeaders {
-    /// Time from connecting to the server closing the connection.
-    closed_after: Arc<Mutex<Option<Duration>>>,
+    closed: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl SlowHeaders {
     async fn open(addr: &str) -> SlowHeaders {
         let stream = TcpStream::connect(addr).await.unwrap();
-        let start = Instant::now();
-        let closed_after = Arc::new(Mutex::new(None));
-        let closed = closed_after.clone();
+        let closed = Arc::new(AtomicBool::new(false));
+        let done = closed.clone();
         let task = tokio::spawn(async move {
             let (mut rd, mut wr) = stream.into_split();
             let _ = wr.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await;
@@ -64,13 +61,14 @@ impl SlowHeaders {
                     }
                 }
             }
-            *closed.lock().unwrap() = Some(start.elapsed());
+            done.store(true, Ordering::SeqCst);
         });
-        SlowHeaders { closed_after, task }
+        SlowHeaders { closed, task }
     }
 
-    fn closed_after(&self) -> Option<Duration> {
-        *self.closed_after.lock().unwrap()
+    /// The server has closed the connection.
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -80,6 +78,26 @@ impl Drop for SlowHeaders {
     }
 }
 
+/// How many connections the exporter logged as cut off by `--web.read-header-timeout`
+/// (hyper's "read header from client timeout", logged at debug).
+fn header_timeouts(exp: &Exporter) -> usize {
+    exp.proc
+        .stderr_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["msg"] == "connection ended with an error"
+                && v["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("read header from client timeout"))
+        })
+        .count()
+}
+
+/// What happens is shown by what holds a slot at each step, not by timing it: the slow
+/// clients within the limit are still connected when the eighth connection is served and when
+/// the ones past the limit are closed (so those were closed by the limit, not a timeout),
+/// and the exporter logs each slow client it cuts off by the header timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_hold_at_most_max_connections_and_time_out() {
     let sim = Sim::start();
@@ -91,70 +109,70 @@ async fn slow_headers_hold_at_most_max_connections_and_time_out() {
             "8",
             "--web.read-header-timeout",
             "6s",
+            "--log.level",
+            "debug",
         ],
         &[],
     );
     exp.wait_ready().await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // the readiness probe's connection ends
 
     let mut first = Vec::new();
     for _ in 0..7 {
         first.push(SlowHeaders::open(&exp.addr).await);
     }
-    let opened = Instant::now();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
-    // Seven slow clients do not keep a scrape from being answered on the eighth connection.
-    let started = Instant::now();
-    let answer = raw(&exp.addr, &get("/metrics")).await.unwrap();
-    assert_eq!(status(&answer), Some(200), "{answer}");
+    // Seven slow clients do not keep a scrape from being answered on the eighth connection
+    // (tried again while the readiness probe's connection may still hold a slot).
+    let answer = wait_for(
+        "a scrape beside seven slow clients",
+        Duration::from_secs(10),
+        || async {
+            let answer = raw(&exp.addr, &get("/metrics")).await.ok()?;
+            (status(&answer) == Some(200)).then_some(answer)
+        },
+    )
+    .await;
     assert!(answer.contains("backup_target_up{"));
-    assert!(started.elapsed() < Duration::from_secs(3));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        first.iter().all(|c| !c.closed()),
+        "the seven slow clients held their slots meanwhile"
+    );
 
-    // Past the limit, connections are closed as soon as they are accepted.
+    // Past the limit, connections are closed as soon as they are accepted: 7 or 8 of 8 (the
+    // scrape's slot may be free again), while the seven that came first, with the same
+    // header timeout, are still connected.
     let mut extra = Vec::new();
     for _ in 0..8 {
         extra.push(SlowHeaders::open(&exp.addr).await);
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let closed: Vec<Duration> = extra.iter().filter_map(|c| c.closed_after()).collect();
-    assert!(
-        closed.len() >= 7,
-        "7 or 8 of 8 connections past the limit are closed, {} were",
-        closed.len()
-    );
-    assert!(
-        closed.iter().all(|d| *d < Duration::from_secs(1)),
-        "closed at once: {closed:?}"
-    );
-    if opened.elapsed() < Duration::from_secs(5) {
-        assert!(
-            first.iter().all(|c| c.closed_after().is_none()),
-            "the connections within the limit stay until their header timeout"
-        );
-    }
-
-    // The header timeout ends every slow client, and their slots serve scrapes again.
     wait_for(
-        "slow clients cut off by --web.read-header-timeout",
-        Duration::from_secs(12),
-        || async {
-            first
-                .iter()
-                .chain(&extra)
-                .all(|c| c.closed_after().is_some())
-                .then_some(())
-        },
+        "connections past the limit closed",
+        Duration::from_secs(10),
+        || async { (extra.iter().filter(|c| c.closed()).count() >= 7).then_some(()) },
     )
     .await;
-    for c in &first {
-        let after = c.closed_after().unwrap();
-        assert!(
-            after >= Duration::from_secs(5) && after < Duration::from_secs(10),
-            "cut off after about 6 s: {after:?}"
-        );
-    }
+    assert!(
+        first.iter().all(|c| !c.closed()),
+        "the connections within the limit stay until their header timeout"
+    );
+    assert!(exp
+        .proc
+        .stderr_text()
+        .contains("connection limit reached: new connections are closed"));
+
+    // The header timeout ends every slow client (the exporter says so for each it cut off),
+    // and their slots serve scrapes again.
+    wait_for(
+        "slow clients cut off by --web.read-header-timeout",
+        Duration::from_secs(20),
+        || async { first.iter().chain(&extra).all(|c| c.closed()).then_some(()) },
+    )
+    .await;
+    wait_for(
+        "a header timeout logged for each of the seven",
+        Duration::from_secs(10),
+        || async { (header_timeouts(&exp) >= first.len()).then_some(()) },
+    )
+    .await;
     let answer = raw(&exp.addr, &get("/metrics")).await.unwrap();
     assert_eq!(status(&answer), Some(200), "{answer}");
 }
@@ -253,36 +271,44 @@ async fn requests_beyond_max_requests_get_503_at_once() {
         stuck_scraper(&exp.addr, pipelined).await,
         stuck_scraper(&exp.addr, pipelined).await,
     ];
-    let refused = wait_for(
-        "a 503 while two scrapes are stuck",
-        Duration::from_secs(15),
-        || async {
-            let answer = raw(&exp.addr, &get("/-/healthy")).await.ok()?;
-            (status(&answer) == Some(503)).then_some(answer)
-        },
-    )
-    .await;
+    let mut last = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        let answer = raw(&exp.addr, &get("/-/healthy")).await;
+        if let Ok(answer) = &answer {
+            if status(answer) == Some(503) {
+                break answer.clone();
+            }
+        }
+        last.push(format!(
+            "{:?}",
+            answer.map(|a| a.lines().next().map(str::to_string))
+        ));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 503 while two scrapes are stuck: {last:?}\n{}",
+            exp.proc.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         refused.contains("Limit of concurrent requests reached (2), try again later."),
         "{refused}"
     );
 
     let mut more = Vec::new();
+    // Answered at all means answered at once: the two stuck scrapes hold their slots for as
+    // long as the test runs, so a request that waited for one would get no answer.
     for path in ["/metrics", "/", "/-/ready", "/-/healthy"] {
         let addr = exp.addr.clone();
         more.push(tokio::spawn(async move {
-            let start = Instant::now();
             let answer = raw(&addr, &get(path)).await.unwrap();
-            (path, status(&answer), start.elapsed())
+            (path, status(&answer))
         }));
     }
     for handle in more {
-        let (path, code, took) = handle.await.unwrap();
+        let (path, code) = handle.await.unwrap();
         assert_eq!(code, Some(503), "{path}");
-        assert!(
-            took < Duration::from_secs(2),
-            "{path} answered at once: {took:?}"
-        );
     }
 
     for task in stuck {

@@ -1,17 +1,12 @@
 //! Where the exporter listens: repeatable `--web.listen-address` in every form Prometheus'
 //! tools accept, and `--web.systemd-socket` with a socket handed down as systemd does.
-//!
-//! Its own test binary: the systemd test clears FD_CLOEXEC on a socket, which children that
-//! other tests of the same process spawn meanwhile would inherit too.
-
-mod common;
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd as _;
-use std::process::Command;
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A config whose one upstream refuses connections: the exporter starts and serves at once.
 const UNREACHABLE: &str = "upstreams:\n  - name: z\n    type: zdm\n    url: http://127.0.0.1:9\n    token_env: SIM_TOKEN\n    servers: [a]\n";
@@ -143,28 +138,25 @@ fn a_listen_address_that_cannot_be_used_is_named() {
 /// systemd's protocol: the listening socket is fd 3, `LISTEN_FDS=1`, `LISTEN_PID` the
 /// exporter's own pid (`$$` of a shell that then `exec`s it, as systemd sets it for the
 /// process it starts). The test binds the socket, so it knows the address before the exporter
-/// runs, and the exporter binds nothing.
+/// runs, and the exporter binds nothing. The socket goes down as the shell's standard input,
+/// which the shell moves to fd 3: no descriptor of the test process loses its close-on-exec
+/// flag, so the children other tests spawn meanwhile inherit nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn systemd_socket_activation_serves_on_the_passed_socket() {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = socket.local_addr().unwrap();
-    rustix::io::fcntl_setfd(&socket, rustix::io::FdFlags::empty()).unwrap();
-    let fd = socket.as_raw_fd();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), UNREACHABLE);
-    // bash: dash redirects only single-digit descriptors.
-    let mut cmd = Command::new("bash");
+    let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg(format!(
-            "exec 3<&{fd} {fd}<&-; export LISTEN_FDS=1 LISTEN_PID=$$; exec \"$0\" \"$@\""
-        ))
+        .arg("exec 3<&0 0</dev/null; export LISTEN_FDS=1 LISTEN_PID=$$; exec \"$0\" \"$@\"")
         .arg(exporter_bin())
         .arg("--config")
         .arg(&config)
         .args(["--web.systemd-socket", "--log.format", "json"])
         .env("SIM_TOKEN", TOKEN);
-    let exp = Exporter::launch(cmd, dir);
-    drop(socket);
+    let stdin = Stdio::from(OwnedFd::from(socket));
+    let exp = Exporter::launch_with_stdin(cmd, dir, stdin);
     let addresses = listening(&exp).await;
     assert_eq!(addresses, vec![address], "{}", exp.proc.stderr_text());
     assert_eq!(healthy(address).await, 200);

@@ -1,83 +1,8 @@
 //! The sample answers of the seed documents, served by the simulator, come out of the real
 //! binary (`--once`) as exactly the series the contract implies.
 
-mod common;
-
-use std::process::Command;
-
-use common::*;
-
-/// Seeds 000 and 002 under `/api/v1` (RFC 3339 times), seed 001 under the 1.0.x `/api`
-/// prefix whose naive times are read in Asia/Seoul.
-fn seed_config(sim: &Sim) -> String {
-    format!(
-        "upstreams:
-  - name: zdm-v1
-    type: zdm
-    url: {url}
-    api_prefix: /api/v1
-    token_env: SIM_TOKEN
-    servers: [server-01]
-    recovery_jobs: [daily-recovery]
-  - name: zdm-legacy
-    type: zdm
-    url: {url}
-    api_prefix: /api
-    timezone: Asia/Seoul
-    token_env: SIM_TOKEN
-    backup_jobs: [daily-backup, daily-backup-win]
-  - name: scp
-    type: scp
-    url: {url}
-    access_key_env: SCP_ACCESS_KEY
-    secret_key_env: SCP_SECRET_KEY
-    backups: [{{ id: 00cd2538fbf94d12b36aabbdd607e974, name: restore-test }}]
-  - name: azure
-    type: azure
-    tenant_id: seed-tenant
-    client_id: seed-client
-    client_secret_env: AZURE_CLIENT_SECRET
-    subscription_id: 00000000-0000-0000-0000-000000000000
-    management_url: {url}
-    authority_url: {url}
-    lookback: 100000h
-    vaults: [{{ resource_group: Default-RecoveryServices-ResourceGroup-centralindia, name: abdemovault }}]
-",
-        url = sim.url()
-    )
-}
-
-/// The simulator with credentials for all three systems.
-fn seed_sim() -> Sim {
-    Sim::start_with(&[
-        "--token",
-        TOKEN,
-        "--scp-keys",
-        "seed-access:seed-secret",
-        "--azure-client",
-        "seed-tenant:seed-client:seed-client-secret",
-    ])
-}
-
-fn run_once(yaml: &str) -> (Option<i32>, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), yaml);
-    let out = Command::new(exporter_bin())
-        .arg("--once")
-        .arg("--config")
-        .arg(&config)
-        .env("SIM_TOKEN", TOKEN)
-        .env("SCP_ACCESS_KEY", "seed-access")
-        .env("SCP_SECRET_KEY", "seed-secret")
-        .env("AZURE_CLIENT_SECRET", "seed-client-secret")
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+use crate::common::seeds::*;
+use crate::common::*;
 
 #[test]
 fn seed_samples_give_the_exact_series() {
@@ -288,35 +213,6 @@ fn full_exposition_snapshot() {
     let (code, m, stderr) = run_once(&seed_config(&sim));
     assert_eq!(code, Some(0), "{stderr}");
     insta::assert_snapshot!("seed_exposition", stable(&m));
-}
-
-#[test]
-fn promtool_check_metrics_is_clean() {
-    let sim = seed_sim();
-    let (code, m, stderr) = run_once(&seed_config(&sim));
-    assert_eq!(code, Some(0), "{stderr}");
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is installed by the test script");
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), m.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let problems: Vec<&str> = report
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.contains("cardinality"))
-        .collect();
-    assert!(
-        problems.is_empty() && out.status.success(),
-        "promtool: {report}"
-    );
 }
 
 #[test]

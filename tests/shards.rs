@@ -1,12 +1,10 @@
 //! Sharding across replicas: `--total-shards N --shard I|auto` split the targets by a stable
 //! hash; every target is polled by exactly one shard, and each shard speaks for its own.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn targets_up(metrics: &str) -> BTreeSet<String> {
     metrics

@@ -3,15 +3,13 @@
 //! simulator behind a TLS front run by the test, and `proxy_url` through a counting
 //! forward proxy, bypassed by `NO_PROXY`.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::tls::{certs, Ca};
-use common::*;
+use crate::common::tls::{certs, Ca};
+use crate::common::*;
 use rustls::pki_types::PrivateKeyDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerates the PrometheusRules from deploy/prometheus/rules/ (each rule file's groups,
-# comments included, under spec:). tests/e2e_prometheus.rs fails when they differ.
+# comments included, under spec:). tests/ops_kit.rs fails when they differ.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 

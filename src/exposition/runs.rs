@@ -615,8 +615,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_run_is_due_once_all_its_targets_reported_or_after_the_wait() {
+    /// On tokio's paused clock: the run's wait starts when its target reports (`update` reads
+    /// the clock), and only `advance` moves time, so "after the wait" is exact however slowly
+    /// the test runs.
+    #[tokio::test(start_paused = true)]
+    async fn a_run_is_due_once_all_its_targets_reported_or_after_the_wait() {
         let mut runs = Runs::new();
         let order: Vec<TargetId> = (0..TARGETS_PER_RUN + 2).map(target).collect();
         runs.layout(order.iter());
@@ -638,8 +641,10 @@ mod tests {
         }
         // The second run has one of two targets in: due only after the wait.
         runs.update(&order[TARGETS_PER_RUN], chunks(2, 1), ALL_FAMILIES);
-        assert!(runs.due(now, usize::MAX).is_empty());
-        let later = runs.due(now + MAX_WAIT + Duration::from_millis(1), usize::MAX);
+        tokio::time::advance(MAX_WAIT - Duration::from_millis(1)).await;
+        assert!(runs.due(Instant::now(), usize::MAX).is_empty());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let later = runs.due(Instant::now(), usize::MAX);
         assert!(
             !later.is_empty() && later.iter().all(|s| s.run == 1),
             "{later:?}"

@@ -40,6 +40,9 @@ pub(super) struct BasicAuth {
     dummy_hash: String,
     bcrypt_slots: BcryptSlots,
     verified: Mutex<Verified>,
+    /// The cost of each bcrypt check run, in order: what the tests count instead of timing.
+    #[cfg(test)]
+    checked_costs: Mutex<Vec<u32>>,
 }
 
 impl BasicAuth {
@@ -69,6 +72,8 @@ impl BasicAuth {
             dummy_hash: format!("$2y${cost:02}${DUMMY_SALT_AND_CHECKSUM}"),
             bcrypt_slots,
             verified: Mutex::new(Verified::default()),
+            #[cfg(test)]
+            checked_costs: Mutex::default(),
         }
     }
 
@@ -107,6 +112,11 @@ impl BasicAuth {
         let Ok(slot) = self.bcrypt_slots.0.clone().acquire_owned().await else {
             return false;
         };
+        #[cfg(test)]
+        self.checked_costs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(bcrypt_cost(&hash).unwrap_or(0));
         // The slot moves into the blocking task: a client that hangs up mid-check does not
         // free it before bcrypt has finished.
         let matched = tokio::task::spawn_blocking(move || {
@@ -226,6 +236,62 @@ mod tests {
             !web.authorized(Some(&HeaderValue::from_static("Basic !!!")))
                 .await
         );
+    }
+
+    /// The bcrypt checks run since the last call, by cost.
+    fn checks(auth: &BasicAuth) -> Vec<u32> {
+        std::mem::take(&mut *auth.checked_costs.lock().unwrap())
+    }
+
+    /// An unknown user costs what a wrong password costs: exactly one bcrypt check at the
+    /// configured cost (the highest of the hashes), so the time of the answer does not tell
+    /// which users exist. Counted rather than timed.
+    #[tokio::test]
+    async fn an_unknown_user_costs_one_bcrypt_check_at_the_configured_cost_as_a_wrong_password_does(
+    ) {
+        let users = HashMap::from([
+            ("cheap".to_string(), bcrypt::hash("x", 4).unwrap()),
+            ("prometheus".to_string(), bcrypt::hash("s3cret", 6).unwrap()),
+        ]);
+        let auth = BasicAuth::new(users, BcryptSlots::new()).unwrap();
+        assert!(!auth.authorized(Some(&basic("nobody", "s3cret"))).await);
+        assert_eq!(checks(&auth), [6], "an unknown user");
+        assert!(!auth.authorized(Some(&basic("prometheus", "wrong"))).await);
+        assert_eq!(checks(&auth), [6], "a wrong password");
+        // Neither is remembered: every try costs a check again.
+        assert!(!auth.authorized(Some(&basic("nobody", "s3cret"))).await);
+        assert!(!auth.authorized(Some(&basic("prometheus", "wrong"))).await);
+        assert_eq!(checks(&auth), [6, 6]);
+        // The right password is checked once, then remembered.
+        assert!(auth.authorized(Some(&basic("prometheus", "s3cret"))).await);
+        assert!(auth.authorized(Some(&basic("prometheus", "s3cret"))).await);
+        assert_eq!(checks(&auth), [6]);
+    }
+
+    /// A flood of wrong passwords holds every bcrypt slot; a pair that passed before is let in
+    /// without one: its check completes without waiting at all.
+    #[tokio::test]
+    async fn a_remembered_pair_needs_no_bcrypt_slot_while_a_flood_holds_them_all() {
+        use futures_util::FutureExt as _;
+        let web = auth_with_user("prometheus", "s3cret");
+        assert!(web.authorized(Some(&basic("prometheus", "s3cret"))).await);
+        let slots = web.bcrypt_slots.0.clone();
+        let held = slots.acquire_many(BCRYPT_SLOTS as u32).await.unwrap();
+        assert_eq!(slots.available_permits(), 0);
+        assert_eq!(
+            web.authorized(Some(&basic("prometheus", "s3cret")))
+                .now_or_never(),
+            Some(true),
+            "remembered: answered at once"
+        );
+        assert_eq!(
+            web.authorized(Some(&basic("prometheus", "guess")))
+                .now_or_never(),
+            None,
+            "a guess waits for a slot"
+        );
+        drop(held);
+        assert_eq!(checks(&web), [4]);
     }
 
     #[tokio::test]

@@ -1,9 +1,14 @@
-//! Test harness: the real `backup-simulator` and `backup-exporter` binaries on 127.0.0.1,
-//! with bounded waits, and every process killed by PID when its handle drops.
+//! Test harness of both tiers (tests/tests.rs and tests/e2e/main.rs): the real
+//! `backup-simulator` and `backup-exporter` binaries on 127.0.0.1, with bounded waits, and
+//! every process killed by PID when its handle drops.
 
 #![allow(dead_code)]
 
-pub mod prom;
+pub mod gzip;
+pub mod hostile;
+pub mod ops_kit;
+pub mod seeds;
+pub mod series;
 pub mod tls;
 
 use std::io::{BufRead, BufReader};
@@ -43,7 +48,10 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-fn spawn_reader(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+fn spawn_reader(
+    stream: impl std::io::Read + Send + 'static,
+    sink: Arc<Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             match line {
@@ -51,7 +59,7 @@ fn spawn_reader(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec
                 Err(_) => break,
             }
         }
-    });
+    })
 }
 
 /// A child process killed (SIGKILL) when dropped, unless it already exited.
@@ -59,24 +67,34 @@ pub struct Proc {
     pub child: Child,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stdout and stderr; they end when the process closes them.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
-    pub fn spawn(mut cmd: Command) -> Proc {
+    pub fn spawn(cmd: Command) -> Proc {
+        Proc::spawn_with_stdin(cmd, Stdio::null())
+    }
+
+    /// Spawns `cmd` with `stdin` as its standard input (a socket handed down, say).
+    pub fn spawn_with_stdin(mut cmd: Command, stdin: Stdio) -> Proc {
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        spawn_reader(child.stdout.take().unwrap(), stdout.clone());
-        spawn_reader(child.stderr.take().unwrap(), stderr.clone());
+        let readers = vec![
+            spawn_reader(child.stdout.take().unwrap(), stdout.clone()),
+            spawn_reader(child.stderr.take().unwrap(), stderr.clone()),
+        ];
         Proc {
             child,
             stdout,
             stderr,
+            readers,
         }
     }
 
@@ -84,19 +102,26 @@ impl Proc {
         self.child.id()
     }
 
+    /// Sends signal `sig` (`HUP`, `TERM`...) with the shell's built-in `kill`: `/bin/kill`
+    /// (procps) is not on every machine that builds the crate.
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{sig}"), self.pid().to_string()])
+        let status = Command::new("sh")
+            .args(["-c", "kill -s \"$0\" \"$1\"", sig, &self.pid().to_string()])
             .status()
-            .expect("kill");
-        assert!(status.success());
+            .expect("sh");
+        assert!(status.success(), "kill -s {sig} {}", self.pid());
     }
 
-    /// Waits up to `limit` for the process to exit and returns its exit code.
+    /// Waits up to `limit` for the process to exit and returns its exit code; once it has,
+    /// its stdout and stderr are read to their end (within the same limit), so that
+    /// [`Proc::stdout_text`] and [`Proc::stderr_text`] hold everything it wrote.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         while start.elapsed() < limit {
             if let Some(status) = self.child.try_wait().unwrap() {
+                while start.elapsed() < limit && !self.readers.iter().all(|r| r.is_finished()) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -195,6 +220,17 @@ impl Sim {
         );
     }
 
+    /// PUTs `body` to the admin API's `path` (`/_sim/...`), which must accept it.
+    pub async fn put_json(&self, path: &str, body: &serde_json::Value) {
+        let resp = client()
+            .put(format!("{}{path}", self.url()))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
+    }
+
     pub async fn stats(&self) -> serde_json::Value {
         client()
             .get(format!("{}/_sim/stats", self.url()))
@@ -223,6 +259,23 @@ pub fn encode(id: &str) -> String {
         }
     }
     out
+}
+
+/// `--once` over `yaml` with `env` set: (exit code, stdout, stderr).
+pub fn once_with(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), yaml);
+    let mut cmd = Command::new(exporter_bin());
+    cmd.arg("--once").arg("--config").arg(&config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 /// The exporter binary with a config file in a temp dir.
@@ -280,7 +333,12 @@ impl Exporter {
 
     /// Starts `cmd` (which must log JSON) and waits for its "listening" line.
     pub fn launch(cmd: Command, dir: tempfile::TempDir) -> Exporter {
-        let proc = Proc::spawn(cmd);
+        Exporter::launch_with_stdin(cmd, dir, Stdio::null())
+    }
+
+    /// [`Exporter::launch`] with `stdin` as the process's standard input.
+    pub fn launch_with_stdin(cmd: Command, dir: tempfile::TempDir, stdin: Stdio) -> Exporter {
+        let proc = Proc::spawn_with_stdin(cmd, stdin);
         let start = Instant::now();
         let addr = loop {
             let found = proc.stderr.lock().unwrap().iter().find_map(|l| {

@@ -259,7 +259,27 @@ pub(crate) fn padded_parts(
 
 #[cfg(test)]
 mod tests {
-    use super::Fault;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::{action, Action, Fault};
+
+    /// `slow:<secs>` waits exactly its delay, on tokio's clock (paused here: no real waiting),
+    /// and then answers normally; no fault waits nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_fault_waits_its_delay_then_answers() {
+        let start = Instant::now();
+        let slow = action(Some(Fault::Slow(Duration::from_millis(1500)))).await;
+        assert!(matches!(slow, Ok(Action::Answer)));
+        assert_eq!(start.elapsed(), Duration::from_millis(1500));
+        assert!(matches!(action(None).await, Ok(Action::Answer)));
+        assert!(matches!(
+            action(Some(Fault::None)).await,
+            Ok(Action::Answer)
+        ));
+        assert_eq!(start.elapsed(), Duration::from_millis(1500));
+    }
 
     #[test]
     fn fault_names_round_trip() {

@@ -1,12 +1,10 @@
 //! `/metrics` in OpenMetrics 1.0 by content negotiation, checked by a strict parser (Python
 //! `prometheus_client.openmetrics.parser`), against the demo (all three systems).
 
-mod common;
-
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 const OPEN_METRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 

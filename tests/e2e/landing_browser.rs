@@ -10,8 +10,6 @@
 //! download, and sets the viewport exactly (headless windows are at least 500 px wide).
 //! Screenshots go to `$TMPDIR/landing-1400.png` and `$TMPDIR/landing-420.png`.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -19,8 +17,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::{Exporter, Sim};
 use base64::Engine as _;
-use common::{Exporter, Sim};
 use serde_json::{json, Value as Json};
 
 const INSTALL: &str = "apt-get install -y --no-install-recommends chromium";

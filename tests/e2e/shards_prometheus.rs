@@ -25,13 +25,12 @@
 //! job that two shards both export), the test asserts a floor on them, and it checks that
 //! the comparison does tell apart a count that takes a job twice or a 0-valued status series.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::prom::*;
-use common::{client, encode, wait_for, Exporter, Sim, TOKEN};
+use crate::common::ops_kit::*;
+use crate::common::{client, encode, wait_for, Exporter, Sim, TOKEN};
+use crate::prom::*;
 use serde_json::{json, Value as Json};
 
 const SCP_ACCESS: &str = "shards-access";
@@ -488,7 +487,7 @@ async fn assert_same_answers(
     let mut rounds = 0;
     loop {
         rounds += 1;
-        let time = now() - 2.0;
+        let time = now() - QUERY_LAG;
         let mut differ = Vec::new();
         let mut non_empty: BTreeMap<String, usize> = BTreeMap::new();
         let mut empty = Vec::new();
@@ -534,11 +533,21 @@ async fn assert_same_answers(
     }
 }
 
-/// Waits until `expr` has a result on every one of `proms`.
-async fn wait_all(what: &str, proms: &[&Server], expr: &str) {
+/// How far back the answers are compared: a moment ago, so that no scrape or rule
+/// evaluation lands between the queries to two Prometheus.
+const QUERY_LAG: f64 = 2.0;
+
+/// Waits until `expr` has a result on every one of `proms`, evaluated `lag` seconds ago.
+async fn wait_all(what: &str, proms: &[&Server], expr: &str, lag: f64) {
     wait_for(what, Duration::from_secs(20), || async {
+        let time = now() - lag;
         for prom in proms {
-            if instant(prom, expr).await.is_empty() {
+            let data = api(
+                prom,
+                &format!("query?query={}&time={time:.3}", encode(expr)),
+            )
+            .await;
+            if data["result"].as_array().is_none_or(Vec::is_empty) {
                 return None;
             }
         }
@@ -648,6 +657,7 @@ async fn every_rule_and_dashboard_query_answers_the_same_with_one_or_two_shards_
             "count(backup_target_up) == {n} and on () count(up == 1) == count(up) \
              and on () backup_job:present{{job_name=\"sh-flaky\"}}"
         ),
+        0.0,
     )
     .await;
     // sh-flaky's target starts failing after a good poll (so it has a last success); its job
@@ -663,6 +673,7 @@ async fn every_rule_and_dashboard_query_answers_the_same_with_one_or_two_shards_
         &proms,
         r#"count_over_time(backup_job_runs_total{job_name="sh-flip-fail", result="failed"}[1m]) >= 15
            and on () count(backup_job_runs_total{job_name=~"sh-flip-.*", result="failed"} == 0) == 2"#,
+        0.0,
     )
     .await;
     let sharded_instances =
@@ -694,8 +705,10 @@ async fn every_rule_and_dashboard_query_answers_the_same_with_one_or_two_shards_
         ),
     )
     .await;
+    // Waited for at the time the answers are compared at: from then on, every comparison
+    // below evaluates the scenario complete.
     wait_all(
-        "the ended runs counted, recorded and alerted on everywhere",
+        "the ended runs counted, recorded and alerted on everywhere, as of the query lag",
         &proms,
         r#"backup_job_runs_total{job_name="sh-flip-fail", result="failed"} == 1
            and on () backup_job_runs_total{job_name="sh-flip-ok", result="completed"} == 1
@@ -704,6 +717,7 @@ async fn every_rule_and_dashboard_query_answers_the_same_with_one_or_two_shards_
            and on () backup_job:last_success_age_seconds{job_name="sh-flip-ok"} > 86400
            and on () ALERTS{alertname="BackupJobNoRecentSuccess", job_name="sh-flip-ok"}
            and on () backup_target_up{target="sh-flaky"} == 0"#,
+        QUERY_LAG,
     )
     .await;
 
@@ -714,7 +728,7 @@ async fn every_rule_and_dashboard_query_answers_the_same_with_one_or_two_shards_
         expr: expr.to_string(),
         class: Class::Exact,
     };
-    let time = now() - 2.0;
+    let time = now() - QUERY_LAG;
     for (expr, (a, b)) in [
         (
             r#"count(backup_job_status{job_name="sh-done", status="completed"} == 1)"#,
@@ -742,8 +756,6 @@ async fn every_rule_and_dashboard_query_answers_the_same_with_one_or_two_shards_
     );
     let checks = checks();
     let compare_started = Instant::now();
-    // Queries run at a time 2 s back: from now on, that is after every wait above.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let shards = assert_same_answers(
         "1 vs 2 shards",
         ("single", &p_single),
