@@ -1,7 +1,7 @@
 //! The registry: the one list of the simulated systems. Everything else reaches a system
-//! through its options ([`Setup`]) and its running state (`System`), never by name.
+//! through its options (`Setup`) and its running state (`System`), never by name.
 //!
-//! Adding a system: its folder `src/systems/<system>/`, whose `Options` implements [`Setup`],
+//! Adding a system: its folder `src/systems/<system>/`, whose `Options` implements `Setup`,
 //! and one line in the `registry!` list below (which declares the folder's module).
 
 use crate::system::Setup;
