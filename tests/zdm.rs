@@ -1,0 +1,197 @@
+//! ZDM as the vendor ships it: the documented answers of every released API version
+//! (`tests/data/vendor/zdm/<version>/`, verbatim), pinned in the simulator and polled by
+//! the real binary.
+
+use std::path::PathBuf;
+
+use crate::common::seeds::run_once;
+use crate::common::*;
+
+const VERSIONS: [&str; 8] = [
+    "0.2.0", "1.0.3", "1.1.0", "1.2.0", "1.3.0", "1.3.1", "2.0.0", "2.0.1",
+];
+
+fn vendor(version: &str, file: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/vendor/zdm")
+        .join(version)
+        .join(file);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// The prefix a version serves (`/api/v1` only for 0.2.0).
+fn prefix(version: &str) -> &'static str {
+    if version == "0.2.0" {
+        "/api/v1"
+    } else {
+        "/api"
+    }
+}
+
+/// One upstream per version whose targets are pinned to that version's documented answers.
+async fn pin_version(sim: &Sim, version: &str) -> String {
+    let (server, job, recovery) = if version == "0.2.0" {
+        (
+            "backups-monitoring-system.json",
+            "backups-monitoring-job.json",
+            "recoveries-monitoring-job.json",
+        )
+    } else {
+        (
+            "backups-monitoring-system-linux.json",
+            "backups-monitoring-job-windows.json",
+            "recoveries-monitoring-job-linux.json",
+        )
+    };
+    let id = |what: &str| format!("{what}-{version}");
+    sim.fixture("system", &id("srv"), &vendor(version, server))
+        .await;
+    sim.fixture("backup_job", &id("job"), &vendor(version, job))
+        .await;
+    sim.fixture("recovery_job", &id("rec"), &vendor(version, recovery))
+        .await;
+    format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_prefix: {}\n    token_env: SIM_TOKEN\n    servers: [{}]\n    backup_jobs: [{}]\n    recovery_jobs: [{}]\n",
+        sim.url(),
+        prefix(version),
+        id("srv"),
+        id("job"),
+        id("rec"),
+    )
+}
+
+fn restore(metric: &str, job: &str, volume: &str) -> String {
+    format!(
+        "{metric}{{system=\"zdm\",upstream=\"zdm\",operation=\"restore\",job_name=\"{job}\",server=\"target-server\",volume=\"{volume}\"}}"
+    )
+}
+
+fn restore_status(job: &str, volume: &str, status: &str) -> String {
+    format!(
+        "backup_job_status{{system=\"zdm\",upstream=\"zdm\",operation=\"restore\",job_name=\"{job}\",server=\"target-server\",volume=\"{volume}\",status=\"{status}\"}}"
+    )
+}
+
+fn server_jobs(server: &str, status: &str) -> String {
+    format!("backup_server_jobs{{system=\"zdm\",upstream=\"zdm\",server=\"{server}\",status=\"{status}\"}}")
+}
+
+/// Every version's documented server, backup job and recovery job answers, served verbatim,
+/// come out of `--once` as the series 6.1 implies (naive times read as UTC: no `timezone`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_versions_documented_answers_give_the_series() {
+    let sim = Sim::start();
+    for version in VERSIONS {
+        let yaml = pin_version(&sim, version).await;
+        let (code, m, stderr) = run_once(&yaml);
+        assert_eq!(code, Some(0), "{version}: {stderr}");
+        let expect = |series: String, want: f64| {
+            assert_eq!(value(&m, &series), Some(want), "{version}: {series}\n{m}");
+        };
+        let legacy = version == "0.2.0";
+        let server = if legacy {
+            "server-01"
+        } else {
+            "linux-server-01"
+        };
+        for kind_target in [
+            ("server", "srv"),
+            ("backup_job", "job"),
+            ("recovery_job", "rec"),
+        ] {
+            expect(
+                target_up(
+                    "zdm",
+                    kind_target.0,
+                    &format!("{}-{version}", kind_target.1),
+                ),
+                1.0,
+            );
+        }
+        // The server answer: a finished root job and a running /home job, and the summary.
+        let root_status = if legacy { "completed" } else { "pending" };
+        expect(
+            job_status("zdm", "daily-backup-root", server, "/", root_status),
+            1.0,
+        );
+        expect(
+            job_series(
+                "backup_job_end_time_seconds",
+                "zdm",
+                "backup",
+                "daily-backup-root",
+                server,
+                "/",
+            ),
+            1736908200.0,
+        );
+        expect(
+            job_status("zdm", "daily-backup-home", server, "/home", "running"),
+            1.0,
+        );
+        expect(
+            job_series(
+                "backup_job_progress_ratio",
+                "zdm",
+                "backup",
+                "daily-backup-home",
+                server,
+                "/home",
+            ),
+            0.45,
+        );
+        for (status, n) in [
+            ("completed", 1.0),
+            ("running", 1.0),
+            ("failed", 0.0),
+            ("pending", 1.0),
+            ("other", 0.0),
+        ] {
+            expect(server_jobs(server, status), n);
+        }
+        // The backup job answer.
+        if legacy {
+            expect(
+                job_status("zdm", "daily-backup", "server-01", "/", "completed"),
+                1.0,
+            );
+        } else {
+            expect(
+                job_status(
+                    "zdm",
+                    "daily-backup-win",
+                    "windows-server-01",
+                    "C:",
+                    "running",
+                ),
+                1.0,
+            );
+            expect(
+                job_series(
+                    "backup_job_elapsed_seconds",
+                    "zdm",
+                    "backup",
+                    "daily-backup-win",
+                    "windows-server-01",
+                    "C:",
+                ),
+                1200.0,
+            );
+        }
+        // The recovery job answer: one series per volume, the one not started yet pending.
+        expect(restore_status("daily-recovery", "/", "running"), 1.0);
+        expect(
+            restore("backup_job_start_time_seconds", "daily-recovery", "/"),
+            1736935200.0,
+        );
+        expect(restore_status("daily-recovery", "/home", "pending"), 1.0);
+        assert_eq!(
+            value(
+                &m,
+                &restore("backup_job_start_time_seconds", "daily-recovery", "/home")
+            ),
+            None,
+            "{version}: a run not started has no start time"
+        );
+    }
+}
