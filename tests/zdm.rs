@@ -3,6 +3,9 @@
 //! the real binary.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
 
 use crate::common::seeds::run_once;
 use crate::common::*;
@@ -109,10 +112,21 @@ async fn every_versions_documented_answers_give_the_series() {
             );
         }
         // The server answer: a finished root job and a running /home job, and the summary.
-        let root_status = if legacy { "completed" } else { "pending" };
+        // 1.x/2.x: `Scheduled` with an end time is its finished run.
         expect(
-            job_status("zdm", "daily-backup-root", server, "/", root_status),
+            job_status("zdm", "daily-backup-root", server, "/", "completed"),
             1.0,
+        );
+        expect(
+            job_series(
+                "backup_job_last_success_time_seconds",
+                "zdm",
+                "backup",
+                "daily-backup-root",
+                server,
+                "/",
+            ),
+            1736908200.0,
         );
         expect(
             job_series(
@@ -192,6 +206,118 @@ async fn every_versions_documented_answers_give_the_series() {
             ),
             None,
             "{version}: a run not started has no start time"
+        );
+    }
+}
+
+/// A 1.x job answer of `backup_jobs: [nightly]` in `status`, naive times as the vendor writes
+/// them.
+fn scheduled_job(status: &str, start: &str, end: &str) -> serde_json::Value {
+    json!({
+        "success": true,
+        "requestID": "req-test",
+        "data": {
+            "system": { "name": "app-01" },
+            "job": {
+                "info": { "name": "nightly", "partition": "/" },
+                "progressInfo": {
+                    "status": status, "percent": "100%", "message": "m",
+                    "start": start, "elapsed": "00:30:00", "end": end
+                },
+                "log": []
+            }
+        },
+        "message": "Backup monitoring info",
+        "timestamp": "2025-01-15 10:30:00"
+    })
+}
+
+/// Waits until the simulator has answered `n` more polls of `nightly` than `before`.
+async fn polls_after(sim: &Sim, before: u64, n: u64) {
+    wait_for("more polls", Duration::from_secs(10), || async {
+        (sim.requests("backup_job", "nightly").await >= before + n).then_some(())
+    })
+    .await;
+}
+
+/// A scheduled job across polls: each finished run (a new end time) is counted once as
+/// completed, however many polls see it waiting for its next schedule, and its end time is
+/// the last success; a run that began and ended between two polls counts too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_job_counts_each_finished_run_once() {
+    let sim = Sim::start();
+    let pin = |status: &'static str, start: &'static str, end: &'static str| {
+        let sim = &sim;
+        async move {
+            sim.fixture("backup_job", "nightly", &scheduled_job(status, start, end))
+                .await
+        }
+    };
+    pin("Scheduled", "2025-01-15 02:00:00", "2025-01-15 02:30:00").await;
+    let yaml = zdm_config(
+        &sim,
+        "    api_prefix: /api\n    interval: 300ms\n    timeout: 1s\n",
+        "    backup_jobs: [nightly]\n",
+    );
+    let completed = runs("zdm", "nightly", "app-01", "/", "completed");
+    let last_success = job_series(
+        "backup_job_last_success_time_seconds",
+        "zdm",
+        "backup",
+        "nightly",
+        "app-01",
+        "/",
+    );
+    let status = |s: &str| job_status("zdm", "nightly", "app-01", "/", s);
+    let exp = Exporter::start(&yaml);
+    let m = exp
+        .wait_metrics("the scheduled job", |m| {
+            value(m, &status("completed")) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        value(&m, &completed),
+        Some(0.0),
+        "finished before first seen"
+    );
+    assert_eq!(value(&m, &last_success), Some(1736908200.0));
+
+    // The next run: Processing, then Scheduled with its end time, seen over several polls.
+    pin("Processing", "2025-01-16 02:00:00", "-").await;
+    exp.wait_metrics("running", |m| value(m, &status("running")) == Some(1.0))
+        .await;
+    pin("Scheduled", "2025-01-16 02:00:00", "2025-01-16 02:30:00").await;
+    exp.wait_metrics("the second run", |m| value(m, &completed) == Some(1.0))
+        .await;
+    let before = sim.requests("backup_job", "nightly").await;
+    polls_after(&sim, before, 3).await;
+    let m = exp.metrics().await;
+    assert_eq!(
+        value(&m, &completed),
+        Some(1.0),
+        "counted once per end time"
+    );
+    assert_eq!(value(&m, &last_success), Some(1736994600.0));
+
+    // A run that began and ended between two polls: a new start and end, counted.
+    pin("Scheduled", "2025-01-17 02:00:00", "2025-01-17 02:30:00").await;
+    let m = exp
+        .wait_metrics("the third run", |m| value(m, &completed) == Some(2.0))
+        .await;
+    assert_eq!(value(&m, &last_success), Some(1737081000.0));
+
+    // Registered (never ran) and Scheduled without an end: pending, nothing counted.
+    pin("Scheduled", "-", "-").await;
+    exp.wait_metrics("pending", |m| value(m, &status("pending")) == Some(1.0))
+        .await;
+    let before = sim.requests("backup_job", "nightly").await;
+    polls_after(&sim, before, 2).await;
+    let m = exp.metrics().await;
+    assert_eq!(value(&m, &completed), Some(2.0));
+    for result in ["failed", "cancelled", "completed_with_warnings"] {
+        assert_eq!(
+            value(&m, &runs("zdm", "nightly", "app-01", "/", result)),
+            Some(0.0)
         );
     }
 }
