@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::common::hostile::{answer, Hostile};
 use crate::common::seeds::run_once;
 use crate::common::*;
 
@@ -318,6 +322,103 @@ async fn a_scheduled_job_counts_each_finished_run_once() {
         assert_eq!(
             value(&m, &runs("zdm", "nightly", "app-01", "/", result)),
             Some(0.0)
+        );
+    }
+}
+
+fn vendor_text(version: &str, file: &str) -> String {
+    vendor(version, file).to_string()
+}
+
+/// Every documented error answer of the login path (1.x 404/400/408, 2.0 404/422/500) is
+/// `auth_error`: the request is counted so (the auth alert sees it), nothing is counted as
+/// `not_found`, `http_4xx` or `http_5xx`, and the job keeps its series (stale, not gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_login_error_is_an_auth_error_and_series_stay() {
+    // (HTTP status line, documented body); index 0 is "logins succeed".
+    let errors: Vec<(&str, String)> = vec![
+        ("201 Created", vendor_text("1.0.3", "auth-issue.json")),
+        ("404 Not Found", vendor_text("1.0.3", "auth-issue-404.json")),
+        (
+            "400 Bad Request",
+            vendor_text("1.0.3", "auth-issue-400.json"),
+        ),
+        (
+            "408 Request Timeout",
+            vendor_text("1.0.3", "auth-issue-408.json"),
+        ),
+        (
+            "404 Not Found",
+            vendor_text("2.0.0", "token-issue-404.json"),
+        ),
+        (
+            "422 Unprocessable Entity",
+            vendor_text("2.0.0", "token-issue-422.json"),
+        ),
+        (
+            "500 Internal Server Error",
+            vendor_text("2.0.0", "token-issue-500.json"),
+        ),
+    ];
+    let job = vendor_text("1.0.3", "backups-monitoring-job-linux.json");
+    let mode = Arc::new(AtomicUsize::new(0));
+    let logins = Arc::new(AtomicUsize::new(0));
+    let upstream = {
+        let (mode, logins, errors) = (mode.clone(), logins.clone(), errors.clone());
+        Hostile::start(move |seen| {
+            let m = mode.load(Ordering::SeqCst);
+            if seen.path == "/api/auth/issue" {
+                logins.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = &errors[m];
+                return answer(status, &[], body);
+            }
+            if m > 0 {
+                // The token is refused: the exporter logs in again.
+                return answer(
+                    "401 Unauthorized",
+                    &[],
+                    r#"{"success":false,"error":"Token has expired."}"#,
+                );
+            }
+            answer("200 OK", &[], &job)
+        })
+    };
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_prefix: /api\n    interval: 300ms\n    timeout: 1s\n    stale_after: 1h\n    login: {{ email_env: SIM_EMAIL, password_env: SIM_PASSWORD }}\n    backup_jobs: [daily-backup]\n",
+        upstream.url()
+    );
+    let exp = Exporter::start(&yaml);
+    let done = job_status("zdm", "daily-backup", "linux-server-01", "/", "completed");
+    exp.wait_metrics("the job", |m| value(m, &done) == Some(1.0))
+        .await;
+    for (i, (status, _)) in errors.iter().enumerate().skip(1) {
+        mode.store(i, Ordering::SeqCst);
+        let before = logins.load(Ordering::SeqCst);
+        wait_for("two more logins", Duration::from_secs(10), || async {
+            (logins.load(Ordering::SeqCst) >= before + 2).then_some(())
+        })
+        .await;
+        let m = exp.metrics().await;
+        for outcome in ["not_found", "http_4xx", "http_5xx", "incomplete"] {
+            assert_eq!(
+                value(&m, &outcome_series("zdm", outcome)).unwrap_or(0.0),
+                0.0,
+                "login {status}: counted as {outcome}"
+            );
+        }
+        assert!(
+            value(&m, &outcome_series("zdm", "auth_error")).unwrap_or(0.0) >= 2.0,
+            "login {status}"
+        );
+        assert_eq!(
+            value(&m, &target_up("zdm", "backup_job", "daily-backup")),
+            Some(0.0),
+            "login {status}"
+        );
+        assert_eq!(
+            value(&m, &done),
+            Some(1.0),
+            "login {status}: the series stay"
         );
     }
 }

@@ -21,6 +21,7 @@ use crate::sources::source::{endpoint, FieldParser, Source, SourceTarget};
 const RULES: StatusRules = StatusRules {
     bad_request_is_incomplete: true,
     bad_request_is_auth_error: false,
+    every_error_is_auth_error: false,
 };
 
 /// Polls one ZDM upstream's servers, backup jobs and recovery jobs.
@@ -137,7 +138,7 @@ impl Zdm {
                 .collect()
         });
         Zdm {
-            auth: Authorizer::new(&config),
+            auth: Authorizer::new(&config, fields.timezone()),
             config,
             http,
             fields: fields.with_labels(map::label),

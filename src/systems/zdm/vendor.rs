@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use super::auth::parse_login;
+use super::auth::{expires_at, parse_login};
 use super::map::{self, map_backup_job, map_recovery_job, map_system};
 use super::wire::{decode_envelope, JobData, RecoveryData, SystemData};
 use super::SYSTEM;
@@ -262,11 +262,18 @@ fn every_documented_answer_of_every_version_maps_to_the_records_6_1_implies() {
                 continue;
             }
             if file.starts_with("auth-issue") || file.starts_with("token-issue") {
-                let login = parse_login(&body);
+                let login = parse_login(&body, chrono_tz::UTC);
                 match error_status(&file) {
                     None => {
                         let token = login.unwrap_or_else(|e| panic!("{at}: {}", e.reason));
                         assert_eq!(token.token.expose(), "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...", "{at}");
+                        // 0.2.0 with `Z`; from 1.0.3 naive, read in the upstream's timezone
+                        // (UTC here: none configured).
+                        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        let unix = expires_at(&v, chrono_tz::UTC)
+                            .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+                        let want = if version == "0.2.0" { 1_737_023_400 } else { 1_768_666_449 };
+                        assert_eq!(unix, Some(want), "{at}");
                     }
                     Some(_) => {
                         let fault = login.err().unwrap_or_else(|| panic!("{at} issued a token"));
