@@ -422,3 +422,43 @@ async fn every_login_error_is_an_auth_error_and_series_stay() {
         );
     }
 }
+
+/// An answer without the object its endpoint documents (`data.job`, `data.system`) takes
+/// the target down as `decode_error`; it never reads as "up with no jobs".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_without_its_documented_object_is_a_decode_error() {
+    let sim = Sim::start();
+    let no_job =
+        json!({"success": true, "data": {"system": {"name": "s"}, "summary": {"total": 0}}});
+    let no_system = json!({"success": true, "data": {"job": {"info": {"name": "a"}}}});
+    sim.fixture("system", "no-job", &no_job).await;
+    sim.fixture("backup_job", "no-system", &no_system).await;
+    sim.fixture("recovery_job", "no-job", &no_job).await;
+    let yaml = zdm_config(
+        &sim,
+        "",
+        "    servers: [no-job]\n    backup_jobs: [no-system]\n    recovery_jobs: [no-job]\n",
+    );
+    let (_, m, stderr) = run_once(&yaml);
+    for (kind, target) in [
+        ("server", "no-job"),
+        ("backup_job", "no-system"),
+        ("recovery_job", "no-job"),
+    ] {
+        assert_eq!(
+            value(&m, &target_up("zdm", kind, target)),
+            Some(0.0),
+            "{kind} {target}\n{m}\n{stderr}"
+        );
+    }
+    assert_eq!(
+        value(&m, &outcome_series("zdm", "decode_error")),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, &outcome_series("zdm", "success")).unwrap_or(0.0),
+        0.0
+    );
+    assert!(!m.contains("backup_job_status{"), "no job series: {m}");
+}

@@ -284,7 +284,7 @@ mod tests {
     #[test]
     fn dashes_nulls_and_missing_fields_are_absent_not_zero() {
         let out = system(
-            r#"{"success":true,"data":{"job":[{"info":{"name":"a"},"progressInfo":{"status":"pending","percent":"-","start":null,"elapsed":"","end":"-","message":"-"}}]}}"#,
+            r#"{"success":true,"data":{"system":{},"job":[{"info":{"name":"a"},"progressInfo":{"status":"pending","percent":"-","start":null,"elapsed":"","end":"-","message":"-"}}]}}"#,
         );
         let job = &out.jobs[0];
         assert_eq!(
