@@ -462,3 +462,80 @@ async fn an_answer_without_its_documented_object_is_a_decode_error() {
     );
     assert!(!m.contains("backup_job_status{"), "no job series: {m}");
 }
+
+/// A server answer of `n` Scheduled jobs (one partition each), as the vendor writes them.
+fn big_server(n: usize) -> serde_json::Value {
+    let jobs: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            json!({
+                "info": { "name": format!("job-{i}"), "partition": format!("/p{i}") },
+                "progressInfo": {
+                    "status": "Processing", "percent": "50%", "message": "m",
+                    "start": "2025-01-15 02:00:00", "elapsed": "00:30:00", "end": "-"
+                },
+                "log": []
+            })
+        })
+        .collect();
+    json!({
+        "success": true,
+        "requestID": "req-test",
+        "data": {
+            "system": { "name": "big-01" },
+            "summary": { "total": n, "completed": 0, "inProgress": n, "failed": 0, "pending": 0, "overallProgress": "50%" },
+            "job": jobs
+        },
+        "message": "Server backup monitoring info",
+        "timestamp": "2025-01-15 10:30:00"
+    })
+}
+
+/// A paged server answer is followed page by page (`hasNextPage`) with the configured
+/// `limit`, every page's jobs exported; past `max_jobs_per_target` the poll stops early
+/// and is `too_large`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_server_answers_are_followed_and_bounded() {
+    let sim = Sim::start();
+    sim.fixture("system", "big", &big_server(5)).await;
+    let yaml = zdm_config(
+        &sim,
+        "    api_prefix: /api\n",
+        "    servers: [{ id: big, limit: 2, mode: full }]\n",
+    );
+    let (code, m, stderr) = run_once(&yaml);
+    assert_eq!(code, Some(0), "{stderr}");
+    for i in 0..5 {
+        assert_eq!(
+            value(
+                &m,
+                &job_status(
+                    "zdm",
+                    &format!("job-{i}"),
+                    "big-01",
+                    &format!("/p{i}"),
+                    "running"
+                )
+            ),
+            Some(1.0),
+            "job-{i}\n{m}"
+        );
+    }
+    assert_eq!(sim.requests("system", "big").await, 3, "three pages of two");
+    assert_eq!(value(&m, &server_jobs("big-01", "running")), Some(5.0));
+
+    // Three jobs at most: the second page already crosses it, the third is never asked.
+    sim.fixture("system", "bounded", &big_server(5)).await;
+    let yaml = zdm_config(
+        &sim,
+        "    api_prefix: /api\n    max_jobs_per_target: 3\n",
+        "    servers: [{ id: bounded, limit: 2 }]\n",
+    );
+    let (_, m, stderr) = run_once(&yaml);
+    assert_eq!(
+        value(&m, &target_up("zdm", "server", "bounded")),
+        Some(0.0),
+        "{m}\n{stderr}"
+    );
+    assert!(stderr.contains("max_jobs_per_target"), "{stderr}");
+    assert_eq!(sim.requests("system", "bounded").await, 2);
+}

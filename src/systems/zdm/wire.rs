@@ -114,6 +114,22 @@ pub(super) struct SystemData<J = Jobs<JobEntry>> {
     pub(super) system: Option<Named>,
     pub(super) summary: Option<Summary>,
     pub(super) job: Option<J>,
+    /// Present when the answer is one page (1.0.3 on, when `page`/`limit` are sent).
+    pub(super) pagination: Option<Pagination>,
+}
+
+/// `data.pagination` of a server answer: only whether another page follows is used.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Pagination {
+    pub(super) has_next_page: Option<Value>,
+}
+
+impl Pagination {
+    /// True only for `hasNextPage: true` (anything else ends the list).
+    pub(super) fn has_next(&self) -> bool {
+        self.has_next_page.as_ref().and_then(Value::as_bool) == Some(true)
+    }
 }
 
 impl Streamed for SystemData {
@@ -130,6 +146,7 @@ impl From<SystemData<OneOrMany<JobEntry>>> for SystemData {
             system: d.system,
             summary: d.summary,
             job: d.job.map(Jobs::from),
+            pagination: d.pagination,
         }
     }
 }
