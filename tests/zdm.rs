@@ -35,35 +35,45 @@ fn prefix(version: &str) -> &'static str {
     }
 }
 
-/// One upstream per version whose targets are pinned to that version's documented answers.
+/// One upstream per version whose targets are pinned to that version's documented 200
+/// answers of the endpoints it polls (server, backup job, recovery job): the target id is
+/// the fixture's name without `.json`.
 async fn pin_version(sim: &Sim, version: &str) -> String {
-    let (server, job, recovery) = if version == "0.2.0" {
-        (
-            "backups-monitoring-system.json",
-            "backups-monitoring-job.json",
-            "recoveries-monitoring-job.json",
-        )
+    let files: &[(&str, &str)] = if version == "0.2.0" {
+        &[
+            ("system", "backups-monitoring-system"),
+            ("backup_job", "backups-monitoring-job"),
+            ("recovery_job", "recoveries-monitoring-job"),
+        ]
     } else {
-        (
-            "backups-monitoring-system-linux.json",
-            "backups-monitoring-job-windows.json",
-            "recoveries-monitoring-job-linux.json",
-        )
+        &[
+            ("system", "backups-monitoring-system-linux"),
+            ("system", "backups-monitoring-system-windows"),
+            ("system", "backups-monitoring-system-paged"),
+            ("backup_job", "backups-monitoring-job-linux"),
+            ("backup_job", "backups-monitoring-job-windows"),
+            ("recovery_job", "recoveries-monitoring-job-linux"),
+            ("recovery_job", "recoveries-monitoring-job-windows"),
+        ]
     };
-    let id = |what: &str| format!("{what}-{version}");
-    sim.fixture("system", &id("srv"), &vendor(version, server))
-        .await;
-    sim.fixture("backup_job", &id("job"), &vendor(version, job))
-        .await;
-    sim.fixture("recovery_job", &id("rec"), &vendor(version, recovery))
-        .await;
+    let mut lists = [Vec::new(), Vec::new(), Vec::new()];
+    for (endpoint, stem) in files {
+        let id = format!("{stem}-{version}");
+        sim.fixture(endpoint, &id, &vendor(version, &format!("{stem}.json")))
+            .await;
+        let i = ["system", "backup_job", "recovery_job"]
+            .iter()
+            .position(|e| e == endpoint)
+            .unwrap();
+        lists[i].push(id);
+    }
     format!(
         "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_prefix: {}\n    token_env: SIM_TOKEN\n    servers: [{}]\n    backup_jobs: [{}]\n    recovery_jobs: [{}]\n",
         sim.url(),
         prefix(version),
-        id("srv"),
-        id("job"),
-        id("rec"),
+        lists[0].join(", "),
+        lists[1].join(", "),
+        lists[2].join(", "),
     )
 }
 
@@ -76,6 +86,12 @@ fn restore(metric: &str, job: &str, volume: &str) -> String {
 fn restore_status(job: &str, volume: &str, status: &str) -> String {
     format!(
         "backup_job_status{{system=\"zdm\",upstream=\"zdm\",operation=\"restore\",job_name=\"{job}\",server=\"target-server\",volume=\"{volume}\",status=\"{status}\"}}"
+    )
+}
+
+fn restore_status_on(job: &str, server: &str, volume: &str, status: &str) -> String {
+    format!(
+        "backup_job_status{{system=\"zdm\",upstream=\"zdm\",operation=\"restore\",job_name=\"{job}\",server=\"{server}\",volume=\"{volume}\",status=\"{status}\"}}"
     )
 }
 
@@ -101,19 +117,16 @@ async fn every_versions_documented_answers_give_the_series() {
         } else {
             "linux-server-01"
         };
-        for kind_target in [
-            ("server", "srv"),
-            ("backup_job", "job"),
-            ("recovery_job", "rec"),
-        ] {
-            expect(
-                target_up(
-                    "zdm",
-                    kind_target.0,
-                    &format!("{}-{version}", kind_target.1),
-                ),
-                1.0,
-            );
+        for line in yaml.lines().filter(|l| l.contains(": [")) {
+            let kind = match line.trim().split(':').next().unwrap() {
+                "servers" => "server",
+                "backup_jobs" => "backup_job",
+                _ => "recovery_job",
+            };
+            let ids = line.split('[').nth(1).unwrap().trim_end_matches(']');
+            for id in ids.split(", ") {
+                expect(target_up("zdm", kind, id), 1.0);
+            }
         }
         // The server answer: a finished root job and a running /home job, and the summary.
         // 1.x/2.x: `Scheduled` with an end time is its finished run.
@@ -166,6 +179,50 @@ async fn every_versions_documented_answers_give_the_series() {
             ("other", 0.0),
         ] {
             expect(server_jobs(server, status), n);
+        }
+        // Windows: drives as volumes.
+        if !legacy {
+            expect(
+                job_status(
+                    "zdm",
+                    "daily-backup-c",
+                    "windows-server-01",
+                    "C:",
+                    "completed",
+                ),
+                1.0,
+            );
+            expect(
+                job_status(
+                    "zdm",
+                    "daily-backup-d",
+                    "windows-server-01",
+                    "D:",
+                    "running",
+                ),
+                1.0,
+            );
+            expect(server_jobs("windows-server-01", "completed"), 1.0);
+            expect(
+                restore_status_on("daily-recovery-win", "target-win-server", "D:", "pending"),
+                1.0,
+            );
+            expect(
+                job_status("zdm", "daily-backup", "linux-server-01", "/", "completed"),
+                1.0,
+            );
+        }
+        if !legacy {
+            // The documented paged answer says `hasNextPage: true`: page 2 is asked for.
+            assert_eq!(
+                sim.requests(
+                    "system",
+                    &format!("backups-monitoring-system-paged-{version}")
+                )
+                .await,
+                2,
+                "{version}"
+            );
         }
         // The backup job answer.
         if legacy {
