@@ -32,6 +32,9 @@ pub struct StatusRules {
     pub bad_request_is_incomplete: bool,
     /// Token endpoints answer 400 for bad client credentials: `auth_error`.
     pub bad_request_is_auth_error: bool,
+    /// A login path (ZDM) whose every error answer (4xx but 429, and 5xx) means no token:
+    /// `auth_error`, never `not_found` (ZDM answers 404 for a wrong password).
+    pub every_error_is_auth_error: bool,
 }
 
 /// The client one upstream uses for every request it sends.
@@ -443,6 +446,7 @@ impl std::fmt::Display for What<'_> {
 pub fn classify_status(status: StatusCode, rules: StatusRules) -> Outcome {
     match status.as_u16() {
         200..=299 => Outcome::Success,
+        400..=428 | 430..=599 if rules.every_error_is_auth_error => Outcome::AuthError,
         400 if rules.bad_request_is_incomplete => Outcome::Incomplete,
         400 if rules.bad_request_is_auth_error => Outcome::AuthError,
         401 | 403 => Outcome::AuthError,
@@ -589,6 +593,10 @@ mod tests {
             ..StatusRules::default()
         };
         let plain = StatusRules::default();
+        let login = StatusRules {
+            every_error_is_auth_error: true,
+            ..StatusRules::default()
+        };
         let cases = [
             (200, plain, Outcome::Success),
             (400, zdm, Outcome::Incomplete),
@@ -598,6 +606,13 @@ mod tests {
             (404, plain, Outcome::NotFound),
             (418, plain, Outcome::Http4xx),
             (429, plain, Outcome::RateLimited),
+            (404, login, Outcome::AuthError),
+            (400, login, Outcome::AuthError),
+            (408, login, Outcome::AuthError),
+            (422, login, Outcome::AuthError),
+            (500, login, Outcome::AuthError),
+            (429, login, Outcome::RateLimited),
+            (200, login, Outcome::Success),
             (500, plain, Outcome::Http5xx),
             (503, plain, Outcome::Http5xx),
         ];

@@ -82,6 +82,11 @@ impl StatusMap {
         self.entries.is_empty()
     }
 
+    /// The entry for `raw` (normalized like [`parse_status`] input), if the config has one.
+    pub fn lookup(&self, raw: &str) -> Option<Status> {
+        self.get(&normalize_status(raw))
+    }
+
     fn get(&self, normalized: &str) -> Option<Status> {
         self.entries.get(normalized).copied()
     }
@@ -104,8 +109,9 @@ pub fn parse_status(raw: &str, map: &StatusMap) -> Status {
         return status;
     }
     match key.as_str() {
-        "pending" | "wait" | "waiting" | "queued" | "schedule" | "scheduled" | "registered"
-        | "ready" | "notstarted" => Status::Pending,
+        // `scheduled` is not here: ZDM, whose word it is, reads it by the job's end time.
+        "pending" | "wait" | "waiting" | "queued" | "schedule" | "registered" | "ready"
+        | "notstarted" => Status::Pending,
         "run" | "running" | "start" | "started" | "preparing" | "inprogress" | "progress"
         | "processing" | "canceling" | "cancelling" => Status::Running,
         "complete" | "completed" | "success" | "succeeded" | "done" | "finished" => {
@@ -136,7 +142,6 @@ mod tests {
                     "waiting",
                     "queued",
                     "schedule",
-                    "scheduled",
                     "registered",
                     "ready",
                     "notstarted",

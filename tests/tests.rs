@@ -24,3 +24,4 @@ mod seed_samples;
 mod shards;
 mod upstream_client;
 mod web_config;
+mod zdm;

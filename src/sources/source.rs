@@ -205,8 +205,24 @@ impl FieldParser {
 
     /// The normalized status; an unrecognized word is `unknown`, counted, and logged once.
     pub fn status(&self, field: &str, value: Option<&Value>) -> (Status, String) {
+        self.status_with(field, value, |_| None)
+    }
+
+    /// [`status`](Self::status) with a system's own words: `status_map` wins, then `own`
+    /// (given the word normalized, lower case without spaces, `_` or `-`), then the shared
+    /// table.
+    pub fn status_with(
+        &self,
+        field: &str,
+        value: Option<&Value>,
+        own: impl Fn(&str) -> Option<Status>,
+    ) -> (Status, String) {
         let raw = self.text(field, value).unwrap_or_default();
-        let status = status::parse_status(&raw, &self.status_map);
+        let status = match self.status_map.lookup(&raw) {
+            Some(mapped) => mapped,
+            None => own(&status::normalize_status(&raw))
+                .unwrap_or_else(|| status::parse_status(&raw, &self.status_map)),
+        };
         if status == Status::Unknown {
             self.telemetry
                 .parse_error(self.system.as_str(), &self.upstream, (self.labels)(field));

@@ -27,6 +27,7 @@ const RENEW_BEFORE: Duration = Duration::from_secs(300);
 const TOKEN_RULES: StatusRules = StatusRules {
     bad_request_is_incomplete: false,
     bad_request_is_auth_error: true,
+    every_error_is_auth_error: false,
 };
 
 /// The cached token of `config`, or a new one when none is cached, it is due, or `renew`

@@ -1,6 +1,8 @@
 //! ZDM authorization: a static bearer token, or a login (`POST` of the email and password
 //! to the token issuing path) whose token is cached, and issued again a minute before it
-//! expires or when the API answers 401.
+//! expires or when the API answers 401. Every error answer of the login path is
+//! `auth_error`: ZDM answers 404 for an unknown user or a wrong password (1.0.3 .. 2.0.1),
+//! 400/422 for a bad body, 408 (1.x) or 500 (2.0) when the user lookup times out.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,10 +16,22 @@ use crate::http::{StatusRules, UpstreamHttp};
 use crate::outcome::{Fault, Outcome};
 use crate::sources::source::{bearer, set_bearer, IssuedToken, TokenCache, MAX_TOKEN_LIFETIME};
 
+/// The login path's answers: anything but a 2xx (or a 429, which keeps its Retry-After) is
+/// `auth_error`, so a wrong password never reads as deleted jobs (`not_found`) and the
+/// targets keep their series until `stale_after`. A 500 too: 2.0 answers it where 1.x
+/// answered 408 (the user lookup timed out), and either way no token was issued.
+const LOGIN_RULES: StatusRules = StatusRules {
+    bad_request_is_incomplete: false,
+    bad_request_is_auth_error: true,
+    every_error_is_auth_error: true,
+};
+
 /// Authorizes one upstream's requests.
 pub(super) struct Authorizer {
     /// The base URL the login path is appended to.
     url: String,
+    /// Where an `expiresAt` without an offset is read (the upstream's `timezone`).
+    timezone: chrono_tz::Tz,
     auth: ZdmAuth,
     /// The token from login and when to re-issue it.
     issued: TokenCache,
@@ -27,13 +41,14 @@ pub(super) struct Authorizer {
 }
 
 impl Authorizer {
-    pub(super) fn new(config: &ZdmConfig) -> Self {
+    pub(super) fn new(config: &ZdmConfig, timezone: chrono_tz::Tz) -> Self {
         let bearer = match &config.auth {
             ZdmAuth::Token(token) => bearer(token).ok(),
             ZdmAuth::Login { .. } => None,
         };
         Authorizer {
             url: config.url.clone(),
+            timezone,
             auth: config.auth.clone(),
             issued: TokenCache::default(),
             bearer,
@@ -90,15 +105,18 @@ impl Authorizer {
                     reqwest::header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
-                http.fetch(request, StatusRules::default(), deadline, parse_login)
-                    .await
+                http.fetch(request, LOGIN_RULES, deadline, |body| {
+                    parse_login(body, self.timezone)
+                })
+                .await
             })
             .await
     }
 }
 
-/// Reads `data.token` (or `token`) and `data.expiresAt` of a login answer.
-pub(super) fn parse_login(body: &[u8]) -> Result<IssuedToken, Fault> {
+/// Reads `data.token` (or `token`) and `data.expiresAt` of a login answer; an `expiresAt`
+/// without an offset (`2026-01-17 16:14:09`, 1.0.3 on) is read in `timezone`.
+pub(super) fn parse_login(body: &[u8], timezone: chrono_tz::Tz) -> Result<IssuedToken, Fault> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| Fault::decode(format!("login answer: {e}")))?;
     let token = v
@@ -107,16 +125,23 @@ pub(super) fn parse_login(body: &[u8]) -> Result<IssuedToken, Fault> {
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Fault::new(Outcome::AuthError, "login answer has no token"))?;
-    let expires_at = v
-        .pointer("/data/expiresAt")
-        .or_else(|| v.get("expiresAt"))
-        .and_then(Value::as_str)
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64));
+    let expires_at = expires_at(&v, timezone);
     Ok(IssuedToken {
         token: Secret::new(token.to_string()),
         renew_at: renew_at(Instant::now(), SystemTime::now(), expires_at),
     })
+}
+
+/// `data.expiresAt` (or `expiresAt`): RFC 3339, or naive in `timezone`; `None` when absent
+/// or unreadable (then the token is used for a day or until a 401).
+pub(super) fn expires_at(answer: &Value, timezone: chrono_tz::Tz) -> Option<SystemTime> {
+    let raw = answer
+        .pointer("/data/expiresAt")
+        .or_else(|| answer.get("expiresAt"))
+        .and_then(Value::as_str)?;
+    let unix = crate::parse::parse_time(raw, timezone).ok().flatten()?;
+    let since_epoch = Duration::try_from_secs_f64(unix.max(0.0)).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(since_epoch)
 }
 
 /// A token is used until one minute before it expires, or for half its life when that is
@@ -159,14 +184,34 @@ mod tests {
     fn login_answer_reads_data_token_or_token() {
         let a = parse_login(
             br#"{"success":true,"data":{"token":"abc","expiresAt":"2999-01-01T00:00:00Z"}}"#,
+            chrono_tz::UTC,
         )
         .unwrap();
         assert_eq!(a.token.expose(), "abc");
-        let b = parse_login(br#"{"token":"xyz"}"#).unwrap();
+        let b = parse_login(br#"{"token":"xyz"}"#, chrono_tz::UTC).unwrap();
         assert_eq!(b.token.expose(), "xyz");
-        let missing = parse_login(br#"{"success":true,"data":{}}"#).err().unwrap();
+        let missing = parse_login(br#"{"success":true,"data":{}}"#, chrono_tz::UTC).err().unwrap();
         assert_eq!(missing.outcome, Outcome::AuthError);
-        let garbage = parse_login(b"<html>").err().unwrap();
+        let garbage = parse_login(b"<html>", chrono_tz::UTC).err().unwrap();
         assert_eq!(garbage.outcome, Outcome::DecodeError);
+    }
+
+    /// `expiresAt` as each version writes it: RFC 3339 with `Z` (0.2.0), naive (1.0.3 on,
+    /// no zone documented) read in the upstream's `timezone`, UTC when none is configured.
+    #[test]
+    fn expires_at_reads_every_versions_form() {
+        let at = |body: &str, tz| {
+            let v: Value = serde_json::from_str(body).unwrap();
+            expires_at(&v, tz).map(|t| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs())
+        };
+        let naive = r#"{"data":{"expiresAt":"2026-01-17 16:14:09"}}"#;
+        assert_eq!(at(naive, chrono_tz::UTC), Some(1_768_666_449));
+        assert_eq!(at(naive, chrono_tz::Asia::Seoul), Some(1_768_666_449 - 9 * 3600));
+        let zulu = r#"{"data":{"expiresAt":"2025-01-16T10:30:00Z"}}"#;
+        assert_eq!(at(zulu, chrono_tz::Asia::Seoul), Some(1_737_023_400));
+        for none in [r#"{"data":{}}"#, r#"{"data":{"expiresAt":"-"}}"#, r#"{"data":{"expiresAt":"soon"}}"#, r#"{"data":{"expiresAt":"1000-01-01 00:00:00"}}"#] {
+            let got = at(none, chrono_tz::UTC);
+            assert!(got.is_none() || got == Some(0), "{none}: {got:?}");
+        }
     }
 }

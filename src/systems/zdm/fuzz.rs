@@ -107,7 +107,7 @@ fn all_endpoints(body: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(data) = decode_envelope::<RecoveryData>(body) {
         fuzzing::check(map_recovery_job(&fields, data, "id"))?;
     }
-    if let Ok(issued) = parse_login(body) {
+    if let Ok(issued) = parse_login(body, chrono_tz::UTC) {
         prop_assert!(issued.renew_at <= Instant::now() + MAX_TOKEN_LIFETIME);
     }
     Ok(())
@@ -123,7 +123,7 @@ fn seeds_decode_and_map() {
     assert_eq!(job.jobs.len(), 1);
     let recovery = map_recovery_job(&fields, decode_envelope(RECOVERY.as_bytes()).unwrap(), "id");
     assert_eq!(recovery.jobs.len(), 2);
-    assert!(parse_login(LOGIN.as_bytes()).is_ok());
+    assert!(parse_login(LOGIN.as_bytes(), chrono_tz::UTC).is_ok());
 }
 
 proptest! {

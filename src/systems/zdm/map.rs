@@ -46,6 +46,19 @@ fn volume(fields: &FieldParser, partition: Option<&Value>, drive: Option<&Value>
         .unwrap_or_default()
 }
 
+/// ZDM's own status words (1.0.3 .. 2.0.1, the vendor's `job-status` list; the rest are in
+/// the shared table): `Scheduled` is a run that finished and waits for its next schedule
+/// (the vendor's server summary counts it as completed), so with an end time it is that
+/// finished run, completed (the store counts it once per end time, and its end is the last
+/// success); without one it has never run, pending.
+pub(super) fn vendor_word(word: &str, end_time: Option<f64>) -> Option<Status> {
+    match word {
+        "scheduled" if end_time.is_some() => Some(Status::Completed),
+        "scheduled" => Some(Status::Pending),
+        _ => None,
+    }
+}
+
 fn job_record(
     fields: &FieldParser,
     key: JobKey,
@@ -55,7 +68,9 @@ fn job_record(
 ) -> JobRecord {
     let empty = ProgressInfo::default();
     let p = progress.unwrap_or(&empty);
-    let (status, raw_status) = fields.status("status", p.status.as_ref());
+    let end_time = fields.time("end", p.end.as_ref());
+    let (status, raw_status) =
+        fields.status_with("status", p.status.as_ref(), |word| vendor_word(word, end_time));
     let message = fields
         .text("message", p.message.as_ref())
         .filter(|m| !m.trim().is_empty() && m != "-");
@@ -71,7 +86,7 @@ fn job_record(
         progress: fields.percent("percent", p.percent.as_ref()),
         elapsed_seconds: fields.duration("elapsed", p.elapsed.as_ref()),
         start_time: fields.time("start", p.start.as_ref()),
-        end_time: fields.time("end", p.end.as_ref()),
+        end_time,
         message,
         info,
         ended_runs: None,
@@ -269,7 +284,7 @@ mod tests {
     #[test]
     fn dashes_nulls_and_missing_fields_are_absent_not_zero() {
         let out = system(
-            r#"{"success":true,"data":{"job":[{"info":{"name":"a"},"progressInfo":{"status":"pending","percent":"-","start":null,"elapsed":"","end":"-","message":"-"}}]}}"#,
+            r#"{"success":true,"data":{"system":{},"job":[{"info":{"name":"a"},"progressInfo":{"status":"pending","percent":"-","start":null,"elapsed":"","end":"-","message":"-"}}]}}"#,
         );
         let job = &out.jobs[0];
         assert_eq!(
@@ -311,6 +326,59 @@ mod tests {
         .unwrap();
         let out = map_recovery_job(&fields(&telemetry), data, "daily-recovery");
         assert_eq!(out.jobs[0].key.server, "daily-recovery");
+    }
+
+    /// The vendor's `job-status` words of 1.0.3 .. 2.0.1, in any case, and the 0.2.0 and
+    /// seed words; `Scheduled` by its end time; a `status_map` entry still wins.
+    #[test]
+    fn vendor_status_words_map_as_6_1_says() {
+        let job = |status: &str, end: &str, map: StatusMap| {
+            let telemetry = Telemetry::new();
+            let fields = FieldParser::new(
+                SYSTEM,
+                std::sync::Arc::from("u"),
+                chrono_tz::UTC,
+                map,
+                telemetry.clone(),
+            )
+            .with_labels(label);
+            let body = serde_json::json!({"success": true, "data": {"system": {"name": "s"},
+                "job": {"info": {"name": "a"}, "progressInfo": {"status": status, "end": end}}}});
+            let data: SystemData = decode_envelope(body.to_string().as_bytes()).unwrap();
+            let out = map_system(&fields, data, "id");
+            assert_eq!(telemetry.parse_error_count("zdm", "u", "status"), 0, "{status}");
+            (out.jobs[0].status, out.jobs[0].raw_status.clone())
+        };
+        let end = "2025-01-15 02:30:00";
+        for (word, end, want) in [
+            ("Preparing", "-", Status::Running),
+            ("Processing", "-", Status::Running),
+            ("Complete", end, Status::Completed),
+            ("Registered", "-", Status::Pending),
+            ("Canceling", "-", Status::Running),
+            ("Canceled", end, Status::Cancelled),
+            ("Error", end, Status::Failed),
+            ("Scheduled", end, Status::Completed),
+            ("Scheduled", "-", Status::Pending),
+            ("scheduled", end, Status::Completed),
+            ("SCHEDULED", "", Status::Pending),
+            ("processing", "-", Status::Running),
+            ("REGISTERED", "-", Status::Pending),
+            // 0.2.0 and the seeds.
+            ("run", "-", Status::Running),
+            ("complete", end, Status::Completed),
+            ("start", "-", Status::Running),
+            ("waiting", "-", Status::Pending),
+            ("cancel", end, Status::Cancelled),
+            ("schedule", "-", Status::Pending),
+            ("pending", "-", Status::Pending),
+            ("fail", end, Status::Failed),
+        ] {
+            assert_eq!(job(word, end, StatusMap::new()), (want, word.to_string()), "{word} end {end}");
+        }
+        let mut map = StatusMap::new();
+        map.insert("Scheduled", Status::Pending);
+        assert_eq!(job("Scheduled", end, map).0, Status::Pending, "status_map wins");
     }
 
     /// Regression: `"percent": 1e400` (no f64 holds it) failed the whole poll.

@@ -24,6 +24,8 @@ mod fuzz;
 mod labels;
 mod map;
 mod source;
+#[cfg(test)]
+mod vendor;
 mod wire;
 
 pub use config::{ZdmAuth, ZdmConfig, ZdmTarget};

@@ -21,6 +21,7 @@ use crate::sources::source::{endpoint, FieldParser, Source, SourceTarget};
 const RULES: StatusRules = StatusRules {
     bad_request_is_incomplete: true,
     bad_request_is_auth_error: false,
+    every_error_is_auth_error: false,
 };
 
 /// Polls one ZDM upstream's servers, backup jobs and recovery jobs.
@@ -79,12 +80,7 @@ impl Source for Zdm {
         let fallback = configured.id.as_str();
         let fields = &self.fields;
         let output = match target.kind {
-            SERVER => {
-                let data = self
-                    .get(url, deadline, &|b| decode_counted::<SystemData>(fields, b))
-                    .await?;
-                map_system(fields, data, fallback)
-            }
+            SERVER => self.poll_server(url, deadline, fallback).await?,
             BACKUP_JOB => {
                 let data = self
                     .get(url, deadline, &|b| decode_counted::<JobData>(fields, b))
@@ -118,6 +114,33 @@ fn url(config: &ZdmConfig, path: &str, target: &ZdmTarget) -> Result<Url, Fault>
     Ok(url)
 }
 
+/// The most pages one poll of a server follows: a list that never ends (or a server that
+/// says `hasNextPage` forever) is `too_large`, like a list past `max_jobs_per_target`.
+const MAX_PAGES: u32 = 100;
+
+/// The page a target's request starts at: its configured `page`, else 1.
+fn first_page(url: &Url) -> u32 {
+    url.query_pairs()
+        .find(|(k, _)| k == "page")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// `url` asking for page `page` (every other parameter kept, `limit` included).
+fn with_page(url: &Url, page: u32) -> Url {
+    let mut next = url.clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "page")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    next.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("page", &page.to_string());
+    next
+}
+
 fn not_ours(kind: TargetKind) -> Fault {
     Fault::new(
         Outcome::UpstreamError,
@@ -137,12 +160,49 @@ impl Zdm {
                 .collect()
         });
         Zdm {
-            auth: Authorizer::new(&config),
+            auth: Authorizer::new(&config, fields.timezone()),
             config,
             http,
             fields: fields.with_labels(map::label),
             urls,
         }
+    }
+
+    /// A server's jobs, page after page while `data.pagination.hasNextPage` says more
+    /// follow (ZDM 1.0.3 on pages when `page`/`limit` are sent); the summary and the server
+    /// name come from the first page. Bounded by `max_jobs_per_target` (checked after every
+    /// page, so a long list stops early) and [`MAX_PAGES`].
+    async fn poll_server(
+        &self,
+        url: Url,
+        deadline: Instant,
+        fallback: &str,
+    ) -> Result<PollOutput, Fault> {
+        let fields = &self.fields;
+        let first = first_page(&url);
+        let mut output = PollOutput::default();
+        let mut next = url.clone();
+        for n in 0..MAX_PAGES {
+            let data = self
+                .get(next, deadline, &|b| decode_counted::<SystemData>(fields, b))
+                .await?;
+            let more = data.pagination.as_ref().is_some_and(|p| p.has_next());
+            let page = map_system(fields, data, fallback);
+            if n == 0 {
+                output = page;
+            } else {
+                output.jobs.extend(page.jobs);
+            }
+            fields.check_jobs(output.jobs.len())?;
+            if !more {
+                return Ok(output);
+            }
+            next = with_page(&url, first.saturating_add(n + 1));
+        }
+        Err(Fault::new(
+            Outcome::TooLarge,
+            format!("more than {MAX_PAGES} pages of jobs"),
+        ))
     }
 
     /// GET with the Bearer token, the answer decoded by `decode` (so a bad body is counted
@@ -183,5 +243,27 @@ impl Zdm {
             HeaderValue::from_static("application/json"),
         );
         self.http.fetch(request, RULES, deadline, decode).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_follow_from_the_configured_page_keeping_the_other_parameters() {
+        let url = Url::parse("http://z/api/backups/monitoring/system/s?limit=2&page=3&mode=full")
+            .unwrap();
+        assert_eq!(first_page(&url), 3);
+        assert_eq!(
+            with_page(&url, 4).as_str(),
+            "http://z/api/backups/monitoring/system/s?limit=2&mode=full&page=4"
+        );
+        let plain = Url::parse("http://z/api/backups/monitoring/system/s").unwrap();
+        assert_eq!(first_page(&plain), 1);
+        assert_eq!(
+            with_page(&plain, 2).as_str(),
+            "http://z/api/backups/monitoring/system/s?page=2"
+        );
     }
 }

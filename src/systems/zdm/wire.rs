@@ -89,6 +89,19 @@ impl<T> From<OneOrMany<T>> for Jobs<T> {
 /// [`OneOrMany`] for the answers [`Jobs`] refuses.
 pub(super) trait Streamed: for<'de> Deserialize<'de> {
     type Compat: for<'de> Deserialize<'de> + Into<Self>;
+
+    /// The documented object this answer lacks (`data.system`, `data.job`), if any: such an
+    /// answer is a `decode_error`, never "up with no jobs".
+    fn missing(&self) -> Option<&'static str>;
+}
+
+/// What an answer with `system` and `job` lacks, `system` first.
+fn lacks<S, J>(system: &Option<S>, job: &Option<J>) -> Option<&'static str> {
+    match (system, job) {
+        (None, _) => Some("data.system"),
+        (_, None) => Some("data.job"),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,10 +114,30 @@ pub(super) struct SystemData<J = Jobs<JobEntry>> {
     pub(super) system: Option<Named>,
     pub(super) summary: Option<Summary>,
     pub(super) job: Option<J>,
+    /// Present when the answer is one page (1.0.3 on, when `page`/`limit` are sent).
+    pub(super) pagination: Option<Pagination>,
+}
+
+/// `data.pagination` of a server answer: only whether another page follows is used.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Pagination {
+    pub(super) has_next_page: Option<Value>,
+}
+
+impl Pagination {
+    /// True only for `hasNextPage: true` (anything else ends the list).
+    pub(super) fn has_next(&self) -> bool {
+        self.has_next_page.as_ref().and_then(Value::as_bool) == Some(true)
+    }
 }
 
 impl Streamed for SystemData {
     type Compat = SystemData<OneOrMany<JobEntry>>;
+
+    fn missing(&self) -> Option<&'static str> {
+        lacks(&self.system, &self.job)
+    }
 }
 
 impl From<SystemData<OneOrMany<JobEntry>>> for SystemData {
@@ -113,6 +146,7 @@ impl From<SystemData<OneOrMany<JobEntry>>> for SystemData {
             system: d.system,
             summary: d.summary,
             job: d.job.map(Jobs::from),
+            pagination: d.pagination,
         }
     }
 }
@@ -161,6 +195,10 @@ pub(super) struct JobData<J = Jobs<JobEntry>> {
 
 impl Streamed for JobData {
     type Compat = JobData<OneOrMany<JobEntry>>;
+
+    fn missing(&self) -> Option<&'static str> {
+        lacks(&self.system, &self.job)
+    }
 }
 
 impl From<JobData<OneOrMany<JobEntry>>> for JobData {
@@ -180,6 +218,10 @@ pub(super) struct RecoveryData<J = Jobs<RecoveryJob>> {
 
 impl Streamed for RecoveryData {
     type Compat = RecoveryData<OneOrMany<RecoveryJob>>;
+
+    fn missing(&self) -> Option<&'static str> {
+        lacks(&self.system, &self.job)
+    }
 }
 
 impl From<RecoveryData<OneOrMany<RecoveryJob>>> for RecoveryData {
@@ -215,9 +257,14 @@ pub(super) struct RecoveryDetail {
 /// Decodes the ZDM envelope; `success: false` or a missing `data` is an upstream error.
 /// [`decode_envelope`] after counting `data.job`: past `max_jobs_per_target` the answer
 /// is refused before a single job is built.
+/// An answer without the object its endpoint documents is a `decode_error`.
 pub(super) fn decode_counted<T: Streamed>(fields: &FieldParser, body: &[u8]) -> Result<T, Fault> {
     fields.check_jobs(count_entries::<JobCount>(body))?;
-    decode_envelope(body)
+    let data: T = decode_envelope(body)?;
+    match data.missing() {
+        Some(object) => Err(Fault::decode(format!("answer has no {object}"))),
+        None => Ok(data),
+    }
 }
 
 pub(super) fn decode_envelope<T: Streamed>(body: &[u8]) -> Result<T, Fault> {
@@ -376,6 +423,43 @@ impl<'de> serde::de::Visitor<'de> for LineSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: an answer without `data.job` (or `data.system`) read as "up, no jobs".
+    #[test]
+    fn an_answer_without_its_documented_object_is_a_decode_error() {
+        let telemetry = crate::telemetry::Telemetry::new();
+        let fields = FieldParser::new(
+            super::super::SYSTEM,
+            std::sync::Arc::from("u"),
+            chrono_tz::UTC,
+            crate::status::StatusMap::new(),
+            telemetry,
+        );
+        let no_job = br#"{"success":true,"data":{"system":{"name":"s"},"summary":{"total":0}}}"#;
+        let null_job = br#"{"success":true,"data":{"system":{"name":"s"},"job":null}}"#;
+        let no_system = br#"{"success":true,"data":{"job":[]}}"#;
+        let empty = br#"{"success":true,"data":{}}"#;
+        for (body, object) in [
+            (&no_job[..], "data.job"),
+            (&null_job[..], "data.job"),
+            (&no_system[..], "data.system"),
+            (&empty[..], "data.system"),
+        ] {
+            let text = String::from_utf8_lossy(body);
+            for fault in [
+                decode_counted::<SystemData>(&fields, body).err(),
+                decode_counted::<JobData>(&fields, body).err(),
+                decode_counted::<RecoveryData>(&fields, body).err(),
+            ] {
+                let fault = fault.unwrap_or_else(|| panic!("{text} decoded"));
+                assert_eq!(fault.outcome, Outcome::DecodeError, "{text}");
+                assert!(fault.reason.contains(object), "{text}: {}", fault.reason);
+            }
+        }
+        // A documented object that is empty is an answer: a server with an empty job list.
+        let listed = br#"{"success":true,"data":{"system":{"name":"s"},"job":[]}}"#;
+        assert!(decode_counted::<SystemData>(&fields, listed).is_ok());
+    }
 
     #[test]
     fn last_log_line_reads_as_the_log_value_did() {

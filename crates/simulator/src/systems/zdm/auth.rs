@@ -127,10 +127,11 @@ impl Auth {
             *email == credentials.email && *password == credentials.password
         });
         if !accepted {
+            // As ZDM answers an unknown user or a wrong password (1.0.3 .. 2.0.1).
             return error(
                 version,
-                StatusCode::UNAUTHORIZED,
-                "Invalid email or password",
+                StatusCode::NOT_FOUND,
+                "등록되지 않은 사용자이거나 비밀번호가 일치하지 않습니다.",
             );
         }
         let token = format!("{:032x}", rand::random::<u128>());

@@ -11,6 +11,8 @@
 //! In the admin API: fault endpoints `system`, `backup_job` and `recovery_job` (by name;
 //! their answers can be pinned as fixtures too), and the `login` count in the stats.
 //!
+//! Server answers are paged like ZDM's when the request sends `page`/`limit` (`paging.rs`).
+//!
 //! `wire.rs` holds the wire format, `routes.rs` the endpoints and what the admin API
 //! reaches (pinned fixtures, the login count), `options.rs` the flags ([`Options`]) and
 //! `demo.rs` its part of `--demo`. Nothing here is declared in this file: it only names
@@ -19,6 +21,7 @@
 mod auth;
 mod demo;
 mod options;
+mod paging;
 mod routes;
 mod scenario;
 mod seed;

@@ -11,6 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use super::auth::Auth;
+use super::paging;
 use super::scenario::{self, Fleet};
 use super::seed;
 use super::wire::{
@@ -83,12 +84,13 @@ impl Zdm {
         if req.method() != Method::GET {
             return Ok(method_not_allowed(version, "GET"));
         }
+        let query = req.uri().query().map(str::to_owned);
         faults.count(endpoint.into(), &id);
         if !self.auth.authorized(req.headers()) {
             return Ok(unauthorized(version));
         }
         let response = match faults::action(faults.take(endpoint.into(), &id)).await? {
-            Action::Answer => self.render(version, endpoint, &id),
+            Action::Answer => self.render(version, endpoint, &id, query.as_deref()),
             Action::Error(StatusCode::NOT_FOUND) => error(
                 version,
                 StatusCode::NOT_FOUND,
@@ -114,8 +116,19 @@ impl Zdm {
         Ok(response)
     }
 
-    fn render(&self, version: ApiVersion, endpoint: Endpoint, id: &str) -> Response<Body> {
+    /// The normal answer, a server's paged when `query` asks for a page.
+    fn render(
+        &self,
+        version: ApiVersion,
+        endpoint: Endpoint,
+        id: &str,
+        query: Option<&str>,
+    ) -> Response<Body> {
         let (status, body) = self.render_body(version, endpoint, id);
+        let body = match (endpoint, status) {
+            (Endpoint::System, StatusCode::OK) => paging::page(query, body),
+            _ => body,
+        };
         full(status, body)
     }
 

@@ -1,0 +1,598 @@
+//! ZDM as the vendor ships it: the documented answers of every released API version
+//! (`tests/data/vendor/zdm/<version>/`, verbatim), pinned in the simulator and polled by
+//! the real binary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::common::hostile::{answer, Hostile};
+use crate::common::seeds::run_once;
+use crate::common::*;
+
+const VERSIONS: [&str; 8] = [
+    "0.2.0", "1.0.3", "1.1.0", "1.2.0", "1.3.0", "1.3.1", "2.0.0", "2.0.1",
+];
+
+fn vendor(version: &str, file: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/vendor/zdm")
+        .join(version)
+        .join(file);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// The prefix a version serves (`/api/v1` only for 0.2.0).
+fn prefix(version: &str) -> &'static str {
+    if version == "0.2.0" {
+        "/api/v1"
+    } else {
+        "/api"
+    }
+}
+
+/// One upstream per version whose targets are pinned to that version's documented 200
+/// answers of the endpoints it polls (server, backup job, recovery job): the target id is
+/// the fixture's name without `.json`.
+async fn pin_version(sim: &Sim, version: &str) -> String {
+    let files: &[(&str, &str)] = if version == "0.2.0" {
+        &[
+            ("system", "backups-monitoring-system"),
+            ("backup_job", "backups-monitoring-job"),
+            ("recovery_job", "recoveries-monitoring-job"),
+        ]
+    } else {
+        &[
+            ("system", "backups-monitoring-system-linux"),
+            ("system", "backups-monitoring-system-windows"),
+            ("system", "backups-monitoring-system-paged"),
+            ("backup_job", "backups-monitoring-job-linux"),
+            ("backup_job", "backups-monitoring-job-windows"),
+            ("recovery_job", "recoveries-monitoring-job-linux"),
+            ("recovery_job", "recoveries-monitoring-job-windows"),
+        ]
+    };
+    let mut lists = [Vec::new(), Vec::new(), Vec::new()];
+    for (endpoint, stem) in files {
+        let id = format!("{stem}-{version}");
+        sim.fixture(endpoint, &id, &vendor(version, &format!("{stem}.json")))
+            .await;
+        let i = ["system", "backup_job", "recovery_job"]
+            .iter()
+            .position(|e| e == endpoint)
+            .unwrap();
+        lists[i].push(id);
+    }
+    format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_prefix: {}\n    token_env: SIM_TOKEN\n    servers: [{}]\n    backup_jobs: [{}]\n    recovery_jobs: [{}]\n",
+        sim.url(),
+        prefix(version),
+        lists[0].join(", "),
+        lists[1].join(", "),
+        lists[2].join(", "),
+    )
+}
+
+fn restore(metric: &str, job: &str, volume: &str) -> String {
+    format!(
+        "{metric}{{system=\"zdm\",upstream=\"zdm\",operation=\"restore\",job_name=\"{job}\",server=\"target-server\",volume=\"{volume}\"}}"
+    )
+}
+
+fn restore_status(job: &str, volume: &str, status: &str) -> String {
+    format!(
+        "backup_job_status{{system=\"zdm\",upstream=\"zdm\",operation=\"restore\",job_name=\"{job}\",server=\"target-server\",volume=\"{volume}\",status=\"{status}\"}}"
+    )
+}
+
+fn restore_status_on(job: &str, server: &str, volume: &str, status: &str) -> String {
+    format!(
+        "backup_job_status{{system=\"zdm\",upstream=\"zdm\",operation=\"restore\",job_name=\"{job}\",server=\"{server}\",volume=\"{volume}\",status=\"{status}\"}}"
+    )
+}
+
+fn server_jobs(server: &str, status: &str) -> String {
+    format!("backup_server_jobs{{system=\"zdm\",upstream=\"zdm\",server=\"{server}\",status=\"{status}\"}}")
+}
+
+/// Every version's documented server, backup job and recovery job answers, served verbatim,
+/// come out of `--once` as the series 6.1 implies (naive times read as UTC: no `timezone`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_versions_documented_answers_give_the_series() {
+    let sim = Sim::start();
+    for version in VERSIONS {
+        let yaml = pin_version(&sim, version).await;
+        let (code, m, stderr) = run_once(&yaml);
+        assert_eq!(code, Some(0), "{version}: {stderr}");
+        let expect = |series: String, want: f64| {
+            assert_eq!(value(&m, &series), Some(want), "{version}: {series}\n{m}");
+        };
+        let legacy = version == "0.2.0";
+        let server = if legacy {
+            "server-01"
+        } else {
+            "linux-server-01"
+        };
+        for line in yaml.lines().filter(|l| l.contains(": [")) {
+            let kind = match line.trim().split(':').next().unwrap() {
+                "servers" => "server",
+                "backup_jobs" => "backup_job",
+                _ => "recovery_job",
+            };
+            let ids = line.split('[').nth(1).unwrap().trim_end_matches(']');
+            for id in ids.split(", ") {
+                expect(target_up("zdm", kind, id), 1.0);
+            }
+        }
+        // The server answer: a finished root job and a running /home job, and the summary.
+        // 1.x/2.x: `Scheduled` with an end time is its finished run.
+        expect(
+            job_status("zdm", "daily-backup-root", server, "/", "completed"),
+            1.0,
+        );
+        expect(
+            job_series(
+                "backup_job_last_success_time_seconds",
+                "zdm",
+                "backup",
+                "daily-backup-root",
+                server,
+                "/",
+            ),
+            1736908200.0,
+        );
+        expect(
+            job_series(
+                "backup_job_end_time_seconds",
+                "zdm",
+                "backup",
+                "daily-backup-root",
+                server,
+                "/",
+            ),
+            1736908200.0,
+        );
+        expect(
+            job_status("zdm", "daily-backup-home", server, "/home", "running"),
+            1.0,
+        );
+        expect(
+            job_series(
+                "backup_job_progress_ratio",
+                "zdm",
+                "backup",
+                "daily-backup-home",
+                server,
+                "/home",
+            ),
+            0.45,
+        );
+        for (status, n) in [
+            ("completed", 1.0),
+            ("running", 1.0),
+            ("failed", 0.0),
+            ("pending", 1.0),
+            ("other", 0.0),
+        ] {
+            expect(server_jobs(server, status), n);
+        }
+        // Windows: drives as volumes.
+        if !legacy {
+            expect(
+                job_status(
+                    "zdm",
+                    "daily-backup-c",
+                    "windows-server-01",
+                    "C:",
+                    "completed",
+                ),
+                1.0,
+            );
+            expect(
+                job_status(
+                    "zdm",
+                    "daily-backup-d",
+                    "windows-server-01",
+                    "D:",
+                    "running",
+                ),
+                1.0,
+            );
+            expect(server_jobs("windows-server-01", "completed"), 1.0);
+            expect(
+                restore_status_on("daily-recovery-win", "target-win-server", "D:", "pending"),
+                1.0,
+            );
+            expect(
+                job_status("zdm", "daily-backup", "linux-server-01", "/", "completed"),
+                1.0,
+            );
+        }
+        if !legacy {
+            // The documented paged answer says `hasNextPage: true`: page 2 is asked for.
+            assert_eq!(
+                sim.requests(
+                    "system",
+                    &format!("backups-monitoring-system-paged-{version}")
+                )
+                .await,
+                2,
+                "{version}"
+            );
+        }
+        // The backup job answer.
+        if legacy {
+            expect(
+                job_status("zdm", "daily-backup", "server-01", "/", "completed"),
+                1.0,
+            );
+        } else {
+            expect(
+                job_status(
+                    "zdm",
+                    "daily-backup-win",
+                    "windows-server-01",
+                    "C:",
+                    "running",
+                ),
+                1.0,
+            );
+            expect(
+                job_series(
+                    "backup_job_elapsed_seconds",
+                    "zdm",
+                    "backup",
+                    "daily-backup-win",
+                    "windows-server-01",
+                    "C:",
+                ),
+                1200.0,
+            );
+        }
+        // The recovery job answer: one series per volume, the one not started yet pending.
+        expect(restore_status("daily-recovery", "/", "running"), 1.0);
+        expect(
+            restore("backup_job_start_time_seconds", "daily-recovery", "/"),
+            1736935200.0,
+        );
+        expect(restore_status("daily-recovery", "/home", "pending"), 1.0);
+        assert_eq!(
+            value(
+                &m,
+                &restore("backup_job_start_time_seconds", "daily-recovery", "/home")
+            ),
+            None,
+            "{version}: a run not started has no start time"
+        );
+    }
+}
+
+/// A 1.x job answer of `backup_jobs: [nightly]` in `status`, naive times as the vendor writes
+/// them.
+fn scheduled_job(status: &str, start: &str, end: &str) -> serde_json::Value {
+    json!({
+        "success": true,
+        "requestID": "req-test",
+        "data": {
+            "system": { "name": "app-01" },
+            "job": {
+                "info": { "name": "nightly", "partition": "/" },
+                "progressInfo": {
+                    "status": status, "percent": "100%", "message": "m",
+                    "start": start, "elapsed": "00:30:00", "end": end
+                },
+                "log": []
+            }
+        },
+        "message": "Backup monitoring info",
+        "timestamp": "2025-01-15 10:30:00"
+    })
+}
+
+/// Waits until the simulator has answered `n` more polls of `nightly` than `before`.
+async fn polls_after(sim: &Sim, before: u64, n: u64) {
+    wait_for("more polls", Duration::from_secs(10), || async {
+        (sim.requests("backup_job", "nightly").await >= before + n).then_some(())
+    })
+    .await;
+}
+
+/// A scheduled job across polls: each finished run (a new end time) is counted once as
+/// completed, however many polls see it waiting for its next schedule, and its end time is
+/// the last success; a run that began and ended between two polls counts too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_job_counts_each_finished_run_once() {
+    let sim = Sim::start();
+    let pin = |status: &'static str, start: &'static str, end: &'static str| {
+        let sim = &sim;
+        async move {
+            sim.fixture("backup_job", "nightly", &scheduled_job(status, start, end))
+                .await
+        }
+    };
+    pin("Scheduled", "2025-01-15 02:00:00", "2025-01-15 02:30:00").await;
+    let yaml = zdm_config(
+        &sim,
+        "    api_prefix: /api\n    interval: 300ms\n    timeout: 1s\n",
+        "    backup_jobs: [nightly]\n",
+    );
+    let completed = runs("zdm", "nightly", "app-01", "/", "completed");
+    let last_success = job_series(
+        "backup_job_last_success_time_seconds",
+        "zdm",
+        "backup",
+        "nightly",
+        "app-01",
+        "/",
+    );
+    let status = |s: &str| job_status("zdm", "nightly", "app-01", "/", s);
+    let exp = Exporter::start(&yaml);
+    let m = exp
+        .wait_metrics("the scheduled job", |m| {
+            value(m, &status("completed")) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        value(&m, &completed),
+        Some(0.0),
+        "finished before first seen"
+    );
+    assert_eq!(value(&m, &last_success), Some(1736908200.0));
+
+    // The next run: Processing, then Scheduled with its end time, seen over several polls.
+    pin("Processing", "2025-01-16 02:00:00", "-").await;
+    exp.wait_metrics("running", |m| value(m, &status("running")) == Some(1.0))
+        .await;
+    pin("Scheduled", "2025-01-16 02:00:00", "2025-01-16 02:30:00").await;
+    exp.wait_metrics("the second run", |m| value(m, &completed) == Some(1.0))
+        .await;
+    let before = sim.requests("backup_job", "nightly").await;
+    polls_after(&sim, before, 3).await;
+    let m = exp.metrics().await;
+    assert_eq!(
+        value(&m, &completed),
+        Some(1.0),
+        "counted once per end time"
+    );
+    assert_eq!(value(&m, &last_success), Some(1736994600.0));
+
+    // A run that began and ended between two polls: a new start and end, counted.
+    pin("Scheduled", "2025-01-17 02:00:00", "2025-01-17 02:30:00").await;
+    let m = exp
+        .wait_metrics("the third run", |m| value(m, &completed) == Some(2.0))
+        .await;
+    assert_eq!(value(&m, &last_success), Some(1737081000.0));
+
+    // Registered (never ran) and Scheduled without an end: pending, nothing counted.
+    pin("Scheduled", "-", "-").await;
+    exp.wait_metrics("pending", |m| value(m, &status("pending")) == Some(1.0))
+        .await;
+    let before = sim.requests("backup_job", "nightly").await;
+    polls_after(&sim, before, 2).await;
+    let m = exp.metrics().await;
+    assert_eq!(value(&m, &completed), Some(2.0));
+    for result in ["failed", "cancelled", "completed_with_warnings"] {
+        assert_eq!(
+            value(&m, &runs("zdm", "nightly", "app-01", "/", result)),
+            Some(0.0)
+        );
+    }
+}
+
+fn vendor_text(version: &str, file: &str) -> String {
+    vendor(version, file).to_string()
+}
+
+/// Every documented error answer of the login path (1.x 404/400/408, 2.0 404/422/500) is
+/// `auth_error`: the request is counted so (the auth alert sees it), nothing is counted as
+/// `not_found`, `http_4xx` or `http_5xx`, and the job keeps its series (stale, not gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_login_error_is_an_auth_error_and_series_stay() {
+    // (HTTP status line, documented body); index 0 is "logins succeed".
+    let errors: Vec<(&str, String)> = vec![
+        ("201 Created", vendor_text("1.0.3", "auth-issue.json")),
+        ("404 Not Found", vendor_text("1.0.3", "auth-issue-404.json")),
+        (
+            "400 Bad Request",
+            vendor_text("1.0.3", "auth-issue-400.json"),
+        ),
+        (
+            "408 Request Timeout",
+            vendor_text("1.0.3", "auth-issue-408.json"),
+        ),
+        (
+            "404 Not Found",
+            vendor_text("2.0.0", "token-issue-404.json"),
+        ),
+        (
+            "422 Unprocessable Entity",
+            vendor_text("2.0.0", "token-issue-422.json"),
+        ),
+        (
+            "500 Internal Server Error",
+            vendor_text("2.0.0", "token-issue-500.json"),
+        ),
+    ];
+    let job = vendor_text("1.0.3", "backups-monitoring-job-linux.json");
+    let mode = Arc::new(AtomicUsize::new(0));
+    let logins = Arc::new(AtomicUsize::new(0));
+    let upstream = {
+        let (mode, logins, errors) = (mode.clone(), logins.clone(), errors.clone());
+        Hostile::start(move |seen| {
+            let m = mode.load(Ordering::SeqCst);
+            if seen.path == "/api/auth/issue" {
+                logins.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = &errors[m];
+                return answer(status, &[], body);
+            }
+            if m > 0 {
+                // The token is refused: the exporter logs in again.
+                return answer(
+                    "401 Unauthorized",
+                    &[],
+                    r#"{"success":false,"error":"Token has expired."}"#,
+                );
+            }
+            answer("200 OK", &[], &job)
+        })
+    };
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_prefix: /api\n    interval: 300ms\n    timeout: 1s\n    stale_after: 1h\n    login: {{ email_env: SIM_EMAIL, password_env: SIM_PASSWORD }}\n    backup_jobs: [daily-backup]\n",
+        upstream.url()
+    );
+    let exp = Exporter::start(&yaml);
+    let done = job_status("zdm", "daily-backup", "linux-server-01", "/", "completed");
+    exp.wait_metrics("the job", |m| value(m, &done) == Some(1.0))
+        .await;
+    for (i, (status, _)) in errors.iter().enumerate().skip(1) {
+        mode.store(i, Ordering::SeqCst);
+        let before = logins.load(Ordering::SeqCst);
+        wait_for("two more logins", Duration::from_secs(10), || async {
+            (logins.load(Ordering::SeqCst) >= before + 2).then_some(())
+        })
+        .await;
+        let m = exp.metrics().await;
+        for outcome in ["not_found", "http_4xx", "http_5xx", "incomplete"] {
+            assert_eq!(
+                value(&m, &outcome_series("zdm", outcome)).unwrap_or(0.0),
+                0.0,
+                "login {status}: counted as {outcome}"
+            );
+        }
+        assert!(
+            value(&m, &outcome_series("zdm", "auth_error")).unwrap_or(0.0) >= 2.0,
+            "login {status}"
+        );
+        assert_eq!(
+            value(&m, &target_up("zdm", "backup_job", "daily-backup")),
+            Some(0.0),
+            "login {status}"
+        );
+        assert_eq!(
+            value(&m, &done),
+            Some(1.0),
+            "login {status}: the series stay"
+        );
+    }
+}
+
+/// An answer without the object its endpoint documents (`data.job`, `data.system`) takes
+/// the target down as `decode_error`; it never reads as "up with no jobs".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_without_its_documented_object_is_a_decode_error() {
+    let sim = Sim::start();
+    let no_job =
+        json!({"success": true, "data": {"system": {"name": "s"}, "summary": {"total": 0}}});
+    let no_system = json!({"success": true, "data": {"job": {"info": {"name": "a"}}}});
+    sim.fixture("system", "no-job", &no_job).await;
+    sim.fixture("backup_job", "no-system", &no_system).await;
+    sim.fixture("recovery_job", "no-job", &no_job).await;
+    let yaml = zdm_config(
+        &sim,
+        "",
+        "    servers: [no-job]\n    backup_jobs: [no-system]\n    recovery_jobs: [no-job]\n",
+    );
+    let (_, m, stderr) = run_once(&yaml);
+    for (kind, target) in [
+        ("server", "no-job"),
+        ("backup_job", "no-system"),
+        ("recovery_job", "no-job"),
+    ] {
+        assert_eq!(
+            value(&m, &target_up("zdm", kind, target)),
+            Some(0.0),
+            "{kind} {target}\n{m}\n{stderr}"
+        );
+    }
+    assert_eq!(
+        value(&m, &outcome_series("zdm", "decode_error")),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, &outcome_series("zdm", "success")).unwrap_or(0.0),
+        0.0
+    );
+    assert!(!m.contains("backup_job_status{"), "no job series: {m}");
+}
+
+/// A server answer of `n` Scheduled jobs (one partition each), as the vendor writes them.
+fn big_server(n: usize) -> serde_json::Value {
+    let jobs: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            json!({
+                "info": { "name": format!("job-{i}"), "partition": format!("/p{i}") },
+                "progressInfo": {
+                    "status": "Processing", "percent": "50%", "message": "m",
+                    "start": "2025-01-15 02:00:00", "elapsed": "00:30:00", "end": "-"
+                },
+                "log": []
+            })
+        })
+        .collect();
+    json!({
+        "success": true,
+        "requestID": "req-test",
+        "data": {
+            "system": { "name": "big-01" },
+            "summary": { "total": n, "completed": 0, "inProgress": n, "failed": 0, "pending": 0, "overallProgress": "50%" },
+            "job": jobs
+        },
+        "message": "Server backup monitoring info",
+        "timestamp": "2025-01-15 10:30:00"
+    })
+}
+
+/// A paged server answer is followed page by page (`hasNextPage`) with the configured
+/// `limit`, every page's jobs exported; past `max_jobs_per_target` the poll stops early
+/// and is `too_large`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_server_answers_are_followed_and_bounded() {
+    let sim = Sim::start();
+    sim.fixture("system", "big", &big_server(5)).await;
+    let yaml = zdm_config(
+        &sim,
+        "    api_prefix: /api\n",
+        "    servers: [{ id: big, limit: 2, mode: full }]\n",
+    );
+    let (code, m, stderr) = run_once(&yaml);
+    assert_eq!(code, Some(0), "{stderr}");
+    for i in 0..5 {
+        assert_eq!(
+            value(
+                &m,
+                &job_status(
+                    "zdm",
+                    &format!("job-{i}"),
+                    "big-01",
+                    &format!("/p{i}"),
+                    "running"
+                )
+            ),
+            Some(1.0),
+            "job-{i}\n{m}"
+        );
+    }
+    assert_eq!(sim.requests("system", "big").await, 3, "three pages of two");
+    assert_eq!(value(&m, &server_jobs("big-01", "running")), Some(5.0));
+
+    // Three jobs at most: the second page already crosses it, the third is never asked.
+    sim.fixture("system", "bounded", &big_server(5)).await;
+    let yaml = zdm_config(
+        &sim,
+        "    api_prefix: /api\n    max_jobs_per_target: 3\n",
+        "    servers: [{ id: bounded, limit: 2 }]\n",
+    );
+    let (_, m, stderr) = run_once(&yaml);
+    assert_eq!(
+        value(&m, &target_up("zdm", "server", "bounded")),
+        Some(0.0),
+        "{m}\n{stderr}"
+    );
+    assert!(stderr.contains("max_jobs_per_target"), "{stderr}");
+    assert_eq!(sim.requests("system", "bounded").await, 2);
+}
