@@ -677,3 +677,118 @@ async fn workload_identity_rereads_the_federated_token_on_every_renewal() {
         "assertion leaked:\n{logs}"
     );
 }
+
+/// A file of `tests/data/vendor/azure/`: the first JSON value (the articles' `.txt`
+/// blocks end with text that is not JSON, as published).
+fn vendor_answer(file: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/vendor/azure")
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<serde_json::Value>()
+        .next()
+        .unwrap()
+        .unwrap()
+}
+
+/// The job answers Azure published (REST specification example, REST articles), served
+/// verbatim by the simulator as one vault's jobs and read by the real binary (`--once`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_answers_through_the_simulator_give_their_series() {
+    let sim = sim(&[]);
+    let jobs: Vec<serde_json::Value> = [
+        "docs-managejobs-iaasvm-job-backup-completed.txt",
+        "docs-manage-sql-vm-job-backup-full-failed.txt",
+        "docs-restore-afs-job-restore-inprogress.json",
+        "docs-restore-afs-job-restore-alr-inprogress.json",
+    ]
+    .into_iter()
+    .map(vendor_answer)
+    .chain(std::iter::once(
+        vendor_answer("spec-2025-08-01-GetJobDetails.json")["responses"]["200"]["body"].clone(),
+    ))
+    .collect();
+    sim.put_json("/_sim/azure/vendorvault/jobs", &json!(jobs))
+        .await;
+    let yaml = format!(
+        "upstreams:\n{}",
+        azure_upstream(
+            &sim,
+            "    lookback: 100000h\n",
+            LIVE_SUB,
+            "[{ resource_group: rg-vendor, name: vendorvault }]"
+        )
+    );
+    let (code, m, stderr) = tokio::task::spawn_blocking(move || once(&yaml, &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stderr}\n{m}");
+    let s = |metric, operation, job: &str| series(metric, "azure", "azure", operation, job, job);
+    assert_eq!(
+        value(&m, &up("azure", "azure", "vault", "rg-vendor/vendorvault")),
+        Some(1.0)
+    );
+    assert!(
+        !m.lines()
+            .any(|l| l.starts_with("backup_parse_errors_total{") && !l.ends_with(" 0")),
+        "no parse error:\n{m}"
+    );
+    // IaaS VM backup completed, with its size.
+    assert_eq!(
+        value(
+            &m,
+            &status(
+                "azure",
+                "azure",
+                "backup",
+                "uttestvmub1",
+                "uttestvmub1",
+                "completed"
+            )
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, &s("backup_job_size_bytes", "backup", "uttestvmub1")),
+        Some(2332.0 * 1024.0 * 1024.0)
+    );
+    // The specification's running VM backup.
+    assert_eq!(
+        value(
+            &m,
+            &status("azure", "azure", "backup", "testvm", "testvm", "running")
+        ),
+        Some(1.0)
+    );
+    // Azure Files restores: one series, the newest (alternate location) one, running.
+    assert_eq!(
+        value(
+            &m,
+            &status(
+                "azure",
+                "azure",
+                "restore",
+                "azurefiles",
+                "azurefiles",
+                "running"
+            )
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            &s("backup_job_start_time_seconds", "restore", "azurefiles")
+        ),
+        Some(1_580_922_618.106_532)
+    );
+    // The SQL database's failed full backup is there, failed.
+    assert!(
+        m.lines().any(|l| l.starts_with("backup_job_status{")
+            && l.contains("job_name=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\"")
+            && l.contains("status=\"failed\"")
+            && l.ends_with(" 1")),
+        "{m}"
+    );
+}
