@@ -783,9 +783,10 @@ async fn vendor_answers_through_the_simulator_give_their_series() {
         ),
         Some(1_580_922_618.106_532)
     );
-    // The SQL database's failed full backup is there, failed.
+    // The SQL database's failed full backup is there, failed, as `backup_full`.
     assert!(
         m.lines().any(|l| l.starts_with("backup_job_status{")
+            && l.contains("operation=\"backup_full\"")
             && l.contains("job_name=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\"")
             && l.contains("status=\"failed\"")
             && l.ends_with(" 1")),

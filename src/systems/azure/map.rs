@@ -66,10 +66,13 @@ impl Groups {
             fields.missing("entityFriendlyName");
             return;
         };
+        // Grouped by the label the series gets, so two spellings of one operation
+        // (`Backup`, `backup`) are never two series with one identity.
         let operation = fields
             .text("operation", props.and_then(|p| p.operation.as_ref()))
+            .map(|o| snake_case(&o))
             .filter(|o| !o.is_empty())
-            .unwrap_or_else(|| "Unknown".to_string());
+            .unwrap_or_else(|| "unknown".to_string());
         let start = fields.time("startTime", props.and_then(|p| p.start_time.as_ref()));
         let end = fields.time("endTime", props.and_then(|p| p.end_time.as_ref()));
         let (status, raw_status) = status_of(&job);
@@ -167,7 +170,12 @@ pub(super) fn job_name(job: &Job) -> Option<String> {
     }
 }
 
-/// `ConfigureBackup` -> `configure_backup`.
+/// The `operation` label of Azure's operation text: `ConfigureBackup` ->
+/// `configure_backup`, and an operation with a backup type (workload jobs:
+/// `"Backup (Full)"`, `"Backup (Copy Only Full)"`, ...) -> `backup_full`,
+/// `backup_copy_only_full`: every character that is neither a letter nor a digit (spaces,
+/// brackets, dashes) separates words, so each backup type is its own series and a failed
+/// full backup is never hidden by the next successful log backup (interface 6.2).
 pub(super) fn snake_case(operation: &str) -> String {
     let mut out = String::with_capacity(operation.len() + 4);
     let mut prev_lower = false;
@@ -178,15 +186,18 @@ pub(super) fn snake_case(operation: &str) -> String {
             }
             out.extend(c.to_lowercase());
             prev_lower = false;
-        } else if c == ' ' || c == '-' {
+        } else if c.is_alphanumeric() {
+            out.push(c);
+            prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        } else {
             if !out.ends_with('_') && !out.is_empty() {
                 out.push('_');
             }
             prev_lower = false;
-        } else {
-            out.push(c);
-            prev_lower = c.is_lowercase() || c.is_ascii_digit();
         }
+    }
+    while out.ends_with('_') {
+        out.pop();
     }
     out
 }
@@ -414,6 +425,14 @@ mod tests {
             ("CrossRegionRestore", "cross_region_restore"),
             ("Disable backup", "disable_backup"),
             ("already_snake", "already_snake"),
+            ("Backup (Full)", "backup_full"),
+            ("Backup (Differential)", "backup_differential"),
+            ("Backup (Log)", "backup_log"),
+            ("Backup (Copy Only Full)", "backup_copy_only_full"),
+            ("Backup (Incremental)", "backup_incremental"),
+            ("Backup ( Log )", "backup_log"),
+            ("(Full)", "full"),
+            ("Backup-Log", "backup_log"),
         ] {
             assert_eq!(snake_case(raw), want, "{raw}");
         }

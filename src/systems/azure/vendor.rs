@@ -225,6 +225,7 @@ fn docs_sql_full_backup_failed() {
     let f = Fixture::new();
     let r = f.details(&job("docs-manage-sql-vm-job-backup-full-failed.txt"));
     assert_eq!(r.key.job_name, "MSSQLSERVER/msDB [sqlserver-0.contoso.com]");
+    assert_eq!(r.key.operation, "backup_full");
     assert_eq!(r.status, Status::Failed);
     assert_eq!(r.start_time, Some(unix("2018-05-28T11:43:21.6516182Z")));
     assert_eq!(r.end_time, Some(unix("2018-05-28T11:46:35.2955649Z")));
@@ -251,4 +252,37 @@ fn docs_azure_files_restores_in_progress() {
         assert!((got - elapsed).abs() < 1e-6, "{file}: {got}");
         assert_eq!(info(&r, "job_type"), Some("AzureStorageJob"), "{file}");
     }
+}
+
+/// The SQL article's failed `"Backup (Full)"` and, derived from it by hand (no vendor
+/// publishes a `"Backup (Log)"` answer), a later successful `"Backup (Log)"` of the same
+/// database: two series, the full backup still failed.
+#[test]
+fn a_failed_full_backup_is_not_hidden_by_a_later_successful_log_backup() {
+    let f = Fixture::new();
+    let full = answer("docs-manage-sql-vm-job-backup-full-failed.txt");
+    let mut log = full.clone();
+    log["name"] = "log-1".into();
+    log["properties"]["operation"] = "Backup (Log)".into();
+    log["properties"]["status"] = "Completed".into();
+    log["properties"]["errorDetails"] = Value::Null;
+    log["properties"]["startTime"] = "2018-05-28T12:00:00Z".into();
+    log["properties"]["endTime"] = "2018-05-28T12:00:10Z".into();
+    let jobs = vec![
+        serde_json::from_value(full).unwrap(),
+        serde_json::from_value(log).unwrap(),
+    ];
+    let records = f.list(jobs);
+    let mut keys: Vec<(&str, Status)> = records
+        .iter()
+        .map(|r| (r.key.operation.as_str(), r.status))
+        .collect();
+    keys.sort_by_key(|k| k.0);
+    assert_eq!(
+        keys,
+        vec![
+            ("backup_full", Status::Failed),
+            ("backup_log", Status::Completed)
+        ]
+    );
 }
