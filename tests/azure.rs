@@ -791,5 +791,9 @@ async fn vendor_answers_through_the_simulator_give_their_series() {
             && l.contains("status=\"failed\"")
             && l.ends_with(" 1")),
         "{m}"
+    ); // Its info says what it backs up.
+    assert!(
+        m.contains("backup_job_info{system=\"azure\",upstream=\"azure\",operation=\"backup_full\",job_name=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\",server=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\",volume=\"\",vault=\"vendorvault\",job_type=\"AzureWorkloadJob\",workload_type=\"SQLDataBase\"} 1"),
+        "{m}"
     );
 }

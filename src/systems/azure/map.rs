@@ -295,6 +295,14 @@ pub(super) fn record(
     {
         info.push(("job_type", job_type));
     }
+    // Which workload a job backs up (SQL Server, SAP HANA, ...): only workload, MAB and
+    // DPM jobs say; the others have their job type only (interface 6.2).
+    if let Some(workload_type) = fields
+        .text("workloadType", props.workload_type.as_ref())
+        .filter(|t| !t.is_empty())
+    {
+        info.push(("workload_type", workload_type));
+    }
     // No `job_id`: it changes with every run, and an info series per run is churn
     // (interface 5.1).
     JobRecord {
@@ -409,6 +417,7 @@ mod tests {
             ("entityFriendlyName", "job_name"),
             ("operation", "other"),
             ("jobType", "other"),
+            ("workloadType", "other"),
             ("extendedInfo.dynamicErrorMessage", "other"),
         ] {
             assert_eq!(label(field).as_str(), shared, "{field}");
