@@ -524,8 +524,8 @@ async fn azure_finished_jobs_details_are_read_once_for_size_and_failure_reason()
         .wait_metrics("the size", |m| value(m, &size).is_some())
         .await;
     assert_eq!(value(&m, &size), Some(2332.0 * 1024.0 * 1024.0));
-    assert!(m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"vm-bad\",server=\"vm-bad\",volume=\"\",code=\"UserErrorVmNotFound\",reason=\"The VM was not found.\"} 1"), "{m}");
-    assert!(m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"vm-task\",server=\"vm-task\",volume=\"\",code=\"\",reason=\"Transfer data to vault\"} 1"), "{m}");
+    assert!(m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"vm-bad\",server=\"vm-bad\",volume=\"\",code=\"UserErrorVmNotFound\",reason=\"The VM was not found.\",title=\"\"} 1"), "{m}");
+    assert!(m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"vm-task\",server=\"vm-task\",volume=\"\",code=\"\",reason=\"Transfer data to vault\",title=\"\"} 1"), "{m}");
     assert!(
         !m.contains("job_name=\"vm-ok\",server=\"vm-ok\",volume=\"\",code="),
         "no reason series for a success"
@@ -791,7 +791,25 @@ async fn vendor_answers_through_the_simulator_give_their_series() {
             && l.contains("status=\"failed\"")
             && l.ends_with(" 1")),
         "{m}"
-    ); // Its info says what it backs up.
+    );
+    // Why: Azure's numeric errorCode as decimal text, its errorTitle as the title.
+    assert!(
+        m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup_full\",job_name=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\",server=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\",volume=\"\",code=\"510008\",reason=\"Operation cancelled as a conflicting operation was already running on the same database.\",title=\"OperationCancelledBecauseConflictingOperationRunningUserError\"} 1"),
+        "{m}"
+    );
+    // Its size from "Data Transferred (in MB)".
+    assert_eq!(
+        value(
+            &m,
+            &s(
+                "backup_job_size_bytes",
+                "backup_full",
+                "MSSQLSERVER/msDB [sqlserver-0.contoso.com]"
+            )
+        ),
+        Some(0.0)
+    );
+    // Its info says what it backs up.
     assert!(
         m.contains("backup_job_info{system=\"azure\",upstream=\"azure\",operation=\"backup_full\",job_name=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\",server=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\",volume=\"\",vault=\"vendorvault\",job_type=\"AzureWorkloadJob\",workload_type=\"SQLDataBase\"} 1"),
         "{m}"

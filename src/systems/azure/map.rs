@@ -16,6 +16,10 @@ use crate::parse;
 use crate::sources::source::FieldParser;
 use crate::status::Status;
 
+/// The size key of workload (SQL Server, SAP HANA) and Azure Files jobs: a number of MB
+/// with no unit in the value (VM jobs say `"Backup Size": "2332 MB"`).
+const DATA_TRANSFERRED: &str = "Data Transferred (in MB)";
+
 /// The shared `field` label of each of Azure's field names (interface 5.1).
 pub(super) fn label(field: &str) -> ParseField {
     match field {
@@ -23,7 +27,7 @@ pub(super) fn label(field: &str) -> ParseField {
         "duration" => ParseField::Elapsed,
         "startTime" => ParseField::StartTime,
         "endTime" => ParseField::EndTime,
-        "Backup Size" => ParseField::Size,
+        "Backup Size" | DATA_TRANSFERRED => ParseField::Size,
         "entityFriendlyName" => ParseField::JobName,
         shared => ParseField::of(shared),
     }
@@ -263,10 +267,15 @@ pub(super) fn status_of(fields: &FieldParser, job: &Job) -> (Status, String) {
     fields.status("status", props.and_then(|p| p.status.as_ref()))
 }
 
+/// The series of `job`, a job of the list: the list decides its identity, status and
+/// times; `details` (its details answer, when read) only add progress and message, as
+/// `facts` add size and failure (interface 6.2).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn record(
     fields: &FieldParser,
     vault: &AzureVault,
     job: &Job,
+    details: Option<&Job>,
     seen: Parsed,
     facts: Facts,
     ended: Vec<Status>,
@@ -287,7 +296,11 @@ pub(super) fn record(
         start,
         end,
     } = seen;
-    let extended = props.extended_info.clone().unwrap_or_default();
+    let extended = details
+        .and_then(|d| d.properties.as_ref())
+        .and_then(|p| p.extended_info.clone())
+        .or_else(|| props.extended_info.clone())
+        .unwrap_or_default();
     let mut info = vec![("vault", vault.name.clone())];
     if let Some(job_type) = fields
         .text("jobType", props.job_type.as_ref())
@@ -337,7 +350,9 @@ pub(super) fn record(
     }
 }
 
-/// A job's status and times parsed from a fresh answer (its details).
+/// A job's status and times parsed from one answer alone (the tests map a details answer
+/// as if it were the list's job).
+#[cfg(test)]
 pub(super) fn parse_again(fields: &FieldParser, job: &Job) -> Parsed {
     let props = job.properties.as_ref();
     let (status, raw_status) = status_of(fields, job);
@@ -353,17 +368,20 @@ pub(super) fn parse_again(fields: &FieldParser, job: &Job) -> Parsed {
 pub(super) fn facts_of(fields: &FieldParser, job: &Job, status: Status) -> Facts {
     let props = job.properties.as_ref();
     let extended = props.and_then(|p| p.extended_info.as_ref());
-    let size_bytes = extended
-        .and_then(|e| e.property_bag.as_ref())
-        .and_then(|bag| bag.get("Backup Size"))
-        .and_then(|size| fields.text("Backup Size", Some(size)))
-        .and_then(|size| match parse::parse_size(&size) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                fields.invalid("Backup Size", &e);
-                None
-            }
-        });
+    let bag = extended.and_then(|e| e.property_bag.as_ref());
+    let size = |key: &str, unit: &str| {
+        bag.and_then(|bag| bag.get(key))
+            .and_then(|size| fields.text(key, Some(size)))
+            .and_then(|size| match parse::parse_size(&format!("{size}{unit}")) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    fields.invalid(key, &e);
+                    None
+                }
+            })
+    };
+    // VM jobs carry the unit in the value, workload and Azure Files jobs in the key.
+    let size_bytes = size("Backup Size", "").or_else(|| size(DATA_TRANSFERRED, " MB"));
     let failure = (status == Status::Failed).then(|| failure_of(job));
     Facts {
         size_bytes,
@@ -371,8 +389,9 @@ pub(super) fn facts_of(fields: &FieldParser, job: &Job, status: Status) -> Facts
     }
 }
 
-/// Why a job failed: `errorDetails[0].errorString` and `errorCode`, else the `taskId` of
-/// the first failed task (interface 5.1).
+/// Why a job failed: `errorDetails[0].errorString`, `errorCode` (a number in every Azure
+/// model: its decimal text) and `errorTitle`, else the `taskId` of the first failed task
+/// (interfaces 5.1, 6.2).
 fn failure_of(job: &Job) -> Failure {
     let props = job.properties.as_ref();
     let first_error = props
@@ -380,7 +399,11 @@ fn failure_of(job: &Job) -> Failure {
         .and_then(|d| d.as_array())
         .and_then(|d| d.first());
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
-    let code = text(first_error.and_then(|e| e.get("errorCode")));
+    let code = match first_error.and_then(|e| e.get("errorCode")) {
+        Some(Value::Number(n)) => n.to_string(),
+        other => text(other),
+    };
+    let title = text(first_error.and_then(|e| e.get("errorTitle")));
     let mut reason = text(first_error.and_then(|e| e.get("errorString")));
     if reason.trim().is_empty() {
         reason = props
@@ -397,7 +420,7 @@ fn failure_of(job: &Job) -> Failure {
             .map(|t| text(t.get("taskId")))
             .unwrap_or_default();
     }
-    Failure::new(&reason, &code)
+    Failure::new(&reason, &code).with_title(&title)
 }
 
 #[cfg(test)]
@@ -414,6 +437,7 @@ mod tests {
             ("startTime", "start_time"),
             ("endTime", "end_time"),
             ("Backup Size", "size"),
+            ("Data Transferred (in MB)", "size"),
             ("entityFriendlyName", "job_name"),
             ("operation", "other"),
             ("jobType", "other"),

@@ -88,7 +88,7 @@ impl Fixture {
     pub(super) fn details(&self, job: &Job) -> JobRecord {
         let seen = parse_again(&self.fields, job);
         let facts = facts_of(&self.fields, job, seen.status);
-        record(&self.fields, &vault(), job, seen, facts, Vec::new(), None)
+        record(&self.fields, &vault(), job, None, seen, facts, Vec::new(), None)
     }
 
     /// A list folded into series the way a poll does (no details read).
@@ -107,6 +107,7 @@ impl Fixture {
                     &self.fields,
                     &vault(),
                     &g.newest,
+                    None,
                     g.newest_seen,
                     facts,
                     g.ended,
@@ -236,6 +237,14 @@ fn docs_sql_full_backup_failed() {
         failure.reason,
         "Operation cancelled as a conflicting operation was already running on the same database."
     );
+    // `errorCode` is a number: its decimal text; `errorTitle` is the title.
+    assert_eq!(failure.code, "510008");
+    assert_eq!(
+        failure.title,
+        "OperationCancelledBecauseConflictingOperationRunningUserError"
+    );
+    // `"Data Transferred (in MB)": "0"`: the size of a workload job.
+    assert_eq!(r.size_bytes, Some(0.0));
 }
 
 #[test]
@@ -254,6 +263,10 @@ fn docs_azure_files_restores_in_progress() {
         assert!((got - elapsed).abs() < 1e-6, "{file}: {got}");
         assert_eq!(info(&r, "job_type"), Some("AzureStorageJob"), "{file}");
     }
+    // The alternate-location restore reports `"Data Transferred (in MB)": "0"`.
+    let f = Fixture::new();
+    let r = f.details(&job("docs-restore-afs-job-restore-alr-inprogress.json"));
+    assert_eq!(r.size_bytes, Some(0.0));
 }
 
 /// The SQL article's failed `"Backup (Full)"` and, derived from it by hand (no vendor
@@ -365,4 +378,61 @@ fn every_job_type_of_the_specification_decodes_and_maps() {
         assert_eq!(info(&r, "job_type"), Some(job_type));
         assert_eq!(info(&r, "workload_type"), workload, "{job_type}");
     }
+}
+
+/// `"Data Transferred (in MB)"` is a number of MB (2^20 bytes, as `"Backup Size"`'s MB);
+/// `"Backup Size"` wins when both are there; a value that is not a number is a size parse
+/// error, the rest of the job still exported.
+#[test]
+fn size_from_backup_size_or_data_transferred() {
+    let mut sql = answer("docs-manage-sql-vm-job-backup-full-failed.txt");
+    let bag = |v: &mut Value, b: Value| v["properties"]["extendedInfo"]["propertyBag"] = b;
+    for (given, want, errors) in [
+        (serde_json::json!({ "Data Transferred (in MB)": "12.5" }), Some(12.5 * 1048576.0), 0),
+        (
+            serde_json::json!({ "Data Transferred (in MB)": "12", "Backup Size": "1 GB" }),
+            Some(1073741824.0),
+            0,
+        ),
+        (serde_json::json!({ "Data Transferred (in MB)": "many" }), None, 1),
+        (serde_json::json!({}), None, 0),
+    ] {
+        bag(&mut sql, given.clone());
+        let f = Fixture::new();
+        let r = f.details(&serde_json::from_value(sql.clone()).unwrap());
+        assert_eq!(r.size_bytes, want, "{given}");
+        let size_errors = f
+            .parse_errors()
+            .iter()
+            .find(|(field, _)| *field == "size")
+            .map_or(0, |(_, n)| *n);
+        assert_eq!(size_errors, errors, "{given}");
+        assert_eq!(r.status, Status::Failed, "{given}");
+    }
+}
+
+/// The list decides a job's identity, status and times; its details answer only adds
+/// progress, message, size and failure, even when it disagrees (a job that moved on
+/// between the two requests, or an answer from elsewhere).
+#[test]
+fn details_never_move_a_job_to_another_identity() {
+    let f = Fixture::new();
+    let list = answer("spec-2025-08-01-ListJobsWithAllSupportedFilters.json")["value"][0].clone();
+    let mut details = answer("spec-2025-08-01-GetJobDetails.json");
+    details["properties"]["entityFriendlyName"] = "othervm".into();
+    details["properties"]["operation"] = "Restore".into();
+    details["properties"]["status"] = "Completed".into();
+    details["properties"]["startTime"] = "2020-01-01T00:00:00Z".into();
+    details["properties"]["extendedInfo"]["progressPercentage"] = 40.into();
+    let list: Job = serde_json::from_value(list).unwrap();
+    let details: Job = serde_json::from_value(details).unwrap();
+    let seen = parse_again(&f.fields, &list);
+    let facts = facts_of(&f.fields, &details, seen.status);
+    let r = record(&f.fields, &vault(), &list, Some(&details), seen, facts, Vec::new(), None);
+    assert_eq!(r.key.job_name, "testvm");
+    assert_eq!(r.key.server, "testvm");
+    assert_eq!(r.key.operation, "backup");
+    assert_eq!(r.status, Status::Running);
+    assert_eq!(r.start_time, Some(unix("2017-08-03T05:31:07.014604Z")));
+    assert_eq!(r.progress, Some(0.4), "progress comes from the details");
 }
