@@ -815,3 +815,70 @@ async fn vendor_answers_through_the_simulator_give_their_series() {
         "{m}"
     );
 }
+
+/// The simulator's live workload vault, read by the real binary: a SQL Server database's
+/// full and log backups as their own series (with `workload_type` and the size each
+/// transferred) and an Azure Files share's backups.
+#[test]
+fn live_sql_and_azure_files_jobs_give_their_series() {
+    let sim = sim(&[]);
+    let yaml = format!(
+        "upstreams:\n{}",
+        azure_upstream(
+            &sim,
+            "",
+            LIVE_SUB,
+            "[{ resource_group: rg-backup, name: vault-workloads }]"
+        )
+    );
+    let (code, m, stderr) = once(&yaml, &[]);
+    assert_eq!(code, Some(0), "{stderr}\n{m}");
+    let db = "MSSQLSERVER/salesdb [sql-01.contoso.com]";
+    for operation in ["backup_full", "backup_log"] {
+        let info = format!(
+            "backup_job_info{{system=\"azure\",upstream=\"azure\",operation=\"{operation}\",job_name=\"{db}\",server=\"{db}\",volume=\"\",vault=\"vault-workloads\",job_type=\"AzureWorkloadJob\",workload_type=\"SQLDataBase\"}} 1"
+        );
+        assert!(m.contains(&info), "{info}\n{m}");
+    }
+    assert!(
+        m.contains("backup_job_info{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"finance-share\",server=\"finance-share\",volume=\"\",vault=\"vault-workloads\",job_type=\"AzureStorageJob\"} 1"),
+        "{m}"
+    );
+    // Sizes from "Data Transferred (in MB)" (the newest finished run's).
+    assert!(
+        m.lines().any(|l| l.starts_with(
+            "backup_job_size_bytes{system=\"azure\",upstream=\"azure\",operation=\"backup_log\""
+        )),
+        "{m}"
+    );
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("backup_parse_errors_total{") && l.ends_with(" 0"))
+            && !m
+                .lines()
+                .any(|l| l.starts_with("backup_parse_errors_total{") && !l.ends_with(" 0")),
+        "no parse error:\n{m}"
+    );
+}
+
+/// `--demo` shows the SQL Server and Azure Files jobs of the bundled simulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_shows_sql_and_azure_files_jobs() {
+    let mut cmd = std::process::Command::new(exporter_bin());
+    cmd.args([
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "json",
+    ]);
+    let exp = Exporter::launch(cmd, tempfile::tempdir().unwrap());
+    exp.wait_ready().await;
+    exp.wait_metrics("SQL and Azure Files jobs", |m| {
+        m.contains("operation=\"backup_full\"")
+            && m.contains("operation=\"backup_log\"")
+            && m.contains("workload_type=\"SQLDataBase\"")
+            && m.contains("job_type=\"AzureStorageJob\"")
+    })
+    .await;
+}
