@@ -346,6 +346,7 @@ pub fn render_job(
         let mut l = labels.to_vec();
         l.push(("code", &failure.code));
         l.push(("reason", &failure.reason));
+        l.push(("title", &failure.title));
         write_sample(
             out.buf(Family::JobFailureReason),
             Family::JobFailureReason.name(),

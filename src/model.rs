@@ -119,13 +119,15 @@ pub struct JobRecord {
     pub size_bytes: Option<f64>,
 }
 
-/// Why a run failed, as `backup_job_failure_reason{code, reason}` says it.
+/// Why a run failed, as `backup_job_failure_reason{code, reason, title}` says it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Failure {
     /// Normalized with [`failure_text`]; "" when the upstream gives no reason.
     pub reason: String,
     /// The upstream's error code; "" where there is none.
     pub code: String,
+    /// The upstream's title of the error (Azure's `errorTitle`); "" where there is none.
+    pub title: String,
 }
 
 impl Failure {
@@ -135,7 +137,14 @@ impl Failure {
         Failure {
             reason: failure_text(reason),
             code: failure_text(code),
+            title: String::new(),
         }
+    }
+
+    /// The same failure with the upstream's error `title`, normalized like the reason.
+    pub fn with_title(mut self, title: &str) -> Self {
+        self.title = failure_text(title);
+        self
     }
 }
 

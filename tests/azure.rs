@@ -524,8 +524,8 @@ async fn azure_finished_jobs_details_are_read_once_for_size_and_failure_reason()
         .wait_metrics("the size", |m| value(m, &size).is_some())
         .await;
     assert_eq!(value(&m, &size), Some(2332.0 * 1024.0 * 1024.0));
-    assert!(m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"vm-bad\",server=\"vm-bad\",volume=\"\",code=\"UserErrorVmNotFound\",reason=\"The VM was not found.\"} 1"), "{m}");
-    assert!(m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"vm-task\",server=\"vm-task\",volume=\"\",code=\"\",reason=\"Transfer data to vault\"} 1"), "{m}");
+    assert!(m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"vm-bad\",server=\"vm-bad\",volume=\"\",code=\"UserErrorVmNotFound\",reason=\"The VM was not found.\",title=\"\"} 1"), "{m}");
+    assert!(m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"vm-task\",server=\"vm-task\",volume=\"\",code=\"\",reason=\"Transfer data to vault\",title=\"\"} 1"), "{m}");
     assert!(
         !m.contains("job_name=\"vm-ok\",server=\"vm-ok\",volume=\"\",code="),
         "no reason series for a success"
@@ -676,4 +676,209 @@ async fn workload_identity_rereads_the_federated_token_on_every_renewal() {
         !logs.contains("federated-assertion"),
         "assertion leaked:\n{logs}"
     );
+}
+
+/// A file of `tests/data/vendor/azure/`: the first JSON value (the articles' `.txt`
+/// blocks end with text that is not JSON, as published).
+fn vendor_answer(file: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/vendor/azure")
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<serde_json::Value>()
+        .next()
+        .unwrap()
+        .unwrap()
+}
+
+/// The job answers Azure published (REST specification example, REST articles), served
+/// verbatim by the simulator as one vault's jobs and read by the real binary (`--once`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_answers_through_the_simulator_give_their_series() {
+    let sim = sim(&[]);
+    let jobs: Vec<serde_json::Value> = [
+        "docs-managejobs-iaasvm-job-backup-completed.txt",
+        "docs-manage-sql-vm-job-backup-full-failed.txt",
+        "docs-restore-afs-job-restore-inprogress.json",
+        "docs-restore-afs-job-restore-alr-inprogress.json",
+    ]
+    .into_iter()
+    .map(vendor_answer)
+    .chain(std::iter::once(
+        vendor_answer("spec-2025-08-01-GetJobDetails.json")["responses"]["200"]["body"].clone(),
+    ))
+    .collect();
+    sim.put_json("/_sim/azure/vendorvault/jobs", &json!(jobs))
+        .await;
+    let yaml = format!(
+        "upstreams:\n{}",
+        azure_upstream(
+            &sim,
+            "    lookback: 100000h\n",
+            LIVE_SUB,
+            "[{ resource_group: rg-vendor, name: vendorvault }]"
+        )
+    );
+    let (code, m, stderr) = tokio::task::spawn_blocking(move || once(&yaml, &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stderr}\n{m}");
+    let s = |metric, operation, job: &str| series(metric, "azure", "azure", operation, job, job);
+    assert_eq!(
+        value(&m, &up("azure", "azure", "vault", "rg-vendor/vendorvault")),
+        Some(1.0)
+    );
+    assert!(
+        !m.lines()
+            .any(|l| l.starts_with("backup_parse_errors_total{") && !l.ends_with(" 0")),
+        "no parse error:\n{m}"
+    );
+    // IaaS VM backup completed, with its size.
+    assert_eq!(
+        value(
+            &m,
+            &status(
+                "azure",
+                "azure",
+                "backup",
+                "uttestvmub1",
+                "uttestvmub1",
+                "completed"
+            )
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, &s("backup_job_size_bytes", "backup", "uttestvmub1")),
+        Some(2332.0 * 1024.0 * 1024.0)
+    );
+    // The specification's running VM backup.
+    assert_eq!(
+        value(
+            &m,
+            &status("azure", "azure", "backup", "testvm", "testvm", "running")
+        ),
+        Some(1.0)
+    );
+    // Azure Files restores: one series, the newest (alternate location) one, running.
+    assert_eq!(
+        value(
+            &m,
+            &status(
+                "azure",
+                "azure",
+                "restore",
+                "azurefiles",
+                "azurefiles",
+                "running"
+            )
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            &s("backup_job_start_time_seconds", "restore", "azurefiles")
+        ),
+        Some(1_580_922_618.106_532)
+    );
+    // The SQL database's failed full backup is there, failed, as `backup_full`.
+    assert!(
+        m.lines().any(|l| l.starts_with("backup_job_status{")
+            && l.contains("operation=\"backup_full\"")
+            && l.contains("job_name=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\"")
+            && l.contains("status=\"failed\"")
+            && l.ends_with(" 1")),
+        "{m}"
+    );
+    // Why: Azure's numeric errorCode as decimal text, its errorTitle as the title.
+    assert!(
+        m.contains("backup_job_failure_reason{system=\"azure\",upstream=\"azure\",operation=\"backup_full\",job_name=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\",server=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\",volume=\"\",code=\"510008\",reason=\"Operation cancelled as a conflicting operation was already running on the same database.\",title=\"OperationCancelledBecauseConflictingOperationRunningUserError\"} 1"),
+        "{m}"
+    );
+    // Its size from "Data Transferred (in MB)".
+    assert_eq!(
+        value(
+            &m,
+            &s(
+                "backup_job_size_bytes",
+                "backup_full",
+                "MSSQLSERVER/msDB [sqlserver-0.contoso.com]"
+            )
+        ),
+        Some(0.0)
+    );
+    // Its info says what it backs up.
+    assert!(
+        m.contains("backup_job_info{system=\"azure\",upstream=\"azure\",operation=\"backup_full\",job_name=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\",server=\"MSSQLSERVER/msDB [sqlserver-0.contoso.com]\",volume=\"\",vault=\"vendorvault\",job_type=\"AzureWorkloadJob\",workload_type=\"SQLDataBase\"} 1"),
+        "{m}"
+    );
+}
+
+/// The simulator's live workload vault, read by the real binary: a SQL Server database's
+/// full and log backups as their own series (with `workload_type` and the size each
+/// transferred) and an Azure Files share's backups.
+#[test]
+fn live_sql_and_azure_files_jobs_give_their_series() {
+    let sim = sim(&[]);
+    let yaml = format!(
+        "upstreams:\n{}",
+        azure_upstream(
+            &sim,
+            "",
+            LIVE_SUB,
+            "[{ resource_group: rg-backup, name: vault-workloads }]"
+        )
+    );
+    let (code, m, stderr) = once(&yaml, &[]);
+    assert_eq!(code, Some(0), "{stderr}\n{m}");
+    let db = "MSSQLSERVER/salesdb [sql-01.contoso.com]";
+    for operation in ["backup_full", "backup_log"] {
+        let info = format!(
+            "backup_job_info{{system=\"azure\",upstream=\"azure\",operation=\"{operation}\",job_name=\"{db}\",server=\"{db}\",volume=\"\",vault=\"vault-workloads\",job_type=\"AzureWorkloadJob\",workload_type=\"SQLDataBase\"}} 1"
+        );
+        assert!(m.contains(&info), "{info}\n{m}");
+    }
+    assert!(
+        m.contains("backup_job_info{system=\"azure\",upstream=\"azure\",operation=\"backup\",job_name=\"finance-share\",server=\"finance-share\",volume=\"\",vault=\"vault-workloads\",job_type=\"AzureStorageJob\"} 1"),
+        "{m}"
+    );
+    // Sizes from "Data Transferred (in MB)" (the newest finished run's).
+    assert!(
+        m.lines().any(|l| l.starts_with(
+            "backup_job_size_bytes{system=\"azure\",upstream=\"azure\",operation=\"backup_log\""
+        )),
+        "{m}"
+    );
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("backup_parse_errors_total{") && l.ends_with(" 0"))
+            && !m
+                .lines()
+                .any(|l| l.starts_with("backup_parse_errors_total{") && !l.ends_with(" 0")),
+        "no parse error:\n{m}"
+    );
+}
+
+/// `--demo` shows the SQL Server and Azure Files jobs of the bundled simulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_shows_sql_and_azure_files_jobs() {
+    let mut cmd = std::process::Command::new(exporter_bin());
+    cmd.args([
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "json",
+    ]);
+    let exp = Exporter::launch(cmd, tempfile::tempdir().unwrap());
+    exp.wait_ready().await;
+    exp.wait_metrics("SQL and Azure Files jobs", |m| {
+        m.contains("operation=\"backup_full\"")
+            && m.contains("operation=\"backup_log\"")
+            && m.contains("workload_type=\"SQLDataBase\"")
+            && m.contains("job_type=\"AzureStorageJob\"")
+    })
+    .await;
 }

@@ -353,7 +353,7 @@ async fn the_newest_scp_entry_is_the_latest_restore_start_and_a_failure_has_a_re
     let failed = status("scp", "scp", "restore", "erp-db", "new", "failed");
     assert_eq!(value(&out, &failed), Some(1.0), "{out}");
     assert!(
-        out.contains("backup_job_failure_reason{system=\"scp\",upstream=\"scp\",operation=\"restore\",job_name=\"erp-db\",server=\"new\",volume=\"\",code=\"\",reason=\"\"} 1"),
+        out.contains("backup_job_failure_reason{system=\"scp\",upstream=\"scp\",operation=\"restore\",job_name=\"erp-db\",server=\"new\",volume=\"\",code=\"\",reason=\"\",title=\"\"} 1"),
         "{out}"
     );
     // One unknown state in one observation: one parse error.

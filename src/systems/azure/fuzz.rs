@@ -112,6 +112,7 @@ fn record_of_group(f: &Fixture, g: Group) -> JobRecord {
         &f.fields,
         &vault(),
         &g.newest,
+        None,
         g.newest_seen,
         facts,
         g.ended,
@@ -123,7 +124,7 @@ fn record_of_group(f: &Fixture, g: Group) -> JobRecord {
 fn record_of_job(f: &Fixture, job: &Job) -> JobRecord {
     let seen = parse_again(&f.fields, job);
     let facts = facts_of(&f.fields, job, seen.status);
-    record(&f.fields, &vault(), job, seen, facts, Vec::new(), None)
+    record(&f.fields, &vault(), job, None, seen, facts, Vec::new(), None)
 }
 
 fn answers(body: &[u8]) -> Result<(), TestCaseError> {

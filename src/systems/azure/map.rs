@@ -16,6 +16,10 @@ use crate::parse;
 use crate::sources::source::FieldParser;
 use crate::status::Status;
 
+/// The size key of workload (SQL Server, SAP HANA) and Azure Files jobs: a number of MB
+/// with no unit in the value (VM jobs say `"Backup Size": "2332 MB"`).
+const DATA_TRANSFERRED: &str = "Data Transferred (in MB)";
+
 /// The shared `field` label of each of Azure's field names (interface 5.1).
 pub(super) fn label(field: &str) -> ParseField {
     match field {
@@ -23,7 +27,7 @@ pub(super) fn label(field: &str) -> ParseField {
         "duration" => ParseField::Elapsed,
         "startTime" => ParseField::StartTime,
         "endTime" => ParseField::EndTime,
-        "Backup Size" => ParseField::Size,
+        "Backup Size" | DATA_TRANSFERRED => ParseField::Size,
         "entityFriendlyName" => ParseField::JobName,
         shared => ParseField::of(shared),
     }
@@ -66,10 +70,13 @@ impl Groups {
             fields.missing("entityFriendlyName");
             return;
         };
+        // Grouped by the label the series gets, so two spellings of one operation
+        // (`Backup`, `backup`) are never two series with one identity.
         let operation = fields
             .text("operation", props.and_then(|p| p.operation.as_ref()))
+            .map(|o| snake_case(&o))
             .filter(|o| !o.is_empty())
-            .unwrap_or_else(|| "Unknown".to_string());
+            .unwrap_or_else(|| "unknown".to_string());
         let start = fields.time("startTime", props.and_then(|p| p.start_time.as_ref()));
         let end = fields.time("endTime", props.and_then(|p| p.end_time.as_ref()));
         let (status, raw_status) = status_of(&job);
@@ -167,7 +174,12 @@ pub(super) fn job_name(job: &Job) -> Option<String> {
     }
 }
 
-/// `ConfigureBackup` -> `configure_backup`.
+/// The `operation` label of Azure's operation text: `ConfigureBackup` ->
+/// `configure_backup`, and an operation with a backup type (workload jobs:
+/// `"Backup (Full)"`, `"Backup (Copy Only Full)"`, ...) -> `backup_full`,
+/// `backup_copy_only_full`: every character that is neither a letter nor a digit (spaces,
+/// brackets, dashes) separates words, so each backup type is its own series and a failed
+/// full backup is never hidden by the next successful log backup (interface 6.2).
 pub(super) fn snake_case(operation: &str) -> String {
     let mut out = String::with_capacity(operation.len() + 4);
     let mut prev_lower = false;
@@ -178,15 +190,18 @@ pub(super) fn snake_case(operation: &str) -> String {
             }
             out.extend(c.to_lowercase());
             prev_lower = false;
-        } else if c == ' ' || c == '-' {
+        } else if c.is_alphanumeric() {
+            out.push(c);
+            prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        } else {
             if !out.ends_with('_') && !out.is_empty() {
                 out.push('_');
             }
             prev_lower = false;
-        } else {
-            out.push(c);
-            prev_lower = c.is_lowercase() || c.is_ascii_digit();
         }
+    }
+    while out.ends_with('_') {
+        out.pop();
     }
     out
 }
@@ -252,10 +267,15 @@ pub(super) fn status_of(fields: &FieldParser, job: &Job) -> (Status, String) {
     fields.status("status", props.and_then(|p| p.status.as_ref()))
 }
 
+/// The series of `job`, a job of the list: the list decides its identity, status and
+/// times; `details` (its details answer, when read) only add progress and message, as
+/// `facts` add size and failure (interface 6.2).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn record(
     fields: &FieldParser,
     vault: &AzureVault,
     job: &Job,
+    details: Option<&Job>,
     seen: Parsed,
     facts: Facts,
     ended: Vec<Status>,
@@ -276,13 +296,25 @@ pub(super) fn record(
         start,
         end,
     } = seen;
-    let extended = props.extended_info.clone().unwrap_or_default();
+    let extended = details
+        .and_then(|d| d.properties.as_ref())
+        .and_then(|p| p.extended_info.clone())
+        .or_else(|| props.extended_info.clone())
+        .unwrap_or_default();
     let mut info = vec![("vault", vault.name.clone())];
     if let Some(job_type) = fields
         .text("jobType", props.job_type.as_ref())
         .filter(|t| !t.is_empty())
     {
         info.push(("job_type", job_type));
+    }
+    // Which workload a job backs up (SQL Server, SAP HANA, ...): only workload, MAB and
+    // DPM jobs say; the others have their job type only (interface 6.2).
+    if let Some(workload_type) = fields
+        .text("workloadType", props.workload_type.as_ref())
+        .filter(|t| !t.is_empty())
+    {
+        info.push(("workload_type", workload_type));
     }
     // No `job_id`: it changes with every run, and an info series per run is churn
     // (interface 5.1).
@@ -318,7 +350,9 @@ pub(super) fn record(
     }
 }
 
-/// A job's status and times parsed from a fresh answer (its details).
+/// A job's status and times parsed from one answer alone (the tests map a details answer
+/// as if it were the list's job).
+#[cfg(test)]
 pub(super) fn parse_again(fields: &FieldParser, job: &Job) -> Parsed {
     let props = job.properties.as_ref();
     let (status, raw_status) = status_of(fields, job);
@@ -334,17 +368,20 @@ pub(super) fn parse_again(fields: &FieldParser, job: &Job) -> Parsed {
 pub(super) fn facts_of(fields: &FieldParser, job: &Job, status: Status) -> Facts {
     let props = job.properties.as_ref();
     let extended = props.and_then(|p| p.extended_info.as_ref());
-    let size_bytes = extended
-        .and_then(|e| e.property_bag.as_ref())
-        .and_then(|bag| bag.get("Backup Size"))
-        .and_then(|size| fields.text("Backup Size", Some(size)))
-        .and_then(|size| match parse::parse_size(&size) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                fields.invalid("Backup Size", &e);
-                None
-            }
-        });
+    let bag = extended.and_then(|e| e.property_bag.as_ref());
+    let size = |key: &str, unit: &str| {
+        bag.and_then(|bag| bag.get(key))
+            .and_then(|size| fields.text(key, Some(size)))
+            .and_then(|size| match parse::parse_size(&format!("{size}{unit}")) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    fields.invalid(key, &e);
+                    None
+                }
+            })
+    };
+    // VM jobs carry the unit in the value, workload and Azure Files jobs in the key.
+    let size_bytes = size("Backup Size", "").or_else(|| size(DATA_TRANSFERRED, " MB"));
     let failure = (status == Status::Failed).then(|| failure_of(job));
     Facts {
         size_bytes,
@@ -352,8 +389,9 @@ pub(super) fn facts_of(fields: &FieldParser, job: &Job, status: Status) -> Facts
     }
 }
 
-/// Why a job failed: `errorDetails[0].errorString` and `errorCode`, else the `taskId` of
-/// the first failed task (interface 5.1).
+/// Why a job failed: `errorDetails[0].errorString`, `errorCode` (a number in every Azure
+/// model: its decimal text) and `errorTitle`, else the `taskId` of the first failed task
+/// (interfaces 5.1, 6.2).
 fn failure_of(job: &Job) -> Failure {
     let props = job.properties.as_ref();
     let first_error = props
@@ -361,7 +399,11 @@ fn failure_of(job: &Job) -> Failure {
         .and_then(|d| d.as_array())
         .and_then(|d| d.first());
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
-    let code = text(first_error.and_then(|e| e.get("errorCode")));
+    let code = match first_error.and_then(|e| e.get("errorCode")) {
+        Some(Value::Number(n)) => n.to_string(),
+        other => text(other),
+    };
+    let title = text(first_error.and_then(|e| e.get("errorTitle")));
     let mut reason = text(first_error.and_then(|e| e.get("errorString")));
     if reason.trim().is_empty() {
         reason = props
@@ -378,7 +420,7 @@ fn failure_of(job: &Job) -> Failure {
             .map(|t| text(t.get("taskId")))
             .unwrap_or_default();
     }
-    Failure::new(&reason, &code)
+    Failure::new(&reason, &code).with_title(&title)
 }
 
 #[cfg(test)]
@@ -395,9 +437,11 @@ mod tests {
             ("startTime", "start_time"),
             ("endTime", "end_time"),
             ("Backup Size", "size"),
+            ("Data Transferred (in MB)", "size"),
             ("entityFriendlyName", "job_name"),
             ("operation", "other"),
             ("jobType", "other"),
+            ("workloadType", "other"),
             ("extendedInfo.dynamicErrorMessage", "other"),
         ] {
             assert_eq!(label(field).as_str(), shared, "{field}");
@@ -414,6 +458,14 @@ mod tests {
             ("CrossRegionRestore", "cross_region_restore"),
             ("Disable backup", "disable_backup"),
             ("already_snake", "already_snake"),
+            ("Backup (Full)", "backup_full"),
+            ("Backup (Differential)", "backup_differential"),
+            ("Backup (Log)", "backup_log"),
+            ("Backup (Copy Only Full)", "backup_copy_only_full"),
+            ("Backup (Incremental)", "backup_incremental"),
+            ("Backup ( Log )", "backup_log"),
+            ("(Full)", "full"),
+            ("Backup-Log", "backup_log"),
         ] {
             assert_eq!(snake_case(raw), want, "{raw}");
         }

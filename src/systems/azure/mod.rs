@@ -25,6 +25,8 @@ mod fuzz;
 mod labels;
 mod map;
 mod source;
+#[cfg(test)]
+mod vendor;
 mod wire;
 
 pub use config::{AzureAuth, AzureConfig, AzureVault, LOOKBACK};

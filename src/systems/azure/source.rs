@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::auth::token;
 use super::config::{AzureConfig, AzureVault};
 use super::labels::VAULT;
-use super::map::{self, facts_of, job_name, parse_again, record, status_of, Facts, Groups, Memory};
+use super::map::{self, facts_of, job_name, record, status_of, Facts, Groups, Memory};
 use super::wire::{Job, JobList, ListCount};
 use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::PollOutput;
@@ -86,8 +86,10 @@ impl Source for Azure {
         let mut records = Vec::with_capacity(groups.len());
         let mut facts_now: HashMap<String, Facts> = HashMap::new();
         for group in groups {
-            let mut newest = group.newest;
-            let mut seen = group.newest_seen;
+            // The list's job decides identity, status and times; its details only add.
+            let newest = group.newest;
+            let seen = group.newest_seen;
+            let mut details: Option<Job> = None;
             let id = job_name(&newest);
             let known = id
                 .as_ref()
@@ -107,16 +109,12 @@ impl Source for Azure {
                         .get::<Job>(self.job_url(vault, id)?, deadline, None)
                         .await
                     {
-                        Ok(detail) => {
-                            newest = detail;
-                            if running {
-                                seen = parse_again(&self.fields, &newest);
-                            }
-                        }
+                        Ok(detail) => details = Some(detail),
                         Err(fault) if fault.outcome == Outcome::NotFound => {}
                         Err(fault) => return Err(fault),
                     }
-                    let facts = facts_of(&self.fields, &newest, seen.status);
+                    let facts =
+                        facts_of(&self.fields, details.as_ref().unwrap_or(&newest), seen.status);
                     if seen.status.is_terminal() {
                         facts_now.insert(id.clone(), facts.clone());
                     }
@@ -154,6 +152,7 @@ impl Source for Azure {
                 &self.fields,
                 vault,
                 &newest,
+                details.as_ref(),
                 seen,
                 facts,
                 group.ended,

@@ -36,6 +36,9 @@ pub(super) struct Job {
 #[serde(rename_all = "camelCase")]
 pub(super) struct JobProperties {
     pub(super) job_type: Option<Value>,
+    /// What a workload, MAB or DPM job backs up (`SQLDataBase`, `SAPHanaDatabase`, ...);
+    /// absent for VM, Azure Files and vault jobs.
+    pub(super) workload_type: Option<Value>,
     pub(super) duration: Option<Value>,
     pub(super) entity_friendly_name: Option<Value>,
     pub(super) operation: Option<Value>,

@@ -1,6 +1,7 @@
 //! The Azure live scenario: vaults whose VMs are backed up every cycle (some cycles fail,
-//! complete with warnings or are cancelled), restored and reconfigured now and then, as a
-//! pure function of the clock.
+//! complete with warnings or are cancelled), restored and reconfigured now and then; SQL
+//! Server databases with a full backup every cycle and four log backups; Azure Files
+//! shares backed up every cycle; all as a pure function of the clock.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -16,9 +17,23 @@ const HISTORY: i64 = 3;
 /// Longer cycles are treated as this long, which keeps every time computable.
 const MAX_CYCLE_MS: i64 = 30 * 86_400_000;
 
-/// A VM protected by a live vault, and how its jobs go.
+/// What a protected item is, which decides its job type and fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Workload {
+    /// An Azure VM: `AzureIaaSVMJob`, `"Backup Size": "2332 MB"`.
+    Vm,
+    /// A SQL Server database in an Azure VM: `AzureWorkloadJob` with `workloadType`
+    /// `SQLDataBase`, operations `"Backup (Full)"` (each cycle) and `"Backup (Log)"` (four
+    /// per cycle), `"Data Transferred (in MB)"`.
+    SqlDatabase,
+    /// An Azure Files share: `AzureStorageJob`, `"Data Transferred (in MB)"`.
+    FileShare,
+}
+
+/// An item (VM, database, file share) protected by a live vault, and how its jobs go.
 pub(crate) struct VmDef {
     pub name: &'static str,
+    workload: Workload,
     /// The backup of cycle `n` fails when `n % fail_every == 0` (0 = never).
     fail_every: i64,
     /// ... completes with warnings when `n % warn_every == 2`.
@@ -40,6 +55,7 @@ pub(crate) struct VmDef {
 const fn vm(name: &'static str) -> VmDef {
     VmDef {
         name,
+        workload: Workload::Vm,
         fail_every: 0,
         warn_every: 0,
         cancel_every: 0,
@@ -49,6 +65,26 @@ const fn vm(name: &'static str) -> VmDef {
         classic: false,
         run: 0.5,
         size_mb: 2048,
+    }
+}
+
+/// A SQL Server database (its `entityFriendlyName`, as the REST article writes one).
+const fn sql(name: &'static str) -> VmDef {
+    VmDef {
+        workload: Workload::SqlDatabase,
+        run: 0.2,
+        size_mb: 8192,
+        ..vm(name)
+    }
+}
+
+/// An Azure Files share.
+const fn share(name: &'static str) -> VmDef {
+    VmDef {
+        workload: Workload::FileShare,
+        run: 0.15,
+        size_mb: 512,
+        ..vm(name)
     }
 }
 
@@ -113,6 +149,23 @@ pub(crate) static VAULTS: &[VaultDef] = &[
             },
         ],
     },
+    VaultDef {
+        subscription: "11111111-2222-3333-4444-555555555555",
+        resource_group: "rg-backup",
+        name: "vault-workloads",
+        vms: &[
+            // The full backup fails every third cycle; the log backups after it succeed.
+            VmDef {
+                fail_every: 3,
+                ..sql("MSSQLSERVER/salesdb [sql-01.contoso.com]")
+            },
+            sql("MSSQLSERVER/hrdb [sql-01.contoso.com]"),
+            VmDef {
+                warn_every: 4,
+                ..share("finance-share")
+            },
+        ],
+    },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +173,8 @@ enum Operation {
     Backup,
     Restore,
     ConfigureBackup,
+    BackupFull,
+    BackupLog,
 }
 
 impl Operation {
@@ -128,6 +183,8 @@ impl Operation {
             Operation::Backup => "Backup",
             Operation::Restore => "Restore",
             Operation::ConfigureBackup => "ConfigureBackup",
+            Operation::BackupFull => "Backup (Full)",
+            Operation::BackupLog => "Backup (Log)",
         }
     }
 }
@@ -150,6 +207,8 @@ fn live_job(
         Operation::Backup => (0.1, vm.run.clamp(0.05, 0.6) * (0.8 + 0.2 * roll)),
         Operation::Restore => (0.72, 0.18),
         Operation::ConfigureBackup => (0.02, 0.03),
+        Operation::BackupFull => (0.1, vm.run.clamp(0.05, 0.6) * (0.8 + 0.2 * roll)),
+        Operation::BackupLog => (0.3, 0.1 + 0.1 * roll),
     };
     let start = base + (start_share * cycle as f64) as i64;
     if now_ms < start {
@@ -158,7 +217,9 @@ fn live_job(
     let run = ((run_share * cycle as f64) as i64).max(1);
     let hit = |every: i64, rem: i64| every > 0 && k.rem_euclid(every) == rem;
     let (outcome, stop_at) = match op {
-        Operation::Backup if hit(vm.fail_every, 0) => ("Failed", 0.3 + 0.6 * roll),
+        Operation::Backup | Operation::BackupFull if hit(vm.fail_every, 0) => {
+            ("Failed", 0.3 + 0.6 * roll)
+        }
         Operation::Backup if hit(vm.cancel_every, 1) => ("Cancelled", 0.2 + 0.5 * roll),
         Operation::Backup if hit(vm.warn_every, 2) => ("CompletedWithWarnings", 1.0),
         _ => ("Completed", 1.0),
@@ -193,7 +254,12 @@ fn live_job(
 
     // Tasks: each covers a share of the run; the one the run stopped in takes its outcome.
     let shares: &[(&'static str, f64, f64)] = match op {
-        Operation::Backup => &[
+        Operation::Backup | Operation::BackupFull | Operation::BackupLog
+            if vm.workload != Workload::Vm =>
+        {
+            &[("Transfer data to vault", 0.0, 1.0)]
+        }
+        Operation::Backup | Operation::BackupFull | Operation::BackupLog => &[
             ("Take Snapshot", 0.0, 0.2),
             ("Transfer data to vault", 0.2, 1.0),
         ],
@@ -223,9 +289,22 @@ fn live_job(
             }
         })
         .collect();
-    let mut bag = vec![("VM Name", vm.name.to_string())];
+    let completed = outcome.starts_with("Completed") && !running;
+    let mut bag = match vm.workload {
+        Workload::Vm => vec![("VM Name", vm.name.to_string())],
+        Workload::SqlDatabase | Workload::FileShare => Vec::new(),
+    };
     match op {
-        Operation::Backup if outcome.starts_with("Completed") && !running => {
+        _ if vm.workload != Workload::Vm => {
+            // The unit is in the key; a failed run transferred nothing.
+            let share = if op == Operation::BackupLog { 0.02 } else { 1.0 };
+            let size = f64::from(vm.size_mb) * share * (0.9 + 0.2 * unit(mix(seed ^ 4)));
+            if !running {
+                let mb = if completed { size.round() } else { 0.0 };
+                bag.push(("Data Transferred (in MB)", format!("{mb}")));
+            }
+        }
+        Operation::Backup if completed => {
             let size = f64::from(vm.size_mb) * (0.9 + 0.2 * unit(mix(seed ^ 4)));
             bag.push(("Backup Size", format!("{} MB", size.round())));
         }
@@ -237,7 +316,7 @@ fn live_job(
         Operation::ConfigureBackup => {
             bag.push(("Policy Name", "DefaultPolicy".to_string()));
         }
-        Operation::Backup => {}
+        Operation::Backup | Operation::BackupFull | Operation::BackupLog => {}
     }
     let failed = outcome == "Failed" && !running;
     let extended_info = ExtendedInfo {
@@ -246,10 +325,18 @@ fn live_job(
         progress_percentage: running.then(|| ((done * 100.0).min(99.99) * 100.0).round() / 100.0),
         estimated_remaining_duration: (status == "InProgress")
             .then(|| hms(((1.0 - done) * run as f64) as i64)),
-        dynamic_error_message: failed
+        dynamic_error_message: (failed && vm.workload == Workload::Vm)
             .then_some("Could not communicate with the VM agent for snapshot status."),
     };
-    let error_details = if failed {
+    let error_details = if failed && vm.workload == Workload::SqlDatabase {
+        // As the REST article's failed full backup of a SQL database reads.
+        vec![json!({
+            "errorCode": 510_008,
+            "errorString": "Operation cancelled as a conflicting operation was already running on the same database.",
+            "errorTitle": "OperationCancelledBecauseConflictingOperationRunningUserError",
+            "recommendations": ["Please try again after sometime."],
+        })]
+    } else if failed {
         vec![json!({
             "errorCode": 400_006,
             "errorString": "Could not communicate with the VM agent for snapshot status.",
@@ -261,6 +348,11 @@ fn live_job(
     } else {
         Vec::new()
     };
+    let (job_type, management) = match vm.workload {
+        Workload::Vm => ("AzureIaaSVMJob", "AzureIaasVM"),
+        Workload::SqlDatabase => ("AzureWorkloadJob", "AzureWorkload"),
+        Workload::FileShare => ("AzureStorageJob", "AzureStorage"),
+    };
     let mut resource = JobResource {
         id: format!(
             "/subscriptions/{}/resourceGroups/{}/providers/microsoft.recoveryservices/vaults/{}/backupJobs/{name}",
@@ -269,13 +361,19 @@ fn live_job(
         name: &name,
         kind: "Microsoft.RecoveryServices/vaults/backupJobs",
         properties: JobProperties {
-            job_type: "AzureIaaSVMJob",
+            job_type,
+            workload_type: (vm.workload == Workload::SqlDatabase).then_some("SQLDataBase"),
             duration,
             actions_info: running.then_some([1]),
-            virtual_machine_version: if vm.classic { "ClassicCompute" } else { "Compute" },
+            virtual_machine_version: (vm.workload == Workload::Vm).then_some(if vm.classic {
+                "ClassicCompute"
+            } else {
+                "Compute"
+            }),
+            storage_account_name: (vm.workload == Workload::FileShare).then_some("financestg01"),
             extended_info: Some(extended_info),
             entity_friendly_name: vm.name,
-            backup_management_type: "AzureIaasVM",
+            backup_management_type: management,
             operation: op.as_str(),
             status,
             start_time,
@@ -292,7 +390,7 @@ fn live_job(
         start: DateTime::<Utc>::from_timestamp_millis(start),
         operation: op.as_str().to_string(),
         status: status.to_string(),
-        management: "AzureIaasVM".to_string(),
+        management: management.to_string(),
         list,
         details,
     })
@@ -307,9 +405,21 @@ pub(crate) fn live_jobs(vault: &VaultDef, now_ms: i64, cycle_ms: i64) -> Vec<Job
         let vm_seed = fnv(vault.name) ^ fnv(vm.name).rotate_left(21);
         let offset = (unit(mix(vm_seed)) * cycle as f64) as i64;
         let n = now_ms.saturating_add(offset).div_euclid(cycle);
-        let mut runs: Vec<(Operation, i64)> = (n - HISTORY + 1..=n)
-            .map(|k| (Operation::Backup, k))
-            .collect();
+        let backup = match vm.workload {
+            Workload::SqlDatabase => Operation::BackupFull,
+            Workload::Vm | Workload::FileShare => Operation::Backup,
+        };
+        let mut runs: Vec<(Operation, i64)> = (n - HISTORY + 1..=n).map(|k| (backup, k)).collect();
+        if vm.workload == Workload::SqlDatabase {
+            // Four log backups a cycle: the last HISTORY * 4 of them, on their own clock.
+            let log_cycle = (cycle / 4).max(1);
+            let log_offset = (unit(mix(vm_seed)) * log_cycle as f64) as i64;
+            let m = now_ms.saturating_add(log_offset).div_euclid(log_cycle);
+            jobs.extend(
+                (m - HISTORY * 4 + 1..=m)
+                    .filter_map(|k| live_job(vault, vm, Operation::BackupLog, k, now_ms, log_cycle)),
+            );
+        }
         // Restores and configurations are rarer: keep the latest two of each, so that one
         // that has already started is always in the list.
         for (op, every, rem) in [

@@ -810,8 +810,16 @@ fn check_job(job: &Value, vault: &str, with_extended: bool) {
         .unwrap()
         .ends_with(&format!("vaults/{vault}/backupJobs/{name}")));
     assert_eq!(job["type"], "Microsoft.RecoveryServices/vaults/backupJobs");
-    assert_eq!(p["jobType"], "AzureIaaSVMJob");
-    assert_eq!(p["backupManagementType"], "AzureIaasVM");
+    let management = match p["jobType"].as_str().unwrap() {
+        "AzureIaaSVMJob" => "AzureIaasVM",
+        "AzureWorkloadJob" => {
+            assert_eq!(p["workloadType"], "SQLDataBase");
+            "AzureWorkload"
+        }
+        "AzureStorageJob" => "AzureStorage",
+        other => panic!("job type {other}"),
+    };
+    assert_eq!(p["backupManagementType"], management);
     assert!(
         is_duration(p["duration"].as_str().unwrap()),
         "{}",
@@ -911,6 +919,7 @@ fn live_jobs_cover_every_status_and_operation() {
     let base = 1_750_000_000_000;
     let mut statuses = BTreeSet::new();
     let mut operations = BTreeSet::new();
+    let mut kinds = BTreeSet::new();
     for vault in scenario::VAULTS {
         for t in (0..30 * cycle).step_by(23) {
             let records = scenario::live_jobs(vault, base + t, cycle);
@@ -921,6 +930,16 @@ fn live_jobs_cover_every_status_and_operation() {
                 let value = record.details_json();
                 check_job(&value, vault.name, true);
                 statuses.insert(value["properties"]["status"].as_str().unwrap().to_string());
+                let bag = &value["properties"]["extendedInfo"]["propertyBag"];
+                kinds.insert((
+                    value["properties"]["jobType"].as_str().unwrap().to_string(),
+                    value["properties"]["operation"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                    value["properties"]["status"].as_str().unwrap().to_string(),
+                    bag.get("Data Transferred (in MB)").is_some(),
+                ));
                 operations.insert(
                     value["properties"]["operation"]
                         .as_str()
@@ -931,10 +950,32 @@ fn live_jobs_cover_every_status_and_operation() {
         }
     }
     assert_eq!(statuses, STATUSES.iter().map(|s| s.to_string()).collect());
+    // SQL databases: full backups that fail and log backups that complete, each with the
+    // size they transferred; Azure Files backups with theirs.
+    for (job_type, operation, status) in [
+        ("AzureWorkloadJob", "Backup (Full)", "Failed"),
+        ("AzureWorkloadJob", "Backup (Full)", "Completed"),
+        ("AzureWorkloadJob", "Backup (Log)", "Completed"),
+        ("AzureStorageJob", "Backup", "Completed"),
+    ] {
+        let kind = (
+            job_type.to_string(),
+            operation.to_string(),
+            status.to_string(),
+            true,
+        );
+        assert!(kinds.contains(&kind), "{kind:?} in {kinds:?}");
+    }
     assert_eq!(
         operations,
-        ["Backup", "ConfigureBackup", "Restore"]
-            .iter()
+        [
+            "Backup",
+            "Backup (Full)",
+            "Backup (Log)",
+            "ConfigureBackup",
+            "Restore"
+        ]
+        .iter()
             .map(|s| s.to_string())
             .collect()
     );

@@ -94,10 +94,18 @@ pub(crate) struct JobResource<'a> {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct JobProperties<'a> {
     pub job_type: &'static str,
+    /// Workload jobs only (`SQLDataBase`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload_type: Option<&'static str>,
     pub duration: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions_info: Option<[u8; 1]>,
-    pub virtual_machine_version: &'static str,
+    /// VM jobs only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_machine_version: Option<&'static str>,
+    /// Azure Files jobs only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_account_name: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extended_info: Option<ExtendedInfo>,
     pub entity_friendly_name: &'a str,
