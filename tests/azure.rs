@@ -876,7 +876,7 @@ fn live_sql_and_azure_files_jobs_give_their_series() {
 
 /// `--demo` shows the SQL Server and Azure Files jobs of the bundled simulator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_shows_sql_and_azure_files_jobs() {
+async fn demo_shows_sql_and_azure_files_jobs_and_scp_backup_runs() {
     let mut cmd = std::process::Command::new(exporter_bin());
     cmd.args([
         "--demo",
@@ -894,6 +894,21 @@ async fn demo_shows_sql_and_azure_files_jobs() {
             && m.contains("job_type=\"AzureStorageJob\"")
     })
     .await;
+    // One demo for both (a demo costs seconds): SCP's backup runs beside its restores,
+    // for the same live backup.
+    let m = exp.metrics().await;
+    assert!(
+        m.contains("backup_target_up{system=\"scp\",upstream=\"demo-scp\",kind=\"backup_histories\",target=\"5f1e0c9a3b7d4e2f8a6c1d0b9e8f7a6c\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("backup_job_info{system=\"scp\",upstream=\"demo-scp\",operation=\"backup\",job_name=\"erp-db\",server=\"\",volume=\"\",backup_id=\"5f1e0c9a3b7d4e2f8a6c1d0b9e8f7a6c\",schedule_name=\"FULL_DAILY_02:00:00-erp7Qz\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("backup_job_info{system=\"scp\",upstream=\"demo-scp\",operation=\"restore\",job_name=\"erp-db\""),
+        "{m}"
+    );
 }
 
 /// A backup whose newest job leaves the job list (older than `lookback`) keeps its last
