@@ -56,15 +56,17 @@ impl Carry {
         from.max(earliest)
     }
 
-    /// The series of a successful list asked at `listed_at`: `records` (the groups it
-    /// showed) and, after them, the last series of every group it no longer shows (its
-    /// runs not counted again). A running job's size missing from the list is its
-    /// group's last known one.
+    /// The series of a successful list asked at `listed_at`, which showed a job running
+    /// or pending since `oldest_open` at the earliest: `records` (the groups it showed)
+    /// and, after them, the last series of every group it no longer shows (its runs not
+    /// counted again). A running job's size missing from the list is its group's last
+    /// known one.
     pub(super) fn carry(
         &self,
         vault_key: &str,
         mut records: Vec<JobRecord>,
         listed_at: f64,
+        oldest_open: Option<f64>,
         lookback: f64,
     ) -> Vec<JobRecord> {
         let mut vaults = self.lock();
@@ -85,11 +87,7 @@ impl Carry {
             vault.records.insert((*record.key).clone(), kept);
         }
         vault.listed_at = Some(listed_at);
-        vault.oldest_open = records
-            .iter()
-            .filter(|r| matches!(r.status, Status::Running | Status::Pending))
-            .filter_map(|r| r.start_time)
-            .reduce(f64::min);
+        vault.oldest_open = oldest_open;
         // Other operations leave with their window; backups stay.
         vault.records.retain(|key, r| {
             is_backup(&key.operation) || r.start_time.is_some_and(|s| s >= listed_at - lookback)
@@ -194,12 +192,13 @@ mod tests {
             record_of("restore", "vm-c", Status::Failed, 300.0, vec![]),
             record_of("backup_log", "db", Status::Completed, 400.0, vec![]),
         ];
-        assert_eq!(carry.carry("v", first, 1000.0, 1e9).len(), 4);
+        assert_eq!(carry.carry("v", first, 1000.0, None, 1e9).len(), 4);
         // vm-a left the list; vm-b ran again and is running.
         let out = carry.carry(
             "v",
             vec![record("vm-b", Status::Running, 90_000.0, vec![])],
             100_000.0,
+            Some(90_000.0),
             99_500.0,
         );
         // vm-b's new run, then the kept backups in identity order: vm-a's backup, db's log
@@ -229,6 +228,7 @@ mod tests {
             "v",
             vec![record("vm-a", Status::Completed, 100.0, vec![])],
             9000.0,
+            None,
             9000.0,
         );
         assert_eq!(carry.window_from("v", 10_000.0, 9000.0), 9000.0 - MARGIN_SECONDS);

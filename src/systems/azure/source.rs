@@ -94,6 +94,7 @@ impl Source for Azure {
             }
         }
 
+        let oldest_open = groups.oldest_open;
         let groups = self.memory.finish_groups(&target.name, groups);
         let mut records = Vec::with_capacity(groups.len());
         let mut facts_now: HashMap<String, Facts> = HashMap::new();
@@ -177,6 +178,7 @@ impl Source for Azure {
             &target.name,
             records,
             listed_at,
+            oldest_open,
             self.config.lookback.as_secs_f64(),
         );
         Ok(PollOutput {
