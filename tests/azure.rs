@@ -338,6 +338,19 @@ async fn azure_pages_progress_and_runs_counted_once() {
     assert_eq!(value(&m, &c_failed), Some(1.0));
 
     // A failing later page fails the whole poll: nothing vanishes, the target is down.
+    // (Lists after the first read the last hour: three more jobs of the hour make it two
+    // pages again.)
+    for (i, minutes) in [3, 2, 1].into_iter().enumerate() {
+        jobs.push(azure_job(
+            &format!("j{}", 9 + i),
+            "vm-e",
+            "Backup",
+            "Completed",
+            minutes,
+            None,
+        ));
+    }
+    sim.put_json("/_sim/azure/vault-t/jobs", &json!(jobs)).await;
     sim.fault("vault_next", "vault-t", "error500").await;
     let m = exp
         .wait_metrics("page failure", |m| {
@@ -863,7 +876,7 @@ fn live_sql_and_azure_files_jobs_give_their_series() {
 
 /// `--demo` shows the SQL Server and Azure Files jobs of the bundled simulator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_shows_sql_and_azure_files_jobs() {
+async fn demo_shows_sql_and_azure_files_jobs_and_scp_backup_runs() {
     let mut cmd = std::process::Command::new(exporter_bin());
     cmd.args([
         "--demo",
@@ -881,4 +894,97 @@ async fn demo_shows_sql_and_azure_files_jobs() {
             && m.contains("job_type=\"AzureStorageJob\"")
     })
     .await;
+    // One demo for both (a demo costs seconds): SCP's backup runs beside its restores,
+    // for the same live backup.
+    let m = exp.metrics().await;
+    assert!(
+        m.contains("backup_target_up{system=\"scp\",upstream=\"demo-scp\",kind=\"backup_histories\",target=\"5f1e0c9a3b7d4e2f8a6c1d0b9e8f7a6c\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("backup_job_info{system=\"scp\",upstream=\"demo-scp\",operation=\"backup\",job_name=\"erp-db\",server=\"\",volume=\"\",backup_id=\"5f1e0c9a3b7d4e2f8a6c1d0b9e8f7a6c\",schedule_name=\"FULL_DAILY_02:00:00-erp7Qz\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("backup_job_info{system=\"scp\",upstream=\"demo-scp\",operation=\"restore\",job_name=\"erp-db\""),
+        "{m}"
+    );
+}
+
+/// A backup whose newest job leaves the job list (older than `lookback`) keeps its last
+/// series, last success included, so `BackupJobNoRecentSuccess` still fires for it; a
+/// restore leaves with its window; lists after the first read the last hour only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_that_left_the_job_list_stays_covered() {
+    let sim = sim(&[]);
+    let old = azure_job("old-1", "vm-old", "Backup", "Completed", 100, None);
+    let restore = azure_job("rst-1", "vm-old", "Restore", "Failed", 95, None);
+    let new = azure_job("new-1", "vm-new", "Backup", "Completed", 5, None);
+    sim.put_json(
+        "/_sim/azure/vault-t/jobs",
+        &json!([old.clone(), restore.clone(), new.clone()]),
+    )
+    .await;
+    let yaml = format!(
+        "upstreams:\n{}",
+        azure_upstream(
+            &sim,
+            "    interval: 500ms\n    lookback: 90m\n",
+            LIVE_SUB,
+            "[{ resource_group: rg-test, name: vault-t }]"
+        )
+    );
+    let exp = Exporter::start_with(&yaml, &[], &ENV);
+    let old_done = status("azure", "azure", "backup", "vm-old", "vm-old", "completed");
+    let restore_failed = status("azure", "azure", "restore", "vm-old", "vm-old", "failed");
+    let last_success = series(
+        "backup_job_last_success_time_seconds",
+        "azure",
+        "azure",
+        "backup",
+        "vm-old",
+        "vm-old",
+    );
+    // The first list reads the whole 90 minutes: the 100-minute-old backup is not in it,
+    // the restore (95 minutes) is not either; the backup of 5 minutes ago is.
+    let m = exp
+        .wait_metrics("first list", |m| {
+            value(
+                m,
+                &status("azure", "azure", "backup", "vm-new", "vm-new", "completed"),
+            ) == Some(1.0)
+        })
+        .await;
+    assert_eq!(value(&m, &old_done), None, "{m}");
+    drop(exp);
+
+    // With a window that holds them, then a list without them (they left Azure's window).
+    let yaml = yaml.replace("lookback: 90m", "lookback: 3h");
+    let exp = Exporter::start_with(&yaml, &[], &ENV);
+    let m = exp
+        .wait_metrics("both listed", |m| {
+            value(m, &old_done) == Some(1.0) && value(m, &restore_failed) == Some(1.0)
+        })
+        .await;
+    let success = value(&m, &last_success);
+    assert!(success.is_some(), "{m}");
+    sim.put_json("/_sim/azure/vault-t/jobs", &json!([new]))
+        .await;
+    let polls = sim.requests("vault", "vault-t").await;
+    wait_for("two more polls", Duration::from_secs(10), || async {
+        (sim.requests("vault", "vault-t").await >= polls + 2).then_some(())
+    })
+    .await;
+    let m = exp.metrics().await;
+    assert_eq!(value(&m, &old_done), Some(1.0), "the backup stays: {m}");
+    assert_eq!(value(&m, &last_success), success);
+    assert_eq!(
+        value(&m, &restore_failed),
+        Some(1.0),
+        "a restore stays until its start leaves lookback (3h)"
+    );
+    assert_eq!(
+        value(&m, &up("azure", "azure", "vault", "rg-test/vault-t")),
+        Some(1.0)
+    );
 }

@@ -192,9 +192,9 @@ fn valid_config_of_all_systems_loads() {
         summaries,
         [
             "zdm-prod: zdm https://zdm.example.com/api/v1, 1 server, 0 backup jobs, 0 recovery jobs, every 30s, auth token",
-            "scp-kr: scp https://scp.example.com, 2 backups, every 30s, auth signature v2 with account id",
+            "scp-kr: scp https://scp.example.com, backup 1.2, 2 backups for restores, 0 backups for backup runs, every 30s, auth signature v2 with account id",
             "azure-prod: azure https://management.azure.com subscription 11111111-2222-3333-4444-555555555555, 2 vaults, lookback 1day, every 30s, auth client secret",
-            "azure-mi: azure https://management.azure.com subscription 11111111-2222-3333-4444-555555555555, 1 vault, lookback 1day, every 30s, auth managed identity",
+            "azure-mi: azure https://management.azure.com subscription 11111111-2222-3333-4444-555555555555, 1 vault, lookback 9days, every 30s, auth managed identity",
         ]
     );
     let Some(scp) = config.upstreams[1]

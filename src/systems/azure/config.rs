@@ -12,7 +12,11 @@ use crate::config::checks::{
 };
 use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
 
-const DEFAULT_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
+/// `lookback` by default: the longest threshold the shipped rules give a job without a
+/// successful run (8 days, weekly jobs in `backup-exporter-overrides.rules.yml`) and a day
+/// to spare, so a job that stopped running is still listed when its alert fires, even
+/// right after a restart (interface 6.2).
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(9 * 86_400);
 /// `lookback`: at least a minute; the long end is for replaying old job histories (the
 /// seed samples date from years back), the job pages stay capped whatever the window.
 pub const LOOKBACK: RangeInclusive<Duration> =
@@ -476,7 +480,7 @@ mod tests {
             matches!(&az.auth, AzureAuth::ClientSecret { tenant_id, client_id, secret }
             if tenant_id == "t-1" && client_id == "c-1" && secret.expose() == "azure-SECRET")
         );
-        assert_eq!(az.lookback, std::time::Duration::from_secs(86_400));
+        assert_eq!(az.lookback, std::time::Duration::from_secs(9 * 86_400));
         assert_eq!(az.api_version, "2017-07-01");
         assert_eq!(az.management_url, "https://management.azure.com");
         assert_eq!(az.authority_url, "https://login.microsoftonline.com");

@@ -38,6 +38,10 @@ pub(super) fn label(field: &str) -> ParseField {
 #[derive(Default)]
 pub(super) struct Groups {
     by_key: BTreeMap<(String, String), Accumulated>,
+    /// Start of the oldest job listed running or pending, in any group (an older run may
+    /// still go on while a newer one is its group's newest): the next list reaches back
+    /// to it.
+    pub(super) oldest_open: Option<f64>,
 }
 
 struct Accumulated {
@@ -80,6 +84,9 @@ impl Groups {
         let start = fields.time("startTime", props.and_then(|p| p.start_time.as_ref()));
         let end = fields.time("endTime", props.and_then(|p| p.end_time.as_ref()));
         let (status, raw_status) = status_of(&job);
+        if let (Status::Running | Status::Pending, Some(start)) = (status, start) {
+            self.oldest_open = Some(self.oldest_open.map_or(start, |o: f64| o.min(start)));
+        }
         let seen = Parsed {
             status,
             raw_status,

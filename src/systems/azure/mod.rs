@@ -19,6 +19,7 @@ use crate::model::{System, TargetKind};
 use crate::sources::source::{FieldParser, Source};
 
 mod auth;
+mod carry;
 mod config;
 #[cfg(test)]
 mod fuzz;
@@ -29,7 +30,7 @@ mod source;
 mod vendor;
 mod wire;
 
-pub use config::{AzureAuth, AzureConfig, AzureVault, LOOKBACK};
+pub use config::{AzureAuth, AzureConfig, AzureVault, DEFAULT_LOOKBACK, LOOKBACK};
 pub use labels::{SYSTEM, VAULT};
 pub use source::Azure;
 

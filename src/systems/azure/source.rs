@@ -11,6 +11,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 
 use super::auth::token;
+use super::carry::Carry;
 use super::config::{AzureConfig, AzureVault};
 use super::labels::VAULT;
 use super::map::{self, facts_of, job_name, record, status_of, Facts, Groups, Memory};
@@ -23,8 +24,10 @@ use crate::sources::source::{
 };
 use crate::status::Status;
 
-/// A runaway `nextLink` chain stops here and fails the poll.
-const MAX_PAGES: usize = 200;
+/// A runaway `nextLink` chain stops here and fails the poll (the jobs themselves are
+/// bounded by `max_jobs_per_target`): room for a first list of 9 days of a vault with 500 VMs
+/// and 50 SQL databases in pages of 200 (BENCHMARKS.md).
+const MAX_PAGES: usize = 1000;
 
 /// Polls one Azure upstream's vaults.
 pub struct Azure {
@@ -34,6 +37,8 @@ pub struct Azure {
     token: TokenCache,
     /// Job ids seen finished and the facts read of them, per vault.
     memory: Memory,
+    /// The last series of every group, and how far back the next list reaches, per vault.
+    carry: Carry,
 }
 
 #[async_trait]
@@ -62,7 +67,14 @@ impl Source for Azure {
         // into the groups as it arrives, so only the newest job of each group is held,
         // never every job of every page.
         let mut groups = Groups::default();
-        let mut next = Some(self.list_url(vault)?);
+        let now = chrono::Utc::now();
+        let listed_at = now.timestamp_millis() as f64 / 1000.0;
+        let from = self.carry.window_from(
+            &target.name,
+            listed_at,
+            self.config.lookback.as_secs_f64(),
+        );
+        let mut next = Some(self.list_url(vault, from, now)?);
         let mut pages = 0;
         let mut total = 0usize;
         while let Some(url) = next.take() {
@@ -82,6 +94,7 @@ impl Source for Azure {
             }
         }
 
+        let oldest_open = groups.oldest_open;
         let groups = self.memory.finish_groups(&target.name, groups);
         let mut records = Vec::with_capacity(groups.len());
         let mut facts_now: HashMap<String, Facts> = HashMap::new();
@@ -161,6 +174,13 @@ impl Source for Azure {
         }
         // Only the ids still shown are remembered: bounded by the number of series.
         self.memory.keep_facts(&target.name, facts_now);
+        let records = self.carry.carry(
+            &target.name,
+            records,
+            listed_at,
+            oldest_open,
+            self.config.lookback.as_secs_f64(),
+        );
         Ok(PollOutput {
             jobs: records,
             summaries: Vec::new(),
@@ -178,6 +198,7 @@ impl Azure {
             fields: fields.with_labels(map::label),
             token: TokenCache::default(),
             memory: Memory::default(),
+            carry: Carry::default(),
         }
     }
 
@@ -197,11 +218,16 @@ impl Azure {
         endpoint(&self.config.management_url, &segments)
     }
 
-    fn list_url(&self, vault: &AzureVault) -> Result<Url, Fault> {
+    /// The job list of jobs started from `from` (Unix seconds) to `now`.
+    fn list_url(
+        &self,
+        vault: &AzureVault,
+        from: f64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Url, Fault> {
         let mut url = self.vault_base(vault, None)?;
-        let now = chrono::Utc::now();
-        let from = now
-            - chrono::Duration::from_std(self.config.lookback).unwrap_or(chrono::Duration::days(1));
+        let from = chrono::DateTime::from_timestamp_millis((from * 1000.0) as i64)
+            .unwrap_or(chrono::DateTime::UNIX_EPOCH);
         // The format of Azure's own examples: `startTime eq '2016-01-01 00:00:00 AM'` (UTC).
         let format = "%Y-%m-%d %I:%M:%S %p";
         let filter = format!(

@@ -263,6 +263,20 @@ fn docs_azure_files_restores_in_progress() {
         assert!((got - elapsed).abs() < 1e-6, "{file}: {got}");
         assert_eq!(info(&r, "job_type"), Some("AzureStorageJob"), "{file}");
     }
+    // Both restores of the same share going on, folded as a list: the older one's start
+    // is where the next list must reach back to, though the newer is the group's newest.
+    let f = Fixture::new();
+    let mut groups = Groups::default();
+    let mut starts = Vec::new();
+    for file in [
+        "docs-restore-afs-job-restore-inprogress.json",
+        "docs-restore-afs-job-restore-alr-inprogress.json",
+    ] {
+        let j = job(file);
+        starts.push(f.details(&j).start_time.unwrap());
+        groups.add(&f.fields, j, |j| status_of(&f.fields, j));
+    }
+    assert_eq!(groups.oldest_open, starts.into_iter().reduce(f64::min));
     // The alternate-location restore reports `"Data Transferred (in MB)": "0"`.
     let f = Fixture::new();
     let r = f.details(&job("docs-restore-afs-job-restore-alr-inprogress.json"));

@@ -14,7 +14,6 @@ use crate::outcome::{Fault, Outcome};
 
 /// The client type the signature ends with and `Scp-ClientType` says.
 const CLIENT_TYPE: &str = "Openapi";
-const API_VERSION: &str = "backup 1.1";
 
 /// Signs `request` (a GET) for `config`: the `scp-*` headers, the keys marked sensitive.
 pub(super) fn sign_request(
@@ -51,7 +50,7 @@ pub(super) fn sign_request(
     put("scp-signature", &signature, true)?;
     put("scp-timestamp", &timestamp, false)?;
     put("scp-clienttype", CLIENT_TYPE, false)?;
-    put("scp-api-version", API_VERSION, false)?;
+    put("scp-api-version", config.api_version.header(), false)?;
     if !account_id.is_empty() {
         put("scp-accountid", account_id, false)?;
     }

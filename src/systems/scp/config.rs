@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::config::checks::{count, join, Cx, Scalar, Secret};
 use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
-use crate::config::upstream::naive_times;
+use super::version::ApiVersion;
 
 /// A `type: scp` upstream as written (the poll settings keys are read by `settings`).
 #[derive(Debug, Deserialize)]
@@ -19,8 +19,11 @@ pub(super) struct RawScp {
     /// `scp`.
     #[serde(rename = "type")]
     _type: String,
-    /// Base URL of the SCP OpenAPI endpoint, e.g. `https://scp.example.com`.
+    /// Base URL of the backup OpenAPI endpoint, e.g.
+    /// `https://backup.kr-west1.s.samsungsdscloud.com`.
     url: String,
+    /// The backup API version sent as `Scp-Api-Version: backup <version>`.
+    api_version: Option<Scalar>,
     /// Environment variable holding the access key.
     access_key_env: String,
     /// Environment variable holding the secret key.
@@ -31,6 +34,8 @@ pub(super) struct RawScp {
     status_map: Option<BTreeMap<String, String>>,
     /// Backups to poll: `GET /v1/backups/{id}/restore-histories`; a bare id or `{id, name}`.
     backups: Option<Vec<RawScpBackup>>,
+    /// Backups whose runs are polled: `GET /v1/backups/{id}/backup-histories`; as `backups`.
+    backup_histories: Option<Vec<RawScpBackup>>,
 }
 
 /// An SCP backup: its id, and the name to export as `job_name`.
@@ -69,11 +74,13 @@ impl<'de> Deserialize<'de> for RawScpBackup {
     }
 }
 
-/// Samsung Cloud Platform backup restore histories.
+/// Samsung Cloud Platform backup restore histories and backup histories.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScpConfig {
     /// Base URL, no trailing slash.
     pub url: String,
+    /// The backup API version the requests ask for.
+    pub api_version: ApiVersion,
     /// The access key the requests are signed with.
     pub access_key: Secret,
     /// The secret key of the signature.
@@ -82,9 +89,11 @@ pub struct ScpConfig {
     pub account_id: Option<String>,
     /// The backups whose restore histories are polled.
     pub backups: Vec<ScpBackup>,
+    /// The backups whose backup histories (backup runs) are polled.
+    pub backup_histories: Vec<ScpBackup>,
 }
 
-/// One SCP backup whose restore histories are polled.
+/// One SCP backup whose restore or backup histories are polled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScpBackup {
     /// Letters, digits, `-` and `_` (it goes into the request path).
@@ -97,9 +106,11 @@ impl ScpConfig {
     /// The `--check-config` line after `name: scp `; never contains a secret.
     pub fn summary(&self, every: &str) -> String {
         format!(
-            "{}, {}, every {every}, auth signature v2{}",
+            "{}, backup {}, {} for restores, {} for backup runs, every {every}, auth signature v2{}",
             self.url,
+            self.api_version.as_str(),
             count(self.backups.len(), "backup"),
+            count(self.backup_histories.len(), "backup"),
             if self.account_id.is_some() {
                 " with account id"
             } else {
@@ -108,9 +119,13 @@ impl ScpConfig {
         )
     }
 
-    /// SCP answers with times that carry no offset: read as UTC unless `timezone` is set.
-    pub fn warnings(&self, settings: &Settings) -> Vec<String> {
-        naive_times("SCP answers", settings).into_iter().collect()
+    /// A version past the date Samsung guaranteed it until. (Offset-less times are read
+    /// as UTC, as Samsung's SDK reads them: nothing to warn about.)
+    pub fn warnings(&self, _settings: &Settings) -> Vec<String> {
+        self.api_version
+            .warning(chrono::Utc::now().date_naive())
+            .into_iter()
+            .collect()
     }
 }
 
@@ -132,13 +147,56 @@ pub(super) fn validate(
     if account_id.as_deref() == Some("") {
         cx.error(p("account_id"), "must not be empty (leave it out instead)");
     }
+    let api_version = match raw.api_version.take() {
+        None => Some(ApiVersion::default()),
+        Some(Scalar(text)) => {
+            let version = ApiVersion::parse(&text);
+            if version.is_none() {
+                cx.error(
+                    p("api_version"),
+                    format!("unknown version `{text}`: expected \"1.2\" (CURRENT) or \"1.1\" (1.0 is deprecated and past its date)"),
+                );
+            }
+            version
+        }
+    };
     let settings = settings::upstream(cx, path, overrides, defaults);
     let status_map = cx.status_map(&p("status_map"), raw.status_map.as_ref());
 
+    let backups = backup_list(cx, &p("backups"), raw.backups.take());
+    let backup_histories = backup_list(cx, &p("backup_histories"), raw.backup_histories.take());
+    if backups.is_empty() && backup_histories.is_empty() {
+        cx.error(
+            path,
+            "no targets: list at least one backup under `backups` or `backup_histories`",
+        );
+    }
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Validated {
+        name: raw.name,
+        settings: settings?,
+        status_map,
+        config: ScpConfig {
+            url: url?,
+            api_version: api_version?,
+            access_key: access_key?,
+            secret_key: secret_key?,
+            account_id,
+            backups,
+            backup_histories,
+        },
+    })
+}
+
+/// The backups listed at `path`, each checked (an id that fits a request path, no
+/// duplicate within the list).
+fn backup_list(cx: &mut Cx<'_>, path: &str, raw: Option<Vec<RawScpBackup>>) -> Vec<ScpBackup> {
     let mut backups = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (i, b) in raw.backups.take().into_iter().flatten().enumerate() {
-        let bp = format!("{}[{i}]", p("backups"));
+    for (i, b) in raw.into_iter().flatten().enumerate() {
+        let bp = format!("{path}[{i}]");
         let id = b.id.trim().to_owned();
         let valid = !id.is_empty()
             && id
@@ -154,10 +212,7 @@ pub(super) fn validate(
         if let Some(first) = seen.get(&id) {
             cx.error(
                 bp,
-                format!(
-                    "duplicate backup `{id}` (also at {}[{first}])",
-                    p("backups")
-                ),
+                format!("duplicate backup `{id}` (also at {path}[{first}])"),
             );
             continue;
         }
@@ -168,24 +223,7 @@ pub(super) fn validate(
             .filter(|n| !n.is_empty());
         backups.push(ScpBackup { id, name });
     }
-    if backups.is_empty() {
-        cx.error(path, "no targets: list at least one backup under `backups`");
-    }
-    if cx.errors.len() > errors_before {
-        return None;
-    }
-    Some(Validated {
-        name: raw.name,
-        settings: settings?,
-        status_map,
-        config: ScpConfig {
-            url: url?,
-            access_key: access_key?,
-            secret_key: secret_key?,
-            account_id,
-            backups,
-        },
-    })
+    backups
 }
 
 #[cfg(test)]
@@ -194,6 +232,7 @@ mod tests {
 
     use super::ScpConfig;
     use crate::config::{parse, ConfigErrors};
+    use crate::systems::scp::ApiVersion;
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -224,6 +263,53 @@ mod tests {
             [("abc-1", None), ("def_2", Some("erp-db")), ("7", None)]
         );
         assert!(!format!("{c:?}").contains("scp-SECRET"));
+    }
+
+    #[test]
+    fn backup_histories_and_the_api_version_resolve() {
+        let scp = |extra: &str| {
+            let yaml = format!("{HEAD}{extra}");
+            let c = parse(&yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
+            let Some(scp) = c.upstreams[0].kind.as_any().downcast_ref::<ScpConfig>() else {
+                panic!("not scp");
+            };
+            scp.clone()
+        };
+        let both = scp("    backups: [abc]\n    backup_histories: [abc, { id: def, name: erp }]\n");
+        assert_eq!(both.api_version, ApiVersion::V1_2);
+        assert_eq!(both.backups.len(), 1);
+        let runs: Vec<(&str, Option<&str>)> = both
+            .backup_histories
+            .iter()
+            .map(|b| (b.id.as_str(), b.name.as_deref()))
+            .collect();
+        assert_eq!(runs, [("abc", None), ("def", Some("erp"))]);
+        // Backup runs alone are targets enough; 1.1 in either form, 1.2 as a YAML number.
+        let runs_only = scp("    api_version: 1.1\n    backup_histories: [abc]\n");
+        assert!(runs_only.backups.is_empty());
+        assert_eq!(runs_only.api_version, ApiVersion::V1_1);
+        let quoted = scp("    api_version: 'backup 1.2'\n    backups: [abc]\n");
+        assert_eq!(quoted.api_version, ApiVersion::V1_2);
+        assert!(ApiVersion::V1_2.warning(chrono::Utc::now().date_naive()).is_none());
+    }
+
+    #[test]
+    fn bad_backup_histories_and_versions_are_reported() {
+        let yaml = format!(
+            "{HEAD}    api_version: '2.0'\n    backups: [a]\n    backup_histories: [a, a, 'x y']\n"
+        );
+        let Err(ConfigErrors(errors)) = parse(&yaml, Path::new("."), &env) else {
+            panic!("expected errors");
+        };
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "upstreams[0].api_version: unknown version `2.0`: expected \"1.2\" (CURRENT) or \"1.1\" (1.0 is deprecated and past its date)",
+                "upstreams[0].backup_histories[1]: duplicate backup `a` (also at upstreams[0].backup_histories[0])",
+                "upstreams[0].backup_histories[2]: invalid backup id `x y`: expected letters, digits, - or _",
+            ]
+        );
     }
 
     #[test]

@@ -1,14 +1,14 @@
-//! SCP's restore histories -> one `JobRecord` per backup: the newest entry is the job
-//! series, entries seen newly finished are counted as ended runs (what each backup's
-//! history looked like is remembered between polls); and the table from SCP's field names
-//! to the shared `field` labels of `backup_parse_errors_total`.
+//! SCP's histories -> one `JobRecord` per backup and kind of history (restores, backup
+//! runs): the newest entry is the job series, entries seen newly finished are counted as
+//! ended runs (what each history looked like is remembered between polls); and the table
+//! from SCP's field names to the shared `field` labels of `backup_parse_errors_total`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::config::ScpBackup;
 use super::labels::SYSTEM;
-use super::wire::Entry;
+use super::wire::{Entry, Runs};
 use crate::model::{Failure, JobKey, JobRecord, ParseField, PollOutput};
 use crate::sources::source::FieldParser;
 use crate::status::Status;
@@ -19,15 +19,15 @@ const REMEMBERED_ENTRIES: usize = 2000;
 /// The shared `field` label of each of SCP's field names (interface 5.1).
 pub(super) fn label(field: &str) -> ParseField {
     match field {
-        "restore_state" => ParseField::Status,
-        "restore_start_time" | "created_at" => ParseField::StartTime,
-        "restore_end_time" => ParseField::EndTime,
+        "restore_state" | "backup_job_state" => ParseField::Status,
+        "restore_start_time" | "backup_start_time" | "created_at" => ParseField::StartTime,
+        "restore_end_time" | "backup_end_time" => ParseField::EndTime,
         "restore_server_name" => ParseField::Server,
         shared => ParseField::of(shared),
     }
 }
 
-/// What the source knows of one backup's history between polls.
+/// What the source knows of one history of a backup between polls.
 #[derive(Debug, Default)]
 struct History {
     /// False until a poll succeeded: the first poll only sets the baseline.
@@ -50,19 +50,19 @@ pub(super) struct Before {
     pub(super) open: Vec<String>,
 }
 
-/// Every backup's history, by backup id.
+/// Every backup's histories, by kind and backup id (one id may be polled for both).
 #[derive(Debug, Default)]
-pub(super) struct Histories(Mutex<HashMap<String, History>>);
+pub(super) struct Histories(Mutex<HashMap<(Runs, String), History>>);
 
 impl Histories {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, History>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Runs, String), History>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What is known of `backup_id`'s history.
-    pub(super) fn before(&self, backup_id: &str) -> Before {
+    /// What is known of `backup_id`'s history of `runs`.
+    pub(super) fn before(&self, runs: Runs, backup_id: &str) -> Before {
         let histories = self.lock();
-        let h = histories.get(backup_id);
+        let h = histories.get(&(runs, backup_id.to_owned()));
         Before {
             baseline: h.is_some_and(|h| h.baseline),
             newest: h.and_then(|h| h.newest_created),
@@ -77,6 +77,7 @@ impl Histories {
     pub(super) fn map(
         &self,
         fields: &FieldParser,
+        runs: Runs,
         backup: &ScpBackup,
         entries: Vec<Entry>,
         baseline: bool,
@@ -84,11 +85,13 @@ impl Histories {
         let mut seen: Vec<Seen> = entries
             .into_iter()
             .map(|entry| {
-                let (status, raw_status) =
-                    fields.status("restore_state", entry.restore_state.as_ref());
-                let created = fields.time("created_at", entry.created_at.as_ref());
-                let start = fields.time("restore_start_time", entry.restore_start_time.as_ref());
-                let end = fields.time("restore_end_time", entry.restore_end_time.as_ref());
+                let (name, state) = runs.state(&entry);
+                let (status, raw_status) = fields.status(name, state);
+                let created = fields.time("created_at", runs.created(&entry));
+                let (name, start) = runs.start(&entry);
+                let start = fields.time(name, start);
+                let (name, end) = runs.end(&entry);
+                let end = fields.time(name, end);
                 Seen {
                     order: order_key(start, created),
                     status,
@@ -110,9 +113,9 @@ impl Histories {
         let mut ended = Vec::new();
         let mut newest_success_end: Option<f64> = None;
         let mut histories = self.lock();
-        let history = histories.entry(backup.id.clone()).or_default();
+        let history = histories.entry((runs, backup.id.clone())).or_default();
         for e in &seen {
-            let identity = e.entry.identity();
+            let identity = runs.identity(&e.entry);
             let at = e.order.0.unwrap_or(0.0);
             if e.status.is_terminal() {
                 if history.finished.insert(identity.clone(), at).is_none() && baseline {
@@ -163,14 +166,18 @@ impl Histories {
         {
             info.push(("schedule_name", schedule));
         }
-        let server = fields
-            .text("restore_server_name", newest.restore_server_name.as_ref())
-            .unwrap_or_default();
+        // Backup runs name no server (`BackupHistoryResponse` has none).
+        let server = match runs {
+            Runs::Restores => fields
+                .text("restore_server_name", newest.restore_server_name.as_ref())
+                .unwrap_or_default(),
+            Runs::Backups => String::new(),
+        };
         let record = JobRecord {
             key: Arc::new(JobKey {
                 system: SYSTEM,
                 upstream: fields.upstream().clone(),
-                operation: "restore".to_string(),
+                operation: runs.operation().to_string(),
                 job_name: backup.name.clone().unwrap_or_else(|| backup.id.clone()),
                 server,
                 volume: String::new(),
@@ -199,8 +206,8 @@ impl Histories {
 
 /// One history entry with its fields parsed once.
 struct Seen {
-    /// Newest first by this: the restore's start, `created_at` standing in for a missing
-    /// start and breaking ties.
+    /// Newest first by this: the run's start, `created_at` (restores) standing in for a
+    /// missing start and breaking ties.
     order: (Option<f64>, Option<f64>),
     status: Status,
     raw_status: String,
@@ -209,8 +216,9 @@ struct Seen {
     entry: Entry,
 }
 
-/// The order of history entries (interface 5.1): by `restore_start_time`, `created_at`
-/// standing in when the start is missing and breaking ties.
+/// The order of history entries (interface 5.1): by the run's start
+/// (`restore_start_time`, `backup_start_time`), `created_at` (restores only) standing in
+/// when the start is missing and breaking ties.
 pub(super) fn order_key(start: Option<f64>, created: Option<f64>) -> (Option<f64>, Option<f64>) {
     (start.or(created), created)
 }
@@ -235,9 +243,12 @@ mod tests {
     fn field_names_count_under_the_shared_labels() {
         for (field, shared) in [
             ("restore_state", "status"),
+            ("backup_job_state", "status"),
             ("restore_start_time", "start_time"),
+            ("backup_start_time", "start_time"),
             ("created_at", "start_time"),
             ("restore_end_time", "end_time"),
+            ("backup_end_time", "end_time"),
             ("restore_server_name", "server"),
             ("count", "other"),
             ("schedule_name", "other"),

@@ -1,6 +1,8 @@
-//! `type: scp`: Samsung Cloud Platform backup restore histories, signed with signature v2.
+//! `type: scp`: Samsung Cloud Platform backup restore histories and backup histories,
+//! signed with signature v2.
 //!
-//! `config.rs` reads its keys, `auth.rs` signs its requests, `wire.rs` decodes its pages,
+//! `config.rs` reads its keys, `version.rs` knows the API versions and their dates,
+//! `auth.rs` signs its requests, `wire.rs` decodes its pages,
 //! `map.rs` turns the histories into records (and remembers them between polls),
 //! `source.rs` pages through them; this file is what the registry and the core see of it.
 
@@ -23,10 +25,12 @@ mod fuzz;
 mod labels;
 mod map;
 mod source;
+mod version;
 mod wire;
 
 pub use config::{ScpBackup, ScpConfig};
-pub use labels::{BACKUP, SYSTEM};
+pub use version::ApiVersion;
+pub use labels::{BACKUP, BACKUP_HISTORIES, SYSTEM};
 pub use source::Scp;
 
 /// SCP as the registry lists it.

@@ -1,6 +1,6 @@
-//! SCP's source: each backup's restore histories, newest first, paged back until the
-//! entries are older than what the previous poll saw (and every entry it saw running is
-//! found again), each page signed.
+//! SCP's source: each configured backup's restore histories and backup histories, newest
+//! first, paged back until the entries are older than what the previous poll saw (and
+//! every entry it saw running is found again), each page signed.
 
 use std::time::Instant;
 
@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::auth::sign_request;
 use super::config::ScpConfig;
-use super::labels::BACKUP;
+use super::config::ScpBackup;
 use super::map::{self, order_key, Before, Histories};
-use super::wire::{Entry, Page};
+use super::wire::{Entry, Page, Runs};
 use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::PollOutput;
 use crate::outcome::{Fault, Outcome};
@@ -23,9 +23,6 @@ use crate::sources::source::{endpoint, FieldParser, Source, SourceTarget};
 const PAGE_SIZE: usize = 20;
 /// How far back one poll may page; beyond this, older entries are left unseen.
 const MAX_PAGES: usize = 10;
-/// Newest first by the order that picks the job's latest run (interface 5.1): the start of
-/// the restore, not when the history entry was created.
-const SORT: &str = "restore_start_time:desc";
 
 /// Polls one SCP upstream's backups.
 pub struct Scp {
@@ -38,20 +35,28 @@ pub struct Scp {
 #[async_trait]
 impl Source for Scp {
     fn targets(&self) -> Vec<SourceTarget> {
-        self.config
-            .backups
-            .iter()
-            .enumerate()
-            .map(|(index, b)| SourceTarget {
-                kind: BACKUP,
-                name: b.id.clone(),
-                index,
+        [Runs::Restores, Runs::Backups]
+            .into_iter()
+            .flat_map(|runs| {
+                self.backups(runs)
+                    .iter()
+                    .enumerate()
+                    .map(move |(index, b)| SourceTarget {
+                        kind: runs.kind(),
+                        name: b.id.clone(),
+                        index,
+                    })
             })
             .collect()
     }
 
     async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault> {
-        let Some(backup) = self.config.backups.get(target.index) else {
+        let runs = if target.kind == Runs::Backups.kind() {
+            Runs::Backups
+        } else {
+            Runs::Restores
+        };
+        let Some(backup) = self.backups(runs).get(target.index) else {
             return Err(Fault::new(
                 Outcome::UpstreamError,
                 "target is no longer configured",
@@ -61,11 +66,11 @@ impl Source for Scp {
             baseline,
             newest: newest_before,
             open: open_before,
-        } = self.histories.before(&backup.id);
+        } = self.histories.before(runs, &backup.id);
 
         let mut entries: Vec<Entry> = Vec::new();
         for page in 0..MAX_PAGES {
-            let url = self.url(&backup.id, page)?;
+            let url = self.url(runs, &backup.id, page)?;
             let Page { contents, count } = self.get(url, deadline).await?;
             let contents = contents.unwrap_or_default();
             let total = self.fields.count("count", count.as_ref());
@@ -80,13 +85,12 @@ impl Source for Scp {
             }
             // Read quietly: every entry's fields are parsed (and counted) once, in `map`.
             let oldest_here = entries.last().and_then(|e| {
-                let time = |v: &Option<Value>| {
-                    v.as_ref()
-                        .and_then(Value::as_str)
+                let time = |v: Option<&Value>| {
+                    v.and_then(Value::as_str)
                         .and_then(|t| crate::parse::parse_time(t, self.fields.timezone()).ok())
                         .flatten()
                 };
-                order_key(time(&e.restore_start_time), time(&e.created_at)).0
+                order_key(time(runs.start(e).1), time(runs.created(e))).0
             });
             let all_new = match (oldest_here, newest_before) {
                 (Some(oldest), Some(newest)) => oldest > newest,
@@ -94,12 +98,14 @@ impl Source for Scp {
             };
             let open_missing = open_before
                 .iter()
-                .any(|key| !entries.iter().any(|e| &e.identity() == key));
+                .any(|key| !entries.iter().any(|e| &runs.identity(e) == key));
             if !all_new && !open_missing {
                 break;
             }
         }
-        Ok(self.histories.map(&self.fields, backup, entries, baseline))
+        Ok(self
+            .histories
+            .map(&self.fields, runs, backup, entries, baseline))
     }
 }
 
@@ -115,16 +121,24 @@ impl Scp {
         }
     }
 
-    /// The request URL of one page of a backup's restore histories.
-    pub(super) fn url(&self, backup_id: &str, page: usize) -> Result<Url, Fault> {
+    /// The backups whose history of `runs` is polled.
+    fn backups(&self, runs: Runs) -> &[ScpBackup] {
+        match runs {
+            Runs::Restores => &self.config.backups,
+            Runs::Backups => &self.config.backup_histories,
+        }
+    }
+
+    /// The request URL of one page of a backup's history of `runs`.
+    pub(super) fn url(&self, runs: Runs, backup_id: &str, page: usize) -> Result<Url, Fault> {
         let mut url = endpoint(
             &self.config.url,
-            &["v1", "backups", backup_id, "restore-histories"],
+            &["v1", "backups", backup_id, runs.path()],
         )?;
         url.query_pairs_mut()
             .append_pair("page", &page.to_string())
             .append_pair("size", &PAGE_SIZE.to_string())
-            .append_pair("sort", SORT);
+            .append_pair("sort", runs.sort());
         Ok(url)
     }
 

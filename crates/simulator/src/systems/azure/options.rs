@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use super::auth::AzureSim;
 use super::demo;
-use super::routes::Azure;
+use super::routes::{Azure, PAGE_SIZE};
 use crate::system::{Help, Setup, Shared, System};
 use crate::targets::ExporterConfig;
 
@@ -25,6 +25,15 @@ pub struct Options {
         value_parser = parse_client
     )]
     pub client: Option<AzureSim>,
+    /// Jobs per page of a job list (1 to 1000; default 3, so small lists page too).
+    /// Benchmarks set a larger one.
+    #[arg(
+        long = "azure-page-size",
+        value_name = "JOBS",
+        env = "SIM_AZURE_PAGE_SIZE",
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pub page_size: Option<u16>,
 }
 
 static HELP: Help = Help {
@@ -45,6 +54,7 @@ impl Setup for Options {
             self.client.clone(),
             shared.token_lifetime,
             shared.cycle_ms,
+            self.page_size.map_or(PAGE_SIZE, usize::from),
         ))
     }
 
@@ -104,9 +114,14 @@ mod tests {
                 client_secret: "se:cret".into(),
             })
         );
+        let cli = Cli::try_parse_from(["backup-simulator", "--azure-page-size", "200"])
+            .expect("parses");
+        assert_eq!(cli.azure.page_size, Some(200));
         for bad in [
             vec!["--azure-client", "tenant:client"],
             vec!["--azure-client", "::secret"],
+            vec!["--azure-page-size", "0"],
+            vec!["--azure-page-size", "1001"],
         ] {
             let args = std::iter::once("backup-simulator").chain(bad.iter().copied());
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");

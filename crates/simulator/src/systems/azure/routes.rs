@@ -2,7 +2,7 @@
 //! endpoints of a vault's backup jobs, with the jobs the admin API replaces.
 //!
 //! `GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}/backupJobs`
-//! lists jobs newest first, in pages of [`PAGE_SIZE`] linked by an absolute `nextLink` with
+//! lists jobs newest first, in pages of [`PAGE_SIZE`] (or `--azure-page-size`) linked by an absolute `nextLink` with
 //! `$skiptoken` (see [`query`](super::query) for `$filter`); list items carry no
 //! `extendedInfo`. `GET .../backupJobs/{jobName}` answers the job with `extendedInfo`.
 //! Path segment names, subscription, resource group and vault are case-insensitive, as in
@@ -39,13 +39,15 @@ const VAULT_NEXT: Target = Target::new("vault_next");
 /// The fault target of one job's details, by job name.
 const JOB: Target = Target::new("job");
 
-/// Jobs per page of the job list.
+/// Jobs per page of the job list unless `--azure-page-size` says otherwise.
 pub(crate) const PAGE_SIZE: usize = 3;
 
 /// The simulated Azure: AD, IMDS and the Recovery Services vaults.
 pub(crate) struct Azure {
     auth: Auth,
     cycle_ms: i64,
+    /// Jobs per page of a job list.
+    page_size: usize,
     /// Jobs replaced by the admin API, by lowercased vault name.
     replaced: Mutex<HashMap<String, Arc<Vec<JobRecord>>>>,
 }
@@ -66,10 +68,16 @@ struct JobsRequest {
 impl Azure {
     /// `app` as in [`Options::client`](super::Options::client); tokens live
     /// for `token_lifetime`.
-    pub(crate) fn new(app: Option<AzureSim>, token_lifetime: Duration, cycle_ms: i64) -> Azure {
+    pub(crate) fn new(
+        app: Option<AzureSim>,
+        token_lifetime: Duration,
+        cycle_ms: i64,
+        page_size: usize,
+    ) -> Azure {
         Azure {
             auth: Auth::new(app, token_lifetime),
             cycle_ms,
+            page_size: page_size.max(1),
             replaced: Mutex::default(),
         }
     }
@@ -303,14 +311,14 @@ impl Azure {
         };
         let matching: Vec<&JobRecord> = jobs.iter().filter(|j| filter.matches(j)).collect();
         let mut body = String::from("{\"value\":[");
-        for (i, job) in matching.iter().skip(skip).take(PAGE_SIZE).enumerate() {
+        for (i, job) in matching.iter().skip(skip).take(self.page_size).enumerate() {
             if i > 0 {
                 body.push(',');
             }
             body.push_str(&job.list);
         }
         body.push(']');
-        let next = skip.saturating_add(PAGE_SIZE);
+        let next = skip.saturating_add(self.page_size);
         if next < matching.len() {
             let mut link = format!(
                 "{}?api-version={}",

@@ -51,10 +51,12 @@ impl Auth {
         if client_type != "Openapi" {
             return unauthorized("Scp-ClientType must be Openapi");
         }
-        if version.trim() != "backup 1.1" {
+        // The versions Samsung still supports: 1.2 (CURRENT) and 1.1 (SUPPORTED); 1.0 is
+        // deprecated and past its date.
+        if !matches!(version.trim(), "backup 1.2" | "backup 1.1") {
             return Err((
                 StatusCode::BAD_REQUEST,
-                "unsupported Scp-Api-Version: expected backup 1.1",
+                "unsupported Scp-Api-Version: expected backup 1.2 or backup 1.1",
             ));
         }
         if key != access_key {

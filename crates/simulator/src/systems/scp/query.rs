@@ -1,5 +1,7 @@
-//! The query of a restore-histories request (`page`, `size`, `sort`, `restore_state`,
-//! `start_time`, `end_time`) and the filtering, sorting and paging it asks for.
+//! The query of a history request and the filtering, sorting and paging it asks for:
+//! restore histories (`page`, `size`, `sort`, `restore_state`, `start_time`, `end_time`)
+//! and backup histories (`page`, `size`, `sort`, `backup_job_state`, `backup_start_time`,
+//! `backup_end_time`), as the SDK's OpenAPI document lists them.
 
 use chrono::{DateTime, NaiveDateTime};
 use serde_json::Value;
@@ -10,20 +12,76 @@ use crate::http::form_pairs;
 /// Largest `size` accepted.
 const MAX_SIZE: usize = 10_000;
 
-/// The fields a history can be sorted by.
-const SORT_FIELDS: [&str; 5] = [
-    "created_at",
-    "modified_at",
-    "restore_start_time",
-    "restore_end_time",
-    "backup_start_time",
-];
+/// The two histories of a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `restore-histories` (`BackupRestoreHistoryResponse` entries).
+    Restores,
+    /// `backup-histories` (`BackupHistoryResponse` entries).
+    Backups,
+}
 
-const STATES: [&str; 3] = ["COMPLETED", "FAILED", "INPROGRESS"];
+impl Kind {
+    /// The fields its entries can be sorted by.
+    fn sort_fields(self) -> &'static [&'static str] {
+        match self {
+            Kind::Restores => &[
+                "created_at",
+                "modified_at",
+                "restore_start_time",
+                "restore_end_time",
+                "backup_start_time",
+            ],
+            Kind::Backups => &["backup_start_time", "backup_end_time"],
+        }
+    }
 
-/// The query of a restore-histories request.
+    /// The sort without a `sort` parameter: restores' documented `created_at:desc`;
+    /// backup histories document none, newest runs first here.
+    fn default_sort(self) -> &'static str {
+        match self {
+            Kind::Restores => "created_at",
+            Kind::Backups => "backup_start_time",
+        }
+    }
+
+    /// The state field, and its filter parameter of the same name.
+    pub(crate) fn state_field(self) -> &'static str {
+        match self {
+            Kind::Restores => "restore_state",
+            Kind::Backups => "backup_job_state",
+        }
+    }
+
+    /// The values of the state filter (`BackupRestoreState`, `BackupJobState`).
+    fn states(self) -> &'static [&'static str] {
+        match self {
+            Kind::Restores => &["COMPLETED", "FAILED", "INPROGRESS"],
+            Kind::Backups => &["SUCCESS", "PARTIAL_SUCCESS", "FAILED", "INPROGRESS", "ALL"],
+        }
+    }
+
+    /// The time filter parameters (from, to), both applied to the run's start.
+    fn time_filters(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Restores => ("start_time", "end_time"),
+            Kind::Backups => ("backup_start_time", "backup_end_time"),
+        }
+    }
+
+    /// The field the time filters apply to.
+    fn start_field(self) -> &'static str {
+        match self {
+            Kind::Restores => "restore_start_time",
+            Kind::Backups => "backup_start_time",
+        }
+    }
+}
+
+/// The query of a history request.
 #[derive(Debug)]
 pub(crate) struct Query {
+    kind: Kind,
     page: usize,
     size: usize,
     sort_field: &'static str,
@@ -34,11 +92,13 @@ pub(crate) struct Query {
 }
 
 impl Query {
-    pub(crate) fn parse(query: Option<&str>) -> Result<Query, String> {
+    pub(crate) fn parse(kind: Kind, query: Option<&str>) -> Result<Query, String> {
+        let (from, to) = kind.time_filters();
         let mut q = Query {
+            kind,
             page: 0,
             size: 20,
-            sort_field: "created_at",
+            sort_field: kind.default_sort(),
             descending: true,
             state: None,
             start: None,
@@ -66,8 +126,10 @@ impl Query {
                 }
                 "sort" => {
                     let (field, direction) = value.split_once(':').unwrap_or((value, "asc"));
-                    q.sort_field = SORT_FIELDS
-                        .into_iter()
+                    q.sort_field = kind
+                        .sort_fields()
+                        .iter()
+                        .copied()
                         .find(|f| *f == field)
                         .ok_or_else(|| format!("cannot sort by {field:?}"))?;
                     q.descending = match direction.to_ascii_lowercase().as_str() {
@@ -80,21 +142,26 @@ impl Query {
                         }
                     };
                 }
-                "restore_state" => {
-                    q.state = Some(
-                        STATES
-                            .into_iter()
-                            .find(|s| s.eq_ignore_ascii_case(value))
-                            .ok_or_else(|| {
-                                format!("restore_state must be COMPLETED, FAILED or INPROGRESS, got {value:?}")
-                            })?,
-                    );
+                state if state == kind.state_field() => {
+                    let found = kind
+                        .states()
+                        .iter()
+                        .copied()
+                        .find(|s| s.eq_ignore_ascii_case(value))
+                        .ok_or_else(|| {
+                            format!(
+                                "{state} must be one of {}, got {value:?}",
+                                kind.states().join(", ")
+                            )
+                        })?;
+                    // `ALL` (backup histories) filters nothing.
+                    q.state = (found != "ALL").then_some(found);
                 }
-                "start_time" | "end_time" => {
+                time if time == from || time == to => {
                     let time = DateTime::parse_from_rfc3339(value)
                         .map_err(|_| format!("{key} must be a date-time, got {value:?}"))?
                         .naive_utc();
-                    if key == "start_time" {
+                    if key == from {
                         q.start = Some(time);
                     } else {
                         q.end = Some(time);
@@ -108,7 +175,7 @@ impl Query {
 
     fn matches(&self, entry: &Value) -> bool {
         if let Some(state) = self.state {
-            let same = entry["restore_state"]
+            let same = entry[self.kind.state_field()]
                 .as_str()
                 .is_some_and(|s| s.eq_ignore_ascii_case(state));
             if !same {
@@ -118,7 +185,7 @@ impl Query {
         if self.start.is_none() && self.end.is_none() {
             return true;
         }
-        let Some(started) = time_of(&entry["restore_start_time"]) else {
+        let Some(started) = time_of(&entry[self.kind.start_field()]) else {
             return false;
         };
         self.start.is_none_or(|s| started >= s) && self.end.is_none_or(|e| started <= e)

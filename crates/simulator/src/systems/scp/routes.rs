@@ -1,5 +1,6 @@
-//! The SCP route `GET /v1/backups/{backup_id}/restore-histories`, its fault target, and
-//! the histories the admin API replaces.
+//! The SCP routes `GET /v1/backups/{backup_id}/restore-histories` and
+//! `GET /v1/backups/{backup_id}/backup-histories`, their fault targets, and the histories
+//! the admin API replaces.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -10,7 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 
 use super::auth::Auth;
-use super::query::{self, Query};
+use super::query::{self, Kind, Query};
 use super::scenario;
 use super::seed;
 use super::wire::{error, error_body};
@@ -24,6 +25,8 @@ use crate::system::{Replaceable, Reply, System};
 
 /// The fault target of every restore-histories request of a backup, each page included.
 const BACKUP: Target = Target::new("backup");
+/// The fault target of every backup-histories request of a backup, each page included.
+const BACKUP_HISTORIES: Target = Target::new("backup_histories");
 
 /// The simulated SCP backup API.
 pub(crate) struct Scp {
@@ -31,7 +34,8 @@ pub(crate) struct Scp {
     cycle_ms: i64,
     /// Creation time in Unix milliseconds: live histories grow from here.
     started_ms: i64,
-    /// Histories replaced by the admin API, by backup id.
+    /// Histories replaced by the admin API, by backup id: entries with `backup_job_state`
+    /// are the backup's runs, the others its restores.
     replaced: Mutex<HashMap<String, Arc<Vec<Value>>>>,
 }
 
@@ -50,12 +54,17 @@ impl Scp {
         self.replaced.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn restore_histories(
+    async fn history(
         &self,
+        kind: Kind,
         faults: &Faults,
         req: Request<Incoming>,
         raw_id: &str,
     ) -> Result<Response<Body>, DropConnection> {
+        let target = match kind {
+            Kind::Restores => BACKUP,
+            Kind::Backups => BACKUP_HISTORIES,
+        };
         let Some(id) = percent_decode(raw_id).filter(|id| !id.is_empty()) else {
             return Ok(error(StatusCode::BAD_REQUEST, "invalid backup id in path"));
         };
@@ -65,14 +74,14 @@ impl Scp {
                 "GET",
             ));
         }
-        faults.count(BACKUP, &id);
+        faults.count(target, &id);
         if let Err((status, message)) = self.auth.check_signature(&req) {
             return Ok(error(status, message));
         }
         let query = req.uri().query();
-        let response = match faults::action(faults.take(BACKUP, &id)).await? {
+        let response = match faults::action(faults.take(target, &id)).await? {
             Action::Answer => {
-                let (status, body) = self.histories(&id, query);
+                let (status, body) = self.histories(kind, &id, query);
                 full(status, body)
             }
             Action::Error(StatusCode::NOT_FOUND) => {
@@ -83,7 +92,7 @@ impl Scp {
                 error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
                 secs,
             ),
-            Action::Truncate => truncated(self.histories(&id, query).1),
+            Action::Truncate => truncated(self.histories(kind, &id, query).1),
             Action::Oversize => streamed(faults::padded_parts(
                 r#"{"contents":[],"count":0,"padding":["#.to_string(),
                 r#""end"]}"#.to_string(),
@@ -92,26 +101,39 @@ impl Scp {
         Ok(response)
     }
 
-    /// The normal answer for backup `id`: a replaced history, the seed's (verbatim when the
-    /// page holds exactly its one entry), a live one, else 404.
-    fn histories(&self, id: &str, query: Option<&str>) -> (StatusCode, Bytes) {
+    /// The normal answer for the `kind` history of backup `id`: a replaced history, the
+    /// seed's (verbatim when the page holds all its entries), a live one, else 404.
+    fn histories(&self, kind: Kind, id: &str, query: Option<&str>) -> (StatusCode, Bytes) {
         let replaced = self.replaced().get(id).cloned();
         let is_seed = replaced.is_none() && id == seed::BACKUP_ID;
-        let owned;
+        let verbatim = match kind {
+            Kind::Restores => seed::RESTORE_HISTORIES,
+            Kind::Backups => seed::BACKUP_HISTORIES,
+        };
+        let owned: Vec<Value>;
         let entries: &[Value] = if let Some(replaced) = &replaced {
-            replaced
+            owned = replaced
+                .iter()
+                .filter(|e| (kind == Kind::Backups) == e.get("backup_job_state").is_some())
+                .cloned()
+                .collect();
+            &owned
         } else if is_seed {
-            let body: Value = serde_json::from_str(seed::RESTORE_HISTORIES).unwrap_or_default();
+            let body: Value = serde_json::from_str(verbatim).unwrap_or_default();
             owned = body["contents"].as_array().cloned().unwrap_or_default();
             &owned
         } else if let Some(def) = scenario::BACKUPS.iter().find(|b| b.id == id) {
-            owned = scenario::entries(def, clock::now_ms(), self.started_ms, self.cycle_ms);
+            let now = clock::now_ms();
+            owned = match kind {
+                Kind::Restores => scenario::entries(def, now, self.started_ms, self.cycle_ms),
+                Kind::Backups => scenario::runs(def, now, self.started_ms, self.cycle_ms),
+            };
             &owned
         } else {
             let body = error_body(StatusCode::NOT_FOUND, &format!("Backup '{id}' not found"));
             return (StatusCode::NOT_FOUND, body);
         };
-        let q = match Query::parse(query) {
+        let q = match Query::parse(kind, query) {
             Ok(q) => q,
             Err(message) => {
                 return (
@@ -121,11 +143,8 @@ impl Scp {
             }
         };
         let page = query::page(entries, &q);
-        if is_seed && page.count == 1 && page.contents.len() == 1 {
-            return (
-                StatusCode::OK,
-                Bytes::from_static(seed::RESTORE_HISTORIES.as_bytes()),
-            );
+        if is_seed && page.contents.len() == entries.len() {
+            return (StatusCode::OK, Bytes::from_static(verbatim.as_bytes()));
         }
         (
             StatusCode::OK,
@@ -143,18 +162,22 @@ impl System for Scp {
     ) -> Result<Reply<'a>, Request<Incoming>> {
         match path {
             ["v1", "backups", id, "restore-histories"] => {
-                Ok(Box::pin(self.restore_histories(faults, req, id)))
+                Ok(Box::pin(self.history(Kind::Restores, faults, req, id)))
+            }
+            ["v1", "backups", id, "backup-histories"] => {
+                Ok(Box::pin(self.history(Kind::Backups, faults, req, id)))
             }
             _ => Err(req),
         }
     }
 
     fn targets(&self) -> &'static [Target] {
-        &[BACKUP]
+        &[BACKUP, BACKUP_HISTORIES]
     }
 
-    /// `/_sim/scp/{backup_id}/entries`: a backup's restore history, still sorted, filtered
-    /// and paged on request.
+    /// `/_sim/scp/{backup_id}/entries`: a backup's histories (entries with
+    /// `backup_job_state` are its backup runs, the others its restores), still sorted,
+    /// filtered and paged on request.
     fn replaceable(&self) -> Option<Replaceable> {
         Some(Replaceable {
             system: "scp",

@@ -1,10 +1,11 @@
 //! The SCP live scenario: backups whose restore histories grow by one restore per cycle
-//! (`INPROGRESS`, then `COMPLETED` or, for some cycles, `FAILED`), as a pure function of
-//! the clock.
+//! (`INPROGRESS`, then `COMPLETED` or, for some cycles, `FAILED`) and whose backup
+//! histories grow by one backup run per cycle (`INPROGRESS`, then `SUCCESS`, for some
+//! cycles `FAILED` or `PARTIAL_SUCCESS`), as a pure function of the clock.
 
 use serde_json::{json, Value};
 
-use super::wire::{naive, zulu};
+use super::wire::{naive, offset, zulu};
 use crate::clock::{fnv, mix, unit};
 
 /// A live backup whose restore history grows by one entry per cycle.
@@ -15,7 +16,10 @@ pub(crate) struct BackupDef {
     server_name: &'static str,
     server_id: &'static str,
     schedule: &'static str,
-    /// The restore of cycle `n` fails when `n % fail_every == 0` (0 = never).
+    /// The schedule's id (`schedule_id` of the backup runs).
+    schedule_id: &'static str,
+    /// The restore of cycle `n` fails when `n % fail_every == 0` (0 = never); the backup
+    /// run of cycle `n` fails when `n % fail_every == 1`.
     fail_every: i64,
     /// Share of the cycle a restore takes (before a per-cycle jitter of up to -30%).
     run: f64,
@@ -28,6 +32,7 @@ pub(crate) static BACKUPS: &[BackupDef] = &[
         server_name: "erp-db-restore",
         server_id: "7c2d9a41-5e3b-4f6a-9d8c-1b2e3f4a5b6c",
         schedule: "FULL_DAILY_02:00:00-erp7Qz",
+        schedule_id: "a1b2e22b-0d88-4698-9996-fb44217c8227",
         fail_every: 4,
         run: 0.5,
     },
@@ -37,6 +42,7 @@ pub(crate) static BACKUPS: &[BackupDef] = &[
         server_name: "파일서버-복구-01",
         server_id: "0e8f6a2b-3c4d-4e5f-8a9b-7c6d5e4f3a2b",
         schedule: "INCREMENTAL_DAILY_15:00:00-fs3Kp2",
+        schedule_id: "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b",
         fail_every: 5,
         run: 0.6,
     },
@@ -46,6 +52,7 @@ pub(crate) static BACKUPS: &[BackupDef] = &[
         server_name: "restoretest2",
         server_id: "4a5b6c7d-8e9f-4a0b-9c1d-2e3f4a5b6c7d",
         schedule: "INCREMENTAL_WEEKLY_SUN_03:00:00-web9Xa",
+        schedule_id: "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
         fail_every: 0,
         run: 0.35,
     },
@@ -105,6 +112,47 @@ pub(crate) fn entries(def: &BackupDef, now_ms: i64, started_ms: i64, cycle_ms: i
             "schedule_name": def.schedule,
         });
         out.push(entry);
+    }
+    out
+}
+
+/// The live backup history of `def` at `now_ms`, oldest first, shaped as Samsung's SDK
+/// `BackupHistoryResponse`: one run per cycle, over the same cycles as its restores. A
+/// run takes a fifth of the cycle; it fails when `n % fail_every == 1` and ends in
+/// `PARTIAL_SUCCESS` when `n % 7 == 3`.
+pub(crate) fn runs(def: &BackupDef, now_ms: i64, started_ms: i64, cycle_ms: i64) -> Vec<Value> {
+    let cycle = cycle_ms.clamp(1, MAX_CYCLE_MS);
+    let seed = fnv(def.id) ^ 0x5eed;
+    let offset_ms = (unit(mix(seed)) * cycle as f64) as i64;
+    let n = now_ms.saturating_add(offset_ms).div_euclid(cycle);
+    let first = (started_ms.saturating_add(offset_ms).div_euclid(cycle) - PRELOADED)
+        .max(n - MAX_ENTRIES + 1);
+    let mut out = Vec::new();
+    for k in first..=n {
+        let roll = mix(seed ^ mix(k as u64));
+        let start = k.saturating_mul(cycle).saturating_sub(offset_ms) + cycle / 20;
+        if now_ms < start {
+            continue;
+        }
+        let end = start + ((0.2 * (0.7 + 0.3 * unit(roll))) * cycle as f64).max(1.0) as i64;
+        let ended = now_ms >= end;
+        let state = if !ended {
+            "INPROGRESS"
+        } else if def.fail_every > 0 && k.rem_euclid(def.fail_every) == 1 {
+            "FAILED"
+        } else if k.rem_euclid(7) == 3 {
+            "PARTIAL_SUCCESS"
+        } else {
+            "SUCCESS"
+        };
+        out.push(json!({
+            "backup_job_state": state,
+            "backup_end_time": if ended { offset(end) } else { None },
+            "backup_start_time": offset(start),
+            "schedule_id": def.schedule_id,
+            "schedule_name": def.schedule,
+            "backup_job_guid": format!("{:016x}{:016x}", mix(roll), mix(roll ^ 1)),
+        }));
     }
     out
 }

@@ -1,8 +1,9 @@
 //! The SCP seed document's example response (seed 003), copied verbatim and served as it
-//! is whenever a page holds exactly its one entry.
+//! is whenever a page holds exactly its one entry; and the example backup history of
+//! Samsung's SDK, served the same way for the same backup.
 //!
-//! The tests compare it with the sample carried in `tests/data/seeds/`, read from the
-//! document separately.
+//! The tests compare them with the sample carried in `tests/data/seeds/` and the SDK's
+//! example block carried in `tests/data/vendor/scp/`, read from the documents separately.
 
 /// Seed 003: `GET /v1/backups/00cd2538fbf94d12b36aabbdd607e974/restore-histories`.
 pub(crate) const RESTORE_HISTORIES: &str = r#"{
@@ -27,3 +28,29 @@ pub(crate) const RESTORE_HISTORIES: &str = r#"{
 
 /// The backup id of seed 003.
 pub(crate) const BACKUP_ID: &str = "00cd2538fbf94d12b36aabbdd607e974";
+
+/// The `BackupHistoryListResponse` example of Samsung's SDK OpenAPI document
+/// (`library/backup/1.0/api/openapi.yaml`, lines 2801-2814) written as JSON, key for key
+/// and value for value (two identical entries and `count: 1`, as published):
+/// `GET /v1/backups/00cd2538fbf94d12b36aabbdd607e974/backup-histories`.
+pub(crate) const BACKUP_HISTORIES: &str = r#"{
+"contents": [
+{
+"backup_job_state": "SUCCESS",
+"backup_end_time": "2000-01-23T04:56:07.000+00:00",
+"backup_start_time": "2000-01-23T04:56:07.000+00:00",
+"schedule_id": "f5b8e22b-0d88-4698-9996-fb44217c8227",
+"schedule_name": "INCREMENTAL_DAILY_15:00:00-chg4By",
+"backup_job_guid": "backup_job_guid"
+},
+{
+"backup_job_state": "SUCCESS",
+"backup_end_time": "2000-01-23T04:56:07.000+00:00",
+"backup_start_time": "2000-01-23T04:56:07.000+00:00",
+"schedule_id": "f5b8e22b-0d88-4698-9996-fb44217c8227",
+"schedule_name": "INCREMENTAL_DAILY_15:00:00-chg4By",
+"backup_job_guid": "backup_job_guid"
+}
+],
+"count": 1
+}"#;

@@ -1,5 +1,5 @@
-//! SCP restore histories: the seed, signature v2, paging, sorting, filters, faults and
-//! the live histories.
+//! SCP restore and backup histories: the seed, signature v2, paging, sorting, filters,
+//! faults and the live histories.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -76,6 +76,8 @@ struct Signing<'a> {
     account: Option<&'a str>,
     /// The path and query signed, if other than the one requested.
     signed_target: Option<&'a str>,
+    /// `Scp-Api-Version`.
+    version: &'a str,
 }
 
 impl Signing<'_> {
@@ -86,6 +88,7 @@ impl Signing<'_> {
             timestamp: now_ms(),
             account: None,
             signed_target: None,
+            version: "backup 1.2",
         }
     }
 }
@@ -110,7 +113,7 @@ impl TestSim {
             ("Scp-Signature", signature.as_str()),
             ("Scp-Timestamp", timestamp.as_str()),
             ("Scp-ClientType", "Openapi"),
-            ("Scp-Api-Version", "backup 1.1"),
+            ("Scp-Api-Version", signing.version),
             ("Accept-Language", "ko-KR"),
         ];
         if let Some(account) = signing.account {
@@ -682,6 +685,137 @@ fn live_histories_change_over_time() {
                 "history did not move"
             );
             tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        sim.stop().await;
+    });
+}
+
+fn backup_histories(id: &str, query: &str) -> String {
+    let path = format!("/v1/backups/{}/backup-histories", enc(id));
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// `BackupHistoryResponse`'s fields (every one is required in the SDK's model).
+const RUN_KEYS: [&str; 6] = [
+    "backup_job_state",
+    "backup_end_time",
+    "backup_start_time",
+    "schedule_id",
+    "schedule_name",
+    "backup_job_guid",
+];
+
+fn check_run(run: &Value) {
+    let keys: BTreeSet<&str> = run.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, RUN_KEYS.into_iter().collect());
+    let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    match run["backup_job_state"].as_str().unwrap() {
+        "INPROGRESS" => assert!(run["backup_end_time"].is_null(), "{run}"),
+        "SUCCESS" | "PARTIAL_SUCCESS" | "FAILED" => {
+            assert!(time(&run["backup_end_time"]) >= time(&run["backup_start_time"]), "{run}");
+        }
+        other => panic!("unexpected backup_job_state {other}"),
+    }
+}
+
+#[test]
+fn backup_histories_of_the_seed_backup_and_the_live_ones() {
+    let example: Value = serde_json::from_str(seed::BACKUP_HISTORIES).unwrap();
+    for run in example["contents"].as_array().unwrap() {
+        check_run(run);
+    }
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        for query in ["", "page=0&size=20&sort=backup_start_time:desc", "backup_job_state=ALL"] {
+            let reply = sim.get(&backup_histories(SEED_ID, query)).await;
+            assert_eq!(reply.status, 200, "{query}");
+            assert_eq!(reply.body, seed::BACKUP_HISTORIES.as_bytes(), "{query}");
+        }
+        let failed = sim.get(&backup_histories(SEED_ID, "backup_job_state=FAILED")).await;
+        assert_eq!(failed.json(), json!({ "contents": [], "count": 0 }));
+        for bad in ["backup_job_state=COMPLETED", "sort=created_at:desc", "backup_start_time=yesterday"] {
+            assert_eq!(sim.get(&backup_histories(SEED_ID, bad)).await.status, 400, "{bad}");
+        }
+        for (id, _) in live_backups() {
+            let first = sim.get(&backup_histories(&id, "sort=backup_start_time:desc")).await.json();
+            assert!(first["count"].as_u64().unwrap() >= 30, "{first}");
+            let runs = first["contents"].as_array().unwrap();
+            assert_eq!(runs.len(), 20);
+            let starts: Vec<&str> = runs.iter().map(|r| r["backup_start_time"].as_str().unwrap()).collect();
+            let mut sorted = starts.clone();
+            sorted.sort_by(|a, b| b.cmp(a));
+            assert_eq!(starts, sorted, "{id}: newest first");
+            runs.iter().for_each(check_run);
+            let from = runs[5]["backup_start_time"].as_str().unwrap();
+            let since = sim
+                .get(&backup_histories(&id, &format!("backup_start_time={}", enc(from))))
+                .await
+                .json();
+            assert_eq!(since["count"], 6, "{id}");
+        }
+        // Replaced entries go to the history their state field names.
+        let restore = entry(1);
+        let backup_run = example["contents"][0].clone();
+        let put = sim
+            .put(&format!("/_sim/scp/{SEED_ID}/entries"), &json!([restore, backup_run]).to_string())
+            .await;
+        assert_eq!(put.status, 200);
+        let restores = sim.get(&histories(SEED_ID, "")).await.json();
+        assert_eq!(restores["contents"], json!([restore]));
+        let runs = sim.get(&backup_histories(SEED_ID, "")).await.json();
+        assert_eq!(runs["contents"], json!([backup_run]));
+        // Counted and faulted apart from the restores.
+        sim.fault("backup_histories", SEED_ID, "error500").await;
+        assert_eq!(sim.get(&backup_histories(SEED_ID, "")).await.status, 500);
+        assert_eq!(sim.get(&histories(SEED_ID, "")).await.status, 200);
+        let stats = sim.get("/_sim/stats").await.json();
+        assert_eq!(stats[format!("backup/{SEED_ID}")], 2);
+        assert_eq!(stats[format!("backup_histories/{SEED_ID}")], 9);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn live_backup_runs_follow_the_cycle() {
+    let cycle = 1000;
+    let started = 1_750_000_000_000;
+    for def in scenario::BACKUPS {
+        let mut states = BTreeSet::new();
+        for t in (0..20 * cycle).step_by(31) {
+            let runs = scenario::runs(def, started + t, started, cycle);
+            for r in &runs[..runs.len() - 1] {
+                assert_ne!(r["backup_job_state"], "INPROGRESS", "{}", def.id);
+            }
+            for r in &runs {
+                check_run(r);
+                states.insert(r["backup_job_state"].as_str().unwrap().to_string());
+            }
+        }
+        for state in ["INPROGRESS", "SUCCESS", "PARTIAL_SUCCESS"] {
+            assert!(states.contains(state), "{state}: {states:?}");
+        }
+        assert_eq!(states.contains("FAILED"), def.id != "0b7e6d5c4a3f4e2d9c8b7a6f5e4d3c2b");
+        assert_eq!(scenario::runs(def, started + 10_000 * cycle, started, cycle).len(), 200);
+    }
+}
+
+#[test]
+fn only_the_supported_api_versions_are_answered() {
+    run(async {
+        let mut options = SimOptions::default();
+        options.systems.scp.keys = Some((ACCESS.into(), SECRET.into()));
+        let sim = start(options).await;
+        let target = backup_histories(SEED_ID, "");
+        for (version, status) in [("backup 1.2", 200), ("backup 1.1", 200), ("backup 1.0", 400)] {
+            let signing = Signing {
+                version,
+                ..Signing::good()
+            };
+            assert_eq!(sim.signed(&target, &signing).await.status, status, "{version}");
         }
         sim.stop().await;
     });

@@ -27,6 +27,12 @@ pub(crate) fn zulu(ms: i64) -> Option<String> {
     DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
+/// Backup history times, as the SDK's example writes them: `2000-01-23T04:56:07.000+00:00`.
+pub(crate) fn offset(ms: i64) -> Option<String> {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string())
+}
+
 /// The SCP error answer.
 pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
     full(status, error_body(status, message))
