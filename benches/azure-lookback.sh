@@ -114,7 +114,6 @@ upstreams:
     authority_url: http://$SIM_ADDR
     interval: $INTERVAL
     timeout: 60s
-    max_jobs_per_target: 100000
     lookback: $lookback
     vaults: [{ resource_group: rg-bench, name: vault-bench }]
 EOF

@@ -329,15 +329,22 @@ fn an_answer_with_more_jobs_than_the_limit_is_too_large() {
     assert!(err.contains("max_jobs_per_target"), "{err}");
 }
 
-/// Azure pages are counted as they arrive: two pages of 6,000 jobs fail the vault poll.
+/// Azure pages are counted as they arrive. A list names runs, many per exporter job: two
+/// pages of 6,000 runs of 7 jobs are 7 series under the default limit; past 25 times
+/// `max_jobs_per_target` runs (400: 10,000) the poll fails when the second page arrives, and
+/// past `max_jobs_per_target` jobs (500 jobs, limit 300) when the first is folded.
 #[test]
 fn azure_pages_past_the_job_limit_are_too_large() {
-    let page = |next: Option<String>| {
+    // The number of exporter jobs (VMs) the 6,000 runs of a page belong to.
+    let vms = Arc::new(std::sync::atomic::AtomicUsize::new(7));
+    let vms_now = vms.clone();
+    let page = move |next: Option<String>| {
+        let m = vms_now.load(std::sync::atomic::Ordering::Relaxed);
         let jobs: Vec<String> = (0..6000)
             .map(|i| {
                 format!(
                     r#"{{"name":"id-{i}","properties":{{"entityFriendlyName":"vm-{}","operation":"Backup","status":"Completed","startTime":"2026-11-28T01:00:00Z"}}}}"#,
-                    i % 7
+                    i % m
                 )
             })
             .collect();
@@ -359,8 +366,9 @@ fn azure_pages_past_the_job_limit_are_too_large() {
         }
     });
     *addr.lock().unwrap() = upstream.url();
-    let yaml = format!(
-        "upstreams:
+    let yaml = |limit: &str| {
+        format!(
+            "upstreams:
   - name: azure
     type: azure
     tenant_id: t
@@ -370,24 +378,66 @@ fn azure_pages_past_the_job_limit_are_too_large() {
     vaults: [{{ resource_group: rg, name: vault-01 }}]
     management_url: {0}
     authority_url: {0}
-",
-        upstream.url()
-    );
-    let (code, out, err) = once(&yaml, &[("AZURE_SECRET", AZURE_SECRET)]);
-    assert_eq!(code, Some(1), "{err}");
-    let too_large = out
-        .lines()
-        .find(|l| l.contains("outcome=\"too_large\"") && l.contains("upstream=\"azure\""))
-        .unwrap_or_else(|| panic!("{out}"));
-    assert!(too_large.ends_with(" 1"), "{too_large}");
-    assert_eq!(
+{limit}",
+            upstream.url()
+        )
+    };
+    let second_pages = || {
         upstream
             .seen()
             .iter()
             .filter(|s| s.path.contains("page=2"))
+            .count()
+    };
+    // The vault is down as too_large; `request` too when a request brought it (the runs),
+    // not when the requests all succeeded and the jobs folded from them are too many.
+    let too_large = |out: &str, request: bool| {
+        let reason = out.lines().any(|l| {
+            l == "backup_target_failure_reason{system=\"azure\",upstream=\"azure\",kind=\"vault\",target=\"rg/vault-01\",reason=\"too_large\"} 1"
+        });
+        let requests = out
+            .lines()
+            .find(|l| l.contains("outcome=\"too_large\"") && l.contains("upstream=\"azure\""))
+            .is_some_and(|l| l.ends_with(" 1"));
+        reason && requests == request
+    };
+
+    let (code, out, err) = once(&yaml(""), &[("AZURE_SECRET", AZURE_SECRET)]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains("too_large\"} 1"), "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("backup_job_info{"))
             .count(),
-        1
+        7,
+        "{out}"
     );
+    assert_eq!(second_pages(), 1);
+
+    let (code, out, err) = once(
+        &yaml("    max_jobs_per_target: 400\n"),
+        &[("AZURE_SECRET", AZURE_SECRET)],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(too_large(&out, true), "{out}");
+    assert!(
+        err.contains("listed runs exceed 25 x max_jobs_per_target (10000)"),
+        "{err}"
+    );
+    assert_eq!(second_pages(), 2);
+
+    vms.store(500, std::sync::atomic::Ordering::Relaxed);
+    let (code, out, err) = once(
+        &yaml("    max_jobs_per_target: 300\n"),
+        &[("AZURE_SECRET", AZURE_SECRET)],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(too_large(&out, false), "{out}");
+    assert!(
+        err.contains("500 jobs exceed max_jobs_per_target (300)"),
+        "{err}"
+    );
+    assert_eq!(second_pages(), 2, "the first page alone is refused");
 }
 
 /// `max_jobs_per_target` is a setting: under `defaults` or per upstream.

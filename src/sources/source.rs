@@ -90,6 +90,11 @@ impl FieldParser {
         self
     }
 
+    /// `max_jobs_per_target`.
+    pub fn max_jobs(&self) -> usize {
+        self.max_jobs
+    }
+
     /// `too_large` when `jobs` exceeds `max_jobs_per_target`: a fleet answer that large is
     /// refused before it is built, instead of growing memory (a truncated list would make
     /// jobs vanish silently).

@@ -57,6 +57,11 @@ struct Accumulated {
 }
 
 impl Groups {
+    /// The number of groups (exporter jobs) folded so far.
+    pub(super) fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
     pub(super) fn add(
         &mut self,
         fields: &FieldParser,
