@@ -184,6 +184,8 @@ const EXIT_INVALID_CONFIG: u8 = 2;
 /// How long the exit waits for threads of the blocking pool still at work (a file read that
 /// blocks): SIGTERM exits within 10 s whatever is blocked.
 const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(500);
+/// Reloads happen at most this often; requests in between are coalesced.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
 /// Upper bound of `--web.max-connections` and `--web.max-requests`.
 const MAX_COUNT: usize = 1_000_000;
 
@@ -478,18 +480,33 @@ async fn run(
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Reloads at most once per RELOAD_EVERY: the SIGHUPs that arrive meanwhile are served by
+    // the next one (tokio keeps one pending SIGHUP however many arrive); POSTs wait their
+    // turn (at most 4 queued, the channel's size). SIGTERM is heard while a reload waits or
+    // runs.
+    let mut next_reload = tokio::time::Instant::now();
     loop {
-        tokio::select! {
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading configuration");
-                let _ = app.reload().await;
-            }
-            Some(reply) = reload_rx.recv() => {
-                let result = app.reload().await.map_err(|e| e.to_string());
-                let _ = reply.send(result);
-            }
+        let reply = tokio::select! {
+            _ = hangup.recv() => None,
+            Some(reply) = reload_rx.recv() => Some(reply),
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
+        };
+        let result = tokio::select! {
+            result = async {
+                tokio::time::sleep_until(next_reload).await;
+                match &reply {
+                    None => tracing::info!("SIGHUP: reloading configuration"),
+                    Some(_) => tracing::info!("POST /-/reload: reloading configuration"),
+                }
+                app.reload().await
+            } => result,
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        next_reload = tokio::time::Instant::now() + RELOAD_EVERY;
+        if let Some(reply) = reply {
+            let _ = reply.send(result.map_err(|e| e.to_string()));
         }
     }
     tracing::info!("shutting down");

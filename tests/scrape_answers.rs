@@ -247,7 +247,12 @@ async fn a_response_with_no_progress_is_abandoned_at_the_write_timeout() {
     for s in streams {
         s.abort();
     }
-    assert_eq!(logged(&exp, WRITE_TIMEOUT), 1, "{}", tail(&exp));
+    wait_for(
+        "the write timeout logged",
+        Duration::from_secs(10),
+        || async { (logged(&exp, WRITE_TIMEOUT) == 1).then_some(()) },
+    )
+    .await;
     assert_eq!(
         logged(&exp, STALLED),
         0,
@@ -563,4 +568,148 @@ async fn zero_window_connection(
             .ok()?;
     tokio::spawn(conn);
     Some(sender)
+}
+
+/// A FIFO at `path` (`mkfifo`): opening it for reading blocks until a writer comes, as a hung
+/// network or FUSE mount would.
+fn fifo(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// `/-/healthy` and `/metrics` answered 200 `n` times in a row, each within the client's
+/// 10 s timeout.
+async fn still_answering(exp: &Exporter, n: usize) {
+    for _ in 0..n {
+        assert_eq!(exp.get("/-/healthy").await.0, 200);
+        assert_eq!(exp.get("/metrics").await.0, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SIGTERM ends the process, with exit code 0, within a bounded wait (the exporter's own
+/// bound is 10 s; the test allows 20 on a loaded machine).
+fn terminates(exp: &mut Exporter) {
+    exp.proc.signal("TERM");
+    let code = exp.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{}", tail(exp));
+}
+
+/// The config file swapped for a FIFO, then SIGHUP: the reload fails (the read gives up after
+/// its time limit) and the running config stays; scrapes and health checks are answered
+/// meanwhile, and SIGTERM still ends the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_that_blocks_fails_the_reload_and_stalls_nothing() {
+    let mut exp = Exporter::start(UNREACHABLE);
+    let config = exp.dir.path().join("config.yaml");
+    fifo(&config);
+    exp.proc.signal("HUP");
+    still_answering(&exp, 10).await;
+    wait_for("the reload rejected", Duration::from_secs(20), || async {
+        (logged(&exp, "configuration rejected, keeping the running one") > 0).then_some(())
+    })
+    .await;
+    assert!(exp.proc.stderr_text().contains("did not finish within"));
+    still_answering(&exp, 3).await;
+    // A second SIGHUP while the first read is still blocked fails too, and stalls nothing.
+    exp.proc.signal("HUP");
+    still_answering(&exp, 3).await;
+    terminates(&mut exp);
+}
+
+/// Workload identity whose federated token file is swapped for one that blocks: the token
+/// renewals fail (auth_error), scrapes and health checks are answered meanwhile, and SIGTERM
+/// still ends the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_that_blocks_stalls_neither_scrapes_nor_shutdown() {
+    // Two-second tokens: renewed after one second, each time from the file as it is then.
+    let sim = Sim::start_with(&[
+        "--azure-client",
+        "tenant-1234:client-5678:s",
+        "--token-lifetime",
+        "2s",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("azure-identity-token");
+    std::fs::write(&token_file, "federated-assertion-A\n").unwrap();
+    let yaml = format!(
+        "upstreams:\n  - name: azure\n    type: azure\n    workload_identity: true\n    subscription_id: 11111111-2222-3333-4444-555555555555\n    management_url: {url}\n    authority_url: {url}\n    interval: 300ms\n    vaults: [{{ resource_group: rg-backup, name: vault-01 }}]\n",
+        url = sim.url()
+    );
+    let file = token_file.display().to_string();
+    let mut exp = Exporter::start_in(
+        dir,
+        &yaml,
+        &[],
+        &[
+            ("AZURE_FEDERATED_TOKEN_FILE", file.as_str()),
+            ("AZURE_CLIENT_ID", "client-5678"),
+            ("AZURE_TENANT_ID", "tenant-1234"),
+        ],
+    );
+    let target = crate::common::series::up("azure", "azure", "vault", "rg-backup/vault-01");
+    exp.wait_metrics("a poll with the federated token", |m| {
+        value(m, &target) == Some(1.0)
+    })
+    .await;
+    fifo(&token_file);
+    still_answering(&exp, 10).await;
+    exp.wait_metrics("the target down", |m| value(m, &target) == Some(0.0))
+        .await;
+    wait_for(
+        "the failed renewal logged",
+        Duration::from_secs(20),
+        || async {
+            let logs = exp.proc.stderr_text();
+            logs.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .any(|v| {
+                    v["outcome"] == "auth_error"
+                        && v["reason"].as_str().is_some_and(|r| {
+                            r.starts_with(
+                            "reading the federated token file: the file read did not finish within",
+                        )
+                        })
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    still_answering(&exp, 3).await;
+    terminates(&mut exp);
+}
+
+/// A reload storm: SIGHUPs every 50 ms for two seconds, the config flipping between two
+/// versions. Reloads are coalesced to at most one a second (the bound is taken from the
+/// storm's own measured length, so a slow machine only loosens it), and the last config wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_storm_reloads_at_most_once_a_second() {
+    let exp = Exporter::start(UNREACHABLE);
+    let other = UNREACHABLE.replace("servers: [a]", "servers: [b]");
+    let started = std::time::Instant::now();
+    for i in 0..40 {
+        write_config(
+            exp.dir.path(),
+            if i % 2 == 0 { &other } else { UNREACHABLE },
+        );
+        exp.proc.signal("HUP");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let storm = started.elapsed().as_secs_f64();
+    // The last SIGHUP's reload, at most a second after the one before.
+    let last = crate::common::series::up("zdm", "z", "server", "a");
+    exp.wait_metrics("the last config in force", |m| {
+        value(m, &last).is_some() && !m.contains("target=\"b\"")
+    })
+    .await;
+    let reloads = logged(&exp, "SIGHUP: reloading configuration");
+    let bound = storm.ceil() as usize + 2;
+    assert!(
+        (1..=bound).contains(&reloads),
+        "{reloads} reloads for 40 SIGHUPs over {storm:.1} s"
+    );
 }
