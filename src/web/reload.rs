@@ -264,6 +264,54 @@ mod tests {
         assert!(live.snapshot().tls_acceptor().is_some());
     }
 
+    /// The web config swapped for a FIFO (a read that blocks until a writer comes): requests
+    /// get the running config at once, one re-read waits on the blocking pool, and it loads
+    /// the file once the FIFO is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_web_config_that_blocks_is_read_off_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yml");
+        std::fs::write(&path, headers_file("deny")).unwrap();
+        let live = LiveWebConfig::load(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        live.0.watch.lock().unwrap().checked -= RECHECK_EVERY;
+        for _ in 0..20 {
+            // Answered from the running config, however often asked.
+            assert_eq!(
+                live.current()
+                    .headers()
+                    .iter()
+                    .find(|(n, _)| n == "x-frame-options")
+                    .map(|(_, v)| v.to_str().unwrap().to_string()),
+                Some("deny".to_string())
+            );
+        }
+        let mut waited = 0;
+        while !live.0.rechecking.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+            assert!(waited < 500, "no re-read started");
+        }
+        // A writer comes: the blocked read ends and loads what it wrote.
+        let writer = path.clone();
+        tokio::task::spawn_blocking(move || std::fs::write(writer, headers_file("sameorigin")))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut waited = 0;
+        while live.0.rechecking.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+            assert!(waited < 500, "the re-read did not end");
+        }
+        assert_eq!(frame_options(&live), "sameorigin");
+    }
+
     #[test]
     fn stamps_tell_a_missing_or_replaced_file() {
         let dir = tempfile::tempdir().unwrap();
