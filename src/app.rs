@@ -264,7 +264,18 @@ impl App {
 
     /// Loads the configuration again; a bad one is refused and the running one stays.
     pub async fn reload(&self) -> Result<(), ConfigErrors> {
-        match self.load() {
+        // The config and the secret files it names are read off the runtime's worker
+        // threads, within FILE_READ_TIMEOUT: a FIFO or a hung mount fails the reload.
+        let source = self.source.clone();
+        let loaded = config::read_off_runtime(config::FILE_READ_TIMEOUT, move || source.load())
+            .await
+            .unwrap_or_else(|why| {
+                Err(ConfigErrors(vec![config::ConfigError {
+                    path: String::new(),
+                    message: format!("reading the configuration: {why}"),
+                }]))
+            });
+        match loaded {
             Ok(config) => {
                 self.apply(&config).await;
                 tracing::info!(upstreams = config.upstreams.len(), "configuration reloaded");

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::Rng;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
@@ -495,8 +495,11 @@ async fn read_capped(response: &mut reqwest::Response, cap: u64) -> Result<Bytes
     }
     // A body that arrives in one chunk (most answers) is that chunk, not a copy; a second
     // chunk starts one buffer, sized for the announced length where it is within the cap.
+    // The buffer grows by doubling, never past the cap (a Vec's own growth would double past
+    // it: a 16 MiB cap could hold 32 MiB).
     let mut first: Option<Bytes> = None;
-    let mut buf = BytesMut::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let cap_bytes = usize::try_from(cap).unwrap_or(usize::MAX);
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
@@ -507,21 +510,23 @@ async fn read_capped(response: &mut reqwest::Response, cap: u64) -> Result<Bytes
                         format!("body exceeds the {cap}-byte limit"),
                     ));
                 }
-                match first.take() {
-                    None if buf.is_empty() => first = Some(chunk),
-                    None => buf.extend_from_slice(&chunk),
-                    Some(earlier) => {
-                        let announced = response.content_length().unwrap_or(0).min(cap);
-                        let size = usize::try_from(announced)
-                            .unwrap_or(0)
-                            .max(held + chunk.len());
-                        buf.reserve(size);
-                        buf.extend_from_slice(&earlier);
-                        buf.extend_from_slice(&chunk);
-                    }
+                let earlier = first.take();
+                if earlier.is_none() && buf.is_empty() {
+                    first = Some(chunk);
+                    continue;
                 }
+                let announced = usize::try_from(response.content_length().unwrap_or(0))
+                    .unwrap_or(0)
+                    .min(cap_bytes);
+                let wanted =
+                    next_capacity(buf.capacity(), held + chunk.len(), announced, cap_bytes);
+                buf.reserve_exact(wanted.saturating_sub(buf.len()));
+                if let Some(earlier) = earlier {
+                    buf.extend_from_slice(&earlier);
+                }
+                buf.extend_from_slice(&chunk);
             }
-            Ok(None) => return Ok(first.unwrap_or_else(|| buf.freeze())),
+            Ok(None) => return Ok(first.unwrap_or_else(|| Bytes::from(buf))),
             Err(e) => {
                 let outcome = if e.is_timeout() {
                     Outcome::Timeout
@@ -535,6 +540,19 @@ async fn read_capped(response: &mut reqwest::Response, cap: u64) -> Result<Bytes
             }
         }
     }
+}
+
+/// The capacity a body buffer of `capacity` needs to hold `needed` bytes: unchanged while it
+/// fits, else the announced length, else double (at least `needed`), never more than `cap`
+/// (the caller has refused a body past the cap already).
+fn next_capacity(capacity: usize, needed: usize, announced: usize, cap: usize) -> usize {
+    if needed <= capacity {
+        return capacity;
+    }
+    needed
+        .max(announced)
+        .max(capacity.saturating_mul(2))
+        .min(cap.max(needed))
 }
 
 /// A short message from an error body: its `error`/`message` field, else its first line.
@@ -585,6 +603,40 @@ fn jittered_backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The body buffer never grows past the cap, whatever the chunks and the announced length:
+    /// a hostile answer of chunks just under the cap holds the cap, not twice it.
+    #[test]
+    fn the_body_buffer_never_grows_past_the_cap() {
+        const MIB: usize = 1 << 20;
+        let cap = 16 * MIB;
+        // (capacity, needed, announced) -> capacity
+        let cases = [
+            ((0, 100, 0), 100),
+            ((100, 100, 0), 100),
+            ((100, 150, 0), 200),
+            ((0, 100, 4096), 4096),
+            ((8 * MIB, 8 * MIB + 1, 0), cap),
+            ((12 * MIB, 12 * MIB + 1, 0), cap),
+            ((cap, cap, 0), cap),
+            ((0, 10, 64 * MIB), cap),
+        ];
+        for ((capacity, needed, announced), want) in cases {
+            assert_eq!(
+                next_capacity(capacity, needed, announced, cap),
+                want,
+                "{capacity} {needed} {announced}"
+            );
+        }
+        // Grown chunk by chunk (64 KiB each) up to the cap: never past it.
+        let mut capacity = 0;
+        let mut len = 0;
+        while len + 64 * 1024 <= cap {
+            len += 64 * 1024;
+            capacity = next_capacity(capacity, len, 0, cap);
+            assert!(capacity >= len && capacity <= cap, "{capacity} for {len}");
+        }
+    }
 
     #[test]
     fn statuses_map_to_the_contract_outcomes() {

@@ -67,8 +67,10 @@ struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
 
-    /// Connections served at once (1 to 1000000). A connection accepted beyond it is closed at
-    /// once, so a flood of idle or slow clients cannot exhaust memory or file descriptors.
+    /// Connections served at once (1 to 1000000). At the limit, a new connection closes the
+    /// oldest one with no request in flight (a connection accepted while every one has a
+    /// request in flight is closed at once), so a flood of idle or slow clients can neither
+    /// exhaust memory or file descriptors nor keep a scraper out.
     #[arg(
         long = "web.max-connections",
         value_name = "N",
@@ -78,8 +80,10 @@ struct Cli {
     web_max_connections: usize,
 
     /// Requests handled at once (0 to 1000000; 0: no limit), counted after authentication
-    /// until the response is sent. One beyond it is answered 503 at once, so slow readers and
-    /// floods of scrapes cannot pile up responses in memory.
+    /// until the response is sent; one connection holds at most 4. One beyond it takes the
+    /// slot of a response that has made no progress for over a second (closing that
+    /// connection), else is answered 503 at once, so slow readers and floods of scrapes can
+    /// neither pile up responses in memory nor keep a scraper out.
     #[arg(
         long = "web.max-requests",
         value_name = "N",
@@ -98,6 +102,16 @@ struct Cli {
         value_parser = header_timeout
     )]
     web_read_header_timeout: Duration,
+
+    /// A response whose body makes no progress for this long (a client that stopped reading)
+    /// is abandoned, its connection closed and its request slot freed (1ms to 1h).
+    #[arg(
+        long = "web.write-timeout",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = header_timeout
+    )]
+    web_write_timeout: Duration,
 
     /// Serve POST /-/reload (off by default, as in Prometheus); cross-origin requests are
     /// refused. SIGHUP reloads either way.
@@ -167,6 +181,11 @@ enum LogFormat {
 const DEFAULT_LISTEN: &str = "0.0.0.0:10095";
 /// Exit code for an invalid configuration (`--check-config` and at start-up).
 const EXIT_INVALID_CONFIG: u8 = 2;
+/// How long the exit waits for threads of the blocking pool still at work (a file read that
+/// blocks): SIGTERM exits within 10 s whatever is blocked.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(500);
+/// Reloads happen at most this often; requests in between are coalesced.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
 /// Upper bound of `--web.max-connections` and `--web.max-requests`.
 const MAX_COUNT: usize = 1_000_000;
 
@@ -255,13 +274,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, systemd)) {
+    let code = match runtime.block_on(run(cli, systemd)) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = error_chain(&e), "backup-exporter stopped");
             ExitCode::FAILURE
         }
-    }
+    };
+    // A file read still blocked on a thread of the blocking pool (a FIFO, a hung mount) does
+    // not hold the exit.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    code
 }
 
 /// The error and its causes, each text once (an error whose message already quotes its
@@ -448,6 +471,7 @@ async fn run(
         max_connections: cli.web_max_connections,
         max_requests: cli.web_max_requests,
         read_header_timeout: cli.web_read_header_timeout,
+        write_timeout: cli.web_write_timeout,
         enable_lifecycle: cli.web_enable_lifecycle,
         telemetry_path: cli.web_telemetry_path.clone(),
     };
@@ -456,18 +480,33 @@ async fn run(
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Reloads at most once per RELOAD_EVERY: the SIGHUPs that arrive meanwhile are served by
+    // the next one (tokio keeps one pending SIGHUP however many arrive); POSTs wait their
+    // turn (at most 4 queued, the channel's size). SIGTERM is heard while a reload waits or
+    // runs.
+    let mut next_reload = tokio::time::Instant::now();
     loop {
-        tokio::select! {
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading configuration");
-                let _ = app.reload().await;
-            }
-            Some(reply) = reload_rx.recv() => {
-                let result = app.reload().await.map_err(|e| e.to_string());
-                let _ = reply.send(result);
-            }
+        let reply = tokio::select! {
+            _ = hangup.recv() => None,
+            Some(reply) = reload_rx.recv() => Some(reply),
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
+        };
+        let result = tokio::select! {
+            result = async {
+                tokio::time::sleep_until(next_reload).await;
+                match &reply {
+                    None => tracing::info!("SIGHUP: reloading configuration"),
+                    Some(_) => tracing::info!("POST /-/reload: reloading configuration"),
+                }
+                app.reload().await
+            } => result,
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        next_reload = tokio::time::Instant::now() + RELOAD_EVERY;
+        if let Some(reply) = reply {
+            let _ = reply.send(result.map_err(|e| e.to_string()));
         }
     }
     tracing::info!("shutting down");

@@ -1,7 +1,10 @@
 //! The exporter's HTTP server (hyper 1): /metrics (or `--web.telemetry-path`), /, /-/healthy,
 //! /-/ready, /-/reload on one or more listeners, with the web config file's TLS (HTTP/2 by
 //! ALPN), headers, rate limit and basic auth, and the limits a hostile client meets: header
-//! size and read time, connections, in-flight requests.
+//! size and read time, connections, in-flight requests, and responses that make no progress
+//! (`admission.rs`: who is closed to make room).
+
+mod admission;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,14 +23,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::exposition::{Answer, Exposition, Pieces};
 use crate::landing;
 use crate::metrics::Format;
-use crate::web::{LiveWebConfig, WebConfig};
+use crate::web::{Auth, LiveWebConfig, WebConfig};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -46,11 +48,13 @@ pub const DEFAULT_MAX_REQUESTS: usize = 40;
 pub const PIECE: usize = 64 * 1024;
 
 /// How long in-flight requests may take to finish after shutdown begins.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
-/// Streams one HTTP/2 connection may have open at once (each is a request in flight; the
-/// `--web.max-requests` limit applies across connections).
-const H2_MAX_STREAMS: u32 = 32;
+/// `--web.write-timeout` default: Prometheus' scrape timeout is at most this.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+use admission::{Admission, Closed, ConnectionTicket, Refused, SlotTicket};
+pub use admission::{PER_CONNECTION, STALLED};
 
 /// The first byte of a TLS record carrying a handshake message (a ClientHello).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -60,11 +64,16 @@ const PLAIN_HTTP_ON_TLS: &str = "Client sent an HTTP request to an HTTPS server.
 /// The `--web.*` settings of the server.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Connections served at once; one accepted beyond it is closed at once.
+    /// Connections served at once; at the limit, a new one closes the oldest idle one (or is
+    /// closed at once when every connection has a request in flight).
     pub max_connections: usize,
-    /// Authorized requests handled at once, until their response is sent; one beyond it is
-    /// answered 503 at once. 0: no limit.
+    /// Authorized requests handled at once, until their response is sent; one beyond it takes
+    /// the slot of a response stalled for over [`STALLED`], else is answered 503 at once.
+    /// 0: no limit.
     pub max_requests: usize,
+    /// A response whose body makes no progress for this long is abandoned (its connection
+    /// closed) and its slot freed.
+    pub write_timeout: Duration,
     /// Time a client has to finish the TLS handshake and send a request's headers; also the
     /// longest a kept-alive connection may stay idle.
     pub read_header_timeout: Duration,
@@ -101,8 +110,8 @@ pub struct Server {
     /// Fired by `POST /-/reload`; main.rs reloads on it like on SIGHUP.
     reload_requests: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
     options: Options,
-    /// One permit per request in flight; `None` without a limit.
-    requests: Option<Arc<Semaphore>>,
+    /// The connections and request slots, and who is closed to make room.
+    admission: Arc<Admission>,
     /// Whether the request limit was hit since it was last below, so it is logged once.
     requests_saturated: AtomicBool,
 }
@@ -118,14 +127,13 @@ impl Server {
         >,
         options: Options,
     ) -> Arc<Self> {
-        let requests =
-            (options.max_requests > 0).then(|| Arc::new(Semaphore::new(options.max_requests)));
+        let admission = Admission::new(options.max_connections, options.max_requests);
         Arc::new(Server {
             exposition,
             web,
             reload_requests,
             options,
-            requests,
+            admission,
             requests_saturated: AtomicBool::new(false),
         })
     }
@@ -134,13 +142,14 @@ impl Server {
     /// requests finish. The connection limit is shared by all listeners.
     pub async fn serve(self: Arc<Self>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
         let graceful = GracefulShutdown::new();
-        let connections = Arc::new(Semaphore::new(self.options.max_connections.max(1)));
         let refusing = AtomicBool::new(false);
+        let sweeper = tokio::spawn(self.clone().sweep(shutdown.clone()));
         futures_util::future::join_all(listeners.into_iter().map(|listener| {
             self.clone()
-                .accept(listener, &graceful, &connections, &refusing, &shutdown)
+                .accept(listener, &graceful, &refusing, &shutdown)
         }))
         .await;
+        sweeper.abort();
         if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
             .await
             .is_err()
@@ -149,11 +158,35 @@ impl Server {
         }
     }
 
+    /// Closes, until `shutdown`, the connections whose response made no progress for
+    /// `--web.write-timeout`.
+    async fn sweep(self: Arc<Self>, shutdown: CancellationToken) {
+        let every = (self.options.write_timeout / 10)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let closed = self
+                .admission
+                .sweep(std::time::Instant::now(), self.options.write_timeout);
+            if closed > 0 {
+                tracing::debug!(
+                    connections = closed,
+                    total = self.admission.closed(Closed::WriteTimeout),
+                    "responses with no progress for --web.write-timeout abandoned, their connections closed"
+                );
+            }
+        }
+    }
+
     async fn accept(
         self: Arc<Self>,
         listener: TcpListener,
         graceful: &GracefulShutdown,
-        connections: &Arc<Semaphore>,
         refusing: &AtomicBool,
         shutdown: &CancellationToken,
     ) {
@@ -169,13 +202,15 @@ impl Server {
                     }
                 },
             };
-            // Closed at once rather than left waiting: the client learns now, and a flood of
-            // connections holds no memory beyond the kernel's accept queue.
-            let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // At the limit the oldest idle connection makes room: a flood of idle connections
+            // cannot keep a scraper out. With a request in flight on every one, the newcomer
+            // is closed at once rather than left waiting: the client learns now, and a flood
+            // of connections holds no memory beyond the kernel's accept queue.
+            let Some((ticket, evicted)) = self.admission.connect(std::time::Instant::now()) else {
                 if !refusing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         limit = self.options.max_connections,
-                        "connection limit reached: new connections are closed until one ends (--web.max-connections)"
+                        "connection limit reached with a request in flight on every connection: new connections are closed until one ends (--web.max-connections)"
                     );
                 }
                 drop(stream);
@@ -183,6 +218,16 @@ impl Server {
             };
             if refusing.swap(false, Ordering::Relaxed) {
                 tracing::info!("below the connection limit again");
+            }
+            if evicted {
+                tracing::debug!(
+                    %peer,
+                    total = self.admission.closed(Closed::Idle),
+                    "connection limit reached: the oldest idle connection was closed to admit a new one"
+                );
+                // The connections accepted before this one get to read what they were sent
+                // (and so count as having spoken) before the next newcomer picks whom to close.
+                tokio::task::yield_now().await;
             }
             // The exposition goes out in many small frames; Nagle would hold the tail of each
             // write back for the client's delayed ACK (40 ms per scrape on loopback).
@@ -194,9 +239,18 @@ impl Server {
             let web = self.web.as_ref().map(|w| w.current());
             let server = self.clone();
             let watcher = graceful.watcher();
+            // Watched from now on: the table can tell that bytes wait on it (a request not
+            // read yet) before its task first runs.
+            let ticket = Arc::new(ticket);
+            let stream = Spoken::new(stream, ticket.clone());
             tokio::spawn(async move {
-                server.connection(stream, peer, web, watcher).await;
-                drop(permit);
+                let closed = ticket.closed();
+                tokio::select! {
+                    () = server.connection(stream, peer, web, watcher, ticket) => {}
+                    // Closed to make room: dropping the connection closes its socket (an
+                    // HTTP/2 connection with all its streams).
+                    () = closed.cancelled() => {}
+                }
             });
         }
     }
@@ -204,10 +258,11 @@ impl Server {
     /// Serves one accepted connection until it ends.
     async fn connection(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: Spoken,
         peer: SocketAddr,
         web: Option<Arc<WebConfig>>,
         watcher: Watcher,
+        ticket: Arc<ConnectionTicket>,
     ) {
         let tls = web.as_ref().and_then(|w| w.tls_acceptor());
         let deadline = Instant::now() + self.options.read_header_timeout;
@@ -219,7 +274,21 @@ impl Server {
         let server = self.clone();
         let service = hyper::service::service_fn(move |req| {
             let server = server.clone();
-            async move { Ok::<_, Infallible>(server.handle(req, peer).await) }
+            let ticket = ticket.clone();
+            async move {
+                // The connection is not idle (cannot be closed to admit another) until the
+                // response is sent or dropped.
+                let in_flight = ticket.request();
+                let resp = server.handle(req, peer, ticket.id()).await;
+                Ok::<_, Infallible>(resp.map(|body| {
+                    Holding {
+                        body,
+                        slot: None,
+                        _in_flight: in_flight,
+                    }
+                    .boxed()
+                }))
+            }
         });
         let result = match tls {
             None => {
@@ -229,7 +298,7 @@ impl Server {
             }
             Some(acceptor) => {
                 let mut first = [0u8; 1];
-                match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+                match tokio::time::timeout_at(deadline, stream.stream.peek(&mut first)).await {
                     Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => {}
                     Ok(Ok(1)) => {
                         tracing::debug!(%peer, "plain HTTP on the TLS port");
@@ -257,7 +326,7 @@ impl Server {
                     let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
                     h2.timer(TokioTimer::new())
                         .max_header_list_size(MAX_HEADER_BYTES as u32)
-                        .max_concurrent_streams(H2_MAX_STREAMS)
+                        .max_concurrent_streams(PER_CONNECTION as u32)
                         .keep_alive_interval(Some(self.options.read_header_timeout))
                         .keep_alive_timeout(self.options.read_header_timeout);
                     watcher
@@ -275,12 +344,17 @@ impl Server {
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        connection: u64,
+    ) -> Response<Body> {
         let Some(web) = self.web.as_ref().map(|w| w.current()) else {
-            return self.authorized(req).await;
+            return self.authorized(req, connection).await;
         };
         let mut resp = if web.allow_request() {
-            self.authenticated(req, peer, &web).await
+            self.authenticated(req, peer, &web, connection).await
         } else {
             text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
         };
@@ -295,56 +369,80 @@ impl Server {
         req: Request<Incoming>,
         peer: SocketAddr,
         web: &WebConfig,
+        connection: u64,
     ) -> Response<Body> {
-        if !web
+        match web
             .authorized(req.headers().get(header::AUTHORIZATION))
             .await
         {
-            tracing::debug!(%peer, path = req.uri().path(), "unauthorized request");
-            let mut resp = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"backup-exporter\""),
-            );
-            return resp;
+            Auth::Allowed => {}
+            Auth::Busy => {
+                tracing::debug!(%peer, path = req.uri().path(), "too many password checks waiting: 429");
+                return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
+            }
+            Auth::Denied => {
+                tracing::debug!(%peer, path = req.uri().path(), "unauthorized request");
+                let mut resp = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"backup-exporter\""),
+                );
+                return resp;
+            }
         }
-        self.authorized(req).await
+        self.authorized(req, connection).await
     }
 
-    async fn authorized(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn authorized(&self, req: Request<Incoming>, connection: u64) -> Response<Body> {
         // Counted after authentication (as node_exporter does): requests without valid
         // credentials cannot take the slots of a scrape that has them.
-        let slot = match &self.requests {
-            None => None,
-            Some(limit) => match limit.clone().try_acquire_owned() {
-                Ok(slot) => {
-                    if self.requests_saturated.swap(false, Ordering::Relaxed) {
-                        tracing::info!("in-flight requests below the limit again");
-                    }
-                    Some(slot)
+        let slot = match self.admission.slot(connection, std::time::Instant::now()) {
+            Ok((slot, evicted)) => {
+                if self.requests_saturated.swap(false, Ordering::Relaxed) {
+                    tracing::info!("in-flight requests below the limit again");
                 }
-                Err(_) => {
-                    if !self.requests_saturated.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            limit = self.options.max_requests,
-                            "in-flight request limit reached: answering 503 (--web.max-requests)"
-                        );
-                    }
-                    return text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &format!(
-                            "Limit of concurrent requests reached ({}), try again later.\n",
-                            self.options.max_requests
-                        ),
+                if evicted {
+                    tracing::debug!(
+                        total = self.admission.closed(Closed::Stalled),
+                        "request limit reached: a response stalled for over a second gave its slot, its connection closed"
                     );
                 }
-            },
+                slot
+            }
+            Err(Refused::Full) => {
+                if !self.requests_saturated.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        limit = self.options.max_requests,
+                        "in-flight request limit reached: answering 503 (--web.max-requests)"
+                    );
+                }
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "Limit of concurrent requests reached ({}), try again later.\n",
+                        self.options.max_requests
+                    ),
+                );
+            }
+            Err(Refused::Connection) => {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "Limit of concurrent requests on one connection reached ({PER_CONNECTION}), try again later.\n"
+                    ),
+                );
+            }
         };
         let resp = self.route(req).await;
-        match slot {
-            None => resp,
-            Some(slot) => resp.map(|body| SlotHeld { body, _slot: slot }.boxed()),
-        }
+        slot.ready(std::time::Instant::now());
+        resp.map(|body| {
+            Holding {
+                body,
+                slot: Some(slot),
+                _in_flight: (),
+            }
+            .boxed()
+        })
     }
 
     async fn route(&self, req: Request<Incoming>) -> Response<Body> {
@@ -492,7 +590,7 @@ fn authority(origin: &str) -> Option<(String, u16)> {
 
 /// Answers plain HTTP on the TLS port with a 400, as Go's net/http does, instead of a TLS
 /// alert the client cannot read.
-async fn refuse_plain_http(mut stream: TcpStream, deadline: Instant) {
+async fn refuse_plain_http(mut stream: Spoken, deadline: Instant) {
     // The request is read first: closing a socket with unread bytes resets the connection,
     // and the client would see the reset instead of the answer.
     let _ = tokio::time::timeout_at(deadline, async {
@@ -528,14 +626,17 @@ async fn refuse_plain_http(mut stream: TcpStream, deadline: Instant) {
     .await;
 }
 
-/// A response body that keeps its request's `--web.max-requests` slot until the body has been
-/// sent or dropped: a client reading a scrape slowly is still a request in flight.
-struct SlotHeld {
+/// A response body that keeps what its request holds until the body has been sent or
+/// dropped: its `--web.max-requests` slot (a client reading a scrape slowly is still a
+/// request in flight), whose progress it reports as pieces are taken, and `T` (the mark that
+/// its connection has a request in flight).
+struct Holding<T> {
     body: Body,
-    _slot: OwnedSemaphorePermit,
+    slot: Option<SlotTicket>,
+    _in_flight: T,
 }
 
-impl hyper::body::Body for SlotHeld {
+impl<T: Unpin> hyper::body::Body for Holding<T> {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -543,7 +644,11 @@ impl hyper::body::Body for SlotHeld {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if let (Poll::Ready(Some(_)), Some(slot)) = (&frame, &self.slot) {
+            slot.progress(std::time::Instant::now());
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -552,6 +657,104 @@ impl hyper::body::Body for SlotHeld {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// A client's connection that tells its [`ConnectionTicket`] when the first bytes arrive,
+/// and lets the table ask whether bytes are waiting (through a weak handle, without a lock).
+struct Spoken {
+    stream: Arc<TcpStream>,
+    ticket: Option<Arc<ConnectionTicket>>,
+}
+
+impl Spoken {
+    fn new(stream: TcpStream, ticket: Arc<ConnectionTicket>) -> Self {
+        let stream = Arc::new(stream);
+        let weak = Arc::downgrade(&stream);
+        ticket.waiting(move || {
+            weak.upgrade().is_some_and(|stream| {
+                let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+                // Non-blocking: WouldBlock (nothing waiting) or an error is "no".
+                matches!(socket2::SockRef::from(&*stream).peek(&mut byte), Ok(n) if n > 0)
+            })
+        });
+        Spoken {
+            stream,
+            ticket: Some(ticket),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Spoken {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            std::task::ready!(self.stream.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match self.stream.try_read(unfilled) {
+                Ok(n) => {
+                    buf.advance(n);
+                    if n > 0 {
+                        if let Some(ticket) = self.ticket.take() {
+                            ticket.spoke();
+                        }
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was stale (tokio has cleared it): wait again.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Spoken {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write_vectored(bufs) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let shut = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
+        Poll::Ready(match shut {
+            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        })
     }
 }
 

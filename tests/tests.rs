@@ -20,6 +20,7 @@ mod http_server;
 mod listen;
 mod ops_kit;
 mod scp;
+mod scrape_answers;
 mod seed_samples;
 mod shards;
 mod upstream_client;

@@ -462,6 +462,53 @@ pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// brackets is refused before it is parsed.
 pub const MAX_NESTING: usize = 64;
 
+/// How long a file read after start-up may take (the config on reload, secret and token
+/// files): a FIFO or a hung mount fails that read instead of stalling anything else.
+pub const FILE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// File reads that may be under way at once on the blocking pool; a read that never returns
+/// keeps its place, so a file that blocks for good holds a few threads, not one per try.
+const READS_AT_ONCE: usize = 8;
+
+static READS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A place among the reads under way, given back when the read returns.
+struct Reading;
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        READS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Runs `read` (file I/O) on tokio's blocking pool, never on a worker thread, and waits for
+/// it at most `limit`; the error says why there is no result (never the file's content).
+pub async fn read_off_runtime<T: Send + 'static>(
+    limit: std::time::Duration,
+    read: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    use std::sync::atomic::Ordering;
+    if READS.fetch_add(1, Ordering::AcqRel) >= READS_AT_ONCE {
+        READS.fetch_sub(1, Ordering::AcqRel);
+        return Err(format!(
+            "{READS_AT_ONCE} file reads are blocked already (a FIFO or a hung mount?)"
+        ));
+    }
+    let reading = Reading;
+    let task = tokio::task::spawn_blocking(move || {
+        let _reading = reading;
+        read()
+    });
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err("the file read failed".into()),
+        Err(_) => Err(format!(
+            "the file read did not finish within {}s (a FIFO or a hung mount?)",
+            limit.as_secs_f64()
+        )),
+    }
+}
+
 /// A file's text, refused when longer than `cap` bytes (read no further than that).
 pub fn read_capped(path: &std::path::Path, cap: u64) -> std::io::Result<String> {
     use std::io::Read as _;

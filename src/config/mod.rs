@@ -23,7 +23,7 @@ mod error;
 pub mod settings;
 pub mod upstream;
 
-pub use checks::{read_capped, Secret, MAX_SECRET_FILE_BYTES};
+pub use checks::{read_capped, read_off_runtime, Secret, FILE_READ_TIMEOUT, MAX_SECRET_FILE_BYTES};
 pub use client::{ClientIdentity, ClientSettings, PemFile, TlsSettings};
 pub use error::{ConfigError, ConfigErrors};
 pub use settings::Settings;

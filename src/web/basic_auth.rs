@@ -1,8 +1,12 @@
 //! `basic_auth_users`: Basic credentials checked against bcrypt hashes, as exporter-toolkit's
 //! `handler.go` and `cache.go` do: an unknown user costs as much as a wrong password, bcrypt
-//! runs on a few blocking threads only, and a pair that passed is remembered for a while.
+//! runs on a few blocking threads only, and a pair that passed is remembered while it is used.
+//! Under a flood of wrong passwords, the checks waiting for bcrypt are bounded (past the bound:
+//! [`Auth::Busy`], a 429) and a remembered pair skips the queue, so the scraper with the right
+//! password is not kept waiting.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +17,11 @@ use sha2::{Digest, Sha256};
 /// bcrypt checks that may run at once, on tokio's blocking pool: a flood of wrong passwords
 /// queues here instead of taking every core or any of the runtime's worker threads.
 const BCRYPT_SLOTS: usize = 2;
-/// How long a (user, password) pair that passed bcrypt is accepted without bcrypt again.
+/// bcrypt checks that may wait for a slot; one more is refused at once ([`Auth::Busy`]). With
+/// cost-10 hashes (about 50 ms each) the last in the queue waits about 0.2 s.
+const BCRYPT_QUEUE: usize = 8;
+/// How long a (user, password) pair that passed bcrypt is accepted without bcrypt again since
+/// it was last used (the window slides on each use).
 const VERIFIED_FOR: Duration = Duration::from_secs(60);
 /// Pairs remembered at most; the oldest goes first.
 const VERIFIED_MAX: usize = 256;
@@ -21,15 +29,50 @@ const VERIFIED_MAX: usize = 256;
 /// is checked against it, at the configured cost, so that it takes as long as a wrong password.
 const DUMMY_SALT_AND_CHECKSUM: &str = "QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
 
-/// The `BCRYPT_SLOTS` bcrypt checks that may run at once. One set serves every configuration a
-/// `LiveWebConfig` loads, so a reload does not open more slots.
+/// The `BCRYPT_SLOTS` bcrypt checks that may run at once, and the count of checks waiting for
+/// or holding one. One set serves every configuration a `LiveWebConfig` loads, so a reload
+/// does not open more slots.
 #[derive(Clone)]
-pub(super) struct BcryptSlots(Arc<tokio::sync::Semaphore>);
+pub(super) struct BcryptSlots(Arc<tokio::sync::Semaphore>, Arc<AtomicUsize>);
 
 impl BcryptSlots {
     pub(super) fn new() -> Self {
-        BcryptSlots(Arc::new(tokio::sync::Semaphore::new(BCRYPT_SLOTS)))
+        BcryptSlots(
+            Arc::new(tokio::sync::Semaphore::new(BCRYPT_SLOTS)),
+            Arc::new(AtomicUsize::new(0)),
+        )
     }
+
+    /// A place among the checks running or waiting, if there is one left.
+    fn enter(&self) -> Option<Queued> {
+        let counter = self.1.clone();
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < BCRYPT_SLOTS + BCRYPT_QUEUE).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Queued(counter))
+    }
+}
+
+/// A place among the bcrypt checks running or waiting, given back when dropped.
+struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What Basic credentials are worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// No users are configured, or the credentials match.
+    Allowed,
+    /// Missing or wrong credentials (401).
+    Denied,
+    /// Too many bcrypt checks are waiting already: not checked (429).
+    Busy,
 }
 
 /// The configured users and what checking them needs.
@@ -82,17 +125,19 @@ impl BasicAuth {
         self.users.keys().map(String::as_str)
     }
 
-    /// True when no users are configured, or the Basic credentials match a bcrypt hash.
+    /// Whether no users are configured or the Basic credentials match a bcrypt hash.
     ///
     /// An unknown user is checked against the dummy hash, so the answer takes as long as for a
     /// wrong password and does not tell which users exist. bcrypt runs on the blocking pool,
-    /// at most `BCRYPT_SLOTS` at once; a pair that passed is remembered for `VERIFIED_FOR`.
-    pub(super) async fn authorized(&self, header: Option<&HeaderValue>) -> bool {
+    /// at most `BCRYPT_SLOTS` at once with at most `BCRYPT_QUEUE` waiting (past that:
+    /// [`Auth::Busy`]); a pair that passed is remembered until unused for `VERIFIED_FOR`, and
+    /// needs no bcrypt slot then.
+    pub(super) async fn authorized(&self, header: Option<&HeaderValue>) -> Auth {
         if self.users.is_empty() {
-            return true;
+            return Auth::Allowed;
         }
         let Some((user, password)) = header.and_then(basic_credentials) else {
-            return false;
+            return Auth::Denied;
         };
         let (hash, known) = match self.users.get(&user) {
             Some(hash) => (hash.clone(), true),
@@ -107,10 +152,13 @@ impl BasicAuth {
             .finalize()
             .into();
         if known && self.verified().contains(&digest, Instant::now()) {
-            return true;
+            return Auth::Allowed;
         }
+        let Some(queued) = self.bcrypt_slots.enter() else {
+            return Auth::Busy;
+        };
         let Ok(slot) = self.bcrypt_slots.0.clone().acquire_owned().await else {
-            return false;
+            return Auth::Denied;
         };
         #[cfg(test)]
         self.checked_costs
@@ -121,15 +169,17 @@ impl BasicAuth {
         // free it before bcrypt has finished.
         let matched = tokio::task::spawn_blocking(move || {
             let _slot = slot;
+            let _queued = queued;
             bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
         })
         .await
         .unwrap_or(false);
-        let ok = matched && known;
-        if ok {
+        if matched && known {
             self.verified().insert(digest, Instant::now());
+            Auth::Allowed
+        } else {
+            Auth::Denied
         }
-        ok
     }
 
     fn verified(&self) -> std::sync::MutexGuard<'_, Verified> {
@@ -160,9 +210,13 @@ struct Verified {
 }
 
 impl Verified {
+    /// Whether `digest` passed and was used within `VERIFIED_FOR`; a hit counts as a use.
     fn contains(&mut self, digest: &[u8; 32], now: Instant) -> bool {
-        match self.at.get(digest) {
-            Some(at) if now.saturating_duration_since(*at) < VERIFIED_FOR => true,
+        match self.at.get_mut(digest) {
+            Some(at) if now.saturating_duration_since(*at) < VERIFIED_FOR => {
+                *at = now;
+                true
+            }
             Some(_) => {
                 self.at.remove(digest);
                 false
@@ -214,6 +268,12 @@ mod tests {
         )
     }
 
+    impl BasicAuth {
+        async fn allowed(&self, header: Option<&HeaderValue>) -> bool {
+            self.authorized(header).await == Auth::Allowed
+        }
+    }
+
     fn basic(user: &str, password: &str) -> HeaderValue {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         HeaderValue::from_str(&format!("Basic {token}")).unwrap()
@@ -222,18 +282,18 @@ mod tests {
     #[tokio::test]
     async fn basic_auth_accepts_only_the_right_password() {
         let web = auth_with_user("prometheus", "s3cret");
-        assert!(web.authorized(Some(&basic("prometheus", "s3cret"))).await);
+        assert!(web.allowed(Some(&basic("prometheus", "s3cret"))).await);
         // Second time from the cache.
-        assert!(web.authorized(Some(&basic("prometheus", "s3cret"))).await);
-        assert!(!web.authorized(Some(&basic("prometheus", "wrong"))).await);
-        assert!(!web.authorized(Some(&basic("other", "s3cret"))).await);
-        assert!(!web.authorized(None).await);
+        assert!(web.allowed(Some(&basic("prometheus", "s3cret"))).await);
+        assert!(!web.allowed(Some(&basic("prometheus", "wrong"))).await);
+        assert!(!web.allowed(Some(&basic("other", "s3cret"))).await);
+        assert!(!web.allowed(None).await);
         assert!(
-            !web.authorized(Some(&HeaderValue::from_static("Bearer x")))
+            !web.allowed(Some(&HeaderValue::from_static("Bearer x")))
                 .await
         );
         assert!(
-            !web.authorized(Some(&HeaderValue::from_static("Basic !!!")))
+            !web.allowed(Some(&HeaderValue::from_static("Basic !!!")))
                 .await
         );
     }
@@ -254,17 +314,17 @@ mod tests {
             ("prometheus".to_string(), bcrypt::hash("s3cret", 6).unwrap()),
         ]);
         let auth = BasicAuth::new(users, BcryptSlots::new()).unwrap();
-        assert!(!auth.authorized(Some(&basic("nobody", "s3cret"))).await);
+        assert!(!auth.allowed(Some(&basic("nobody", "s3cret"))).await);
         assert_eq!(checks(&auth), [6], "an unknown user");
-        assert!(!auth.authorized(Some(&basic("prometheus", "wrong"))).await);
+        assert!(!auth.allowed(Some(&basic("prometheus", "wrong"))).await);
         assert_eq!(checks(&auth), [6], "a wrong password");
         // Neither is remembered: every try costs a check again.
-        assert!(!auth.authorized(Some(&basic("nobody", "s3cret"))).await);
-        assert!(!auth.authorized(Some(&basic("prometheus", "wrong"))).await);
+        assert!(!auth.allowed(Some(&basic("nobody", "s3cret"))).await);
+        assert!(!auth.allowed(Some(&basic("prometheus", "wrong"))).await);
         assert_eq!(checks(&auth), [6, 6]);
         // The right password is checked once, then remembered.
-        assert!(auth.authorized(Some(&basic("prometheus", "s3cret"))).await);
-        assert!(auth.authorized(Some(&basic("prometheus", "s3cret"))).await);
+        assert!(auth.allowed(Some(&basic("prometheus", "s3cret"))).await);
+        assert!(auth.allowed(Some(&basic("prometheus", "s3cret"))).await);
         assert_eq!(checks(&auth), [6]);
     }
 
@@ -274,18 +334,18 @@ mod tests {
     async fn a_remembered_pair_needs_no_bcrypt_slot_while_a_flood_holds_them_all() {
         use futures_util::FutureExt as _;
         let web = auth_with_user("prometheus", "s3cret");
-        assert!(web.authorized(Some(&basic("prometheus", "s3cret"))).await);
+        assert!(web.allowed(Some(&basic("prometheus", "s3cret"))).await);
         let slots = web.bcrypt_slots.0.clone();
         let held = slots.acquire_many(BCRYPT_SLOTS as u32).await.unwrap();
         assert_eq!(slots.available_permits(), 0);
         assert_eq!(
-            web.authorized(Some(&basic("prometheus", "s3cret")))
+            web.allowed(Some(&basic("prometheus", "s3cret")))
                 .now_or_never(),
             Some(true),
             "remembered: answered at once"
         );
         assert_eq!(
-            web.authorized(Some(&basic("prometheus", "guess")))
+            web.allowed(Some(&basic("prometheus", "guess")))
                 .now_or_never(),
             None,
             "a guess waits for a slot"
@@ -294,10 +354,68 @@ mod tests {
         assert_eq!(checks(&web), [4]);
     }
 
+    /// Past `BCRYPT_QUEUE` waiting checks a guess is refused at once, not queued; a remembered
+    /// pair is still let in.
+    #[tokio::test]
+    async fn checks_past_the_queue_bound_are_refused_at_once() {
+        use futures_util::FutureExt as _;
+        let web = std::sync::Arc::new(auth_with_user("prometheus", "s3cret"));
+        assert!(web.allowed(Some(&basic("prometheus", "s3cret"))).await);
+        let held = web
+            .bcrypt_slots
+            .0
+            .clone()
+            .acquire_many_owned(BCRYPT_SLOTS as u32)
+            .await
+            .unwrap();
+        // Stand-ins for the checks running: they hold a place without a slot.
+        let running: Vec<Queued> = (0..BCRYPT_SLOTS)
+            .map(|_| web.bcrypt_slots.enter().unwrap())
+            .collect();
+        let mut waiting = Vec::new();
+        for i in 0..BCRYPT_QUEUE {
+            let web = web.clone();
+            waiting.push(tokio::spawn(async move {
+                web.authorized(Some(&basic("prometheus", &format!("guess-{i}"))))
+                    .await
+            }));
+        }
+        wait_until(|| web.bcrypt_slots.1.load(Ordering::Acquire) == BCRYPT_SLOTS + BCRYPT_QUEUE)
+            .await;
+        assert_eq!(
+            web.authorized(Some(&basic("prometheus", "one-more")))
+                .now_or_never(),
+            Some(Auth::Busy),
+            "refused at once"
+        );
+        assert_eq!(
+            web.authorized(Some(&basic("prometheus", "s3cret")))
+                .now_or_never(),
+            Some(Auth::Allowed),
+            "the remembered pair skips the queue"
+        );
+        drop(running);
+        drop(held);
+        for w in waiting {
+            assert_eq!(w.await.unwrap(), Auth::Denied);
+        }
+        assert_eq!(web.bcrypt_slots.1.load(Ordering::Acquire), 0);
+    }
+
+    async fn wait_until(check: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("condition not reached");
+    }
+
     #[tokio::test]
     async fn no_users_lets_everyone_in() {
         let auth = BasicAuth::new(HashMap::new(), BcryptSlots::new()).unwrap();
-        assert!(auth.authorized(None).await);
+        assert!(auth.allowed(None).await);
     }
 
     #[test]
@@ -388,7 +506,9 @@ mod tests {
         let t0 = Instant::now();
         v.insert(key(1), t0);
         assert!(v.contains(&key(1), t0 + Duration::from_secs(59)));
-        assert!(!v.contains(&key(1), t0 + VERIFIED_FOR));
+        // The window slides on use: 59 s after the last use, not the first.
+        assert!(v.contains(&key(1), t0 + Duration::from_secs(118)));
+        assert!(!v.contains(&key(1), t0 + Duration::from_secs(118) + VERIFIED_FOR));
         assert!(v.at.is_empty(), "an expired pair is dropped when seen");
         for i in 0..VERIFIED_MAX {
             v.insert(key(i), t0 + Duration::from_millis(i as u64));

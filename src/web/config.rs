@@ -9,7 +9,7 @@ use std::time::Instant;
 use hyper::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use super::basic_auth::{BasicAuth, BcryptSlots};
+use super::basic_auth::{Auth, BasicAuth, BcryptSlots};
 use super::headers::extra_headers;
 use super::rate_limit::RateLimit;
 use super::tls::{build_tls, ResolvedTls};
@@ -223,13 +223,14 @@ impl WebConfig {
             .is_none_or(|r| r.allow(Instant::now()))
     }
 
-    /// True when no users are configured, or the Basic credentials match a bcrypt hash.
+    /// Whether no users are configured or the Basic credentials match a bcrypt hash.
     ///
     /// An unknown user is checked against a dummy hash of the same cost, so the answer takes
     /// as long as for a wrong password and does not tell which users exist. bcrypt runs on the
-    /// blocking pool, two checks at most at once; a pair that passed is remembered for a
-    /// minute so that a scrape every few seconds does not pay for bcrypt each time.
-    pub async fn authorized(&self, header: Option<&HeaderValue>) -> bool {
+    /// blocking pool, two checks at most at once with eight more waiting at most (past that:
+    /// [`Auth::Busy`]); a pair that passed is remembered until unused for a minute, so that a
+    /// scrape every few seconds pays for bcrypt once and waits behind no other check.
+    pub async fn authorized(&self, header: Option<&HeaderValue>) -> Auth {
         self.basic_auth.authorized(header).await
     }
 }

@@ -24,5 +24,6 @@ mod rate_limit;
 mod reload;
 mod tls;
 
+pub use basic_auth::Auth;
 pub use config::{WebConfig, WebConfigError};
 pub use reload::LiveWebConfig;

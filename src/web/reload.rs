@@ -3,6 +3,7 @@
 //! restart.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,16 +15,23 @@ const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The web config file as it is now: re-read when it, a certificate, a key or the client CA
 /// file changes (checked at most once per second, on a connection or request), so rotating a
-/// certificate needs no restart. A new file that does not load is logged once and the running
+/// certificate needs no restart. The files are read on tokio's blocking pool, never on a
+/// worker thread: a file that blocks (a FIFO, a hung mount) stalls no request, only later
+/// reloads of the web config. A new file that does not load is logged once and the running
 /// configuration stays; so does one that would turn TLS on or off (that needs a restart, as
 /// the listening log line and the scheme Prometheus scrapes would change).
-pub struct LiveWebConfig {
+pub struct LiveWebConfig(Arc<Live>);
+
+struct Live {
     path: PathBuf,
     current: std::sync::RwLock<Arc<WebConfig>>,
     watch: Mutex<Watch>,
     tls: bool,
     /// Shared by every configuration loaded, so a reload opens no more bcrypt slots.
     bcrypt_slots: BcryptSlots,
+    /// A recheck is running on the blocking pool (one at a time: a blocked read holds one
+    /// thread, not one per request).
+    rechecking: AtomicBool,
 }
 
 /// The files of the last load attempt, and how they looked then.
@@ -65,7 +73,7 @@ impl LiveWebConfig {
         let attempt = WebConfig::attempt(path, bcrypt_slots.clone());
         let stamps = stamps(&attempt.files);
         let web = attempt.result?;
-        Ok(LiveWebConfig {
+        Ok(LiveWebConfig(Arc::new(Live {
             path: path.to_path_buf(),
             tls: web.tls_acceptor().is_some(),
             current: std::sync::RwLock::new(Arc::new(web)),
@@ -75,20 +83,50 @@ impl LiveWebConfig {
                 stamps,
             }),
             bcrypt_slots,
-        })
+            rechecking: AtomicBool::new(false),
+        })))
     }
 
     /// Whether the server speaks TLS (fixed at start).
     pub fn tls(&self) -> bool {
-        self.tls
+        self.0.tls
     }
 
-    /// The configuration in force, after re-reading it if a file changed.
+    /// The configuration in force. Once `RECHECK_EVERY` has passed since the last check, the
+    /// files are checked for changes (and re-read) on the blocking pool, for the requests
+    /// after this one.
     pub fn current(&self) -> Arc<WebConfig> {
-        self.recheck(Instant::now());
+        let now = Instant::now();
+        let due = self
+            .0
+            .watch
+            .try_lock()
+            .is_ok_and(|w| now.saturating_duration_since(w.checked) >= RECHECK_EVERY);
+        if due && !self.0.rechecking.swap(true, Ordering::AcqRel) {
+            let live = self.0.clone();
+            let recheck = move || {
+                live.recheck(now);
+                live.rechecking.store(false, Ordering::Release);
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(recheck)),
+                Err(_) => recheck(),
+            }
+        }
         self.snapshot()
     }
 
+    fn snapshot(&self) -> Arc<WebConfig> {
+        self.0.snapshot()
+    }
+
+    #[cfg(test)]
+    fn recheck(&self, now: Instant) {
+        self.0.recheck(now);
+    }
+}
+
+impl Live {
     fn snapshot(&self) -> Arc<WebConfig> {
         self.current
             .read()
@@ -152,7 +190,7 @@ mod tests {
     }
 
     fn checked(live: &LiveWebConfig) -> Instant {
-        live.watch.lock().unwrap().checked
+        live.0.watch.lock().unwrap().checked
     }
 
     fn headers_file(value: &str) -> String {
@@ -224,6 +262,54 @@ mod tests {
         live.recheck(at + RECHECK_EVERY * 3);
         assert!(Arc::ptr_eq(&rotated, &live.snapshot()), "TLS stays on");
         assert!(live.snapshot().tls_acceptor().is_some());
+    }
+
+    /// The web config swapped for a FIFO (a read that blocks until a writer comes): requests
+    /// get the running config at once, one re-read waits on the blocking pool, and it loads
+    /// the file once the FIFO is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_web_config_that_blocks_is_read_off_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yml");
+        std::fs::write(&path, headers_file("deny")).unwrap();
+        let live = LiveWebConfig::load(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        live.0.watch.lock().unwrap().checked -= RECHECK_EVERY;
+        for _ in 0..20 {
+            // Answered from the running config, however often asked.
+            assert_eq!(
+                live.current()
+                    .headers()
+                    .iter()
+                    .find(|(n, _)| n == "x-frame-options")
+                    .map(|(_, v)| v.to_str().unwrap().to_string()),
+                Some("deny".to_string())
+            );
+        }
+        let mut waited = 0;
+        while !live.0.rechecking.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+            assert!(waited < 500, "no re-read started");
+        }
+        // A writer comes: the blocked read ends and loads what it wrote.
+        let writer = path.clone();
+        tokio::task::spawn_blocking(move || std::fs::write(writer, headers_file("sameorigin")))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut waited = 0;
+        while live.0.rechecking.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+            assert!(waited < 500, "the re-read did not end");
+        }
+        assert_eq!(frame_options(&live), "sameorigin");
     }
 
     #[test]

@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use super::config::{AzureAuth, AzureConfig};
 use super::wire::TokenAnswer;
-use crate::config::checks::{read_capped, Secret, MAX_SECRET_FILE_BYTES};
+use crate::config::checks::{
+    read_capped, read_off_runtime, Secret, FILE_READ_TIMEOUT, MAX_SECRET_FILE_BYTES,
+};
 use crate::http::{StatusRules, UpstreamHttp};
 use crate::outcome::{Fault, Outcome};
 use crate::sources::source::{endpoint, IssuedToken, TokenCache, MAX_TOKEN_LIFETIME};
@@ -41,7 +43,22 @@ pub(super) async fn token(
 ) -> Result<Secret, Fault> {
     cache
         .get(renew, || async {
-            let request = token_request(config)?;
+            let request = match &config.auth {
+                // The federated token file is read off the runtime's worker threads, within
+                // a time limit: a FIFO or a hung mount is an auth_error, not a stall.
+                AzureAuth::WorkloadIdentity { .. } => {
+                    let config = config.clone();
+                    read_off_runtime(FILE_READ_TIMEOUT, move || token_request(&config))
+                        .await
+                        .map_err(|why| {
+                            Fault::new(
+                                Outcome::AuthError,
+                                format!("reading the federated token file: {why}"),
+                            )
+                        })??
+                }
+                _ => token_request(config)?,
+            };
             http.fetch(request, TOKEN_RULES, deadline, parse_token)
                 .await
         })
