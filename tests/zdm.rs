@@ -596,3 +596,185 @@ async fn paged_server_answers_are_followed_and_bounded() {
     assert!(stderr.contains("max_jobs_per_target"), "{stderr}");
     assert_eq!(sim.requests("system", "bounded").await, 2);
 }
+
+/// `--once` over `yaml` with the simulator's token and login in the environment.
+fn once_with_login(yaml: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), yaml);
+    let out = std::process::Command::new(exporter_bin())
+        .args(["--once", "--config"])
+        .arg(&config)
+        .env("SIM_TOKEN", TOKEN)
+        .env("SIM_EMAIL", EMAIL)
+        .env("SIM_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `api_version: auto` (the default, no `api_prefix`, no `login.path`) against each
+/// release the simulator speaks: the version is settled from the documented paths, the
+/// target is polled under that version's prefix (and logged in at its login path), and
+/// `backup_upstream_info` says which version it was; a fixed version and a 0.2 config
+/// with explicit keys work the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_settles_each_releases_version_and_exports_it() {
+    let info = |v: &str| {
+        format!("backup_upstream_info{{api_version=\"{v}\",system=\"zdm\",upstream=\"zdm\"}}")
+    };
+    let up = "backup_target_up{system=\"zdm\",upstream=\"zdm\",kind=\"server\",target=\"web-01\"}";
+    let token = "    token_env: SIM_TOKEN\n";
+    let login = "    login: { email_env: SIM_EMAIL, password_env: SIM_PASSWORD }\n";
+    for (release, want) in [
+        ("0.2.0", "0.2"),
+        ("1.0.3", "1.0"),
+        ("1.1.0", "1.1"),
+        ("1.2.0", "1.2"),
+        ("1.3.1", "1.3"),
+        ("2.0.0", "2.0"),
+        ("2.0.1", "2.0"),
+    ] {
+        let sim = Sim::start_with(&[
+            "--token",
+            TOKEN,
+            "--login",
+            &format!("{EMAIL}:{PASSWORD}"),
+            "--zdm-version",
+            release,
+        ]);
+        for (auth, extra) in [
+            (token, ""),
+            (login, ""),
+            (token, format!("    api_version: \"{release}\"\n").as_str()),
+        ] {
+            let yaml = format!(
+                "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n{auth}{extra}    servers: [web-01]\n",
+                sim.url()
+            );
+            let (code, m, stderr) = once_with_login(&yaml);
+            assert_eq!(code, Some(0), "{release}: {stderr}\n{m}");
+            assert_eq!(
+                value(&m, up),
+                Some(1.0),
+                "{release} {auth}{extra}: {stderr}\n{m}"
+            );
+            assert_eq!(
+                value(&m, &info(want)),
+                Some(1.0),
+                "{release} {auth}{extra}\n{m}"
+            );
+            assert_eq!(m.matches("backup_upstream_info{").count(), 1, "{m}");
+        }
+        if release == "0.2.0" {
+            // Written before versions existed: the explicit keys win, auto still settles.
+            let yaml = format!(
+                "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_prefix: /api/v1\n    login: {{ path: /api/v1/auth/issue, email_env: SIM_EMAIL, password_env: SIM_PASSWORD }}\n    servers: [web-01]\n",
+                sim.url()
+            );
+            let (code, m, stderr) = once_with_login(&yaml);
+            assert_eq!(code, Some(0), "{stderr}");
+            assert_eq!(value(&m, &info("0.2")), Some(1.0), "{m}");
+        }
+        if release == "2.0.1" {
+            // The wrong fixed version: its prefix is right but its login path is gone.
+            let yaml = format!(
+                "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_version: \"1.3\"\n{login}    servers: [web-01]\n",
+                sim.url()
+            );
+            let (_, m, _) = once_with_login(&yaml);
+            assert_eq!(value(&m, up), Some(0.0), "{m}");
+            assert_eq!(
+                value(&m, &info("1.3")),
+                Some(1.0),
+                "a fixed version is exported as set"
+            );
+            assert_eq!(
+                value(&m, "backup_target_failure_reason{system=\"zdm\",upstream=\"zdm\",kind=\"server\",target=\"web-01\",reason=\"auth_error\"}"),
+                Some(1.0),
+                "{m}"
+            );
+        }
+    }
+}
+
+/// `auto` settles again once every target answers 404: a server upgraded from 1.3 to 2.0
+/// (its job gone at first) is asked again, `backup_upstream_info` follows, and the target
+/// comes back up. Before that, a 1.3 server is asked once, not at every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_settles_again_after_every_target_answered_404() {
+    let job = vendor_text("1.3.1", "backups-monitoring-job-linux.json");
+    let gone = vendor_text("1.3.1", "backups-monitoring-job-404.json");
+    let refused = vendor_text("2.0.0", "token-issue-422.json");
+    let list = r#"{"success":true,"data":[],"message":"OK"}"#.to_string();
+    // 0: a 1.3 server; 1: upgraded to 2.0, the job not found until the exporter asks
+    // 2.0's login path; 2: 2.0 and asked.
+    let phase = Arc::new(AtomicUsize::new(0));
+    let probes = Arc::new(AtomicUsize::new(0));
+    let upstream = {
+        let (phase, probes) = (phase.clone(), probes.clone());
+        Hostile::start(move |seen| {
+            let p = phase.load(Ordering::SeqCst);
+            let path = seen.path.split('?').next().unwrap_or("");
+            match path {
+                "/api/token/issue" if p >= 1 => {
+                    phase.store(2, Ordering::SeqCst);
+                    answer("422 Unprocessable Entity", &[], &refused)
+                }
+                "/api/os-replications" => {
+                    probes.fetch_add(1, Ordering::SeqCst);
+                    answer("200 OK", &[], &list)
+                }
+                "/api/backups/monitoring/job/nightly" if p == 1 => {
+                    answer("404 Not Found", &[], &gone)
+                }
+                "/api/backups/monitoring/job/nightly" => answer("200 OK", &[], &job),
+                _ => answer(
+                    "404 Not Found",
+                    &[],
+                    r#"{"success":false,"error":"Not Found"}"#,
+                ),
+            }
+        })
+    };
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    interval: 300ms\n    timeout: 1s\n    token_env: SIM_TOKEN\n    backup_jobs: [nightly]\n",
+        upstream.url()
+    );
+    let info = |v: &str| {
+        format!("backup_upstream_info{{api_version=\"{v}\",system=\"zdm\",upstream=\"zdm\"}}")
+    };
+    let up =
+        "backup_target_up{system=\"zdm\",upstream=\"zdm\",kind=\"backup_job\",target=\"nightly\"}";
+    let exp = Exporter::start(&yaml);
+    exp.wait_metrics("settled 1.3", |m| {
+        value(m, &info("1.3")) == Some(1.0) && value(m, up) == Some(1.0)
+    })
+    .await;
+    let seen = upstream.seen().len();
+    wait_for("three more polls", Duration::from_secs(10), || async {
+        (upstream.seen().len() >= seen + 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        probes.load(Ordering::SeqCst),
+        1,
+        "asked once, not at every poll"
+    );
+
+    phase.store(1, Ordering::SeqCst);
+    let m = exp
+        .wait_metrics("settled 2.0", |m| {
+            value(m, &info("2.0")) == Some(1.0) && value(m, up) == Some(1.0)
+        })
+        .await;
+    assert_eq!(m.matches("backup_upstream_info{").count(), 1, "{m}");
+    assert_eq!(
+        probes.load(Ordering::SeqCst),
+        1,
+        "2.0 settled by its login path first"
+    );
+}

@@ -99,13 +99,13 @@ fn all_endpoints(body: &[u8]) -> Result<(), TestCaseError> {
     let telemetry = Telemetry::new();
     let fields = fields(&telemetry);
     if let Ok(data) = decode_envelope::<SystemData>(body) {
-        fuzzing::check(map_system(&fields, data, "id"))?;
+        fuzzing::check(map_system(&fields, map::Words::Current, data, "id"))?;
     }
     if let Ok(data) = decode_envelope::<JobData>(body) {
-        fuzzing::check(map_backup_job(&fields, data, "id"))?;
+        fuzzing::check(map_backup_job(&fields, map::Words::Current, data, "id"))?;
     }
     if let Ok(data) = decode_envelope::<RecoveryData>(body) {
-        fuzzing::check(map_recovery_job(&fields, data, "id"))?;
+        fuzzing::check(map_recovery_job(&fields, map::Words::Current, data, "id"))?;
     }
     if let Ok(issued) = parse_login(body, chrono_tz::UTC) {
         prop_assert!(issued.renew_at <= Instant::now() + MAX_TOKEN_LIFETIME);
@@ -117,11 +117,11 @@ fn all_endpoints(body: &[u8]) -> Result<(), TestCaseError> {
 fn seeds_decode_and_map() {
     let telemetry = Telemetry::new();
     let fields = fields(&telemetry);
-    let system = map_system(&fields, decode_envelope(SYSTEM.as_bytes()).unwrap(), "id");
+    let system = map_system(&fields, map::Words::Current, decode_envelope(SYSTEM.as_bytes()).unwrap(), "id");
     assert_eq!((system.jobs.len(), system.summaries.len()), (2, 1));
-    let job = map_backup_job(&fields, decode_envelope(JOB.as_bytes()).unwrap(), "id");
+    let job = map_backup_job(&fields, map::Words::Current, decode_envelope(JOB.as_bytes()).unwrap(), "id");
     assert_eq!(job.jobs.len(), 1);
-    let recovery = map_recovery_job(&fields, decode_envelope(RECOVERY.as_bytes()).unwrap(), "id");
+    let recovery = map_recovery_job(&fields, map::Words::Current, decode_envelope(RECOVERY.as_bytes()).unwrap(), "id");
     assert_eq!(recovery.jobs.len(), 2);
     assert!(parse_login(LOGIN.as_bytes(), chrono_tz::UTC).is_ok());
 }

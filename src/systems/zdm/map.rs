@@ -51,16 +51,30 @@ fn volume(fields: &FieldParser, partition: Option<&Value>, drive: Option<&Value>
 /// (the vendor's server summary counts it as completed), so with an end time it is that
 /// finished run, completed (the store counts it once per end time, and its end is the last
 /// success); without one it has never run, pending.
-pub(super) fn vendor_word(word: &str, end_time: Option<f64>) -> Option<Status> {
-    match word {
-        "scheduled" if end_time.is_some() => Some(Status::Completed),
-        "scheduled" => Some(Status::Pending),
+/// 0.2.0's list has no `Scheduled` (its `schedule` is pending in the shared table), so
+/// there the word is not ZDM's and goes to the shared table like any other.
+pub(super) fn vendor_word(word: &str, end_time: Option<f64>, words: Words) -> Option<Status> {
+    match (word, words) {
+        ("scheduled", Words::Current) if end_time.is_some() => Some(Status::Completed),
+        ("scheduled", Words::Current) => Some(Status::Pending),
         _ => None,
     }
 }
 
+/// Which `job-status` list a server speaks: the version decides (section 6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Words {
+    /// 1.0.3 .. 2.0.1 (and a server whose version is not settled): `Scheduled` is a
+    /// finished run.
+    #[default]
+    Current,
+    /// 0.2.0: `run`, `complete`, `start`, `waiting`, `cancel`, `schedule`.
+    V0_2,
+}
+
 fn job_record(
     fields: &FieldParser,
+    words: Words,
     key: JobKey,
     progress: Option<&ProgressInfo>,
     log: Option<&LastLine>,
@@ -70,7 +84,9 @@ fn job_record(
     let p = progress.unwrap_or(&empty);
     let end_time = fields.time("end", p.end.as_ref());
     let (status, raw_status) =
-        fields.status_with("status", p.status.as_ref(), |word| vendor_word(word, end_time));
+        fields.status_with("status", p.status.as_ref(), |word| {
+            vendor_word(word, end_time, words)
+        });
     let message = fields
         .text("message", p.message.as_ref())
         .filter(|m| !m.trim().is_empty() && m != "-");
@@ -96,7 +112,12 @@ fn job_record(
     }
 }
 
-fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>) -> Vec<JobRecord> {
+fn backup_jobs(
+    fields: &FieldParser,
+    words: Words,
+    server: &str,
+    jobs: Option<Jobs<JobEntry>>,
+) -> Vec<JobRecord> {
     let mut out = Vec::new();
     for entry in jobs.map(Jobs::into_vec).unwrap_or_default() {
         let info = entry.info.unwrap_or_default();
@@ -117,6 +138,7 @@ fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>)
         };
         out.push(job_record(
             fields,
+            words,
             key,
             entry.progress_info.as_ref(),
             entry.log.as_ref(),
@@ -126,7 +148,12 @@ fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>)
     out
 }
 
-pub(super) fn map_system(fields: &FieldParser, data: SystemData, fallback: &str) -> PollOutput {
+pub(super) fn map_system(
+    fields: &FieldParser,
+    words: Words,
+    data: SystemData,
+    fallback: &str,
+) -> PollOutput {
     let server = name_of(fields, "system.name", data.system.as_ref())
         .unwrap_or_else(|| fallback.to_string());
     let summaries = data
@@ -144,22 +171,28 @@ pub(super) fn map_system(fields: &FieldParser, data: SystemData, fallback: &str)
         })
         .unwrap_or_default();
     PollOutput {
-        jobs: backup_jobs(fields, &server, data.job),
+        jobs: backup_jobs(fields, words, &server, data.job),
         summaries,
     }
 }
 
-pub(super) fn map_backup_job(fields: &FieldParser, data: JobData, fallback: &str) -> PollOutput {
+pub(super) fn map_backup_job(
+    fields: &FieldParser,
+    words: Words,
+    data: JobData,
+    fallback: &str,
+) -> PollOutput {
     let server = name_of(fields, "system.name", data.system.as_ref())
         .unwrap_or_else(|| fallback.to_string());
     PollOutput {
-        jobs: backup_jobs(fields, &server, data.job),
+        jobs: backup_jobs(fields, words, &server, data.job),
         summaries: Vec::new(),
     }
 }
 
 pub(super) fn map_recovery_job(
     fields: &FieldParser,
+    words: Words,
     data: RecoveryData,
     fallback: &str,
 ) -> PollOutput {
@@ -203,6 +236,7 @@ pub(super) fn map_recovery_job(
             };
             jobs.push(job_record(
                 fields,
+                words,
                 key,
                 detail.progress_info.as_ref(),
                 job.log.as_ref(),
@@ -263,7 +297,7 @@ mod tests {
     fn system(body: &str) -> PollOutput {
         let telemetry = Telemetry::new();
         let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
-        map_system(&fields(&telemetry), data, "configured-id")
+        map_system(&fields(&telemetry), Words::Current, data, "configured-id")
     }
 
     #[test]
@@ -324,7 +358,7 @@ mod tests {
             br#"{"success":true,"data":{"system":{"source":{"name":"src"}},"job":{"info":{"name":"r"},"details":[{"partition":"/","progressInfo":{"status":"run"}}]}}}"#,
         )
         .unwrap();
-        let out = map_recovery_job(&fields(&telemetry), data, "daily-recovery");
+        let out = map_recovery_job(&fields(&telemetry), Words::Current, data, "daily-recovery");
         assert_eq!(out.jobs[0].key.server, "daily-recovery");
     }
 
@@ -345,7 +379,7 @@ mod tests {
             let body = serde_json::json!({"success": true, "data": {"system": {"name": "s"},
                 "job": {"info": {"name": "a"}, "progressInfo": {"status": status, "end": end}}}});
             let data: SystemData = decode_envelope(body.to_string().as_bytes()).unwrap();
-            let out = map_system(&fields, data, "id");
+            let out = map_system(&fields, Words::Current, data, "id");
             assert_eq!(telemetry.parse_error_count("zdm", "u", "status"), 0, "{status}");
             (out.jobs[0].status, out.jobs[0].raw_status.clone())
         };
@@ -387,7 +421,7 @@ mod tests {
         let telemetry = Telemetry::new();
         let body = r#"{"success":true,"data":{"system":{"name":"s"},"job":{"info":{"name":"a"},"progressInfo":{"status":"run","percent":1e400,"elapsed":-1e999}}}}"#;
         let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
-        let out = map_system(&fields(&telemetry), data, "id");
+        let out = map_system(&fields(&telemetry), Words::Current, data, "id");
         assert_eq!(out.jobs.len(), 1);
         assert_eq!(out.jobs[0].status, Status::Running);
         assert_eq!(out.jobs[0].progress, None);
@@ -404,7 +438,7 @@ mod tests {
             {"info":{"name":"c"},"progressInfo":{"status":"exploded","percent":45}}
         ]}}"#;
         let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
-        let out = map_system(&fields(&telemetry), data, "id");
+        let out = map_system(&fields(&telemetry), Words::Current, data, "id");
         assert_eq!(out.jobs.len(), 2, "the job without a name is skipped");
         let a = &out.jobs[0];
         assert_eq!(a.status, Status::Running, "status_map wins");
@@ -460,7 +494,7 @@ mod tests {
             {"drive":"C:","progressInfo":{"status":"complete","percent":"100%","end":"2025-01-15T02:30:00Z"}},
             {"partition":"/home","progressInfo":{"status":"fail"}}]}}}"#;
         let data: RecoveryData = decode_envelope(body.as_bytes()).unwrap();
-        let out = map_recovery_job(&fields(&telemetry), data, "id");
+        let out = map_recovery_job(&fields(&telemetry), Words::Current, data, "id");
         assert_eq!(out.jobs.len(), 2);
         assert!(out
             .jobs

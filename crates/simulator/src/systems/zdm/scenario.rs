@@ -233,13 +233,20 @@ pub(crate) enum Phase {
 }
 
 impl Phase {
-    fn status(self) -> &'static str {
-        match self {
-            Phase::Pending => "pending",
-            Phase::Running => "run",
-            Phase::Complete => "complete",
-            Phase::Failed => "fail",
-            Phase::Cancelled => "cancel",
+    /// The seed's words, or a released version's (its `job-status` list): a job waiting
+    /// for its schedule is `Scheduled` (no end time: it has not run in this cycle).
+    fn status(self, version: ApiVersion) -> &'static str {
+        match (self, version) {
+            (Phase::Pending, ApiVersion::Vendor) => "Scheduled",
+            (Phase::Running, ApiVersion::Vendor) => "Processing",
+            (Phase::Complete, ApiVersion::Vendor) => "Complete",
+            (Phase::Failed, ApiVersion::Vendor) => "Error",
+            (Phase::Cancelled, ApiVersion::Vendor) => "Canceled",
+            (Phase::Pending, _) => "pending",
+            (Phase::Running, _) => "run",
+            (Phase::Complete, _) => "complete",
+            (Phase::Failed, _) => "fail",
+            (Phase::Cancelled, _) => "cancel",
         }
     }
 }
@@ -409,7 +416,7 @@ fn job_state_of(kind: Kind, def: &JobDef<'_>, now_ms: i64, cycle_ms: i64) -> Job
 fn progress_info(version: ApiVersion, state: JobState) -> (ProgressInfo, Vec<&'static str>) {
     let time = |t: Option<i64>| t.map_or_else(|| "-".to_string(), |s| version.format_unix(s));
     let info = ProgressInfo {
-        status: state.phase.status(),
+        status: state.phase.status(version),
         percent: state
             .percent
             .map_or_else(|| "-".to_string(), |p| format!("{p}%")),

@@ -862,3 +862,54 @@ fn malformed_requests_get_4xx_and_never_break_the_server() {
         sim.stop().await;
     });
 }
+
+/// `--zdm-version`: each release answers only on its prefix and login path, has the lists
+/// its changelog introduced, and writes the vendor's status words from 1.0.3 on.
+#[test]
+fn each_release_speaks_its_profile() {
+    run(async {
+        for (release, prefix, login, lists) in [
+            ("0.2.0", V1, "auth/issue", &["backups"][..]),
+            ("1.0.3", LEGACY, "auth/issue", &["backups"][..]),
+            ("1.1.0", LEGACY, "auth/issue", &["backups", "replications"][..]),
+            ("1.2.0", LEGACY, "auth/issue", &["backups", "replications", "backups/histories", "recoveries/histories"][..]),
+            ("1.3.1", LEGACY, "auth/issue", &["backups", "replications", "backups/histories", "os-replications"][..]),
+            ("2.0.1", LEGACY, "token/issue", &["backups", "replications", "backups/histories", "os-replications"][..]),
+        ] {
+            let mut options = SimOptions::default();
+            options.systems.zdm.zdm_version = Some(release.to_string());
+            let sim = start(options).await;
+            let other = if prefix == V1 { LEGACY } else { V1 };
+            let server = scenario::SERVERS[0].name;
+            assert_eq!(sim.get(&system(prefix, server)).await.status, 200, "{release}");
+            let elsewhere = sim.get(&system(other, server)).await.status;
+            assert_eq!(elsewhere, 404, "{release} on {other}");
+            let other_login = if login == "auth/issue" { "token/issue" } else { "auth/issue" };
+            let own = sim.send("POST", &format!("{prefix}/{login}"), &[], b"{}").await.status;
+            assert_eq!(own, 400, "{release}: its login path refuses an empty body");
+            let gone = sim.send("POST", &format!("{prefix}/{other_login}"), &[], b"{}").await.status;
+            assert_eq!(gone, 404, "{release}: {other_login}");
+            for list in ["backups", "replications", "backups/histories", "recoveries/histories", "os-replications"] {
+                let want = if lists.contains(&list) || (list == "recoveries/histories" && lists.contains(&"backups/histories")) { 200 } else { 404 };
+                let got = sim.get(&format!("{prefix}/{list}?page=1&limit=1")).await;
+                assert_eq!(got.status, want, "{release}: {list}");
+                if want == 200 {
+                    let body: Value = serde_json::from_slice(&got.body).unwrap();
+                    assert_eq!(body["data"], Value::Array(Vec::new()));
+                }
+            }
+            let body: Value = serde_json::from_slice(&sim.get(&system(prefix, server)).await.body).unwrap();
+            let words: BTreeSet<String> = body["data"]["job"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|j| j["progressInfo"]["status"].as_str().map(str::to_owned))
+                .collect();
+            let vendor = ["Scheduled", "Processing", "Complete", "Error", "Canceled"];
+            let seed = ["pending", "run", "complete", "fail", "cancel"];
+            let allowed: &[&str] = if release == "0.2.0" { &seed } else { &vendor };
+            assert!(!words.is_empty() && words.iter().all(|w| allowed.contains(&w.as_str())), "{release}: {words:?}");
+            sim.stop().await;
+        }
+    });
+}

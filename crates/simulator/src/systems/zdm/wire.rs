@@ -102,13 +102,17 @@ pub(crate) enum ApiVersion {
     V1,
     /// `/api` (1.0.x): naive `YYYY-MM-DD HH:MM:SS` in Asia/Seoul, like seed 001.
     Legacy,
+    /// `/api` of a released version 1.0.3 .. 2.0.1 (`--zdm-version`): naive Seoul times
+    /// like `Legacy`, the vendor's `job-status` words (`Processing`, `Complete`, `Error`,
+    /// `Canceled`, `Scheduled`).
+    Vendor,
 }
 
 impl ApiVersion {
     pub(crate) fn format_time(self, t: DateTime<Utc>) -> String {
         match self {
             ApiVersion::V1 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            ApiVersion::Legacy => t
+            ApiVersion::Legacy | ApiVersion::Vendor => t
                 .with_timezone(&chrono_tz::Asia::Seoul)
                 .format("%Y-%m-%d %H:%M:%S")
                 .to_string(),
@@ -125,6 +129,84 @@ impl ApiVersion {
     pub(crate) fn now(self) -> String {
         self.format_time(Utc::now())
     }
+}
+
+/// A ZDM release the simulator speaks with `--zdm-version` (the vendor's changelogs): its
+/// prefix, its login path and the lists it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Release {
+    major: u8,
+    minor: u8,
+    patch: u8,
+}
+
+impl Release {
+    /// Every release the vendor documents.
+    pub(crate) const ALL: [&'static str; 8] = [
+        "0.2.0", "1.0.3", "1.1.0", "1.2.0", "1.3.0", "1.3.1", "2.0.0", "2.0.1",
+    ];
+    /// The newest: what `--demo` speaks.
+    pub(crate) const NEWEST: &'static str = "2.0.1";
+
+    pub(crate) fn parse(text: &str) -> Option<Release> {
+        if !Release::ALL.contains(&text) {
+            return None;
+        }
+        let mut parts = text.split('.').map(|p| p.parse::<u8>().ok());
+        Some(Release {
+            major: parts.next()??,
+            minor: parts.next()??,
+            patch: parts.next()??,
+        })
+    }
+
+    fn at_least(self, major: u8, minor: u8) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+
+    /// `api` then `v1` for 0.2, `api` from 1.0.3 on; the routes' version.
+    pub(crate) fn route<'p, 'a>(self, path: &'p [&'a str]) -> Option<(ApiVersion, &'p [&'a str])> {
+        match (path, self.at_least(1, 0)) {
+            (["api", "v1", rest @ ..], false) => Some((ApiVersion::V1, rest)),
+            (["api", rest @ ..], true) => Some((ApiVersion::Vendor, rest)),
+            _ => None,
+        }
+    }
+
+    /// Its login path after the prefix: `token/issue` from 2.0, `auth/issue` before.
+    pub(crate) fn login(self) -> [&'static str; 2] {
+        if self.at_least(2, 0) {
+            ["token", "issue"]
+        } else {
+            ["auth", "issue"]
+        }
+    }
+
+    /// Whether it has the list at `rest` (after the prefix): `backups` always,
+    /// `replications` from 1.1.0, `backups/histories` from 1.2.0, `os-replications` from
+    /// 1.3.0 (the changelogs).
+    pub(crate) fn has_list(self, rest: &[&str]) -> bool {
+        match rest {
+            ["backups"] => true,
+            ["replications"] => self.at_least(1, 1),
+            ["backups", "histories"] | ["recoveries", "histories"] => self.at_least(1, 2),
+            ["os-replications"] => self.at_least(1, 3),
+            _ => false,
+        }
+    }
+}
+
+/// The lists the simulator answers (empty) so an exporter can tell the versions apart:
+/// each is the path a release introduced.
+pub(crate) fn is_probe_list(rest: &[&str]) -> bool {
+    matches!(
+        rest,
+        ["backups"]
+            | ["replications"]
+            | ["backups", "histories"]
+            | ["recoveries", "histories"]
+            | ["os-replications"]
+    )
 }
 
 /// A fresh `requestID` in the seeds' style (`req-abc123`).
