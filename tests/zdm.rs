@@ -646,17 +646,39 @@ async fn auto_settles_each_releases_version_and_exports_it() {
             "--zdm-version",
             release,
         ]);
+        // The live recovery server every release has; the replication job from 1.1.0.
+        let replication = !matches!(release, "0.2.0" | "1.0.3");
+        let kinds = if replication {
+            "    recovery_servers: [db-dr-02]\n    replication_jobs: [db-복제]\n"
+        } else {
+            "    recovery_servers: [db-dr-02]\n"
+        };
         for (auth, extra) in [
             (token, ""),
             (login, ""),
             (token, format!("    api_version: \"{release}\"\n").as_str()),
         ] {
             let yaml = format!(
-                "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n{auth}{extra}    servers: [web-01]\n",
+                "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n{auth}{extra}    servers: [web-01]\n{kinds}",
                 sim.url()
             );
             let (code, m, stderr) = once_with_login(&yaml);
             assert_eq!(code, Some(0), "{release}: {stderr}\n{m}");
+            let kind_up = |kind: &str, target: &str| {
+                value(&m, &format!("backup_target_up{{system=\"zdm\",upstream=\"zdm\",kind=\"{kind}\",target=\"{target}\"}}"))
+            };
+            assert_eq!(
+                kind_up("recovery_server", "db-dr-02"),
+                Some(1.0),
+                "{release}\n{m}"
+            );
+            if replication {
+                assert_eq!(
+                    kind_up("replication_job", "db-복제"),
+                    Some(1.0),
+                    "{release}\n{m}"
+                );
+            }
             assert_eq!(
                 value(&m, up),
                 Some(1.0),
@@ -777,4 +799,145 @@ async fn auto_settles_again_after_every_target_answered_404() {
         1,
         "2.0 settled by its login path first"
     );
+}
+
+/// The new kinds as each version documents them, served verbatim: a recovery server's
+/// recoveries with its summary (every version), a replication job as
+/// `operation="replication"` on its center (1.2.0 .. 2.0.1 pages), through `--once`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_servers_and_replication_jobs_give_the_series() {
+    let sim = Sim::start();
+    for version in VERSIONS {
+        let legacy = version == "0.2.0";
+        let recovery = if legacy {
+            "recoveries-monitoring-system"
+        } else {
+            "recoveries-monitoring-system-windows"
+        };
+        let server_id = format!("{recovery}-{version}");
+        sim.fixture(
+            "recovery_system",
+            &server_id,
+            &vendor(version, &format!("{recovery}.json")),
+        )
+        .await;
+        let replication = !matches!(version, "0.2.0" | "1.0.3" | "1.1.0");
+        let mut replication_ids = Vec::new();
+        if replication {
+            for stem in [
+                "replications-monitoring-job-complete",
+                "replications-monitoring-job-running",
+            ] {
+                let id = format!("{stem}-{version}");
+                sim.fixture(
+                    "replication_job",
+                    &id,
+                    &vendor(version, &format!("{stem}.json")),
+                )
+                .await;
+                replication_ids.push(id);
+            }
+        }
+        let mut yaml = format!(
+            "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_prefix: {}\n    token_env: SIM_TOKEN\n    recovery_servers: [{server_id}]\n",
+            sim.url(),
+            prefix(version),
+        );
+        if let [complete, running] = &replication_ids[..] {
+            yaml.push_str(&format!("    replication_jobs: [{complete}]\n"));
+            // The other example names the same job: another upstream keeps it apart.
+            yaml.push_str(&format!(
+                "  - name: zdm-running\n    type: zdm\n    url: {}\n    api_version: '{}'\n    token_env: SIM_TOKEN\n    replication_jobs: [{running}]\n",
+                sim.url(),
+                &version[..3],
+            ));
+        }
+        let (code, m, stderr) = run_once(&yaml);
+        assert_eq!(code, Some(0), "{version}: {stderr}");
+        let (target, volume, summary) = if legacy {
+            (
+                "target-server",
+                "/",
+                [
+                    ("completed", 1.0),
+                    ("running", 1.0),
+                    ("pending", 1.0),
+                    ("failed", 0.0),
+                    ("other", 0.0),
+                ],
+            )
+        } else {
+            (
+                "target-win-server",
+                "C:",
+                [
+                    ("completed", 1.0),
+                    ("running", 1.0),
+                    ("pending", 0.0),
+                    ("failed", 0.0),
+                    ("other", 0.0),
+                ],
+            )
+        };
+        for (status, want) in summary {
+            assert_eq!(
+                value(&m, &server_jobs(target, status)),
+                Some(want),
+                "{version}: {status}\n{m}"
+            );
+        }
+        let job = if legacy {
+            "daily-recovery"
+        } else {
+            "daily-recovery-win"
+        };
+        assert_eq!(
+            value(&m, &restore_status_on(job, target, volume, "completed")),
+            Some(1.0),
+            "{version}\n{m}"
+        );
+        let up = format!("backup_target_up{{system=\"zdm\",upstream=\"zdm\",kind=\"recovery_server\",target=\"{server_id}\"}}");
+        assert_eq!(value(&m, &up), Some(1.0), "{version}\n{m}");
+        if replication {
+            let status = |upstream: &str, s: &str| {
+                format!("backup_job_status{{system=\"zdm\",upstream=\"{upstream}\",operation=\"replication\",job_name=\"backup-replication-01\",server=\"center-01\",volume=\"\",status=\"{s}\"}}")
+            };
+            assert_eq!(
+                value(&m, &status("zdm", "completed")),
+                Some(1.0),
+                "{version}\n{m}"
+            );
+            assert_eq!(
+                value(&m, &status("zdm-running", "running")),
+                Some(1.0),
+                "{version}\n{m}"
+            );
+            let last = job_series(
+                "backup_job_last_success_time_seconds",
+                "zdm",
+                "replication",
+                "backup-replication-01",
+                "center-01",
+                "",
+            );
+            assert_eq!(
+                value(&m, &last),
+                Some(1_773_973_800.0),
+                "{version}: 2026-03-20 02:30 UTC\n{m}"
+            );
+            let progress = job_series(
+                "backup_job_progress_ratio",
+                "zdm-running",
+                "replication",
+                "backup-replication-01",
+                "center-01",
+                "",
+            );
+            assert_eq!(value(&m, &progress), Some(0.65), "{version}\n{m}");
+            for (upstream, id) in ["zdm", "zdm-running"].iter().zip(&replication_ids) {
+                let up = format!("backup_target_up{{system=\"zdm\",upstream=\"{upstream}\",kind=\"replication_job\",target=\"{id}\"}}");
+                assert_eq!(value(&m, &up), Some(1.0), "{version}\n{m}");
+            }
+        }
+    }
 }

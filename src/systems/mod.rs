@@ -79,7 +79,7 @@ mod tests {
     }
 
     /// Today's `/metrics` order: zdm < scp < azure, server < backup_job < recovery_job <
-    /// backup < vault.
+    /// recovery_server < replication_job < backup < vault.
     #[test]
     fn the_order_of_today_is_kept() {
         let systems: Vec<&str> = ALL.iter().map(|s| s.system().as_str()).collect();
@@ -90,7 +90,15 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            ["server", "backup_job", "recovery_job", "backup", "vault"]
+            [
+                "server",
+                "backup_job",
+                "recovery_job",
+                "recovery_server",
+                "replication_job",
+                "backup",
+                "vault"
+            ]
         );
         assert_eq!(type_names(), "zdm, scp, azure");
     }

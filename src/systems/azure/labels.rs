@@ -7,7 +7,7 @@ use crate::model::{System, TargetKind};
 pub const SYSTEM: System = System::new("azure", 2);
 
 /// A Recovery Services vault, whose backupJobs are polled.
-pub const VAULT: TargetKind = TargetKind::new("vault", 4);
+pub const VAULT: TargetKind = TargetKind::new("vault", 6);
 
 /// Every kind, in the order they sort.
 pub const KINDS: &[TargetKind] = &[VAULT];

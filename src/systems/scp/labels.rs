@@ -8,7 +8,7 @@ pub const SYSTEM: System = System::new("scp", 1);
 
 /// A backup, whose restore histories are polled:
 /// `GET /v1/backups/{id}/restore-histories`.
-pub const BACKUP: TargetKind = TargetKind::new("backup", 3);
+pub const BACKUP: TargetKind = TargetKind::new("backup", 5);
 
 /// Every kind, in the order they sort.
 pub const KINDS: &[TargetKind] = &[BACKUP];

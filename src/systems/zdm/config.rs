@@ -63,6 +63,24 @@ const RECOVERY_JOB_QUERY: &[&str] = &[
     "detail",
 ];
 
+/// `GET /recoveries/monitoring/system/:identifier`: `serverName` (0.2.0) became `server`
+/// (1.0.3 on), which added `page` and `limit`.
+const RECOVERY_SERVER_QUERY: &[&str] = &[
+    "mode",
+    "partition",
+    "drive",
+    "server",
+    "serverName",
+    "serverType",
+    "status",
+    "jobName",
+    "detail",
+    "page",
+    "limit",
+];
+/// `GET /replications/monitoring/job/:identifier` (1.2.0 .. 2.0.1 pages).
+const REPLICATION_JOB_QUERY: &[&str] = &["server", "status", "page", "limit", "sort"];
+
 /// Values the vendor documents for the typed query parameters: `page` and `limit` are
 /// numbers (1 and up), `detail` a boolean, `sort` `asc` or `desc`.
 fn query_value_error(key: &str, value: &str) -> Option<String> {
@@ -115,6 +133,12 @@ pub(super) struct RawZdm {
     backup_jobs: Option<Vec<RawTarget>>,
     /// Recovery jobs to poll: `GET {api_prefix}/recoveries/monitoring/job/{id}`.
     recovery_jobs: Option<Vec<RawTarget>>,
+    /// Servers whose recoveries to poll, with their summary:
+    /// `GET {api_prefix}/recoveries/monitoring/system/{id}`.
+    recovery_servers: Option<Vec<RawTarget>>,
+    /// Replication jobs to poll (ZDM 1.1 on):
+    /// `GET {api_prefix}/replications/monitoring/job/{id}`.
+    replication_jobs: Option<Vec<RawTarget>>,
 }
 
 /// ZDM token issuing.
@@ -198,6 +222,10 @@ pub struct ZdmConfig {
     pub backup_jobs: Vec<ZdmTarget>,
     /// `GET {api_prefix}/recoveries/monitoring/job/{id}`
     pub recovery_jobs: Vec<ZdmTarget>,
+    /// `GET {api_prefix}/recoveries/monitoring/system/{id}`
+    pub recovery_servers: Vec<ZdmTarget>,
+    /// `GET {api_prefix}/replications/monitoring/job/{id}`
+    pub replication_jobs: Vec<ZdmTarget>,
 }
 
 /// How a ZDM upstream's requests are authorized.
@@ -245,8 +273,16 @@ impl ZdmConfig {
             (None, VersionChoice::Fixed(v)) => v.api_prefix(),
             (None, VersionChoice::Auto) => "",
         };
+        // The kinds added with the versions only when used, so older lines stay as they were.
+        let mut more = String::new();
+        if !self.recovery_servers.is_empty() {
+            more.push_str(&format!(", {}", count(self.recovery_servers.len(), "recovery server")));
+        }
+        if !self.replication_jobs.is_empty() {
+            more.push_str(&format!(", {}", count(self.replication_jobs.len(), "replication job")));
+        }
         format!(
-            "{}{} (API {version}), {}, {}, {}, every {every}, {auth}",
+            "{}{} (API {version}), {}, {}, {}{more}, every {every}, {auth}",
             self.url,
             prefix,
             count(self.servers.len(), "server"),
@@ -308,10 +344,37 @@ pub(super) fn validate(
         "recovery job",
         RECOVERY_JOB_QUERY,
     );
-    if servers.is_empty() && backup_jobs.is_empty() && recovery_jobs.is_empty() {
+    let recovery_servers = targets(
+        cx,
+        &p("recovery_servers"),
+        raw.recovery_servers,
+        "recovery server",
+        RECOVERY_SERVER_QUERY,
+    );
+    let replication_jobs = targets(
+        cx,
+        &p("replication_jobs"),
+        raw.replication_jobs,
+        "replication job",
+        REPLICATION_JOB_QUERY,
+    );
+    if let (false, Some(VersionChoice::Fixed(v))) = (replication_jobs.is_empty(), api_version) {
+        if !v.has_replication() {
+            cx.error(
+                p("replication_jobs"),
+                format!("ZDM {v} has no replication monitoring (from 1.1 on); set api_version to \"1.1\" or later, or auto"),
+            );
+        }
+    }
+    if servers.is_empty()
+        && backup_jobs.is_empty()
+        && recovery_jobs.is_empty()
+        && recovery_servers.is_empty()
+        && replication_jobs.is_empty()
+    {
         cx.error(
             path,
-            "no targets: list at least one of `servers`, `backup_jobs`, `recovery_jobs`",
+            "no targets: list at least one of `servers`, `backup_jobs`, `recovery_jobs`, `recovery_servers`, `replication_jobs`",
         );
     }
 
@@ -330,6 +393,8 @@ pub(super) fn validate(
             servers,
             backup_jobs,
             recovery_jobs,
+            recovery_servers,
+            replication_jobs,
         },
     })
 }
@@ -519,12 +584,21 @@ upstreams:
       - { id: b, mode: full, partition: /, drive: "C:", server: s, repositoryType: smb, repositoryPath: /r, status: Scheduled, jobName: j, page: 2, limit: 5, detail: false, sort: asc }
     recovery_jobs:
       - { id: r, mode: full, partition: /, drive: "C:", server: s, serverName: s, serverType: target, status: error, jobName: j, detail: true }
+    recovery_servers:
+      - { id: t, mode: full, partition: /, drive: "C:", server: s, serverName: s, serverType: target, status: error, jobName: j, detail: true, page: 1, limit: 10 }
+    replication_jobs:
+      - { id: p, server: s, status: running, page: 1, limit: 5, sort: asc }
 "#;
         let c = parse_ok(yaml, dir.path());
         let z = zdm(&c.upstreams[0]);
         assert_eq!(z.servers[0].query.len(), 12);
         assert_eq!(z.backup_jobs[0].query.len(), 12);
         assert_eq!(z.recovery_jobs[0].query.len(), 9);
+        assert_eq!(z.recovery_servers[0].query.len(), 11);
+        assert_eq!(z.replication_jobs[0].query.len(), 5);
+        assert!(c.upstreams[0]
+            .summary()
+            .contains("1 recovery server, 1 replication job, every"));
         assert_eq!(z.servers[0].query[11], ("sort".to_string(), "desc".to_string()));
     }
 

@@ -7,9 +7,12 @@ use proptest::prelude::*;
 
 use super::auth::parse_login;
 use super::labels::SYSTEM as ZDM;
-use super::map::{self, map_backup_job, map_recovery_job, map_system};
+use super::map::{
+    self, map_backup_job, map_recovery_job, map_recovery_server, map_replication_job, map_system,
+};
 use super::wire::{
-    compat_envelope, decode_envelope, open_envelope, JobData, RecoveryData, Streamed, SystemData,
+    compat_envelope, decode_envelope, open_envelope, JobData, RecoveryData, ReplicationData, Streamed,
+    SystemData,
 };
 use crate::sources::fuzzing;
 use crate::sources::source::{FieldParser, MAX_TOKEN_LIFETIME};
@@ -106,6 +109,12 @@ fn all_endpoints(body: &[u8]) -> Result<(), TestCaseError> {
     }
     if let Ok(data) = decode_envelope::<RecoveryData>(body) {
         fuzzing::check(map_recovery_job(&fields, map::Words::Current, data, "id"))?;
+    }
+    if let Ok(data) = decode_envelope::<RecoveryData>(body) {
+        fuzzing::check(map_recovery_server(&fields, map::Words::V0_2, data, "id"))?;
+    }
+    if let Ok(data) = decode_envelope::<ReplicationData>(body) {
+        fuzzing::check(map_replication_job(&fields, map::Words::Current, data, "id"))?;
     }
     if let Ok(issued) = parse_login(body, chrono_tz::UTC) {
         prop_assert!(issued.renew_at <= Instant::now() + MAX_TOKEN_LIFETIME);

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::labels::SYSTEM;
 use super::wire::{
-    last_log_line, JobData, JobEntry, Jobs, LastLine, Named, ProgressInfo, RecoveryData, SystemData,
+    last_log_line, JobData, JobEntry, Jobs, LastLine, Named, ProgressInfo, RecoveryData,
+    ReplicationData, Summary, SystemData,
 };
 use crate::model::{Failure, JobKey, JobRecord, ParseField, PollOutput, ServerSummary};
 use crate::sources::source::FieldParser;
@@ -156,11 +157,18 @@ pub(super) fn map_system(
 ) -> PollOutput {
     let server = name_of(fields, "system.name", data.system.as_ref())
         .unwrap_or_else(|| fallback.to_string());
-    let summaries = data
-        .summary
+    PollOutput {
+        summaries: summary(fields, &server, data.summary),
+        jobs: backup_jobs(fields, words, &server, data.job),
+    }
+}
+
+/// The `summary` block of a server answer (backups or recoveries) as the server's summary.
+fn summary(fields: &FieldParser, server: &str, summary: Option<Summary>) -> Vec<ServerSummary> {
+    summary
         .map(|s| {
             vec![ServerSummary {
-                server: server.clone(),
+                server: server.to_string(),
                 completed: fields.count("summary.completed", s.completed.as_ref()),
                 running: fields.count("summary.inProgress", s.in_progress.as_ref()),
                 failed: fields.count("summary.failed", s.failed.as_ref()),
@@ -169,11 +177,7 @@ pub(super) fn map_system(
                 progress: fields.percent("summary.overallProgress", s.overall_progress.as_ref()),
             }]
         })
-        .unwrap_or_default();
-    PollOutput {
-        jobs: backup_jobs(fields, words, &server, data.job),
-        summaries,
-    }
+        .unwrap_or_default()
 }
 
 pub(super) fn map_backup_job(
@@ -196,6 +200,90 @@ pub(super) fn map_recovery_job(
     data: RecoveryData,
     fallback: &str,
 ) -> PollOutput {
+    let (_, jobs) = recoveries(fields, words, &data, fallback);
+    PollOutput {
+        jobs,
+        summaries: Vec::new(),
+    }
+}
+
+/// A recovery server answer (`/recoveries/monitoring/system/:identifier`): its recoveries
+/// like a recovery job's, and its `summary` as the summary of the target server (the
+/// configured id when the answer names none).
+pub(super) fn map_recovery_server(
+    fields: &FieldParser,
+    words: Words,
+    data: RecoveryData,
+    fallback: &str,
+) -> PollOutput {
+    let (target, jobs) = recoveries(fields, words, &data, fallback);
+    PollOutput {
+        summaries: summary(fields, &target, data.summary),
+        jobs,
+    }
+}
+
+/// A replication job answer (1.1.0 on): one series per job, `operation="replication"`,
+/// `server` the center the answer names (`system.name`, the configured id without one);
+/// the status, percent and message from `job.progress`, the times from `job.time`.
+pub(super) fn map_replication_job(
+    fields: &FieldParser,
+    words: Words,
+    data: ReplicationData,
+    fallback: &str,
+) -> PollOutput {
+    let server = name_of(fields, "system.name", data.system.as_ref())
+        .unwrap_or_else(|| fallback.to_string());
+    let mut jobs = Vec::new();
+    for job in data.job.map(Jobs::into_vec).unwrap_or_default() {
+        let info = job.info.unwrap_or_default();
+        let job_name = fields
+            .text("info.name", info.name.as_ref())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| {
+                fields.missing("info.name");
+                fallback.to_string()
+            });
+        let key = JobKey {
+            system: SYSTEM,
+            upstream: fields.upstream().clone(),
+            operation: "replication".to_string(),
+            job_name,
+            server: server.clone(),
+            volume: String::new(),
+        };
+        let progress = job.progress.unwrap_or_default();
+        let time = job.time.unwrap_or_default();
+        let as_progress = ProgressInfo {
+            status: progress.status,
+            percent: progress.percent,
+            message: progress.message,
+            start: time.start,
+            elapsed: time.elapsed,
+            end: time.end,
+        };
+        jobs.push(job_record(
+            fields,
+            words,
+            key,
+            Some(&as_progress),
+            job.log.as_ref(),
+            Vec::new(),
+        ));
+    }
+    PollOutput {
+        jobs,
+        summaries: Vec::new(),
+    }
+}
+
+/// The target server's name and the recovery records of a recovery answer.
+fn recoveries(
+    fields: &FieldParser,
+    words: Words,
+    data: &RecoveryData,
+    fallback: &str,
+) -> (String, Vec<JobRecord>) {
     let system = data.system.as_ref();
     let source = name_of(
         fields,
@@ -212,10 +300,10 @@ pub(super) fn map_recovery_job(
     )
     .unwrap_or_else(|| fallback.to_string());
     let mut jobs = Vec::new();
-    for job in data.job.map(Jobs::into_vec).unwrap_or_default() {
-        let info = job.info.unwrap_or_default();
+    for job in data.job.iter().flat_map(Jobs::as_slice) {
+        let info = job.info.as_ref();
         let job_name = fields
-            .text("info.name", info.name.as_ref())
+            .text("info.name", info.and_then(|i| i.name.as_ref()))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| {
                 fields.missing("info.name");
@@ -225,7 +313,7 @@ pub(super) fn map_recovery_job(
             ("source_server", source.clone()),
             ("target_server", target.clone()),
         ];
-        for detail in job.details.unwrap_or_default() {
+        for detail in job.details.iter().flatten() {
             let key = JobKey {
                 system: SYSTEM,
                 upstream: fields.upstream().clone(),
@@ -244,10 +332,7 @@ pub(super) fn map_recovery_job(
             ));
         }
     }
-    PollOutput {
-        jobs,
-        summaries: Vec::new(),
-    }
+    (target, jobs)
 }
 
 #[cfg(test)]

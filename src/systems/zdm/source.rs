@@ -12,13 +12,18 @@ use reqwest::{Method, Url};
 
 use super::auth::Authorizer;
 use super::config::{ZdmAuth, ZdmConfig, ZdmTarget};
-use super::labels::{BACKUP_JOB, RECOVERY_JOB, SERVER};
-use super::map::{self, map_backup_job, map_recovery_job, map_system, Words};
+use super::labels::{BACKUP_JOB, RECOVERY_JOB, RECOVERY_SERVER, REPLICATION_JOB, SERVER};
+use super::map::{
+    self, map_backup_job, map_recovery_job, map_recovery_server, map_replication_job,
+    map_system, Words,
+};
 use super::version::{
     login_candidates, oldest_under, ApiVersion, Probe, ProbeMethod, VersionChoice,
     AUTO_PREFIXES, PROBES,
 };
-use super::wire::{decode_counted, JobData, RecoveryData, SystemData};
+use super::wire::{
+    decode_counted, JobData, Paged, RecoveryData, ReplicationData, Streamed, SystemData,
+};
 use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::{PollOutput, TargetKind};
 use crate::outcome::{Fault, Outcome};
@@ -59,6 +64,8 @@ fn path_of(kind: TargetKind) -> Option<&'static str> {
         SERVER => Some("backups/monitoring/system"),
         BACKUP_JOB => Some("backups/monitoring/job"),
         RECOVERY_JOB => Some("recoveries/monitoring/job"),
+        RECOVERY_SERVER => Some("recoveries/monitoring/system"),
+        REPLICATION_JOB => Some("replications/monitoring/job"),
         _ => None,
     }
 }
@@ -110,6 +117,8 @@ impl Source for Zdm {
             (SERVER, &self.config.servers),
             (BACKUP_JOB, &self.config.backup_jobs),
             (RECOVERY_JOB, &self.config.recovery_jobs),
+            (RECOVERY_SERVER, &self.config.recovery_servers),
+            (REPLICATION_JOB, &self.config.replication_jobs),
         ];
         lists
             .into_iter()
@@ -210,6 +219,8 @@ impl Zdm {
             SERVER => &self.config.servers,
             BACKUP_JOB => &self.config.backup_jobs,
             RECOVERY_JOB => &self.config.recovery_jobs,
+            RECOVERY_SERVER => &self.config.recovery_servers,
+            REPLICATION_JOB => &self.config.replication_jobs,
             other => return Err(not_ours(other)),
         };
         let (Some(configured), Some(path)) = (list.get(target.index), path_of(target.kind))
@@ -226,7 +237,26 @@ impl Zdm {
         let words = profile.words();
         let login = profile.login_path.as_str();
         let output = match target.kind {
-            SERVER => self.poll_server(url, deadline, login, words, fallback).await?,
+            SERVER => {
+                self.poll_pages(url, deadline, login, |data: SystemData| {
+                    map_system(fields, words, data, fallback)
+                })
+                .await?
+            }
+            RECOVERY_SERVER => {
+                self.poll_pages(url, deadline, login, |data: RecoveryData| {
+                    map_recovery_server(fields, words, data, fallback)
+                })
+                .await?
+            }
+            REPLICATION_JOB => {
+                let data = self
+                    .get(url, deadline, login, &|b| {
+                        decode_counted::<ReplicationData>(fields, b)
+                    })
+                    .await?;
+                map_replication_job(fields, words, data, fallback)
+            }
             BACKUP_JOB => {
                 let data = self
                     .get(url, deadline, login, &|b| decode_counted::<JobData>(fields, b))
@@ -298,7 +328,9 @@ impl Zdm {
             }
             let total = self.config.servers.len()
                 + self.config.backup_jobs.len()
-                + self.config.recovery_jobs.len();
+                + self.config.recovery_jobs.len()
+                + self.config.recovery_servers.len()
+                + self.config.replication_jobs.len();
             let every = total > 0 && not_found.len() >= total;
             if every {
                 not_found.clear();
@@ -441,17 +473,17 @@ impl Zdm {
         }
     }
 
-    /// A server's jobs, page after page while `data.pagination.hasNextPage` says more
-    /// follow (ZDM 1.0.3 on pages when `page`/`limit` are sent); the summary and the server
-    /// name come from the first page. Bounded by `max_jobs_per_target` (checked after every
-    /// page, so a long list stops early) and [`MAX_PAGES`].
-    async fn poll_server(
+    /// A server's jobs (backups or recoveries), page after page while
+    /// `data.pagination.hasNextPage` says more follow (ZDM 1.0.3 on pages when
+    /// `page`/`limit` are sent), each page mapped by `map`; the summary and the server name
+    /// come from the first page. Bounded by `max_jobs_per_target` (checked after every page,
+    /// so a long list stops early) and [`MAX_PAGES`].
+    async fn poll_pages<T: Streamed + Paged>(
         &self,
         url: Url,
         deadline: Instant,
         login_path: &str,
-        words: Words,
-        fallback: &str,
+        map: impl Fn(T) -> PollOutput,
     ) -> Result<PollOutput, Fault> {
         let fields = &self.fields;
         let first = first_page(&url);
@@ -459,12 +491,10 @@ impl Zdm {
         let mut next = url.clone();
         for n in 0..MAX_PAGES {
             let data = self
-                .get(next, deadline, login_path, &|b| {
-                    decode_counted::<SystemData>(fields, b)
-                })
+                .get(next, deadline, login_path, &|b| decode_counted::<T>(fields, b))
                 .await?;
-            let more = data.pagination.as_ref().is_some_and(|p| p.has_next());
-            let page = map_system(fields, words, data, fallback);
+            let more = data.has_next();
+            let page = map(data);
             if n == 0 {
                 output = page;
             } else {

@@ -90,6 +90,12 @@ impl ApiVersion {
         }
     }
 
+    /// Whether it has replication monitoring (`/replications/monitoring/job/:identifier`):
+    /// from 1.1.0 on, as its changelog says (the 1.1.0 pages lack it; 1.2.0 has them).
+    pub fn has_replication(self) -> bool {
+        self >= ApiVersion::V1_1
+    }
+
     /// Whether `Scheduled` is a word of its `job-status` list (1.0.3 on: a run that
     /// finished and waits for its next schedule). 0.2's list has `schedule` instead (never
     /// run yet, pending in the shared table).

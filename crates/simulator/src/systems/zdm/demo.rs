@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use super::scenario::{BACKUP_JOBS, RECOVERIES, SERVERS};
+use super::scenario::{BACKUP_JOBS, RECOVERIES, REPLICATIONS, SERVERS};
 use crate::targets::ExporterConfig;
 
 pub(super) const TOKEN: &str = "demo-token";
@@ -19,6 +19,9 @@ pub(super) struct Targets {
     /// Standalone backup jobs.
     pub backup_jobs: Vec<String>,
     pub recovery_jobs: Vec<String>,
+    /// The recoveries' target servers.
+    pub recovery_servers: Vec<String>,
+    pub replication_jobs: Vec<String>,
 }
 
 pub(super) fn targets() -> Targets {
@@ -26,6 +29,8 @@ pub(super) fn targets() -> Targets {
         servers: SERVERS.iter().map(|s| s.name.to_string()).collect(),
         backup_jobs: BACKUP_JOBS.iter().map(|b| b.job.name.to_string()).collect(),
         recovery_jobs: RECOVERIES.iter().map(|r| r.name.to_string()).collect(),
+        recovery_servers: RECOVERIES.iter().map(|r| r.target.to_string()).collect(),
+        replication_jobs: REPLICATIONS.iter().map(|r| r.job.name.to_string()).collect(),
     }
 }
 
@@ -35,12 +40,16 @@ pub(super) fn write_config(sim: SocketAddr, config: &mut ExporterConfig) {
         servers,
         backup_jobs,
         recovery_jobs,
+        recovery_servers,
+        replication_jobs,
     } = targets();
     config.line(&format!(
         "  - name: demo-zdm\n    type: zdm\n    url: http://{sim}\n    timezone: Asia/Seoul\n    token_env: DEMO_ZDM_TOKEN"
     ));
     config.list("servers", &servers);
     config.list("recovery_jobs", &recovery_jobs);
+    config.list("recovery_servers", &recovery_servers);
+    config.list("replication_jobs", &replication_jobs);
     config.line(&format!(
         "  - name: demo-zdm-login\n    type: zdm\n    url: http://{sim}\n    timezone: Asia/Seoul\n    login: {{ email_env: DEMO_ZDM_EMAIL, password_env: DEMO_ZDM_PASSWORD }}"
     ));
@@ -73,6 +82,7 @@ mod tests {
         let yaml = config().yaml;
         let targets = targets();
         let names = targets.servers.iter().chain(&targets.backup_jobs);
+        let names = names.chain(&targets.recovery_servers).chain(&targets.replication_jobs);
         for name in names.chain(&targets.recovery_jobs) {
             assert!(yaml.contains(&quoted(name)), "{name} missing from\n{yaml}");
         }

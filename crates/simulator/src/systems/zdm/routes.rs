@@ -31,7 +31,7 @@ pub(crate) struct Zdm {
     cycle_ms: i64,
     fleet: Option<Fleet>,
     /// Bodies pinned by the admin API, indexed by [`Endpoint::index`].
-    pinned: Mutex<[HashMap<String, Bytes>; 3]>,
+    pinned: Mutex<[HashMap<String, Bytes>; 5]>,
     /// `--zdm-version`: only this release's prefix, login path, lists and words; `None`
     /// speaks every version at once (both prefixes, both login paths, every list).
     release: Option<Release>,
@@ -59,7 +59,7 @@ impl Zdm {
         }
     }
 
-    fn pinned(&self) -> MutexGuard<'_, [HashMap<String, Bytes>; 3]> {
+    fn pinned(&self) -> MutexGuard<'_, [HashMap<String, Bytes>; 5]> {
         self.pinned.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -75,6 +75,12 @@ impl Zdm {
             ["backups", "monitoring", "system", id] => (Endpoint::System, *id),
             ["backups", "monitoring", "job", id] => (Endpoint::BackupJob, *id),
             ["recoveries", "monitoring", "job", id] => (Endpoint::RecoveryJob, *id),
+            ["recoveries", "monitoring", "system", id] => (Endpoint::RecoverySystem, *id),
+            ["replications", "monitoring", "job", id]
+                if self.release.is_none_or(Release::has_replication) =>
+            {
+                (Endpoint::ReplicationJob, *id)
+            }
             [a @ ("auth" | "token"), "issue"]
                 if self.release.is_none_or(|r| r.login() == [*a, "issue"]) =>
             {

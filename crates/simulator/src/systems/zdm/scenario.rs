@@ -8,7 +8,8 @@
 
 use super::wire::{
     self, ApiVersion, BackupJobData, Endpoint, JobEntry, JobInfo, Name, ProgressInfo, RecoveryData,
-    RecoveryDetail, RecoveryJob, RecoverySystems, Summary, SystemData,
+    RecoveryDetail, RecoveryJob, RecoverySystems, ReplicationData, ReplicationInfo, ReplicationJob,
+    ReplicationProgress, ReplicationTime, Summary, SystemData,
 };
 use crate::clock::{fnv, mix, unit};
 
@@ -223,6 +224,25 @@ pub(crate) static RECOVERIES: &[RecoveryDef] = &[RecoveryDef {
     ],
 }];
 
+/// A replication job (1.1.0 on) and the center that runs it.
+pub(crate) struct ReplicationDef {
+    pub center: &'static str,
+    pub id: u32,
+    pub job: JobDef<'static>,
+}
+
+pub(crate) static REPLICATIONS: &[ReplicationDef] = &[ReplicationDef {
+    center: "center-01",
+    id: 1,
+    job: JobDef {
+        pending: 0.15,
+        run: 0.5,
+        fail_every: 5,
+        size_gb: 30.0,
+        ..job("db-복제", Volume::Partition("/"), Lang::Ko)
+    },
+}];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
     Pending,
@@ -233,6 +253,18 @@ pub(crate) enum Phase {
 }
 
 impl Phase {
+    /// A replication's words: `running` and `success` as the vendor's examples answer,
+    /// the rest from its `replication-job-status` list.
+    fn replication_status(self) -> &'static str {
+        match self {
+            Phase::Pending => "scheduled",
+            Phase::Running => "running",
+            Phase::Complete => "success",
+            Phase::Failed => "error",
+            Phase::Cancelled => "canceled",
+        }
+    }
+
     /// The seed's words, or a released version's (its `job-status` list): a job waiting
     /// for its schedule is `Scheduled` (no end time: it has not run in this cycle).
     fn status(self, version: ApiVersion) -> &'static str {
@@ -499,15 +531,29 @@ fn backup_job_body(
     wire::envelope(version, Endpoint::BackupJob, data)
 }
 
-fn recovery_body(version: ApiVersion, def: &RecoveryDef, now_ms: i64, cycle_ms: i64) -> Vec<u8> {
+/// A recovery job's answer; for the recovery server endpoint (`endpoint`
+/// `RecoverySystem`) with the summary of its details.
+fn recovery_body(
+    version: ApiVersion,
+    endpoint: Endpoint,
+    def: &RecoveryDef,
+    now_ms: i64,
+    cycle_ms: i64,
+) -> Vec<u8> {
     let mut job_log = Vec::new();
+    let states: Vec<JobState> = def
+        .details
+        .iter()
+        .map(|d| job_state_of(Kind::Recovery, d, now_ms, cycle_ms))
+        .collect();
+    let summary = (endpoint == Endpoint::RecoverySystem).then(|| summary(&states));
     let details = def
         .details
         .iter()
+        .zip(states)
         .enumerate()
-        .map(|(i, d)| {
-            let (progress_info, log) =
-                progress_info(version, job_state_of(Kind::Recovery, d, now_ms, cycle_ms));
+        .map(|(i, (d, state))| {
+            let (progress_info, log) = progress_info(version, state);
             if i == 0 {
                 job_log = log;
             }
@@ -523,13 +569,54 @@ fn recovery_body(version: ApiVersion, def: &RecoveryDef, now_ms: i64, cycle_ms: 
             source: Name { name: def.source },
             target: Name { name: def.target },
         },
+        summary,
         job: RecoveryJob {
             info: Name { name: def.name },
             log: job_log,
             details,
         },
     };
-    wire::envelope(version, Endpoint::RecoveryJob, data)
+    wire::envelope(version, endpoint, data)
+}
+
+fn replication_body(
+    version: ApiVersion,
+    def: &ReplicationDef,
+    now_ms: i64,
+    cycle_ms: i64,
+) -> Vec<u8> {
+    let state = job_state(&def.job, now_ms, cycle_ms);
+    let time = |t: Option<i64>| t.map_or_else(|| "-".to_string(), |s| version.format_unix(s));
+    let step = match state.phase {
+        Phase::Pending => "Waiting",
+        Phase::Running => "Transferring",
+        Phase::Complete => "Complete",
+        Phase::Failed | Phase::Cancelled => "Stopped",
+    };
+    let data = ReplicationData {
+        system: Name { name: def.center },
+        job: ReplicationJob {
+            info: ReplicationInfo {
+                name: def.job.name,
+                id: def.id,
+            },
+            log: state.log.clone(),
+            progress: ReplicationProgress {
+                status: state.phase.replication_status(),
+                step,
+                percent: state
+                    .percent
+                    .map_or_else(|| "-".to_string(), |p| format!("{p}%")),
+                message: state.message.clone(),
+            },
+            time: ReplicationTime {
+                start: time(state.start),
+                end: time(state.end),
+                elapsed: state.elapsed.map_or_else(|| "-".to_string(), wire::hms),
+            },
+        },
+    };
+    wire::envelope(version, Endpoint::ReplicationJob, data)
 }
 
 const FLEET_VOLUMES: [&str; 8] = [
@@ -644,6 +731,14 @@ pub(crate) fn render(
         Endpoint::RecoveryJob => RECOVERIES
             .iter()
             .find(|r| r.name == id)
-            .map(|r| recovery_body(version, r, now_ms, cycle_ms)),
+            .map(|r| recovery_body(version, endpoint, r, now_ms, cycle_ms)),
+        Endpoint::RecoverySystem => RECOVERIES
+            .iter()
+            .find(|r| r.target == id)
+            .map(|r| recovery_body(version, endpoint, r, now_ms, cycle_ms)),
+        Endpoint::ReplicationJob => REPLICATIONS
+            .iter()
+            .find(|r| r.job.name == id)
+            .map(|r| replication_body(version, r, now_ms, cycle_ms)),
     }
 }

@@ -913,3 +913,43 @@ fn each_release_speaks_its_profile() {
         }
     });
 }
+
+/// The recovery server endpoint answers a recovery's target server with its recoveries and
+/// their summary; the replication endpoint a replication job with `progress` and `time`
+/// (only from 1.1.0 with `--zdm-version`).
+#[test]
+fn recovery_servers_and_replication_jobs_are_served() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        let target = scenario::RECOVERIES[0].target;
+        let reply = sim
+            .get(&format!("{LEGACY}/recoveries/monitoring/system/{}", enc(target)))
+            .await;
+        assert_eq!(reply.status, 200);
+        let body = reply.json();
+        assert_eq!(body["data"]["system"]["target"]["name"], target);
+        assert_eq!(body["data"]["summary"]["total"], 2);
+        assert_eq!(body["data"]["job"]["details"].as_array().map(Vec::len), Some(2));
+        assert_eq!(body["message"], "Server recovery monitoring info");
+        let job = recovery_job(LEGACY, scenario::RECOVERIES[0].name);
+        assert!(sim.get(&job).await.json()["data"].get("summary").is_none());
+
+        let name = scenario::REPLICATIONS[0].job.name;
+        let path = format!("{LEGACY}/replications/monitoring/job/{}", enc(name));
+        let body = sim.get(&path).await.json();
+        assert_eq!(body["data"]["system"]["name"], "center-01");
+        assert_eq!(body["data"]["job"]["info"]["name"], name);
+        let status = body["data"]["job"]["progress"]["status"].as_str().unwrap_or("").to_owned();
+        assert!(["scheduled", "running", "success", "error", "canceled"].contains(&status.as_str()), "{status}");
+        assert!(body["data"]["job"]["time"]["elapsed"].is_string());
+        let missing = format!("{LEGACY}/replications/monitoring/job/nope");
+        assert_eq!(sim.get(&missing).await.status, 404);
+        sim.stop().await;
+
+        let mut options = SimOptions::default();
+        options.systems.zdm.zdm_version = Some("1.0.3".to_string());
+        let sim = start(options).await;
+        assert_eq!(sim.get(&path).await.status, 404, "no replication before 1.1.0");
+        sim.stop().await;
+    });
+}

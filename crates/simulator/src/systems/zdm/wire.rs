@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::faults::{padded_parts, Target};
 use crate::http::{full, with_allow, Body};
 
-/// The three ZDM monitoring endpoints.
+/// The ZDM monitoring endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Endpoint {
     /// `GET {prefix}/backups/monitoring/system/{id}`
@@ -23,24 +23,37 @@ pub(crate) enum Endpoint {
     BackupJob,
     /// `GET {prefix}/recoveries/monitoring/job/{id}`
     RecoveryJob,
+    /// `GET {prefix}/recoveries/monitoring/system/{id}`: a server's recoveries and summary.
+    RecoverySystem,
+    /// `GET {prefix}/replications/monitoring/job/{id}` (1.1.0 on).
+    ReplicationJob,
 }
 
 impl Endpoint {
-    pub(crate) const ALL: [Endpoint; 3] =
-        [Endpoint::System, Endpoint::BackupJob, Endpoint::RecoveryJob];
+    pub(crate) const ALL: [Endpoint; 5] = [
+        Endpoint::System,
+        Endpoint::BackupJob,
+        Endpoint::RecoveryJob,
+        Endpoint::RecoverySystem,
+        Endpoint::ReplicationJob,
+    ];
 
     /// The names of [`ALL`](Endpoint::ALL), for the admin API's fixtures.
-    pub(crate) const NAMES: [&'static str; 3] = [
+    pub(crate) const NAMES: [&'static str; 5] = [
         Endpoint::System.as_str(),
         Endpoint::BackupJob.as_str(),
         Endpoint::RecoveryJob.as_str(),
+        Endpoint::RecoverySystem.as_str(),
+        Endpoint::ReplicationJob.as_str(),
     ];
 
     /// What the faults and request counts of [`ALL`](Endpoint::ALL) attach to.
-    pub(crate) const TARGETS: [Target; 3] = [
+    pub(crate) const TARGETS: [Target; 5] = [
         Target::new(Endpoint::System.as_str()),
         Target::new(Endpoint::BackupJob.as_str()),
         Target::new(Endpoint::RecoveryJob.as_str()),
+        Target::new(Endpoint::RecoverySystem.as_str()),
+        Target::new(Endpoint::ReplicationJob.as_str()),
     ];
 
     /// Name used by the admin API and the stats keys.
@@ -49,6 +62,8 @@ impl Endpoint {
             Endpoint::System => "system",
             Endpoint::BackupJob => "backup_job",
             Endpoint::RecoveryJob => "recovery_job",
+            Endpoint::RecoverySystem => "recovery_system",
+            Endpoint::ReplicationJob => "replication_job",
         }
     }
 
@@ -66,15 +81,18 @@ impl Endpoint {
             Endpoint::System => "Server backup monitoring info",
             Endpoint::BackupJob => "Backup monitoring info",
             Endpoint::RecoveryJob => "Recovery monitoring info",
+            Endpoint::RecoverySystem => "Server recovery monitoring info",
+            Endpoint::ReplicationJob => "Replication monitoring info",
         }
     }
 
     /// The seed's 404 text, with the noun (and its Korean particle) adapted per endpoint.
     pub(crate) fn not_found_error(self, id: &str) -> String {
         let noun = match self {
-            Endpoint::System => "서버를",
+            Endpoint::System | Endpoint::RecoverySystem => "서버를",
             Endpoint::BackupJob => "Backup 작업을",
             Endpoint::RecoveryJob => "Recovery 작업을",
+            Endpoint::ReplicationJob => "Replication 작업을",
         };
         format!("Name이 '{id}'인 조건에 맞는 {noun} 찾을 수 없습니다.")
     }
@@ -84,7 +102,10 @@ impl Endpoint {
         match self {
             Endpoint::System => "작업 데이터가 불완전합니다. system 정보가 누락되었습니다.",
             Endpoint::BackupJob => "작업 데이터가 불완전합니다. backup 정보가 누락되었습니다.",
-            Endpoint::RecoveryJob => "작업 데이터가 불완전합니다. recovery 정보가 누락되었습니다.",
+            Endpoint::RecoveryJob | Endpoint::RecoverySystem => {
+                "작업 데이터가 불완전합니다. recovery 정보가 누락되었습니다."
+            }
+            Endpoint::ReplicationJob => "작업 데이터가 불완전합니다. replication 정보가 누락되었습니다.",
         }
     }
 }
@@ -180,6 +201,11 @@ impl Release {
         } else {
             ["auth", "issue"]
         }
+    }
+
+    /// Whether it has replication monitoring: from 1.1.0, as its changelog says.
+    pub(crate) fn has_replication(self) -> bool {
+        self.at_least(1, 1)
     }
 
     /// Whether it has the list at `rest` (after the prefix): `backups` always,
@@ -330,11 +356,51 @@ pub(crate) struct ProgressInfo {
     pub end: String,
 }
 
-/// `data` of the recovery job endpoint (seed 002).
+/// `data` of the recovery job endpoint (seed 002), and of the recovery server endpoint
+/// (with `summary`).
 #[derive(Serialize)]
 pub(crate) struct RecoveryData<'a> {
     pub system: RecoverySystems<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
     pub job: RecoveryJob<'a>,
+}
+
+/// `data` of the replication job endpoint (1.2.0 .. 2.0.1 pages): the center, the job's
+/// name and id, its log, `progress` and `time`.
+#[derive(Serialize)]
+pub(crate) struct ReplicationData<'a> {
+    pub system: Name<'a>,
+    pub job: ReplicationJob<'a>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ReplicationJob<'a> {
+    pub info: ReplicationInfo<'a>,
+    pub log: Vec<&'static str>,
+    pub progress: ReplicationProgress,
+    pub time: ReplicationTime,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ReplicationInfo<'a> {
+    pub name: &'a str,
+    pub id: u32,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ReplicationProgress {
+    pub status: &'static str,
+    pub step: &'static str,
+    pub percent: String,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ReplicationTime {
+    pub start: String,
+    pub end: String,
+    pub elapsed: String,
 }
 
 #[derive(Serialize)]
@@ -400,9 +466,15 @@ pub(crate) fn oversized_parts(
             ),
             "]}",
         ),
-        Endpoint::RecoveryJob => (
+        Endpoint::RecoveryJob | Endpoint::RecoverySystem => (
             format!(
                 r#""system":{{"source":{{"name":"oversized"}},"target":{{"name":"oversized"}}}},"job":{{"info":{{"name":{name}}},"details":[{{"partition":"/",{progress}}}],"log":["#
+            ),
+            "]}",
+        ),
+        Endpoint::ReplicationJob => (
+            format!(
+                r#""system":{{"name":"oversized"}},"job":{{"info":{{"name":{name},"id":1}},"progress":{{"status":"running","step":"Transferring","percent":"50%","message":"Transferring files"}},"time":{{"start":"-","end":"-","elapsed":"00:00:01"}},"log":["#
             ),
             "]}",
         ),
