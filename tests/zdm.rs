@@ -941,3 +941,145 @@ async fn recovery_servers_and_replication_jobs_give_the_series() {
         }
     }
 }
+
+/// One history entry of `nightly` on `app-01` (`/`), as the histories document them.
+fn history_entry(id: u32, status: &str, start: &str, end: &str) -> serde_json::Value {
+    json!({
+        "id": id,
+        "system": { "name": "app-01" },
+        "job": { "name": "nightly", "id": 10, "backupType": "Full Backup", "drive": "/", "repositoryPath": "/backup" },
+        "result": { "status": status, "description": format!("run {id}: {status}") },
+        "time": { "start": start, "end": end, "elapsed": "00:30:00" }
+    })
+}
+
+fn history(entries: &[serde_json::Value]) -> String {
+    json!({
+        "success": true, "requestID": "req-test", "data": entries,
+        "message": "Backup history list", "timestamp": "2025-01-16 10:30:00"
+    })
+    .to_string()
+}
+
+/// Histories (1.2 on): the last success comes from the history, so an exporter killed
+/// (SIGKILL) and started again has it at once while the job runs; a run that began and
+/// ended between two polls is counted once, and a failed one becomes the latest result
+/// when the monitoring answer still shows the older run. One history request per interval
+/// for the upstream, not one per target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_gives_the_last_success_across_a_restart_and_counts_every_run() {
+    let running = scheduled_job("Processing", "2025-01-16 02:00:00", "-").to_string();
+    let job = Arc::new(std::sync::Mutex::new(running));
+    let book = Arc::new(std::sync::Mutex::new(history(&[history_entry(
+        7,
+        "COMPLETE",
+        "2025-01-15 02:00:00",
+        "2025-01-15 02:30:00",
+    )])));
+    let histories = Arc::new(AtomicUsize::new(0));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let upstream = {
+        let (job, book, histories, polls) =
+            (job.clone(), book.clone(), histories.clone(), polls.clone());
+        Hostile::start(move |seen| {
+            let path = seen.path.split('?').next().unwrap_or("");
+            match path {
+                "/api/backups/histories" => {
+                    histories.fetch_add(1, Ordering::SeqCst);
+                    answer("200 OK", &[], &book.lock().unwrap())
+                }
+                "/api/backups/monitoring/job/nightly" => {
+                    polls.fetch_add(1, Ordering::SeqCst);
+                    answer("200 OK", &[], &job.lock().unwrap())
+                }
+                // A second target (gone upstream): polled too, the history still read once.
+                "/api/backups/monitoring/job/nightly-2" => {
+                    polls.fetch_add(1, Ordering::SeqCst);
+                    answer(
+                        "404 Not Found",
+                        &[],
+                        r#"{"success":false,"error":"Not Found"}"#,
+                    )
+                }
+                _ => answer(
+                    "404 Not Found",
+                    &[],
+                    r#"{"success":false,"error":"Not Found"}"#,
+                ),
+            }
+        })
+    };
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_version: '1.3'\n    interval: 1s\n    timeout: 1s\n    token_env: SIM_TOKEN\n    backup_jobs: [nightly, nightly-2]\n",
+        upstream.url()
+    );
+    let last_success = job_series(
+        "backup_job_last_success_time_seconds",
+        "zdm",
+        "backup",
+        "nightly",
+        "app-01",
+        "/",
+    );
+    let status = |s: &str| job_status("zdm", "nightly", "app-01", "/", s);
+    let failed = runs("zdm", "nightly", "app-01", "/", "failed");
+    let completed = runs("zdm", "nightly", "app-01", "/", "completed");
+    const T0115: f64 = 1_736_908_200.0;
+
+    let exp = Exporter::start(&yaml);
+    exp.wait_metrics("the last success from the history", |m| {
+        value(m, &last_success) == Some(T0115) && value(m, &status("running")) == Some(1.0)
+    })
+    .await;
+    // Two targets, several polls: the history was read about once per interval.
+    let before = polls.load(Ordering::SeqCst);
+    wait_for("four more polls", Duration::from_secs(10), || async {
+        (polls.load(Ordering::SeqCst) >= before + 4).then_some(())
+    })
+    .await;
+    let reads = histories.load(Ordering::SeqCst);
+    let polled = polls.load(Ordering::SeqCst);
+    assert!(
+        reads * 2 <= polled + 2,
+        "{reads} history reads for {polled} polls of two targets"
+    );
+
+    exp.proc.signal("KILL");
+    drop(exp);
+    let exp = Exporter::start(&yaml);
+    let m = exp
+        .wait_metrics("the last success again", |m| {
+            value(m, &last_success) == Some(T0115)
+        })
+        .await;
+    assert_eq!(value(&m, &status("running")), Some(1.0), "{m}");
+    assert_eq!(
+        value(&m, &completed),
+        Some(0.0),
+        "the baseline is not counted again: {m}"
+    );
+
+    // A run began and failed between two polls; the monitoring answer shows the older run
+    // waiting for its schedule.
+    *book.lock().unwrap() = history(&[
+        history_entry(8, "FAIL", "2025-01-16 02:00:00", "2025-01-16 02:10:00"),
+        history_entry(7, "COMPLETE", "2025-01-15 02:00:00", "2025-01-15 02:30:00"),
+    ]);
+    *job.lock().unwrap() =
+        scheduled_job("Scheduled", "2025-01-15 02:00:00", "2025-01-15 02:30:00").to_string();
+    let m = exp
+        .wait_metrics("the failed run", |m| {
+            value(m, &status("failed")) == Some(1.0)
+        })
+        .await;
+    assert_eq!(value(&m, &failed), Some(1.0), "{m}");
+    assert_eq!(value(&m, &last_success), Some(T0115), "{m}");
+    let before = polls.load(Ordering::SeqCst);
+    wait_for("three more polls", Duration::from_secs(10), || async {
+        (polls.load(Ordering::SeqCst) >= before + 3).then_some(())
+    })
+    .await;
+    let m = exp.metrics().await;
+    assert_eq!(value(&m, &failed), Some(1.0), "counted once: {m}");
+    assert_eq!(value(&m, &completed), Some(0.0), "{m}");
+}

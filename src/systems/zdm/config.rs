@@ -226,6 +226,8 @@ pub struct ZdmConfig {
     pub recovery_servers: Vec<ZdmTarget>,
     /// `GET {api_prefix}/replications/monitoring/job/{id}`
     pub replication_jobs: Vec<ZdmTarget>,
+    /// The poll interval: how often the run histories are read (once per interval).
+    pub interval: std::time::Duration,
 }
 
 /// How a ZDM upstream's requests are authorized.
@@ -381,9 +383,10 @@ pub(super) fn validate(
     if cx.errors.len() > errors_before {
         return None;
     }
+    let settings = settings?;
     Some(Validated {
         name: raw.name,
-        settings: settings?,
+        settings: settings.clone(),
         status_map,
         config: ZdmConfig {
             url: url?,
@@ -395,6 +398,7 @@ pub(super) fn validate(
             recovery_jobs,
             recovery_servers,
             replication_jobs,
+            interval: settings.interval,
         },
     })
 }

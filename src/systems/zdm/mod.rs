@@ -22,6 +22,7 @@ mod auth;
 mod config;
 #[cfg(test)]
 mod fuzz;
+mod history;
 mod labels;
 mod map;
 mod source;

@@ -11,6 +11,7 @@ use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 
 use super::auth::Authorizer;
+use super::history::{self, Book, Ledger};
 use super::config::{ZdmAuth, ZdmConfig, ZdmTarget};
 use super::labels::{BACKUP_JOB, RECOVERY_JOB, RECOVERY_SERVER, REPLICATION_JOB, SERVER};
 use super::map::{
@@ -56,6 +57,16 @@ pub struct Zdm {
     /// Targets (kind rank, index) whose last poll answered 404: when it holds every
     /// target, `auto` settles the version again.
     not_found: std::sync::Mutex<HashSet<(u8, usize)>>,
+    /// The backup and the recovery history (1.2 on): read once per interval, shared by
+    /// every target of the upstream.
+    histories: [tokio::sync::Mutex<Histories>; 2],
+}
+
+/// One history of the upstream: when it was last read and what it said.
+#[derive(Debug, Default)]
+struct Histories {
+    read_at: Option<Instant>,
+    ledger: Ledger,
 }
 
 /// The endpoint path of each target kind.
@@ -207,6 +218,7 @@ impl Zdm {
             fields,
             profile: tokio::sync::Mutex::new(profile),
             not_found: std::sync::Mutex::default(),
+            histories: Default::default(),
         }
     }
 
@@ -275,7 +287,82 @@ impl Zdm {
         };
         // A recovery job's volumes are series too.
         fields.check_jobs(output.jobs.len())?;
+        let mut output = output;
+        let book = match target.kind {
+            SERVER | BACKUP_JOB => Some(Book::Backups),
+            RECOVERY_JOB | RECOVERY_SERVER => Some(Book::Recoveries),
+            _ => None,
+        };
+        if let (Some(book), Some(true)) = (book, profile.version.map(ApiVersion::has_histories)) {
+            self.with_history(book, &profile, deadline, &mut output).await;
+        }
         Ok(output)
+    }
+
+    /// Applies `book`'s history to `output`'s jobs, reading it first when it was not read
+    /// this interval: pages of [`history::PAGE_LIMIT`] newest first, at most
+    /// [`history::MAX_PAGES`]. A failed read keeps what the last one said (the request is
+    /// counted under its outcome; the target's poll does not fail for it).
+    async fn with_history(
+        &self,
+        book: Book,
+        profile: &Profile,
+        deadline: Instant,
+        output: &mut PollOutput,
+    ) {
+        let index = match book {
+            Book::Backups => 0,
+            Book::Recoveries => 1,
+        };
+        let Some(state) = self.histories.get(index) else {
+            return;
+        };
+        let mut state = state.lock().await;
+        let due = state.read_at.is_none_or(|at| {
+            at.elapsed() >= self.config.interval.mul_f64(0.9)
+        });
+        if due {
+            state.read_at = Some(Instant::now());
+            match self.read_history(book, profile, deadline).await {
+                Ok(runs) => state.ledger.update(runs),
+                Err(fault) => tracing::debug!(
+                    upstream = %self.fields.upstream(),
+                    history = book.path(),
+                    outcome = fault.outcome.as_str(),
+                    reason = %fault.reason,
+                    "history not read; keeping the last one"
+                ),
+            }
+        }
+        for job in &mut output.jobs {
+            state.ledger.apply(job);
+        }
+    }
+
+    async fn read_history(
+        &self,
+        book: Book,
+        profile: &Profile,
+        deadline: Instant,
+    ) -> Result<Vec<history::Run>, Fault> {
+        let address = format!("{}{}/{}", self.config.url, profile.prefix, book.path());
+        let base = Url::parse(&address)
+            .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad URL {address}: {e}")))?;
+        let mut runs = Vec::new();
+        for page in 1..=history::MAX_PAGES {
+            let mut url = base.clone();
+            url.query_pairs_mut()
+                .append_pair("page", &page.to_string())
+                .append_pair("limit", &history::PAGE_LIMIT.to_string());
+            let (entries, more) = self
+                .get(url, deadline, &profile.login_path, &history::decode_page)
+                .await?;
+            runs.extend(history::runs(&self.fields, book, entries));
+            if !more {
+                break;
+            }
+        }
+        Ok(runs)
     }
 
     /// The settled profile; with `auto` and none yet, settles it now (the other targets

@@ -96,6 +96,13 @@ impl ApiVersion {
         self >= ApiVersion::V1_1
     }
 
+    /// Whether it has the run histories (`/backups/histories`, `/recoveries/histories`):
+    /// from 1.2.0 on, as its changelog says (the 1.1.0 pages already show them; the
+    /// changelog and section 6.1 win).
+    pub fn has_histories(self) -> bool {
+        self >= ApiVersion::V1_2
+    }
+
     /// Whether `Scheduled` is a word of its `job-status` list (1.0.3 on: a run that
     /// finished and waits for its next schedule). 0.2's list has `schedule` instead (never
     /// run yet, pending in the shared table).
