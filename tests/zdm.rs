@@ -1083,3 +1083,82 @@ async fn the_history_gives_the_last_success_across_a_restart_and_counts_every_ru
     assert_eq!(value(&m, &failed), Some(1.0), "counted once: {m}");
     assert_eq!(value(&m, &completed), Some(0.0), "{m}");
 }
+
+/// GET `path` of the simulator with its token, as JSON.
+async fn sim_json(sim: &Sim, path: &str) -> serde_json::Value {
+    let resp = client()
+        .get(format!("{}{path}", sim.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    resp.json().await.unwrap()
+}
+
+/// Against the simulator speaking 2.0.1 (live histories): an exporter killed with SIGKILL
+/// and started again while the job runs (its monitoring answer has no end time) has the
+/// job's last success at its first poll: the newest `COMPLETE` run of the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sigkill_the_last_success_comes_back_from_the_simulators_history() {
+    let sim = Sim::start_with(&["--token", TOKEN, "--zdm-version", "2.0.1", "--cycle", "4s"]);
+    let job = "app-config-백업";
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    timezone: Asia/Seoul\n    interval: 300ms\n    timeout: 1s\n    token_env: SIM_TOKEN\n    backup_jobs: [{job}]\n",
+        sim.url()
+    );
+    let last = job_series(
+        "backup_job_last_success_time_seconds",
+        "zdm",
+        "backup",
+        job,
+        "app-01",
+        "/etc",
+    );
+    let running = job_status("zdm", job, "app-01", "/etc", "running");
+    let up = format!(
+        "backup_target_up{{system=\"zdm\",upstream=\"zdm\",kind=\"backup_job\",target=\"{job}\"}}"
+    );
+    let exp = Exporter::start(&yaml);
+    exp.wait_metrics("a last success", |m| value(m, &last).is_some())
+        .await;
+    exp.proc.signal("KILL");
+    drop(exp);
+
+    // Early in a run: the restarted exporter's first poll sees it running.
+    let monitoring = format!("/api/backups/monitoring/job/{}", encode(job));
+    wait_for(
+        "the job early in a run",
+        Duration::from_secs(30),
+        || async {
+            let body = sim_json(&sim, &monitoring).await;
+            let progress = &body["data"]["job"]["progressInfo"];
+            let percent = progress["percent"]
+                .as_str()
+                .unwrap_or("")
+                .trim_end_matches('%')
+                .parse::<u32>()
+                .ok();
+            (progress["status"] == "Processing" && percent.is_some_and(|p| p < 30)).then_some(())
+        },
+    )
+    .await;
+    let history = sim_json(&sim, "/api/backups/histories?page=1&limit=100").await;
+    let newest = history["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["job"]["name"] == job && e["result"]["status"] == "COMPLETE")
+        .and_then(|e| e["time"]["end"].as_str().map(str::to_owned))
+        .expect("a completed run in the history");
+    let want = chrono::NaiveDateTime::parse_from_str(&newest, "%Y-%m-%d %H:%M:%S")
+        .unwrap()
+        .and_local_timezone(chrono_tz::Asia::Seoul)
+        .unwrap()
+        .timestamp() as f64;
+    let exp = Exporter::start(&yaml);
+    let m = exp
+        .wait_metrics("the first poll", |m| value(m, &up) == Some(1.0))
+        .await;
+    assert_eq!(value(&m, &running), Some(1.0), "{m}");
+    assert_eq!(value(&m, &last), Some(want), "{newest}\n{m}");
+}

@@ -87,7 +87,7 @@ impl Zdm {
                 return Ok(self.auth.login(req, version).await)
             }
             list if self.release.map_or(is_probe_list(list), |r| r.has_list(list)) => {
-                return Ok(self.list(&req, version));
+                return Ok(self.list(&req, version, list));
             }
             _ => return Ok(error(version, StatusCode::NOT_FOUND, "Not Found")),
         };
@@ -133,14 +133,20 @@ impl Zdm {
         Ok(response)
     }
 
-    /// A list the release has (the paths an exporter's `api_version: auto` asks): always
+    /// A list the release has (the paths an exporter's `api_version: auto` asks): the
+    /// histories list the live scenario's finished runs (paged like ZDM's), the others are
     /// empty, with the documented envelope; 401 without a valid token.
-    fn list(&self, req: &Request<Incoming>, version: ApiVersion) -> Response<Body> {
+    fn list(&self, req: &Request<Incoming>, version: ApiVersion, rest: &[&str]) -> Response<Body> {
         if req.method() != Method::GET {
             return method_not_allowed(version, "GET");
         }
         if !self.auth.authorized(req.headers()) {
             return unauthorized(version);
+        }
+        if let [book @ ("backups" | "recoveries"), "histories"] = rest {
+            let runs = scenario::history(*book == "recoveries", clock::now_ms(), self.cycle_ms);
+            let body = scenario::history_body(version, *book == "recoveries", &runs, req.uri().query());
+            return full(StatusCode::OK, body);
         }
         let body = Envelope {
             success: true,

@@ -352,6 +352,162 @@ fn stage(progress: f64) -> usize {
     }
 }
 
+/// One finished run of the live scenario as the histories (1.2.0 on) list it.
+pub(crate) struct PastRun {
+    pub id: u64,
+    /// `system.name`: the server (backups) or the source server (recoveries).
+    pub system: &'static str,
+    pub job: &'static str,
+    /// `recoverySystemName` of a recovery run.
+    pub target: Option<&'static str>,
+    pub volume: &'static str,
+    pub failed: bool,
+    pub state: JobState,
+}
+
+/// The finished runs of `def` in the last `cycles` cycles up to `now_ms`, newest first:
+/// completed and failed ones (the results the histories document).
+fn past_runs(kind: Kind, def: &JobDef<'static>, now_ms: i64, cycle_ms: i64, cycles: i64) -> Vec<(u64, JobState)> {
+    let cycle_ms = cycle_ms.max(1);
+    let offset = (unit(mix(fnv(def.name))) * cycle_ms as f64) as i64;
+    let shifted = now_ms.saturating_add(offset);
+    let cycle_start = now_ms - shifted.rem_euclid(cycle_ms);
+    let mut out = Vec::new();
+    // This cycle's run when it already stopped, then the last moment of each earlier cycle.
+    let moments = std::iter::once(now_ms)
+        .chain((0..cycles).map(|k| cycle_start - k * cycle_ms - 1));
+    for at in moments {
+        let state = job_state_of(kind, def, at, cycle_ms);
+        if matches!(state.phase, Phase::Complete | Phase::Failed) {
+            let n = at.saturating_add(offset).div_euclid(cycle_ms) as u64;
+            let id = (mix(fnv(def.name) ^ mix(n)) & 0x001f_ffff_ffff_ffff).max(1);
+            out.push((id, state));
+        }
+    }
+    out
+}
+
+/// Every finished run of the scenario's backups (`recoveries` false) or recoveries in the
+/// last three cycles, newest first.
+pub(crate) fn history(recoveries: bool, now_ms: i64, cycle_ms: i64) -> Vec<PastRun> {
+    let mut runs = Vec::new();
+    if recoveries {
+        for r in RECOVERIES {
+            for d in r.details {
+                for (id, state) in past_runs(Kind::Recovery, d, now_ms, cycle_ms, 3) {
+                    runs.push(PastRun {
+                        id: id ^ fnv(d.volume.partition().or(d.volume.drive()).unwrap_or("")),
+                        system: r.source,
+                        job: r.name,
+                        target: Some(r.target),
+                        volume: d.volume.partition().or(d.volume.drive()).unwrap_or(""),
+                        failed: state.phase == Phase::Failed,
+                        state,
+                    });
+                }
+            }
+        }
+    } else {
+        let mut seen = std::collections::BTreeSet::new();
+        let served = SERVERS
+            .iter()
+            .flat_map(|s| s.jobs.iter().map(move |j| (s.name, j)))
+            .chain(BACKUP_JOBS.iter().map(|b| (b.server, &b.job)));
+        for (server, def) in served {
+            if !seen.insert((server, def.name)) {
+                continue;
+            }
+            for (id, state) in past_runs(Kind::Backup, def, now_ms, cycle_ms, 3) {
+                runs.push(PastRun {
+                    id,
+                    system: server,
+                    job: def.name,
+                    target: None,
+                    volume: def.volume.partition().or(def.volume.drive()).unwrap_or(""),
+                    failed: state.phase == Phase::Failed,
+                    state,
+                });
+            }
+        }
+    }
+    runs.sort_by_key(|r| std::cmp::Reverse(r.state.end));
+    runs
+}
+
+/// A history list answer (1.2.0 on): the runs newest first, `page`/`limit` (default 1 and
+/// 20) as the query asks, `pagination` beside `data` when either was sent, as the
+/// histories' pages show.
+pub(crate) fn history_body(
+    version: ApiVersion,
+    recoveries: bool,
+    runs: &[PastRun],
+    query: Option<&str>,
+) -> Vec<u8> {
+    let param = |key: &str| {
+        query?
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .filter(|n| *n >= 1)
+    };
+    let (page, limit) = (param("page"), param("limit"));
+    let paged = page.is_some() || limit.is_some();
+    let (page, limit) = (page.unwrap_or(1), limit.unwrap_or(20).min(1000));
+    let total = runs.len();
+    let entries: Vec<serde_json::Value> = runs
+        .iter()
+        .skip((page - 1).saturating_mul(limit))
+        .take(limit)
+        .map(|r| {
+            let time = |t: Option<i64>| t.map_or_else(|| "-".to_string(), |s| version.format_unix(s));
+            let job = match r.target {
+                Some(target) => serde_json::json!({
+                    "name": r.job, "id": 1, "recoverySystemName": target, "recoverDrive": [r.volume]
+                }),
+                None => serde_json::json!({
+                    "name": r.job, "id": 1, "backupType": "Full Backup", "drive": r.volume,
+                    "repositoryPath": "/backup"
+                }),
+            };
+            serde_json::json!({
+                "id": r.id,
+                "system": { "name": r.system },
+                "job": job,
+                "result": {
+                    "status": if r.failed { "FAIL" } else { "COMPLETE" },
+                    "description": r.state.message,
+                },
+                "time": {
+                    "start": time(r.state.start),
+                    "end": time(r.state.end),
+                    "elapsed": r.state.elapsed.map_or_else(|| "-".to_string(), wire::hms),
+                }
+            })
+        })
+        .collect();
+    let pages = total.div_ceil(limit).max(1);
+    let mut body = serde_json::json!({
+        "success": true,
+        "requestID": wire::request_id(),
+        "data": entries,
+        "message": if recoveries { "Recovery history list" } else { "Backup history list" },
+        "timestamp": version.now(),
+    });
+    if paged {
+        if let Some(map) = body.as_object_mut() {
+            map.insert(
+                "pagination".to_string(),
+                serde_json::json!({
+                    "currentPage": page, "totalPages": pages, "totalItems": total,
+                    "itemsPerPage": limit, "hasNextPage": page < pages, "hasPreviousPage": page > 1
+                }),
+            );
+        }
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
 /// State of `def` at `now_ms` (Unix milliseconds) in a cycle of `cycle_ms`.
 pub(crate) fn job_state(def: &JobDef<'_>, now_ms: i64, cycle_ms: i64) -> JobState {
     job_state_of(Kind::Backup, def, now_ms, cycle_ms)
