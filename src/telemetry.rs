@@ -1,5 +1,8 @@
 //! The exporter's own metrics: upstream requests, parse errors, build and reload info, process.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -40,6 +43,10 @@ pub struct Telemetry {
     reload_successful: IntGauge,
     reload_success_time: Gauge,
     shard_info: IntGaugeVec,
+    upstream_info: IntGaugeVec,
+    /// The `api_version` each upstream's `backup_upstream_info` carries, so a new one
+    /// replaces it and a removed upstream's is found.
+    upstream_versions: Arc<Mutex<HashMap<(String, String), String>>>,
 }
 
 impl Telemetry {
@@ -106,6 +113,15 @@ impl Telemetry {
         )
         .expect("static metric definition");
 
+        let upstream_info = IntGaugeVec::new(
+            Opts::new(
+                "backup_upstream_info",
+                "The API version the exporter settled for the upstream; the value is always 1.",
+            ),
+            &["system", "upstream", "api_version"],
+        )
+        .expect("static metric definition");
+
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -114,6 +130,7 @@ impl Telemetry {
             Box::new(reload_successful.clone()),
             Box::new(reload_success_time.clone()),
             Box::new(shard_info.clone()),
+            Box::new(upstream_info.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -132,6 +149,29 @@ impl Telemetry {
             reload_successful,
             reload_success_time,
             shard_info,
+            upstream_info,
+            upstream_versions: Arc::default(),
+        }
+    }
+
+    /// `backup_upstream_info{system, upstream, api_version} 1` for the version a source
+    /// settled (replacing the one it had); `None` removes the series (not settled).
+    pub fn upstream_info(&self, system: &str, upstream: &str, api_version: Option<&str>) {
+        let mut versions = self
+            .upstream_versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (system.to_owned(), upstream.to_owned());
+        if let Some(old) = versions.remove(&key) {
+            let _ = self
+                .upstream_info
+                .remove_label_values(&[system, upstream, &old]);
+        }
+        if let Some(version) = api_version {
+            self.upstream_info
+                .with_label_values(&[system, upstream, version])
+                .set(1);
+            versions.insert(key, version.to_owned());
         }
     }
 
@@ -173,6 +213,7 @@ impl Telemetry {
                 .parse_errors
                 .remove_label_values(&[system, upstream, field.as_str()]);
         }
+        self.upstream_info(system, upstream, None);
     }
 
     pub fn request(&self, system: &str, upstream: &str, outcome: Outcome, seconds: f64) {
@@ -221,9 +262,12 @@ impl Telemetry {
 }
 
 /// The text encoding of the self-telemetry turned into OpenMetrics: samples stay as they
-/// are; a counter's family loses its `_total` in `# HELP`/`# TYPE`, and the build info gauge
-/// becomes an `info` family. (A hundred lines per scrape: the job series, which are most of
+/// are; a counter's family loses its `_total` in `# HELP`/`# TYPE`, and the build and
+/// upstream info gauges become `info` families. (A hundred lines per scrape: the job series, which are most of
 /// the exposition, are never reformatted.)
+/// The gauges OpenMetrics types as `info` (family name without `_info`).
+const INFO_GAUGES: [&str; 2] = ["backup_exporter_build_info", "backup_upstream_info"];
+
 fn open_metrics_headers(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut renamed: Option<(String, String)> = None;
@@ -241,8 +285,8 @@ fn open_metrics_headers(text: &str) -> String {
                 ("counter", n) if n.ends_with("_total") => {
                     Some((n.to_string(), n.trim_end_matches("_total").to_string()))
                 }
-                ("gauge", n) if n == "backup_exporter_build_info" => {
-                    Some((n.to_string(), "backup_exporter_build".to_string()))
+                ("gauge", n) if INFO_GAUGES.contains(&n) => {
+                    Some((n.to_string(), n.trim_end_matches("_info").to_string()))
                 }
                 _ => None,
             };
@@ -252,7 +296,7 @@ fn open_metrics_headers(text: &str) -> String {
                 out.push_str(&line.replacen(from.as_str(), to, 1));
             }
             (Some((from, to)), Some(_)) if line.starts_with(&format!("# TYPE {from} ")) => {
-                let kind = if to == "backup_exporter_build" {
+                let kind = if INFO_GAUGES.contains(&from.as_str()) {
                     "info"
                 } else {
                     "counter"
@@ -298,5 +342,27 @@ mod tests {
             );
             assert!(text.contains(&series), "{series} exists from the start");
         }
+    }
+
+    /// One `backup_upstream_info` per upstream: a new version replaces the old, `None`
+    /// and forgetting the upstream remove it; OpenMetrics types it `info`.
+    #[test]
+    fn upstream_info_holds_one_version_per_upstream() {
+        let t = Telemetry::new();
+        t.register_upstream("zdm", "a");
+        t.register_upstream("zdm", "b");
+        t.upstream_info("zdm", "a", Some("1.3"));
+        t.upstream_info("zdm", "a", Some("2.0"));
+        t.upstream_info("zdm", "b", Some("0.2"));
+        let text = String::from_utf8(t.encode(Format::Text)).unwrap();
+        assert!(text
+            .contains("backup_upstream_info{api_version=\"2.0\",system=\"zdm\",upstream=\"a\"} 1"));
+        assert!(!text.contains("api_version=\"1.3\""), "{text}");
+        let open = String::from_utf8(t.encode(Format::OpenMetrics)).unwrap();
+        assert!(open.contains("# TYPE backup_upstream info\n"), "{open}");
+        t.upstream_info("zdm", "a", None);
+        t.forget_upstream("zdm", "b");
+        let text = String::from_utf8(t.encode(Format::Text)).unwrap();
+        assert!(!text.contains("backup_upstream_info{"), "{text}");
     }
 }

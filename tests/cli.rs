@@ -120,7 +120,7 @@ async fn demo_monitors_the_bundled_simulator_with_live_changing_metrics() {
     let exp = Exporter::launch(cmd, tempfile::tempdir().unwrap());
     exp.wait_ready().await;
     let first = exp.metrics().await;
-    for upstream in ["demo-zdm", "demo-zdm-legacy", "demo-scp", "demo-azure"] {
+    for upstream in ["demo-zdm", "demo-zdm-login", "demo-scp", "demo-azure"] {
         let up = first
             .lines()
             .filter(|l| {
@@ -153,7 +153,7 @@ async fn demo_monitors_the_bundled_simulator_with_live_changing_metrics() {
         .await;
     let (_, page) = exp.get("/").await;
     assert!(
-        page.contains("demo-zdm-legacy") && page.contains("<tr data-s=running"),
+        page.contains("demo-zdm-login") && page.contains("<tr data-s=running"),
         "lively landing page"
     );
 }
@@ -407,6 +407,7 @@ fn check_config_warns_when_naive_times_have_no_timezone() {
   - name: v1
     type: zdm
     url: https://zdm.example.com
+    api_version: '0.2'
     token_env: ZDM_TOKEN
     servers: [a]
   - name: scp

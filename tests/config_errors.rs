@@ -143,8 +143,8 @@ fn valid_zdm_config_loads() {
     assert_eq!(
         summaries,
         [
-            "zdm-prod: zdm https://zdm.example.com/api/v1, 2 servers, 2 backup jobs, 2 recovery jobs, every 30s, auth token",
-            "zdm-legacy: zdm http://zdm-legacy.example.com:8080/api, 0 servers, 1 backup job, 0 recovery jobs, every 1m, auth login /api/auth/issue",
+            "zdm-prod: zdm https://zdm.example.com/api/v1 (API auto), 2 servers, 2 backup jobs, 2 recovery jobs, every 30s, auth token",
+            "zdm-legacy: zdm http://zdm-legacy.example.com:8080/api (API auto), 0 servers, 1 backup job, 0 recovery jobs, every 1m, auth login /api/auth/issue",
         ]
     );
     let prod = &config.upstreams[0];
@@ -191,7 +191,7 @@ fn valid_config_of_all_systems_loads() {
     assert_eq!(
         summaries,
         [
-            "zdm-prod: zdm https://zdm.example.com/api/v1, 1 server, 0 backup jobs, 0 recovery jobs, every 30s, auth token",
+            "zdm-prod: zdm https://zdm.example.com (API auto), 1 server, 0 backup jobs, 0 recovery jobs, every 30s, auth token",
             "scp-kr: scp https://scp.example.com, backup 1.2, 2 backups for restores, 0 backups for backup runs, every 30s, auth signature v2 with account id",
             "azure-prod: azure https://management.azure.com subscription 11111111-2222-3333-4444-555555555555, 2 vaults, lookback 1day, every 30s, auth client secret",
             "azure-mi: azure https://management.azure.com subscription 11111111-2222-3333-4444-555555555555, 1 vault, lookback 9days, every 30s, auth managed identity",

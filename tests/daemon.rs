@@ -728,6 +728,7 @@ async fn a_reload_that_changes_nothing_sends_no_request_and_no_login() {
     type: zdm
     url: {url}
     interval: 30s
+    api_version: '1.3'
     token_env: SIM_TOKEN
     backup_jobs: [daily-backup-win]
 ",
@@ -825,6 +826,7 @@ async fn a_reload_that_changes_only_job_status_renders_again_without_a_login_or_
     type: zdm
     url: {url}
     interval: 30s
+    api_version: '1.3'
     token_env: SIM_TOKEN
     backup_jobs: [daily-backup-win]
 ",

@@ -596,3 +596,578 @@ async fn paged_server_answers_are_followed_and_bounded() {
     assert!(stderr.contains("max_jobs_per_target"), "{stderr}");
     assert_eq!(sim.requests("system", "bounded").await, 2);
 }
+
+/// `--once` over `yaml` with the simulator's token and login in the environment.
+fn once_with_login(yaml: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), yaml);
+    let out = std::process::Command::new(exporter_bin())
+        .args(["--once", "--config"])
+        .arg(&config)
+        .env("SIM_TOKEN", TOKEN)
+        .env("SIM_EMAIL", EMAIL)
+        .env("SIM_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `api_version: auto` (the default, no `api_prefix`, no `login.path`) against each
+/// release the simulator speaks: the version is settled from the documented paths, the
+/// target is polled under that version's prefix (and logged in at its login path), and
+/// `backup_upstream_info` says which version it was; a fixed version and a 0.2 config
+/// with explicit keys work the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_settles_each_releases_version_and_exports_it() {
+    let info = |v: &str| {
+        format!("backup_upstream_info{{api_version=\"{v}\",system=\"zdm\",upstream=\"zdm\"}}")
+    };
+    let up = "backup_target_up{system=\"zdm\",upstream=\"zdm\",kind=\"server\",target=\"web-01\"}";
+    let token = "    token_env: SIM_TOKEN\n";
+    let login = "    login: { email_env: SIM_EMAIL, password_env: SIM_PASSWORD }\n";
+    for (release, want) in [
+        ("0.2.0", "0.2"),
+        ("1.0.3", "1.0"),
+        ("1.1.0", "1.1"),
+        ("1.2.0", "1.2"),
+        ("1.3.1", "1.3"),
+        ("2.0.0", "2.0"),
+        ("2.0.1", "2.0"),
+    ] {
+        let sim = Sim::start_with(&[
+            "--token",
+            TOKEN,
+            "--login",
+            &format!("{EMAIL}:{PASSWORD}"),
+            "--zdm-version",
+            release,
+        ]);
+        // The live recovery server every release has; the replication job from 1.1.0.
+        let replication = !matches!(release, "0.2.0" | "1.0.3");
+        let kinds = if replication {
+            "    recovery_servers: [db-dr-02]\n    replication_jobs: [db-복제]\n"
+        } else {
+            "    recovery_servers: [db-dr-02]\n"
+        };
+        for (auth, extra) in [
+            (token, ""),
+            (login, ""),
+            (token, format!("    api_version: \"{release}\"\n").as_str()),
+        ] {
+            let yaml = format!(
+                "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n{auth}{extra}    servers: [web-01]\n{kinds}",
+                sim.url()
+            );
+            let (code, m, stderr) = once_with_login(&yaml);
+            assert_eq!(code, Some(0), "{release}: {stderr}\n{m}");
+            let kind_up = |kind: &str, target: &str| {
+                value(&m, &format!("backup_target_up{{system=\"zdm\",upstream=\"zdm\",kind=\"{kind}\",target=\"{target}\"}}"))
+            };
+            assert_eq!(
+                kind_up("recovery_server", "db-dr-02"),
+                Some(1.0),
+                "{release}\n{m}"
+            );
+            if replication {
+                assert_eq!(
+                    kind_up("replication_job", "db-복제"),
+                    Some(1.0),
+                    "{release}\n{m}"
+                );
+            }
+            assert_eq!(
+                value(&m, up),
+                Some(1.0),
+                "{release} {auth}{extra}: {stderr}\n{m}"
+            );
+            assert_eq!(
+                value(&m, &info(want)),
+                Some(1.0),
+                "{release} {auth}{extra}\n{m}"
+            );
+            assert_eq!(m.matches("backup_upstream_info{").count(), 1, "{m}");
+        }
+        if release == "0.2.0" {
+            // Written before versions existed: the explicit keys win, auto still settles.
+            let yaml = format!(
+                "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_prefix: /api/v1\n    login: {{ path: /api/v1/auth/issue, email_env: SIM_EMAIL, password_env: SIM_PASSWORD }}\n    servers: [web-01]\n",
+                sim.url()
+            );
+            let (code, m, stderr) = once_with_login(&yaml);
+            assert_eq!(code, Some(0), "{stderr}");
+            assert_eq!(value(&m, &info("0.2")), Some(1.0), "{m}");
+        }
+        if release == "2.0.1" {
+            // The wrong fixed version: its prefix is right but its login path is gone.
+            let yaml = format!(
+                "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_version: \"1.3\"\n{login}    servers: [web-01]\n",
+                sim.url()
+            );
+            let (_, m, _) = once_with_login(&yaml);
+            assert_eq!(value(&m, up), Some(0.0), "{m}");
+            assert_eq!(
+                value(&m, &info("1.3")),
+                Some(1.0),
+                "a fixed version is exported as set"
+            );
+            assert_eq!(
+                value(&m, "backup_target_failure_reason{system=\"zdm\",upstream=\"zdm\",kind=\"server\",target=\"web-01\",reason=\"auth_error\"}"),
+                Some(1.0),
+                "{m}"
+            );
+        }
+    }
+}
+
+/// `auto` settles again once every target answers 404: a server upgraded from 1.3 to 2.0
+/// (its job gone at first) is asked again, `backup_upstream_info` follows, and the target
+/// comes back up. Before that, a 1.3 server is asked once, not at every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_settles_again_after_every_target_answered_404() {
+    let job = vendor_text("1.3.1", "backups-monitoring-job-linux.json");
+    let gone = vendor_text("1.3.1", "backups-monitoring-job-404.json");
+    let refused = vendor_text("2.0.0", "token-issue-422.json");
+    let list = r#"{"success":true,"data":[],"message":"OK"}"#.to_string();
+    // 0: a 1.3 server; 1: upgraded to 2.0, the job not found until the exporter asks
+    // 2.0's login path; 2: 2.0 and asked.
+    let phase = Arc::new(AtomicUsize::new(0));
+    let probes = Arc::new(AtomicUsize::new(0));
+    let upstream = {
+        let (phase, probes) = (phase.clone(), probes.clone());
+        Hostile::start(move |seen| {
+            let p = phase.load(Ordering::SeqCst);
+            let path = seen.path.split('?').next().unwrap_or("");
+            match path {
+                "/api/token/issue" if p >= 1 => {
+                    phase.store(2, Ordering::SeqCst);
+                    answer("422 Unprocessable Entity", &[], &refused)
+                }
+                "/api/os-replications" => {
+                    probes.fetch_add(1, Ordering::SeqCst);
+                    answer("200 OK", &[], &list)
+                }
+                "/api/backups/monitoring/job/nightly" if p == 1 => {
+                    answer("404 Not Found", &[], &gone)
+                }
+                "/api/backups/monitoring/job/nightly" => answer("200 OK", &[], &job),
+                _ => answer(
+                    "404 Not Found",
+                    &[],
+                    r#"{"success":false,"error":"Not Found"}"#,
+                ),
+            }
+        })
+    };
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    interval: 300ms\n    timeout: 1s\n    token_env: SIM_TOKEN\n    backup_jobs: [nightly]\n",
+        upstream.url()
+    );
+    let info = |v: &str| {
+        format!("backup_upstream_info{{api_version=\"{v}\",system=\"zdm\",upstream=\"zdm\"}}")
+    };
+    let up =
+        "backup_target_up{system=\"zdm\",upstream=\"zdm\",kind=\"backup_job\",target=\"nightly\"}";
+    let exp = Exporter::start(&yaml);
+    exp.wait_metrics("settled 1.3", |m| {
+        value(m, &info("1.3")) == Some(1.0) && value(m, up) == Some(1.0)
+    })
+    .await;
+    let seen = upstream.seen().len();
+    wait_for("three more polls", Duration::from_secs(10), || async {
+        (upstream.seen().len() >= seen + 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        probes.load(Ordering::SeqCst),
+        1,
+        "asked once, not at every poll"
+    );
+
+    phase.store(1, Ordering::SeqCst);
+    let m = exp
+        .wait_metrics("settled 2.0", |m| {
+            value(m, &info("2.0")) == Some(1.0) && value(m, up) == Some(1.0)
+        })
+        .await;
+    assert_eq!(m.matches("backup_upstream_info{").count(), 1, "{m}");
+    assert_eq!(
+        probes.load(Ordering::SeqCst),
+        1,
+        "2.0 settled by its login path first"
+    );
+}
+
+/// The new kinds as each version documents them, served verbatim: a recovery server's
+/// recoveries with its summary (every version), a replication job as
+/// `operation="replication"` on its center (1.2.0 .. 2.0.1 pages), through `--once`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_servers_and_replication_jobs_give_the_series() {
+    let sim = Sim::start();
+    for version in VERSIONS {
+        let legacy = version == "0.2.0";
+        let recovery = if legacy {
+            "recoveries-monitoring-system"
+        } else {
+            "recoveries-monitoring-system-windows"
+        };
+        let server_id = format!("{recovery}-{version}");
+        sim.fixture(
+            "recovery_system",
+            &server_id,
+            &vendor(version, &format!("{recovery}.json")),
+        )
+        .await;
+        let replication = !matches!(version, "0.2.0" | "1.0.3" | "1.1.0");
+        let mut replication_ids = Vec::new();
+        if replication {
+            for stem in [
+                "replications-monitoring-job-complete",
+                "replications-monitoring-job-running",
+            ] {
+                let id = format!("{stem}-{version}");
+                sim.fixture(
+                    "replication_job",
+                    &id,
+                    &vendor(version, &format!("{stem}.json")),
+                )
+                .await;
+                replication_ids.push(id);
+            }
+        }
+        let mut yaml = format!(
+            "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_prefix: {}\n    token_env: SIM_TOKEN\n    recovery_servers: [{server_id}]\n",
+            sim.url(),
+            prefix(version),
+        );
+        if let [complete, running] = &replication_ids[..] {
+            yaml.push_str(&format!("    replication_jobs: [{complete}]\n"));
+            // The other example names the same job: another upstream keeps it apart.
+            yaml.push_str(&format!(
+                "  - name: zdm-running\n    type: zdm\n    url: {}\n    api_version: '{}'\n    token_env: SIM_TOKEN\n    replication_jobs: [{running}]\n",
+                sim.url(),
+                &version[..3],
+            ));
+        }
+        let (code, m, stderr) = run_once(&yaml);
+        assert_eq!(code, Some(0), "{version}: {stderr}");
+        let (target, volume, summary) = if legacy {
+            (
+                "target-server",
+                "/",
+                [
+                    ("completed", 1.0),
+                    ("running", 1.0),
+                    ("pending", 1.0),
+                    ("failed", 0.0),
+                    ("other", 0.0),
+                ],
+            )
+        } else {
+            (
+                "target-win-server",
+                "C:",
+                [
+                    ("completed", 1.0),
+                    ("running", 1.0),
+                    ("pending", 0.0),
+                    ("failed", 0.0),
+                    ("other", 0.0),
+                ],
+            )
+        };
+        for (status, want) in summary {
+            assert_eq!(
+                value(&m, &server_jobs(target, status)),
+                Some(want),
+                "{version}: {status}\n{m}"
+            );
+        }
+        let job = if legacy {
+            "daily-recovery"
+        } else {
+            "daily-recovery-win"
+        };
+        assert_eq!(
+            value(&m, &restore_status_on(job, target, volume, "completed")),
+            Some(1.0),
+            "{version}\n{m}"
+        );
+        let up = format!("backup_target_up{{system=\"zdm\",upstream=\"zdm\",kind=\"recovery_server\",target=\"{server_id}\"}}");
+        assert_eq!(value(&m, &up), Some(1.0), "{version}\n{m}");
+        if replication {
+            let status = |upstream: &str, s: &str| {
+                format!("backup_job_status{{system=\"zdm\",upstream=\"{upstream}\",operation=\"replication\",job_name=\"backup-replication-01\",server=\"center-01\",volume=\"\",status=\"{s}\"}}")
+            };
+            assert_eq!(
+                value(&m, &status("zdm", "completed")),
+                Some(1.0),
+                "{version}\n{m}"
+            );
+            assert_eq!(
+                value(&m, &status("zdm-running", "running")),
+                Some(1.0),
+                "{version}\n{m}"
+            );
+            let last = job_series(
+                "backup_job_last_success_time_seconds",
+                "zdm",
+                "replication",
+                "backup-replication-01",
+                "center-01",
+                "",
+            );
+            assert_eq!(
+                value(&m, &last),
+                Some(1_773_973_800.0),
+                "{version}: 2026-03-20 02:30 UTC\n{m}"
+            );
+            let progress = job_series(
+                "backup_job_progress_ratio",
+                "zdm-running",
+                "replication",
+                "backup-replication-01",
+                "center-01",
+                "",
+            );
+            assert_eq!(value(&m, &progress), Some(0.65), "{version}\n{m}");
+            for (upstream, id) in ["zdm", "zdm-running"].iter().zip(&replication_ids) {
+                let up = format!("backup_target_up{{system=\"zdm\",upstream=\"{upstream}\",kind=\"replication_job\",target=\"{id}\"}}");
+                assert_eq!(value(&m, &up), Some(1.0), "{version}\n{m}");
+            }
+        }
+    }
+}
+
+/// One history entry of `nightly` on `app-01` (`/`), as the histories document them.
+fn history_entry(id: u32, status: &str, start: &str, end: &str) -> serde_json::Value {
+    json!({
+        "id": id,
+        "system": { "name": "app-01" },
+        "job": { "name": "nightly", "id": 10, "backupType": "Full Backup", "drive": "/", "repositoryPath": "/backup" },
+        "result": { "status": status, "description": format!("run {id}: {status}") },
+        "time": { "start": start, "end": end, "elapsed": "00:30:00" }
+    })
+}
+
+fn history(entries: &[serde_json::Value]) -> String {
+    json!({
+        "success": true, "requestID": "req-test", "data": entries,
+        "message": "Backup history list", "timestamp": "2025-01-16 10:30:00"
+    })
+    .to_string()
+}
+
+/// Histories (1.2 on): the last success comes from the history, so an exporter killed
+/// (SIGKILL) and started again has it at once while the job runs; a run that began and
+/// ended between two polls is counted once, and a failed one becomes the latest result
+/// when the monitoring answer still shows the older run. One history request per interval
+/// for the upstream, not one per target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_gives_the_last_success_across_a_restart_and_counts_every_run() {
+    let running = scheduled_job("Processing", "2025-01-16 02:00:00", "-").to_string();
+    let job = Arc::new(std::sync::Mutex::new(running));
+    let book = Arc::new(std::sync::Mutex::new(history(&[history_entry(
+        7,
+        "COMPLETE",
+        "2025-01-15 02:00:00",
+        "2025-01-15 02:30:00",
+    )])));
+    let histories = Arc::new(AtomicUsize::new(0));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let upstream = {
+        let (job, book, histories, polls) =
+            (job.clone(), book.clone(), histories.clone(), polls.clone());
+        Hostile::start(move |seen| {
+            let path = seen.path.split('?').next().unwrap_or("");
+            match path {
+                "/api/backups/histories" => {
+                    histories.fetch_add(1, Ordering::SeqCst);
+                    answer("200 OK", &[], &book.lock().unwrap())
+                }
+                "/api/backups/monitoring/job/nightly" => {
+                    polls.fetch_add(1, Ordering::SeqCst);
+                    answer("200 OK", &[], &job.lock().unwrap())
+                }
+                // A second target (gone upstream): polled too, the history still read once.
+                "/api/backups/monitoring/job/nightly-2" => {
+                    polls.fetch_add(1, Ordering::SeqCst);
+                    answer(
+                        "404 Not Found",
+                        &[],
+                        r#"{"success":false,"error":"Not Found"}"#,
+                    )
+                }
+                _ => answer(
+                    "404 Not Found",
+                    &[],
+                    r#"{"success":false,"error":"Not Found"}"#,
+                ),
+            }
+        })
+    };
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_version: '1.3'\n    interval: 1s\n    timeout: 1s\n    token_env: SIM_TOKEN\n    backup_jobs: [nightly, nightly-2]\n",
+        upstream.url()
+    );
+    let last_success = job_series(
+        "backup_job_last_success_time_seconds",
+        "zdm",
+        "backup",
+        "nightly",
+        "app-01",
+        "/",
+    );
+    let status = |s: &str| job_status("zdm", "nightly", "app-01", "/", s);
+    let failed = runs("zdm", "nightly", "app-01", "/", "failed");
+    let completed = runs("zdm", "nightly", "app-01", "/", "completed");
+    const T0115: f64 = 1_736_908_200.0;
+
+    let exp = Exporter::start(&yaml);
+    exp.wait_metrics("the last success from the history", |m| {
+        value(m, &last_success) == Some(T0115) && value(m, &status("running")) == Some(1.0)
+    })
+    .await;
+    // Two targets, several polls: the history was read about once per interval.
+    let before = polls.load(Ordering::SeqCst);
+    wait_for("four more polls", Duration::from_secs(10), || async {
+        (polls.load(Ordering::SeqCst) >= before + 4).then_some(())
+    })
+    .await;
+    let reads = histories.load(Ordering::SeqCst);
+    let polled = polls.load(Ordering::SeqCst);
+    assert!(
+        reads * 2 <= polled + 2,
+        "{reads} history reads for {polled} polls of two targets"
+    );
+
+    exp.proc.signal("KILL");
+    drop(exp);
+    let exp = Exporter::start(&yaml);
+    let m = exp
+        .wait_metrics("the last success again", |m| {
+            value(m, &last_success) == Some(T0115)
+        })
+        .await;
+    assert_eq!(value(&m, &status("running")), Some(1.0), "{m}");
+    assert_eq!(
+        value(&m, &completed),
+        Some(0.0),
+        "the baseline is not counted again: {m}"
+    );
+
+    // A run began and failed between two polls; the monitoring answer shows the older run
+    // waiting for its schedule.
+    *book.lock().unwrap() = history(&[
+        history_entry(8, "FAIL", "2025-01-16 02:00:00", "2025-01-16 02:10:00"),
+        history_entry(7, "COMPLETE", "2025-01-15 02:00:00", "2025-01-15 02:30:00"),
+    ]);
+    *job.lock().unwrap() =
+        scheduled_job("Scheduled", "2025-01-15 02:00:00", "2025-01-15 02:30:00").to_string();
+    let m = exp
+        .wait_metrics("the failed run", |m| {
+            value(m, &status("failed")) == Some(1.0)
+        })
+        .await;
+    assert_eq!(value(&m, &failed), Some(1.0), "{m}");
+    assert_eq!(value(&m, &last_success), Some(T0115), "{m}");
+    let before = polls.load(Ordering::SeqCst);
+    wait_for("three more polls", Duration::from_secs(10), || async {
+        (polls.load(Ordering::SeqCst) >= before + 3).then_some(())
+    })
+    .await;
+    let m = exp.metrics().await;
+    assert_eq!(value(&m, &failed), Some(1.0), "counted once: {m}");
+    assert_eq!(value(&m, &completed), Some(0.0), "{m}");
+}
+
+/// GET `path` of the simulator with its token, as JSON.
+async fn sim_json(sim: &Sim, path: &str) -> serde_json::Value {
+    let resp = client()
+        .get(format!("{}{path}", sim.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    resp.json().await.unwrap()
+}
+
+/// Against the simulator speaking 2.0.1 (live histories): an exporter killed with SIGKILL
+/// and started again while the job runs (its monitoring answer has no end time) has the
+/// job's last success at its first poll: the newest `COMPLETE` run of the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sigkill_the_last_success_comes_back_from_the_simulators_history() {
+    let sim = Sim::start_with(&["--token", TOKEN, "--zdm-version", "2.0.1", "--cycle", "6s"]);
+    let job = "app-config-백업";
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    timezone: Asia/Seoul\n    interval: 300ms\n    timeout: 1s\n    token_env: SIM_TOKEN\n    backup_jobs: [{job}]\n",
+        sim.url()
+    );
+    let last = job_series(
+        "backup_job_last_success_time_seconds",
+        "zdm",
+        "backup",
+        job,
+        "app-01",
+        "/etc",
+    );
+    let running = job_status("zdm", job, "app-01", "/etc", "running");
+    let up = format!(
+        "backup_target_up{{system=\"zdm\",upstream=\"zdm\",kind=\"backup_job\",target=\"{job}\"}}"
+    );
+    let exp = Exporter::start(&yaml);
+    exp.wait_metrics("a last success", |m| value(m, &last).is_some())
+        .await;
+    let mut exp = exp;
+    // Early in a run, the restarted exporter's first poll sees it running (no end time
+    // in the monitoring answer). On a loaded machine the run may end before that poll:
+    // then the restart is tried again, at most three times.
+    let monitoring = format!("/api/backups/monitoring/job/{}", encode(job));
+    for attempt in 1..=3 {
+        exp.proc.signal("KILL");
+        drop(exp);
+        wait_for(
+            "the job early in a run",
+            Duration::from_secs(30),
+            || async {
+                let body = sim_json(&sim, &monitoring).await;
+                let progress = &body["data"]["job"]["progressInfo"];
+                let percent = progress["percent"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_end_matches('%')
+                    .parse::<u32>()
+                    .ok();
+                (progress["status"] == "Processing" && percent.is_some_and(|p| p < 30))
+                    .then_some(())
+            },
+        )
+        .await;
+        let history = sim_json(&sim, "/api/backups/histories?page=1&limit=100").await;
+        let newest = history["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["job"]["name"] == job && e["result"]["status"] == "COMPLETE")
+            .and_then(|e| e["time"]["end"].as_str().map(str::to_owned))
+            .expect("a completed run in the history");
+        let want = chrono::NaiveDateTime::parse_from_str(&newest, "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_local_timezone(chrono_tz::Asia::Seoul)
+            .unwrap()
+            .timestamp() as f64;
+        exp = Exporter::start(&yaml);
+        let m = exp
+            .wait_metrics("the first poll", |m| value(m, &up) == Some(1.0))
+            .await;
+        if value(&m, &running) != Some(1.0) && attempt < 3 {
+            continue;
+        }
+        assert_eq!(value(&m, &running), Some(1.0), "{m}");
+        assert_eq!(value(&m, &last), Some(want), "{newest}\n{m}");
+        return;
+    }
+}

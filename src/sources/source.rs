@@ -123,6 +123,12 @@ impl FieldParser {
         self.timezone
     }
 
+    /// Exports `backup_upstream_info{api_version}` of this upstream (`None`: removes it).
+    pub fn upstream_info(&self, api_version: Option<&str>) {
+        self.telemetry
+            .upstream_info(self.system.as_str(), &self.upstream, api_version);
+    }
+
     /// Counts a value of `field` that could not be parsed.
     pub fn invalid(&self, field: &str, error: &dyn std::fmt::Display) {
         self.failed(field, error);

@@ -79,7 +79,7 @@ mod tests {
     }
 
     /// Today's `/metrics` order: zdm < scp < azure, server < backup_job < recovery_job <
-    /// backup < backup_histories < vault.
+    /// recovery_server < replication_job < backup < backup_histories < vault.
     #[test]
     fn the_order_of_today_is_kept() {
         let systems: Vec<&str> = ALL.iter().map(|s| s.system().as_str()).collect();
@@ -94,6 +94,8 @@ mod tests {
                 "server",
                 "backup_job",
                 "recovery_job",
+                "recovery_server",
+                "replication_job",
                 "backup",
                 "backup_histories",
                 "vault"

@@ -5,14 +5,16 @@ use std::process::Command;
 
 use super::{exporter_bin, write_config, Sim, TOKEN};
 
-/// Seeds 000 and 002 under `/api/v1` (RFC 3339 times), seed 001 under the 1.0.x `/api`
-/// prefix whose naive times are read in Asia/Seoul.
+/// Seeds 000 and 002 under `/api/v1` (RFC 3339 times, ZDM 0.2), seed 001 under the 1.0.x
+/// `/api` prefix whose naive times are read in Asia/Seoul; their versions fixed (nothing
+/// asked), so `backup_upstream_info` names them.
 pub fn seed_config(sim: &Sim) -> String {
     format!(
         "upstreams:
   - name: zdm-v1
     type: zdm
     url: {url}
+    api_version: '0.2'
     api_prefix: /api/v1
     token_env: SIM_TOKEN
     servers: [server-01]
@@ -20,6 +22,7 @@ pub fn seed_config(sim: &Sim) -> String {
   - name: zdm-legacy
     type: zdm
     url: {url}
+    api_version: '1.0'
     api_prefix: /api
     timezone: Asia/Seoul
     token_env: SIM_TOKEN

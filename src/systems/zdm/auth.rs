@@ -60,22 +60,45 @@ impl Authorizer {
         matches!(self.auth, ZdmAuth::Login { .. })
     }
 
-    /// Sets `Authorization: Bearer` on `request`: the static token, or the login's, issued
-    /// first when there is none yet, it is due, or `renew` is set.
+    /// The configured login path, `None` with a token or when the version decides it.
+    pub(super) fn login_path(&self) -> Option<&str> {
+        match &self.auth {
+            ZdmAuth::Login { path, .. } => path.as_deref(),
+            ZdmAuth::Token(_) => None,
+        }
+    }
+
+    /// Sets `Authorization: Bearer` on `request`: the static token, or the login's (issued
+    /// at `login_path`), issued first when there is none yet, it is due, or `renew` is set.
     pub(super) async fn authorize(
         &self,
         request: &mut reqwest::Request,
         http: &UpstreamHttp,
         deadline: Instant,
         renew: bool,
+        login_path: &str,
     ) -> Result<(), Fault> {
         match &self.bearer {
             Some(value) => {
                 request.headers_mut().insert(AUTHORIZATION, value.clone());
                 Ok(())
             }
-            None => set_bearer(request, &self.token(http, deadline, renew).await?),
+            None => set_bearer(
+                request,
+                &self.token(http, deadline, renew, login_path).await?,
+            ),
         }
+    }
+
+    /// Issues a token at `login_path` now (replacing any cached one): how `auto` learns
+    /// which login path the server has.
+    pub(super) async fn issue_at(
+        &self,
+        http: &UpstreamHttp,
+        deadline: Instant,
+        login_path: &str,
+    ) -> Result<(), Fault> {
+        self.token(http, deadline, true, login_path).await.map(drop)
     }
 
     async fn token(
@@ -83,14 +106,13 @@ impl Authorizer {
         http: &UpstreamHttp,
         deadline: Instant,
         renew: bool,
+        path: &str,
     ) -> Result<Secret, Fault> {
-        let (path, email, password) = match &self.auth {
+        let (email, password) = match &self.auth {
             ZdmAuth::Token(token) => return Ok(token.clone()),
             ZdmAuth::Login {
-                path,
-                email,
-                password,
-            } => (path, email, password),
+                email, password, ..
+            } => (email, password),
         };
         self.issued
             .get(renew, || async {

@@ -11,8 +11,7 @@ use crate::config::checks::{count, join, Cx, Scalar, Secret};
 use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
 use crate::config::upstream::naive_times;
 
-const DEFAULT_API_PREFIX: &str = "/api/v1";
-const DEFAULT_LOGIN_PATH: &str = "/api/auth/issue";
+use super::version::{ApiVersion, VersionChoice};
 
 /// Query parameters each ZDM endpoint documents (besides the `:identifier` path part), over
 /// every released version (0.2.0 .. 2.0.1, the vendor's API pages): what one version lacks
@@ -64,6 +63,24 @@ const RECOVERY_JOB_QUERY: &[&str] = &[
     "detail",
 ];
 
+/// `GET /recoveries/monitoring/system/:identifier`: `serverName` (0.2.0) became `server`
+/// (1.0.3 on), which added `page` and `limit`.
+const RECOVERY_SERVER_QUERY: &[&str] = &[
+    "mode",
+    "partition",
+    "drive",
+    "server",
+    "serverName",
+    "serverType",
+    "status",
+    "jobName",
+    "detail",
+    "page",
+    "limit",
+];
+/// `GET /replications/monitoring/job/:identifier` (1.2.0 .. 2.0.1 pages).
+const REPLICATION_JOB_QUERY: &[&str] = &["server", "status", "page", "limit", "sort"];
+
 /// Values the vendor documents for the typed query parameters: `page` and `limit` are
 /// numbers (1 and up), `detail` a boolean, `sort` `asc` or `desc`.
 fn query_value_error(key: &str, value: &str) -> Option<String> {
@@ -94,7 +111,12 @@ pub(super) struct RawZdm {
     _type: String,
     /// Base URL of the ZDM API server (http or https), e.g. `https://zdm.example.com`.
     url: String,
-    /// Path prefix of the API: `/api/v1` (default) or `/api` for ZDM 1.0.x.
+    /// The ZDM API version: `auto` (default: settled from what the server answers) or
+    /// `"0.2"`, `"1.0"`, `"1.1"`, `"1.2"`, `"1.3"`, `"2.0"` (a release such as `"1.3.1"`
+    /// names its profile).
+    api_version: Option<Scalar>,
+    /// Path prefix of the API; default the version's (`/api` from 1.0.3 on, `/api/v1` for
+    /// 0.2).
     api_prefix: Option<String>,
     /// File holding the bearer token (relative to the config file's directory).
     token_file: Option<String>,
@@ -111,14 +133,20 @@ pub(super) struct RawZdm {
     backup_jobs: Option<Vec<RawTarget>>,
     /// Recovery jobs to poll: `GET {api_prefix}/recoveries/monitoring/job/{id}`.
     recovery_jobs: Option<Vec<RawTarget>>,
+    /// Servers whose recoveries to poll, with their summary:
+    /// `GET {api_prefix}/recoveries/monitoring/system/{id}`.
+    recovery_servers: Option<Vec<RawTarget>>,
+    /// Replication jobs to poll (ZDM 1.1 on):
+    /// `GET {api_prefix}/replications/monitoring/job/{id}`.
+    replication_jobs: Option<Vec<RawTarget>>,
 }
 
 /// ZDM token issuing.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLogin {
-    /// Token issuing endpoint: `/api/auth/issue` (default, up to ZDM 1.3) or
-    /// `/api/token/issue` (ZDM 2.0 on).
+    /// Token issuing endpoint; default the version's: `/api/auth/issue` (1.x),
+    /// `/api/token/issue` (2.0), `/api/v1/auth/issue` (0.2).
     path: Option<String>,
     /// Environment variable holding the login email.
     email_env: String,
@@ -181,8 +209,11 @@ impl<'de> Deserialize<'de> for RawTarget {
 pub struct ZdmConfig {
     /// Base URL, no trailing slash.
     pub url: String,
-    /// Leading slash, no trailing slash (`""` when the API is at the root).
-    pub api_prefix: String,
+    /// `api_version`: fixed, or settled from the server's answers.
+    pub api_version: VersionChoice,
+    /// The configured `api_prefix` (leading slash, no trailing slash, `""` when the API is
+    /// at the root); `None`: the version's.
+    pub api_prefix: Option<String>,
     /// How requests are authorized.
     pub auth: ZdmAuth,
     /// `GET {api_prefix}/backups/monitoring/system/{id}`
@@ -191,6 +222,12 @@ pub struct ZdmConfig {
     pub backup_jobs: Vec<ZdmTarget>,
     /// `GET {api_prefix}/recoveries/monitoring/job/{id}`
     pub recovery_jobs: Vec<ZdmTarget>,
+    /// `GET {api_prefix}/recoveries/monitoring/system/{id}`
+    pub recovery_servers: Vec<ZdmTarget>,
+    /// `GET {api_prefix}/replications/monitoring/job/{id}`
+    pub replication_jobs: Vec<ZdmTarget>,
+    /// The poll interval: how often the run histories are read (once per interval).
+    pub interval: std::time::Duration,
 }
 
 /// How a ZDM upstream's requests are authorized.
@@ -200,8 +237,8 @@ pub enum ZdmAuth {
     Token(Secret),
     /// Issue a token by POSTing `{"email","password"}` to `path`.
     Login {
-        /// The token issuing endpoint, leading slash.
-        path: String,
+        /// The configured token issuing endpoint, leading slash; `None`: the version's.
+        path: Option<String>,
         /// The login email.
         email: Secret,
         /// The login password.
@@ -223,24 +260,49 @@ impl ZdmConfig {
     pub fn summary(&self, every: &str) -> String {
         let auth = match &self.auth {
             ZdmAuth::Token(_) => "auth token".to_owned(),
-            ZdmAuth::Login { path, .. } => format!("auth login {path}"),
+            ZdmAuth::Login { path, .. } => match (path, self.api_version) {
+                (Some(path), _) => format!("auth login {path}"),
+                (None, VersionChoice::Fixed(v)) => format!("auth login {}", v.login_path()),
+                (None, VersionChoice::Auto) => "auth login (path by version)".to_owned(),
+            },
         };
+        let version = match self.api_version {
+            VersionChoice::Auto => "auto".to_owned(),
+            VersionChoice::Fixed(v) => v.as_str().to_owned(),
+        };
+        let prefix = match (&self.api_prefix, self.api_version) {
+            (Some(prefix), _) => prefix.as_str(),
+            (None, VersionChoice::Fixed(v)) => v.api_prefix(),
+            (None, VersionChoice::Auto) => "",
+        };
+        // The kinds added with the versions only when used, so older lines stay as they were.
+        let mut more = String::new();
+        if !self.recovery_servers.is_empty() {
+            more.push_str(&format!(", {}", count(self.recovery_servers.len(), "recovery server")));
+        }
+        if !self.replication_jobs.is_empty() {
+            more.push_str(&format!(", {}", count(self.replication_jobs.len(), "replication job")));
+        }
         format!(
-            "{}{}, {}, {}, {}, every {every}, {auth}",
+            "{}{} (API {version}), {}, {}, {}{more}, every {every}, {auth}",
             self.url,
-            self.api_prefix,
+            prefix,
             count(self.servers.len(), "server"),
             count(self.backup_jobs.len(), "backup job"),
             count(self.recovery_jobs.len(), "recovery job"),
         )
     }
 
-    /// ZDM 1.0.x (under `/api`) answers with times that carry no offset: read as UTC unless
-    /// `timezone` is set.
+    /// ZDM from 1.0.3 on answers with times that carry no offset: read as UTC unless
+    /// `timezone` is set (only 0.2, fixed or under its `/api/v1`, writes RFC 3339 with `Z`).
     pub fn warnings(&self, settings: &Settings) -> Vec<String> {
-        let legacy = self.api_prefix.trim_end_matches('/') == "/api";
-        legacy
-            .then(|| naive_times("ZDM's /api (1.0.x) answers", settings))
+        let v0_2 = match self.api_version {
+            VersionChoice::Fixed(v) => v == ApiVersion::V0_2,
+            VersionChoice::Auto => self.api_prefix.as_deref() == Some(ApiVersion::V0_2.api_prefix()),
+        };
+        let naive = !v0_2;
+        naive
+            .then(|| naive_times("ZDM (1.0.3 on) answers", settings))
             .flatten()
             .into_iter()
             .collect()
@@ -260,12 +322,11 @@ pub(super) fn validate(
 
     cx.name(path, &raw.name);
     let url = cx.url(&p("url"), &raw.url);
-    let api_prefix = match &raw.api_prefix {
-        None => DEFAULT_API_PREFIX.to_owned(),
-        Some(prefix) => cx
-            .url_path(&p("api_prefix"), prefix, true)
-            .unwrap_or_default(),
-    };
+    let api_version = api_version(cx, &p("api_version"), raw.api_version.as_ref());
+    let api_prefix = raw.api_prefix.as_ref().map(|prefix| {
+        cx.url_path(&p("api_prefix"), prefix, true)
+            .unwrap_or_default()
+    });
     let auth = auth(cx, path, &raw);
     let settings = settings::upstream(cx, path, overrides, defaults);
     let status_map = cx.status_map(&p("status_map"), raw.status_map.as_ref());
@@ -285,27 +346,59 @@ pub(super) fn validate(
         "recovery job",
         RECOVERY_JOB_QUERY,
     );
-    if servers.is_empty() && backup_jobs.is_empty() && recovery_jobs.is_empty() {
+    let recovery_servers = targets(
+        cx,
+        &p("recovery_servers"),
+        raw.recovery_servers,
+        "recovery server",
+        RECOVERY_SERVER_QUERY,
+    );
+    let replication_jobs = targets(
+        cx,
+        &p("replication_jobs"),
+        raw.replication_jobs,
+        "replication job",
+        REPLICATION_JOB_QUERY,
+    );
+    if let (false, Some(VersionChoice::Fixed(v))) = (replication_jobs.is_empty(), api_version) {
+        if !v.has_replication() {
+            cx.error(
+                p("replication_jobs"),
+                format!("ZDM {v} has no replication monitoring (from 1.1 on); set api_version to \"1.1\" or later, or auto"),
+            );
+        }
+    }
+    if servers.is_empty()
+        && backup_jobs.is_empty()
+        && recovery_jobs.is_empty()
+        && recovery_servers.is_empty()
+        && replication_jobs.is_empty()
+    {
         cx.error(
             path,
-            "no targets: list at least one of `servers`, `backup_jobs`, `recovery_jobs`",
+            "no targets: list at least one of `servers`, `backup_jobs`, `recovery_jobs`, `recovery_servers`, `replication_jobs`",
         );
     }
 
     if cx.errors.len() > errors_before {
         return None;
     }
+    let settings = settings?;
     Some(Validated {
         name: raw.name,
-        settings: settings?,
+        settings: settings.clone(),
         status_map,
         config: ZdmConfig {
             url: url?,
+            api_version: api_version?,
             api_prefix,
             auth: auth?,
             servers,
             backup_jobs,
             recovery_jobs,
+            recovery_servers,
+            replication_jobs,
+            interval: settings.interval,
         },
     })
 }
@@ -341,8 +434,8 @@ fn auth(cx: &mut Cx<'_>, path: &str, raw: &RawZdm) -> Option<ZdmAuth> {
     if let Some(login) = &raw.login {
         let lp = p("login");
         let login_path = match &login.path {
-            None => Some(DEFAULT_LOGIN_PATH.to_owned()),
-            Some(path) => cx.url_path(&join(&lp, "path"), path, false),
+            None => Some(None),
+            Some(path) => cx.url_path(&join(&lp, "path"), path, false).map(Some),
         };
         let email = cx.env_secret(&join(&lp, "email_env"), &login.email_env);
         let password = cx.env_secret(&join(&lp, "password_env"), &login.password_env);
@@ -355,6 +448,38 @@ fn auth(cx: &mut Cx<'_>, path: &str, raw: &RawZdm) -> Option<ZdmAuth> {
     cx.error(
         path,
         "missing authentication: set one of token_file, token_env or login",
+    );
+    None
+}
+
+/// `api_version`: `auto` (also when absent), a profile (`"1.3"`; YAML's number `1.3` too)
+/// or a release (`"1.3.1"`).
+fn api_version(cx: &mut Cx<'_>, path: &str, raw: Option<&Scalar>) -> Option<VersionChoice> {
+    let Some(Scalar(text)) = raw else {
+        return Some(VersionChoice::Auto);
+    };
+    // YAML reads `2.0` unquoted as the number 2: the profile of that major.
+    let text = match text.as_str() {
+        "2" => "2.0",
+        "1" => "1.0",
+        other => other,
+    };
+    if text.trim() == "auto" {
+        return Some(VersionChoice::Auto);
+    }
+    if let Some(v) = ApiVersion::parse(text) {
+        return Some(VersionChoice::Fixed(v));
+    }
+    let known: Vec<String> = ApiVersion::ALL
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect();
+    cx.error(
+        path,
+        format!(
+            "unknown ZDM API version `{text}`: auto, {} (or a release such as \"1.3.1\")",
+            known.join(", ")
+        ),
     );
     None
 }
@@ -463,12 +588,21 @@ upstreams:
       - { id: b, mode: full, partition: /, drive: "C:", server: s, repositoryType: smb, repositoryPath: /r, status: Scheduled, jobName: j, page: 2, limit: 5, detail: false, sort: asc }
     recovery_jobs:
       - { id: r, mode: full, partition: /, drive: "C:", server: s, serverName: s, serverType: target, status: error, jobName: j, detail: true }
+    recovery_servers:
+      - { id: t, mode: full, partition: /, drive: "C:", server: s, serverName: s, serverType: target, status: error, jobName: j, detail: true, page: 1, limit: 10 }
+    replication_jobs:
+      - { id: p, server: s, status: running, page: 1, limit: 5, sort: asc }
 "#;
         let c = parse_ok(yaml, dir.path());
         let z = zdm(&c.upstreams[0]);
         assert_eq!(z.servers[0].query.len(), 12);
         assert_eq!(z.backup_jobs[0].query.len(), 12);
         assert_eq!(z.recovery_jobs[0].query.len(), 9);
+        assert_eq!(z.recovery_servers[0].query.len(), 11);
+        assert_eq!(z.replication_jobs[0].query.len(), 5);
+        assert!(c.upstreams[0]
+            .summary()
+            .contains("1 recovery server, 1 replication job, every"));
         assert_eq!(z.servers[0].query[11], ("sort".to_string(), "desc".to_string()));
     }
 
@@ -528,6 +662,7 @@ upstreams:
     type: zdm
     url: https://zdm2.example.com
     api_prefix: /
+    api_version: 1.3
     login: { email_env: ZDM_EMAIL, password_env: ZDM_PASSWORD }
     concurrency: 1
     max_body_bytes: 2048
@@ -561,7 +696,8 @@ upstreams:
         assert_eq!(prod.status_map, map);
         let z = zdm(prod);
         assert_eq!(z.url, "https://zdm.example.com");
-        assert_eq!(z.api_prefix, "/api/v1");
+        assert_eq!(z.api_prefix, None, "the version decides");
+        assert_eq!(z.api_version, VersionChoice::Auto);
         assert!(matches!(&z.auth, ZdmAuth::Token(t) if t.expose() == TOKEN));
         assert_eq!(
             z.servers,
@@ -580,7 +716,7 @@ upstreams:
         assert_eq!(z.recovery_jobs, [target("daily-recovery", &[])]);
         assert_eq!(
             prod.summary(),
-            "zdm-prod: zdm https://zdm.example.com/api/v1, 2 servers, 2 backup jobs, 1 recovery job, every 1m, auth token"
+            "zdm-prod: zdm https://zdm.example.com (API auto), 2 servers, 2 backup jobs, 1 recovery job, every 1m, auth token"
         );
 
         let old = &c.upstreams[1];
@@ -601,8 +737,8 @@ upstreams:
         assert!(old.status_map.is_empty());
         let z = zdm(old);
         assert_eq!(
-            (z.url.as_str(), z.api_prefix.as_str()),
-            ("http://10.0.0.5:8080", "/api")
+            (z.url.as_str(), z.api_prefix.as_deref()),
+            ("http://10.0.0.5:8080", Some("/api"))
         );
         assert!(matches!(&z.auth, ZdmAuth::Token(t) if t.expose() == TOKEN));
         assert_eq!(z.backup_jobs, [target("1", &[])]);
@@ -614,14 +750,15 @@ upstreams:
         assert_eq!(login.settings.max_jobs_per_target, 1_000_000);
         assert_eq!(login.settings.stale_after, Duration::from_secs(120));
         let z = zdm(login);
-        assert_eq!(z.api_prefix, "");
+        assert_eq!(z.api_prefix.as_deref(), Some(""));
+        assert_eq!(z.api_version, VersionChoice::Fixed(ApiVersion::V1_3));
         match &z.auth {
             ZdmAuth::Login {
                 path,
                 email,
                 password,
             } => {
-                assert_eq!(path, "/api/auth/issue");
+                assert_eq!(path, &None, "the version's");
                 assert_eq!(email.expose(), EMAIL);
                 assert_eq!(password.expose(), PASSWORD);
             }
@@ -629,7 +766,7 @@ upstreams:
         }
         assert_eq!(
             login.summary(),
-            "zdm-login: zdm https://zdm2.example.com, 1 server, 0 backup jobs, 0 recovery jobs, every 1m, auth login /api/auth/issue"
+            "zdm-login: zdm https://zdm2.example.com (API 1.3), 1 server, 0 backup jobs, 0 recovery jobs, every 1m, auth login /api/auth/issue"
         );
     }
 
@@ -654,11 +791,47 @@ upstreams:
             }
         );
         assert_eq!(u.settings, Settings::default());
-        assert_eq!(zdm(u).api_prefix, "/api/v1");
+        assert_eq!(zdm(u).api_prefix, None);
+        assert_eq!(zdm(u).api_version, VersionChoice::Auto);
         assert_eq!(
             u.summary(),
-            "a: zdm http://h/api/v1, 1 server, 0 backup jobs, 0 recovery jobs, every 30s, auth token"
+            "a: zdm http://h (API auto), 1 server, 0 backup jobs, 0 recovery jobs, every 30s, auth token"
         );
+    }
+
+    /// `api_version` as a string, as YAML's number, as a release; each fixed version's
+    /// defaults in the summary; an unknown one named with its path.
+    #[test]
+    fn api_version_picks_the_defaults_and_explicit_keys_win() {
+        for (written, want, summary) in [
+            ("auto", VersionChoice::Auto, "http://h (API auto)"),
+            ("\"2.0\"", VersionChoice::Fixed(ApiVersion::V2_0), "http://h/api (API 2.0)"),
+            ("2.0", VersionChoice::Fixed(ApiVersion::V2_0), "http://h/api (API 2.0)"),
+            ("1.0", VersionChoice::Fixed(ApiVersion::V1_0), "http://h/api (API 1.0)"),
+            ("1.3", VersionChoice::Fixed(ApiVersion::V1_3), "http://h/api (API 1.3)"),
+            ("\"1.3.1\"", VersionChoice::Fixed(ApiVersion::V1_3), "http://h/api (API 1.3)"),
+            ("0.2", VersionChoice::Fixed(ApiVersion::V0_2), "http://h/api/v1 (API 0.2)"),
+        ] {
+            let yaml = format!("upstreams: [{{name: a, type: zdm, url: 'http://h', api_version: {written}, login: {{ email_env: ZDM_EMAIL, password_env: ZDM_PASSWORD }}, servers: [x]}}]");
+            let c = parse_ok(&yaml, Path::new("."));
+            let u = &c.upstreams[0];
+            assert_eq!(zdm(u).api_version, want, "{written}");
+            assert!(u.summary().contains(summary), "{written}: {}", u.summary());
+            if let VersionChoice::Fixed(v) = want {
+                assert!(u.summary().ends_with(&format!("auth login {}", v.login_path())), "{}", u.summary());
+            }
+        }
+        // A 0.2 config written before versions existed keeps its paths.
+        let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', api_version: '0.2', api_prefix: /api/v1, login: { path: /api/v1/auth/issue, email_env: ZDM_EMAIL, password_env: ZDM_PASSWORD }, servers: [x]}]";
+        let c = parse_ok(yaml, Path::new("."));
+        assert!(c.upstreams[0].summary().contains("http://h/api/v1 (API 0.2)"));
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["1.4", "\"v2\"", "latest", "3"] {
+            let yaml = format!("upstreams: [{{name: a, type: zdm, url: 'http://h', api_version: {bad}, token_env: ZDM_TOKEN, servers: [x]}}]");
+            let err = parse(&yaml, dir.path(), &env).err().unwrap_or_else(|| panic!("{bad} accepted")).to_string();
+            assert!(err.contains("upstreams[0].api_version: unknown ZDM API version"), "{bad}: {err}");
+            assert!(err.contains(r#"auto, "0.2", "1.0", "1.1", "1.2", "1.3", "2.0""#), "{err}");
+        }
     }
 
     #[test]

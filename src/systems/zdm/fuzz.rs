@@ -7,9 +7,12 @@ use proptest::prelude::*;
 
 use super::auth::parse_login;
 use super::labels::SYSTEM as ZDM;
-use super::map::{self, map_backup_job, map_recovery_job, map_system};
+use super::map::{
+    self, map_backup_job, map_recovery_job, map_recovery_server, map_replication_job, map_system,
+};
 use super::wire::{
-    compat_envelope, decode_envelope, open_envelope, JobData, RecoveryData, Streamed, SystemData,
+    compat_envelope, decode_envelope, open_envelope, JobData, RecoveryData, ReplicationData, Streamed,
+    SystemData,
 };
 use crate::sources::fuzzing;
 use crate::sources::source::{FieldParser, MAX_TOKEN_LIFETIME};
@@ -99,13 +102,19 @@ fn all_endpoints(body: &[u8]) -> Result<(), TestCaseError> {
     let telemetry = Telemetry::new();
     let fields = fields(&telemetry);
     if let Ok(data) = decode_envelope::<SystemData>(body) {
-        fuzzing::check(map_system(&fields, data, "id"))?;
+        fuzzing::check(map_system(&fields, map::Words::Current, data, "id"))?;
     }
     if let Ok(data) = decode_envelope::<JobData>(body) {
-        fuzzing::check(map_backup_job(&fields, data, "id"))?;
+        fuzzing::check(map_backup_job(&fields, map::Words::Current, data, "id"))?;
     }
     if let Ok(data) = decode_envelope::<RecoveryData>(body) {
-        fuzzing::check(map_recovery_job(&fields, data, "id"))?;
+        fuzzing::check(map_recovery_job(&fields, map::Words::Current, data, "id"))?;
+    }
+    if let Ok(data) = decode_envelope::<RecoveryData>(body) {
+        fuzzing::check(map_recovery_server(&fields, map::Words::V0_2, data, "id"))?;
+    }
+    if let Ok(data) = decode_envelope::<ReplicationData>(body) {
+        fuzzing::check(map_replication_job(&fields, map::Words::Current, data, "id"))?;
     }
     if let Ok(issued) = parse_login(body, chrono_tz::UTC) {
         prop_assert!(issued.renew_at <= Instant::now() + MAX_TOKEN_LIFETIME);
@@ -117,11 +126,11 @@ fn all_endpoints(body: &[u8]) -> Result<(), TestCaseError> {
 fn seeds_decode_and_map() {
     let telemetry = Telemetry::new();
     let fields = fields(&telemetry);
-    let system = map_system(&fields, decode_envelope(SYSTEM.as_bytes()).unwrap(), "id");
+    let system = map_system(&fields, map::Words::Current, decode_envelope(SYSTEM.as_bytes()).unwrap(), "id");
     assert_eq!((system.jobs.len(), system.summaries.len()), (2, 1));
-    let job = map_backup_job(&fields, decode_envelope(JOB.as_bytes()).unwrap(), "id");
+    let job = map_backup_job(&fields, map::Words::Current, decode_envelope(JOB.as_bytes()).unwrap(), "id");
     assert_eq!(job.jobs.len(), 1);
-    let recovery = map_recovery_job(&fields, decode_envelope(RECOVERY.as_bytes()).unwrap(), "id");
+    let recovery = map_recovery_job(&fields, map::Words::Current, decode_envelope(RECOVERY.as_bytes()).unwrap(), "id");
     assert_eq!(recovery.jobs.len(), 2);
     assert!(parse_login(LOGIN.as_bytes(), chrono_tz::UTC).is_ok());
 }

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::labels::SYSTEM;
 use super::wire::{
-    last_log_line, JobData, JobEntry, Jobs, LastLine, Named, ProgressInfo, RecoveryData, SystemData,
+    last_log_line, JobData, JobEntry, Jobs, LastLine, Named, ProgressInfo, RecoveryData,
+    ReplicationData, Summary, SystemData,
 };
 use crate::model::{Failure, JobKey, JobRecord, ParseField, PollOutput, ServerSummary};
 use crate::sources::source::FieldParser;
@@ -51,16 +52,30 @@ fn volume(fields: &FieldParser, partition: Option<&Value>, drive: Option<&Value>
 /// (the vendor's server summary counts it as completed), so with an end time it is that
 /// finished run, completed (the store counts it once per end time, and its end is the last
 /// success); without one it has never run, pending.
-pub(super) fn vendor_word(word: &str, end_time: Option<f64>) -> Option<Status> {
-    match word {
-        "scheduled" if end_time.is_some() => Some(Status::Completed),
-        "scheduled" => Some(Status::Pending),
+/// 0.2.0's list has no `Scheduled` (its `schedule` is pending in the shared table), so
+/// there the word is not ZDM's and goes to the shared table like any other.
+pub(super) fn vendor_word(word: &str, end_time: Option<f64>, words: Words) -> Option<Status> {
+    match (word, words) {
+        ("scheduled", Words::Current) if end_time.is_some() => Some(Status::Completed),
+        ("scheduled", Words::Current) => Some(Status::Pending),
         _ => None,
     }
 }
 
+/// Which `job-status` list a server speaks: the version decides (section 6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Words {
+    /// 1.0.3 .. 2.0.1 (and a server whose version is not settled): `Scheduled` is a
+    /// finished run.
+    #[default]
+    Current,
+    /// 0.2.0: `run`, `complete`, `start`, `waiting`, `cancel`, `schedule`.
+    V0_2,
+}
+
 fn job_record(
     fields: &FieldParser,
+    words: Words,
     key: JobKey,
     progress: Option<&ProgressInfo>,
     log: Option<&LastLine>,
@@ -70,7 +85,9 @@ fn job_record(
     let p = progress.unwrap_or(&empty);
     let end_time = fields.time("end", p.end.as_ref());
     let (status, raw_status) =
-        fields.status_with("status", p.status.as_ref(), |word| vendor_word(word, end_time));
+        fields.status_with("status", p.status.as_ref(), |word| {
+            vendor_word(word, end_time, words)
+        });
     let message = fields
         .text("message", p.message.as_ref())
         .filter(|m| !m.trim().is_empty() && m != "-");
@@ -96,7 +113,12 @@ fn job_record(
     }
 }
 
-fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>) -> Vec<JobRecord> {
+fn backup_jobs(
+    fields: &FieldParser,
+    words: Words,
+    server: &str,
+    jobs: Option<Jobs<JobEntry>>,
+) -> Vec<JobRecord> {
     let mut out = Vec::new();
     for entry in jobs.map(Jobs::into_vec).unwrap_or_default() {
         let info = entry.info.unwrap_or_default();
@@ -117,6 +139,7 @@ fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>)
         };
         out.push(job_record(
             fields,
+            words,
             key,
             entry.progress_info.as_ref(),
             entry.log.as_ref(),
@@ -126,14 +149,26 @@ fn backup_jobs(fields: &FieldParser, server: &str, jobs: Option<Jobs<JobEntry>>)
     out
 }
 
-pub(super) fn map_system(fields: &FieldParser, data: SystemData, fallback: &str) -> PollOutput {
+pub(super) fn map_system(
+    fields: &FieldParser,
+    words: Words,
+    data: SystemData,
+    fallback: &str,
+) -> PollOutput {
     let server = name_of(fields, "system.name", data.system.as_ref())
         .unwrap_or_else(|| fallback.to_string());
-    let summaries = data
-        .summary
+    PollOutput {
+        summaries: summary(fields, &server, data.summary),
+        jobs: backup_jobs(fields, words, &server, data.job),
+    }
+}
+
+/// The `summary` block of a server answer (backups or recoveries) as the server's summary.
+fn summary(fields: &FieldParser, server: &str, summary: Option<Summary>) -> Vec<ServerSummary> {
+    summary
         .map(|s| {
             vec![ServerSummary {
-                server: server.clone(),
+                server: server.to_string(),
                 completed: fields.count("summary.completed", s.completed.as_ref()),
                 running: fields.count("summary.inProgress", s.in_progress.as_ref()),
                 failed: fields.count("summary.failed", s.failed.as_ref()),
@@ -142,27 +177,113 @@ pub(super) fn map_system(fields: &FieldParser, data: SystemData, fallback: &str)
                 progress: fields.percent("summary.overallProgress", s.overall_progress.as_ref()),
             }]
         })
-        .unwrap_or_default();
-    PollOutput {
-        jobs: backup_jobs(fields, &server, data.job),
-        summaries,
-    }
+        .unwrap_or_default()
 }
 
-pub(super) fn map_backup_job(fields: &FieldParser, data: JobData, fallback: &str) -> PollOutput {
+pub(super) fn map_backup_job(
+    fields: &FieldParser,
+    words: Words,
+    data: JobData,
+    fallback: &str,
+) -> PollOutput {
     let server = name_of(fields, "system.name", data.system.as_ref())
         .unwrap_or_else(|| fallback.to_string());
     PollOutput {
-        jobs: backup_jobs(fields, &server, data.job),
+        jobs: backup_jobs(fields, words, &server, data.job),
         summaries: Vec::new(),
     }
 }
 
 pub(super) fn map_recovery_job(
     fields: &FieldParser,
+    words: Words,
     data: RecoveryData,
     fallback: &str,
 ) -> PollOutput {
+    let (_, jobs) = recoveries(fields, words, &data, fallback);
+    PollOutput {
+        jobs,
+        summaries: Vec::new(),
+    }
+}
+
+/// A recovery server answer (`/recoveries/monitoring/system/:identifier`): its recoveries
+/// like a recovery job's, and its `summary` as the summary of the target server (the
+/// configured id when the answer names none).
+pub(super) fn map_recovery_server(
+    fields: &FieldParser,
+    words: Words,
+    data: RecoveryData,
+    fallback: &str,
+) -> PollOutput {
+    let (target, jobs) = recoveries(fields, words, &data, fallback);
+    PollOutput {
+        summaries: summary(fields, &target, data.summary),
+        jobs,
+    }
+}
+
+/// A replication job answer (1.1.0 on): one series per job, `operation="replication"`,
+/// `server` the center the answer names (`system.name`, the configured id without one);
+/// the status, percent and message from `job.progress`, the times from `job.time`.
+pub(super) fn map_replication_job(
+    fields: &FieldParser,
+    words: Words,
+    data: ReplicationData,
+    fallback: &str,
+) -> PollOutput {
+    let server = name_of(fields, "system.name", data.system.as_ref())
+        .unwrap_or_else(|| fallback.to_string());
+    let mut jobs = Vec::new();
+    for job in data.job.map(Jobs::into_vec).unwrap_or_default() {
+        let info = job.info.unwrap_or_default();
+        let job_name = fields
+            .text("info.name", info.name.as_ref())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| {
+                fields.missing("info.name");
+                fallback.to_string()
+            });
+        let key = JobKey {
+            system: SYSTEM,
+            upstream: fields.upstream().clone(),
+            operation: "replication".to_string(),
+            job_name,
+            server: server.clone(),
+            volume: String::new(),
+        };
+        let progress = job.progress.unwrap_or_default();
+        let time = job.time.unwrap_or_default();
+        let as_progress = ProgressInfo {
+            status: progress.status,
+            percent: progress.percent,
+            message: progress.message,
+            start: time.start,
+            elapsed: time.elapsed,
+            end: time.end,
+        };
+        jobs.push(job_record(
+            fields,
+            words,
+            key,
+            Some(&as_progress),
+            job.log.as_ref(),
+            Vec::new(),
+        ));
+    }
+    PollOutput {
+        jobs,
+        summaries: Vec::new(),
+    }
+}
+
+/// The target server's name and the recovery records of a recovery answer.
+fn recoveries(
+    fields: &FieldParser,
+    words: Words,
+    data: &RecoveryData,
+    fallback: &str,
+) -> (String, Vec<JobRecord>) {
     let system = data.system.as_ref();
     let source = name_of(
         fields,
@@ -179,10 +300,10 @@ pub(super) fn map_recovery_job(
     )
     .unwrap_or_else(|| fallback.to_string());
     let mut jobs = Vec::new();
-    for job in data.job.map(Jobs::into_vec).unwrap_or_default() {
-        let info = job.info.unwrap_or_default();
+    for job in data.job.iter().flat_map(Jobs::as_slice) {
+        let info = job.info.as_ref();
         let job_name = fields
-            .text("info.name", info.name.as_ref())
+            .text("info.name", info.and_then(|i| i.name.as_ref()))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| {
                 fields.missing("info.name");
@@ -192,7 +313,7 @@ pub(super) fn map_recovery_job(
             ("source_server", source.clone()),
             ("target_server", target.clone()),
         ];
-        for detail in job.details.unwrap_or_default() {
+        for detail in job.details.iter().flatten() {
             let key = JobKey {
                 system: SYSTEM,
                 upstream: fields.upstream().clone(),
@@ -203,6 +324,7 @@ pub(super) fn map_recovery_job(
             };
             jobs.push(job_record(
                 fields,
+                words,
                 key,
                 detail.progress_info.as_ref(),
                 job.log.as_ref(),
@@ -210,10 +332,7 @@ pub(super) fn map_recovery_job(
             ));
         }
     }
-    PollOutput {
-        jobs,
-        summaries: Vec::new(),
-    }
+    (target, jobs)
 }
 
 #[cfg(test)]
@@ -263,7 +382,7 @@ mod tests {
     fn system(body: &str) -> PollOutput {
         let telemetry = Telemetry::new();
         let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
-        map_system(&fields(&telemetry), data, "configured-id")
+        map_system(&fields(&telemetry), Words::Current, data, "configured-id")
     }
 
     #[test]
@@ -324,7 +443,7 @@ mod tests {
             br#"{"success":true,"data":{"system":{"source":{"name":"src"}},"job":{"info":{"name":"r"},"details":[{"partition":"/","progressInfo":{"status":"run"}}]}}}"#,
         )
         .unwrap();
-        let out = map_recovery_job(&fields(&telemetry), data, "daily-recovery");
+        let out = map_recovery_job(&fields(&telemetry), Words::Current, data, "daily-recovery");
         assert_eq!(out.jobs[0].key.server, "daily-recovery");
     }
 
@@ -345,7 +464,7 @@ mod tests {
             let body = serde_json::json!({"success": true, "data": {"system": {"name": "s"},
                 "job": {"info": {"name": "a"}, "progressInfo": {"status": status, "end": end}}}});
             let data: SystemData = decode_envelope(body.to_string().as_bytes()).unwrap();
-            let out = map_system(&fields, data, "id");
+            let out = map_system(&fields, Words::Current, data, "id");
             assert_eq!(telemetry.parse_error_count("zdm", "u", "status"), 0, "{status}");
             (out.jobs[0].status, out.jobs[0].raw_status.clone())
         };
@@ -387,7 +506,7 @@ mod tests {
         let telemetry = Telemetry::new();
         let body = r#"{"success":true,"data":{"system":{"name":"s"},"job":{"info":{"name":"a"},"progressInfo":{"status":"run","percent":1e400,"elapsed":-1e999}}}}"#;
         let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
-        let out = map_system(&fields(&telemetry), data, "id");
+        let out = map_system(&fields(&telemetry), Words::Current, data, "id");
         assert_eq!(out.jobs.len(), 1);
         assert_eq!(out.jobs[0].status, Status::Running);
         assert_eq!(out.jobs[0].progress, None);
@@ -404,7 +523,7 @@ mod tests {
             {"info":{"name":"c"},"progressInfo":{"status":"exploded","percent":45}}
         ]}}"#;
         let data: SystemData = decode_envelope(body.as_bytes()).unwrap();
-        let out = map_system(&fields(&telemetry), data, "id");
+        let out = map_system(&fields(&telemetry), Words::Current, data, "id");
         assert_eq!(out.jobs.len(), 2, "the job without a name is skipped");
         let a = &out.jobs[0];
         assert_eq!(a.status, Status::Running, "status_map wins");
@@ -460,7 +579,7 @@ mod tests {
             {"drive":"C:","progressInfo":{"status":"complete","percent":"100%","end":"2025-01-15T02:30:00Z"}},
             {"partition":"/home","progressInfo":{"status":"fail"}}]}}}"#;
         let data: RecoveryData = decode_envelope(body.as_bytes()).unwrap();
-        let out = map_recovery_job(&fields(&telemetry), data, "id");
+        let out = map_recovery_job(&fields(&telemetry), Words::Current, data, "id");
         assert_eq!(out.jobs.len(), 2);
         assert!(out
             .jobs

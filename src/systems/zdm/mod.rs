@@ -1,9 +1,10 @@
-//! `type: zdm`: the ZDM monitoring API (backup servers, backup jobs and recovery jobs; API
-//! 1.0.x under `/api`, later versions under `/api/v1`), with a bearer token or a login.
+//! `type: zdm`: the ZDM monitoring API (backup servers, backup jobs and recovery jobs) of
+//! every released version (0.2.0 .. 2.0.1), with a bearer token or a login.
 //!
-//! `config.rs` reads its keys, `auth.rs` authorizes its requests, `wire.rs` decodes its
-//! answers, `map.rs` turns them into records, `source.rs` polls its targets; this file is
-//! what the registry and the core see of it.
+//! `config.rs` reads its keys, `version.rs` knows the versions and what `auto` asks,
+//! `auth.rs` authorizes its requests, `wire.rs` decodes its answers, `map.rs` turns them
+//! into records, `source.rs` settles the version and polls its targets; this file is what
+//! the registry and the core see of it.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -21,11 +22,13 @@ mod auth;
 mod config;
 #[cfg(test)]
 mod fuzz;
+mod history;
 mod labels;
 mod map;
 mod source;
 #[cfg(test)]
 mod vendor;
+mod version;
 mod wire;
 
 pub use config::{ZdmAuth, ZdmConfig, ZdmTarget};

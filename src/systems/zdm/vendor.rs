@@ -7,8 +7,11 @@
 use std::path::PathBuf;
 
 use super::auth::{expires_at, parse_login};
-use super::map::{self, map_backup_job, map_recovery_job, map_system};
-use super::wire::{decode_envelope, JobData, RecoveryData, SystemData};
+use super::map::{
+    self, map_backup_job, map_recovery_job, map_recovery_server, map_replication_job,
+    map_system, Words,
+};
+use super::wire::{decode_envelope, JobData, RecoveryData, ReplicationData, SystemData};
 use super::SYSTEM;
 use crate::model::{JobRecord, PollOutput, ServerSummary};
 use crate::outcome::Outcome;
@@ -23,7 +26,7 @@ pub(super) const VERSIONS: [&str; 8] = [
 
 /// Endpoints of the fixtures this slice does not poll (histories, replication monitoring):
 /// their files are listed, not replayed.
-const NOT_POLLED: [&str; 3] = ["backups-histories", "recoveries-histories", "replications-"];
+const NOT_POLLED: [&str; 2] = ["backups-histories", "recoveries-histories"];
 
 /// 2025-01-15 in UTC (the upstream in these tests has no `timezone`, so naive times are UTC).
 const T0200: f64 = 1_736_906_400.0;
@@ -31,6 +34,9 @@ const T0230: f64 = 1_736_908_200.0;
 const T0300: f64 = 1_736_910_000.0;
 const T1000: f64 = 1_736_935_200.0;
 const T1030: f64 = 1_736_937_000.0;
+/// 2026-03-20 02:00 and 02:30 UTC: the replication examples (1.2.0 .. 2.0.1).
+const R0200: f64 = 1_773_972_000.0;
+const R0230: f64 = 1_773_973_800.0;
 
 pub(super) fn dir(version: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -113,21 +119,25 @@ fn summary(s: &ServerSummary) -> ([Option<u64>; 5], Option<f64>) {
 }
 
 /// Decodes and maps one 200 answer of a monitoring endpoint the way its target kind does.
-pub(super) fn replay(file: &str, body: &[u8], fields: &FieldParser) -> PollOutput {
+pub(super) fn replay(file: &str, body: &[u8], fields: &FieldParser, words: Words) -> PollOutput {
     fn what<T>(file: &str) -> impl FnOnce(crate::outcome::Fault) -> T + '_ {
         move |e| panic!("{file}: {}", e.reason)
     }
     if file.starts_with("backups-monitoring-system") {
         let data: SystemData = decode_envelope(body).unwrap_or_else(what(file));
-        map_system(fields, data, "configured-id")
+        map_system(fields, words, data, "configured-id")
     } else if file.starts_with("backups-monitoring-job") {
         let data: JobData = decode_envelope(body).unwrap_or_else(what(file));
-        map_backup_job(fields, data, "configured-id")
-    } else {
-        // Recovery server answers carry the recovery job's shape (plus a summary the
-        // recovery job kind does not read).
+        map_backup_job(fields, words, data, "configured-id")
+    } else if file.starts_with("recoveries-monitoring-system") {
         let data: RecoveryData = decode_envelope(body).unwrap_or_else(what(file));
-        map_recovery_job(fields, data, "configured-id")
+        map_recovery_server(fields, words, data, "configured-id")
+    } else if file.starts_with("replications-monitoring-job") {
+        let data: ReplicationData = decode_envelope(body).unwrap_or_else(what(file));
+        map_replication_job(fields, words, data, "configured-id")
+    } else {
+        let data: RecoveryData = decode_envelope(body).unwrap_or_else(what(file));
+        map_recovery_job(fields, words, data, "configured-id")
     }
 }
 
@@ -137,6 +147,7 @@ fn expected(version: &str, file: &str) -> Option<(Vec<Row>, Option<Sum>)> {
     use Status::{Completed, Pending, Running};
     const B: &str = "backup";
     const R: &str = "restore";
+    const P: &str = "replication";
     // `Scheduled` with an end time: its finished run (interface 6.1).
     let scheduled = Completed;
     let legacy = version == "0.2.0";
@@ -165,7 +176,7 @@ fn expected(version: &str, file: &str) -> Option<(Vec<Row>, Option<Sum>)> {
                 (R, "daily-recovery", "target-server", "/", Completed, Some(1.0), Some(1800.0), Some(T1000), Some(T1030)),
                 (R, "daily-recovery", "target-server", "/home", Running, Some(0.45), Some(900.0), Some(T1030), None),
             ],
-            None,
+            linux_summary,
         ),
         (false, "backups-monitoring-system-linux.json") => (
             vec![
@@ -212,17 +223,27 @@ fn expected(version: &str, file: &str) -> Option<(Vec<Row>, Option<Sum>)> {
                 (R, "daily-recovery", "target-server", "/", Completed, Some(1.0), Some(1800.0), Some(T1000), Some(T1030)),
                 (R, "daily-recovery", "target-server", "/home", Running, Some(0.45), Some(900.0), Some(T1030), None),
             ],
-            None,
+            linux_summary,
         ),
         (false, "recoveries-monitoring-system-windows.json") => (
             vec![
                 (R, "daily-recovery-win", "target-win-server", "C:", Completed, Some(1.0), Some(1800.0), Some(T1000), Some(T1030)),
                 (R, "daily-recovery-win", "target-win-server", "D:", Running, Some(0.5), Some(900.0), Some(T1030), None),
             ],
-            None,
+            Some((1, 1, 0, 0, 2, 0.75)),
         ),
         (false, "recoveries-monitoring-system-paged.json") => (
             vec![(R, "daily-recovery", "target-server", "/", Completed, Some(1.0), Some(1800.0), Some(T1000), Some(T1030))],
+            linux_summary,
+        ),
+        // `success` and `running`: the words the examples answer (the replication status
+        // list names others; both sets are mapped).
+        (false, "replications-monitoring-job-complete.json") => (
+            vec![(P, "backup-replication-01", "center-01", "", Completed, Some(1.0), Some(1800.0), Some(R0200), Some(R0230))],
+            None,
+        ),
+        (false, "replications-monitoring-job-running.json") => (
+            vec![(P, "backup-replication-01", "center-01", "", Running, Some(0.65), Some(1200.0), Some(R0200), None)],
             None,
         ),
         _ => return None,
@@ -292,10 +313,15 @@ fn every_documented_answer_of_every_version_maps_to_the_records_6_1_implies() {
             }
             let (rows, sum) =
                 expected(version, &file).unwrap_or_else(|| panic!("{at}: no expectation"));
-            let out = replay(&file, &body, &fields);
+            // Each version's own words: 0.2.0 has no `Scheduled`.
+            let words = match version {
+                "0.2.0" => Words::V0_2,
+                _ => Words::Current,
+            };
+            let out = replay(&file, &body, &fields, words);
             let got: Vec<_> = out.jobs.iter().map(row).collect();
             assert_eq!(got, want(&rows), "{at}");
-            if file.starts_with("backups-monitoring-system") {
+            if file.contains("-monitoring-system") {
                 let got: Vec<_> = out.summaries.iter().map(summary).collect();
                 let want = sum.map(|(c, r, f, p, t, pr)| {
                     ([Some(c), Some(r), Some(f), Some(p), Some(t)], Some(pr))
@@ -324,5 +350,9 @@ fn the_fixture_set_covers_every_version_and_endpoint() {
         }
         let login = if version.starts_with("2.") { "token-issue" } else { "auth-issue" };
         assert!(has(login), "{version} lacks {login}");
+        // Replication pages from 1.2.0 (1.1.0's changelog names the endpoint, its pages
+        // lack it).
+        let replication = !matches!(version, "0.2.0" | "1.0.3" | "1.1.0");
+        assert_eq!(has("replications-monitoring-job"), replication, "{version}");
     }
 }

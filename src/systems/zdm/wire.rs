@@ -46,6 +46,10 @@ impl<T> Jobs<T> {
     pub(super) fn into_vec(self) -> Vec<T> {
         self.0
     }
+
+    pub(super) fn as_slice(&self) -> &[T] {
+        &self.0
+    }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Jobs<T> {
@@ -210,10 +214,14 @@ impl From<JobData<OneOrMany<JobEntry>>> for JobData {
     }
 }
 
+/// `data` of a recovery job answer and of a recovery server answer; the server answer
+/// adds `summary` and, when paged (1.0.3 on), `pagination`.
 #[derive(Debug, Deserialize)]
 pub(super) struct RecoveryData<J = Jobs<RecoveryJob>> {
     pub(super) system: Option<RecoverySystem>,
+    pub(super) summary: Option<Summary>,
     pub(super) job: Option<J>,
+    pub(super) pagination: Option<Pagination>,
 }
 
 impl Streamed for RecoveryData {
@@ -228,7 +236,9 @@ impl From<RecoveryData<OneOrMany<RecoveryJob>>> for RecoveryData {
     fn from(d: RecoveryData<OneOrMany<RecoveryJob>>) -> Self {
         RecoveryData {
             system: d.system,
+            summary: d.summary,
             job: d.job.map(Jobs::from),
+            pagination: d.pagination,
         }
     }
 }
@@ -252,6 +262,72 @@ pub(super) struct RecoveryDetail {
     pub(super) partition: Option<Value>,
     pub(super) drive: Option<Value>,
     pub(super) progress_info: Option<ProgressInfo>,
+}
+
+/// `data` of a replication job answer (`GET /replications/monitoring/job/:identifier`,
+/// 1.1.0 on): `system.name` (the center), `job.info.name`, `job.log`,
+/// `job.progress.{status, percent, message}`, `job.time.{start, end, elapsed}`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ReplicationData<J = Jobs<ReplicationJob>> {
+    pub(super) system: Option<Named>,
+    pub(super) job: Option<J>,
+}
+
+impl Streamed for ReplicationData {
+    type Compat = ReplicationData<OneOrMany<ReplicationJob>>;
+
+    fn missing(&self) -> Option<&'static str> {
+        lacks(&self.system, &self.job)
+    }
+}
+
+impl From<ReplicationData<OneOrMany<ReplicationJob>>> for ReplicationData {
+    fn from(d: ReplicationData<OneOrMany<ReplicationJob>>) -> Self {
+        ReplicationData {
+            system: d.system,
+            job: d.job.map(Jobs::from),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ReplicationJob {
+    pub(super) info: Option<JobInfo>,
+    pub(super) log: Option<LastLine>,
+    pub(super) progress: Option<ReplicationProgress>,
+    pub(super) time: Option<ReplicationTime>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ReplicationProgress {
+    pub(super) status: Option<Value>,
+    pub(super) percent: Option<Value>,
+    pub(super) message: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ReplicationTime {
+    pub(super) start: Option<Value>,
+    pub(super) end: Option<Value>,
+    pub(super) elapsed: Option<Value>,
+}
+
+/// An answer that may be one page of several (`data.pagination`).
+pub(super) trait Paged {
+    /// True when `pagination.hasNextPage` says another page follows.
+    fn has_next(&self) -> bool;
+}
+
+impl Paged for SystemData {
+    fn has_next(&self) -> bool {
+        self.pagination.as_ref().is_some_and(Pagination::has_next)
+    }
+}
+
+impl Paged for RecoveryData {
+    fn has_next(&self) -> bool {
+        self.pagination.as_ref().is_some_and(Pagination::has_next)
+    }
 }
 
 /// Decodes the ZDM envelope; `success: false` or a missing `data` is an upstream error.

@@ -1,10 +1,12 @@
 //! ZDM in `--demo`: the credentials the demo simulator checks, and the two upstreams of the
-//! exporter configuration that monitor it, on the current API with a static token and on
-//! the 1.0.x API (`/api`, naive Seoul times) with login.
+//! exporter configuration that monitor it. The demo simulator speaks the newest release
+//! (2.0.1: `/api`, login at `/api/token/issue`, naive Seoul times, the vendor's status
+//! words); both upstreams leave `api_version` at `auto`, one with a static token, one with
+//! login.
 
 use std::net::SocketAddr;
 
-use super::scenario::{BACKUP_JOBS, RECOVERIES, SERVERS};
+use super::scenario::{BACKUP_JOBS, RECOVERIES, REPLICATIONS, SERVERS};
 use crate::targets::ExporterConfig;
 
 pub(super) const TOKEN: &str = "demo-token";
@@ -17,6 +19,9 @@ pub(super) struct Targets {
     /// Standalone backup jobs.
     pub backup_jobs: Vec<String>,
     pub recovery_jobs: Vec<String>,
+    /// The recoveries' target servers.
+    pub recovery_servers: Vec<String>,
+    pub replication_jobs: Vec<String>,
 }
 
 pub(super) fn targets() -> Targets {
@@ -24,6 +29,8 @@ pub(super) fn targets() -> Targets {
         servers: SERVERS.iter().map(|s| s.name.to_string()).collect(),
         backup_jobs: BACKUP_JOBS.iter().map(|b| b.job.name.to_string()).collect(),
         recovery_jobs: RECOVERIES.iter().map(|r| r.name.to_string()).collect(),
+        recovery_servers: RECOVERIES.iter().map(|r| r.target.to_string()).collect(),
+        replication_jobs: REPLICATIONS.iter().map(|r| r.job.name.to_string()).collect(),
     }
 }
 
@@ -33,14 +40,18 @@ pub(super) fn write_config(sim: SocketAddr, config: &mut ExporterConfig) {
         servers,
         backup_jobs,
         recovery_jobs,
+        recovery_servers,
+        replication_jobs,
     } = targets();
     config.line(&format!(
-        "  - name: demo-zdm\n    type: zdm\n    url: http://{sim}\n    api_prefix: /api/v1\n    token_env: DEMO_ZDM_TOKEN"
+        "  - name: demo-zdm\n    type: zdm\n    url: http://{sim}\n    timezone: Asia/Seoul\n    token_env: DEMO_ZDM_TOKEN"
     ));
     config.list("servers", &servers);
     config.list("recovery_jobs", &recovery_jobs);
+    config.list("recovery_servers", &recovery_servers);
+    config.list("replication_jobs", &replication_jobs);
     config.line(&format!(
-        "  - name: demo-zdm-legacy\n    type: zdm\n    url: http://{sim}\n    api_prefix: /api\n    timezone: Asia/Seoul\n    login: {{ path: /api/auth/issue, email_env: DEMO_ZDM_EMAIL, password_env: DEMO_ZDM_PASSWORD }}"
+        "  - name: demo-zdm-login\n    type: zdm\n    url: http://{sim}\n    timezone: Asia/Seoul\n    login: {{ email_env: DEMO_ZDM_EMAIL, password_env: DEMO_ZDM_PASSWORD }}"
     ));
     config.list("backup_jobs", &backup_jobs);
     config.env("DEMO_ZDM_TOKEN", TOKEN);
@@ -71,6 +82,7 @@ mod tests {
         let yaml = config().yaml;
         let targets = targets();
         let names = targets.servers.iter().chain(&targets.backup_jobs);
+        let names = names.chain(&targets.recovery_servers).chain(&targets.replication_jobs);
         for name in names.chain(&targets.recovery_jobs) {
             assert!(yaml.contains(&quoted(name)), "{name} missing from\n{yaml}");
         }
@@ -90,9 +102,14 @@ mod tests {
             options.systems.zdm.use_demo_credentials();
             assert_ne!(options.systems.zdm, Options::default());
             let sim = start(options).await;
-            let path = format!("/api/v1/backups/monitoring/system/{}", enc(SERVERS[0].name));
+            let path = format!("/api/backups/monitoring/system/{}", enc(SERVERS[0].name));
             assert_eq!(sim.get_with_token(&path, &token).await.status, 200);
             assert_eq!(sim.get_with_token(&path, "wrong").await.status, 401);
+            // The newest release only: no 0.2 prefix, no 1.x login path.
+            let old = format!("/api/v1/backups/monitoring/system/{}", enc(SERVERS[0].name));
+            assert_eq!(sim.get_with_token(&old, &token).await.status, 404);
+            assert_eq!(sim.send("POST", "/api/auth/issue", &[], b"{}").await.status, 404);
+            assert_eq!(sim.send("POST", "/api/token/issue", &[], b"{}").await.status, 400);
             sim.stop().await;
         });
     }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use super::demo;
 use super::routes::Zdm;
+use super::wire::Release;
 use crate::system::{Help, Setup, Shared, System};
 use crate::targets::ExporterConfig;
 
@@ -23,13 +24,17 @@ pub struct Options {
     /// Extra generated servers SERVERSxJOBS (e.g. 2000x5), named fleet-00001..
     #[arg(long, value_parser = parse_fleet)]
     pub fleet: Option<(usize, usize)>,
+    /// Speak only this ZDM release (0.2.0, 1.0.3, 1.1.0, 1.2.0, 1.3.0, 1.3.1, 2.0.0,
+    /// 2.0.1): its prefix, login path, lists and status words. Default: every version.
+    #[arg(long, value_parser = parse_release)]
+    pub zdm_version: Option<String>,
 }
 
 static HELP: Help = Help {
     name: "ZDM",
     long_name: "ZDM",
     routes:
-        "ZDM: /api/v1/... and /api/... (login at {prefix}/auth/issue and {prefix}/token/issue).",
+        "ZDM: /api/v1/... and /api/... (login at {prefix}/auth/issue and {prefix}/token/issue); with --zdm-version only that release's.",
     admin: &[],
 };
 
@@ -45,16 +50,25 @@ impl Setup for Options {
             shared.token_lifetime,
             shared.cycle_ms,
             self.fleet,
+            self.zdm_version.as_deref().and_then(Release::parse),
         ))
     }
 
     fn use_demo_credentials(&mut self) {
+        self.zdm_version = Some(Release::NEWEST.to_string());
         self.token = Some(demo::TOKEN.to_string());
         self.login = Some((demo::EMAIL.to_string(), demo::PASSWORD.to_string()));
     }
 
     fn write_demo_config(&self, sim: SocketAddr, config: &mut ExporterConfig) {
         demo::write_config(sim, config);
+    }
+}
+
+fn parse_release(s: &str) -> Result<String, String> {
+    match Release::parse(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!("expected one of {}", Release::ALL.join(", "))),
     }
 }
 

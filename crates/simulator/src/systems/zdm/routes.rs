@@ -15,7 +15,8 @@ use super::paging;
 use super::scenario::{self, Fleet};
 use super::seed;
 use super::wire::{
-    self, error, method_not_allowed, oversized_parts, unauthorized, ApiVersion, Endpoint,
+    self, error, is_probe_list, method_not_allowed, oversized_parts, unauthorized, ApiVersion,
+    Endpoint, Envelope, Release,
 };
 use crate::clock;
 use crate::faults::{self, Action, Faults, Target};
@@ -30,7 +31,10 @@ pub(crate) struct Zdm {
     cycle_ms: i64,
     fleet: Option<Fleet>,
     /// Bodies pinned by the admin API, indexed by [`Endpoint::index`].
-    pinned: Mutex<[HashMap<String, Bytes>; 3]>,
+    pinned: Mutex<[HashMap<String, Bytes>; 5]>,
+    /// `--zdm-version`: only this release's prefix, login path, lists and words; `None`
+    /// speaks every version at once (both prefixes, both login paths, every list).
+    release: Option<Release>,
 }
 
 impl Zdm {
@@ -42,6 +46,7 @@ impl Zdm {
         token_lifetime: Duration,
         cycle_ms: i64,
         fleet: Option<(usize, usize)>,
+        release: Option<Release>,
     ) -> Zdm {
         Zdm {
             auth: Auth::new(token, login, token_lifetime),
@@ -50,10 +55,11 @@ impl Zdm {
                 .map(|(servers, jobs)| Fleet { servers, jobs })
                 .filter(|f| f.servers > 0),
             pinned: Mutex::default(),
+            release,
         }
     }
 
-    fn pinned(&self) -> MutexGuard<'_, [HashMap<String, Bytes>; 3]> {
+    fn pinned(&self) -> MutexGuard<'_, [HashMap<String, Bytes>; 5]> {
         self.pinned.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -69,8 +75,19 @@ impl Zdm {
             ["backups", "monitoring", "system", id] => (Endpoint::System, *id),
             ["backups", "monitoring", "job", id] => (Endpoint::BackupJob, *id),
             ["recoveries", "monitoring", "job", id] => (Endpoint::RecoveryJob, *id),
-            ["auth", "issue"] | ["token", "issue"] => {
+            ["recoveries", "monitoring", "system", id] => (Endpoint::RecoverySystem, *id),
+            ["replications", "monitoring", "job", id]
+                if self.release.is_none_or(Release::has_replication) =>
+            {
+                (Endpoint::ReplicationJob, *id)
+            }
+            [a @ ("auth" | "token"), "issue"]
+                if self.release.is_none_or(|r| r.login() == [*a, "issue"]) =>
+            {
                 return Ok(self.auth.login(req, version).await)
+            }
+            list if self.release.map_or(is_probe_list(list), |r| r.has_list(list)) => {
+                return Ok(self.list(&req, version, list));
             }
             _ => return Ok(error(version, StatusCode::NOT_FOUND, "Not Found")),
         };
@@ -114,6 +131,31 @@ impl Zdm {
             Action::Oversize => streamed(oversized_parts(endpoint, &id, &version.now())),
         };
         Ok(response)
+    }
+
+    /// A list the release has (the paths an exporter's `api_version: auto` asks): the
+    /// histories list the live scenario's finished runs (paged like ZDM's), the others are
+    /// empty, with the documented envelope; 401 without a valid token.
+    fn list(&self, req: &Request<Incoming>, version: ApiVersion, rest: &[&str]) -> Response<Body> {
+        if req.method() != Method::GET {
+            return method_not_allowed(version, "GET");
+        }
+        if !self.auth.authorized(req.headers()) {
+            return unauthorized(version);
+        }
+        if let [book @ ("backups" | "recoveries"), "histories"] = rest {
+            let runs = scenario::history(*book == "recoveries", clock::now_ms(), self.cycle_ms);
+            let body = scenario::history_body(version, *book == "recoveries", &runs, req.uri().query());
+            return full(StatusCode::OK, body);
+        }
+        let body = Envelope {
+            success: true,
+            request_id: &wire::request_id(),
+            data: Vec::<Value>::new(),
+            message: "OK",
+            timestamp: &version.now(),
+        };
+        crate::http::json_response(StatusCode::OK, &body)
     }
 
     /// The normal answer, a server's paged when `query` asks for a page.
@@ -173,10 +215,14 @@ impl System for Zdm {
         req: Request<Incoming>,
         path: &'a [&'a str],
     ) -> Result<Reply<'a>, Request<Incoming>> {
-        let (version, rest) = match path {
-            ["api", "v1", rest @ ..] => (ApiVersion::V1, rest),
-            ["api", rest @ ..] => (ApiVersion::Legacy, rest),
-            _ => return Err(req),
+        let routed = match (self.release, path) {
+            (Some(release), path) => release.route(path),
+            (None, ["api", "v1", rest @ ..]) => Some((ApiVersion::V1, rest)),
+            (None, ["api", rest @ ..]) => Some((ApiVersion::Legacy, rest)),
+            (None, _) => None,
+        };
+        let Some((version, rest)) = routed else {
+            return Err(req);
         };
         Ok(Box::pin(self.api(faults, req, version, rest)))
     }

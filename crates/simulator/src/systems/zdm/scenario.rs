@@ -8,7 +8,8 @@
 
 use super::wire::{
     self, ApiVersion, BackupJobData, Endpoint, JobEntry, JobInfo, Name, ProgressInfo, RecoveryData,
-    RecoveryDetail, RecoveryJob, RecoverySystems, Summary, SystemData,
+    RecoveryDetail, RecoveryJob, RecoverySystems, ReplicationData, ReplicationInfo, ReplicationJob,
+    ReplicationProgress, ReplicationTime, Summary, SystemData,
 };
 use crate::clock::{fnv, mix, unit};
 
@@ -223,6 +224,25 @@ pub(crate) static RECOVERIES: &[RecoveryDef] = &[RecoveryDef {
     ],
 }];
 
+/// A replication job (1.1.0 on) and the center that runs it.
+pub(crate) struct ReplicationDef {
+    pub center: &'static str,
+    pub id: u32,
+    pub job: JobDef<'static>,
+}
+
+pub(crate) static REPLICATIONS: &[ReplicationDef] = &[ReplicationDef {
+    center: "center-01",
+    id: 1,
+    job: JobDef {
+        pending: 0.15,
+        run: 0.5,
+        fail_every: 5,
+        size_gb: 30.0,
+        ..job("db-복제", Volume::Partition("/"), Lang::Ko)
+    },
+}];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
     Pending,
@@ -233,13 +253,32 @@ pub(crate) enum Phase {
 }
 
 impl Phase {
-    fn status(self) -> &'static str {
+    /// A replication's words: `running` and `success` as the vendor's examples answer,
+    /// the rest from its `replication-job-status` list.
+    fn replication_status(self) -> &'static str {
         match self {
-            Phase::Pending => "pending",
-            Phase::Running => "run",
-            Phase::Complete => "complete",
-            Phase::Failed => "fail",
-            Phase::Cancelled => "cancel",
+            Phase::Pending => "scheduled",
+            Phase::Running => "running",
+            Phase::Complete => "success",
+            Phase::Failed => "error",
+            Phase::Cancelled => "canceled",
+        }
+    }
+
+    /// The seed's words, or a released version's (its `job-status` list): a job waiting
+    /// for its schedule is `Scheduled` (no end time: it has not run in this cycle).
+    fn status(self, version: ApiVersion) -> &'static str {
+        match (self, version) {
+            (Phase::Pending, ApiVersion::Vendor) => "Scheduled",
+            (Phase::Running, ApiVersion::Vendor) => "Processing",
+            (Phase::Complete, ApiVersion::Vendor) => "Complete",
+            (Phase::Failed, ApiVersion::Vendor) => "Error",
+            (Phase::Cancelled, ApiVersion::Vendor) => "Canceled",
+            (Phase::Pending, _) => "pending",
+            (Phase::Running, _) => "run",
+            (Phase::Complete, _) => "complete",
+            (Phase::Failed, _) => "fail",
+            (Phase::Cancelled, _) => "cancel",
         }
     }
 }
@@ -311,6 +350,162 @@ fn stage(progress: f64) -> usize {
         p if p < 0.9 => 3,
         _ => 4,
     }
+}
+
+/// One finished run of the live scenario as the histories (1.2.0 on) list it.
+pub(crate) struct PastRun {
+    pub id: u64,
+    /// `system.name`: the server (backups) or the source server (recoveries).
+    pub system: &'static str,
+    pub job: &'static str,
+    /// `recoverySystemName` of a recovery run.
+    pub target: Option<&'static str>,
+    pub volume: &'static str,
+    pub failed: bool,
+    pub state: JobState,
+}
+
+/// The finished runs of `def` in the last `cycles` cycles up to `now_ms`, newest first:
+/// completed and failed ones (the results the histories document).
+fn past_runs(kind: Kind, def: &JobDef<'static>, now_ms: i64, cycle_ms: i64, cycles: i64) -> Vec<(u64, JobState)> {
+    let cycle_ms = cycle_ms.max(1);
+    let offset = (unit(mix(fnv(def.name))) * cycle_ms as f64) as i64;
+    let shifted = now_ms.saturating_add(offset);
+    let cycle_start = now_ms - shifted.rem_euclid(cycle_ms);
+    let mut out = Vec::new();
+    // This cycle's run when it already stopped, then the last moment of each earlier cycle.
+    let moments = std::iter::once(now_ms)
+        .chain((0..cycles).map(|k| cycle_start - k * cycle_ms - 1));
+    for at in moments {
+        let state = job_state_of(kind, def, at, cycle_ms);
+        if matches!(state.phase, Phase::Complete | Phase::Failed) {
+            let n = at.saturating_add(offset).div_euclid(cycle_ms) as u64;
+            let id = (mix(fnv(def.name) ^ mix(n)) & 0x001f_ffff_ffff_ffff).max(1);
+            out.push((id, state));
+        }
+    }
+    out
+}
+
+/// Every finished run of the scenario's backups (`recoveries` false) or recoveries in the
+/// last three cycles, newest first.
+pub(crate) fn history(recoveries: bool, now_ms: i64, cycle_ms: i64) -> Vec<PastRun> {
+    let mut runs = Vec::new();
+    if recoveries {
+        for r in RECOVERIES {
+            for d in r.details {
+                for (id, state) in past_runs(Kind::Recovery, d, now_ms, cycle_ms, 3) {
+                    runs.push(PastRun {
+                        id: id ^ fnv(d.volume.partition().or(d.volume.drive()).unwrap_or("")),
+                        system: r.source,
+                        job: r.name,
+                        target: Some(r.target),
+                        volume: d.volume.partition().or(d.volume.drive()).unwrap_or(""),
+                        failed: state.phase == Phase::Failed,
+                        state,
+                    });
+                }
+            }
+        }
+    } else {
+        let mut seen = std::collections::BTreeSet::new();
+        let served = SERVERS
+            .iter()
+            .flat_map(|s| s.jobs.iter().map(move |j| (s.name, j)))
+            .chain(BACKUP_JOBS.iter().map(|b| (b.server, &b.job)));
+        for (server, def) in served {
+            if !seen.insert((server, def.name)) {
+                continue;
+            }
+            for (id, state) in past_runs(Kind::Backup, def, now_ms, cycle_ms, 3) {
+                runs.push(PastRun {
+                    id,
+                    system: server,
+                    job: def.name,
+                    target: None,
+                    volume: def.volume.partition().or(def.volume.drive()).unwrap_or(""),
+                    failed: state.phase == Phase::Failed,
+                    state,
+                });
+            }
+        }
+    }
+    runs.sort_by_key(|r| std::cmp::Reverse(r.state.end));
+    runs
+}
+
+/// A history list answer (1.2.0 on): the runs newest first, `page`/`limit` (default 1 and
+/// 20) as the query asks, `pagination` beside `data` when either was sent, as the
+/// histories' pages show.
+pub(crate) fn history_body(
+    version: ApiVersion,
+    recoveries: bool,
+    runs: &[PastRun],
+    query: Option<&str>,
+) -> Vec<u8> {
+    let param = |key: &str| {
+        query?
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .filter(|n| *n >= 1)
+    };
+    let (page, limit) = (param("page"), param("limit"));
+    let paged = page.is_some() || limit.is_some();
+    let (page, limit) = (page.unwrap_or(1), limit.unwrap_or(20).min(1000));
+    let total = runs.len();
+    let entries: Vec<serde_json::Value> = runs
+        .iter()
+        .skip((page - 1).saturating_mul(limit))
+        .take(limit)
+        .map(|r| {
+            let time = |t: Option<i64>| t.map_or_else(|| "-".to_string(), |s| version.format_unix(s));
+            let job = match r.target {
+                Some(target) => serde_json::json!({
+                    "name": r.job, "id": 1, "recoverySystemName": target, "recoverDrive": [r.volume]
+                }),
+                None => serde_json::json!({
+                    "name": r.job, "id": 1, "backupType": "Full Backup", "drive": r.volume,
+                    "repositoryPath": "/backup"
+                }),
+            };
+            serde_json::json!({
+                "id": r.id,
+                "system": { "name": r.system },
+                "job": job,
+                "result": {
+                    "status": if r.failed { "FAIL" } else { "COMPLETE" },
+                    "description": r.state.message,
+                },
+                "time": {
+                    "start": time(r.state.start),
+                    "end": time(r.state.end),
+                    "elapsed": r.state.elapsed.map_or_else(|| "-".to_string(), wire::hms),
+                }
+            })
+        })
+        .collect();
+    let pages = total.div_ceil(limit).max(1);
+    let mut body = serde_json::json!({
+        "success": true,
+        "requestID": wire::request_id(),
+        "data": entries,
+        "message": if recoveries { "Recovery history list" } else { "Backup history list" },
+        "timestamp": version.now(),
+    });
+    if paged {
+        if let Some(map) = body.as_object_mut() {
+            map.insert(
+                "pagination".to_string(),
+                serde_json::json!({
+                    "currentPage": page, "totalPages": pages, "totalItems": total,
+                    "itemsPerPage": limit, "hasNextPage": page < pages, "hasPreviousPage": page > 1
+                }),
+            );
+        }
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// State of `def` at `now_ms` (Unix milliseconds) in a cycle of `cycle_ms`.
@@ -409,7 +604,7 @@ fn job_state_of(kind: Kind, def: &JobDef<'_>, now_ms: i64, cycle_ms: i64) -> Job
 fn progress_info(version: ApiVersion, state: JobState) -> (ProgressInfo, Vec<&'static str>) {
     let time = |t: Option<i64>| t.map_or_else(|| "-".to_string(), |s| version.format_unix(s));
     let info = ProgressInfo {
-        status: state.phase.status(),
+        status: state.phase.status(version),
         percent: state
             .percent
             .map_or_else(|| "-".to_string(), |p| format!("{p}%")),
@@ -492,15 +687,29 @@ fn backup_job_body(
     wire::envelope(version, Endpoint::BackupJob, data)
 }
 
-fn recovery_body(version: ApiVersion, def: &RecoveryDef, now_ms: i64, cycle_ms: i64) -> Vec<u8> {
+/// A recovery job's answer; for the recovery server endpoint (`endpoint`
+/// `RecoverySystem`) with the summary of its details.
+fn recovery_body(
+    version: ApiVersion,
+    endpoint: Endpoint,
+    def: &RecoveryDef,
+    now_ms: i64,
+    cycle_ms: i64,
+) -> Vec<u8> {
     let mut job_log = Vec::new();
+    let states: Vec<JobState> = def
+        .details
+        .iter()
+        .map(|d| job_state_of(Kind::Recovery, d, now_ms, cycle_ms))
+        .collect();
+    let summary = (endpoint == Endpoint::RecoverySystem).then(|| summary(&states));
     let details = def
         .details
         .iter()
+        .zip(states)
         .enumerate()
-        .map(|(i, d)| {
-            let (progress_info, log) =
-                progress_info(version, job_state_of(Kind::Recovery, d, now_ms, cycle_ms));
+        .map(|(i, (d, state))| {
+            let (progress_info, log) = progress_info(version, state);
             if i == 0 {
                 job_log = log;
             }
@@ -516,13 +725,54 @@ fn recovery_body(version: ApiVersion, def: &RecoveryDef, now_ms: i64, cycle_ms: 
             source: Name { name: def.source },
             target: Name { name: def.target },
         },
+        summary,
         job: RecoveryJob {
             info: Name { name: def.name },
             log: job_log,
             details,
         },
     };
-    wire::envelope(version, Endpoint::RecoveryJob, data)
+    wire::envelope(version, endpoint, data)
+}
+
+fn replication_body(
+    version: ApiVersion,
+    def: &ReplicationDef,
+    now_ms: i64,
+    cycle_ms: i64,
+) -> Vec<u8> {
+    let state = job_state(&def.job, now_ms, cycle_ms);
+    let time = |t: Option<i64>| t.map_or_else(|| "-".to_string(), |s| version.format_unix(s));
+    let step = match state.phase {
+        Phase::Pending => "Waiting",
+        Phase::Running => "Transferring",
+        Phase::Complete => "Complete",
+        Phase::Failed | Phase::Cancelled => "Stopped",
+    };
+    let data = ReplicationData {
+        system: Name { name: def.center },
+        job: ReplicationJob {
+            info: ReplicationInfo {
+                name: def.job.name,
+                id: def.id,
+            },
+            log: state.log.clone(),
+            progress: ReplicationProgress {
+                status: state.phase.replication_status(),
+                step,
+                percent: state
+                    .percent
+                    .map_or_else(|| "-".to_string(), |p| format!("{p}%")),
+                message: state.message.clone(),
+            },
+            time: ReplicationTime {
+                start: time(state.start),
+                end: time(state.end),
+                elapsed: state.elapsed.map_or_else(|| "-".to_string(), wire::hms),
+            },
+        },
+    };
+    wire::envelope(version, Endpoint::ReplicationJob, data)
 }
 
 const FLEET_VOLUMES: [&str; 8] = [
@@ -637,6 +887,14 @@ pub(crate) fn render(
         Endpoint::RecoveryJob => RECOVERIES
             .iter()
             .find(|r| r.name == id)
-            .map(|r| recovery_body(version, r, now_ms, cycle_ms)),
+            .map(|r| recovery_body(version, endpoint, r, now_ms, cycle_ms)),
+        Endpoint::RecoverySystem => RECOVERIES
+            .iter()
+            .find(|r| r.target == id)
+            .map(|r| recovery_body(version, endpoint, r, now_ms, cycle_ms)),
+        Endpoint::ReplicationJob => REPLICATIONS
+            .iter()
+            .find(|r| r.job.name == id)
+            .map(|r| replication_body(version, r, now_ms, cycle_ms)),
     }
 }

@@ -862,3 +862,134 @@ fn malformed_requests_get_4xx_and_never_break_the_server() {
         sim.stop().await;
     });
 }
+
+/// `--zdm-version`: each release answers only on its prefix and login path, has the lists
+/// its changelog introduced, and writes the vendor's status words from 1.0.3 on.
+#[test]
+fn each_release_speaks_its_profile() {
+    run(async {
+        for (release, prefix, login, lists) in [
+            ("0.2.0", V1, "auth/issue", &["backups"][..]),
+            ("1.0.3", LEGACY, "auth/issue", &["backups"][..]),
+            ("1.1.0", LEGACY, "auth/issue", &["backups", "replications"][..]),
+            ("1.2.0", LEGACY, "auth/issue", &["backups", "replications", "backups/histories", "recoveries/histories"][..]),
+            ("1.3.1", LEGACY, "auth/issue", &["backups", "replications", "backups/histories", "os-replications"][..]),
+            ("2.0.1", LEGACY, "token/issue", &["backups", "replications", "backups/histories", "os-replications"][..]),
+        ] {
+            let mut options = SimOptions::default();
+            options.systems.zdm.zdm_version = Some(release.to_string());
+            let sim = start(options).await;
+            let other = if prefix == V1 { LEGACY } else { V1 };
+            let server = scenario::SERVERS[0].name;
+            assert_eq!(sim.get(&system(prefix, server)).await.status, 200, "{release}");
+            let elsewhere = sim.get(&system(other, server)).await.status;
+            assert_eq!(elsewhere, 404, "{release} on {other}");
+            let other_login = if login == "auth/issue" { "token/issue" } else { "auth/issue" };
+            let own = sim.send("POST", &format!("{prefix}/{login}"), &[], b"{}").await.status;
+            assert_eq!(own, 400, "{release}: its login path refuses an empty body");
+            let gone = sim.send("POST", &format!("{prefix}/{other_login}"), &[], b"{}").await.status;
+            assert_eq!(gone, 404, "{release}: {other_login}");
+            for list in ["backups", "replications", "backups/histories", "recoveries/histories", "os-replications"] {
+                let want = if lists.contains(&list) || (list == "recoveries/histories" && lists.contains(&"backups/histories")) { 200 } else { 404 };
+                let got = sim.get(&format!("{prefix}/{list}?page=1&limit=1")).await;
+                assert_eq!(got.status, want, "{release}: {list}");
+                if want == 200 {
+                    let body: Value = serde_json::from_slice(&got.body).unwrap();
+                    assert!(body["data"].is_array(), "{release}: {list}");
+                    if !list.contains("histories") {
+                        assert_eq!(body["data"], Value::Array(Vec::new()));
+                    }
+                }
+            }
+            let body: Value = serde_json::from_slice(&sim.get(&system(prefix, server)).await.body).unwrap();
+            let words: BTreeSet<String> = body["data"]["job"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|j| j["progressInfo"]["status"].as_str().map(str::to_owned))
+                .collect();
+            let vendor = ["Scheduled", "Processing", "Complete", "Error", "Canceled"];
+            let seed = ["pending", "run", "complete", "fail", "cancel"];
+            let allowed: &[&str] = if release == "0.2.0" { &seed } else { &vendor };
+            assert!(!words.is_empty() && words.iter().all(|w| allowed.contains(&w.as_str())), "{release}: {words:?}");
+            sim.stop().await;
+        }
+    });
+}
+
+/// The recovery server endpoint answers a recovery's target server with its recoveries and
+/// their summary; the replication endpoint a replication job with `progress` and `time`
+/// (only from 1.1.0 with `--zdm-version`).
+#[test]
+fn recovery_servers_and_replication_jobs_are_served() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        let target = scenario::RECOVERIES[0].target;
+        let reply = sim
+            .get(&format!("{LEGACY}/recoveries/monitoring/system/{}", enc(target)))
+            .await;
+        assert_eq!(reply.status, 200);
+        let body = reply.json();
+        assert_eq!(body["data"]["system"]["target"]["name"], target);
+        assert_eq!(body["data"]["summary"]["total"], 2);
+        assert_eq!(body["data"]["job"]["details"].as_array().map(Vec::len), Some(2));
+        assert_eq!(body["message"], "Server recovery monitoring info");
+        let job = recovery_job(LEGACY, scenario::RECOVERIES[0].name);
+        assert!(sim.get(&job).await.json()["data"].get("summary").is_none());
+
+        let name = scenario::REPLICATIONS[0].job.name;
+        let path = format!("{LEGACY}/replications/monitoring/job/{}", enc(name));
+        let body = sim.get(&path).await.json();
+        assert_eq!(body["data"]["system"]["name"], "center-01");
+        assert_eq!(body["data"]["job"]["info"]["name"], name);
+        let status = body["data"]["job"]["progress"]["status"].as_str().unwrap_or("").to_owned();
+        assert!(["scheduled", "running", "success", "error", "canceled"].contains(&status.as_str()), "{status}");
+        assert!(body["data"]["job"]["time"]["elapsed"].is_string());
+        let missing = format!("{LEGACY}/replications/monitoring/job/nope");
+        assert_eq!(sim.get(&missing).await.status, 404);
+        sim.stop().await;
+
+        let mut options = SimOptions::default();
+        options.systems.zdm.zdm_version = Some("1.0.3".to_string());
+        let sim = start(options).await;
+        assert_eq!(sim.get(&path).await.status, 404, "no replication before 1.1.0");
+        sim.stop().await;
+    });
+}
+
+/// The histories (1.2.0 on) list the scenario's finished runs newest first, each once with
+/// its own id, paged like ZDM's (`pagination` beside `data` when `page`/`limit` are sent).
+#[test]
+fn histories_list_the_finished_runs_newest_first() {
+    run(async {
+        let mut options = SimOptions {
+            cycle: Duration::from_secs(4),
+            ..SimOptions::default()
+        };
+        options.systems.zdm.zdm_version = Some("1.2.0".to_string());
+        let sim = start(options).await;
+        let all = sim.get(&format!("{LEGACY}/backups/histories?page=1&limit=1000")).await.json();
+        let entries = all["data"].as_array().cloned().unwrap_or_default();
+        assert!(!entries.is_empty(), "{all}");
+        let ends: Vec<String> = entries.iter().map(|e| e["time"]["end"].as_str().unwrap_or("").to_owned()).collect();
+        let mut sorted = ends.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(ends, sorted, "newest first");
+        let ids: BTreeSet<String> = entries.iter().map(|e| e["id"].to_string()).collect();
+        assert_eq!(ids.len(), entries.len(), "one id per run");
+        for e in &entries {
+            assert!(["COMPLETE", "FAIL"].contains(&e["result"]["status"].as_str().unwrap_or("")), "{e}");
+            assert!(e["job"]["drive"].is_string() && e["system"]["name"].is_string(), "{e}");
+        }
+        assert_eq!(all["pagination"]["totalItems"], entries.len());
+        let page = sim.get(&format!("{LEGACY}/backups/histories?page=1&limit=1")).await.json();
+        assert_eq!(page["data"].as_array().map(Vec::len), Some(1));
+        assert_eq!(page["pagination"]["hasNextPage"], entries.len() > 1);
+        let plain = sim.get(&format!("{LEGACY}/recoveries/histories")).await.json();
+        assert!(plain.get("pagination").is_none());
+        for e in plain["data"].as_array().into_iter().flatten() {
+            assert_eq!(e["job"]["recoverySystemName"], "db-dr-02");
+        }
+        sim.stop().await;
+    });
+}

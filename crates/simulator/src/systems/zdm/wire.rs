@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::faults::{padded_parts, Target};
 use crate::http::{full, with_allow, Body};
 
-/// The three ZDM monitoring endpoints.
+/// The ZDM monitoring endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Endpoint {
     /// `GET {prefix}/backups/monitoring/system/{id}`
@@ -23,24 +23,37 @@ pub(crate) enum Endpoint {
     BackupJob,
     /// `GET {prefix}/recoveries/monitoring/job/{id}`
     RecoveryJob,
+    /// `GET {prefix}/recoveries/monitoring/system/{id}`: a server's recoveries and summary.
+    RecoverySystem,
+    /// `GET {prefix}/replications/monitoring/job/{id}` (1.1.0 on).
+    ReplicationJob,
 }
 
 impl Endpoint {
-    pub(crate) const ALL: [Endpoint; 3] =
-        [Endpoint::System, Endpoint::BackupJob, Endpoint::RecoveryJob];
+    pub(crate) const ALL: [Endpoint; 5] = [
+        Endpoint::System,
+        Endpoint::BackupJob,
+        Endpoint::RecoveryJob,
+        Endpoint::RecoverySystem,
+        Endpoint::ReplicationJob,
+    ];
 
     /// The names of [`ALL`](Endpoint::ALL), for the admin API's fixtures.
-    pub(crate) const NAMES: [&'static str; 3] = [
+    pub(crate) const NAMES: [&'static str; 5] = [
         Endpoint::System.as_str(),
         Endpoint::BackupJob.as_str(),
         Endpoint::RecoveryJob.as_str(),
+        Endpoint::RecoverySystem.as_str(),
+        Endpoint::ReplicationJob.as_str(),
     ];
 
     /// What the faults and request counts of [`ALL`](Endpoint::ALL) attach to.
-    pub(crate) const TARGETS: [Target; 3] = [
+    pub(crate) const TARGETS: [Target; 5] = [
         Target::new(Endpoint::System.as_str()),
         Target::new(Endpoint::BackupJob.as_str()),
         Target::new(Endpoint::RecoveryJob.as_str()),
+        Target::new(Endpoint::RecoverySystem.as_str()),
+        Target::new(Endpoint::ReplicationJob.as_str()),
     ];
 
     /// Name used by the admin API and the stats keys.
@@ -49,6 +62,8 @@ impl Endpoint {
             Endpoint::System => "system",
             Endpoint::BackupJob => "backup_job",
             Endpoint::RecoveryJob => "recovery_job",
+            Endpoint::RecoverySystem => "recovery_system",
+            Endpoint::ReplicationJob => "replication_job",
         }
     }
 
@@ -66,15 +81,18 @@ impl Endpoint {
             Endpoint::System => "Server backup monitoring info",
             Endpoint::BackupJob => "Backup monitoring info",
             Endpoint::RecoveryJob => "Recovery monitoring info",
+            Endpoint::RecoverySystem => "Server recovery monitoring info",
+            Endpoint::ReplicationJob => "Replication monitoring info",
         }
     }
 
     /// The seed's 404 text, with the noun (and its Korean particle) adapted per endpoint.
     pub(crate) fn not_found_error(self, id: &str) -> String {
         let noun = match self {
-            Endpoint::System => "서버를",
+            Endpoint::System | Endpoint::RecoverySystem => "서버를",
             Endpoint::BackupJob => "Backup 작업을",
             Endpoint::RecoveryJob => "Recovery 작업을",
+            Endpoint::ReplicationJob => "Replication 작업을",
         };
         format!("Name이 '{id}'인 조건에 맞는 {noun} 찾을 수 없습니다.")
     }
@@ -84,7 +102,10 @@ impl Endpoint {
         match self {
             Endpoint::System => "작업 데이터가 불완전합니다. system 정보가 누락되었습니다.",
             Endpoint::BackupJob => "작업 데이터가 불완전합니다. backup 정보가 누락되었습니다.",
-            Endpoint::RecoveryJob => "작업 데이터가 불완전합니다. recovery 정보가 누락되었습니다.",
+            Endpoint::RecoveryJob | Endpoint::RecoverySystem => {
+                "작업 데이터가 불완전합니다. recovery 정보가 누락되었습니다."
+            }
+            Endpoint::ReplicationJob => "작업 데이터가 불완전합니다. replication 정보가 누락되었습니다.",
         }
     }
 }
@@ -102,13 +123,17 @@ pub(crate) enum ApiVersion {
     V1,
     /// `/api` (1.0.x): naive `YYYY-MM-DD HH:MM:SS` in Asia/Seoul, like seed 001.
     Legacy,
+    /// `/api` of a released version 1.0.3 .. 2.0.1 (`--zdm-version`): naive Seoul times
+    /// like `Legacy`, the vendor's `job-status` words (`Processing`, `Complete`, `Error`,
+    /// `Canceled`, `Scheduled`).
+    Vendor,
 }
 
 impl ApiVersion {
     pub(crate) fn format_time(self, t: DateTime<Utc>) -> String {
         match self {
             ApiVersion::V1 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            ApiVersion::Legacy => t
+            ApiVersion::Legacy | ApiVersion::Vendor => t
                 .with_timezone(&chrono_tz::Asia::Seoul)
                 .format("%Y-%m-%d %H:%M:%S")
                 .to_string(),
@@ -125,6 +150,89 @@ impl ApiVersion {
     pub(crate) fn now(self) -> String {
         self.format_time(Utc::now())
     }
+}
+
+/// A ZDM release the simulator speaks with `--zdm-version` (the vendor's changelogs): its
+/// prefix, its login path and the lists it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Release {
+    major: u8,
+    minor: u8,
+    patch: u8,
+}
+
+impl Release {
+    /// Every release the vendor documents.
+    pub(crate) const ALL: [&'static str; 8] = [
+        "0.2.0", "1.0.3", "1.1.0", "1.2.0", "1.3.0", "1.3.1", "2.0.0", "2.0.1",
+    ];
+    /// The newest: what `--demo` speaks.
+    pub(crate) const NEWEST: &'static str = "2.0.1";
+
+    pub(crate) fn parse(text: &str) -> Option<Release> {
+        if !Release::ALL.contains(&text) {
+            return None;
+        }
+        let mut parts = text.split('.').map(|p| p.parse::<u8>().ok());
+        Some(Release {
+            major: parts.next()??,
+            minor: parts.next()??,
+            patch: parts.next()??,
+        })
+    }
+
+    fn at_least(self, major: u8, minor: u8) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+
+    /// `api` then `v1` for 0.2, `api` from 1.0.3 on; the routes' version.
+    pub(crate) fn route<'p, 'a>(self, path: &'p [&'a str]) -> Option<(ApiVersion, &'p [&'a str])> {
+        match (path, self.at_least(1, 0)) {
+            (["api", "v1", rest @ ..], false) => Some((ApiVersion::V1, rest)),
+            (["api", rest @ ..], true) => Some((ApiVersion::Vendor, rest)),
+            _ => None,
+        }
+    }
+
+    /// Its login path after the prefix: `token/issue` from 2.0, `auth/issue` before.
+    pub(crate) fn login(self) -> [&'static str; 2] {
+        if self.at_least(2, 0) {
+            ["token", "issue"]
+        } else {
+            ["auth", "issue"]
+        }
+    }
+
+    /// Whether it has replication monitoring: from 1.1.0, as its changelog says.
+    pub(crate) fn has_replication(self) -> bool {
+        self.at_least(1, 1)
+    }
+
+    /// Whether it has the list at `rest` (after the prefix): `backups` always,
+    /// `replications` from 1.1.0, `backups/histories` from 1.2.0, `os-replications` from
+    /// 1.3.0 (the changelogs).
+    pub(crate) fn has_list(self, rest: &[&str]) -> bool {
+        match rest {
+            ["backups"] => true,
+            ["replications"] => self.at_least(1, 1),
+            ["backups", "histories"] | ["recoveries", "histories"] => self.at_least(1, 2),
+            ["os-replications"] => self.at_least(1, 3),
+            _ => false,
+        }
+    }
+}
+
+/// The lists the simulator answers (empty) so an exporter can tell the versions apart:
+/// each is the path a release introduced.
+pub(crate) fn is_probe_list(rest: &[&str]) -> bool {
+    matches!(
+        rest,
+        ["backups"]
+            | ["replications"]
+            | ["backups", "histories"]
+            | ["recoveries", "histories"]
+            | ["os-replications"]
+    )
 }
 
 /// A fresh `requestID` in the seeds' style (`req-abc123`).
@@ -248,11 +356,51 @@ pub(crate) struct ProgressInfo {
     pub end: String,
 }
 
-/// `data` of the recovery job endpoint (seed 002).
+/// `data` of the recovery job endpoint (seed 002), and of the recovery server endpoint
+/// (with `summary`).
 #[derive(Serialize)]
 pub(crate) struct RecoveryData<'a> {
     pub system: RecoverySystems<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
     pub job: RecoveryJob<'a>,
+}
+
+/// `data` of the replication job endpoint (1.2.0 .. 2.0.1 pages): the center, the job's
+/// name and id, its log, `progress` and `time`.
+#[derive(Serialize)]
+pub(crate) struct ReplicationData<'a> {
+    pub system: Name<'a>,
+    pub job: ReplicationJob<'a>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ReplicationJob<'a> {
+    pub info: ReplicationInfo<'a>,
+    pub log: Vec<&'static str>,
+    pub progress: ReplicationProgress,
+    pub time: ReplicationTime,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ReplicationInfo<'a> {
+    pub name: &'a str,
+    pub id: u32,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ReplicationProgress {
+    pub status: &'static str,
+    pub step: &'static str,
+    pub percent: String,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ReplicationTime {
+    pub start: String,
+    pub end: String,
+    pub elapsed: String,
 }
 
 #[derive(Serialize)]
@@ -318,9 +466,15 @@ pub(crate) fn oversized_parts(
             ),
             "]}",
         ),
-        Endpoint::RecoveryJob => (
+        Endpoint::RecoveryJob | Endpoint::RecoverySystem => (
             format!(
                 r#""system":{{"source":{{"name":"oversized"}},"target":{{"name":"oversized"}}}},"job":{{"info":{{"name":{name}}},"details":[{{"partition":"/",{progress}}}],"log":["#
+            ),
+            "]}",
+        ),
+        Endpoint::ReplicationJob => (
+            format!(
+                r#""system":{{"name":"oversized"}},"job":{{"info":{{"name":{name},"id":1}},"progress":{{"status":"running","step":"Transferring","percent":"50%","message":"Transferring files"}},"time":{{"start":"-","end":"-","elapsed":"00:00:01"}},"log":["#
             ),
             "]}",
         ),
