@@ -186,6 +186,9 @@ const EXIT_INVALID_CONFIG: u8 = 2;
 const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(500);
 /// Reloads happen at most this often; requests in between are coalesced.
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
+/// `POST /-/reload` requests waiting for the next reload, all answered by it; more wait for
+/// room (each holds a request slot, so `--web.max-requests` bounds them too).
+const RELOAD_QUEUE: usize = 32;
 /// Upper bound of `--web.max-connections` and `--web.max-requests`.
 const MAX_COUNT: usize = 1_000_000;
 
@@ -465,8 +468,9 @@ async fn run(
     }
 
     let shutdown = CancellationToken::new();
-    let (reload_tx, mut reload_rx) =
-        tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>(4);
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<
+        tokio::sync::oneshot::Sender<Result<(), String>>,
+    >(RELOAD_QUEUE);
     let options = server::Options {
         max_connections: cli.web_max_connections,
         max_requests: cli.web_max_requests,
@@ -480,24 +484,28 @@ async fn run(
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    // Reloads at most once per RELOAD_EVERY: the SIGHUPs that arrive meanwhile are served by
-    // the next one (tokio keeps one pending SIGHUP however many arrive); POSTs wait their
-    // turn (at most 4 queued, the channel's size). SIGTERM is heard while a reload waits or
-    // runs.
+    // Reloads at most once per RELOAD_EVERY, coalesced: the SIGHUPs that arrive meanwhile
+    // are served by the next one (tokio keeps one pending SIGHUP however many arrive), and
+    // so are the POSTs queued by then (up to RELOAD_QUEUE), all answered with that reload's
+    // result. SIGTERM is heard while a reload waits or runs.
     let mut next_reload = tokio::time::Instant::now();
     loop {
-        let reply = tokio::select! {
+        let first = tokio::select! {
             _ = hangup.recv() => None,
             Some(reply) = reload_rx.recv() => Some(reply),
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         };
+        let mut replies: Vec<_> = first.into_iter().collect();
         let result = tokio::select! {
             result = async {
                 tokio::time::sleep_until(next_reload).await;
-                match &reply {
-                    None => tracing::info!("SIGHUP: reloading configuration"),
-                    Some(_) => tracing::info!("POST /-/reload: reloading configuration"),
+                while let Ok(reply) = reload_rx.try_recv() {
+                    replies.push(reply);
+                }
+                match replies.len() {
+                    0 => tracing::info!("SIGHUP: reloading configuration"),
+                    n => tracing::info!(requests = n, "POST /-/reload: reloading configuration"),
                 }
                 app.reload().await
             } => result,
@@ -505,8 +513,9 @@ async fn run(
             _ = tokio::signal::ctrl_c() => break,
         };
         next_reload = tokio::time::Instant::now() + RELOAD_EVERY;
-        if let Some(reply) = reply {
-            let _ = reply.send(result.map_err(|e| e.to_string()));
+        let answer = result.map_err(|e| e.to_string());
+        for reply in replies {
+            let _ = reply.send(answer.clone());
         }
     }
     tracing::info!("shutting down");

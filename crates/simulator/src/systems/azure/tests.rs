@@ -927,7 +927,7 @@ fn live_jobs_cover_every_status_and_operation() {
     let mut operations = BTreeSet::new();
     let mut kinds = BTreeSet::new();
     for vault in scenario::VAULTS {
-        for t in (0..30 * cycle).step_by(23) {
+        for t in (0..30 * cycle).step_by(97) {
             let records = scenario::live_jobs(vault, base + t, cycle);
             if vault.name == "vault-01" {
                 assert!(records.len() >= 7, "{} jobs at {t}", records.len());
