@@ -141,6 +141,8 @@ fleet_jobs = [f"fleet-{i:05d}-job-{j:02d}" for i in range(1, min(servers, 20) + 
 zdm_servers = ["server-01", "web-01", "db-서버-02", "win-fs-01", "파일서버-03"]
 zdm_jobs = ["daily-backup", "daily-backup-win", "incomplete-job", "pgsql-백업", "app-config-백업"]
 recoveries = ["daily-recovery", "db-복구"]
+recovery_servers = ["db-dr-02"]
+replications = ["db-복제"]
 scp = [("00cd2538fbf94d12b36aabbdd607e974", None), ("5f1e0c9a3b7d4e2f8a6c1d0b9e8f7a6c", "erp-db"),
        ("a3c9e1f27b4d4c8e9f0a1b2c3d4e5f60", "파일서버-복구"), ("0b7e6d5c4a3f4e2d9c8b7a6f5e4d3c2b", "web-static")]
 live_sub = "11111111-2222-3333-4444-555555555555"
@@ -149,21 +151,26 @@ seed = ("00000000-0000-0000-0000-000000000000", "Default-RecoveryServices-Resour
 def config(full):
     out = [f"defaults:\n  interval: {interval}\n  timeout: {timeout}\n  concurrency: 8\n"
            f"  stale_after: 3x\nupstreams:"]
-    def zdm(name, extra, servers, backup_jobs, recovery_jobs):
+    def zdm(name, extra, servers, backup_jobs, recovery_jobs, recovery_servers=(),
+            replication_jobs=()):
         out.append(f"  - name: {name}\n    type: zdm\n    url: {sim}\n{extra}")
         for key, items in (("servers", servers), ("backup_jobs", backup_jobs),
-                           ("recovery_jobs", recovery_jobs)):
+                           ("recovery_jobs", recovery_jobs), ("recovery_servers", recovery_servers),
+                           ("replication_jobs", replication_jobs)):
             if items:
                 out.append(f"    {key}:")
                 out.extend(f"      - {q(i)}" for i in items)
     kept = fleet if full else fleet[: len(fleet) // 2]
-    zdm("soak-zdm", "    token_env: SOAK_TOKEN", zdm_servers + kept, zdm_jobs + fleet_jobs, recoveries)
+    zdm("soak-zdm", "    token_env: SOAK_TOKEN", zdm_servers + kept, zdm_jobs + fleet_jobs, recoveries,
+        recovery_servers, replications)
     zdm("soak-zdm-legacy", "    api_prefix: /api\n    timezone: Asia/Seoul\n"
         "    login: { path: /api/auth/issue, email_env: SOAK_EMAIL, password_env: SOAK_PASSWORD }",
         ["web-01"], ["pgsql-백업"], [])
     out.append(f"  - name: soak-scp\n    type: scp\n    url: {sim}\n"
                "    access_key_env: SOAK_SCP_ACCESS\n    secret_key_env: SOAK_SCP_SECRET\n    backups:")
     out.extend(f"      - {{ id: {q(i)}, name: {q(n)} }}" if n else f"      - {q(i)}" for i, n in scp)
+    out.append("    backup_histories:")
+    out.extend(f"      - {q(i)}" for i, _ in scp)
     azure = (f"    management_url: {sim}\n    authority_url: {sim}\n    vaults:")
     out.append(f"  - name: soak-azure\n    type: azure\n    tenant_id: {tenant}\n    client_id: {client_id}\n"
                f"    client_secret_env: SOAK_AZURE_SECRET\n    subscription_id: {live_sub}\n{azure}")
@@ -186,7 +193,10 @@ ids = {
     "system": zdm_servers + fleet[:3] + fleet[-2:],  # the last ones come and go with reloads
     "backup_job": zdm_jobs + fleet_jobs[:2],
     "recovery_job": recoveries,
+    "recovery_system": recovery_servers,
+    "replication_job": replications,
     "backup": [i for i, _ in scp],
+    "backup_histories": [i for i, _ in scp],
     "vault": ["vault-01", "vault-dr", seed[2]],
     "vault_next": ["vault-01", "vault-dr"],
     "job": ["7ddead57-bcb9-4269-ac31-6a1b57588700"],

@@ -443,8 +443,11 @@ async fn landing_page_fits_both_widths_failed_first_counts_and_filters_work() {
     sim.fault("backup_job", "daily-backup", "error500").await;
     sim.fault("recovery_job", "daily-recovery", "unauthorized")
         .await;
+    // API 1.1: the fixtures replace the monitoring answers only; from 1.2 on the exporter
+    // also reads the simulator's run histories, which hold its live jobs of the same names
+    // on db-서버-02 (pgsql-백업, db-root) and would give their latest results instead.
     let yaml = format!(
-        "upstreams:\n  - name: zdm-prod\n    type: zdm\n    url: {}\n    token_env: SIM_TOKEN\n    interval: 1s\n    timeout: 1s\n    servers: [db-server-02]\n    backup_jobs: [erp-nightly, daily-backup]\n    recovery_jobs: [daily-recovery]\n",
+        "upstreams:\n  - name: zdm-prod\n    type: zdm\n    url: {}\n    token_env: SIM_TOKEN\n    api_version: '1.1'\n    interval: 1s\n    timeout: 1s\n    servers: [db-server-02]\n    backup_jobs: [erp-nightly, daily-backup]\n    recovery_jobs: [daily-recovery]\n",
         sim.url()
     );
     let exp = Exporter::start(&yaml);

@@ -315,9 +315,12 @@ enum Class {
 /// The class of `expr` by the series it reads; the first that applies wins.
 fn class_of(expr: &str) -> Class {
     let reads = |names: &[&str]| names.iter().any(|n| expr.contains(n));
+    // Request counts per upstream depend on the deployment, not only on the jobs: every
+    // shard settles the ZDM version and reads the run histories of its upstreams itself.
     if reads(&[
         "process_",
         "scrape_duration_seconds",
+        "backup_upstream_requests_total",
         "backup_upstream_request_duration_seconds",
         "backup_target_poll_duration_seconds",
     ]) {
