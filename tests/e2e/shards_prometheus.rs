@@ -326,6 +326,8 @@ fn class_of(expr: &str) -> Class {
         "backup_exporter_config_last_reload_success_time_seconds",
         "backup_target_last_success_time_seconds",
         "backup_job:last_success_age_seconds",
+        // when each job was last seen: each Prometheus's own evaluation times
+        "backup_job:last_seen_time_seconds",
     ]) {
         Class::Clock
     } else if reads(&["increase(", "rate("]) {
