@@ -83,7 +83,11 @@ fn example_scrape_config_and_alertmanager_routing_are_valid() {
     // alerts page and (continue) reach the team channel too.
     for (labels, receiver) in [
         (
-            ["alertname=BackupJobFailed", "service=backup", "severity=warning"],
+            [
+                "alertname=BackupJobFailed",
+                "service=backup",
+                "severity=warning",
+            ],
             "backup-team",
         ),
         (
@@ -95,14 +99,25 @@ fn example_scrape_config_and_alertmanager_routing_are_valid() {
             "backup-pager,backup-team",
         ),
         (
-            ["alertname=BackupExporterDown", "service=backup", "severity=critical"],
+            [
+                "alertname=BackupExporterDown",
+                "service=backup",
+                "severity=critical",
+            ],
             "backup-pager,backup-team",
         ),
         (
-            ["alertname=BackupOfAnotherTeam", "service=other", "severity=critical"],
+            [
+                "alertname=BackupOfAnotherTeam",
+                "service=other",
+                "severity=critical",
+            ],
             "default",
         ),
-        (["alertname=Watchdog", "service=none", "severity=none"], "default"),
+        (
+            ["alertname=Watchdog", "service=none", "severity=none"],
+            "default",
+        ),
     ] {
         let verify = format!("--verify.receivers={receiver}");
         let mut args = vec!["config", "routes", "test", "--config.file", am, &verify];
@@ -509,8 +524,14 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
     // Why it failed: with backup_job_failure_reason the alert carries the job's message
     // (ZDM progressInfo.message) as the annotation `reason` (free text is no label, so a
     // changed message does not resolve and re-fire the alert); ZDM gives no `code`.
-    assert!(labels.get("reason").is_none(), "reason is no label: {alert}");
-    if let Some(reason) = alert["annotations"]["reason"].as_str().filter(|r| !r.is_empty()) {
+    assert!(
+        labels.get("reason").is_none(),
+        "reason is no label: {alert}"
+    );
+    if let Some(reason) = alert["annotations"]["reason"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+    {
         assert_eq!(reason, "e2e", "reason: {alert}");
         assert!(
             alert["annotations"]["description"]
@@ -519,10 +540,7 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
             "the description quotes the reason: {alert}"
         );
     }
-    let keys: BTreeSet<&str> = labels
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: BTreeSet<&str> = labels.keys().map(String::as_str).collect();
     let expected: BTreeSet<&str> = IDENTITY
         .iter()
         .copied()
