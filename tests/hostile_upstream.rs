@@ -462,3 +462,127 @@ fn max_jobs_per_target_is_configurable() {
         );
     }
 }
+
+/// The peak resident memory (`VmHWM`, KiB) of process `pid`, while it runs.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Issue 20: an upstream body never holds more than `max_body_bytes`. Eight targets are
+/// answered at once with bodies 16 MiB past a cap just over 8 MiB, sent without a length (so
+/// nothing announces the size): each is held open a few bytes short of the cap until all eight
+/// are that far, then the rest follows. Each poll stops reading at the cap (`too_large`), so the
+/// exporter's peak stays under eight caps plus 48 MiB of its own; reading on past the cap
+/// would hold 164 MiB of bodies at the second stop.
+#[test]
+fn hostile_bodies_in_flight_never_hold_more_than_their_cap() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const TARGETS: usize = 8;
+    const CAP: usize = 8 * 1024 * 1024 + 512 * 1024;
+    const TAIL: usize = 16;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    // JSON whose end never comes within the cap.
+    let mut body = br#"{"success":true,"data":"#.to_vec();
+    body.resize(CAP + 16 * 1024 * 1024, b' ');
+    let body = Arc::new(body);
+    // How many connections have reached each stage; the most at the first one at once.
+    let waiting = Arc::new((Mutex::new([0usize; 2]), std::sync::Condvar::new()));
+    let most = Arc::new(AtomicUsize::new(0));
+    {
+        let (body, waiting, most) = (body.clone(), waiting.clone(), most.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(TARGETS) {
+                let Ok(mut stream) = stream else { return };
+                let (body, waiting, most) = (body.clone(), waiting.clone(), most.clone());
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+                        match stream.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+                    );
+                    // Held a few bytes short of the cap, then (had the exporter read on)
+                    // 12 MiB past it, each time until all eight are that far.
+                    let mut sent = 0;
+                    for (stage, upto) in
+                        [CAP - TAIL, CAP + 12 * 1024 * 1024].into_iter().enumerate()
+                    {
+                        let _ = stream.write_all(&body[sent..upto]);
+                        sent = upto;
+                        let (counts, all_here) = &*waiting;
+                        let mut counts = counts.lock().unwrap();
+                        counts[stage] += 1;
+                        most.fetch_max(counts[0], Ordering::SeqCst);
+                        all_here.notify_all();
+                        // Bounded: a slow exporter ends the wait, not the test.
+                        let (guard, _) = all_here
+                            .wait_timeout_while(counts, Duration::from_secs(20), |c| {
+                                c[stage] < TARGETS
+                            })
+                            .unwrap();
+                        drop(guard);
+                        // The exporter reads what was sent before more arrives.
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    let _ = stream.write_all(&body[sent..]);
+                });
+            }
+        });
+    }
+    let servers: Vec<String> = (1..=TARGETS).map(|i| format!("s{i}")).collect();
+    let yaml = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {url}\n    api_version: \"1.3\"\n    token_env: ZDM_TOKEN\n    concurrency: {TARGETS}\n    timeout: 30s\n    interval: 60s\n    max_body_bytes: {CAP}\n    servers: [{}]\n",
+        servers.join(", ")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &yaml);
+    let mut cmd = Command::new(exporter_bin());
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--once", "--log.format", "json"])
+        .env("ZDM_TOKEN", "t");
+    let mut proc = Proc::spawn(cmd);
+    // VmHWM only grows: the last reading before the exit is the peak (the bodies are held
+    // for half a second at the end, far longer than the sampling step).
+    let mut peak = 0;
+    let started = std::time::Instant::now();
+    while proc.child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(60) {
+        peak = peak_rss_kib(proc.pid()).unwrap_or(peak).max(peak);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let code = proc.wait_exit(Duration::from_secs(10));
+    let out = proc.stdout_text();
+    assert_eq!(code, Some(1), "{}", proc.stderr_text());
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        TARGETS,
+        "all eight bodies were in flight at once"
+    );
+    let bound = (TARGETS * CAP) as u64 / 1024 + 48 * 1024;
+    assert!(
+        peak > (TARGETS * CAP) as u64 / 1024 / 2,
+        "the bodies were held: peak {peak} KiB"
+    );
+    assert!(peak <= bound, "peak RSS {peak} KiB over {bound} KiB");
+    assert_eq!(
+        value(&out, &outcome_series("zdm", "too_large")),
+        Some(TARGETS as f64),
+        "{out}"
+    );
+}
