@@ -713,3 +713,46 @@ async fn a_reload_storm_reloads_at_most_once_a_second() {
         "{reloads} reloads for 40 SIGHUPs over {storm:.1} s"
     );
 }
+
+/// A reload storm that changes an upstream each time (its targets flip) costs at most one
+/// login per reload that took effect, and the reloads are coalesced: before, 20 SIGHUPs a
+/// second for 30 s raised the upstream's logins from 1 to 561. The bound is taken from the
+/// storm's measured length and the reloads the exporter logged, never from a clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_storm_costs_at_most_one_login_a_reload() {
+    let sim = Sim::start_with(&["--token", TOKEN, "--login", &format!("{EMAIL}:{PASSWORD}")]);
+    let config = |server: &str| {
+        format!(
+            "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    api_version: \"1.3\"\n    login: {{ email_env: SIM_EMAIL, password_env: SIM_PASSWORD }}\n    servers: [{server}]\n",
+            sim.url()
+        )
+    };
+    let exp = Exporter::start(&config("web-01"));
+    exp.wait_ready().await;
+    let started = std::time::Instant::now();
+    for i in 0..40 {
+        write_config(
+            exp.dir.path(),
+            &config(if i % 2 == 0 { "db-02" } else { "web-01" }),
+        );
+        exp.proc.signal("HUP");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let storm = started.elapsed().as_secs_f64();
+    let last = crate::common::series::up("zdm", "zdm", "server", "web-01");
+    exp.wait_metrics("the last config in force", |m| {
+        value(m, &last) == Some(1.0) && !m.contains("target=\"db-02\"")
+    })
+    .await;
+    let reloads = logged(&exp, "SIGHUP: reloading configuration");
+    let logins = sim.stats().await["login"].as_u64().unwrap_or(0) as usize;
+    assert!(
+        (1..=storm.ceil() as usize + 2).contains(&reloads),
+        "{reloads} reloads for 40 SIGHUPs over {storm:.1} s"
+    );
+    // The first login, then at most one for each reload that changed the upstream.
+    assert!(
+        (2..=reloads + 1).contains(&logins),
+        "{logins} logins for {reloads} reloads"
+    );
+}
