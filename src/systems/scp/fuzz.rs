@@ -115,41 +115,32 @@ fn page(body: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `body` (a page of histories) decoded and mapped as `runs` of backup "b".
+fn mapped(body: &str, runs: Runs) -> Vec<crate::model::JobRecord> {
+    let page: Page = serde_json::from_str(body).unwrap();
+    let telemetry = Telemetry::new();
+    let backup = ScpBackup {
+        id: "b".to_string(),
+        name: None,
+    };
+    Histories::default()
+        .map(&fields(&telemetry), runs, &backup, page.contents.unwrap(), false)
+        .jobs
+}
+
 #[test]
 fn the_seed_page_decodes_and_maps() {
-    let page: Page = serde_json::from_str(PAGE).unwrap();
-    let telemetry = Telemetry::new();
-    let out = Histories::default().map(
-        &fields(&telemetry),
-        Runs::Restores,
-        &ScpBackup {
-            id: "b".to_string(),
-            name: None,
-        },
-        page.contents.unwrap(),
-        false,
-    );
-    assert_eq!(out.jobs.len(), 1);
-    assert_eq!(out.jobs[0].key.server, "복구서버");
+    let jobs = mapped(PAGE, Runs::Restores);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].key.server, "복구서버");
 }
 
 #[test]
 fn the_backup_history_page_decodes_and_maps() {
-    let page: Page = serde_json::from_str(BACKUP_PAGE).unwrap();
-    let telemetry = Telemetry::new();
-    let out = Histories::default().map(
-        &fields(&telemetry),
-        Runs::Backups,
-        &ScpBackup {
-            id: "b".to_string(),
-            name: None,
-        },
-        page.contents.unwrap(),
-        false,
-    );
-    assert_eq!(out.jobs.len(), 1);
-    assert_eq!(out.jobs[0].key.operation, "backup");
-    assert_eq!(out.jobs[0].key.server, "");
+    let jobs = mapped(BACKUP_PAGE, Runs::Backups);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].key.operation, "backup");
+    assert_eq!(jobs[0].key.server, "");
 }
 
 /// The SDK's `BackupHistoryListResponse` example, verbatim in `tests/data/vendor/scp/`:
