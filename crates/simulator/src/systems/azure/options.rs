@@ -25,8 +25,8 @@ pub struct Options {
         value_parser = parse_client
     )]
     pub client: Option<AzureSim>,
-    /// Jobs per page of a job list (1 to 1000; default 3, so small lists page too).
-    /// Benchmarks set a larger one.
+    /// Items per page of a job list, a vault list and a vault's protected and protectable
+    /// items (1 to 1000; default 3, so small lists page too). Benchmarks set a larger one.
     #[arg(
         long = "azure-page-size",
         value_name = "JOBS",
@@ -40,7 +40,8 @@ static HELP: Help = Help {
     name: "Azure Backup",
     long_name: "Azure Backup",
     routes: "Azure: POST /{tenant}/oauth2/v2.0/token, GET /metadata/identity/oauth2/token (IMDS), \
-        GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}/backupJobs[/{job}].",
+        GET /subscriptions/{sub}[/resourceGroups/{rg}]/providers/Microsoft.RecoveryServices/vaults, \
+        GET .../vaults/{vault}/backupJobs[/{job}], .../backupProtectedItems and .../backupProtectableItems.",
     admin: &["/_sim/azure/{vault}/jobs"],
 };
 
