@@ -27,7 +27,8 @@ pub struct Options {
 static HELP: Help = Help {
     name: "SCP",
     long_name: "Samsung Cloud Platform",
-    routes: "SCP: GET /v1/backups/{backup_id}/restore-histories and /backup-histories (signature v2 with --scp-keys).",
+    routes: "SCP: GET /v1/backups, /v1/backups/backup-targets, /v1/backups/{backup_id}/restore-histories and \
+        /backup-histories (signature v2 with --scp-keys).",
     admin: &["/_sim/scp/{backup_id}/entries"],
 };
 
