@@ -10,13 +10,14 @@
 //!   (exact), `server_name` (substring), `page`, `size` (default 20), by server name.
 //!
 //! `count` is the number of matching items, as in the histories. The backups are the seed's
-//! (`00cd2538...`, the names of the SDK's example) and the live scenario's, so every backup
-//! listed has histories.
+//! (`00cd2538...`, the names of the SDK's example), the live scenario's and the generated
+//! fleet's (`--scp-fleet`: id `f1ee7` + the index in 27 hex digits, histories of a live
+//! backup), so every backup listed has histories.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::scenario::{BACKUPS, USER_ID};
+use super::scenario::{BackupDef, BACKUPS, USER_ID};
 use super::seed;
 use crate::clock::{fnv, mix};
 use crate::http::form_pairs;
@@ -80,7 +81,7 @@ const fn server(name: &'static str, os: &'static str) -> ServerDef {
 /// The names of the servers no backup covers, for the tests.
 #[cfg(test)]
 pub(crate) fn unprotected_servers() -> Vec<&'static str> {
-    let backed_up: Vec<String> = backups()
+    let backed_up: Vec<String> = backups(0)
         .iter()
         .filter_map(|b| b["server_name"].as_str().map(str::to_string))
         .collect();
@@ -111,8 +112,33 @@ fn uuid(h: u64) -> String {
     )
 }
 
-/// Every backup as the list shows it (`BackupResponse`): the seed's, then the live ones.
-pub(crate) fn backups() -> Vec<Value> {
+/// The id of fleet backup `index` (1-based): 32 hex digits.
+pub(crate) fn fleet_id(index: usize) -> String {
+    format!("f1ee7{index:027x}")
+}
+
+/// The live backup whose histories fleet backup `id` replays, if `id` is one of the
+/// `fleet` generated backups.
+pub(crate) fn fleet_template(id: &str, fleet: usize) -> Option<&'static BackupDef> {
+    let digits = id.strip_prefix("f1ee7")?;
+    if digits.len() != 27 {
+        return None;
+    }
+    let index = usize::from_str_radix(digits, 16).ok()?;
+    if index == 0 || index > fleet || fleet_id(index) != id {
+        return None;
+    }
+    BACKUPS.get(index % BACKUPS.len())
+}
+
+/// Fleet server `index` (1-based), as ZDM's fleet names them.
+fn fleet_server(index: usize) -> String {
+    format!("fleet-{index:05}")
+}
+
+/// Every backup as the list shows it (`BackupResponse`): the seed's, the live ones, then
+/// the `fleet` generated ones.
+pub(crate) fn backups(fleet: usize) -> Vec<Value> {
     // The seed's backup, with the values of the document's example.
     let mut out = vec![json!({
         "created_at": "2024-05-17T00:23:17Z",
@@ -145,19 +171,46 @@ pub(crate) fn backups() -> Vec<Value> {
             "state": "AVAILABLE",
         }));
     }
+    for index in 1..=fleet {
+        let id = fleet_id(index);
+        let created = zulu(1_717_200_000 + (mix(fnv(&id)) % (180 * 86_400)) as i64);
+        out.push(json!({
+            "created_at": created,
+            "created_by": USER_ID,
+            "id": id,
+            "modified_at": created,
+            "modified_by": USER_ID,
+            "name": format!("{}-backup", fleet_server(index)),
+            "policy_type": "VM_IMAGE",
+            "retention_period": "MONTH_1",
+            "role_type": "ORIGINAL",
+            "server_name": fleet_server(index),
+            "state": "AVAILABLE",
+        }));
+    }
     out
 }
 
 /// A server as the backup-target list shows it (`BackupTargetResponse`).
-fn target(def: &ServerDef) -> Value {
-    let h = fnv(def.name);
+fn target(name: &str, os: &str, kind: &str) -> Value {
+    let h = fnv(name);
     json!({
         "server_guid": format!("{:016x}{:016x}", mix(h ^ 7), mix(h ^ 8)),
-        "server_name": def.name,
-        "server_os_version": def.os,
-        "server_type": def.kind,
+        "server_name": name,
+        "server_os_version": os,
+        "server_type": kind,
         "server_uuid": uuid(h),
     })
+}
+
+/// The fleet's virtual servers: one per fleet backup, then one in a hundred more with no
+/// backup (`fleet-idle-00001`..).
+fn fleet_targets(fleet: usize) -> impl Iterator<Item = Value> {
+    let idle = fleet.div_ceil(100);
+    (1..=fleet)
+        .map(fleet_server)
+        .chain((1..=idle).map(|i| format!("fleet-idle-{i:05}")))
+        .map(|name| target(&name, "Ubuntu 22.04", "s1v2m4"))
 }
 
 /// The parameters of a listing: paging, sorting and the filters, unparsed.
@@ -230,7 +283,7 @@ fn contains(item: &Value, field: &str, want: Option<&str>) -> bool {
 }
 
 /// One page of `GET /v1/backups`, or why the query is refused.
-pub(crate) fn backup_list(query: Option<&str>) -> Result<Value, String> {
+pub(crate) fn backup_list(query: Option<&str>, fleet: usize) -> Result<Value, String> {
     let params = Params::parse(query)?;
     let sort = params.sort.as_deref().unwrap_or("created_at:desc");
     let (field, direction) = sort.split_once(':').unwrap_or((sort, "asc"));
@@ -244,7 +297,7 @@ pub(crate) fn backup_list(query: Option<&str>) -> Result<Value, String> {
         "desc" => true,
         _ => return Err(format!("sort direction must be asc or desc, got {direction:?}")),
     };
-    let mut items: Vec<Value> = backups()
+    let mut items: Vec<Value> = backups(fleet)
         .into_iter()
         .filter(|b| contains(b, "name", params.get("name")))
         .filter(|b| contains(b, "server_name", params.get("server_name")))
@@ -263,7 +316,7 @@ pub(crate) fn backup_list(query: Option<&str>) -> Result<Value, String> {
 }
 
 /// One page of `GET /v1/backups/backup-targets`, or why the query is refused.
-pub(crate) fn backup_targets(query: Option<&str>) -> Result<Value, String> {
+pub(crate) fn backup_targets(query: Option<&str>, fleet: usize) -> Result<Value, String> {
     let params = Params::parse(query)?;
     let category = params
         .get("server_category")
@@ -278,14 +331,21 @@ pub(crate) fn backup_targets(query: Option<&str>) -> Result<Value, String> {
             )
         })?;
     let region = params.get("region");
+    let in_region = |r: &str| region.is_none_or(|want| want == r);
     let mut servers: Vec<&ServerDef> = SERVERS
         .iter()
-        .filter(|s| s.category == *category && region.is_none_or(|r| r == s.region))
+        .filter(|s| s.category == *category && in_region(s.region))
         .collect();
     servers.sort_by_key(|s| s.name);
+    let fleet = if *category == "VIRTUAL_SERVER" && in_region("kr-west1") {
+        fleet
+    } else {
+        0
+    };
     let items = servers
         .into_iter()
-        .map(target)
+        .map(|s| target(s.name, s.os, s.kind))
+        .chain(fleet_targets(fleet))
         .filter(|t| contains(t, "server_name", params.get("server_name")))
         .collect();
     Ok(params.page(items))

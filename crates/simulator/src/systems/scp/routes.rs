@@ -54,16 +54,19 @@ pub(crate) struct Scp {
     /// Histories replaced by the admin API, by backup id: entries with `backup_job_state`
     /// are the backup's runs, the others its restores.
     replaced: Mutex<HashMap<String, Arc<Vec<Value>>>>,
+    /// Generated backups of `--scp-fleet` (0: none).
+    fleet: usize,
 }
 
 impl Scp {
-    /// `keys` as in [`Options::keys`](super::Options::keys).
-    pub(crate) fn new(keys: Option<(String, String)>, cycle_ms: i64) -> Scp {
+    /// `keys` as in [`Options::keys`](super::Options::keys), `fleet` the generated backups.
+    pub(crate) fn new(keys: Option<(String, String)>, cycle_ms: i64, fleet: usize) -> Scp {
         Scp {
             auth: Auth::new(keys),
             cycle_ms,
             started_ms: clock::now_ms(),
             replaced: Mutex::default(),
+            fleet,
         }
     }
 
@@ -127,7 +130,7 @@ impl Scp {
             Kind::Restores => seed::RESTORE_HISTORIES,
             Kind::Backups => seed::BACKUP_HISTORIES,
         };
-        let owned: Vec<Value>;
+        let mut owned: Vec<Value>;
         let entries: &[Value] = if let Some(replaced) = &replaced {
             owned = replaced
                 .iter()
@@ -139,12 +142,25 @@ impl Scp {
             let body: Value = serde_json::from_str(verbatim).unwrap_or_default();
             owned = body["contents"].as_array().cloned().unwrap_or_default();
             &owned
-        } else if let Some(def) = scenario::BACKUPS.iter().find(|b| b.id == id) {
+        } else if let Some((def, fleet_id)) = scenario::BACKUPS
+            .iter()
+            .find(|b| b.id == id)
+            .map(|def| (def, None))
+            .or_else(|| listing::fleet_template(id, self.fleet).map(|def| (def, Some(id))))
+        {
             let now = clock::now_ms();
             owned = match kind {
                 Kind::Restores => scenario::entries(def, now, self.started_ms, self.cycle_ms),
                 Kind::Backups => scenario::runs(def, now, self.started_ms, self.cycle_ms),
             };
+            if let Some(fleet_id) = fleet_id {
+                // A fleet backup runs as its template does, under its own id.
+                for entry in &mut owned {
+                    if let Some(backup_id) = entry.get_mut("backup_id") {
+                        *backup_id = Value::from(fleet_id);
+                    }
+                }
+            }
             &owned
         } else {
             let body = error_body(StatusCode::NOT_FOUND, &format!("Backup '{id}' not found"));
@@ -200,8 +216,8 @@ impl Scp {
         }
         let body = || {
             let page = match listing {
-                Listing::Backups => listing::backup_list(query),
-                Listing::Targets => listing::backup_targets(query),
+                Listing::Backups => listing::backup_list(query, self.fleet),
+                Listing::Targets => listing::backup_targets(query, self.fleet),
             };
             match page {
                 Ok(page) => (

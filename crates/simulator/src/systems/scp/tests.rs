@@ -1014,3 +1014,49 @@ fn listing_faults_stats_and_signatures() {
         sim.stop().await;
     });
 }
+
+#[test]
+fn the_fleet_scales_the_listings_and_each_fleet_backup_has_histories() {
+    run(async {
+        let mut options = SimOptions::default();
+        options.systems.scp.fleet = Some(250);
+        let sim = start(options).await;
+        let (backups, pages, counts) = all_pages(&sim, "/v1/backups", 100).await;
+        assert_eq!((backups.len(), pages), (254, 3));
+        assert_eq!(counts, BTreeSet::from([254]));
+        let ids: BTreeSet<&str> = backups.iter().map(|b| b["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 254);
+        let example = vendor_example(VENDOR_BACKUP_LIST);
+        let fleet: Vec<&Value> = backups.iter().filter(|b| b["id"].as_str().unwrap().starts_with("f1ee7")).collect();
+        assert_eq!(fleet.len(), 250);
+        for backup in &fleet {
+            assert_same_fields(&example["contents"][0], backup);
+            assert_eq!(backup["id"].as_str().unwrap().len(), 32);
+        }
+        let first = super::listing::fleet_id(1);
+        let entry = sim.get(&histories(&first, "size=1")).await.json();
+        assert_eq!(entry["contents"][0]["backup_id"], first.as_str());
+        let runs = sim.get(&format!("/v1/backups/{first}/backup-histories?size=1")).await;
+        assert_eq!(runs.status, 200);
+        for missing in [super::listing::fleet_id(251), super::listing::fleet_id(0), format!("{first}0"), "f1ee7zz".to_string()] {
+            assert_eq!(sim.get(&histories(&missing, "")).await.status, 404, "{missing}");
+        }
+        let targets = "/v1/backups/backup-targets?server_category=VIRTUAL_SERVER";
+        let (servers, _, _) = all_pages(&sim, targets, 100).await;
+        assert_eq!(servers.len(), 6 + 250 + 3);
+        let idle = servers.iter().filter(|s| s["server_name"].as_str().unwrap().starts_with("fleet-idle-")).count();
+        assert_eq!(idle, 3);
+        let named = sim.get(&format!("{targets}&server_name=fleet-00250")).await.json();
+        assert_eq!(named["count"], 1);
+        let stats = sim.get("/_sim/stats").await.json();
+        assert_eq!(stats["backup_list/default"], 1);
+        assert_eq!(stats["backup_list_next/default"], 2);
+        sim.stop().await;
+
+        // Without the option there is no fleet.
+        let sim = start(SimOptions::default()).await;
+        assert_eq!(sim.get(&histories(&first, "")).await.status, 404);
+        assert_eq!(sim.get("/v1/backups").await.json()["count"], 4);
+        sim.stop().await;
+    });
+}
