@@ -7,7 +7,9 @@
 //!   each cycle (`scenario.rs`);
 //! - the listings discovery reads (`items.rs`, `routes.rs`): a subscription's vaults (or a
 //!   resource group's), a vault's protected items (last backup status and time, health,
-//!   from its jobs) and protectable items (VMs nothing protects).
+//!   from its jobs) and protectable items (VMs nothing protects);
+//! - with `--azure-fleet`, generated vaults in resource group `rg-fleet` that copy the
+//!   first live vault (`fleet.rs`).
 //!
 //! In the admin API: fault endpoints `vault` (the first page of a vault's job list, and
 //! its job details), `vault_next` (its `nextLink` pages only), `job` (details by job name),
@@ -24,6 +26,7 @@
 
 mod auth;
 mod demo;
+mod fleet;
 mod items;
 mod options;
 mod query;

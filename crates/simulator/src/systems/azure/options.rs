@@ -34,6 +34,17 @@ pub struct Options {
         value_parser = clap::value_parser!(u16).range(1..=1000)
     )]
     pub page_size: Option<u16>,
+    /// Generated vaults for benchmarks (1 to 99999): `fleet-vault-00001`.. in resource
+    /// group `rg-fleet` of the live subscription, in its vault list, each with the jobs and
+    /// protected items of `vault-01` (its own job names) and one unprotected VM.
+    #[arg(
+        id = "azure_fleet",
+        long = "azure-fleet",
+        value_name = "VAULTS",
+        env = "SIM_AZURE_FLEET",
+        value_parser = clap::value_parser!(u32).range(1..=99_999)
+    )]
+    pub fleet: Option<u32>,
 }
 
 static HELP: Help = Help {
@@ -56,6 +67,7 @@ impl Setup for Options {
             shared.token_lifetime,
             shared.cycle_ms,
             self.page_size.map_or(PAGE_SIZE, usize::from),
+            self.fleet.map_or(0, |n| n as usize),
         ))
     }
 
@@ -118,11 +130,15 @@ mod tests {
         let cli = Cli::try_parse_from(["backup-simulator", "--azure-page-size", "200"])
             .expect("parses");
         assert_eq!(cli.azure.page_size, Some(200));
+        let cli = Cli::try_parse_from(["backup-simulator", "--azure-fleet", "2000"]).expect("parses");
+        assert_eq!(cli.azure.fleet, Some(2000));
         for bad in [
             vec!["--azure-client", "tenant:client"],
             vec!["--azure-client", "::secret"],
             vec!["--azure-page-size", "0"],
             vec!["--azure-page-size", "1001"],
+            vec!["--azure-fleet", "0"],
+            vec!["--azure-fleet", "100000"],
         ] {
             let args = std::iter::once("backup-simulator").chain(bad.iter().copied());
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");

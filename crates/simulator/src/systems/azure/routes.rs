@@ -28,6 +28,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use super::auth::{Auth, AzureSim, IMDS, TOKEN};
+use super::fleet;
 use super::items::{self, Place, Protected};
 use super::query::{valid_api_version, Filter, ItemFilter};
 use super::scenario::{live_jobs, VaultDef, Workload, VAULTS};
@@ -89,6 +90,8 @@ pub(crate) struct Azure {
     page_size: usize,
     /// Jobs replaced by the admin API, by lowercased vault name.
     replaced: Mutex<HashMap<String, Arc<Vec<JobRecord>>>>,
+    /// Generated vaults of `--azure-fleet` (0: none).
+    fleet: usize,
 }
 
 /// What a management request lists or reads.
@@ -129,12 +132,14 @@ impl Azure {
         token_lifetime: Duration,
         cycle_ms: i64,
         page_size: usize,
+        fleet: usize,
     ) -> Azure {
         Azure {
             auth: Auth::new(app, token_lifetime),
             cycle_ms,
             page_size: page_size.max(1),
             replaced: Mutex::default(),
+            fleet,
         }
     }
 
@@ -341,6 +346,7 @@ impl Azure {
             &request.subscription,
             &request.resource_group,
             &request.vault,
+            self.fleet,
         );
         let replaced = self.replaced().get(&request.vault.to_lowercase()).cloned();
         if let Some(jobs) = replaced {
@@ -354,6 +360,7 @@ impl Azure {
         match known? {
             Known::Seed => Some(Arc::new(vec![seed::job()])),
             Known::Live(vault) => Some(Arc::new(live_jobs(vault, clock::now_ms(), self.cycle_ms))),
+            Known::Fleet(index) => Some(Arc::new(fleet::jobs(index, clock::now_ms(), self.cycle_ms))),
         }
     }
 
@@ -361,7 +368,7 @@ impl Azure {
     fn body(&self, request: &JobsRequest) -> (StatusCode, Bytes) {
         match request.kind {
             Kind::Jobs => self.jobs_body(request),
-            Kind::Vaults => vaults_body(request, self.page_size),
+            Kind::Vaults => vaults_body(request, self.page_size, self.fleet),
             Kind::Protected | Kind::Protectable => self.items_body(request),
         }
     }
@@ -369,7 +376,7 @@ impl Azure {
     /// One page of a vault's protected or protectable items.
     fn items_body(&self, request: &JobsRequest) -> (StatusCode, Bytes) {
         let Some(jobs) = self.vault_jobs(request) else {
-            return vault_not_found(request);
+            return vault_not_found(request, self.fleet);
         };
         let fields = match request.kind {
             Kind::Protectable => PROTECTABLE_FILTERS,
@@ -389,6 +396,7 @@ impl Azure {
             &request.subscription,
             &request.resource_group,
             &request.vault,
+            self.fleet,
         );
         let place = Place {
             subscription: &request.subscription,
@@ -401,7 +409,19 @@ impl Azure {
                 .iter()
                 .map(|vm| items::protectable(place, vm))
                 .collect(),
+            (Kind::Protectable, Some(Known::Fleet(index))) => {
+                vec![items::protectable(place, &fleet::idle_vm(index))]
+            }
             (Kind::Protectable, _) => Vec::new(),
+            (_, Some(Known::Fleet(_))) => {
+                let now = clock::now_ms();
+                fleet::template()
+                    .map(items::live_protected)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|item| items::protected(place, item, &jobs, now))
+                    .collect()
+            }
             (_, Some(Known::Live(vault))) => {
                 let now = clock::now_ms();
                 items::live_protected(vault)
@@ -447,7 +467,7 @@ impl Azure {
     /// The normal answer of a job request: one page of the list, or one job's details.
     fn jobs_body(&self, request: &JobsRequest) -> (StatusCode, Bytes) {
         let Some(jobs) = self.vault_jobs(request) else {
-            return vault_not_found(request);
+            return vault_not_found(request, self.fleet);
         };
         if let Some(name) = &request.job {
             return match jobs.iter().find(|j| j.name.eq_ignore_ascii_case(name)) {
@@ -636,7 +656,7 @@ fn page(request: &JobsRequest, items: &[&Value], page_size: usize) -> (StatusCod
 /// One page of the vaults of the subscription (or resource group) a request names, by
 /// resource group then name: the live vaults and the seed's. An unknown subscription is
 /// `SubscriptionNotFound`, an unknown resource group `ResourceGroupNotFound`.
-fn vaults_body(request: &JobsRequest, page_size: usize) -> (StatusCode, Bytes) {
+fn vaults_body(request: &JobsRequest, page_size: usize, fleet: usize) -> (StatusCode, Bytes) {
     let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let (seed_sub, seed_rg, seed_vault) = seed::VAULT;
     let all = VAULTS
@@ -654,8 +674,23 @@ fn vaults_body(request: &JobsRequest, page_size: usize) -> (StatusCode, Bytes) {
             found.push((rg, name, location));
         }
     }
+    let fleet_names: Vec<String> = match fleet::template() {
+        Some(t)
+            if same(t.subscription, &request.subscription)
+                && (request.resource_group.is_empty()
+                    || same(fleet::RESOURCE_GROUP, &request.resource_group)) =>
+        {
+            (1..=fleet).map(fleet::name).collect()
+        }
+        _ => Vec::new(),
+    };
+    found.extend(
+        fleet_names
+            .iter()
+            .map(|name| (fleet::RESOURCE_GROUP, name.as_str(), "koreacentral")),
+    );
     if !sub_known || (found.is_empty() && !request.resource_group.is_empty()) {
-        return vault_not_found(request);
+        return vault_not_found(request, fleet);
     }
     found.sort_unstable_by_key(|(rg, name, _)| (rg.to_lowercase(), name.to_lowercase()));
     let vaults: Vec<Value> = found
@@ -674,7 +709,15 @@ fn vaults_body(request: &JobsRequest, page_size: usize) -> (StatusCode, Bytes) {
 }
 
 /// Which vault a request names, if any, case-insensitively.
-fn known_vault(subscription: &str, resource_group: &str, vault: &str) -> Option<Known> {
+fn known_vault(
+    subscription: &str,
+    resource_group: &str,
+    vault: &str,
+    fleet: usize,
+) -> Option<Known> {
+    if let Some(index) = fleet::index(subscription, resource_group, vault, fleet) {
+        return Some(Known::Fleet(index));
+    }
     let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let (seed_sub, seed_rg, seed_vault) = seed::VAULT;
     if same(subscription, seed_sub) && same(resource_group, seed_rg) && same(vault, seed_vault) {
@@ -693,17 +736,23 @@ fn known_vault(subscription: &str, resource_group: &str, vault: &str) -> Option<
 enum Known {
     Seed,
     Live(&'static VaultDef),
+    /// Fleet vault `index` (1-based).
+    Fleet(usize),
 }
 
 /// The 404 for a vault that does not exist, naming the first part of the path that is
 /// unknown.
-fn vault_not_found(request: &JobsRequest) -> (StatusCode, Bytes) {
+fn vault_not_found(request: &JobsRequest, fleet: usize) -> (StatusCode, Bytes) {
     let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let (seed_sub, seed_rg, _) = seed::VAULT;
+    let fleet_place = fleet::template()
+        .filter(|_| fleet > 0)
+        .map(|t| (t.subscription, fleet::RESOURCE_GROUP));
     let places = VAULTS
         .iter()
         .map(|v| (v.subscription, v.resource_group))
-        .chain(std::iter::once((seed_sub, seed_rg)));
+        .chain(std::iter::once((seed_sub, seed_rg)))
+        .chain(fleet_place);
     let (mut sub_known, mut rg_known) = (false, false);
     for (sub, rg) in places {
         if same(sub, &request.subscription) {

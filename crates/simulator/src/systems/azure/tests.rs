@@ -1554,3 +1554,62 @@ fn listing_faults_and_request_counts_apply_per_listing() {
         sim.stop().await;
     });
 }
+
+#[test]
+fn the_fleet_scales_the_vault_list_and_each_fleet_vault_serves_jobs_and_items() {
+    run(async {
+        let mut options = listing_options(10);
+        options.systems.azure.fleet = Some(30);
+        let sim = start(options).await;
+        let token = sim.imds_token().await;
+        let (vaults, pages) = sim.pages(&vaults_path(LIVE_SUB, None), &token, 10).await;
+        assert_eq!((vaults.len(), pages), (33, 4));
+        let (fleet, _) = sim.pages(&vaults_path(LIVE_SUB, Some("rg-fleet")), &token, 10).await;
+        assert_eq!(fleet.len(), 30);
+        assert_eq!(fleet[6]["name"], "fleet-vault-00007");
+        assert_shape(&vendor_item(VENDOR_VAULTS_RG), &fleet[6], "fleet vault");
+
+        let (template, _) = sim.pages(&list(LIVE_SUB, "rg-backup", "vault-01", None), &token, 10).await;
+        let (jobs7, _) = sim.pages(&list(LIVE_SUB, "rg-fleet", "fleet-vault-00007", None), &token, 10).await;
+        let (jobs8, _) = sim.pages(&list(LIVE_SUB, "rg-fleet", "fleet-vault-00008", None), &token, 10).await;
+        assert_eq!(jobs7.len(), template.len());
+        let names7: BTreeSet<String> = names(&jobs7).into_iter().collect();
+        assert!(names(&template).iter().all(|n| !names7.contains(n)), "job names are the vault's own");
+        assert!(names(&jobs8).iter().all(|n| !names7.contains(n)));
+        for job in &jobs7 {
+            check_job(job, "fleet-vault-00007", false);
+        }
+        let one = jobs7[0]["name"].as_str().unwrap();
+        let detail = sim.get_with_token(&details(LIVE_SUB, "rg-fleet", "fleet-vault-00007", one), &token).await;
+        assert_eq!(detail.status, 200);
+        check_job(&detail.json(), "fleet-vault-00007", true);
+
+        let items = items_path("rg-fleet", "fleet-vault-00007", "backupProtectedItems", None);
+        let (items, _) = sim.pages(&items, &token, 10).await;
+        assert_eq!(items.len(), 5);
+        let last = last_finished(&jobs7);
+        for item in &items {
+            assert_shape(&vendor_item(VENDOR_PROTECTED), item, "fleet item");
+            if let Some((status, start)) = last.get(prop(item, "friendlyName")) {
+                assert_eq!(prop(item, "lastBackupStatus"), status);
+                let time = chrono::DateTime::parse_from_rfc3339(prop(item, "lastBackupTime")).unwrap().to_utc();
+                assert!((time - *start).num_microseconds().unwrap().abs() < 1);
+            }
+        }
+        let idle = items_path("rg-fleet", "fleet-vault-00007", "backupProtectableItems", None);
+        let (idle, _) = sim.pages(&idle, &token, 10).await;
+        assert_eq!(prop(&idle[0], "friendlyName"), "fleet-00007-idle-vm");
+        for missing in ["fleet-vault-00031", "fleet-vault-00000", "fleet-vault-7", "fleet-vault-x"] {
+            let reply = sim.get_with_token(&list(LIVE_SUB, "rg-fleet", missing, None), &token).await;
+            assert_eq!((reply.status, reply.json()["error"]["code"].as_str()), (404, Some("ResourceNotFound")), "{missing}");
+        }
+        sim.stop().await;
+
+        // Without the option there is no fleet.
+        let sim = start(listing_options(10)).await;
+        let token = sim.imds_token().await;
+        let reply = sim.get_with_token(&vaults_path(LIVE_SUB, Some("rg-fleet")), &token).await;
+        assert_eq!((reply.status, reply.json()["error"]["code"].as_str()), (404, Some("ResourceGroupNotFound")));
+        sim.stop().await;
+    });
+}
