@@ -461,7 +461,7 @@ impl Azure {
             }
         };
         let matching: Vec<&Value> = items.iter().filter(|i| filter.matches(i)).collect();
-        page(request, &matching, self.page_size)
+        page(request, &matching, self.page_size, |item| (*item).clone())
     }
 
     /// The normal answer of a job request: one page of the list, or one job's details.
@@ -618,9 +618,15 @@ fn not_served() -> Response<Body> {
     )
 }
 
-/// One page of `items` (`$skipToken` the offset), with an absolute `nextLink` carrying the
-/// request's `api-version` and `$filter` while items remain.
-fn page(request: &JobsRequest, items: &[&Value], page_size: usize) -> (StatusCode, Bytes) {
+/// One page of `items` (`$skipToken` the offset), each written by `render` (only the page's
+/// are), with an absolute `nextLink` carrying the request's `api-version` and `$filter`
+/// while items remain.
+fn page<T>(
+    request: &JobsRequest,
+    items: &[T],
+    page_size: usize,
+    render: impl Fn(&T) -> Value,
+) -> (StatusCode, Bytes) {
     let skip = match request.skip.as_deref().map(str::parse::<usize>) {
         None => 0,
         Some(Ok(skip)) => skip,
@@ -631,9 +637,9 @@ fn page(request: &JobsRequest, items: &[&Value], page_size: usize) -> (StatusCod
             )
         }
     };
-    let value: Vec<&Value> = items.iter().skip(skip).take(page_size).copied().collect();
+    let value: Vec<Value> = items.iter().skip(skip).take(page_size).map(render).collect();
     let mut body = serde_json::Map::new();
-    body.insert("value".into(), serde_json::to_value(&value).unwrap_or_default());
+    body.insert("value".into(), Value::Array(value));
     let next = skip.saturating_add(page_size);
     if next < items.len() {
         let mut link = format!(
@@ -692,20 +698,15 @@ fn vaults_body(request: &JobsRequest, page_size: usize, fleet: usize) -> (Status
     if !sub_known || (found.is_empty() && !request.resource_group.is_empty()) {
         return vault_not_found(request, fleet);
     }
-    found.sort_unstable_by_key(|(rg, name, _)| (rg.to_lowercase(), name.to_lowercase()));
-    let vaults: Vec<Value> = found
-        .into_iter()
-        .map(|(rg, name, location)| {
-            let place = Place {
-                subscription: &request.subscription,
-                resource_group: rg,
-                vault: name,
-            };
-            items::vault(place, location)
-        })
-        .collect();
-    let refs: Vec<&Value> = vaults.iter().collect();
-    page(request, &refs, page_size)
+    found.sort_by_cached_key(|(rg, name, _)| (rg.to_lowercase(), name.to_lowercase()));
+    page(request, &found, page_size, |(rg, name, location)| {
+        let place = Place {
+            subscription: &request.subscription,
+            resource_group: rg,
+            vault: name,
+        };
+        items::vault(place, location)
+    })
 }
 
 /// Which vault a request names, if any, case-insensitively.

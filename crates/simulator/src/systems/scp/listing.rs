@@ -203,15 +203,10 @@ fn target(name: &str, os: &str, kind: &str) -> Value {
     })
 }
 
-/// The fleet's virtual servers: one per fleet backup, then one in a hundred more with no
-/// backup (`fleet-idle-00001`..).
-fn fleet_targets(fleet: usize) -> impl Iterator<Item = Value> {
-    let idle = fleet.div_ceil(100);
-    (1..=fleet)
-        .map(fleet_server)
-        .chain((1..=idle).map(|i| format!("fleet-idle-{i:05}")))
-        .map(|name| target(&name, "Ubuntu 22.04", "s1v2m4"))
-}
+/// The OS and type of the fleet's virtual servers: one per fleet backup, then one in a
+/// hundred more with no backup (`fleet-idle-00001`..).
+const FLEET_OS: &str = "Ubuntu 22.04";
+const FLEET_KIND: &str = "s1v2m4";
 
 /// The parameters of a listing: paging, sorting and the filters, unparsed.
 struct Params {
@@ -265,15 +260,16 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// `{"contents": [...], "count": <matching>}` of the requested page.
-    fn page(&self, items: Vec<Value>) -> Value {
-        let count = items.len();
+    /// `{"contents": [...], "count": <matching>}` of the requested page, each item written
+    /// by `render` (only the page's are).
+    fn page<T>(&self, items: &[T], render: impl Fn(&T) -> Value) -> Value {
         let contents: Vec<Value> = items
-            .into_iter()
+            .iter()
             .skip(self.page.saturating_mul(self.size))
             .take(self.size)
+            .map(render)
             .collect();
-        json!({ "contents": contents, "count": count })
+        json!({ "contents": contents, "count": items.len() })
     }
 }
 
@@ -282,8 +278,9 @@ fn contains(item: &Value, field: &str, want: Option<&str>) -> bool {
     want.is_none_or(|want| item[field].as_str().is_some_and(|have| have.contains(want)))
 }
 
-/// One page of `GET /v1/backups`, or why the query is refused.
-pub(crate) fn backup_list(query: Option<&str>, fleet: usize) -> Result<Value, String> {
+/// One page of `GET /v1/backups` over `all` (what [`backups`] gives), or why the query is
+/// refused.
+pub(crate) fn backup_list(query: Option<&str>, all: &[Value]) -> Result<Value, String> {
     let params = Params::parse(query)?;
     let sort = params.sort.as_deref().unwrap_or("created_at:desc");
     let (field, direction) = sort.split_once(':').unwrap_or((sort, "asc"));
@@ -297,22 +294,24 @@ pub(crate) fn backup_list(query: Option<&str>, fleet: usize) -> Result<Value, St
         "desc" => true,
         _ => return Err(format!("sort direction must be asc or desc, got {direction:?}")),
     };
-    let mut items: Vec<Value> = backups(fleet)
-        .into_iter()
+    let mut items: Vec<&Value> = all
+        .iter()
         .filter(|b| contains(b, "name", params.get("name")))
         .filter(|b| contains(b, "server_name", params.get("server_name")))
         .collect();
-    // Stable, ties by id so that pages never overlap.
+    // Ties by id, so that pages never overlap.
     items.sort_by(|a, b| {
-        let key = |v: &Value| (v[field].as_str().map(str::to_string), v["id"].as_str().map(str::to_string));
-        let order = key(a).cmp(&key(b));
+        let order = a[field]
+            .as_str()
+            .cmp(&b[field].as_str())
+            .then_with(|| a["id"].as_str().cmp(&b["id"].as_str()));
         if descending {
             order.reverse()
         } else {
             order
         }
     });
-    Ok(params.page(items))
+    Ok(params.page(&items, |b| (*b).clone()))
 }
 
 /// One page of `GET /v1/backups/backup-targets`, or why the query is refused.
@@ -342,11 +341,14 @@ pub(crate) fn backup_targets(query: Option<&str>, fleet: usize) -> Result<Value,
     } else {
         0
     };
-    let items = servers
+    let idle = fleet.div_ceil(100);
+    let name_filter = params.get("server_name");
+    let items: Vec<(String, &str, &str)> = servers
         .into_iter()
-        .map(|s| target(s.name, s.os, s.kind))
-        .chain(fleet_targets(fleet))
-        .filter(|t| contains(t, "server_name", params.get("server_name")))
+        .map(|s| (s.name.to_string(), s.os, s.kind))
+        .chain((1..=fleet).map(|i| (fleet_server(i), FLEET_OS, FLEET_KIND)))
+        .chain((1..=idle).map(|i| (format!("fleet-idle-{i:05}"), FLEET_OS, FLEET_KIND)))
+        .filter(|(name, _, _)| name_filter.is_none_or(|want| name.contains(want)))
         .collect();
-    Ok(params.page(items))
+    Ok(params.page(&items, |(name, os, kind)| target(name, os, kind)))
 }

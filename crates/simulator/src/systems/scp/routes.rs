@@ -4,7 +4,7 @@
 //! and the histories the admin API replaces.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -56,6 +56,8 @@ pub(crate) struct Scp {
     replaced: Mutex<HashMap<String, Arc<Vec<Value>>>>,
     /// Generated backups of `--scp-fleet` (0: none).
     fleet: usize,
+    /// The backup list (it does not change): made on first use.
+    backups: OnceLock<Vec<Value>>,
 }
 
 impl Scp {
@@ -67,6 +69,7 @@ impl Scp {
             started_ms: clock::now_ms(),
             replaced: Mutex::default(),
             fleet,
+            backups: OnceLock::new(),
         }
     }
 
@@ -216,7 +219,10 @@ impl Scp {
         }
         let body = || {
             let page = match listing {
-                Listing::Backups => listing::backup_list(query, self.fleet),
+                Listing::Backups => listing::backup_list(
+                    query,
+                    self.backups.get_or_init(|| listing::backups(self.fleet)),
+                ),
                 Listing::Targets => listing::backup_targets(query, self.fleet),
             };
             match page {
