@@ -25,8 +25,8 @@ pub struct Options {
         value_parser = parse_client
     )]
     pub client: Option<AzureSim>,
-    /// Jobs per page of a job list (1 to 1000; default 3, so small lists page too).
-    /// Benchmarks set a larger one.
+    /// Items per page of a job list, a vault list and a vault's protected and protectable
+    /// items (1 to 1000; default 3, so small lists page too). Benchmarks set a larger one.
     #[arg(
         long = "azure-page-size",
         value_name = "JOBS",
@@ -34,13 +34,25 @@ pub struct Options {
         value_parser = clap::value_parser!(u16).range(1..=1000)
     )]
     pub page_size: Option<u16>,
+    /// Generated vaults for benchmarks (1 to 99999): `fleet-vault-00001`.. in resource
+    /// group `rg-fleet` of the live subscription, in its vault list, each with the jobs and
+    /// protected items of `vault-01` (its own job names) and one unprotected VM.
+    #[arg(
+        id = "azure_fleet",
+        long = "azure-fleet",
+        value_name = "VAULTS",
+        env = "SIM_AZURE_FLEET",
+        value_parser = clap::value_parser!(u32).range(1..=99_999)
+    )]
+    pub fleet: Option<u32>,
 }
 
 static HELP: Help = Help {
     name: "Azure Backup",
     long_name: "Azure Backup",
     routes: "Azure: POST /{tenant}/oauth2/v2.0/token, GET /metadata/identity/oauth2/token (IMDS), \
-        GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}/backupJobs[/{job}].",
+        GET /subscriptions/{sub}[/resourceGroups/{rg}]/providers/Microsoft.RecoveryServices/vaults, \
+        GET .../vaults/{vault}/backupJobs[/{job}], .../backupProtectedItems and .../backupProtectableItems.",
     admin: &["/_sim/azure/{vault}/jobs"],
 };
 
@@ -55,6 +67,7 @@ impl Setup for Options {
             shared.token_lifetime,
             shared.cycle_ms,
             self.page_size.map_or(PAGE_SIZE, usize::from),
+            self.fleet.map_or(0, |n| n as usize),
         ))
     }
 
@@ -117,11 +130,15 @@ mod tests {
         let cli = Cli::try_parse_from(["backup-simulator", "--azure-page-size", "200"])
             .expect("parses");
         assert_eq!(cli.azure.page_size, Some(200));
+        let cli = Cli::try_parse_from(["backup-simulator", "--azure-fleet", "2000"]).expect("parses");
+        assert_eq!(cli.azure.fleet, Some(2000));
         for bad in [
             vec!["--azure-client", "tenant:client"],
             vec!["--azure-client", "::secret"],
             vec!["--azure-page-size", "0"],
             vec!["--azure-page-size", "1001"],
+            vec!["--azure-fleet", "0"],
+            vec!["--azure-fleet", "100000"],
         ] {
             let args = std::iter::once("backup-simulator").chain(bad.iter().copied());
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");

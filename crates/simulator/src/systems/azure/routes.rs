@@ -1,10 +1,18 @@
 //! The Azure routes: the token endpoints (served by [`Auth`]) and the management
-//! endpoints of a vault's backup jobs, with the jobs the admin API replaces.
+//! endpoints of the vaults and their backup jobs and items, with the jobs the admin API
+//! replaces.
 //!
 //! `GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}/backupJobs`
 //! lists jobs newest first, in pages of [`PAGE_SIZE`] (or `--azure-page-size`) linked by an absolute `nextLink` with
 //! `$skiptoken` (see [`query`](super::query) for `$filter`); list items carry no
 //! `extendedInfo`. `GET .../backupJobs/{jobName}` answers the job with `extendedInfo`.
+//!
+//! The listings (same page size, `nextLink` with `$skipToken`):
+//! `GET /subscriptions/{sub}/providers/Microsoft.RecoveryServices/vaults` and
+//! `GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults`
+//! (the vaults, by resource group then name), `GET .../vaults/{vault}/backupProtectedItems`
+//! and `GET .../vaults/{vault}/backupProtectableItems` (see [`items`](super::items); their
+//! `$filter` in [`ITEM_FILTERS`] and [`PROTECTABLE_FILTERS`]).
 //! Path segment names, subscription, resource group and vault are case-insensitive, as in
 //! Azure Resource Manager.
 
@@ -20,8 +28,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use super::auth::{Auth, AzureSim, IMDS, TOKEN};
-use super::query::{valid_api_version, Filter};
-use super::scenario::{live_jobs, VaultDef, VAULTS};
+use super::fleet;
+use super::items::{self, Place, Protected};
+use super::query::{valid_api_version, Filter, ItemFilter};
+use super::scenario::{live_jobs, VaultDef, Workload, VAULTS};
 use super::seed;
 use super::wire::{arm_error, arm_error_body, arm_unauthorized, sort_newest_first, JobRecord};
 use crate::clock;
@@ -38,6 +48,36 @@ const VAULT: Target = Target::new("vault");
 const VAULT_NEXT: Target = Target::new("vault_next");
 /// The fault target of one job's details, by job name.
 const JOB: Target = Target::new("job");
+/// The fault target of a subscription's vault list (its first page; either form), by
+/// subscription id.
+const VAULT_LIST: Target = Target::new("vault_list");
+/// ... and of its `nextLink` pages.
+const VAULT_LIST_NEXT: Target = Target::new("vault_list_next");
+/// The fault target of a vault's protected items (first page), by vault name.
+const PROTECTED: Target = Target::new("protected_items");
+/// ... and of their `nextLink` pages.
+const PROTECTED_NEXT: Target = Target::new("protected_items_next");
+/// The fault target of a vault's protectable items (first page), by vault name.
+const PROTECTABLE: Target = Target::new("protectable_items");
+/// ... and of their `nextLink` pages.
+const PROTECTABLE_NEXT: Target = Target::new("protectable_items_next");
+
+/// The `$filter` properties of `backupProtectedItems` (`ProtectedItemQueryObject`) that the
+/// simulator applies, and the item property each compares (`policyName`: the last segment
+/// of `policyId`).
+pub(crate) const ITEM_FILTERS: &[(&str, &str)] = &[
+    ("backupmanagementtype", "backupManagementType"),
+    ("itemtype", "workloadType"),
+    ("friendlyname", "friendlyName"),
+    ("containername", "containerName"),
+    ("policyname", "policyName"),
+    ("healthstate", "healthStatus"),
+];
+
+/// The `$filter` properties of `backupProtectableItems` the simulator applies: the one the
+/// specification's example uses.
+pub(crate) const PROTECTABLE_FILTERS: &[(&str, &str)] =
+    &[("backupmanagementtype", "backupManagementType")];
 
 /// Jobs per page of the job list unless `--azure-page-size` says otherwise.
 pub(crate) const PAGE_SIZE: usize = 3;
@@ -50,12 +90,31 @@ pub(crate) struct Azure {
     page_size: usize,
     /// Jobs replaced by the admin API, by lowercased vault name.
     replaced: Mutex<HashMap<String, Arc<Vec<JobRecord>>>>,
+    /// Generated vaults of `--azure-fleet` (0: none).
+    fleet: usize,
+}
+
+/// What a management request lists or reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A vault's jobs, or one job's details.
+    Jobs,
+    /// The vaults of a subscription, or of one of its resource groups (`resource_group`
+    /// not empty).
+    Vaults,
+    /// A vault's protected items.
+    Protected,
+    /// A vault's protectable items.
+    Protectable,
 }
 
 /// What a management request asks for.
 struct JobsRequest {
+    kind: Kind,
     subscription: String,
+    /// Empty for a subscription's vault list.
     resource_group: String,
+    /// Empty for a vault list.
     vault: String,
     job: Option<String>,
     api_version: String,
@@ -73,12 +132,14 @@ impl Azure {
         token_lifetime: Duration,
         cycle_ms: i64,
         page_size: usize,
+        fleet: usize,
     ) -> Azure {
         Azure {
             auth: Auth::new(app, token_lifetime),
             cycle_ms,
             page_size: page_size.max(1),
             replaced: Mutex::default(),
+            fleet,
         }
     }
 
@@ -105,30 +166,45 @@ impl Azure {
             ));
         };
         let is = |s: &String, name: &str| s.eq_ignore_ascii_case(name);
-        let (subscription, resource_group, vault, job) = match segments.as_slice() {
+        let provider = |p: &String, ns: &String, v: &String| {
+            is(p, "providers") && is(ns, "Microsoft.RecoveryServices") && is(v, "vaults")
+        };
+        let empty = String::new();
+        let (kind, subscription, resource_group, vault, job) = match segments.as_slice() {
             [sub, rg_, rg, p, ns, v, vault, jobs, job @ ..]
                 if is(rg_, "resourceGroups")
-                    && is(p, "providers")
-                    && is(ns, "Microsoft.RecoveryServices")
-                    && is(v, "vaults")
+                    && provider(p, ns, v)
                     && is(jobs, "backupJobs")
                     && job.len() <= 1 =>
             {
-                (sub, rg, vault, job.first())
+                (Kind::Jobs, sub, rg, vault, job.first())
             }
-            _ => {
-                return Ok(arm_error(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    "The requested resource type is not served by this simulator.",
-                ))
+            [sub, rg_, rg, p, ns, v, vault, items]
+                if is(rg_, "resourceGroups") && provider(p, ns, v) =>
+            {
+                let kind = if is(items, "backupProtectedItems") {
+                    Kind::Protected
+                } else if is(items, "backupProtectableItems") {
+                    Kind::Protectable
+                } else {
+                    return Ok(not_served());
+                };
+                (kind, sub, rg, vault, None)
+            }
+            [sub, rg_, rg, p, ns, v] if is(rg_, "resourceGroups") && provider(p, ns, v) => {
+                (Kind::Vaults, sub, rg, &empty, None)
+            }
+            [sub, p, ns, v] if provider(p, ns, v) => (Kind::Vaults, sub, &empty, &empty, None),
+            _ => return Ok(not_served()),
+        };
+        let named = match kind {
+            Kind::Vaults if resource_group.is_empty() => vec![subscription],
+            Kind::Vaults => vec![subscription, resource_group],
+            Kind::Jobs | Kind::Protected | Kind::Protectable => {
+                vec![subscription, resource_group, vault]
             }
         };
-        if [subscription, resource_group, vault]
-            .iter()
-            .any(|s| s.is_empty())
-            || job.is_some_and(String::is_empty)
-        {
+        if named.iter().any(|s| s.is_empty()) || job.is_some_and(String::is_empty) {
             return Ok(arm_error(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
@@ -164,6 +240,7 @@ impl Azure {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("127.0.0.1");
         let request = JobsRequest {
+            kind,
             subscription: subscription.clone(),
             resource_group: resource_group.clone(),
             vault: vault.clone(),
@@ -174,10 +251,17 @@ impl Azure {
             base_url: format!("http://{host}{}", req.uri().path()),
         };
 
-        let (target, key) = match (&request.job, &request.skip) {
-            (Some(job), _) => (JOB, job),
-            (None, Some(_)) => (VAULT_NEXT, &request.vault),
-            (None, None) => (VAULT, &request.vault),
+        let next = request.skip.is_some();
+        let (target, key) = match (kind, &request.job) {
+            (Kind::Jobs, Some(job)) => (JOB, job),
+            (Kind::Jobs, None) if next => (VAULT_NEXT, &request.vault),
+            (Kind::Jobs, None) => (VAULT, &request.vault),
+            (Kind::Vaults, _) if next => (VAULT_LIST_NEXT, &request.subscription),
+            (Kind::Vaults, _) => (VAULT_LIST, &request.subscription),
+            (Kind::Protected, _) if next => (PROTECTED_NEXT, &request.vault),
+            (Kind::Protected, _) => (PROTECTED, &request.vault),
+            (Kind::Protectable, _) if next => (PROTECTABLE_NEXT, &request.vault),
+            (Kind::Protectable, _) => (PROTECTABLE, &request.vault),
         };
         faults.count(target, key);
         if let Err(response) = self.auth.check_bearer(req.headers()) {
@@ -204,13 +288,18 @@ impl Azure {
             Some(job) => faults
                 .take(VAULT, &request.vault)
                 .or_else(|| faults.take(JOB, job)),
-            None => faults.take(target, &request.vault),
+            None => faults.take(target, key),
         };
         let response = match faults::action(fault).await? {
         Action::Answer => {
-            let (status, body) = self.jobs_body(&request);
+            let (status, body) = self.body(&request);
             full(status, body)
         }
+        Action::Error(StatusCode::NOT_FOUND) if kind == Kind::Vaults => arm_error(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            &format!("The subscription '{}' could not be found.", request.subscription),
+        ),
         Action::Error(StatusCode::NOT_FOUND) => arm_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
@@ -240,7 +329,7 @@ impl Azure {
             ),
             secs,
         ),
-        Action::Truncate => truncated(self.jobs_body(&request).1),
+        Action::Truncate => truncated(self.body(&request).1),
         Action::Oversize => streamed(faults::padded_parts(
             r#"{"value":[],"padding":["#.to_string(),
             r#""end"]}"#.to_string(),
@@ -257,6 +346,7 @@ impl Azure {
             &request.subscription,
             &request.resource_group,
             &request.vault,
+            self.fleet,
         );
         let replaced = self.replaced().get(&request.vault.to_lowercase()).cloned();
         if let Some(jobs) = replaced {
@@ -270,13 +360,114 @@ impl Azure {
         match known? {
             Known::Seed => Some(Arc::new(vec![seed::job()])),
             Known::Live(vault) => Some(Arc::new(live_jobs(vault, clock::now_ms(), self.cycle_ms))),
+            Known::Fleet(index) => Some(Arc::new(fleet::jobs(index, clock::now_ms(), self.cycle_ms))),
         }
     }
 
-    /// The normal answer: one page of the list, or one job's details.
+    /// The normal answer of any management request.
+    fn body(&self, request: &JobsRequest) -> (StatusCode, Bytes) {
+        match request.kind {
+            Kind::Jobs => self.jobs_body(request),
+            Kind::Vaults => vaults_body(request, self.page_size, self.fleet),
+            Kind::Protected | Kind::Protectable => self.items_body(request),
+        }
+    }
+
+    /// One page of a vault's protected or protectable items.
+    fn items_body(&self, request: &JobsRequest) -> (StatusCode, Bytes) {
+        let Some(jobs) = self.vault_jobs(request) else {
+            return vault_not_found(request, self.fleet);
+        };
+        let fields = match request.kind {
+            Kind::Protectable => PROTECTABLE_FILTERS,
+            Kind::Jobs | Kind::Vaults | Kind::Protected => ITEM_FILTERS,
+        };
+        let filter = match request.filter.as_deref().map(|f| ItemFilter::parse(f, fields)) {
+            None => ItemFilter::default(),
+            Some(Ok(filter)) => filter,
+            Some(Err(message)) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    arm_error_body("BadRequest", &message),
+                )
+            }
+        };
+        let known = known_vault(
+            &request.subscription,
+            &request.resource_group,
+            &request.vault,
+            self.fleet,
+        );
+        let place = Place {
+            subscription: &request.subscription,
+            resource_group: &request.resource_group,
+            vault: &request.vault,
+        };
+        let items: Vec<Value> = match (request.kind, known) {
+            (Kind::Protectable, Some(Known::Live(vault))) => vault
+                .unprotected
+                .iter()
+                .map(|vm| items::protectable(place, vm))
+                .collect(),
+            (Kind::Protectable, Some(Known::Fleet(index))) => {
+                vec![items::protectable(place, &fleet::idle_vm(index))]
+            }
+            (Kind::Protectable, _) => Vec::new(),
+            (_, Some(Known::Fleet(_))) => {
+                let now = clock::now_ms();
+                fleet::template()
+                    .map(items::live_protected)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|item| items::protected(place, item, &jobs, now))
+                    .collect()
+            }
+            (_, Some(Known::Live(vault))) => {
+                let now = clock::now_ms();
+                items::live_protected(vault)
+                    .iter()
+                    .map(|item| items::protected(place, item, &jobs, now))
+                    .collect()
+            }
+            // The seed vault, or a vault whose jobs the admin API replaced: one item per
+            // entity of its jobs.
+            _ => {
+                let now = clock::now_ms();
+                let mut entities: Vec<&str> = jobs
+                    .iter()
+                    .map(|j| j.entity.as_str())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                entities.sort_unstable();
+                entities.dedup();
+                entities
+                    .into_iter()
+                    .map(|name| {
+                        let workload = match jobs.iter().find(|j| j.entity == name) {
+                            Some(j) if j.management == "AzureWorkload" => Workload::SqlDatabase,
+                            Some(j) if j.management == "AzureStorage" => Workload::FileShare,
+                            _ => Workload::Vm,
+                        };
+                        let item = Protected {
+                            name,
+                            workload,
+                            classic: false,
+                            health: None,
+                            stopped: false,
+                        };
+                        items::protected(place, &item, &jobs, now)
+                    })
+                    .collect()
+            }
+        };
+        let matching: Vec<&Value> = items.iter().filter(|i| filter.matches(i)).collect();
+        page(request, &matching, self.page_size, |item| (*item).clone())
+    }
+
+    /// The normal answer of a job request: one page of the list, or one job's details.
     fn jobs_body(&self, request: &JobsRequest) -> (StatusCode, Bytes) {
         let Some(jobs) = self.vault_jobs(request) else {
-            return vault_not_found(request);
+            return vault_not_found(request, self.fleet);
         };
         if let Some(name) = &request.job {
             return match jobs.iter().find(|j| j.name.eq_ignore_ascii_case(name)) {
@@ -362,7 +553,19 @@ impl System for Azure {
     }
 
     fn targets(&self) -> &'static [Target] {
-        &[VAULT, VAULT_NEXT, JOB, TOKEN, IMDS]
+        &[
+            VAULT,
+            VAULT_NEXT,
+            JOB,
+            VAULT_LIST,
+            VAULT_LIST_NEXT,
+            PROTECTED,
+            PROTECTED_NEXT,
+            PROTECTABLE,
+            PROTECTABLE_NEXT,
+            TOKEN,
+            IMDS,
+        ]
     }
 
     /// `/_sim/azure/{vault}/jobs`: JobResource objects (`extendedInfo` only in the
@@ -406,8 +609,116 @@ impl System for Azure {
     }
 }
 
+/// ARM's 404 for a path the simulator does not serve.
+fn not_served() -> Response<Body> {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "The requested resource type is not served by this simulator.",
+    )
+}
+
+/// One page of `items` (`$skipToken` the offset), each written by `render` (only the page's
+/// are), with an absolute `nextLink` carrying the request's `api-version` and `$filter`
+/// while items remain.
+fn page<T>(
+    request: &JobsRequest,
+    items: &[T],
+    page_size: usize,
+    render: impl Fn(&T) -> Value,
+) -> (StatusCode, Bytes) {
+    let skip = match request.skip.as_deref().map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(skip)) => skip,
+        Some(Err(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                arm_error_body("BadRequest", "Invalid $skipToken."),
+            )
+        }
+    };
+    let value: Vec<Value> = items.iter().skip(skip).take(page_size).map(render).collect();
+    let mut body = serde_json::Map::new();
+    body.insert("value".into(), Value::Array(value));
+    let next = skip.saturating_add(page_size);
+    if next < items.len() {
+        let mut link = format!(
+            "{}?api-version={}",
+            request.base_url,
+            percent_encode(&request.api_version)
+        );
+        if let Some(filter) = &request.filter {
+            let _ = write!(link, "&$filter={}", percent_encode(filter));
+        }
+        let _ = write!(link, "&$skipToken={next}");
+        body.insert("nextLink".into(), link.into());
+    }
+    (
+        StatusCode::OK,
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+    )
+}
+
+/// One page of the vaults of the subscription (or resource group) a request names, by
+/// resource group then name: the live vaults and the seed's. An unknown subscription is
+/// `SubscriptionNotFound`, an unknown resource group `ResourceGroupNotFound`.
+fn vaults_body(request: &JobsRequest, page_size: usize, fleet: usize) -> (StatusCode, Bytes) {
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let (seed_sub, seed_rg, seed_vault) = seed::VAULT;
+    let all = VAULTS
+        .iter()
+        .map(|v| (v.subscription, v.resource_group, v.name, v.location))
+        .chain(std::iter::once((seed_sub, seed_rg, seed_vault, "centralindia")));
+    let mut found: Vec<(&str, &str, &str)> = Vec::new();
+    let mut sub_known = false;
+    for (sub, rg, name, location) in all {
+        if !same(sub, &request.subscription) {
+            continue;
+        }
+        sub_known = true;
+        if request.resource_group.is_empty() || same(rg, &request.resource_group) {
+            found.push((rg, name, location));
+        }
+    }
+    let fleet_names: Vec<String> = match fleet::template() {
+        Some(t)
+            if same(t.subscription, &request.subscription)
+                && (request.resource_group.is_empty()
+                    || same(fleet::RESOURCE_GROUP, &request.resource_group)) =>
+        {
+            (1..=fleet).map(fleet::name).collect()
+        }
+        _ => Vec::new(),
+    };
+    found.extend(
+        fleet_names
+            .iter()
+            .map(|name| (fleet::RESOURCE_GROUP, name.as_str(), "koreacentral")),
+    );
+    if !sub_known || (found.is_empty() && !request.resource_group.is_empty()) {
+        return vault_not_found(request, fleet);
+    }
+    found.sort_by_cached_key(|(rg, name, _)| (rg.to_lowercase(), name.to_lowercase()));
+    page(request, &found, page_size, |(rg, name, location)| {
+        let place = Place {
+            subscription: &request.subscription,
+            resource_group: rg,
+            vault: name,
+        };
+        items::vault(place, location)
+    })
+}
+
 /// Which vault a request names, if any, case-insensitively.
-fn known_vault(subscription: &str, resource_group: &str, vault: &str) -> Option<Known> {
+fn known_vault(
+    subscription: &str,
+    resource_group: &str,
+    vault: &str,
+    fleet: usize,
+) -> Option<Known> {
+    if let Some(index) = fleet::index(subscription, resource_group, vault, fleet) {
+        return Some(Known::Fleet(index));
+    }
     let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let (seed_sub, seed_rg, seed_vault) = seed::VAULT;
     if same(subscription, seed_sub) && same(resource_group, seed_rg) && same(vault, seed_vault) {
@@ -426,17 +737,23 @@ fn known_vault(subscription: &str, resource_group: &str, vault: &str) -> Option<
 enum Known {
     Seed,
     Live(&'static VaultDef),
+    /// Fleet vault `index` (1-based).
+    Fleet(usize),
 }
 
 /// The 404 for a vault that does not exist, naming the first part of the path that is
 /// unknown.
-fn vault_not_found(request: &JobsRequest) -> (StatusCode, Bytes) {
+fn vault_not_found(request: &JobsRequest, fleet: usize) -> (StatusCode, Bytes) {
     let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let (seed_sub, seed_rg, _) = seed::VAULT;
+    let fleet_place = fleet::template()
+        .filter(|_| fleet > 0)
+        .map(|t| (t.subscription, fleet::RESOURCE_GROUP));
     let places = VAULTS
         .iter()
         .map(|v| (v.subscription, v.resource_group))
-        .chain(std::iter::once((seed_sub, seed_rg)));
+        .chain(std::iter::once((seed_sub, seed_rg)))
+        .chain(fleet_place);
     let (mut sub_known, mut rg_known) = (false, false);
     for (sub, rg) in places {
         if same(sub, &request.subscription) {

@@ -33,7 +33,7 @@ pub(crate) enum Workload {
 /// An item (VM, database, file share) protected by a live vault, and how its jobs go.
 pub(crate) struct VmDef {
     pub name: &'static str,
-    workload: Workload,
+    pub(super) workload: Workload,
     /// The backup of cycle `n` fails when `n % fail_every == 0` (0 = never).
     fail_every: i64,
     /// ... completes with warnings when `n % warn_every == 2`.
@@ -46,7 +46,10 @@ pub(crate) struct VmDef {
     configure_every: i64,
     /// Durations as ISO 8601 (`PT12.4272909S`) instead of a TimeSpan (`00:20:23.0896697`).
     iso_duration: bool,
-    classic: bool,
+    pub(super) classic: bool,
+    /// The `healthStatus` of its protected item while its last backup did not fail (a
+    /// failed one makes it `ActionRequired`); `None` is `Passed`.
+    pub(super) health: Option<&'static str>,
     /// Share of the cycle a backup takes.
     run: f64,
     size_mb: u32,
@@ -63,6 +66,7 @@ const fn vm(name: &'static str) -> VmDef {
         configure_every: 0,
         iso_duration: false,
         classic: false,
+        health: None,
         run: 0.5,
         size_mb: 2048,
     }
@@ -93,14 +97,28 @@ pub(crate) struct VaultDef {
     pub subscription: &'static str,
     pub resource_group: &'static str,
     pub name: &'static str,
+    /// Its Azure region, as the vault list writes it.
+    pub location: &'static str,
     pub vms: &'static [VmDef],
+    /// VMs whose protection was stopped long ago (data retained): protected items with no
+    /// job in the list, their last backup [`STOPPED_DAYS`] days old.
+    pub stopped: &'static [&'static str],
+    /// VMs of its region that nothing protects: its protectable items.
+    pub unprotected: &'static [&'static str],
 }
+
+/// Days since the last backup of a VM whose protection was stopped: past the exporter's
+/// default 9-day `lookback`, so its protected item is the only record of that backup.
+pub(crate) const STOPPED_DAYS: i64 = 12;
 
 pub(crate) static VAULTS: &[VaultDef] = &[
     VaultDef {
         subscription: "11111111-2222-3333-4444-555555555555",
         resource_group: "rg-backup",
         name: "vault-01",
+        location: "koreacentral",
+        stopped: &["vm-legacy-01"],
+        unprotected: &["vm-test-07"],
         vms: &[
             VmDef {
                 warn_every: 3,
@@ -115,10 +133,12 @@ pub(crate) static VAULTS: &[VaultDef] = &[
                 size_mb: 40_960,
                 ..vm("vm-db-01")
             },
+            // Its backups succeed, but Azure asks for action (an outdated VM agent, say).
             VmDef {
                 cancel_every: 4,
                 configure_every: 6,
                 run: 0.4,
+                health: Some("ActionRequired"),
                 ..vm("vm-app-02")
             },
             VmDef {
@@ -136,6 +156,9 @@ pub(crate) static VAULTS: &[VaultDef] = &[
         subscription: "11111111-2222-3333-4444-555555555555",
         resource_group: "rg-dr",
         name: "vault-dr",
+        location: "koreasouth",
+        stopped: &[],
+        unprotected: &["vm-sandbox-01"],
         vms: &[
             VmDef {
                 classic: true,
@@ -147,12 +170,21 @@ pub(crate) static VAULTS: &[VaultDef] = &[
                 iso_duration: true,
                 ..vm("vm-dr-02")
             },
+            // Every backup fails: its protected item's last backup always failed.
+            VmDef {
+                fail_every: 1,
+                run: 0.2,
+                ..vm("vm-batch-03")
+            },
         ],
     },
     VaultDef {
         subscription: "11111111-2222-3333-4444-555555555555",
         resource_group: "rg-backup",
         name: "vault-workloads",
+        location: "koreacentral",
+        stopped: &[],
+        unprotected: &[],
         vms: &[
             // The full backup fails every third cycle; the log backups after it succeed.
             VmDef {
@@ -391,6 +423,7 @@ fn live_job(
         operation: op.as_str().to_string(),
         status: status.to_string(),
         management: management.to_string(),
+        entity: vm.name.to_string(),
         list,
         details,
     })

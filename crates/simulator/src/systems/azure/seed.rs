@@ -69,6 +69,7 @@ pub(crate) fn job() -> JobRecord {
         operation: "Backup".to_string(),
         status: "Completed".to_string(),
         management: "AzureIaasVM".to_string(),
+        entity: "uttestvmub1".to_string(),
         list: JOB_LIST_ITEM.to_string(),
         details: JOB_DETAILS.to_string(),
     }

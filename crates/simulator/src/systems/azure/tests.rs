@@ -1120,3 +1120,496 @@ fn percent_encoded_and_malformed_requests_never_break_the_server() {
         sim.stop().await;
     });
 }
+
+// --- The listings discovery reads: vaults, protected items, protectable items. ---
+
+const VENDOR_VAULTS_SUB: &str =
+    include_str!("../../../../../tests/data/vendor/azure/spec-2025-08-01-ListBySubscriptionIds.json");
+const VENDOR_VAULTS_RG: &str =
+    include_str!("../../../../../tests/data/vendor/azure/spec-2025-08-01-ListResources.json");
+const VENDOR_PROTECTED: &str = include_str!(
+    "../../../../../tests/data/vendor/azure/spec-2025-08-01-BackupProtectedItems_List.json"
+);
+const VENDOR_PROTECTABLE: &str = include_str!(
+    "../../../../../tests/data/vendor/azure/spec-2025-08-01-BackupProtectableItems_List.json"
+);
+const API_2025: &str = "api-version=2025-08-01";
+
+/// The first item of a vendor example's answer.
+fn vendor_item(example: &str) -> Value {
+    let example: Value = serde_json::from_str(example).expect("vendor example is JSON");
+    example["responses"]["200"]["body"]["value"][0].clone()
+}
+
+/// The JSON type of a value, for comparing shapes.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Every field of `example` is in `served` with the same JSON type, in nested objects too
+/// (`tags` is a map of the user's own keys: only its type is compared).
+fn assert_shape(example: &Value, served: &Value, at: &str) {
+    let (Some(want), Some(have)) = (example.as_object(), served.as_object()) else {
+        panic!("{at}: not objects: {example} / {served}");
+    };
+    for (key, value) in want {
+        let Some(got) = have.get(key) else {
+            panic!("{at}: `{key}` missing from {served}");
+        };
+        assert_eq!(kind(got), kind(value), "{at}.{key}: {got} vs {value}");
+        if value.is_object() && key != "tags" {
+            assert_shape(value, got, &format!("{at}.{key}"));
+        }
+    }
+}
+
+fn vaults_path(sub: &str, rg: Option<&str>) -> String {
+    match rg {
+        Some(rg) => format!(
+            "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.RecoveryServices/vaults?{API_2025}",
+            enc(rg)
+        ),
+        None => format!("/subscriptions/{sub}/providers/Microsoft.RecoveryServices/vaults?{API_2025}"),
+    }
+}
+
+fn items_path(rg: &str, vault: &str, list: &str, filter: Option<&str>) -> String {
+    let mut path = format!(
+        "/subscriptions/{LIVE_SUB}/resourceGroups/{}/providers/Microsoft.RecoveryServices/vaults/{}/{list}?{API_2025}",
+        enc(rg),
+        enc(vault)
+    );
+    if let Some(filter) = filter {
+        path.push_str(&format!("&$filter={}", enc(filter)));
+    }
+    path
+}
+
+impl TestSim {
+    /// Follows `nextLink` (absolute, `$skipToken`) to the end in pages of at most `size`:
+    /// the items and the number of pages; fails on a loop.
+    async fn pages(&self, first: &str, token: &str, size: usize) -> (Vec<Value>, usize) {
+        let (mut items, mut pages) = (Vec::new(), 0);
+        let mut next = Some(first.to_string());
+        let origin = format!("http://{}", self.addr);
+        while let Some(path) = next.take() {
+            let reply = self.get_with_token(&path, token).await;
+            assert_eq!(reply.status, 200, "{path}: {}", String::from_utf8_lossy(&reply.body));
+            let body = reply.json();
+            let value = body["value"].as_array().expect("value").clone();
+            assert!(value.len() <= size, "{path}: {} > {size}", value.len());
+            pages += 1;
+            if let Some(link) = body.get("nextLink") {
+                let link = link.as_str().expect("nextLink is a string");
+                assert!(link.to_lowercase().contains("$skiptoken="), "{link}");
+                assert_eq!(value.len(), size, "only the last page is short");
+                let rest = link.strip_prefix(&origin).expect("absolute nextLink");
+                next = Some(rest.to_string());
+            }
+            items.extend(value);
+            assert!(pages < 100, "nextLink loops");
+        }
+        (items, pages)
+    }
+}
+
+fn listing_options(page_size: u16) -> SimOptions {
+    let mut options = SimOptions {
+        // Long cycles: the jobs and items read a moment apart see the same runs.
+        cycle: Duration::from_secs(3600),
+        ..SimOptions::default()
+    };
+    options.systems.azure.page_size = Some(page_size);
+    options
+}
+
+fn prop<'a>(item: &'a Value, key: &str) -> &'a str {
+    item["properties"][key].as_str().unwrap_or_default()
+}
+
+#[test]
+fn vault_lists_have_the_vendor_shape_and_page_by_subscription_and_resource_group() {
+    run(async {
+        let sim = start(listing_options(2)).await;
+        let token = sim.imds_token().await;
+        let (vaults, pages) = sim.pages(&vaults_path(LIVE_SUB, None), &token, 2).await;
+        assert_eq!(pages, 2);
+        assert_eq!(names(&vaults), ["vault-01", "vault-workloads", "vault-dr"]);
+        let example = vendor_item(VENDOR_VAULTS_SUB);
+        for vault in &vaults {
+            assert_shape(&example, vault, "vault");
+            assert_eq!(vault["type"], "Microsoft.RecoveryServices/vaults");
+            // The id names a vault whose jobs and items are served.
+            let id = vault["id"].as_str().unwrap();
+            let rg = id.split('/').nth(4).unwrap();
+            let name = vault["name"].as_str().unwrap();
+            assert_eq!(
+                id,
+                format!("/subscriptions/{LIVE_SUB}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{name}")
+            );
+            assert_eq!(sim.get_with_token(&list(LIVE_SUB, rg, name, None), &token).await.status, 200);
+            let items = items_path(rg, name, "backupProtectedItems", None);
+            assert_eq!(sim.get_with_token(&items, &token).await.status, 200);
+        }
+        let example = vendor_item(VENDOR_VAULTS_RG);
+        let (in_rg, _) = sim.pages(&vaults_path(LIVE_SUB, Some("RG-DR")), &token, 2).await;
+        assert_eq!(names(&in_rg), ["vault-dr"]);
+        assert_shape(&example, &in_rg[0], "vault");
+        let (seed, _) = sim.pages(&vaults_path(SEED_SUB, None), &token, 2).await;
+        assert_eq!(names(&seed), ["abdemovault"]);
+
+        let unknown = sim.get_with_token(&vaults_path("99999999-0000-0000-0000-000000000000", None), &token).await;
+        assert_eq!((unknown.status, unknown.json()["error"]["code"].as_str()), (404, Some("SubscriptionNotFound")));
+        let unknown = sim.get_with_token(&vaults_path(LIVE_SUB, Some("rg-none")), &token).await;
+        assert_eq!((unknown.status, unknown.json()["error"]["code"].as_str()), (404, Some("ResourceGroupNotFound")));
+        let bad_skip = format!("{}&$skipToken=x", vaults_path(LIVE_SUB, None));
+        assert_eq!(sim.get_with_token(&bad_skip, &token).await.status, 400);
+        assert_eq!(sim.get(&vaults_path(LIVE_SUB, None)).await.status, 401, "bearer checked");
+        let no_version = format!("/subscriptions/{LIVE_SUB}/providers/Microsoft.RecoveryServices/vaults");
+        assert_eq!(sim.get_with_token(&no_version, &token).await.status, 400);
+        sim.stop().await;
+    });
+}
+
+/// The newest finished backup job of each entity in a job list, as (status, start).
+fn last_finished(jobs: &[Value]) -> BTreeMap<String, (String, chrono::DateTime<chrono::Utc>)> {
+    let mut last = BTreeMap::new();
+    for job in jobs {
+        let p = &job["properties"];
+        let status = p["status"].as_str().unwrap();
+        if !p["operation"].as_str().unwrap().starts_with("Backup")
+            || matches!(status, "InProgress" | "Cancelling")
+        {
+            continue;
+        }
+        let start = chrono::DateTime::parse_from_rfc3339(p["startTime"].as_str().unwrap())
+            .unwrap()
+            .to_utc();
+        let entity = p["entityFriendlyName"].as_str().unwrap().to_string();
+        let newer = last.get(&entity).is_none_or(|(_, t)| start > *t);
+        if newer {
+            last.insert(entity, (status.to_string(), start));
+        }
+    }
+    last
+}
+
+#[test]
+fn protected_items_have_the_spec_fields_and_agree_with_the_jobs() {
+    run(async {
+        let sim = start(listing_options(3)).await;
+        let token = sim.imds_token().await;
+        let example = vendor_item(VENDOR_PROTECTED);
+        let now = chrono::Utc::now();
+        let mut seen = BTreeMap::new();
+        for vault in scenario::VAULTS {
+            let path = items_path(vault.resource_group, vault.name, "backupProtectedItems", None);
+            let (items, pages) = sim.pages(&path, &token, 3).await;
+            let expected = vault.vms.len() + vault.stopped.len();
+            assert_eq!(items.len(), expected, "{}", vault.name);
+            assert_eq!(pages, expected.div_ceil(3));
+            let (jobs, _) = sim.pages(&list(LIVE_SUB, vault.resource_group, vault.name, None), &token, 3).await;
+            let last = last_finished(&jobs);
+            for item in &items {
+                assert_eq!(item["type"], example["type"]);
+                let id = item["id"].as_str().unwrap();
+                assert!(id.starts_with(&format!("/subscriptions/{LIVE_SUB}/resourceGroups/{}/providers/Microsoft.RecoveryServices/vaults/{}/protectionContainers/", vault.resource_group, vault.name)), "{id}");
+                assert!(id.ends_with(&format!("/protectedItems/{}", item["name"].as_str().unwrap())), "{id}");
+                let workload = prop(item, "workloadType");
+                match workload {
+                    // The example is an IaaS VM: every field of it, with its types.
+                    "VM" => assert_shape(&example, item, "vm item"),
+                    // Databases and shares: the fields their models have, no VM fields.
+                    "SQLDataBase" | "AzureFileShare" => {
+                        for key in ["backupManagementType", "containerName", "friendlyName", "lastBackupStatus", "lastBackupTime", "lastRecoveryPoint", "policyId", "protectedItemType", "protectionState", "protectionStatus", "sourceResourceId", "workloadType"] {
+                            assert!(item["properties"][key].is_string(), "{key} in {item}");
+                        }
+                        for absent in ["healthStatus", "virtualMachineId", "policyType"] {
+                            assert!(item["properties"].get(absent).is_none(), "{absent} in {item}");
+                        }
+                    }
+                    other => panic!("unexpected workloadType {other}"),
+                }
+                let name = prop(item, "friendlyName");
+                // A database's jobs name it `instance/db [server]`.
+                let entity = if workload == "SQLDataBase" {
+                    format!("{}/{name} [{}]", prop(item, "parentName"), prop(item, "serverName"))
+                } else {
+                    name.to_string()
+                };
+                let time = chrono::DateTime::parse_from_rfc3339(prop(item, "lastBackupTime")).unwrap().to_utc();
+                let status = prop(item, "lastBackupStatus");
+                match last.get(&entity) {
+                    Some((job_status, start)) => {
+                        assert!((time - *start).num_microseconds().unwrap().abs() < 1, "{entity}: {time} vs {start}");
+                        let want = match (workload, job_status.as_str()) {
+                            ("SQLDataBase", "Failed") => "Unhealthy",
+                            ("SQLDataBase", _) => "Healthy",
+                            (_, s) => s,
+                        };
+                        assert_eq!(status, want, "{entity}");
+                        assert_eq!(prop(item, "protectionState"), "Protected");
+                    }
+                    None => {
+                        // No job: protection stopped long ago, the item the only record.
+                        assert!(vault.stopped.contains(&name), "{entity} has no finished backup job");
+                        assert_eq!(prop(item, "protectionState"), "ProtectionStopped");
+                        assert_eq!(status, "Completed");
+                        assert!(now - time > chrono::Duration::days(9), "{time} within the default lookback");
+                        assert!(!jobs.iter().any(|j| j["properties"]["entityFriendlyName"] == name));
+                    }
+                }
+                if workload == "VM" {
+                    let health = prop(item, "healthStatus");
+                    assert!(["Passed", "ActionRequired", "ActionSuggested"].contains(&health));
+                    if status == "Failed" {
+                        assert_eq!(health, "ActionRequired");
+                    }
+                    assert_eq!(prop(item, "protectionStatus") == "Healthy", health == "Passed");
+                }
+                seen.insert(name.to_string(), item.clone());
+            }
+        }
+        // The cases discovery and coverage must handle.
+        assert_eq!(prop(&seen["vm-batch-03"], "lastBackupStatus"), "Failed");
+        let recovery = chrono::DateTime::parse_from_rfc3339(prop(&seen["vm-batch-03"], "lastRecoveryPoint")).unwrap().to_utc();
+        assert!(now - recovery > chrono::Duration::days(9), "its last success is past the lookback");
+        assert_eq!(prop(&seen["vm-app-02"], "healthStatus"), "ActionRequired");
+        assert_ne!(prop(&seen["vm-app-02"], "lastBackupStatus"), "Failed", "unhealthy, yet backed up");
+        assert_eq!(prop(&seen["vm-legacy-01"], "protectionState"), "ProtectionStopped");
+        assert_eq!(prop(&seen["vm-dr-01"], "protectedItemType"), "Microsoft.ClassicCompute/virtualMachines");
+        assert_eq!(prop(&seen["salesdb"], "protectedItemType"), "AzureVmWorkloadSQLDatabase");
+        assert_eq!(prop(&seen["finance-share"], "protectedItemType"), "AzureFileShareProtectedItem");
+
+        // The seed vault: one item for its one job.
+        let seed_items = format!(
+            "/subscriptions/{SEED_SUB}/resourceGroups/{SEED_RG}/providers/Microsoft.RecoveryServices/vaults/abdemovault/backupProtectedItems?{API_2025}"
+        );
+        let (items, _) = sim.pages(&seed_items, &token, 3).await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(prop(&items[0], "friendlyName"), "uttestvmub1");
+        assert_eq!(prop(&items[0], "lastBackupTime"), "2018-05-21T08:35:40.948896Z");
+        assert_eq!(prop(&items[0], "lastBackupStatus"), "Completed");
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn protected_item_filters_select_and_survive_paging() {
+    run(async {
+        let sim = start(listing_options(3)).await;
+        let token = sim.imds_token().await;
+        let count = |rg: &'static str, vault: &'static str, filter: &'static str| {
+            let sim = &sim;
+            let token = &token;
+            async move {
+                let path = items_path(rg, vault, "backupProtectedItems", Some(filter));
+                sim.pages(&path, token, 3).await.0
+            }
+        };
+        // The specification example's filter.
+        let vms = count("rg-backup", "vault-01", "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'").await;
+        assert_eq!(vms.len(), 5, "two pages, the filter kept in nextLink");
+        assert!(count("rg-backup", "vault-workloads", "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'").await.is_empty());
+        let dbs = count("rg-backup", "vault-workloads", "itemType eq 'SQLDataBase'").await;
+        assert_eq!(dbs.len(), 2);
+        assert!(dbs.iter().all(|i| prop(i, "workloadType") == "SQLDataBase"));
+        let one = count("rg-dr", "vault-dr", "friendlyName eq 'VM-BATCH-03'").await;
+        assert_eq!(names(&one), ["VM;iaasvmcontainerv2;rg-dr;vm-batch-03"]);
+        let unhealthy = count("rg-backup", "vault-01", "healthState eq 'ActionRequired'").await;
+        assert!(unhealthy.iter().any(|i| prop(i, "friendlyName") == "vm-app-02"));
+        assert!(unhealthy.iter().all(|i| prop(i, "healthStatus") == "ActionRequired"));
+        assert_eq!(count("rg-backup", "vault-01", "policyName eq 'DefaultPolicy'").await.len(), 5);
+        assert!(count("rg-backup", "vault-01", "policyName eq 'Other'").await.is_empty());
+        let container = count("rg-backup", "vault-01", "containerName eq 'iaasvmcontainerv2;rg-backup;vm-web-01'").await;
+        assert_eq!(container.len(), 1);
+        for bad in ["status eq 'Failed'", "itemType eq VM", "itemType eq 'VM' or friendlyName eq 'x'"] {
+            let path = items_path("rg-backup", "vault-01", "backupProtectedItems", Some(bad));
+            let reply = sim.get_with_token(&path, &token).await;
+            assert_eq!(reply.status, 400, "{bad}");
+            assert_eq!(reply.json()["error"]["code"], "BadRequest");
+        }
+        let unknown = items_path("rg-backup", "vault-none", "backupProtectedItems", None);
+        assert_eq!(sim.get_with_token(&unknown, &token).await.status, 404);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn protectable_items_are_the_vms_nothing_protects() {
+    run(async {
+        let sim = start(listing_options(3)).await;
+        let token = sim.imds_token().await;
+        let example = vendor_item(VENDOR_PROTECTABLE);
+        let filter = "backupManagementType eq 'AzureIaasVM'";
+        let mut protected_names = BTreeSet::new();
+        let mut job_entities = BTreeSet::new();
+        for vault in scenario::VAULTS {
+            let path = items_path(vault.resource_group, vault.name, "backupProtectedItems", None);
+            for item in sim.pages(&path, &token, 3).await.0 {
+                protected_names.insert(prop(&item, "friendlyName").to_string());
+            }
+            let (jobs, _) = sim.pages(&list(LIVE_SUB, vault.resource_group, vault.name, None), &token, 3).await;
+            for job in jobs {
+                job_entities.insert(job["properties"]["entityFriendlyName"].as_str().unwrap().to_string());
+            }
+        }
+        let mut unprotected = Vec::new();
+        for vault in scenario::VAULTS {
+            let path = items_path(vault.resource_group, vault.name, "backupProtectableItems", Some(filter));
+            let (items, _) = sim.pages(&path, &token, 3).await;
+            assert_eq!(items.len(), vault.unprotected.len(), "{}", vault.name);
+            for item in &items {
+                assert_shape(&example, item, "protectable item");
+                assert_eq!(item["type"], example["type"]);
+                assert_eq!(prop(item, "protectionState"), "NotProtected");
+                let name = prop(item, "friendlyName").to_string();
+                assert!(!protected_names.contains(&name) && !job_entities.contains(&name), "{name}");
+                unprotected.push(name);
+            }
+        }
+        assert_eq!(unprotected, ["vm-test-07", "vm-sandbox-01"]);
+        let none = items_path("rg-backup", "vault-01", "backupProtectableItems", Some("backupManagementType eq 'AzureWorkload'"));
+        assert!(sim.pages(&none, &token, 3).await.0.is_empty());
+        let bad = items_path("rg-backup", "vault-01", "backupProtectableItems", Some("itemType eq 'VM'"));
+        assert_eq!(sim.get_with_token(&bad, &token).await.status, 400);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn listing_faults_and_request_counts_apply_per_listing() {
+    run(async {
+        let sim = start(listing_options(1)).await;
+        let token = sim.imds_token().await;
+        let vaults = vaults_path(LIVE_SUB, None);
+        let protected = items_path("rg-backup", "vault-01", "backupProtectedItems", None);
+        let protectable = items_path("rg-backup", "vault-01", "backupProtectableItems", None);
+        let origin = format!("http://{}", sim.addr);
+        let next_of = |reply: &Reply| {
+            reply.json()["nextLink"].as_str().unwrap().strip_prefix(&origin).unwrap().to_string()
+        };
+
+        sim.fault("vault_list", LIVE_SUB, "error500_once").await;
+        assert_eq!(sim.get_with_token(&vaults, &token).await.status, 500);
+        let first = sim.get_with_token(&vaults, &token).await;
+        assert_eq!(first.status, 200);
+        let next = next_of(&first);
+        sim.fault("vault_list_next", LIVE_SUB, "rate_limited:7").await;
+        let limited = sim.get_with_token(&next, &token).await;
+        assert_eq!((limited.status, limited.header("retry-after")), (429, Some("7")));
+        assert_eq!(sim.get_with_token(&vaults, &token).await.status, 200, "first page untouched");
+        sim.fault("vault_list_next", LIVE_SUB, "none").await;
+        assert_eq!(sim.get_with_token(&next, &token).await.status, 200);
+        sim.fault("vault_list", LIVE_SUB, "not_found").await;
+        let missing = sim.get_with_token(&vaults, &token).await;
+        assert_eq!((missing.status, missing.json()["error"]["code"].as_str()), (404, Some("SubscriptionNotFound")));
+        sim.fault("vault_list", LIVE_SUB, "none").await;
+
+        sim.fault("protected_items", "vault-01", "truncated").await;
+        let cut = sim.get_with_token(&protected, &token).await;
+        assert_eq!(cut.status, 200);
+        assert!(serde_json::from_slice::<Value>(&cut.body).is_err());
+        sim.fault("protected_items", "vault-01", "none").await;
+        let first = sim.get_with_token(&protected, &token).await;
+        let next = next_of(&first);
+        sim.fault("protected_items_next", "vault-01", "unauthorized").await;
+        assert_eq!(sim.get_with_token(&next, &token).await.status, 401);
+        sim.fault("protected_items_next", "vault-01", "connection_close").await;
+        assert!(sim.raw("GET", &next, &[("Authorization", &format!("Bearer {token}"))], b"").await.is_empty());
+        sim.fault("protected_items_next", "vault-01", "none").await;
+        // Another vault's items are untouched by vault-01's faults.
+        sim.fault("protected_items", "vault-01", "error500").await;
+        assert_eq!(sim.get_with_token(&protected, &token).await.status, 500);
+        let dr = items_path("rg-dr", "vault-dr", "backupProtectedItems", None);
+        assert_eq!(sim.get_with_token(&dr, &token).await.status, 200);
+        sim.fault("protected_items", "vault-01", "none").await;
+
+        sim.fault("protectable_items", "vault-01", "bad_request").await;
+        let bad = sim.get_with_token(&protectable, &token).await;
+        assert_eq!((bad.status, bad.json()["error"]["code"].as_str()), (400, Some("BadRequest")));
+        sim.fault("protectable_items", "vault-01", "none").await;
+        assert_eq!(sim.get_with_token(&protectable, &token).await.status, 200);
+
+        let stats = sim.get("/_sim/stats").await.json();
+        assert_eq!(stats[format!("vault_list/{LIVE_SUB}")], 4);
+        assert_eq!(stats[format!("vault_list_next/{LIVE_SUB}")], 2);
+        assert_eq!(stats["protected_items/vault-01"], 3);
+        assert_eq!(stats["protected_items_next/vault-01"], 2);
+        assert_eq!(stats["protected_items/vault-dr"], 1);
+        assert_eq!(stats["protectable_items/vault-01"], 2);
+        assert!(stats.get("vault/vault-01").is_none(), "listings are not job requests");
+        let targets = sim.send("PUT", "/_sim/fault/no-such-target/x", &[], b"none").await;
+        assert_eq!(targets.status, 404);
+        for target in ["vault_list", "vault_list_next", "protected_items", "protected_items_next", "protectable_items", "protectable_items_next"] {
+            assert!(String::from_utf8_lossy(&targets.body).contains(target), "{target} listed by the admin API");
+        }
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn the_fleet_scales_the_vault_list_and_each_fleet_vault_serves_jobs_and_items() {
+    run(async {
+        let mut options = listing_options(10);
+        options.systems.azure.fleet = Some(30);
+        let sim = start(options).await;
+        let token = sim.imds_token().await;
+        let (vaults, pages) = sim.pages(&vaults_path(LIVE_SUB, None), &token, 10).await;
+        assert_eq!((vaults.len(), pages), (33, 4));
+        let (fleet, _) = sim.pages(&vaults_path(LIVE_SUB, Some("rg-fleet")), &token, 10).await;
+        assert_eq!(fleet.len(), 30);
+        assert_eq!(fleet[6]["name"], "fleet-vault-00007");
+        assert_shape(&vendor_item(VENDOR_VAULTS_RG), &fleet[6], "fleet vault");
+
+        let (template, _) = sim.pages(&list(LIVE_SUB, "rg-backup", "vault-01", None), &token, 10).await;
+        let (jobs7, _) = sim.pages(&list(LIVE_SUB, "rg-fleet", "fleet-vault-00007", None), &token, 10).await;
+        let (jobs8, _) = sim.pages(&list(LIVE_SUB, "rg-fleet", "fleet-vault-00008", None), &token, 10).await;
+        assert_eq!(jobs7.len(), template.len());
+        let names7: BTreeSet<String> = names(&jobs7).into_iter().collect();
+        assert!(names(&template).iter().all(|n| !names7.contains(n)), "job names are the vault's own");
+        assert!(names(&jobs8).iter().all(|n| !names7.contains(n)));
+        for job in &jobs7 {
+            check_job(job, "fleet-vault-00007", false);
+        }
+        let one = jobs7[0]["name"].as_str().unwrap();
+        let detail = sim.get_with_token(&details(LIVE_SUB, "rg-fleet", "fleet-vault-00007", one), &token).await;
+        assert_eq!(detail.status, 200);
+        check_job(&detail.json(), "fleet-vault-00007", true);
+
+        let items = items_path("rg-fleet", "fleet-vault-00007", "backupProtectedItems", None);
+        let (items, _) = sim.pages(&items, &token, 10).await;
+        assert_eq!(items.len(), 5);
+        let last = last_finished(&jobs7);
+        for item in &items {
+            assert_shape(&vendor_item(VENDOR_PROTECTED), item, "fleet item");
+            if let Some((status, start)) = last.get(prop(item, "friendlyName")) {
+                assert_eq!(prop(item, "lastBackupStatus"), status);
+                let time = chrono::DateTime::parse_from_rfc3339(prop(item, "lastBackupTime")).unwrap().to_utc();
+                assert!((time - *start).num_microseconds().unwrap().abs() < 1);
+            }
+        }
+        let idle = items_path("rg-fleet", "fleet-vault-00007", "backupProtectableItems", None);
+        let (idle, _) = sim.pages(&idle, &token, 10).await;
+        assert_eq!(prop(&idle[0], "friendlyName"), "fleet-00007-idle-vm");
+        for missing in ["fleet-vault-00031", "fleet-vault-00000", "fleet-vault-7", "fleet-vault-x"] {
+            let reply = sim.get_with_token(&list(LIVE_SUB, "rg-fleet", missing, None), &token).await;
+            assert_eq!((reply.status, reply.json()["error"]["code"].as_str()), (404, Some("ResourceNotFound")), "{missing}");
+        }
+        sim.stop().await;
+
+        // Without the option there is no fleet.
+        let sim = start(listing_options(10)).await;
+        let token = sim.imds_token().await;
+        let reply = sim.get_with_token(&vaults_path(LIVE_SUB, Some("rg-fleet")), &token).await;
+        assert_eq!((reply.status, reply.json()["error"]["code"].as_str()), (404, Some("ResourceGroupNotFound")));
+        sim.stop().await;
+    });
+}

@@ -24,6 +24,8 @@ pub(crate) struct JobRecord {
     pub operation: String,
     pub status: String,
     pub management: String,
+    /// `entityFriendlyName`: the VM, database or share it ran for.
+    pub entity: String,
     /// The list item: the JobResource without `extendedInfo`.
     pub list: String,
     /// The details answer: the whole JobResource.
@@ -48,6 +50,7 @@ impl JobRecord {
         let operation = text(&properties["operation"]);
         let status = text(&properties["status"]);
         let management = text(&properties["backupManagementType"]);
+        let entity = text(&properties["entityFriendlyName"]);
         if let Some(properties) = value.get_mut("properties").and_then(Value::as_object_mut) {
             properties.remove("extendedInfo");
         }
@@ -57,6 +60,7 @@ impl JobRecord {
             operation,
             status,
             management,
+            entity,
             list: value.to_string(),
             details,
         })

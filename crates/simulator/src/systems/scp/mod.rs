@@ -10,8 +10,14 @@
 //! (`YYYY-MM-DDTHH:MM:SS`, in UTC here), `created_at`/`modified_at` in UTC with `Z`. The
 //! `start_time`/`end_time` filters apply to `restore_start_time`.
 //!
-//! In the admin API: fault endpoint `backup` (by backup id, every page), and the
-//! replaceable histories `/_sim/scp/{backup_id}/entries`.
+//! `GET /v1/backups` lists the backups (each with the `server_name` it backs up) and
+//! `GET /v1/backups/backup-targets?server_category=...` the account's servers, some with no
+//! backup (`listing.rs`), paged with `page`/`size` and `{"contents", "count"}` as above.
+//!
+//! In the admin API: fault endpoints `backup` (by backup id, every page of its restore
+//! history), `backup_histories` (its backup runs), `backup_list` (the backup list's first
+//! page), `backup_list_next` (its later pages) and `backup_targets` (every page), the last
+//! three with id `default`; and the replaceable histories `/_sim/scp/{backup_id}/entries`.
 //!
 //! With [`Options::keys`] set, every request must carry a valid signature v2 (`auth.rs`).
 //! `routes.rs` holds the route and what the admin API reaches, `options.rs` the flag and
@@ -19,6 +25,7 @@
 
 mod auth;
 mod demo;
+mod listing;
 mod options;
 mod query;
 mod routes;

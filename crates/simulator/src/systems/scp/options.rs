@@ -22,12 +22,24 @@ pub struct Options {
         value_parser = parse_keys
     )]
     pub keys: Option<(String, String)>,
+    /// Generated backups for benchmarks (1 to 99999): `fleet-00001-backup`.. of servers
+    /// `fleet-00001`.. (ZDM's fleet names), in the backup list with their histories, and
+    /// one server in a hundred more in the backup targets with no backup.
+    #[arg(
+        id = "scp_fleet",
+        long = "scp-fleet",
+        value_name = "BACKUPS",
+        env = "SIM_SCP_FLEET",
+        value_parser = clap::value_parser!(u32).range(1..=99_999)
+    )]
+    pub fleet: Option<u32>,
 }
 
 static HELP: Help = Help {
     name: "SCP",
     long_name: "Samsung Cloud Platform",
-    routes: "SCP: GET /v1/backups/{backup_id}/restore-histories and /backup-histories (signature v2 with --scp-keys).",
+    routes: "SCP: GET /v1/backups, /v1/backups/backup-targets, /v1/backups/{backup_id}/restore-histories and \
+        /backup-histories (signature v2 with --scp-keys).",
     admin: &["/_sim/scp/{backup_id}/entries"],
 };
 
@@ -37,7 +49,11 @@ impl Setup for Options {
     }
 
     fn start(&self, shared: &Shared) -> Box<dyn System> {
-        Box::new(Scp::new(self.keys.clone(), shared.cycle_ms))
+        Box::new(Scp::new(
+            self.keys.clone(),
+            shared.cycle_ms,
+            self.fleet.map_or(0, |n| n as usize),
+        ))
     }
 
     fn use_demo_credentials(&mut self) {
@@ -74,9 +90,13 @@ mod tests {
         let cli =
             Cli::try_parse_from(["backup-simulator", "--scp-keys", "AK:S:K"]).expect("parses");
         assert_eq!(cli.scp.keys, Some(("AK".to_string(), "S:K".to_string())));
+        let cli = Cli::try_parse_from(["backup-simulator", "--scp-fleet", "10000"]).expect("parses");
+        assert_eq!(cli.scp.fleet, Some(10_000));
         for bad in [
             vec!["--scp-keys", "nosecret"],
             vec!["--scp-keys", ":secret"],
+            vec!["--scp-fleet", "0"],
+            vec!["--scp-fleet", "100000"],
         ] {
             let args = std::iter::once("backup-simulator").chain(bad.iter().copied());
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");

@@ -1,9 +1,10 @@
 //! The SCP routes `GET /v1/backups/{backup_id}/restore-histories` and
-//! `GET /v1/backups/{backup_id}/backup-histories`, their fault targets, and the histories
-//! the admin API replaces.
+//! `GET /v1/backups/{backup_id}/backup-histories`, the listings `GET /v1/backups` and
+//! `GET /v1/backups/backup-targets` (see [`listing`](super::listing)), their fault targets,
+//! and the histories the admin API replaces.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -11,6 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 
 use super::auth::Auth;
+use super::listing;
 use super::query::{self, Kind, Query};
 use super::scenario;
 use super::seed;
@@ -18,8 +20,8 @@ use super::wire::{error, error_body};
 use crate::clock;
 use crate::faults::{self, Action, Faults, Target};
 use crate::http::{
-    full, percent_decode, reason, streamed, truncated, with_allow, with_retry_after, Body,
-    DropConnection,
+    form_pairs, full, percent_decode, reason, streamed, truncated, with_allow, with_retry_after,
+    Body, DropConnection,
 };
 use crate::system::{Replaceable, Reply, System};
 
@@ -27,6 +29,21 @@ use crate::system::{Replaceable, Reply, System};
 const BACKUP: Target = Target::new("backup");
 /// The fault target of every backup-histories request of a backup, each page included.
 const BACKUP_HISTORIES: Target = Target::new("backup_histories");
+/// The fault target of the backup list's first page (`page` absent or 0), id `default`.
+const BACKUP_LIST: Target = Target::new("backup_list");
+/// ... and of its later pages (`page` 1 and on).
+const BACKUP_LIST_NEXT: Target = Target::new("backup_list_next");
+/// The fault target of every backup-targets request (the servers), id `default`.
+const BACKUP_TARGETS: Target = Target::new("backup_targets");
+/// The id the listings' faults and counts are kept under.
+const LISTING_ID: &str = "default";
+
+/// Which listing a request reads.
+#[derive(Clone, Copy)]
+enum Listing {
+    Backups,
+    Targets,
+}
 
 /// The simulated SCP backup API.
 pub(crate) struct Scp {
@@ -37,16 +54,22 @@ pub(crate) struct Scp {
     /// Histories replaced by the admin API, by backup id: entries with `backup_job_state`
     /// are the backup's runs, the others its restores.
     replaced: Mutex<HashMap<String, Arc<Vec<Value>>>>,
+    /// Generated backups of `--scp-fleet` (0: none).
+    fleet: usize,
+    /// The backup list (it does not change): made on first use.
+    backups: OnceLock<Vec<Value>>,
 }
 
 impl Scp {
-    /// `keys` as in [`Options::keys`](super::Options::keys).
-    pub(crate) fn new(keys: Option<(String, String)>, cycle_ms: i64) -> Scp {
+    /// `keys` as in [`Options::keys`](super::Options::keys), `fleet` the generated backups.
+    pub(crate) fn new(keys: Option<(String, String)>, cycle_ms: i64, fleet: usize) -> Scp {
         Scp {
             auth: Auth::new(keys),
             cycle_ms,
             started_ms: clock::now_ms(),
             replaced: Mutex::default(),
+            fleet,
+            backups: OnceLock::new(),
         }
     }
 
@@ -110,7 +133,7 @@ impl Scp {
             Kind::Restores => seed::RESTORE_HISTORIES,
             Kind::Backups => seed::BACKUP_HISTORIES,
         };
-        let owned: Vec<Value>;
+        let mut owned: Vec<Value>;
         let entries: &[Value] = if let Some(replaced) = &replaced {
             owned = replaced
                 .iter()
@@ -122,12 +145,25 @@ impl Scp {
             let body: Value = serde_json::from_str(verbatim).unwrap_or_default();
             owned = body["contents"].as_array().cloned().unwrap_or_default();
             &owned
-        } else if let Some(def) = scenario::BACKUPS.iter().find(|b| b.id == id) {
+        } else if let Some((def, fleet_id)) = scenario::BACKUPS
+            .iter()
+            .find(|b| b.id == id)
+            .map(|def| (def, None))
+            .or_else(|| listing::fleet_template(id, self.fleet).map(|def| (def, Some(id))))
+        {
             let now = clock::now_ms();
             owned = match kind {
                 Kind::Restores => scenario::entries(def, now, self.started_ms, self.cycle_ms),
                 Kind::Backups => scenario::runs(def, now, self.started_ms, self.cycle_ms),
             };
+            if let Some(fleet_id) = fleet_id {
+                // A fleet backup runs as its template does, under its own id.
+                for entry in &mut owned {
+                    if let Some(backup_id) = entry.get_mut("backup_id") {
+                        *backup_id = Value::from(fleet_id);
+                    }
+                }
+            }
             &owned
         } else {
             let body = error_body(StatusCode::NOT_FOUND, &format!("Backup '{id}' not found"));
@@ -153,6 +189,73 @@ impl Scp {
     }
 }
 
+impl Scp {
+    /// `GET /v1/backups` or `GET /v1/backups/backup-targets`.
+    async fn listing(
+        &self,
+        listing: Listing,
+        faults: &Faults,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, DropConnection> {
+        if req.method() != Method::GET {
+            return Ok(with_allow(
+                error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+                "GET",
+            ));
+        }
+        let query = req.uri().query();
+        let later_page = form_pairs(query.unwrap_or(""))
+            .unwrap_or_default()
+            .iter()
+            .any(|(k, v)| k == "page" && v.trim().parse::<usize>().is_ok_and(|p| p > 0));
+        let target = match listing {
+            Listing::Backups if later_page => BACKUP_LIST_NEXT,
+            Listing::Backups => BACKUP_LIST,
+            Listing::Targets => BACKUP_TARGETS,
+        };
+        faults.count(target, LISTING_ID);
+        if let Err((status, message)) = self.auth.check_signature(&req) {
+            return Ok(error(status, message));
+        }
+        let body = || {
+            let page = match listing {
+                Listing::Backups => listing::backup_list(
+                    query,
+                    self.backups.get_or_init(|| listing::backups(self.fleet)),
+                ),
+                Listing::Targets => listing::backup_targets(query, self.fleet),
+            };
+            match page {
+                Ok(page) => (
+                    StatusCode::OK,
+                    Bytes::from(serde_json::to_vec(&page).unwrap_or_default()),
+                ),
+                Err(message) => (
+                    StatusCode::BAD_REQUEST,
+                    error_body(StatusCode::BAD_REQUEST, &message),
+                ),
+            }
+        };
+        let response = match faults::action(faults.take(target, LISTING_ID)).await? {
+            Action::Answer => {
+                let (status, body) = body();
+                full(status, body)
+            }
+            Action::Error(status) => error(status, reason(status)),
+            Action::RateLimited(secs) => with_retry_after(
+                error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+                secs,
+            ),
+            Action::Truncate => truncated(body().1),
+            Action::Oversize => streamed(faults::padded_parts(
+                r#"{"contents":[],"count":0,"padding":["#.to_string(),
+                r#""end"]}"#.to_string(),
+            )),
+        };
+        Ok(response)
+    }
+}
+
 impl System for Scp {
     fn route<'a>(
         &'a self,
@@ -161,6 +264,10 @@ impl System for Scp {
         path: &'a [&'a str],
     ) -> Result<Reply<'a>, Request<Incoming>> {
         match path {
+            ["v1", "backups"] => Ok(Box::pin(self.listing(Listing::Backups, faults, req))),
+            ["v1", "backups", "backup-targets"] => {
+                Ok(Box::pin(self.listing(Listing::Targets, faults, req)))
+            }
             ["v1", "backups", id, "restore-histories"] => {
                 Ok(Box::pin(self.history(Kind::Restores, faults, req, id)))
             }
@@ -172,7 +279,13 @@ impl System for Scp {
     }
 
     fn targets(&self) -> &'static [Target] {
-        &[BACKUP, BACKUP_HISTORIES]
+        &[
+            BACKUP,
+            BACKUP_HISTORIES,
+            BACKUP_LIST,
+            BACKUP_LIST_NEXT,
+            BACKUP_TARGETS,
+        ]
     }
 
     /// `/_sim/scp/{backup_id}/entries`: a backup's histories (entries with

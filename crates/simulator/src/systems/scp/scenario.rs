@@ -11,8 +11,15 @@ use crate::clock::{fnv, mix, unit};
 /// A live backup whose restore history grows by one entry per cycle.
 pub(crate) struct BackupDef {
     pub id: &'static str,
-    /// Display name, for `--demo`'s config.
+    /// Display name, for `--demo`'s config and the backup list.
     pub name: &'static str,
+    /// The server it backs up (`server_name` of the backup list).
+    pub server: &'static str,
+    /// `policy_type` of the backup list: `VM_IMAGE` or `FILESYSTEM`.
+    pub policy_type: &'static str,
+    /// `retention_period`: `WEEK_2`, `MONTH_1`, `MONTH_3`, `MONTH_6` or `YEAR_1`.
+    pub retention: &'static str,
+    /// Where its restores go (`restore_server_name` of its restore history).
     server_name: &'static str,
     server_id: &'static str,
     schedule: &'static str,
@@ -29,6 +36,9 @@ pub(crate) static BACKUPS: &[BackupDef] = &[
     BackupDef {
         id: "5f1e0c9a3b7d4e2f8a6c1d0b9e8f7a6c",
         name: "erp-db",
+        server: "erp-db-01",
+        policy_type: "VM_IMAGE",
+        retention: "MONTH_1",
         server_name: "erp-db-restore",
         server_id: "7c2d9a41-5e3b-4f6a-9d8c-1b2e3f4a5b6c",
         schedule: "FULL_DAILY_02:00:00-erp7Qz",
@@ -39,6 +49,9 @@ pub(crate) static BACKUPS: &[BackupDef] = &[
     BackupDef {
         id: "a3c9e1f27b4d4c8e9f0a1b2c3d4e5f60",
         name: "파일서버-복구",
+        server: "파일서버-01",
+        policy_type: "FILESYSTEM",
+        retention: "MONTH_3",
         server_name: "파일서버-복구-01",
         server_id: "0e8f6a2b-3c4d-4e5f-8a9b-7c6d5e4f3a2b",
         schedule: "INCREMENTAL_DAILY_15:00:00-fs3Kp2",
@@ -49,6 +62,9 @@ pub(crate) static BACKUPS: &[BackupDef] = &[
     BackupDef {
         id: "0b7e6d5c4a3f4e2d9c8b7a6f5e4d3c2b",
         name: "web-static",
+        server: "web-01",
+        policy_type: "VM_IMAGE",
+        retention: "WEEK_2",
         server_name: "restoretest2",
         server_id: "4a5b6c7d-8e9f-4a0b-9c1d-2e3f4a5b6c7d",
         schedule: "INCREMENTAL_WEEKLY_SUN_03:00:00-web9Xa",
@@ -65,7 +81,7 @@ const MAX_ENTRIES: i64 = 200;
 /// Longer cycles are treated as this long, which keeps every time computable.
 const MAX_CYCLE_MS: i64 = 30 * 86_400_000;
 /// `created_by` / `modified_by` of live entries.
-const USER_ID: &str = "3f9a1c7e5b2d4e6f8a0b1c2d3e4f5a6b";
+pub(crate) const USER_ID: &str = "3f9a1c7e5b2d4e6f8a0b1c2d3e4f5a6b";
 
 /// The live history of `def` at `now_ms`, oldest first: one entry per cycle since
 /// [`PRELOADED`] cycles before `started_ms`, the newest [`MAX_ENTRIES`] of them.

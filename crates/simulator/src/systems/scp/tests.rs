@@ -820,3 +820,243 @@ fn only_the_supported_api_versions_are_answered() {
         sim.stop().await;
     });
 }
+
+// --- The listings: the backup list and the backup targets (servers). ---
+
+const VENDOR_BACKUP_LIST: &str =
+    include_str!("../../../../../tests/data/vendor/scp/sdk-1.0-backup-list-example.yaml");
+const VENDOR_TARGET_LIST: &str =
+    include_str!("../../../../../tests/data/vendor/scp/sdk-1.0-backup-target-list-example.yaml");
+
+/// An `example:` block of the SDK's OpenAPI document as JSON.
+fn vendor_example(yaml: &str) -> Value {
+    serde_yaml_ng::from_str(yaml).expect("the SDK's example block is YAML")
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// `served` has exactly the fields of `example`, each of the same JSON type.
+fn assert_same_fields(example: &Value, served: &Value) {
+    let (Some(want), Some(have)) = (example.as_object(), served.as_object()) else {
+        panic!("not objects: {example} / {served}");
+    };
+    let want_keys: BTreeSet<&String> = want.keys().collect();
+    let have_keys: BTreeSet<&String> = have.keys().collect();
+    assert_eq!(have_keys, want_keys, "{served}");
+    for (key, value) in want {
+        assert_eq!(kind(&have[key]), kind(value), "{key}: {served}");
+    }
+}
+
+/// Every page of a listing from `page=0` with `size`: the items, the pages read and the
+/// `count` each page gave.
+async fn all_pages(sim: &TestSim, path: &str, size: usize) -> (Vec<Value>, usize, BTreeSet<u64>) {
+    let (mut items, mut pages, mut counts) = (Vec::new(), 0, BTreeSet::new());
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let reply = sim.get(&format!("{path}{sep}page={pages}&size={size}")).await;
+        assert_eq!(reply.status, 200, "{path}: {}", String::from_utf8_lossy(&reply.body));
+        let body = reply.json();
+        counts.insert(body["count"].as_u64().expect("count"));
+        let contents = body["contents"].as_array().expect("contents").clone();
+        assert!(contents.len() <= size);
+        pages += 1;
+        let done = contents.len() < size;
+        items.extend(contents);
+        if done || items.len() as u64 >= body["count"].as_u64().unwrap_or(0) {
+            break;
+        }
+        assert!(pages < 100, "paging does not end");
+    }
+    (items, pages, counts)
+}
+
+#[test]
+fn backup_list_has_the_sdk_fields_pages_sorts_and_filters() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        let example = vendor_example(VENDOR_BACKUP_LIST);
+        assert!(example["count"].is_number());
+        let item = &example["contents"][0];
+        let (backups, pages, counts) = all_pages(&sim, "/v1/backups", 3).await;
+        assert_eq!(pages, 2);
+        assert_eq!(counts, BTreeSet::from([4]));
+        let ids: BTreeSet<&str> = backups.iter().map(|b| b["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 4, "no backup twice across pages");
+        let mut want: BTreeSet<String> = live_backups().into_iter().map(|(id, _)| id).collect();
+        want.insert(SEED_ID.to_string());
+        assert_eq!(ids.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(), want);
+        for backup in &backups {
+            assert_same_fields(item, backup);
+            let id = backup["id"].as_str().unwrap();
+            // Every backup listed has both histories.
+            assert_eq!(sim.get(&histories(id, "")).await.status, 200);
+            assert_eq!(sim.get(&format!("/v1/backups/{id}/backup-histories")).await.status, 200);
+        }
+        // Default: newest created first.
+        let created: Vec<&str> = backups.iter().map(|b| b["created_at"].as_str().unwrap()).collect();
+        let mut sorted = created.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(created, sorted);
+        let seed = backups.iter().find(|b| b["id"] == SEED_ID).unwrap();
+        assert_eq!((seed["name"].as_str(), seed["server_name"].as_str()), (Some("backup-001"), Some("server-001")));
+
+        let by_name = sim.get("/v1/backups?sort=name:asc").await.json();
+        let names: Vec<&str> = by_name["contents"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        let erp = sim.get(&format!("/v1/backups?name={}", enc("erp"))).await.json();
+        assert_eq!(erp["count"], 1);
+        assert_eq!(erp["contents"][0]["server_name"], "erp-db-01");
+        let korean = sim.get(&format!("/v1/backups?server_name={}", enc("파일서버"))).await.json();
+        assert_eq!(korean["contents"][0]["name"], "파일서버-복구");
+        assert_eq!(sim.get("/v1/backups?server_name=nothing").await.json(), json!({ "contents": [], "count": 0 }));
+        assert_eq!(sim.get("/v1/backups?size=0").await.json(), json!({ "contents": [], "count": 4 }));
+        assert_eq!(sim.get("/v1/backups?page=9").await.json(), json!({ "contents": [], "count": 4 }));
+        assert_eq!(sim.get("/v1/backups?size=null&page=").await.json()["contents"].as_array().unwrap().len(), 4);
+        for bad in ["sort=password", "sort=name:up", "page=-1", "size=x", "size=10001"] {
+            let reply = sim.get(&format!("/v1/backups?{bad}")).await;
+            assert_eq!(reply.status, 400, "{bad}");
+            assert_eq!(reply.json()["code"], "BAD_REQUEST");
+        }
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn backup_targets_list_the_servers_including_those_without_a_backup() {
+    run(async {
+        let sim = start(SimOptions::default()).await;
+        let example = vendor_example(VENDOR_TARGET_LIST);
+        assert!(example["count"].is_number());
+        let path = "/v1/backups/backup-targets?server_category=VIRTUAL_SERVER";
+        let (servers, pages, counts) = all_pages(&sim, path, 4).await;
+        assert_eq!((servers.len(), pages), (6, 2));
+        assert_eq!(counts, BTreeSet::from([6]));
+        for server in &servers {
+            assert_same_fields(&example["contents"][0], server);
+        }
+        let names: Vec<&str> = servers.iter().map(|s| s["server_name"].as_str().unwrap()).collect();
+        let backups = sim.get("/v1/backups?size=100").await.json();
+        let backed_up: BTreeSet<&str> = backups["contents"].as_array().unwrap().iter().map(|b| b["server_name"].as_str().unwrap()).collect();
+        // Every backup's server is a target; some targets have no backup.
+        assert!(backed_up.iter().all(|s| names.contains(s)), "{backed_up:?} / {names:?}");
+        let without: Vec<&str> = names.iter().copied().filter(|n| !backed_up.contains(n)).collect();
+        assert_eq!(without, ["app-02", "batch-03"]);
+        assert_eq!(super::listing::unprotected_servers(), ["app-02", "batch-03", "bm-db-01"]);
+
+        let metal = sim.get("/v1/backups/backup-targets?server_category=BAREMETAL_SERVER").await.json();
+        assert_eq!(metal["count"], 1);
+        assert_eq!(metal["contents"][0]["server_name"], "bm-db-01");
+        let gpu = sim.get("/v1/backups/backup-targets?server_category=GPU_SERVER").await.json();
+        assert_eq!(gpu, json!({ "contents": [], "count": 0 }));
+        let elsewhere = sim.get(&format!("{path}&region=kr-east1")).await.json();
+        assert_eq!(elsewhere["count"], 0);
+        assert_eq!(sim.get(&format!("{path}&region=kr-west1")).await.json()["count"], 6);
+        let web = sim.get(&format!("{path}&server_name=web")).await.json();
+        assert_eq!(web["contents"][0]["server_name"], "web-01");
+        for bad in ["", "?server_category=CLOUD", "?page=x&server_category=GPU_SERVER"] {
+            let reply = sim.get(&format!("/v1/backups/backup-targets{bad}")).await;
+            assert_eq!(reply.status, 400, "{bad}");
+        }
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn listing_faults_stats_and_signatures() {
+    run(async {
+        let mut options = SimOptions::default();
+        options.systems.scp.keys = Some((ACCESS.to_string(), SECRET.to_string()));
+        let sim = start(options).await;
+        let first = "/v1/backups?size=2";
+        let second = "/v1/backups?page=1&size=2";
+        let targets = "/v1/backups/backup-targets?server_category=VIRTUAL_SERVER";
+        assert_eq!(sim.get(first).await.status, 401, "unsigned");
+        assert_eq!(sim.signed(first, &Signing::good()).await.status, 200);
+
+        sim.fault("backup_list_next", "default", "error500").await;
+        assert_eq!(sim.signed(second, &Signing::good()).await.status, 500);
+        assert_eq!(sim.signed(first, &Signing::good()).await.status, 200, "first page untouched");
+        sim.fault("backup_list_next", "default", "none").await;
+        assert_eq!(sim.signed(second, &Signing::good()).await.status, 200);
+        sim.fault("backup_list", "default", "rate_limited:4").await;
+        let limited = sim.signed(first, &Signing::good()).await;
+        assert_eq!((limited.status, limited.header("retry-after")), (429, Some("4")));
+        sim.fault("backup_list", "default", "truncated").await;
+        let cut = sim.signed(first, &Signing::good()).await;
+        assert_eq!(cut.status, 200);
+        assert!(serde_json::from_slice::<Value>(&cut.body).is_err());
+        sim.fault("backup_list", "default", "none").await;
+
+        sim.fault("backup_targets", "default", "not_found").await;
+        assert_eq!(sim.signed(targets, &Signing::good()).await.status, 404);
+        sim.fault("backup_targets", "default", "unauthorized").await;
+        assert_eq!(sim.signed(targets, &Signing::good()).await.status, 401);
+        sim.fault("backup_targets", "default", "none").await;
+        assert_eq!(sim.signed(targets, &Signing::good()).await.status, 200);
+        assert_eq!(sim.send("POST", "/v1/backups", &[], b"").await.status, 405);
+
+        let stats = sim.get("/_sim/stats").await.json();
+        assert_eq!(stats["backup_list/default"], 5);
+        assert_eq!(stats["backup_list_next/default"], 2);
+        assert_eq!(stats["backup_targets/default"], 3);
+        sim.stop().await;
+    });
+}
+
+#[test]
+fn the_fleet_scales_the_listings_and_each_fleet_backup_has_histories() {
+    run(async {
+        let mut options = SimOptions::default();
+        options.systems.scp.fleet = Some(250);
+        let sim = start(options).await;
+        let (backups, pages, counts) = all_pages(&sim, "/v1/backups", 100).await;
+        assert_eq!((backups.len(), pages), (254, 3));
+        assert_eq!(counts, BTreeSet::from([254]));
+        let ids: BTreeSet<&str> = backups.iter().map(|b| b["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 254);
+        let example = vendor_example(VENDOR_BACKUP_LIST);
+        let fleet: Vec<&Value> = backups.iter().filter(|b| b["id"].as_str().unwrap().starts_with("f1ee7")).collect();
+        assert_eq!(fleet.len(), 250);
+        for backup in &fleet {
+            assert_same_fields(&example["contents"][0], backup);
+            assert_eq!(backup["id"].as_str().unwrap().len(), 32);
+        }
+        let first = super::listing::fleet_id(1);
+        let entry = sim.get(&histories(&first, "size=1")).await.json();
+        assert_eq!(entry["contents"][0]["backup_id"], first.as_str());
+        let runs = sim.get(&format!("/v1/backups/{first}/backup-histories?size=1")).await;
+        assert_eq!(runs.status, 200);
+        for missing in [super::listing::fleet_id(251), super::listing::fleet_id(0), format!("{first}0"), "f1ee7zz".to_string()] {
+            assert_eq!(sim.get(&histories(&missing, "")).await.status, 404, "{missing}");
+        }
+        let targets = "/v1/backups/backup-targets?server_category=VIRTUAL_SERVER";
+        let (servers, _, _) = all_pages(&sim, targets, 100).await;
+        assert_eq!(servers.len(), 6 + 250 + 3);
+        let idle = servers.iter().filter(|s| s["server_name"].as_str().unwrap().starts_with("fleet-idle-")).count();
+        assert_eq!(idle, 3);
+        let named = sim.get(&format!("{targets}&server_name=fleet-00250")).await.json();
+        assert_eq!(named["count"], 1);
+        let stats = sim.get("/_sim/stats").await.json();
+        assert_eq!(stats["backup_list/default"], 1);
+        assert_eq!(stats["backup_list_next/default"], 2);
+        sim.stop().await;
+
+        // Without the option there is no fleet.
+        let sim = start(SimOptions::default()).await;
+        assert_eq!(sim.get(&histories(&first, "")).await.status, 404);
+        assert_eq!(sim.get("/v1/backups").await.json()["count"], 4);
+        sim.stop().await;
+    });
+}
