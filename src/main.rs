@@ -426,6 +426,11 @@ async fn run(
             listen::bind(&addresses).await?
         }
     };
+    // Heard from before "listening" is logged: a SIGHUP sent as soon as the exporter says it
+    // listens (a test, or systemd's ExecReload right after the start) must reload, not take
+    // the signal's default action and end the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let tls = web.as_ref().is_some_and(|w| w.tls());
     let http2 = tls && web.as_ref().is_some_and(|w| w.current().http2());
     for listener in &listeners {
@@ -482,8 +487,6 @@ async fn run(
     let server = Server::new(app.exposition(), web, reload_tx, options);
     let serving = tokio::spawn(server.serve(listeners, shutdown.clone()));
 
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // Reloads at most once per RELOAD_EVERY, coalesced: the SIGHUPs that arrive meanwhile
     // are served by the next one (tokio keeps one pending SIGHUP however many arrive), and
     // so are the POSTs queued by then (up to RELOAD_QUEUE), all answered with that reload's
