@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use backup_exporter::app::{App, ConfigSource};
 use backup_exporter::server::{self, Server};
 use backup_exporter::shard::Shard;
+use backup_exporter::storage::StateFile;
 use backup_exporter::web::LiveWebConfig;
 use backup_exporter::{config, demo, http, listen, logging, telemetry};
 use clap::{Parser, ValueEnum};
@@ -155,6 +156,14 @@ struct Cli {
     /// the host name (a StatefulSet pod).
     #[arg(long, value_name = "I|auto", default_value = "0")]
     shard: String,
+
+    /// Directory where each job's last success, failing-since and run counts are kept across
+    /// restarts (`state.json`, written atomically at most every 30 s and at shutdown); created
+    /// if missing, and a directory that cannot be written stops the start. One directory per
+    /// replica. Default: none (kept in memory only).
+    #[arg(long = "storage.path", value_name = "DIR")]
+    storage_path: Option<PathBuf>,
+
     /// Print version, branch, revision, build date, rust version and platform, and exit.
     #[arg(long)]
     version: bool,
@@ -393,7 +402,26 @@ async fn run(
     }
     let shard = shard(&cli)?;
     let client = http::build_client().context("building the HTTP client")?;
-    let app = App::new(source, client, shard);
+    let storage = match (&cli.storage_path, cli.once) {
+        (Some(dir), false) => {
+            let dir = dir.clone();
+            let (file, entries) = tokio::task::spawn_blocking(move || {
+                let file = StateFile::open(&dir)?;
+                let entries = file.load();
+                Ok::<_, backup_exporter::storage::StorageError>((file, entries))
+            })
+            .await
+            .context("opening --storage.path")??;
+            Some((file, entries))
+        }
+        _ => None,
+    };
+    let (storage, kept) = match storage {
+        Some((file, entries)) => (Some(file), entries),
+        None => (None, Vec::new()),
+    };
+    let app = App::with_storage(source, client, shard, storage);
+    app.restore(kept);
     if shard.is_sharded() {
         tracing::info!(
             shard = shard.index,
