@@ -161,7 +161,11 @@ struct Cli {
     /// restarts (`state.json`, written atomically at most every 30 s and at shutdown); created
     /// if missing, and a directory that cannot be written stops the start. One directory per
     /// replica. Default: none (kept in memory only).
-    #[arg(long = "storage.path", value_name = "DIR")]
+    #[arg(
+        long = "storage.path",
+        value_name = "DIR",
+        env = "BACKUP_EXPORTER_STORAGE_PATH"
+    )]
     storage_path: Option<PathBuf>,
 
     /// Print version, branch, revision, build date, rust version and platform, and exit.

@@ -439,4 +439,37 @@ mod tests {
         let e = StateFile::open(&below).unwrap_err().to_string();
         assert!(e.contains(&below.display().to_string()), "{e}");
     }
+
+    /// The sizes docs/deploy.md#storage gives (`cargo test --lib -- storage::tests::size
+    /// --nocapture` prints them): a job as a ZDM server lists it, with times of this era.
+    #[test]
+    fn size_of_the_state_file_for_2000_and_10000_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateFile::open(dir.path()).unwrap();
+        for n in [2_000u32, 10_000] {
+            let jobs: Vec<Entry> = (0..n)
+                .map(|i| Entry {
+                    upstream: "zdm-prod".into(),
+                    target: format!("server-{:05}", i / 5),
+                    job_name: format!("daily-backup-{i:05}"),
+                    server: format!("server-{:05}", i / 5),
+                    volume: "/".into(),
+                    runs: [412, 3, 17, 1],
+                    last_success: Some(1_764_723_600.0 + f64::from(i)),
+                    failing_since: (i % 10 == 0).then_some(1_764_727_200.0),
+                    last_duration: Some(1_834.0),
+                    status: "completed".into(),
+                    start: Some(1_764_721_766.0),
+                    end: Some(1_764_723_600.0),
+                    last_seen: 1_764_764_000.123,
+                    ..entry("x")
+                })
+                .collect();
+            assert_eq!(state.save(&jobs, 1.0).unwrap(), n as usize);
+            let bytes = fs::metadata(state.path()).unwrap().len();
+            println!("{n} jobs: {bytes} bytes ({} per job)", bytes / u64::from(n));
+            assert!(bytes / u64::from(n) < 512, "{bytes} bytes for {n} jobs");
+            assert_eq!(state.load().len(), n as usize);
+        }
+    }
 }
