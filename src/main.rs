@@ -168,6 +168,16 @@ struct Cli {
     )]
     storage_path: Option<PathBuf>,
 
+    /// How often the state is written to --storage.path when it changed, 1s to 30s: a crash
+    /// loses at most this much.
+    #[arg(
+        long = "storage.write-interval",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = write_interval
+    )]
+    storage_write_interval: Duration,
+
     /// Print version, branch, revision, build date, rust version and platform, and exit.
     #[arg(long)]
     version: bool,
@@ -225,6 +235,15 @@ fn listen_address(s: &str) -> Result<String, String> {
 fn telemetry_path(s: &str) -> Result<String, String> {
     server::valid_telemetry_path(s)?;
     Ok(s.to_string())
+}
+
+/// `--storage.write-interval`: a duration within `storage::WRITE_EVERY_RANGE`.
+fn write_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if !backup_exporter::storage::WRITE_EVERY_RANGE.contains(&d) {
+        return Err(format!("{s} is outside 1s..30s"));
+    }
+    Ok(d)
 }
 
 /// A duration (`10s`, `500ms`) from 1 ms to 1 h: never zero, never one that overflows a clock.
@@ -409,8 +428,9 @@ async fn run(
     let storage = match (&cli.storage_path, cli.once) {
         (Some(dir), false) => {
             let dir = dir.clone();
+            let every = cli.storage_write_interval;
             let (file, entries) = tokio::task::spawn_blocking(move || {
-                let file = StateFile::open(&dir)?;
+                let file = StateFile::open(&dir)?.every(every);
                 let entries = file.load();
                 Ok::<_, backup_exporter::storage::StorageError>((file, entries))
             })

@@ -11,6 +11,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -136,10 +137,18 @@ struct VersionOnly {
     version: u32,
 }
 
+/// How often the state is written when it changed, unless `--storage.write-interval` says
+/// otherwise: a crash loses at most this much.
+pub const WRITE_EVERY: Duration = Duration::from_secs(30);
+/// `--storage.write-interval`: never rarer than [`WRITE_EVERY`].
+pub const WRITE_EVERY_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=WRITE_EVERY;
+
 /// The storage directory of this replica.
 #[derive(Debug, Clone)]
 pub struct StateFile {
     dir: PathBuf,
+    every: Duration,
 }
 
 impl StateFile {
@@ -165,7 +174,22 @@ impl StateFile {
         removed.map_err(io("cannot remove a file in it"))?;
         Ok(StateFile {
             dir: dir.to_path_buf(),
+            every: WRITE_EVERY,
         })
+    }
+
+    /// The same directory, written every `every` when changed (kept within
+    /// [`WRITE_EVERY_RANGE`]).
+    pub fn every(self, every: Duration) -> Self {
+        StateFile {
+            every: every.clamp(*WRITE_EVERY_RANGE.start(), *WRITE_EVERY_RANGE.end()),
+            ..self
+        }
+    }
+
+    /// How often the state is written when it changed.
+    pub fn interval(&self) -> Duration {
+        self.every
     }
 
     /// The state file's path.

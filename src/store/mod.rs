@@ -45,13 +45,9 @@ use crate::storage::{Entry, StateFile};
 use history::{Kept, RunHistory, RunMark};
 use render::{TargetSeries, HEALTH_FAMILIES};
 
-/// How often [`expiry`] checks last-known series against `stale_after`.
+/// How often [`expiry`] checks last-known series against `stale_after` and remembered jobs
+/// against `forget_after`.
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
-/// How often [`expiry`] forgets remembered jobs past `forget_after` (in looks).
-const FORGET_EVERY_LOOKS: u32 = 10;
-/// How often [`persist`] writes the state file when it changed (and once at shutdown): a
-/// crash loses at most this much.
-pub const PERSIST_EVERY: Duration = Duration::from_secs(30);
 /// `last_seen` alone marks the state changed once it moved this far since it was last
 /// written: it only decides when a job is forgotten (days), so it need not be written
 /// every poll.
@@ -447,7 +443,6 @@ impl Store {
 pub async fn expiry(store: Arc<Store>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(EXPIRE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut looks: u32 = 0;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -457,21 +452,20 @@ pub async fn expiry(store: Arc<Store>, cancel: CancellationToken) {
         if expired > 0 {
             tracing::debug!(targets = expired, "last-known series expired");
         }
-        looks = looks.wrapping_add(1);
-        if looks.is_multiple_of(FORGET_EVERY_LOOKS) {
-            let forgotten = store.forget_old(unix_now());
-            if forgotten > 0 {
-                tracing::debug!(jobs = forgotten, "jobs past forget_after forgotten");
-            }
+        // Only remembered jobs are looked at: few, unless targets are down.
+        let forgotten = store.forget_old(unix_now());
+        if forgotten > 0 {
+            tracing::debug!(jobs = forgotten, "jobs past forget_after forgotten");
         }
     }
 }
 
-/// `--storage.path`: writes the store's histories to `file` every [`PERSIST_EVERY`] when
-/// they changed, and once more when `cancel` fires (shutdown). The file is written on the
-/// blocking pool, never on the runtime's workers nor under the store's lock.
+/// `--storage.path`: writes the store's histories to `file` every `file.interval()` (30 s
+/// unless set shorter) when they changed, and once more when `cancel` fires (shutdown). The
+/// file is written on the blocking pool, never on the runtime's workers nor under the
+/// store's lock.
 pub async fn persist(store: Arc<Store>, file: StateFile, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(PERSIST_EVERY);
+    let mut tick = tokio::time::interval(file.interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is at once: nothing has changed yet.
     tick.tick().await;
