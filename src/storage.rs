@@ -496,4 +496,36 @@ mod tests {
             assert_eq!(state.load().len(), n as usize);
         }
     }
+
+    proptest::proptest! {
+        /// The file is input: any bytes decode to entries or an error, never a panic.
+        #[test]
+        fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode(&bytes, MAX_ENTRIES);
+        }
+
+        /// Any JSON-ish text around a valid header neither panics.
+        #[test]
+        fn any_jobs_text_decodes_or_fails_cleanly(text in "\\PC{0,200}") {
+            let file = format!("{{\"version\":1,\"written\":1,\"jobs\":[{text}]}}");
+            let _ = decode(file.as_bytes(), MAX_ENTRIES);
+        }
+
+        /// What is written is read back the same, whatever the label values.
+        #[test]
+        fn entries_round_trip(
+            name in proptest::prelude::any::<String>(),
+            server in "\\PC{0,20}",
+            runs in proptest::prelude::any::<[u64; 4]>(),
+            seen in 0.0f64..4e9,
+            success in proptest::option::of(0.0f64..4e9),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let state = StateFile::open(dir.path()).unwrap();
+            let job = Entry { job_name: name, server, runs, last_seen: seen, last_success: success, ..entry("x") };
+            let jobs = if job.is_sane() { vec![job] } else { vec![] };
+            state.save(&jobs, 1.0).unwrap();
+            proptest::prop_assert_eq!(state.load(), jobs);
+        }
+    }
 }
