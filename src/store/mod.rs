@@ -1390,4 +1390,38 @@ mod tests {
             "404: gone"
         );
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_state_is_written_every_interval_when_changed_and_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(dir.path()).unwrap();
+        let store = Arc::new(store());
+        let t = target(zdm::BACKUP_JOB, "j");
+        track(&store, &[(t.clone(), Duration::from_secs(90))]);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(persist(store.clone(), file.clone(), cancel.clone()));
+        tokio::task::yield_now().await;
+        poll(&store, &t, vec![job(Status::Running, Some(1.0), None)]);
+        // The blocking pool runs on real threads: give a write time to land.
+        let written = || async {
+            for _ in 0..200 {
+                tokio::task::yield_now().await;
+                std::thread::sleep(Duration::from_millis(5));
+                if file.path().exists() {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert!(!written().await, "not before the interval");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(written().await, "within the interval");
+        assert_eq!(file.load().len(), 1);
+        // A change then shutdown: written once more without waiting for the interval.
+        poll(&store, &t, vec![job(Status::Failed, Some(1.0), Some(2.0))]);
+        cancel.cancel();
+        task.await.unwrap();
+        assert_eq!(file.load()[0].status, "failed");
+    }
 }
