@@ -62,6 +62,7 @@ upstreams:
             let settings = SeriesSettings {
                 stale_after: u.settings.stale_after,
                 job_status: u.settings.job_status,
+                forget_after: u.settings.forget_after,
             };
             plan.iter()
                 .filter(move |p| *p.id.upstream == *u.name)

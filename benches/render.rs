@@ -197,6 +197,8 @@ fn render(c: &mut Criterion) {
     let history = JobHistory {
         runs: [3, 1, 1, 0],
         last_success: Some(NOW - 86_400.0),
+        failing_since: None,
+        last_duration: Some(1_800.0),
     };
     c.bench_function("render_job", |b| {
         b.iter(|| {

@@ -14,6 +14,7 @@ use crate::exposition::{packer, Exposition, Packed};
 use crate::model::TargetId;
 use crate::poller::{self, Pollers};
 use crate::shard::Shard;
+use crate::storage::{Entry, StateFile};
 use crate::store::{self, SeriesSettings, Store};
 use crate::telemetry::Telemetry;
 
@@ -53,6 +54,8 @@ pub struct App {
     client: reqwest::Client,
     source: ConfigSource,
     shard: Shard,
+    /// `--storage.path`: where the store's histories are written.
+    storage: Option<StateFile>,
     running: tokio::sync::Mutex<Running>,
 }
 
@@ -73,20 +76,28 @@ struct RunningUpstream {
     targets: Vec<TargetId>,
 }
 
-/// Tasks that run as long as the exporter: the store's expiry loop and the exposition's
-/// packer.
+/// Tasks that run as long as the exporter: the store's expiry loop, the exposition's
+/// packer and, with `--storage.path`, the state writer (which writes once more when
+/// stopped).
 struct Background {
     cancel: CancellationToken,
     handles: Vec<JoinHandle<()>>,
 }
 
 impl Background {
-    fn start(store: &Arc<Store>, packed: &Arc<Packed>) -> Self {
+    fn start(store: &Arc<Store>, packed: &Arc<Packed>, storage: Option<&StateFile>) -> Self {
         let cancel = CancellationToken::new();
-        let handles = vec![
+        let mut handles = vec![
             tokio::spawn(store::expiry(store.clone(), cancel.clone())),
             tokio::spawn(packer::run(packed.clone(), cancel.clone())),
         ];
+        if let Some(file) = storage {
+            handles.push(tokio::spawn(store::persist(
+                store.clone(),
+                file.clone(),
+                cancel.clone(),
+            )));
+        }
         Background { cancel, handles }
     }
 
@@ -104,6 +115,7 @@ fn series_settings(settings: &Settings) -> SeriesSettings {
     SeriesSettings {
         stale_after: settings.stale_after,
         job_status: settings.job_status,
+        forget_after: settings.forget_after,
     }
 }
 
@@ -117,6 +129,7 @@ fn polls_alike(a: &Upstream, b: &Upstream) -> bool {
     let mut b = b.clone();
     b.settings.stale_after = a.settings.stale_after;
     b.settings.job_status = a.settings.job_status;
+    b.settings.forget_after = a.settings.forget_after;
     *a == b
 }
 
@@ -132,6 +145,17 @@ impl Running {
 impl App {
     /// An exporter that polls the targets of `shard` (use `Shard::default()` for all).
     pub fn new(source: ConfigSource, client: reqwest::Client, shard: Shard) -> Arc<Self> {
+        Self::with_storage(source, client, shard, None)
+    }
+
+    /// [`App::new`] that writes the store's histories to `storage` (`--storage.path`) while
+    /// it runs; read them back first with [`App::restore`].
+    pub fn with_storage(
+        source: ConfigSource,
+        client: reqwest::Client,
+        shard: Shard,
+        storage: Option<StateFile>,
+    ) -> Arc<Self> {
         let telemetry = Telemetry::new();
         telemetry.set_shard(shard);
         let packed = Arc::new(Packed::new());
@@ -142,8 +166,14 @@ impl App {
             client,
             source,
             shard,
+            storage,
             running: tokio::sync::Mutex::new(Running::default()),
         })
+    }
+
+    /// Takes the histories the state file kept (before the first [`App::apply`]).
+    pub fn restore(&self, entries: Vec<Entry>) {
+        self.store.restore(entries);
     }
 
     /// Reads the configuration from where it came from at start.
@@ -197,7 +227,11 @@ impl App {
             }
         }
         if running.background.is_none() {
-            running.background = Some(Background::start(&self.store, &self.packed));
+            running.background = Some(Background::start(
+                &self.store,
+                &self.packed,
+                self.storage.as_ref(),
+            ));
         }
         running.upstreams = next;
         self.telemetry.config_loaded(true, unix_now());

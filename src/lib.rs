@@ -20,6 +20,7 @@ pub mod server;
 pub mod shard;
 pub mod sources;
 pub mod status;
+pub mod storage;
 pub mod store;
 pub mod systems;
 pub mod telemetry;

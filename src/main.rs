@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use backup_exporter::app::{App, ConfigSource};
 use backup_exporter::server::{self, Server};
 use backup_exporter::shard::Shard;
+use backup_exporter::storage::StateFile;
 use backup_exporter::web::LiveWebConfig;
 use backup_exporter::{config, demo, http, listen, logging, telemetry};
 use clap::{Parser, ValueEnum};
@@ -155,6 +156,28 @@ struct Cli {
     /// the host name (a StatefulSet pod).
     #[arg(long, value_name = "I|auto", default_value = "0")]
     shard: String,
+
+    /// Directory where each job's last success, failing-since and run counts are kept across
+    /// restarts (`state.json`, written atomically at most every 30 s and at shutdown); created
+    /// if missing, and a directory that cannot be written stops the start. One directory per
+    /// replica. Default: none (kept in memory only).
+    #[arg(
+        long = "storage.path",
+        value_name = "DIR",
+        env = "BACKUP_EXPORTER_STORAGE_PATH"
+    )]
+    storage_path: Option<PathBuf>,
+
+    /// How often the state is written to --storage.path when it changed, 1s to 30s: a crash
+    /// loses at most this much.
+    #[arg(
+        long = "storage.write-interval",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = write_interval
+    )]
+    storage_write_interval: Duration,
+
     /// Print version, branch, revision, build date, rust version and platform, and exit.
     #[arg(long)]
     version: bool,
@@ -212,6 +235,15 @@ fn listen_address(s: &str) -> Result<String, String> {
 fn telemetry_path(s: &str) -> Result<String, String> {
     server::valid_telemetry_path(s)?;
     Ok(s.to_string())
+}
+
+/// `--storage.write-interval`: a duration within `storage::WRITE_EVERY_RANGE`.
+fn write_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if !backup_exporter::storage::WRITE_EVERY_RANGE.contains(&d) {
+        return Err(format!("{s} is outside 1s..30s"));
+    }
+    Ok(d)
 }
 
 /// A duration (`10s`, `500ms`) from 1 ms to 1 h: never zero, never one that overflows a clock.
@@ -393,7 +425,27 @@ async fn run(
     }
     let shard = shard(&cli)?;
     let client = http::build_client().context("building the HTTP client")?;
-    let app = App::new(source, client, shard);
+    let storage = match (&cli.storage_path, cli.once) {
+        (Some(dir), false) => {
+            let dir = dir.clone();
+            let every = cli.storage_write_interval;
+            let (file, entries) = tokio::task::spawn_blocking(move || {
+                let file = StateFile::open(&dir)?.every(every);
+                let entries = file.load();
+                Ok::<_, backup_exporter::storage::StorageError>((file, entries))
+            })
+            .await
+            .context("opening --storage.path")??;
+            Some((file, entries))
+        }
+        _ => None,
+    };
+    let (storage, kept) = match storage {
+        Some((file, entries)) => (Some(file), entries),
+        None => (None, Vec::new()),
+    };
+    let app = App::with_storage(source, client, shard, storage);
+    app.restore(kept);
     if shard.is_sharded() {
         tracing::info!(
             shard = shard.index,

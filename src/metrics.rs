@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
-use crate::model::{JobRecord, JobStatusSeries, ServerSummary, TargetId};
+use crate::model::{JobKey, JobRecord, JobStatusSeries, ServerSummary, TargetId};
 use crate::status::Status;
 
 /// The job and target families, in exposition order.
@@ -24,6 +24,8 @@ pub enum Family {
     JobInfo,
     JobFailureReason,
     JobSize,
+    JobFailingSince,
+    JobLastRunDuration,
     ServerJobs,
     ServerProgress,
     TargetUp,
@@ -32,7 +34,7 @@ pub enum Family {
     TargetFailureReason,
 }
 
-pub const FAMILY_COUNT: usize = 16;
+pub const FAMILY_COUNT: usize = 18;
 
 impl Family {
     pub const ALL: [Family; FAMILY_COUNT] = [
@@ -46,6 +48,8 @@ impl Family {
         Family::JobInfo,
         Family::JobFailureReason,
         Family::JobSize,
+        Family::JobFailingSince,
+        Family::JobLastRunDuration,
         Family::ServerJobs,
         Family::ServerProgress,
         Family::TargetUp,
@@ -66,6 +70,8 @@ impl Family {
             Family::JobInfo => "backup_job_info",
             Family::JobFailureReason => "backup_job_failure_reason",
             Family::JobSize => "backup_job_size_bytes",
+            Family::JobFailingSince => "backup_job_failing_since_seconds",
+            Family::JobLastRunDuration => "backup_job_last_run_duration_seconds",
             Family::ServerJobs => "backup_server_jobs",
             Family::ServerProgress => "backup_server_progress_ratio",
             Family::TargetUp => "backup_target_up",
@@ -87,6 +93,8 @@ impl Family {
             Family::JobInfo => "Descriptive labels of the job; the value is always 1.",
             Family::JobFailureReason => "Why the job's latest run failed (upstream message and code); present only while it is failed, the value is always 1.",
             Family::JobSize => "Size of the job's newest finished run in bytes, as reported upstream.",
+            Family::JobFailingSince => "When the job's current run of failures began as a Unix timestamp (the failed run's end, else the first poll that saw it failed); present only while its latest run is failed.",
+            Family::JobLastRunDuration => "Duration in seconds of the job's latest finished run (end minus start, else the elapsed time reported upstream).",
             Family::ServerJobs => "Jobs of a server by status, from the upstream's summary block.",
             Family::ServerProgress => "Overall progress of a server's jobs as a ratio from 0 to 1.",
             Family::TargetUp => "1 if the last poll of the target succeeded, 0 otherwise.",
@@ -145,12 +153,17 @@ pub const RUN_RESULTS: [Status; 4] = [
     Status::Cancelled,
 ];
 
-/// What the exporter remembers of a job between polls: counted runs and the last success.
+/// What the exporter remembers of a job between polls: counted runs, the last success, when
+/// its current failures began and how long its latest finished run took.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobHistory {
     /// Indexed like [`RUN_RESULTS`].
     pub runs: [u64; 4],
     pub last_success: Option<f64>,
+    /// When the current run of failures began; `None` unless the latest run seen failed.
+    pub failing_since: Option<f64>,
+    /// Duration of the latest finished run.
+    pub last_duration: Option<f64>,
 }
 
 /// Capacity a render scratch buffer keeps between renders (per family, per thread).
@@ -274,7 +287,10 @@ fn write_sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f6
 }
 
 fn job_labels(job: &JobRecord) -> [(&'static str, &str); 6] {
-    let k = &job.key;
+    key_labels(&job.key)
+}
+
+fn key_labels(k: &JobKey) -> [(&'static str, &str); 6] {
     [
         ("system", k.system.as_str()),
         ("upstream", &k.upstream),
@@ -323,6 +339,7 @@ pub fn render_job(
         (Family::JobStart, job.start_time),
         (Family::JobEnd, job.end_time),
         (Family::JobLastSuccess, history.last_success),
+        (Family::JobLastRunDuration, history.last_duration),
     ];
     for (family, value) in optional {
         if let Some(v) = value {
@@ -361,6 +378,33 @@ pub fn render_job(
             &labels,
             size,
         );
+    }
+    if let Some(since) = history
+        .failing_since
+        .filter(|_| job.status == Status::Failed)
+    {
+        write_sample(
+            out.buf(Family::JobFailingSince),
+            Family::JobFailingSince.name(),
+            &labels,
+            since,
+        );
+    }
+}
+
+/// Renders what is kept of a job no target reports any more (its target's polls failed past
+/// `stale_after`, or it was read from storage and its target has not answered yet): its last
+/// success and, while its latest run seen is failed, since when, until `forget_after`.
+pub fn render_remembered(out: &mut FamilyBuffers, key: &JobKey, history: &JobHistory) {
+    let labels = key_labels(key);
+    let kept = [
+        (Family::JobLastSuccess, history.last_success),
+        (Family::JobFailingSince, history.failing_since),
+    ];
+    for (family, value) in kept {
+        if let Some(v) = value {
+            write_sample(out.buf(family), family.name(), &labels, v);
+        }
     }
 }
 
@@ -455,7 +499,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::JobKey;
     use crate::systems::zdm;
 
     fn job() -> JobRecord {

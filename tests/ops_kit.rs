@@ -243,6 +243,28 @@ fn kubernetes_manifests_systemd_unit_and_dockerfile_agree() {
     let token_path = format!("{}/zdm-token", secret_mount["mountPath"].as_str().unwrap());
     check_config("the ConfigMap's configuration", config, &token_path);
 
+    storage_is_a_volume_of_its_own(&deploy, |claim| {
+        let pvc = yaml("deploy/kubernetes/pvc.yaml");
+        assert_eq!(pvc["kind"].as_str(), Some("PersistentVolumeClaim"));
+        assert_eq!(
+            Some(claim),
+            pvc["metadata"]["name"].as_str(),
+            "the Deployment mounts pvc.yaml"
+        );
+    });
+    let sharded = yaml("deploy/kubernetes/sharded/statefulset.yaml");
+    let templates = sharded["spec"]["volumeClaimTemplates"].clone();
+    storage_is_a_volume_of_its_own(&sharded, |claim| {
+        panic!("the StatefulSet's state is a volumeClaimTemplate, not the claim {claim}")
+    });
+    assert_eq!(
+        sharded["spec"]["replicas"]
+            .as_u64()
+            .map(|_| templates.as_sequence().map(Vec::len)),
+        Some(Some(1)),
+        "one volumeClaimTemplate: each shard its own state"
+    );
+
     let service = yaml("deploy/kubernetes/service.yaml");
     assert_eq!(
         service["metadata"]["name"].as_str(),
@@ -270,8 +292,14 @@ fn kubernetes_manifests_systemd_unit_and_dockerfile_agree() {
         "NoNewPrivileges=yes",
         "LoadCredential=zdm-token:",
         "--config /etc/backup-exporter/backup-exporter.yaml",
+        "--storage.path /var/lib/backup-exporter",
+        "StateDirectory=backup-exporter\n",
     ] {
         assert!(unit.contains(line), "the systemd unit lacks {line}");
+        assert!(
+            read("deploy/debian/backup-exporter.service").contains(line),
+            "the packaged unit lacks {line}"
+        );
     }
     check_config(
         "deploy/systemd/backup-exporter.yaml",
@@ -288,8 +316,56 @@ fn kubernetes_manifests_systemd_unit_and_dockerfile_agree() {
         "--bin backup-exporter",
         "ENTRYPOINT [\"/usr/local/bin/backup-exporter\"]",
         "ENV BACKUP_EXPORTER_CONFIG=/etc/backup-exporter/backup-exporter.yaml",
+        "COPY --from=build --chown=65532:65532 /out/state /var/lib/backup-exporter",
+        "ENV BACKUP_EXPORTER_STORAGE_PATH=/var/lib/backup-exporter",
+        "VOLUME [\"/var/lib/backup-exporter\"]",
     ] {
         assert!(dockerfile.contains(line), "the Dockerfile lacks {line}");
+    }
+}
+
+/// `workload` (a Deployment or StatefulSet) passes `--storage.path` to a writable volume
+/// mount of its own: a claim template, or a claim (handed to `claim`), never the config or
+/// an emptyDir that a new pod would not see.
+fn storage_is_a_volume_of_its_own(workload: &Yaml, claim: impl FnOnce(&str)) {
+    let pod = &workload["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let dir = c["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--storage.path="))
+        .expect("--storage.path= argument");
+    let mount = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"].as_str() == Some(dir))
+        .unwrap_or_else(|| panic!("no volume mounted at --storage.path {dir}"));
+    assert_ne!(mount["readOnly"].as_bool(), Some(true), "{dir} is writable");
+    let name = mount["name"].as_str().unwrap();
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"].as_str() == Some(name));
+    match volume {
+        Some(v) => claim(
+            v["persistentVolumeClaim"]["claimName"]
+                .as_str()
+                .unwrap_or_else(|| panic!("volume {name} is not a PersistentVolumeClaim")),
+        ),
+        None => {
+            let templates = workload["spec"]["volumeClaimTemplates"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("volume {name}: neither a volume nor a claim template"));
+            assert!(
+                templates
+                    .iter()
+                    .any(|t| t["metadata"]["name"].as_str() == Some(name)),
+                "no volumeClaimTemplate {name}"
+            );
+        }
     }
 }
 

@@ -23,6 +23,7 @@ mod scp;
 mod scrape_answers;
 mod seed_samples;
 mod shards;
+mod storage;
 mod upstream_client;
 mod web_config;
 mod zdm;

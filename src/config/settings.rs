@@ -23,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "max_body_bytes",
     "max_jobs_per_target",
     "job_status",
+    "forget_after",
 ];
 
 // The allowed range of every numeric key (the README's "Bounds" table). They keep a config
@@ -39,6 +40,10 @@ pub const CONCURRENCY: RangeInclusive<usize> = 1..=1024;
 pub const STALE_INTERVALS: RangeInclusive<u32> = 1..=1000;
 /// `stale_after` as a duration: from the interval up to this.
 pub const STALE_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+/// `forget_after`: from `stale_after` (at least a second) up to this.
+pub const FORGET_MAX: Duration = Duration::from_secs(3650 * 24 * 3600);
+/// `forget_after` when the configuration does not set it.
+pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 /// `max_body_bytes`: 1 KiB to 1 GiB.
 pub const MAX_BODY_BYTES: RangeInclusive<u64> = 1024..=1024 * 1024 * 1024;
 /// `max_jobs_per_target`.
@@ -72,6 +77,10 @@ pub struct RawSettings {
     /// `stateset` (default): every `backup_job_status` series, exactly one of them 1;
     /// `active`: only the series whose value is 1.
     pub job_status: Option<String>,
+    /// How long a job's last success (and failing-since) is kept after a target last
+    /// reported it, through target outages longer than `stale_after` and, with
+    /// `--storage.path`, restarts. Default 30d; at least `stale_after`, at most 3650d.
+    pub forget_after: Option<RawDuration>,
 }
 
 /// Polling settings, from `defaults` overridden per upstream.
@@ -96,6 +105,8 @@ pub struct Settings {
     pub max_jobs_per_target: usize,
     /// Which `backup_job_status` series are exported.
     pub job_status: JobStatusSeries,
+    /// How long a job's last success outlives the last poll that reported it.
+    pub forget_after: Duration,
 }
 
 impl Default for Settings {
@@ -110,6 +121,7 @@ impl Default for Settings {
             max_body_bytes: 16 * 1024 * 1024,
             max_jobs_per_target: DEFAULT_MAX_JOBS_PER_TARGET,
             job_status: JobStatusSeries::StateSet,
+            forget_after: DEFAULT_FORGET_AFTER,
         }
     }
 }
@@ -129,6 +141,8 @@ const DEFAULT_STALE_INTERVALS: u32 = 3;
 pub struct Defaults {
     settings: Settings,
     stale_after: StaleAfter,
+    /// Whether `forget_after` was set: when not, it grows to a longer `stale_after`.
+    forget_set: bool,
 }
 
 impl Default for Defaults {
@@ -136,6 +150,7 @@ impl Default for Defaults {
         Defaults {
             settings: Settings::default(),
             stale_after: StaleAfter::Intervals(DEFAULT_STALE_INTERVALS),
+            forget_set: false,
         }
     }
 }
@@ -164,6 +179,7 @@ struct Checked {
     max_body_bytes: Option<u64>,
     max_jobs_per_target: Option<usize>,
     job_status: Option<JobStatusSeries>,
+    forget_after: Option<Duration>,
     /// False when a key was present but invalid (and reported).
     ok: bool,
 }
@@ -209,7 +225,19 @@ fn check(cx: &mut Cx<'_>, path: &str, raw: &RawSettings) -> Checked {
             None
         }
     });
+    let forget_after = raw.forget_after.as_ref().and_then(|raw| {
+        let d = cx.duration(&p("forget_after"), raw)?;
+        if (Duration::from_secs(1)..=FORGET_MAX).contains(&d) {
+            return Some(d);
+        }
+        cx.error(
+            p("forget_after"),
+            format!("must be from 1s to 3650d, got `{}`", raw.0.trim()),
+        );
+        None
+    });
     Checked {
+        forget_after,
         interval,
         timeout,
         concurrency,
@@ -237,8 +265,10 @@ impl Checked {
                 max_body_bytes: self.max_body_bytes.unwrap_or(b.max_body_bytes),
                 max_jobs_per_target: self.max_jobs_per_target.unwrap_or(b.max_jobs_per_target),
                 job_status: self.job_status.unwrap_or(b.job_status),
+                forget_after: self.forget_after.unwrap_or(b.forget_after),
             },
             stale_after: self.stale_after.unwrap_or(base.stale_after),
+            forget_set: self.forget_after.is_some() || base.forget_set,
         }
     }
 }
@@ -306,12 +336,39 @@ fn resolve_stale(stale: StaleAfter, interval: Duration) -> Result<Duration, Stri
     }
 }
 
+/// `forget_after` keeps what `stale_after` drops: it may not be shorter. Unset, it grows to
+/// a longer `stale_after`.
+fn forget_fits(settings: &mut Settings, set: bool) -> Result<(), String> {
+    if !set {
+        settings.forget_after = settings.forget_after.max(settings.stale_after);
+    }
+    if settings.forget_after < settings.stale_after {
+        return Err(format!(
+            "forget_after {} is shorter than stale_after {}",
+            humantime::format_duration(settings.forget_after),
+            humantime::format_duration(settings.stale_after)
+        ));
+    }
+    Ok(())
+}
+
 /// Validates `defaults`, keeping the built-in value for any invalid key.
 pub fn defaults(cx: &mut Cx<'_>, raw: &RawSettings) -> Defaults {
     let checked = check(cx, "defaults", raw);
     let mut defaults = checked.onto(&Defaults::default());
     match resolve_stale(defaults.stale_after, defaults.settings.interval) {
-        Ok(d) => defaults.settings.stale_after = d,
+        Ok(d) => {
+            defaults.settings.stale_after = d;
+            if let Err(message) = forget_fits(&mut defaults.settings, defaults.forget_set) {
+                let key = if checked.forget_after.is_some() {
+                    "forget_after"
+                } else {
+                    "stale_after"
+                };
+                cx.error(join("defaults", key), message);
+                defaults.settings.forget_after = defaults.settings.stale_after;
+            }
+        }
         Err(message) => {
             let key = if checked.stale_after.is_some() {
                 "stale_after"
@@ -337,6 +394,7 @@ pub fn upstream(
     let Defaults {
         mut settings,
         stale_after,
+        forget_set,
     } = checked.onto(&base);
     let mut ok = checked.ok && defaults.is_some();
     // Which key a stale_after that does not fit the interval is reported under.
@@ -347,7 +405,23 @@ pub fn upstream(
     };
     match stale {
         Some((stale, key)) => match resolve_stale(stale, settings.interval) {
-            Ok(d) => settings.stale_after = d,
+            Ok(d) => {
+                settings.stale_after = d;
+                if let Err(message) = forget_fits(&mut settings, forget_set) {
+                    // Reported where it was set here; inherited as it was, under defaults.
+                    let key = [
+                        ("forget_after", raw.forget_after.is_some()),
+                        ("stale_after", raw.stale_after.is_some()),
+                        ("interval", raw.interval.is_some()),
+                    ]
+                    .into_iter()
+                    .find(|(_, set)| *set);
+                    if let Some((key, _)) = key {
+                        cx.error(join(path, key), message);
+                    }
+                    ok = false;
+                }
+            }
             Err(message) => {
                 // Inherited with the interval it was set with: reported under defaults.
                 if raw.stale_after.is_some() || raw.interval.is_some() {
@@ -393,6 +467,7 @@ mod tests {
                     "max_body_bytes" => "1024",
                     "timezone" => "UTC",
                     "job_status" => "active",
+                    "forget_after" => "2s",
                     _ => "1s",
                 };
                 format!("{k}: {v}")
@@ -409,10 +484,12 @@ mod tests {
             max_body_bytes,
             max_jobs_per_target,
             job_status,
+            forget_after,
         } = raw(&all);
         assert!(interval.is_some() && timeout.is_some() && concurrency.is_some());
         assert!(timezone.is_some() && stale_after.is_some() && max_body_bytes.is_some());
         assert!(max_jobs_per_target.is_some() && job_status.is_some());
+        assert!(forget_after.is_some());
     }
 
     #[test]
@@ -463,7 +540,43 @@ mod tests {
                 max_body_bytes: 16 * 1024 * 1024,
                 max_jobs_per_target: 10_000,
                 job_status: crate::model::JobStatusSeries::StateSet,
+                forget_after: DEFAULT_FORGET_AFTER,
             })
+        );
+    }
+
+    #[test]
+    fn forget_after_is_a_duration_no_shorter_than_stale_after() {
+        let (d, errors) = with_cx(|cx| defaults(cx, &raw("forget_after: 2h")));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(d.settings.forget_after, Duration::from_secs(7200));
+        let (s, errors) =
+            with_cx(|cx| upstream(cx, "upstreams[0]", &raw("forget_after: 5s"), Some(&d)));
+        assert_eq!(
+            errors,
+            ["upstreams[0].forget_after: forget_after 5s is shorter than stale_after 1m 30s"]
+        );
+        assert_eq!(s, None);
+        // A longer interval makes the inherited stale_after too long for it.
+        let (_, errors) =
+            with_cx(|cx| upstream(cx, "upstreams[1]", &raw("interval: 1h"), Some(&d)));
+        assert_eq!(
+            errors,
+            ["upstreams[1].interval: forget_after 2h is shorter than stale_after 3h"]
+        );
+        // Unset, it follows a stale_after longer than its default.
+        let (d, errors) = with_cx(|cx| defaults(cx, &raw("interval: 24h\nstale_after: 40x")));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(d.settings.forget_after, Duration::from_secs(40 * 24 * 3600));
+        let (_, errors) = with_cx(|cx| defaults(cx, &raw("forget_after: 3651d")));
+        assert_eq!(
+            errors,
+            ["defaults.forget_after: must be from 1s to 3650d, got `3651d`"]
+        );
+        let (_, errors) = with_cx(|cx| defaults(cx, &raw("stale_after: 1h\nforget_after: 59m")));
+        assert_eq!(
+            errors,
+            ["defaults.forget_after: forget_after 59m is shorter than stale_after 1h"]
         );
     }
 

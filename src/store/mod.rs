@@ -9,8 +9,16 @@
 //! series. Run counting and the last success are kept per identity, whoever reports it
 //! (`history.rs`).
 //!
+//! A job's history outlives its series: when its target's polls fail past `stale_after`
+//! (or its target leaves the configuration) the job is *remembered* by the target that last
+//! reported it, which keeps rendering its last success and failing-since until
+//! `forget_after` after it was last seen. A successful poll of that target that does not
+//! list the job, or a 404, forgets it at once. With `--storage.path` the histories are
+//! written by [`persist`] and read back at start-up ([`Store::restore`]): they come back as
+//! remembered jobs of their targets.
+//!
 //! Time is tokio's clock: staleness follows `tokio::time::Instant`, so tests with a paused
-//! clock can advance it.
+//! clock can advance it. Forgetting follows the wall clock (Unix seconds), as stored.
 
 pub mod history;
 pub mod render;
@@ -18,7 +26,7 @@ pub mod render;
 #[cfg(test)]
 mod test_support;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -26,15 +34,24 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::unix_now;
+use crate::config::settings::DEFAULT_FORGET_AFTER;
 use crate::exposition::{JobView, Packed, TargetView, Update, Views, ALL_FAMILIES};
 use crate::metrics::{Family, JobHistory, TargetHealth};
 use crate::model::{JobKey, JobRecord, JobStatusSeries, PollOutput, ServerSummary, TargetId};
 use crate::outcome::Outcome;
-use history::RunHistory;
+use crate::status::Status;
+use crate::storage::{Entry, StateFile};
+use history::{Kept, RunHistory, RunMark};
 use render::{TargetSeries, HEALTH_FAMILIES};
 
-/// How often [`expiry`] checks last-known series against `stale_after`.
+/// How often [`expiry`] checks last-known series against `stale_after` and remembered jobs
+/// against `forget_after`.
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// `last_seen` alone marks the state changed once it moved this far since it was last
+/// written: it only decides when a job is forgotten (days), so it need not be written
+/// every poll.
+const LAST_SEEN_SLACK: f64 = 3600.0;
 
 /// What a finished poll reports to the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,14 +72,19 @@ pub struct SeriesSettings {
     pub stale_after: Duration,
     /// Which `backup_job_status` series the target's jobs export.
     pub job_status: JobStatusSeries,
+    /// How long a job's last success and failing-since outlive the last time a target
+    /// reported it.
+    pub forget_after: Duration,
 }
 
 impl SeriesSettings {
-    /// Series kept for `stale_after`, `backup_job_status` as a state set (the default).
+    /// Series kept for `stale_after`, `backup_job_status` as a state set and histories kept
+    /// for 30 days (the defaults).
     pub fn stale_after(stale_after: Duration) -> Self {
         SeriesSettings {
             stale_after,
             job_status: JobStatusSeries::StateSet,
+            forget_after: DEFAULT_FORGET_AFTER,
         }
     }
 }
@@ -70,9 +92,16 @@ impl SeriesSettings {
 /// What the store keeps per job identity, whoever reports it.
 #[derive(Debug)]
 struct KeyState {
-    /// Every target that holds a record of the key; the one that saw it last owns it.
+    /// Every target that holds a record of the key; the one that saw it last owns it. None:
+    /// the key is remembered by `home`.
     holders: Vec<TargetId>,
     history: RunHistory,
+    /// The target that reported it last (set when its last holder lets it go).
+    home: TargetId,
+    /// When a target last reported it (Unix seconds).
+    last_seen: f64,
+    /// `last_seen` as last written to storage.
+    last_seen_saved: f64,
 }
 
 #[derive(Debug)]
@@ -119,6 +148,25 @@ struct Inner {
     ready_latched: bool,
     /// Targets rendered since the last hand-over to [`Packed`].
     rendered: Vec<Update>,
+    /// Keys no target holds, by the target that reported them last (tracked or not).
+    remembered: BTreeMap<TargetId, BTreeSet<Arc<JobKey>>>,
+    /// Entries read from storage whose target is not tracked (yet): resolved when a
+    /// configuration tracks it, written back until then, forgotten after `forget_after`.
+    pending: Vec<Entry>,
+    /// Bumped by every change storage should see.
+    generation: u64,
+    /// The `forget_after` of remembered keys whose target is not tracked: the longest of
+    /// the tracked targets' (the default when none).
+    untracked_forget_after: Duration,
+}
+
+/// Why a target lets go of keys it held.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Release {
+    /// Its poll answered without them (or 404): they go.
+    Forget,
+    /// Its series went stale, or it left the configuration: they are remembered.
+    Remember,
 }
 
 /// The job and target state; writes its rendered series to a [`Packed`].
@@ -171,8 +219,9 @@ impl Store {
             .filter(|t| !wanted.contains(t))
             .cloned()
             .collect();
+        let now_unix = unix_now();
         for t in dropped {
-            inner.replace_jobs(&t, Vec::new(), Vec::new());
+            inner.replace_jobs(&t, Vec::new(), Vec::new(), now_unix, Release::Remember);
             inner.targets.remove(&t);
         }
         for (t, settings) in targets {
@@ -185,6 +234,7 @@ impl Store {
                     }
                 }
                 None => {
+                    let remembers = inner.remembered.contains_key(t);
                     let state = TargetState {
                         polled: false,
                         up: false,
@@ -197,10 +247,108 @@ impl Store {
                         summaries: Vec::new(),
                     };
                     inner.targets.insert(t.clone(), state);
+                    if remembers {
+                        inner.rerender(t);
+                    }
                 }
             }
         }
+        inner.untracked_forget_after = targets
+            .iter()
+            .map(|(_, s)| s.forget_after)
+            .max()
+            .unwrap_or(DEFAULT_FORGET_AFTER);
+        for home in inner.resolve_pending() {
+            inner.rerender(&home);
+        }
         self.publish(&mut inner, true);
+    }
+
+    /// Takes the histories storage kept (before the first [`Store::track`]): each job is
+    /// remembered by its target, which renders its last success and failing-since once it
+    /// is tracked, until it answers or `forget_after` passes.
+    pub fn restore(&self, entries: Vec<Entry>) {
+        let mut inner = self.lock();
+        inner.pending.extend(entries);
+        for home in inner.resolve_pending() {
+            inner.rerender(&home);
+        }
+        self.publish(&mut inner, false);
+    }
+
+    /// What storage should write, most recently seen first, if anything changed since the
+    /// last call (`None` otherwise).
+    pub fn changes(&self) -> Option<Vec<Entry>> {
+        let mut inner = self.lock();
+        if inner.generation == 0 {
+            return None;
+        }
+        inner.generation = 0;
+        let mut entries: Vec<Entry> = Vec::with_capacity(inner.keys.len() + inner.pending.len());
+        for (key, ks) in &inner.keys {
+            let home = inner.owner(key, &ks.holders).unwrap_or(&ks.home);
+            entries.push(entry(key, ks, home));
+        }
+        for ks in inner.keys.values_mut() {
+            ks.last_seen_saved = ks.last_seen;
+        }
+        entries.extend(inner.pending.iter().cloned());
+        drop(inner);
+        entries.sort_by(|a, b| b.last_seen.total_cmp(&a.last_seen));
+        Some(entries)
+    }
+
+    /// Marks the state changed, so the next [`Store::changes`] returns it.
+    fn touch(inner: &mut Inner) {
+        inner.generation += 1;
+    }
+
+    /// Forgets remembered keys (and unresolved stored entries) last seen `forget_after` or
+    /// longer before `now_unix`. Returns how many were forgotten.
+    pub fn forget_old(&self, now_unix: f64) -> usize {
+        let mut inner = self.lock();
+        let untracked = inner.untracked_forget_after.as_secs_f64();
+        let mut gone: Vec<(TargetId, Arc<JobKey>)> = Vec::new();
+        for (home, keys) in &inner.remembered {
+            let limit = inner
+                .targets
+                .get(home)
+                .map_or(untracked, |t| t.settings.forget_after.as_secs_f64());
+            for key in keys {
+                let seen = inner
+                    .keys
+                    .get(key)
+                    .map_or(f64::NEG_INFINITY, |k| k.last_seen);
+                if now_unix - seen >= limit {
+                    gone.push((home.clone(), key.clone()));
+                }
+            }
+        }
+        let before = inner.pending.len();
+        inner.pending.retain(|e| now_unix - e.last_seen < untracked);
+        let mut forgotten = before - inner.pending.len();
+        let mut homes: BTreeSet<TargetId> = BTreeSet::new();
+        for (home, key) in gone {
+            inner.keys.remove(&key);
+            if let Some(keys) = inner.remembered.get_mut(&home) {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    inner.remembered.remove(&home);
+                }
+            }
+            homes.insert(home);
+            forgotten += 1;
+        }
+        for home in &homes {
+            if inner.targets.contains_key(home) {
+                inner.rerender(home);
+            }
+        }
+        if forgotten > 0 {
+            Store::touch(&mut inner);
+        }
+        self.publish(&mut inner, false);
+        forgotten
     }
 
     /// How long `target`'s last-known series outlive its last success; `None` for a target
@@ -244,16 +392,22 @@ impl Store {
                 state.up = true;
                 state.last_success_unix = Some(now_unix);
                 state.last_success_at = Some(now);
-                inner.replace_jobs(target, output.jobs, output.summaries);
+                inner.replace_jobs(
+                    target,
+                    output.jobs,
+                    output.summaries,
+                    now_unix,
+                    Release::Forget,
+                );
             }
             PollResult::Gone => {
                 state.up = false;
-                inner.replace_jobs(target, Vec::new(), Vec::new());
+                inner.replace_jobs(target, Vec::new(), Vec::new(), now_unix, Release::Forget);
             }
             PollResult::Failed(_) => {
                 state.up = false;
                 if state.is_stale(now) {
-                    inner.replace_jobs(target, Vec::new(), Vec::new());
+                    inner.replace_jobs(target, Vec::new(), Vec::new(), now_unix, Release::Remember);
                 } else {
                     inner.rerender_health(target);
                 }
@@ -275,8 +429,9 @@ impl Store {
             .filter(|(_, state)| state.is_stale(now))
             .map(|(id, _)| id.clone())
             .collect();
+        let now_unix = unix_now();
         for target in &expired {
-            inner.replace_jobs(target, Vec::new(), Vec::new());
+            inner.replace_jobs(target, Vec::new(), Vec::new(), now_unix, Release::Remember);
         }
         self.publish(&mut inner, false);
         expired.len()
@@ -297,6 +452,80 @@ pub async fn expiry(store: Arc<Store>, cancel: CancellationToken) {
         if expired > 0 {
             tracing::debug!(targets = expired, "last-known series expired");
         }
+        // Only remembered jobs are looked at: few, unless targets are down.
+        let forgotten = store.forget_old(unix_now());
+        if forgotten > 0 {
+            tracing::debug!(jobs = forgotten, "jobs past forget_after forgotten");
+        }
+    }
+}
+
+/// `--storage.path`: writes the store's histories to `file` every `file.interval()` (30 s
+/// unless set shorter) when they changed, and once more when `cancel` fires (shutdown). The
+/// file is written on the blocking pool, never on the runtime's workers nor under the
+/// store's lock.
+pub async fn persist(store: Arc<Store>, file: StateFile, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(file.interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once: nothing has changed yet.
+    tick.tick().await;
+    let mut failing = false;
+    loop {
+        let last = tokio::select! {
+            _ = cancel.cancelled() => true,
+            _ = tick.tick() => false,
+        };
+        if let Some(entries) = store.changes() {
+            let writer = file.clone();
+            let saved =
+                tokio::task::spawn_blocking(move || writer.save(&entries, unix_now())).await;
+            let path = file.path();
+            match saved {
+                Ok(Ok(jobs)) => {
+                    if failing {
+                        tracing::info!(path = %path.display(), jobs, "state written again");
+                    }
+                    failing = false;
+                    tracing::debug!(path = %path.display(), jobs, "state written");
+                }
+                Ok(Err(e)) => {
+                    // Written again with the next change; logged when the fault starts.
+                    if !failing {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot write the state file");
+                    }
+                    failing = true;
+                    store.lock().generation += 1;
+                }
+                Err(e) => tracing::warn!(error = %e, "state writer stopped"),
+            }
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+/// What storage keeps of `key`, remembered by (or last reported by) `home`.
+fn entry(key: &JobKey, ks: &KeyState, home: &TargetId) -> Entry {
+    let kept = ks.history.kept();
+    let finite = |t: Option<f64>| t.filter(|t| t.is_finite());
+    Entry {
+        system: key.system.as_str().to_string(),
+        upstream: key.upstream.to_string(),
+        kind: home.kind.as_str().to_string(),
+        target: home.target.to_string(),
+        operation: key.operation.clone(),
+        job_name: key.job_name.clone(),
+        server: key.server.clone(),
+        volume: key.volume.clone(),
+        runs: kept.runs,
+        last_success: finite(kept.last_success),
+        failing_since: finite(kept.failing_since),
+        last_duration: finite(kept.last_duration),
+        status: kept.last.status.as_str().to_string(),
+        start: finite(kept.last.start),
+        end: finite(kept.last.end),
+        last_seen: ks.last_seen,
     }
 }
 
@@ -353,6 +582,85 @@ fn find<'a>(jobs: &'a [Held], key: &JobKey) -> Option<&'a Held> {
 }
 
 impl Inner {
+    /// Turns stored entries whose target is now tracked into remembered keys of it.
+    /// Returns the targets that took some.
+    fn resolve_pending(&mut self) -> BTreeSet<TargetId> {
+        let mut homes = BTreeSet::new();
+        if self.pending.is_empty() {
+            return homes;
+        }
+        let tracked: HashMap<(&str, &str, &str, &str), &TargetId> = self
+            .targets
+            .keys()
+            .map(|t| {
+                (
+                    (t.system.as_str(), &*t.upstream, t.kind.as_str(), &*t.target),
+                    t,
+                )
+            })
+            .collect();
+        let mut unresolved = Vec::new();
+        let mut resolved = Vec::new();
+        for e in mem::take(&mut self.pending) {
+            let home = tracked
+                .get(&(
+                    e.system.as_str(),
+                    e.upstream.as_str(),
+                    e.kind.as_str(),
+                    e.target.as_str(),
+                ))
+                .map(|t| (*t).clone());
+            match (home, Status::from_label(&e.status)) {
+                (Some(home), Some(status)) => resolved.push((home, status, e)),
+                (None, Some(_)) => unresolved.push(e),
+                // A status this version does not know: nothing to count against.
+                (_, None) => {}
+            }
+        }
+        drop(tracked);
+        self.pending = unresolved;
+        for (home, status, e) in resolved {
+            let key = Arc::new(JobKey {
+                system: home.system,
+                upstream: home.upstream.clone(),
+                operation: e.operation,
+                job_name: e.job_name,
+                server: e.server,
+                volume: e.volume,
+            });
+            if self.keys.contains_key(&key) {
+                continue;
+            }
+            let history = RunHistory::restore(Kept {
+                runs: e.runs,
+                last_success: e.last_success,
+                failing_since: e.failing_since,
+                last_duration: e.last_duration,
+                last: RunMark {
+                    status,
+                    start: e.start,
+                    end: e.end,
+                },
+            });
+            self.remembered
+                .entry(home.clone())
+                .or_default()
+                .insert(key.clone());
+            homes.insert(home.clone());
+            self.keys.insert(
+                key,
+                KeyState {
+                    holders: Vec::new(),
+                    history,
+                    home,
+                    last_seen: e.last_seen,
+                    last_seen_saved: e.last_seen,
+                },
+            );
+        }
+        homes
+    }
+
     fn owner<'a>(&'a self, key: &JobKey, holders: &'a [TargetId]) -> Option<&'a TargetId> {
         holders.iter().max_by_key(|t| {
             self.targets
@@ -384,6 +692,8 @@ impl Inner {
         target: &TargetId,
         jobs: Vec<JobRecord>,
         summaries: Vec<ServerSummary>,
+        now_unix: f64,
+        release: Release,
     ) {
         let mut affected: HashSet<TargetId> = HashSet::new();
         affected.insert(target.clone());
@@ -425,10 +735,18 @@ impl Inner {
             let key = held.record.key.as_ref();
             if let Some(ks) = self.keys.get_mut(key) {
                 ks.holders.retain(|t| t != target);
-                if ks.holders.is_empty() {
-                    self.keys.remove(key);
-                } else {
+                if !ks.holders.is_empty() {
                     affected.extend(ks.holders.iter().cloned());
+                } else if release == Release::Remember {
+                    ks.home = target.clone();
+                    self.remembered
+                        .entry(target.clone())
+                        .or_default()
+                        .insert(held.record.key.clone());
+                    same = false;
+                } else {
+                    self.keys.remove(key);
+                    self.generation += 1;
                 }
             }
         }
@@ -443,18 +761,48 @@ impl Inner {
             match self.keys.get_mut(key.as_ref()) {
                 Some(ks) => {
                     affected.extend(ks.holders.iter().cloned());
+                    if ks.holders.is_empty() {
+                        // Remembered until now: its home renders it no more.
+                        if let Some(keys) = self.remembered.get_mut(&ks.home) {
+                            keys.remove(key.as_ref());
+                            if keys.is_empty() {
+                                self.remembered.remove(&ks.home);
+                            }
+                        }
+                        affected.insert(ks.home.clone());
+                        same = false;
+                    }
                     if !ks.holders.contains(target) {
                         ks.holders.push(target.clone());
                     }
-                    same &= !ks.history.observe(&held.record);
+                    let changed = ks.history.observe(&held.record, now_unix);
+                    same &= !changed;
+                    ks.last_seen = now_unix;
+                    if changed || now_unix - ks.last_seen_saved >= LAST_SEEN_SLACK {
+                        self.generation += 1;
+                    }
                 }
                 None => {
                     let state = KeyState {
                         holders: vec![target.clone()],
-                        history: RunHistory::first_sight(&held.record),
+                        history: RunHistory::first_sight(&held.record, now_unix),
+                        home: target.clone(),
+                        last_seen: now_unix,
+                        last_seen_saved: f64::NEG_INFINITY,
                     };
                     self.keys.insert(key.clone(), state);
+                    self.generation += 1;
                 }
+            }
+        }
+        // A target that answered lets go of what it remembered and did not list again.
+        if release == Release::Forget {
+            if let Some(keys) = self.remembered.remove(target) {
+                for key in keys {
+                    self.keys.remove(&key);
+                }
+                self.generation += 1;
+                same = false;
             }
         }
         if let Some(state) = self.targets.get_mut(target) {
@@ -501,6 +849,13 @@ impl Inner {
                     .map_or(&empty, |ks| ks.history.totals());
                 (&held.record, history)
             });
+        let remembered = self
+            .remembered
+            .get(target)
+            .filter(|_| with_jobs)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| Some((key.as_ref(), keys.get(key.as_ref())?.history.totals())));
         let health = state.polled.then(|| TargetHealth {
             up: state.up,
             failure: state.failure.map(|(outcome, _)| outcome.as_str()),
@@ -510,6 +865,7 @@ impl Inner {
         let rendered = render::render(TargetSeries {
             target,
             jobs,
+            remembered,
             summaries: if with_jobs { &state.summaries } else { &[] },
             job_status: state.settings.job_status,
             health,
@@ -762,8 +1118,8 @@ mod tests {
         };
         assert_eq!(statuses(&store), Status::ALL.len(), "a state set");
         let active = SeriesSettings {
-            stale_after: Duration::from_secs(300),
             job_status: JobStatusSeries::Active,
+            ..SeriesSettings::stale_after(Duration::from_secs(300))
         };
         store.track(&[(t.clone(), active)]);
         assert_eq!(
@@ -782,5 +1138,290 @@ mod tests {
         store.track(&[]);
         assert_eq!(store.stale_after(&t), None);
         assert_eq!(statuses(&store), 0);
+    }
+
+    fn with_forget(stale: Duration, forget: Duration) -> SeriesSettings {
+        SeriesSettings {
+            forget_after: forget,
+            ..SeriesSettings::stale_after(stale)
+        }
+    }
+
+    fn sample(store: &Store, family: &str) -> Option<f64> {
+        text(store)
+            .lines()
+            .find(|l| l.starts_with(&format!("{family}{{")))
+            .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
+    }
+
+    fn at(store: &Store, t: &TargetId, now: f64, jobs: Vec<JobRecord>) {
+        let output = PollOutput {
+            jobs,
+            summaries: Vec::new(),
+        };
+        store.record_poll(t, PollResult::Success(output), Duration::ZERO, now);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn last_success_and_failing_since_outlive_stale_after_until_forget_after() {
+        let store = store();
+        let t = target(zdm::BACKUP_JOB, "j");
+        let now = unix_now();
+        store.track(&[(
+            t.clone(),
+            with_forget(Duration::from_millis(50), Duration::from_secs(600)),
+        )]);
+        at(
+            &store,
+            &t,
+            now - 100.0,
+            vec![job(Status::Completed, Some(now - 200.0), Some(now - 150.0))],
+        );
+        at(
+            &store,
+            &t,
+            now - 50.0,
+            vec![job(Status::Failed, Some(now - 90.0), Some(now - 60.0))],
+        );
+        assert_eq!(
+            sample(&store, "backup_job_failing_since_seconds"),
+            Some(now - 60.0)
+        );
+        assert_eq!(
+            sample(&store, "backup_job_last_run_duration_seconds"),
+            Some(30.0)
+        );
+        tokio::time::advance(Duration::from_millis(60)).await;
+        assert_eq!(store.expire_stale(), 1);
+        let m = text(&store);
+        assert!(!m.contains("backup_job_status{"), "{m}");
+        assert!(!m.contains("backup_job_runs_total{"), "{m}");
+        assert_eq!(
+            sample(&store, "backup_job_last_success_time_seconds"),
+            Some(now - 150.0),
+            "{m}"
+        );
+        assert_eq!(
+            sample(&store, "backup_job_failing_since_seconds"),
+            Some(now - 60.0),
+            "{m}"
+        );
+        assert!(
+            store.jobs().is_empty(),
+            "the landing page lists only reported jobs"
+        );
+        // Not yet forgotten; then forgotten 600 s after it was last seen.
+        assert_eq!(store.forget_old(now + 500.0), 0);
+        assert!(sample(&store, "backup_job_last_success_time_seconds").is_some());
+        assert_eq!(store.forget_old(now + 551.0), 1);
+        assert_eq!(sample(&store, "backup_job_last_success_time_seconds"), None);
+        assert_eq!(sample(&store, "backup_job_failing_since_seconds"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_remembered_job_keeps_its_run_counts_when_its_target_answers_again() {
+        let store = store();
+        let t = target(zdm::BACKUP_JOB, "j");
+        store.track(&[(
+            t.clone(),
+            with_forget(Duration::from_millis(50), Duration::from_secs(600)),
+        )]);
+        at(
+            &store,
+            &t,
+            15.0,
+            vec![job(Status::Running, Some(10.0), None)],
+        );
+        at(
+            &store,
+            &t,
+            25.0,
+            vec![job(Status::Failed, Some(10.0), Some(20.0))],
+        );
+        tokio::time::advance(Duration::from_millis(60)).await;
+        store.expire_stale();
+        // Back: the same failed run is not counted again; the next one is.
+        at(
+            &store,
+            &t,
+            30.0,
+            vec![job(Status::Failed, Some(10.0), Some(20.0))],
+        );
+        assert_eq!(runs(&store, "failed"), Some(1.0));
+        assert_eq!(
+            sample(&store, "backup_job_failing_since_seconds"),
+            Some(20.0)
+        );
+        at(
+            &store,
+            &t,
+            45.0,
+            vec![job(Status::Completed, Some(30.0), Some(40.0))],
+        );
+        assert_eq!(runs(&store, "completed"), Some(1.0));
+        assert_eq!(sample(&store, "backup_job_failing_since_seconds"), None);
+        // A successful answer without the job forgets it, remembered or not.
+        tokio::time::advance(Duration::from_millis(60)).await;
+        store.expire_stale();
+        assert!(sample(&store, "backup_job_last_success_time_seconds").is_some());
+        at(&store, &t, 50.0, vec![]);
+        assert_eq!(sample(&store, "backup_job_last_success_time_seconds"), None);
+        assert_eq!(store.forget_old(1e12), 0, "nothing left to forget");
+    }
+
+    #[test]
+    fn stored_histories_come_back_with_their_target_and_a_restart_adds_no_runs() {
+        let first = store();
+        let t = target(zdm::BACKUP_JOB, "j");
+        let settings = with_forget(Duration::from_secs(90), Duration::from_secs(600));
+        first.track(&[(t.clone(), settings)]);
+        let now = unix_now();
+        at(
+            &first,
+            &t,
+            now - 30.0,
+            vec![job(Status::Running, Some(now - 100.0), None)],
+        );
+        at(
+            &first,
+            &t,
+            now - 20.0,
+            vec![job(Status::Completed, Some(now - 100.0), Some(now - 40.0))],
+        );
+        at(
+            &first,
+            &t,
+            now - 10.0,
+            vec![job(Status::Failed, Some(now - 35.0), Some(now - 25.0))],
+        );
+        let kept = first.changes().expect("changed");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(first.changes(), None, "nothing changed since");
+
+        let second = store();
+        second.restore(kept.clone());
+        assert_eq!(
+            text(&second),
+            "",
+            "nothing rendered before its target is tracked"
+        );
+        second.track(&[(t.clone(), settings)]);
+        assert_eq!(
+            sample(&second, "backup_job_last_success_time_seconds"),
+            Some(now - 40.0)
+        );
+        assert_eq!(
+            sample(&second, "backup_job_failing_since_seconds"),
+            Some(now - 25.0)
+        );
+        assert!(
+            !second.ready(),
+            "restored state does not make the target polled"
+        );
+        // The target is down: still there.
+        second.record_poll(
+            &t,
+            PollResult::Failed(Outcome::ConnectError),
+            Duration::ZERO,
+            now,
+        );
+        assert_eq!(
+            sample(&second, "backup_job_failing_since_seconds"),
+            Some(now - 25.0)
+        );
+        // It answers with the run already counted: no phantom; the counts go on.
+        at(
+            &second,
+            &t,
+            now,
+            vec![job(Status::Failed, Some(now - 35.0), Some(now - 25.0))],
+        );
+        assert_eq!(runs(&second, "failed"), Some(1.0));
+        assert_eq!(runs(&second, "completed"), Some(1.0));
+        assert_eq!(
+            sample(&second, "backup_job_failing_since_seconds"),
+            Some(now - 25.0)
+        );
+        // A run that ended while the exporter was down is not lost.
+        let third = store();
+        third.restore(kept.clone());
+        third.track(&[(t.clone(), settings)]);
+        at(
+            &third,
+            &t,
+            now,
+            vec![job(Status::Failed, Some(now - 5.0), Some(now - 1.0))],
+        );
+        assert_eq!(runs(&third, "failed"), Some(2.0));
+        assert_eq!(
+            sample(&third, "backup_job_failing_since_seconds"),
+            Some(now - 25.0),
+            "the same streak"
+        );
+        // Entries of a target no longer configured are kept (written back) until forget_after.
+        let fourth = store();
+        fourth.restore(kept.clone());
+        fourth.track(&[]);
+        assert_eq!(fourth.changes(), None);
+        fourth.forget_old(now);
+        assert_eq!(fourth.lock().pending.len(), 1);
+        fourth.track(&[(target(zdm::BACKUP_JOB, "other"), settings)]);
+        assert_eq!(fourth.forget_old(now + 600.0), 1);
+        assert!(fourth.lock().pending.is_empty());
+    }
+
+    #[test]
+    fn a_target_left_out_of_the_configuration_remembers_its_jobs_for_when_it_returns() {
+        let store = store();
+        let t = target(zdm::BACKUP_JOB, "j");
+        track(&store, &[(t.clone(), Duration::from_secs(90))]);
+        poll(
+            &store,
+            &t,
+            vec![job(Status::Completed, Some(1.0), Some(2.0))],
+        );
+        track(&store, &[]);
+        assert_eq!(text(&store), "");
+        track(&store, &[(t.clone(), Duration::from_secs(90))]);
+        assert!(text(&store).contains("backup_job_last_success_time_seconds{"));
+        store.record_poll(&t, PollResult::Gone, Duration::ZERO, 3.0);
+        assert!(
+            !text(&store).contains("backup_job_last_success_time_seconds{"),
+            "404: gone"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_state_is_written_every_interval_when_changed_and_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(dir.path()).unwrap();
+        let store = Arc::new(store());
+        let t = target(zdm::BACKUP_JOB, "j");
+        track(&store, &[(t.clone(), Duration::from_secs(90))]);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(persist(store.clone(), file.clone(), cancel.clone()));
+        tokio::task::yield_now().await;
+        poll(&store, &t, vec![job(Status::Running, Some(1.0), None)]);
+        // The blocking pool runs on real threads: give a write time to land.
+        let written = || async {
+            for _ in 0..200 {
+                tokio::task::yield_now().await;
+                std::thread::sleep(Duration::from_millis(5));
+                if file.path().exists() {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert!(!written().await, "not before the interval");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(written().await, "within the interval");
+        assert_eq!(file.load().len(), 1);
+        // A change then shutdown: written once more without waiting for the interval.
+        poll(&store, &t, vec![job(Status::Failed, Some(1.0), Some(2.0))]);
+        cancel.cancel();
+        task.await.unwrap();
+        assert_eq!(file.load()[0].status, "failed");
     }
 }

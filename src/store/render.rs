@@ -2,7 +2,7 @@
 //! that each thread reuses.
 
 use crate::metrics::{self, Family, FamilyBuffers, JobHistory, Rendered, TargetHealth};
-use crate::model::{JobRecord, JobStatusSeries, ServerSummary, TargetId};
+use crate::model::{JobKey, JobRecord, JobStatusSeries, ServerSummary, TargetId};
 
 /// The families [`metrics::render_target`] writes.
 pub const HEALTH_FAMILIES: u32 = 1 << Family::TargetUp as u32
@@ -10,13 +10,16 @@ pub const HEALTH_FAMILIES: u32 = 1 << Family::TargetUp as u32
     | 1 << Family::TargetPollDuration as u32
     | 1 << Family::TargetFailureReason as u32;
 
-/// What one target renders: the jobs it owns with their histories, its server summaries,
-/// and its health once it has been polled.
-pub struct TargetSeries<'a, J> {
+/// What one target renders: the jobs it owns with their histories, the jobs it remembers,
+/// its server summaries, and its health once it has been polled.
+pub struct TargetSeries<'a, J, R> {
     /// The target whose series these are.
     pub target: &'a TargetId,
     /// The jobs it owns, sorted by key, each with its identity's run history.
     pub jobs: J,
+    /// The jobs no target reports that it reported last, sorted by key: their last success
+    /// and failing-since only.
+    pub remembered: R,
     /// Its server summaries (empty when only the health is rendered).
     pub summaries: &'a [ServerSummary],
     /// Which `backup_job_status` series the jobs export.
@@ -26,9 +29,10 @@ pub struct TargetSeries<'a, J> {
 }
 
 /// Renders `series` with this thread's scratch buffers.
-pub fn render<'a, J>(series: TargetSeries<'a, J>) -> Rendered
+pub fn render<'a, J, R>(series: TargetSeries<'a, J, R>) -> Rendered
 where
     J: Iterator<Item = (&'a JobRecord, &'a JobHistory)>,
+    R: Iterator<Item = (&'a JobKey, &'a JobHistory)>,
 {
     thread_local! {
         // Reused across renders on this thread: no growth-doubling on every poll.
@@ -46,12 +50,16 @@ where
     })
 }
 
-fn render_into<'a, J>(out: &mut FamilyBuffers, series: TargetSeries<'a, J>)
+fn render_into<'a, J, R>(out: &mut FamilyBuffers, series: TargetSeries<'a, J, R>)
 where
     J: Iterator<Item = (&'a JobRecord, &'a JobHistory)>,
+    R: Iterator<Item = (&'a JobKey, &'a JobHistory)>,
 {
     for (record, history) in series.jobs {
         metrics::render_job(out, record, history, series.job_status);
+    }
+    for (key, history) in series.remembered {
+        metrics::render_remembered(out, key, history);
     }
     for summary in series.summaries {
         metrics::render_summary(out, series.target, summary);
@@ -90,6 +98,7 @@ mod tests {
         let series = || TargetSeries {
             target: &t,
             jobs: jobs.iter().map(|j| (j, &history)),
+            remembered: std::iter::empty(),
             summaries: &[],
             job_status: JobStatusSeries::StateSet,
             health: None,

@@ -16,6 +16,7 @@ mod alerts_and_dashboards;
 mod gzip_answers;
 mod landing_browser;
 mod open_metrics;
+mod restart_page;
 mod seed_samples;
 mod shards_prometheus;
 mod soak;

@@ -688,6 +688,7 @@ upstreams:
                 max_body_bytes: 1_048_576,
                 max_jobs_per_target: 500,
                 job_status: crate::model::JobStatusSeries::StateSet,
+                forget_after: crate::config::settings::DEFAULT_FORGET_AFTER,
             }
         );
         let mut map = StatusMap::new();
@@ -732,6 +733,7 @@ upstreams:
                 max_body_bytes: 1_048_576,
                 max_jobs_per_target: 500,
                 job_status: crate::model::JobStatusSeries::StateSet,
+                forget_after: crate::config::settings::DEFAULT_FORGET_AFTER,
             }
         );
         assert!(old.status_map.is_empty());
@@ -788,6 +790,7 @@ upstreams:
                 max_body_bytes: 16_777_216,
                 max_jobs_per_target: 10_000,
                 job_status: crate::model::JobStatusSeries::StateSet,
+                forget_after: crate::config::settings::DEFAULT_FORGET_AFTER,
             }
         );
         assert_eq!(u.settings, Settings::default());
