@@ -104,6 +104,24 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
             headings.contains(name),
             "docs/runbook.md has no `## {name}` section"
         );
+        // Since when (issue 21): every alert says it, as a time.
+        let since = rule["annotations"]["since"].as_str().unwrap_or("");
+        assert!(
+            since.contains("humanizeTimestamp"),
+            "{name}: no `since` annotation giving a time"
+        );
+        // Where to look: its dashboard.
+        let dashboard = rule["annotations"]["dashboard_url"].as_str().unwrap_or("");
+        assert!(
+            dashboard
+                .starts_with("{{ or $externalLabels.grafana_base_url \"\" }}/d/backup-exporter-"),
+            "{name}: dashboard_url {dashboard:?}"
+        );
+        assert_eq!(
+            rule["labels"]["service"].as_str(),
+            Some("backup"),
+            "{name}: service label"
+        );
     }
 }
 
