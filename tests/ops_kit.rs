@@ -104,6 +104,24 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
             headings.contains(name),
             "docs/runbook.md has no `## {name}` section"
         );
+        // Since when (issue 21): every alert says it, as a time.
+        let since = rule["annotations"]["since"].as_str().unwrap_or("");
+        assert!(
+            since.contains("humanizeTimestamp"),
+            "{name}: no `since` annotation giving a time"
+        );
+        // Where to look: its dashboard.
+        let dashboard = rule["annotations"]["dashboard_url"].as_str().unwrap_or("");
+        assert!(
+            dashboard
+                .starts_with("{{ or $externalLabels.grafana_base_url \"\" }}/d/backup-exporter-"),
+            "{name}: dashboard_url {dashboard:?}"
+        );
+        assert_eq!(
+            rule["labels"]["service"].as_str(),
+            Some("backup"),
+            "{name}: service label"
+        );
     }
 }
 
@@ -490,5 +508,63 @@ fn every_dashboard_query_uses_known_variables() {
                 .any(|q| q.board == board && !q.expr.is_empty()),
             "no query on {board}"
         );
+    }
+}
+
+/// Issue 21: the overview opens with the exporter's state (up, freshness) in its top row, and
+/// counts of runs are whole numbers (round(), no decimals).
+#[test]
+fn overview_starts_with_the_exporter_and_run_counts_are_integers() {
+    let boards = dashboards();
+    let overview = &boards
+        .iter()
+        .find(|(_, d)| d["uid"] == "backup-exporter-overview")
+        .expect("the overview")
+        .1;
+    let mut top: Vec<&Json> = overview["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["gridPos"]["y"] == 0)
+        .collect();
+    top.sort_by_key(|p| p["gridPos"]["x"].as_u64());
+    let first: Vec<&str> = top
+        .iter()
+        .take(2)
+        .map(|p| p["targets"][0]["expr"].as_str().unwrap())
+        .collect();
+    assert!(
+        first[0].contains("backup_exporter:up"),
+        "top left is the exporter's up: {first:?}"
+    );
+    assert!(
+        first[1].contains("backup_target_last_success_time_seconds"),
+        "then the data's freshness: {first:?}"
+    );
+    for (file, d) in &boards {
+        for p in d["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().unwrap();
+                if expr.contains("increase(backup_job_runs_total") && !expr.contains("/") {
+                    assert!(
+                        expr.contains("round("),
+                        "{file}: {} counts runs without round(): {expr}",
+                        p["title"]
+                    );
+                    let decimals =
+                        p["fieldConfig"]["defaults"]["decimals"]
+                            .as_u64()
+                            .or_else(|| {
+                                p["fieldConfig"]["overrides"]
+                                    .as_array()?
+                                    .iter()
+                                    .flat_map(|o| o["properties"].as_array().into_iter().flatten())
+                                    .find(|p| p["id"] == "decimals")?["value"]
+                                    .as_u64()
+                            });
+                    assert_eq!(decimals, Some(0), "{file}: {} shows decimals", p["title"]);
+                }
+            }
+        }
     }
 }

@@ -389,6 +389,223 @@ async fn assert_same_over_one_scrape_job(prom: &Server, queries: &[PanelQuery]) 
     }
 }
 
+/// Metrics a dashboard panel or an alert reads that the exporter of this branch may not export
+/// yet (added in release 0.3 by other work: issue 21's storage, issue 19's discovery and
+/// inventory). A query reading one of them must still parse and evaluate; it must return data
+/// only once the exporter's /metrics has the metric (then this list needs no edit).
+const NOT_YET_EXPORTED: [(&str, &str); 10] = [
+    (
+        "backup_job_failing_since_seconds",
+        "issue 21: when the current run of failures began",
+    ),
+    (
+        "backup_job_last_run_duration_seconds",
+        "issue 21: the latest finished run's duration",
+    ),
+    ("backup_server_protected", "issue 19: coverage (discovery)"),
+    ("backup_server_agent_connected", "issue 19: ZDM agents"),
+    ("backup_repository_size_bytes", "issue 19: ZDM repositories"),
+    ("backup_repository_used_bytes", "issue 19: ZDM repositories"),
+    ("backup_repository_free_bytes", "issue 19: ZDM repositories"),
+    (
+        "backup_license_expiry_time_seconds",
+        "issue 19: ZDM licences",
+    ),
+    ("backup_license_copies", "issue 19: ZDM licences"),
+    ("backup_discovery_targets", "issue 19: discovery"),
+];
+
+/// The metrics of [`NOT_YET_EXPORTED`] that `q` reads and the exporter's /metrics (`exposed`)
+/// does not have.
+fn unexported<'a>(q: &PanelQuery, exposed: &str) -> Vec<&'a str> {
+    NOT_YET_EXPORTED
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| q.expr.contains(name))
+        .filter(|name| !exposed.lines().any(|l| l.starts_with(name)))
+        .collect()
+}
+
+/// A query that draws the row "backup-exporter is not scraped" into a table whose emptiness
+/// would otherwise read as good news ("No failed jobs"): empty while every exporter target is
+/// scraped, a row as soon as one is not.
+fn is_exporter_down_row(q: &PanelQuery) -> bool {
+    q.expr
+        .contains("vector(1) unless on () (min(backup_exporter:up) == 1)")
+}
+
+/// A "no data" text that reads as good news.
+fn reads_healthy(text: &str) -> bool {
+    let t = text.trim().to_lowercase();
+    ["0", "ok", "up", "healthy", "none", "green"].contains(&t.as_str())
+        || ["no failed", "no failing", "no failure", "all "]
+            .iter()
+            .any(|p| t.starts_with(p))
+}
+
+/// The colour Grafana gives `value` of the series `labels` in `panel` (legend `legend`): a
+/// value mapping's, else a by-name override's fixed colour, else the thresholds' step.
+fn color_of(panel: &Json, legend: &str, value: f64) -> String {
+    let defaults = &panel["fieldConfig"]["defaults"];
+    for m in defaults["mappings"].as_array().into_iter().flatten() {
+        let options = &m["options"];
+        if m["type"] == "value" {
+            let key = if value.fract() == 0.0 {
+                format!("{value:.0}")
+            } else {
+                value.to_string()
+            };
+            if let Some(c) = options[key.as_str()]["color"].as_str() {
+                return c.to_string();
+            }
+        }
+        if m["type"] == "range" {
+            let from = options["from"].as_f64().unwrap_or(f64::NEG_INFINITY);
+            let to = options["to"].as_f64().unwrap_or(f64::INFINITY);
+            if (from..=to).contains(&value) {
+                if let Some(c) = options["result"]["color"].as_str() {
+                    return c.to_string();
+                }
+            }
+        }
+    }
+    for o in panel["fieldConfig"]["overrides"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if o["matcher"]["id"] == "byName" && o["matcher"]["options"] == legend {
+            for p in o["properties"].as_array().into_iter().flatten() {
+                if p["id"] == "color" {
+                    if let Some(c) = p["value"]["fixedColor"].as_str() {
+                        return c.to_string();
+                    }
+                }
+            }
+        }
+    }
+    let mut color = String::from("text");
+    for step in defaults["thresholds"]["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if step["value"].as_f64().is_none_or(|v| value >= v) {
+            color = step["color"].as_str().unwrap_or("").to_string();
+        }
+    }
+    color
+}
+
+/// `legendFormat` with the series' labels filled in.
+fn legend(format: &str, labels: &Json) -> String {
+    let mut out = format.to_string();
+    if let Some(map) = labels.as_object() {
+        for (k, v) in map {
+            out = out.replace(&format!("{{{{{k}}}}}"), v.as_str().unwrap_or(""));
+        }
+    }
+    out
+}
+
+/// With the exporter not scraped (`state` says how), no panel of any bundled dashboard reads
+/// as healthy: no stat, gauge, bar gauge or state timeline shows a green value, and none shows
+/// green or a reassuring text ("0", "No failed jobs") for no data; a table whose emptiness is
+/// good news shows the row "backup-exporter is not scraped" instead. Every query is evaluated
+/// as the panel shows it now (an instant query at the current time).
+async fn assert_nothing_reads_healthy(prom: &Server, state: &str) {
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (file, d) in dashboards() {
+        let board = d["title"].as_str().unwrap().to_string();
+        for panel in d["panels"].as_array().unwrap() {
+            if panel["type"] == "row" {
+                continue;
+            }
+            let title = format!("{board} / {}", panel["title"]);
+            let colored = ["stat", "gauge", "bargauge", "state-timeline"]
+                .contains(&panel["type"].as_str().unwrap_or(""));
+            let mut values = 0;
+            for t in panel["targets"].as_array().into_iter().flatten() {
+                let q = PanelQuery {
+                    board: board.clone(),
+                    what: format!("{title} / {}", t["refId"]),
+                    expr: substitute(t["expr"].as_str().unwrap()),
+                    instant: true,
+                };
+                let result = instant(prom, &q.expr).await;
+                if is_exporter_down_row(&q) && result.is_empty() {
+                    wrong.push(format!("  {}: no \"not scraped\" row: {}", q.what, q.expr));
+                }
+                for series in &result {
+                    values += 1;
+                    let value: f64 = series["value"][1]
+                        .as_str()
+                        .unwrap_or("")
+                        .parse()
+                        .unwrap_or(f64::NAN);
+                    let name = legend(t["legendFormat"].as_str().unwrap_or(""), &series["metric"]);
+                    let color = color_of(panel, &name, value);
+                    if colored && color.contains("green") {
+                        wrong.push(format!(
+                            "  {}: {name} = {value} in {color}: {}",
+                            q.what, q.expr
+                        ));
+                    }
+                }
+                checked += 1;
+            }
+            if values == 0 {
+                let no_value = panel["fieldConfig"]["defaults"]["noValue"]
+                    .as_str()
+                    .unwrap_or("");
+                let base = color_of(panel, "", f64::NEG_INFINITY);
+                if reads_healthy(no_value) || (colored && base.contains("green")) {
+                    wrong.push(format!(
+                        "  {title} ({file}): no data reads {no_value:?} in {base}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "with the exporter {state}, panels read as healthy:\n{}",
+        wrong.join("\n")
+    );
+    println!("{checked} dashboard queries read as not healthy with the exporter {state}");
+}
+
+/// Waits until Prometheus has recorded the exporter as down (backup_exporter:up is 0) and
+/// holds none of its job series.
+async fn wait_exporter_seen_down(prom: &Server) {
+    wait_for(
+        "Prometheus to see the exporter down",
+        Duration::from_secs(30),
+        || async {
+            let down = !instant(prom, "min(backup_exporter:up) == 0")
+                .await
+                .is_empty();
+            let gone = instant(prom, "backup_job_status").await.is_empty()
+                && instant(prom, "backup_target_up").await.is_empty();
+            (down && gone).then_some(())
+        },
+    )
+    .await;
+}
+
+/// A Prometheus with the shipped config and rules whose exporter target never answered:
+/// every dashboard reads "no data" or "down", nothing green.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_read_nothing_healthy_while_the_exporter_was_never_up() {
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let prom = start_prometheus_with(&shipped_prometheus_config(&[&nobody]));
+    prom.wait_ready("prometheus").await;
+    wait_exporter_seen_down(&prom).await;
+    assert_nothing_reads_healthy(&prom, "never up").await;
+    drop(prom);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data() {
     for name in [
@@ -551,10 +768,38 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
         assert!(alert["annotations"][key].is_string(), "{key}: {alert}");
     }
 
-    // Every dashboard query returns data (bounded: rates need a few scrapes).
+    // Every dashboard query returns data (bounded: rates need a few scrapes), but for the
+    // "not scraped" rows (empty while the exporter is scraped) and what reads metrics this
+    // exporter does not export yet (NOT_YET_EXPORTED: those must evaluate, which `api`
+    // asserts, and return data once /metrics has them).
     let queries = panel_queries();
+    let exposed = crate::common::client()
+        .get(format!("http://{}/metrics", exporter.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut waived = Vec::new();
+    for q in &queries {
+        let names = unexported(q, &exposed);
+        if !names.is_empty() {
+            has_data(&prom, q).await;
+            waived.push(format!("  {} (reads {})", q.what, names.join(", ")));
+        }
+    }
+    if !waived.is_empty() {
+        println!(
+            "dashboard queries that evaluate but need metrics the exporter does not export yet:\n{}",
+            waived.join("\n")
+        );
+    }
     let deadline = Instant::now() + Duration::from_secs(45);
-    let mut missing: Vec<&PanelQuery> = queries.iter().collect();
+    let mut missing: Vec<&PanelQuery> = queries
+        .iter()
+        .filter(|q| !is_exporter_down_row(q) && unexported(q, &exposed).is_empty())
+        .collect();
     loop {
         let mut still = Vec::new();
         for q in missing {
@@ -640,8 +885,13 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
     })
     .await;
 
+    // The exporter dies (after Prometheus has scraped it for a while): no dashboard reads
+    // as healthy.
+    drop(exporter);
+    wait_exporter_seen_down(&prom).await;
+    assert_nothing_reads_healthy(&prom, "killed after it was scraped").await;
+
     drop(prom);
     drop(am);
-    drop(exporter);
     drop(sim);
 }
