@@ -117,6 +117,8 @@ struct Inner {
     keys: HashMap<Arc<JobKey>, KeyState>,
     seq: u64,
     ready_latched: bool,
+    /// First listings of discovering upstreams not finished yet: not ready before they are.
+    listings_pending: usize,
     /// Targets rendered since the last hand-over to [`Packed`].
     rendered: Vec<Update>,
 }
@@ -176,31 +178,42 @@ impl Store {
             inner.targets.remove(&t);
         }
         for (t, settings) in targets {
-            match inner.targets.get_mut(t) {
-                Some(state) => {
-                    let rerender = state.settings.job_status != settings.job_status;
-                    state.settings = *settings;
-                    if rerender {
-                        inner.rerender(t);
-                    }
-                }
-                None => {
-                    let state = TargetState {
-                        polled: false,
-                        up: false,
-                        failure: None,
-                        last_success_unix: None,
-                        last_success_at: None,
-                        poll_duration: None,
-                        settings: *settings,
-                        jobs: Vec::new(),
-                        summaries: Vec::new(),
-                    };
-                    inner.targets.insert(t.clone(), state);
-                }
+            inner.keep(t, *settings);
+        }
+        self.publish(&mut inner, true);
+    }
+
+    /// Tracks these targets too (discovered ones), keeping every other: new ones start
+    /// unpolled, known ones take the settings.
+    pub fn add_targets(&self, targets: &[(TargetId, SeriesSettings)]) {
+        let mut inner = self.lock();
+        for (t, settings) in targets {
+            inner.keep(t, *settings);
+        }
+        self.publish(&mut inner, true);
+    }
+
+    /// Stops tracking these targets: their series go at once, as a 404's do.
+    pub fn remove_targets(&self, targets: &[TargetId]) {
+        let mut inner = self.lock();
+        for t in targets {
+            if inner.targets.contains_key(t) {
+                inner.replace_jobs(t, Vec::new(), Vec::new());
+                inner.targets.remove(t);
             }
         }
         self.publish(&mut inner, true);
+    }
+
+    /// A discovering upstream starts its first listing: `/-/ready` waits for it.
+    pub fn listing_started(&self) {
+        self.lock().listings_pending += 1;
+    }
+
+    /// A first listing finished (found targets already added, or failed).
+    pub fn listing_finished(&self) {
+        let mut inner = self.lock();
+        inner.listings_pending = inner.listings_pending.saturating_sub(1);
     }
 
     /// How long `target`'s last-known series outlive its last success; `None` for a target
@@ -303,7 +316,10 @@ pub async fn expiry(store: Arc<Store>, cancel: CancellationToken) {
 impl Views for Store {
     fn ready(&self) -> bool {
         let mut inner = self.lock();
-        if !inner.ready_latched && inner.targets.values().all(|t| t.polled) {
+        if !inner.ready_latched
+            && inner.listings_pending == 0
+            && inner.targets.values().all(|t| t.polled)
+        {
             inner.ready_latched = true;
         }
         inner.ready_latched
@@ -353,6 +369,34 @@ fn find<'a>(jobs: &'a [Held], key: &JobKey) -> Option<&'a Held> {
 }
 
 impl Inner {
+    /// Tracks `t` with `settings`: a new target starts unpolled; a known one takes the
+    /// settings (rendered again at once when its `job_status` changed).
+    fn keep(&mut self, t: &TargetId, settings: SeriesSettings) {
+        match self.targets.get_mut(t) {
+            Some(state) => {
+                let rerender = state.settings.job_status != settings.job_status;
+                state.settings = settings;
+                if rerender {
+                    self.rerender(t);
+                }
+            }
+            None => {
+                let state = TargetState {
+                    polled: false,
+                    up: false,
+                    failure: None,
+                    last_success_unix: None,
+                    last_success_at: None,
+                    poll_duration: None,
+                    settings,
+                    jobs: Vec::new(),
+                    summaries: Vec::new(),
+                };
+                self.targets.insert(t.clone(), state);
+            }
+        }
+    }
+
     fn owner<'a>(&'a self, key: &JobKey, holders: &'a [TargetId]) -> Option<&'a TargetId> {
         holders.iter().max_by_key(|t| {
             self.targets

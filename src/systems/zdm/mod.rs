@@ -20,9 +20,11 @@ use crate::sources::source::{FieldParser, Source};
 
 mod auth;
 mod config;
+mod discovery;
 #[cfg(test)]
 mod fuzz;
 mod history;
+mod inventory;
 mod labels;
 mod map;
 mod source;
@@ -31,7 +33,7 @@ mod vendor;
 mod version;
 mod wire;
 
-pub use config::{ZdmAuth, ZdmConfig, ZdmTarget};
+pub use config::{ZdmAuth, ZdmConfig, ZdmDiscovery, ZdmTarget};
 pub use labels::{BACKUP_JOB, RECOVERY_JOB, SERVER, SYSTEM};
 pub use source::Zdm;
 
@@ -90,5 +92,9 @@ impl UpstreamConfig for ZdmConfig {
 
     fn same(&self, other: &dyn UpstreamConfig) -> bool {
         upstream::same(self, other)
+    }
+
+    fn discover_interval(&self) -> Option<std::time::Duration> {
+        self.discovery.as_ref().map(|d| d.interval)
     }
 }
