@@ -30,6 +30,8 @@ mod map;
 mod source;
 #[cfg(test)]
 mod vendor;
+#[cfg(test)]
+mod vendor_lists;
 mod version;
 mod wire;
 
