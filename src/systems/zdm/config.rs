@@ -415,7 +415,7 @@ pub(super) fn validate(
             );
         }
     }
-    if discovery.is_none()
+    if matches!(discovery, Some(None))
         && servers.is_empty()
         && backup_jobs.is_empty()
         && recovery_jobs.is_empty()

@@ -34,7 +34,8 @@ use super::version::ApiVersion;
 use super::wire::Pagination;
 use crate::model::TargetKind;
 use crate::outcome::{Fault, Outcome};
-use crate::sources::source::{Discovery, FieldParser};
+use crate::model::PollOutput;
+use crate::sources::source::{Discovery, FieldParser, Source, SourceTarget};
 
 /// Items asked per page (the vendor's default is 20; none documents a maximum).
 pub(super) const PAGE_LIMIT: u32 = 100;
@@ -348,8 +349,26 @@ impl Zdm {
     }
 }
 
-/// [`Source::discover`](crate::sources::source::Source::discover) of ZDM.
-pub(super) async fn discover(
+/// ZDM's source with its listings: polls as [`Zdm`] does, and lists (`discover: true`).
+pub struct Listed(pub Zdm);
+
+#[async_trait::async_trait]
+impl Source for Listed {
+    fn targets(&self) -> Vec<SourceTarget> {
+        self.0.targets()
+    }
+
+    async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault> {
+        self.0.poll(target, deadline).await
+    }
+
+    async fn discover(&self, deadline: Instant, inventory: bool) -> Result<Discovery, Fault> {
+        discover(&self.0, deadline, inventory).await
+    }
+}
+
+/// [`Source::discover`] of ZDM.
+async fn discover(
     zdm: &Zdm,
     deadline: Instant,
     inventory: bool,

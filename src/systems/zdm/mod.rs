@@ -85,7 +85,7 @@ impl UpstreamConfig for ZdmConfig {
     }
 
     fn source(&self, http: UpstreamHttp, fields: FieldParser) -> Arc<dyn Source> {
-        Arc::new(Zdm::new(self.clone(), http, fields))
+        Arc::new(discovery::Listed(Zdm::new(self.clone(), http, fields)))
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -28,7 +28,7 @@ use super::wire::{
 use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::{PollOutput, TargetKind};
 use crate::outcome::{Fault, Outcome};
-use crate::sources::source::{endpoint, Discovery, FieldParser, Source, SourceTarget};
+use crate::sources::source::{endpoint, FieldParser, Source, SourceTarget};
 
 const RULES: StatusRules = StatusRules {
     bad_request_is_incomplete: true,
@@ -151,10 +151,6 @@ impl Source for Zdm {
             self.note(target, &result).await;
         }
         result
-    }
-
-    async fn discover(&self, deadline: Instant, inventory: bool) -> Result<Discovery, Fault> {
-        super::discovery::discover(self, deadline, inventory).await
     }
 }
 
