@@ -151,8 +151,12 @@ pub async fn list_once(lister: &Lister) -> Vec<Planned> {
             )),
         };
     let discovery = match result {
-        Ok(discovery) => discovery,
+        Ok(discovery) => {
+            note_partial(lister, &mut None, &discovery.partial);
+            discovery
+        }
         Err(fault) => {
+            count_too_large(lister, &fault);
             tracing::warn!(
                 upstream = %lister.upstream,
                 outcome = fault.outcome.as_str(),
@@ -198,6 +202,7 @@ pub async fn list_once(lister: &Lister) -> Vec<Planned> {
 async fn run(lister: Lister, shared: Shared, store: Arc<Store>, cancel: CancellationToken) {
     let inventory = lister.shard.owns_upstream(&lister.upstream);
     let mut failing: Option<Outcome> = None;
+    let mut partial: Option<Outcome> = None;
     let mut first = true;
     loop {
         let started = Instant::now();
@@ -219,6 +224,7 @@ async fn run(lister: Lister, shared: Shared, store: Arc<Store>, cancel: Cancella
         };
         match result {
             Ok(discovery) => {
+                note_partial(&lister, &mut partial, &discovery.partial);
                 apply(&lister, &shared, &store, discovery, inventory);
                 if let Some(previous) = failing.take() {
                     tracing::info!(
@@ -229,13 +235,7 @@ async fn run(lister: Lister, shared: Shared, store: Arc<Store>, cancel: Cancella
                 }
             }
             Err(fault) => {
-                if fault.outcome == Outcome::TooLarge {
-                    lister.telemetry.outcome(
-                        lister.system.as_str(),
-                        &lister.upstream,
-                        Outcome::TooLarge,
-                    );
-                }
+                count_too_large(&lister, &fault);
                 if failing != Some(fault.outcome) {
                     tracing::warn!(
                         upstream = %lister.upstream,
@@ -259,6 +259,37 @@ async fn run(lister: Lister, shared: Shared, store: Arc<Store>, cancel: Cancella
     if first {
         store.listing_finished();
     }
+}
+
+/// A listing past its bounds is counted as `too_large` (its requests themselves succeeded).
+fn count_too_large(lister: &Lister, fault: &Fault) {
+    if fault.outcome == Outcome::TooLarge {
+        lister
+            .telemetry
+            .outcome(lister.system.as_str(), &lister.upstream, Outcome::TooLarge);
+    }
+}
+
+/// Counts and logs (when the fault starts, changes or clears) the inventory listings that
+/// failed while the targets were listed.
+fn note_partial(lister: &Lister, state: &mut Option<Outcome>, faults: &[Fault]) {
+    for fault in faults {
+        count_too_large(lister, fault);
+    }
+    let now = faults.first().map(|f| f.outcome);
+    if now == *state {
+        return;
+    }
+    match faults.first() {
+        Some(fault) => tracing::warn!(
+            upstream = %lister.upstream,
+            outcome = fault.outcome.as_str(),
+            reason = %fault.reason,
+            "inventory listing failing; keeping what it said last"
+        ),
+        None => tracing::info!(upstream = %lister.upstream, "inventory listings recovered"),
+    }
+    *state = now;
 }
 
 /// Reconciles the running discovered targets with `discovery`, and exports its inventory
@@ -428,7 +459,7 @@ mod tests {
     fn listing(names: &[&str]) -> Result<Discovery, Fault> {
         Ok(Discovery {
             targets: names.iter().map(|n| t(zdm::SERVER, n)).collect(),
-            inventory: Vec::new(),
+            ..Discovery::default()
         })
     }
 

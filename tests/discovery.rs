@@ -353,3 +353,98 @@ async fn discover_with_once_prints_every_job() {
     }
     assert_eq!(value(&out, &protected("test-vm-07")), Some(0.0));
 }
+
+/// A ZDM 2.0 upstream at `url` with a token and `discover: true` only.
+fn hostile_config(url: &str, extra: &str) -> String {
+    format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {url}\n    api_version: \"2.0\"\n    token_env: SIM_TOKEN\n    interval: 1s\n    discover: true\n    discover_interval: 1s\n{extra}"
+    )
+}
+
+/// The page number a listing request asks for.
+fn page_of(path: &str) -> u64 {
+    path.split(['?', '&'])
+        .find_map(|p| p.strip_prefix("page="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+}
+
+fn backups_page(names: &[String], more: bool) -> String {
+    let data: Vec<serde_json::Value> = names
+        .iter()
+        .map(|n| serde_json::json!({ "system": { "id": n, "name": n }, "job": { "info": { "id": n, "name": n } } }))
+        .collect();
+    serde_json::json!({ "success": true, "data": data, "pagination": { "hasNextPage": more } })
+        .to_string()
+}
+
+/// Listings that never end, repeat a page, or name 100,000 servers are cut off as
+/// `too_large` (counted, logged once), and the exporter polls nothing it did not bound.
+#[tokio::test]
+async fn listings_that_page_forever_repeat_or_are_huge_end_as_too_large() {
+    use crate::common::hostile::{answer, Hostile};
+    for (case, extra) in [
+        ("forever", "    max_jobs_per_target: 50\n"),
+        ("repeats", ""),
+        ("huge", ""),
+    ] {
+        // Built once: one page naming 100,000 servers.
+        let huge = std::sync::Arc::new(if case == "huge" {
+            let items: Vec<String> = (0..100_000)
+                .map(|i| format!(r#"{{"system":{{"id":"{i}","name":"s{i}"}},"job":{{"info":{{"id":"{i}","name":"j{i}"}}}}}}"#))
+                .collect();
+            format!(
+                r#"{{"success":true,"data":[{}],"pagination":{{"hasNextPage":false}}}}"#,
+                items.join(",")
+            )
+        } else {
+            String::new()
+        });
+        let upstream = Hostile::start(move |seen| {
+            if !seen.path.starts_with("/api/backups?") {
+                return answer(
+                    "404 Not Found",
+                    &[],
+                    r#"{"success":false,"error":"Not Found"}"#,
+                );
+            }
+            let page = page_of(&seen.path);
+            let body = match case {
+                // A new server on every page, and always another page.
+                "forever" => backups_page(&[format!("s{page}")], true),
+                // The same page again and again.
+                "repeats" => backups_page(&["same".to_owned()], true),
+                _ => huge.to_string(),
+            };
+            answer("200 OK", &[], &body)
+        });
+        let exp = Exporter::start(&hostile_config(&upstream.url(), extra));
+        // Twice for the small pages (the second listing is not logged again); once for the
+        // huge page, slow to build and read in a debug build.
+        let listings = if case == "huge" { 1.0 } else { 2.0 };
+        let m = exp
+            .wait_metrics(&format!("{case}: too_large counted"), |m| {
+                value(m, &outcome_series("zdm", "too_large")).unwrap_or(0.0) >= listings
+            })
+            .await;
+        assert!(server_targets(&m).is_empty(), "{case}: nothing discovered");
+        let pages = upstream
+            .seen()
+            .iter()
+            .filter(|s| s.path.starts_with("/api/backups?"))
+            .count();
+        match case {
+            // At most 51 pages per listing (the 51st item is past the cap), a few listings.
+            "forever" => assert!(pages <= 51 * 4, "{case}: {pages} pages"),
+            // The second page brings nothing new: two pages per listing.
+            "repeats" => assert!(pages <= 2 * 4, "{case}: {pages} pages"),
+            _ => {}
+        }
+        let logs = exp.proc.stderr_text();
+        let warnings = logs
+            .lines()
+            .filter(|l| l.contains("discovery listing failing"))
+            .count();
+        assert_eq!(warnings, 1, "{case}: logged once\n{logs}");
+    }
+}

@@ -61,6 +61,9 @@ pub struct Discovery {
     pub targets: Vec<(TargetKind, String)>,
     /// The inventory series (asked only of the shard that exports them).
     pub inventory: Vec<InventorySeries>,
+    /// Why a part of the inventory could not be listed this time (its last series are in
+    /// `inventory` again); the targets are complete all the same.
+    pub partial: Vec<Fault>,
 }
 
 /// One upstream's poller of its targets: each system has one.

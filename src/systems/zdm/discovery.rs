@@ -289,14 +289,14 @@ impl Zdm {
     }
 
     /// One inventory listing (`part`): its series, or what it said last when it fails now
-    /// (logged at debug; the requests are counted under their outcomes).
+    /// (with the fault, which the discovery loop logs and counts).
     async fn inventory_part(
         &self,
         part: Part,
         profile: &Profile,
         deadline: Instant,
         found: &Found,
-    ) -> Vec<crate::inventory::InventorySeries> {
+    ) -> (Vec<crate::inventory::InventorySeries>, Option<Fault>) {
         let fields = &self.fields;
         let filters = self.config.discovery.as_ref();
         let mut query: Vec<(&str, &str)> = Vec::new();
@@ -331,21 +331,22 @@ impl Zdm {
             .kept
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match result {
-            Ok(true) => kept.set(part, series.clone()),
-            // This release has no such listing: nothing to export.
-            Ok(false) => kept.set(part, Vec::new()),
-            Err(fault) => {
-                tracing::debug!(
-                    upstream = %fields.upstream(),
-                    listing = part.path(),
-                    outcome = fault.outcome.as_str(),
-                    reason = %fault.reason,
-                    "inventory listing failed; keeping what it said last"
-                );
+        let fault = match result {
+            Ok(true) => {
+                kept.set(part, series);
+                None
             }
-        }
-        kept.get(part)
+            // This release has no such listing: nothing to export.
+            Ok(false) => {
+                kept.set(part, Vec::new());
+                None
+            }
+            Err(mut fault) => {
+                fault.reason = format!("/{}: {}", part.path(), fault.reason);
+                Some(fault)
+            }
+        };
+        (kept.get(part), fault)
     }
 }
 
@@ -382,13 +383,17 @@ async fn discover(
     }
     let found = zdm.find(&profile, deadline).await?;
     let mut series = Vec::new();
+    let mut partial = Vec::new();
     if inventory {
         for part in Part::ALL {
-            series.extend(zdm.inventory_part(part, &profile, deadline, &found).await);
+            let (part_series, fault) = zdm.inventory_part(part, &profile, deadline, &found).await;
+            series.extend(part_series);
+            partial.extend(fault);
         }
     }
     Ok(Discovery {
         targets: found.targets,
         inventory: series,
+        partial,
     })
 }
