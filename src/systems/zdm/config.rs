@@ -883,6 +883,28 @@ upstreams:
         );
     }
 
+    /// `discover: true` alone is a whole upstream: no target list, the default interval,
+    /// the filters kept; the summary says it.
+    #[test]
+    fn discover_alone_is_enough() {
+        let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, discover: true}]";
+        let c = parse_ok(yaml, Path::new("."));
+        let z = zdm(&c.upstreams[0]);
+        let d = z.discovery.as_ref().expect("discovery on");
+        assert_eq!(d.interval, Duration::from_secs(600));
+        assert_eq!((d.center.as_deref(), d.job_name.as_deref()), (None, None));
+        assert!(c.upstreams[0].summary().contains(", discovers every 10m, every 30s"), "{}", c.upstreams[0].summary());
+        let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', api_version: '2.0', token_env: ZDM_TOKEN, discover: true, discover_interval: 90s, discover_filters: {center: 'destconm,9', jobName: nightly}, servers: [s]}]";
+        let c = parse_ok(yaml, Path::new("."));
+        let d = zdm(&c.upstreams[0]).discovery.clone().expect("discovery on");
+        assert_eq!(d.interval, Duration::from_secs(90));
+        assert_eq!(d.center.as_deref(), Some("destconm,9"));
+        assert_eq!(d.job_name.as_deref(), Some("nightly"));
+        let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, discover: false}]";
+        let err = parse(yaml, Path::new("."), &env).unwrap_err().to_string();
+        assert!(err.contains("no targets"), "{err}");
+    }
+
     #[test]
     fn built_in_defaults() {
         let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, servers: [x]}]";
