@@ -89,7 +89,9 @@ listing_requests() { # listing_requests NAME: requests the simulator counted for
 listed_s=""
 while :; do
     kill -0 "$EXP_PID" 2>/dev/null || die "exporter exited"
-    if curl -s --max-time 2 "$EXP_URL/metrics" | grep -q '^backup_discovery_targets{.*kind="server"} '; then
+    # Read whole before grep: `grep -q` closing the pipe early would fail curl (pipefail).
+    scrape=$(curl -s --max-time 10 "$EXP_URL/metrics" || true)
+    if grep -q '^backup_discovery_targets{.*kind="server"} ' <<<"$scrape"; then
         listed_s=$(calc "round($(now) - $t0, 2)")
         listed_cpu=$(cpu_seconds "$EXP_PID")
         break
