@@ -314,6 +314,32 @@ fn apply(
         target: Arc::from(name.as_str()),
     };
     let mut found = lock(shared);
+    // The counts and the inventory first: whoever sees a discovered target polled sees the
+    // listing that found it.
+    for (kind, _) in &discovery.targets {
+        found.kinds.insert(*kind);
+    }
+    let counts: Vec<(&str, usize)> = found
+        .kinds
+        .iter()
+        .map(|kind| {
+            (
+                kind.as_str(),
+                wanted.iter().filter(|(k, _)| k == kind).count(),
+            )
+        })
+        .collect();
+    lister
+        .telemetry
+        .inventory()
+        .set_targets(lister.system.as_str(), &lister.upstream, &counts);
+    if inventory {
+        lister.telemetry.inventory().set_inventory(
+            lister.system.as_str(),
+            &lister.upstream,
+            &discovery.inventory,
+        );
+    }
     let gone: Vec<TargetId> = found
         .running
         .keys()
@@ -356,28 +382,6 @@ fn apply(
                 .insert(id, Pollers::spawn(vec![planned], store.clone()));
         }
         tracing::info!(upstream = %lister.upstream, targets = count, "discovered new targets");
-    }
-    for (kind, _) in &discovery.targets {
-        found.kinds.insert(*kind);
-    }
-    let counts: Vec<(&str, usize)> = found
-        .kinds
-        .iter()
-        .map(|kind| {
-            let n = found.running.keys().filter(|id| id.kind == *kind).count();
-            (kind.as_str(), n)
-        })
-        .collect();
-    lister
-        .telemetry
-        .inventory()
-        .set_targets(lister.system.as_str(), &lister.upstream, &counts);
-    if inventory {
-        lister.telemetry.inventory().set_inventory(
-            lister.system.as_str(),
-            &lister.upstream,
-            &discovery.inventory,
-        );
     }
 }
 

@@ -196,7 +196,10 @@ async fn a_failed_listing_keeps_the_targets_and_one_that_leaves_loses_its_series
     sim.fixture("listing", "backups", &only_web).await;
     let m = exp
         .wait_metrics("the other servers gone", |m| {
+            // The targets go first, then the counts and the inventory of that listing.
             server_targets(m) == ["web-01"]
+                && value(m, &discovered("server")) == Some(1.0)
+                && value(m, &protected("파일서버-03")) == Some(0.0)
         })
         .await;
     assert!(
