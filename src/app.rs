@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
 use crate::config::{self, Config, ConfigErrors, Settings, Upstream};
+use crate::discovery::{self, Lister};
 use crate::exposition::{packer, Exposition, Packed};
 use crate::model::TargetId;
 use crate::poller::{self, Pollers};
@@ -74,6 +75,8 @@ struct RunningUpstream {
     pollers: Option<Pollers>,
     /// The targets its pollers poll (of this shard).
     targets: Vec<TargetId>,
+    /// `discover: true`: its discovery loop and discovered targets.
+    discovery: Option<discovery::Task>,
 }
 
 /// Tasks that run as long as the exporter: the store's expiry loop, the exposition's
@@ -203,27 +206,47 @@ impl App {
                     next.push(kept);
                 }
                 None => {
-                    let plan =
-                        poller::plan_upstream(upstream, &self.client, &self.telemetry, self.shard);
+                    let parts = poller::plan_upstream_parts(
+                        upstream,
+                        &self.client,
+                        &self.telemetry,
+                        self.shard,
+                    );
                     next.push(RunningUpstream {
                         config: upstream.clone(),
                         pollers: None,
-                        targets: plan.iter().map(|p| p.id.clone()).collect(),
+                        targets: parts.planned.iter().map(|p| p.id.clone()).collect(),
+                        discovery: None,
                     });
-                    fresh.push((next.len() - 1, plan));
+                    fresh.push((next.len() - 1, parts));
                 }
             }
         }
         for old in previous {
-            if let Some(pollers) = old.pollers {
-                pollers.stop().await;
+            stop_upstream(old).await;
+        }
+        for (i, parts) in &fresh {
+            if let Some(upstream) = next.get_mut(*i) {
+                // A restarted upstream lists afresh: what it exported before goes.
+                self.telemetry
+                    .inventory()
+                    .forget(upstream.config.system(), &upstream.config.name);
+                if let Some(every) = upstream.config.kind.discover_interval() {
+                    let settings = series_settings(&upstream.config.settings);
+                    let lister = self.lister(&upstream.config, parts, every);
+                    upstream.discovery = Some(discovery::Task::start(
+                        lister,
+                        discovery::shared(settings),
+                        self.store.clone(),
+                    ));
+                }
             }
         }
         self.register(&running.upstreams_seen(), &next);
-        self.store.track(&tracked(&next));
-        for (i, plan) in fresh {
+        track(&self.store, &next);
+        for (i, parts) in fresh {
             if let Some(upstream) = next.get_mut(i) {
-                upstream.pollers = Some(Pollers::spawn(plan, self.store.clone()));
+                upstream.pollers = Some(Pollers::spawn(parts.planned, self.store.clone()));
             }
         }
         if running.background.is_none() {
@@ -244,15 +267,34 @@ impl App {
             let mut running = self.running.lock().await;
             let mut plan = Vec::new();
             let mut next = Vec::with_capacity(config.upstreams.len());
+            let mut listers = Vec::new();
             for upstream in &config.upstreams {
-                let planned =
-                    poller::plan_upstream(upstream, &self.client, &self.telemetry, self.shard);
+                let parts = poller::plan_upstream_parts(
+                    upstream,
+                    &self.client,
+                    &self.telemetry,
+                    self.shard,
+                );
+                if let Some(every) = upstream.kind.discover_interval() {
+                    listers.push(self.lister(upstream, &parts, every));
+                }
                 next.push(RunningUpstream {
                     config: upstream.clone(),
                     pollers: None,
-                    targets: planned.iter().map(|p| p.id.clone()).collect(),
+                    targets: parts.planned.iter().map(|p| p.id.clone()).collect(),
+                    discovery: None,
                 });
-                plan.extend(planned);
+                plan.extend(parts.planned);
+            }
+            for lister in listers {
+                plan.extend(discovery::list_once(&lister).await);
+            }
+            for p in &plan {
+                if let Some(upstream) = next.iter_mut().find(|r| *r.config.name == *p.id.upstream) {
+                    if !upstream.targets.contains(&p.id) {
+                        upstream.targets.push(p.id.clone());
+                    }
+                }
             }
             self.register(&running.upstreams_seen(), &next);
             self.store.track(&tracked(&next));
@@ -329,12 +371,37 @@ impl App {
     pub async fn stop(&self) {
         let mut running = self.running.lock().await;
         for upstream in std::mem::take(&mut running.upstreams) {
-            if let Some(pollers) = upstream.pollers {
-                pollers.stop().await;
-            }
+            stop_upstream(upstream).await;
         }
         if let Some(background) = running.background.take() {
             background.stop().await;
+        }
+    }
+
+    /// What the discovery loop of `upstream` needs: its source and concurrency limit
+    /// (shared with its configured targets), and which targets are configured.
+    fn lister(
+        &self,
+        upstream: &Upstream,
+        parts: &poller::UpstreamPlan,
+        every: std::time::Duration,
+    ) -> Lister {
+        Lister {
+            system: upstream.kind.system(),
+            upstream: Arc::from(upstream.name.as_str()),
+            every,
+            poll_interval: upstream.settings.interval,
+            timeout: upstream.settings.timeout,
+            source: parts.source.clone(),
+            admission: parts.admission.clone(),
+            telemetry: self.telemetry.clone(),
+            explicit: parts
+                .source
+                .targets()
+                .into_iter()
+                .map(|t| (t.kind, t.name))
+                .collect(),
+            shard: self.shard,
         }
     }
 
@@ -352,6 +419,35 @@ impl App {
             self.shard,
         )
     }
+}
+
+/// Stops an upstream's poll loops and its discovery.
+async fn stop_upstream(upstream: RunningUpstream) {
+    if let Some(pollers) = upstream.pollers {
+        pollers.stop().await;
+    }
+    if let Some(task) = upstream.discovery {
+        task.stop().await;
+    }
+}
+
+/// Makes the store track exactly the configured and discovered targets of `upstreams`. The
+/// discovered sets are held locked until the store has them, so a listing that adds a
+/// target meanwhile is not lost; each takes its upstream's current settings.
+fn track(store: &Store, upstreams: &[RunningUpstream]) {
+    let mut all = tracked(upstreams);
+    let mut guards = Vec::new();
+    for r in upstreams {
+        if let Some(task) = &r.discovery {
+            let mut found = discovery::lock(&task.shared);
+            let settings = series_settings(&r.config.settings);
+            found.settings = settings;
+            all.extend(found.ids().map(|id| (id.clone(), settings)));
+            guards.push(found);
+        }
+    }
+    store.track(&all);
+    drop(guards);
 }
 
 /// Every target of `upstreams` with the settings the store applies to it.

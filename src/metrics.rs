@@ -620,3 +620,75 @@ mod tests {
         assert!(text.contains("status=\"completed\"} 3\n"));
     }
 }
+
+/// What an upstream lists besides its jobs (`discover: true`): coverage, agents,
+/// repositories, licences, and the number of discovered targets. Rendered by
+/// [`crate::inventory`] once per listing, not per poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InventoryFamily {
+    DiscoveryTargets,
+    ServerProtected,
+    ServerAgentConnected,
+    ServerAgentInfo,
+    RepositorySize,
+    RepositoryUsed,
+    RepositoryFree,
+    LicenseExpiry,
+    LicenseCopies,
+}
+
+impl InventoryFamily {
+    pub const ALL: [InventoryFamily; 9] = [
+        InventoryFamily::DiscoveryTargets,
+        InventoryFamily::ServerProtected,
+        InventoryFamily::ServerAgentConnected,
+        InventoryFamily::ServerAgentInfo,
+        InventoryFamily::RepositorySize,
+        InventoryFamily::RepositoryUsed,
+        InventoryFamily::RepositoryFree,
+        InventoryFamily::LicenseExpiry,
+        InventoryFamily::LicenseCopies,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            InventoryFamily::DiscoveryTargets => "backup_discovery_targets",
+            InventoryFamily::ServerProtected => "backup_server_protected",
+            InventoryFamily::ServerAgentConnected => "backup_server_agent_connected",
+            InventoryFamily::ServerAgentInfo => "backup_server_agent_info",
+            InventoryFamily::RepositorySize => "backup_repository_size_bytes",
+            InventoryFamily::RepositoryUsed => "backup_repository_used_bytes",
+            InventoryFamily::RepositoryFree => "backup_repository_free_bytes",
+            InventoryFamily::LicenseExpiry => "backup_license_expiry_time_seconds",
+            InventoryFamily::LicenseCopies => "backup_license_copies",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            InventoryFamily::DiscoveryTargets => "Targets this replica polls because the upstream's listing named them (discover: true), by kind.",
+            InventoryFamily::ServerProtected => "1 if the server the upstream lists has at least one backup job, 0 if it has none.",
+            InventoryFamily::ServerAgentConnected => "1 if the server's agent is connected to the upstream, 0 if it is not.",
+            InventoryFamily::ServerAgentInfo => "The version of the server's agent; the value is always 1.",
+            InventoryFamily::RepositorySize => "Size of the backup repository in bytes.",
+            InventoryFamily::RepositoryUsed => "Bytes used in the backup repository.",
+            InventoryFamily::RepositoryFree => "Bytes free in the backup repository.",
+            InventoryFamily::LicenseExpiry => "When the licence expires, as a Unix timestamp.",
+            InventoryFamily::LicenseCopies => "Copies of the licence, total and used.",
+        }
+    }
+
+    /// `# HELP` and `# TYPE` lines; the agent info gauge is an `info` family in OpenMetrics.
+    pub fn header(self, format: Format) -> String {
+        let (name, kind) = match (format, self) {
+            (Format::OpenMetrics, InventoryFamily::ServerAgentInfo) => {
+                ("backup_server_agent", "info")
+            }
+            _ => (self.name(), "gauge"),
+        };
+        format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n",
+            help = self.help()
+        )
+    }
+}

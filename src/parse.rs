@@ -273,6 +273,32 @@ pub fn parse_time(raw: &str, tz: chrono_tz::Tz) -> Result<Option<f64>, ParseErro
     }
 }
 
+/// A calendar date `YYYY-MM-DD` as the Unix time of its first instant in `tz` (a day
+/// that begins in a DST gap begins at the gap's end); anything else as [`parse_time`].
+pub fn parse_date(raw: &str, tz: chrono_tz::Tz) -> Result<Option<f64>, ParseError> {
+    let s = raw.trim();
+    let Ok(date) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") else {
+        return parse_time(raw, tz);
+    };
+    // Days begin at midnight, or (in a zone that skips midnight) within the next hours.
+    for hour in 0..4 {
+        let Some(start) = date.and_hms_opt(hour, 0, 0) else {
+            break;
+        };
+        match tz.from_local_datetime(&start) {
+            LocalResult::Single(t) => return Ok(Some(unix_seconds(&t))),
+            LocalResult::Ambiguous(a, b) => {
+                return Ok(Some(unix_seconds(&a).min(unix_seconds(&b))))
+            }
+            LocalResult::None => {}
+        }
+    }
+    Err(ParseError::NonexistentLocalTime {
+        input: shown(raw),
+        tz: tz.name().to_owned(),
+    })
+}
+
 fn unix_seconds<Z: TimeZone>(t: &DateTime<Z>) -> f64 {
     t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9
 }
@@ -539,6 +565,53 @@ mod tests {
                 let want = if format == chrono::SecondsFormat::Secs { secs as f64 } else { unix_seconds(&t) };
                 prop_assert!((back - want).abs() < 1e-5, "{} -> {} != {}", text, back, want);
             }
+        }
+    }
+
+    #[test]
+    fn date_table() {
+        assert_eq!(
+            parse_date("2026-01-01", chrono_tz::UTC),
+            Ok(Some(1_767_225_600.0))
+        );
+        assert_eq!(
+            parse_date("2026-01-01", seoul()),
+            Ok(Some(1_767_225_600.0 - 9.0 * 3600.0))
+        );
+        assert_eq!(parse_date(" - ", seoul()), Ok(None));
+        assert_eq!(parse_date("", seoul()), Ok(None));
+        assert_eq!(
+            parse_date("2026-01-01 10:00:00", chrono_tz::UTC),
+            Ok(Some(1_767_261_600.0))
+        );
+        for bad in [
+            "2026-13-01",
+            "2026-02-30",
+            "01/01/2026",
+            "tomorrow",
+            "2026-1-1x",
+        ] {
+            assert!(parse_date(bad, seoul()).is_err(), "{bad}");
+        }
+        // Midnight skipped by DST (America/Santiago, 2022-09-11): the day starts at 01:00.
+        let santiago = chrono_tz::America::Santiago;
+        assert_eq!(
+            parse_date("2022-09-11", santiago),
+            Ok(Some(1_662_868_800.0))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn date_never_panics(s in "\\PC{0,40}") {
+            let _ = parse_date(&s, seoul());
+        }
+
+        #[test]
+        fn every_calendar_date_is_its_utc_midnight(days in -100_000i64..100_000) {
+            let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(days);
+            let text = date.format("%Y-%m-%d").to_string();
+            prop_assert_eq!(parse_date(&text, chrono_tz::UTC), Ok(Some((days * 86_400) as f64)));
         }
     }
 }

@@ -67,36 +67,57 @@ pub fn plan_upstream(
     telemetry: &Telemetry,
     shard: Shard,
 ) -> Vec<Planned> {
+    plan_upstream_parts(upstream, client, telemetry, shard).planned
+}
+
+/// One upstream's plan with the parts its discovery shares: the source and the
+/// concurrency limit.
+pub struct UpstreamPlan {
+    pub source: Arc<dyn Source>,
+    pub admission: Arc<Semaphore>,
+    /// Its configured targets of `shard`.
+    pub planned: Vec<Planned>,
+}
+
+/// [`plan_upstream`] with the source and the concurrency limit it made.
+pub fn plan_upstream_parts(
+    upstream: &Upstream,
+    client: &reqwest::Client,
+    telemetry: &Telemetry,
+    shard: Shard,
+) -> UpstreamPlan {
     let mut planned = Vec::new();
-    {
-        let source = sources::build(upstream, client.clone(), telemetry.clone());
-        let name: Arc<str> = Arc::from(upstream.name.as_str());
-        let targets: Vec<SourceTarget> = source
-            .targets()
-            .into_iter()
-            .filter(|t| shard.owns(&upstream.name, t.kind.as_str(), &t.name))
-            .collect();
-        let count = targets.len().max(1) as u32;
-        let admission = Arc::new(Semaphore::new(upstream.settings.concurrency.max(1)));
-        for (i, target) in targets.into_iter().enumerate() {
-            planned.push(Planned {
-                id: TargetId {
-                    system: upstream.kind.system(),
-                    upstream: name.clone(),
-                    kind: target.kind,
-                    target: Arc::from(target.name.as_str()),
-                },
-                source: source.clone(),
-                target,
-                interval: upstream.settings.interval,
-                timeout: upstream.settings.timeout,
-                phase: phase(upstream.settings.interval, i as u32, count),
-                admission: admission.clone(),
-                telemetry: telemetry.clone(),
-            });
-        }
+    let source = sources::build(upstream, client.clone(), telemetry.clone());
+    let name: Arc<str> = Arc::from(upstream.name.as_str());
+    let targets: Vec<SourceTarget> = source
+        .targets()
+        .into_iter()
+        .filter(|t| shard.owns(&upstream.name, t.kind.as_str(), &t.name))
+        .collect();
+    let count = targets.len().max(1) as u32;
+    let admission = Arc::new(Semaphore::new(upstream.settings.concurrency.max(1)));
+    for (i, target) in targets.into_iter().enumerate() {
+        planned.push(Planned {
+            id: TargetId {
+                system: upstream.kind.system(),
+                upstream: name.clone(),
+                kind: target.kind,
+                target: Arc::from(target.name.as_str()),
+            },
+            source: source.clone(),
+            target,
+            interval: upstream.settings.interval,
+            timeout: upstream.settings.timeout,
+            phase: phase(upstream.settings.interval, i as u32, count),
+            admission: admission.clone(),
+            telemetry: telemetry.clone(),
+        });
     }
-    planned
+    UpstreamPlan {
+        source,
+        admission,
+        planned,
+    }
 }
 
 /// Phases are whole multiples of this: an upstream's targets start in batches every 100 ms
@@ -106,7 +127,7 @@ const PHASE_STEP: Duration = Duration::from_millis(100);
 
 /// The offset of target `i` of `count` within `interval`: spread evenly, rounded down to
 /// [`PHASE_STEP`].
-fn phase(interval: Duration, i: u32, count: u32) -> Duration {
+pub(crate) fn phase(interval: Duration, i: u32, count: u32) -> Duration {
     let even = interval * i.min(count) / count.max(1);
     let steps = even.as_nanos() / PHASE_STEP.as_nanos();
     // `steps` steps are at most `even`, which is below `interval`: no overflow.
@@ -172,6 +193,12 @@ impl Pollers {
             .map(|p| tokio::spawn(run(p, store.clone(), cancel.clone(), start)))
             .collect();
         Pollers { cancel, handles }
+    }
+
+    /// Tells every loop to stop without waiting for them: a poll in flight is abandoned at
+    /// its next step (and the store drops what an untracked target reports).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
     }
 
     /// Stops every loop; a poll in flight is abandoned and its result dropped.

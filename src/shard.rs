@@ -61,10 +61,21 @@ impl Shard {
         self.total <= 1 || shard_of(upstream, kind, target, self.total) == self.index
     }
 
+    /// Whether this shard exports what is said once per upstream (the inventory of its
+    /// listings): the shard of the upstream with the fixed kind and target
+    /// [`UPSTREAM_KEY`].
+    pub fn owns_upstream(&self, upstream: &str) -> bool {
+        self.owns(upstream, UPSTREAM_KEY, UPSTREAM_KEY)
+    }
+
     pub fn is_sharded(&self) -> bool {
         self.total > 1
     }
 }
+
+/// The kind and target hashed with an upstream's name for what one shard says of the whole
+/// upstream; no target kind is empty, so it never collides with a target.
+pub const UPSTREAM_KEY: &str = "";
 
 /// The shard of a target among `total`.
 pub fn shard_of(upstream: &str, kind: &str, target: &str, total: u32) -> u32 {
@@ -122,6 +133,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn every_upstream_has_exactly_one_inventory_shard(upstream in "\\PC{1,24}", total in 1u32..16) {
+            let owners = (0..total)
+                .filter(|&i| Shard::new(i, total).unwrap().owns_upstream(&upstream))
+                .count();
+            prop_assert_eq!(owners, 1);
+        }
+
         #[test]
         fn every_target_has_exactly_one_shard(
             upstream in "[a-z-]{1,12}", target in "\\PC{0,24}", total in 1u32..16,

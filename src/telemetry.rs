@@ -8,6 +8,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::inventory::InventoryBook;
 use crate::metrics::Format;
 use crate::model::ParseField;
 use crate::outcome::Outcome;
@@ -47,6 +48,8 @@ pub struct Telemetry {
     /// The `api_version` each upstream's `backup_upstream_info` carries, so a new one
     /// replaces it and a removed upstream's is found.
     upstream_versions: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// What discovery listed besides jobs, rendered per upstream.
+    inventory: InventoryBook,
 }
 
 impl Telemetry {
@@ -151,6 +154,7 @@ impl Telemetry {
             shard_info,
             upstream_info,
             upstream_versions: Arc::default(),
+            inventory: InventoryBook::default(),
         }
     }
 
@@ -214,6 +218,21 @@ impl Telemetry {
                 .remove_label_values(&[system, upstream, field.as_str()]);
         }
         self.upstream_info(system, upstream, None);
+        self.inventory.forget(system, upstream);
+    }
+
+    /// The inventory series discovery writes (`backup_server_protected`, repositories,
+    /// licences, `backup_discovery_targets`).
+    pub fn inventory(&self) -> &InventoryBook {
+        &self.inventory
+    }
+
+    /// Counts an outcome that ended a listing without a request of its own failing (a
+    /// listing past its bounds: `too_large`).
+    pub fn outcome(&self, system: &str, upstream: &str, outcome: Outcome) {
+        self.requests
+            .with_label_values(&[system, upstream, outcome.as_str()])
+            .inc();
     }
 
     pub fn request(&self, system: &str, upstream: &str, outcome: Outcome, seconds: f64) {
@@ -252,12 +271,14 @@ impl Telemetry {
         if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
             tracing::error!(error = %e, "encoding self-telemetry failed");
         }
-        match format {
+        let mut out = match format {
             Format::Text => buf,
             Format::OpenMetrics => {
                 open_metrics_headers(&String::from_utf8_lossy(&buf)).into_bytes()
             }
-        }
+        };
+        self.inventory.encode(format, &mut out);
+        out
     }
 }
 

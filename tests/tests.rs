@@ -13,6 +13,7 @@ mod azure;
 mod cli;
 mod config_errors;
 mod daemon;
+mod discovery;
 mod fuzz_inputs;
 mod gzip_answers;
 mod hostile_upstream;

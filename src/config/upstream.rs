@@ -59,6 +59,11 @@ pub trait UpstreamConfig: fmt::Debug + Send + Sync + 'static {
     /// Whether `other` is the same config: a reload keeps an unchanged upstream running.
     /// Implement it with [`same`].
     fn same(&self, other: &dyn UpstreamConfig) -> bool;
+    /// With `discover: true`, how often its targets are listed (`discover_interval`);
+    /// `None` (the default): only the configured targets are polled.
+    fn discover_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// [`UpstreamConfig::same`] for a config type with `PartialEq`: equal when `other` is a `T`
@@ -205,7 +210,13 @@ fn split<T: DeserializeOwned>(
             .key
             .as_ref()
             .is_some_and(|key| misfit.error.path == checks::join(path, key));
-        if top_level && misfit.error.message.starts_with("unknown key `") {
+        let discover = misfit
+            .key
+            .as_deref()
+            .is_some_and(|key| key.starts_with("discover"));
+        if top_level && discover && misfit.error.message.starts_with("unknown key `") {
+            misfit.error.message = "this upstream's type cannot discover its targets yet (`discover`, `discover_interval`, `discover_filters`): list them".to_owned();
+        } else if top_level && misfit.error.message.starts_with("unknown key `") {
             for key in settings::KEYS.iter().chain(client::KEYS) {
                 misfit.error.message.push_str(&format!(", `{key}`"));
             }

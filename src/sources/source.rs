@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::config::checks::Secret;
 use crate::config::settings::DEFAULT_MAX_JOBS_PER_TARGET;
+use crate::inventory::InventorySeries;
 use crate::model::{ParseField, PollOutput, System, TargetKind};
 use crate::outcome::{Fault, Outcome};
 use crate::parse;
@@ -29,8 +30,40 @@ pub struct SourceTarget {
     pub kind: TargetKind,
     /// The identifier as configured: the `target` label.
     pub name: String,
-    /// Index into the source's own list for that kind.
+    /// Index into the source's own list for that kind; [`SourceTarget::DISCOVERED`] for a
+    /// target its upstream's listing named (polled by `name` alone, with no query filters).
     pub index: usize,
+}
+
+impl SourceTarget {
+    /// The `index` of a discovered target.
+    pub const DISCOVERED: usize = usize::MAX;
+
+    /// A target the upstream's listing named.
+    pub fn discovered(kind: TargetKind, name: String) -> Self {
+        SourceTarget {
+            kind,
+            name,
+            index: Self::DISCOVERED,
+        }
+    }
+
+    /// Whether discovery found it (rather than the configuration).
+    pub fn is_discovered(&self) -> bool {
+        self.index == Self::DISCOVERED
+    }
+}
+
+/// What one listing of an upstream found (`discover: true`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Discovery {
+    /// Every target the listing names, of the source's kinds; duplicates are allowed.
+    pub targets: Vec<(TargetKind, String)>,
+    /// The inventory series (asked only of the shard that exports them).
+    pub inventory: Vec<InventorySeries>,
+    /// Why a part of the inventory could not be listed this time (its last series are in
+    /// `inventory` again); the targets are complete all the same.
+    pub partial: Vec<Fault>,
 }
 
 /// One upstream's poller of its targets: each system has one.
@@ -41,6 +74,15 @@ pub trait Source: Send + Sync {
     /// Polls one target: all its requests (pages, logins, retries) finish before `deadline`
     /// or fail.
     async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault>;
+    /// Lists the upstream's targets (`discover: true`), and with `inventory` its inventory
+    /// series too. Every request finishes before `deadline`. A system that cannot list has
+    /// this default, and its config refuses `discover: true`.
+    async fn discover(&self, _deadline: Instant, _inventory: bool) -> Result<Discovery, Fault> {
+        Err(Fault::new(
+            Outcome::UpstreamError,
+            "this upstream's type cannot discover its targets",
+        ))
+    }
 }
 
 /// Parses upstream strings into numbers for one upstream, counting what fails in
@@ -193,6 +235,25 @@ impl FieldParser {
     /// A time as Unix seconds, read in the upstream's zone when it carries no offset.
     pub fn time(&self, field: &str, value: Option<&Value>) -> Option<f64> {
         self.with(field, value, |s| parse::parse_time(s, self.timezone))
+    }
+
+    /// A size in bytes: a number is bytes, a string is read by [`parse::parse_size`]
+    /// (`"512.0 GB"`).
+    pub fn size(&self, field: &str, value: Option<&Value>) -> Option<f64> {
+        if let Some(n) = value.and_then(Value::as_f64) {
+            if n.is_finite() && n >= 0.0 {
+                return Some(n);
+            }
+            self.failed(field, &"a negative or non-finite size");
+            return None;
+        }
+        self.with(field, value, parse::parse_size)
+    }
+
+    /// A date (`2026-01-01`, the start of that day in the upstream's zone) or a time, as
+    /// Unix seconds.
+    pub fn date(&self, field: &str, value: Option<&Value>) -> Option<f64> {
+        self.with(field, value, |s| parse::parse_date(s, self.timezone))
     }
 
     /// A count: a non-negative integer as number or string; absent when missing.

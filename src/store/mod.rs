@@ -146,6 +146,8 @@ struct Inner {
     keys: HashMap<Arc<JobKey>, KeyState>,
     seq: u64,
     ready_latched: bool,
+    /// First listings of discovering upstreams not finished yet: not ready before they are.
+    listings_pending: usize,
     /// Targets rendered since the last hand-over to [`Packed`].
     rendered: Vec<Update>,
     /// Keys no target holds, by the target that reported them last (tracked or not).
@@ -225,33 +227,7 @@ impl Store {
             inner.targets.remove(&t);
         }
         for (t, settings) in targets {
-            match inner.targets.get_mut(t) {
-                Some(state) => {
-                    let rerender = state.settings.job_status != settings.job_status;
-                    state.settings = *settings;
-                    if rerender {
-                        inner.rerender(t);
-                    }
-                }
-                None => {
-                    let remembers = inner.remembered.contains_key(t);
-                    let state = TargetState {
-                        polled: false,
-                        up: false,
-                        failure: None,
-                        last_success_unix: None,
-                        last_success_at: None,
-                        poll_duration: None,
-                        settings: *settings,
-                        jobs: Vec::new(),
-                        summaries: Vec::new(),
-                    };
-                    inner.targets.insert(t.clone(), state);
-                    if remembers {
-                        inner.rerender(t);
-                    }
-                }
-            }
+            inner.keep(t, *settings);
         }
         inner.untracked_forget_after = targets
             .iter()
@@ -260,6 +236,32 @@ impl Store {
             .unwrap_or(DEFAULT_FORGET_AFTER);
         for home in inner.resolve_pending() {
             inner.rerender(&home);
+        }
+        self.publish(&mut inner, true);
+    }
+
+    /// Tracks these targets too (discovered ones), keeping every other: new ones start
+    /// unpolled (with what storage kept of their jobs), known ones take the settings.
+    pub fn add_targets(&self, targets: &[(TargetId, SeriesSettings)]) {
+        let mut inner = self.lock();
+        for (t, settings) in targets {
+            inner.keep(t, *settings);
+        }
+        for home in inner.resolve_pending() {
+            inner.rerender(&home);
+        }
+        self.publish(&mut inner, true);
+    }
+
+    /// Stops tracking these targets: their series go at once, as a 404's do.
+    pub fn remove_targets(&self, targets: &[TargetId]) {
+        let mut inner = self.lock();
+        let now_unix = unix_now();
+        for t in targets {
+            if inner.targets.contains_key(t) {
+                inner.replace_jobs(t, Vec::new(), Vec::new(), now_unix, Release::Forget);
+                inner.targets.remove(t);
+            }
         }
         self.publish(&mut inner, true);
     }
@@ -349,6 +351,17 @@ impl Store {
         }
         self.publish(&mut inner, false);
         forgotten
+    }
+
+    /// A discovering upstream starts its first listing: `/-/ready` waits for it.
+    pub fn listing_started(&self) {
+        self.lock().listings_pending += 1;
+    }
+
+    /// A first listing finished (found targets already added, or failed).
+    pub fn listing_finished(&self) {
+        let mut inner = self.lock();
+        inner.listings_pending = inner.listings_pending.saturating_sub(1);
     }
 
     /// How long `target`'s last-known series outlive its last success; `None` for a target
@@ -532,7 +545,10 @@ fn entry(key: &JobKey, ks: &KeyState, home: &TargetId) -> Entry {
 impl Views for Store {
     fn ready(&self) -> bool {
         let mut inner = self.lock();
-        if !inner.ready_latched && inner.targets.values().all(|t| t.polled) {
+        if !inner.ready_latched
+            && inner.listings_pending == 0
+            && inner.targets.values().all(|t| t.polled)
+        {
             inner.ready_latched = true;
         }
         inner.ready_latched
@@ -659,6 +675,39 @@ impl Inner {
             );
         }
         homes
+    }
+
+    /// Tracks `t` with `settings`: a new target starts unpolled; a known one takes the
+    /// settings (rendered again at once when its `job_status` changed).
+    fn keep(&mut self, t: &TargetId, settings: SeriesSettings) {
+        match self.targets.get_mut(t) {
+            Some(state) => {
+                let rerender = state.settings.job_status != settings.job_status;
+                state.settings = settings;
+                if rerender {
+                    self.rerender(t);
+                }
+            }
+            None => {
+                let remembers = self.remembered.contains_key(t);
+                let state = TargetState {
+                    polled: false,
+                    up: false,
+                    failure: None,
+                    last_success_unix: None,
+                    last_success_at: None,
+                    poll_duration: None,
+                    settings,
+                    jobs: Vec::new(),
+                    summaries: Vec::new(),
+                };
+                self.targets.insert(t.clone(), state);
+                // Jobs it remembers (from storage, or from before a reload) render at once.
+                if remembers {
+                    self.rerender(t);
+                }
+            }
+        }
     }
 
     fn owner<'a>(&'a self, key: &JobKey, holders: &'a [TargetId]) -> Option<&'a TargetId> {

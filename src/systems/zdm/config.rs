@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::config::checks::{count, join, Cx, Scalar, Secret};
+use crate::config::checks::{count, join, Cx, RawDuration, Scalar, Secret};
 use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
 use crate::config::upstream::naive_times;
 
@@ -139,7 +139,34 @@ pub(super) struct RawZdm {
     /// Replication jobs to poll (ZDM 1.1 on):
     /// `GET {api_prefix}/replications/monitoring/job/{id}`.
     replication_jobs: Option<Vec<RawTarget>>,
+    /// List the upstream (1.0.3 on: `/servers`, `/backups`, `/recoveries`, `/replications`,
+    /// `/zdms/repositories`, `/licenses`) and monitor every job found, beside the targets
+    /// listed here (which win over a discovered duplicate). Default false.
+    discover: Option<bool>,
+    /// How often the listings are read with `discover: true`. Default 10m, from 1s to 24h.
+    discover_interval: Option<RawDuration>,
+    /// Filters of the listings with `discover: true`.
+    discover_filters: Option<RawFilters>,
 }
+
+/// The filters the vendor documents on every listing discovery reads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilters {
+    /// Only these centers (ZDM 2.0: an ID or name, several comma-separated).
+    center: Option<Scalar>,
+    /// Only the jobs with this name (`jobName` of the job listings); the servers'
+    /// `backup_server_protected` is then not exported (it would call every server outside
+    /// the filter unprotected).
+    #[serde(rename = "jobName")]
+    job_name: Option<Scalar>,
+}
+
+/// `discover_interval` when not set.
+pub const DEFAULT_DISCOVER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+/// The bounds of `discover_interval`.
+const DISCOVER_INTERVAL: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(86_400);
 
 /// ZDM token issuing.
 #[derive(Debug, Deserialize)]
@@ -228,6 +255,19 @@ pub struct ZdmConfig {
     pub replication_jobs: Vec<ZdmTarget>,
     /// The poll interval: how often the run histories are read (once per interval).
     pub interval: std::time::Duration,
+    /// `discover: true`: how and how often the upstream is listed.
+    pub discovery: Option<ZdmDiscovery>,
+}
+
+/// How a ZDM upstream is listed (`discover: true`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZdmDiscovery {
+    /// `discover_interval`.
+    pub interval: std::time::Duration,
+    /// `discover_filters.center`, sent as `center` on every listing.
+    pub center: Option<String>,
+    /// `discover_filters.jobName`, sent as `jobName` on the job listings.
+    pub job_name: Option<String>,
 }
 
 /// How a ZDM upstream's requests are authorized.
@@ -283,6 +323,12 @@ impl ZdmConfig {
         if !self.replication_jobs.is_empty() {
             more.push_str(&format!(", {}", count(self.replication_jobs.len(), "replication job")));
         }
+        if let Some(d) = &self.discovery {
+            more.push_str(&format!(
+                ", discovers every {}",
+                humantime::format_duration(d.interval)
+            ));
+        }
         format!(
             "{}{} (API {version}), {}, {}, {}{more}, every {every}, {auth}",
             self.url,
@@ -331,6 +377,7 @@ pub(super) fn validate(
     let settings = settings::upstream(cx, path, overrides, defaults);
     let status_map = cx.status_map(&p("status_map"), raw.status_map.as_ref());
 
+    let discovery = discovery(cx, path, &raw, api_version);
     let servers = targets(cx, &p("servers"), raw.servers, "server", SERVER_QUERY);
     let backup_jobs = targets(
         cx,
@@ -368,7 +415,8 @@ pub(super) fn validate(
             );
         }
     }
-    if servers.is_empty()
+    if matches!(discovery, Some(None))
+        && servers.is_empty()
         && backup_jobs.is_empty()
         && recovery_jobs.is_empty()
         && recovery_servers.is_empty()
@@ -376,7 +424,7 @@ pub(super) fn validate(
     {
         cx.error(
             path,
-            "no targets: list at least one of `servers`, `backup_jobs`, `recovery_jobs`, `recovery_servers`, `replication_jobs`",
+            "no targets: list at least one of `servers`, `backup_jobs`, `recovery_jobs`, `recovery_servers`, `replication_jobs`, or set `discover: true`",
         );
     }
 
@@ -399,8 +447,73 @@ pub(super) fn validate(
             recovery_servers,
             replication_jobs,
             interval: settings.interval,
+            discovery: discovery.flatten(),
         },
     })
+}
+
+/// `discover`, `discover_interval`, `discover_filters`: `Some(None)` when discovery is off,
+/// `None` on an error (reported to `cx`).
+fn discovery(
+    cx: &mut Cx<'_>,
+    path: &str,
+    raw: &RawZdm,
+    api_version: Option<VersionChoice>,
+) -> Option<Option<ZdmDiscovery>> {
+    let p = |key: &str| join(path, key);
+    if raw.discover != Some(true) {
+        let stray = [
+            ("discover_interval", raw.discover_interval.is_some()),
+            ("discover_filters", raw.discover_filters.is_some()),
+        ];
+        let mut ok = true;
+        for (key, set) in stray {
+            if set {
+                cx.error(p(key), "has no effect without `discover: true`");
+                ok = false;
+            }
+        }
+        return ok.then_some(None);
+    }
+    let errors_before = cx.errors.len();
+    let interval = match &raw.discover_interval {
+        Some(d) => cx.bounded_duration(&p("discover_interval"), d, DISCOVER_INTERVAL),
+        None => Some(DEFAULT_DISCOVER_INTERVAL),
+    };
+    if let Some(VersionChoice::Fixed(v)) = api_version {
+        if v == ApiVersion::V0_2 {
+            cx.error(
+                p("discover"),
+                "ZDM 0.2 has no listings (they came with 1.0.3); list the targets or set api_version to \"1.0\" or later, or auto",
+            );
+        }
+    }
+    let filters = raw.discover_filters.as_ref();
+    let center = filters.and_then(|f| f.center.as_ref()).map(|c| c.0.clone());
+    if let (Some(_), Some(VersionChoice::Fixed(v))) = (&center, api_version) {
+        if v < ApiVersion::V2_0 {
+            cx.error(
+                join(&p("discover_filters"), "center"),
+                format!("ZDM {v} lists no centers (the `center` filter came with 2.0)"),
+            );
+        }
+    }
+    let job_name = filters
+        .and_then(|f| f.job_name.as_ref())
+        .map(|j| j.0.clone());
+    for (key, value) in [("center", &center), ("jobName", &job_name)] {
+        if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            cx.error(join(&p("discover_filters"), key), "must not be empty");
+        }
+    }
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Some(ZdmDiscovery {
+        interval: interval?,
+        center,
+        job_name,
+    }))
 }
 
 fn auth(cx: &mut Cx<'_>, path: &str, raw: &RawZdm) -> Option<ZdmAuth> {
@@ -770,6 +883,28 @@ upstreams:
             login.summary(),
             "zdm-login: zdm https://zdm2.example.com (API 1.3), 1 server, 0 backup jobs, 0 recovery jobs, every 1m, auth login /api/auth/issue"
         );
+    }
+
+    /// `discover: true` alone is a whole upstream: no target list, the default interval,
+    /// the filters kept; the summary says it.
+    #[test]
+    fn discover_alone_is_enough() {
+        let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, discover: true}]";
+        let c = parse_ok(yaml, Path::new("."));
+        let z = zdm(&c.upstreams[0]);
+        let d = z.discovery.as_ref().expect("discovery on");
+        assert_eq!(d.interval, Duration::from_secs(600));
+        assert_eq!((d.center.as_deref(), d.job_name.as_deref()), (None, None));
+        assert!(c.upstreams[0].summary().contains(", discovers every 10m, every 30s"), "{}", c.upstreams[0].summary());
+        let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', api_version: '2.0', token_env: ZDM_TOKEN, discover: true, discover_interval: 90s, discover_filters: {center: 'destconm,9', jobName: nightly}, servers: [s]}]";
+        let c = parse_ok(yaml, Path::new("."));
+        let d = zdm(&c.upstreams[0]).discovery.clone().expect("discovery on");
+        assert_eq!(d.interval, Duration::from_secs(90));
+        assert_eq!(d.center.as_deref(), Some("destconm,9"));
+        assert_eq!(d.job_name.as_deref(), Some("nightly"));
+        let yaml = "upstreams: [{name: a, type: zdm, url: 'http://h', token_env: ZDM_TOKEN, discover: false}]";
+        let err = parse(yaml, Path::new("."), &env).unwrap_err().to_string();
+        assert!(err.contains("no targets"), "{err}");
     }
 
     #[test]

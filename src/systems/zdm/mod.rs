@@ -20,18 +20,22 @@ use crate::sources::source::{FieldParser, Source};
 
 mod auth;
 mod config;
+mod discovery;
 #[cfg(test)]
 mod fuzz;
 mod history;
+mod inventory;
 mod labels;
 mod map;
 mod source;
 #[cfg(test)]
 mod vendor;
+#[cfg(test)]
+mod vendor_lists;
 mod version;
 mod wire;
 
-pub use config::{ZdmAuth, ZdmConfig, ZdmTarget};
+pub use config::{ZdmAuth, ZdmConfig, ZdmDiscovery, ZdmTarget};
 pub use labels::{BACKUP_JOB, RECOVERY_JOB, SERVER, SYSTEM};
 pub use source::Zdm;
 
@@ -81,7 +85,7 @@ impl UpstreamConfig for ZdmConfig {
     }
 
     fn source(&self, http: UpstreamHttp, fields: FieldParser) -> Arc<dyn Source> {
-        Arc::new(Zdm::new(self.clone(), http, fields))
+        Arc::new(discovery::Listed(Zdm::new(self.clone(), http, fields)))
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -90,5 +94,9 @@ impl UpstreamConfig for ZdmConfig {
 
     fn same(&self, other: &dyn UpstreamConfig) -> bool {
         upstream::same(self, other)
+    }
+
+    fn discover_interval(&self) -> Option<std::time::Duration> {
+        self.discovery.as_ref().map(|d| d.interval)
     }
 }

@@ -45,9 +45,9 @@ const PROBE_RULES: StatusRules = StatusRules {
 
 /// Polls one ZDM upstream's servers, backup jobs and recovery jobs.
 pub struct Zdm {
-    config: ZdmConfig,
+    pub(super) config: ZdmConfig,
     http: UpstreamHttp,
-    fields: FieldParser,
+    pub(super) fields: FieldParser,
     /// The static token, or the login and its cached token.
     auth: Authorizer,
     /// What the requests use: the version's prefix, login path and words. Settled once (a
@@ -60,6 +60,8 @@ pub struct Zdm {
     /// The backup and the recovery history (1.2 on): read once per interval, shared by
     /// every target of the upstream.
     histories: [tokio::sync::Mutex<Histories>; 2],
+    /// The last inventory each listing gave (`discover: true`): kept when a listing fails.
+    pub(super) kept: std::sync::Mutex<super::inventory::Kept>,
 }
 
 /// One history of the upstream: when it was last read and what it said.
@@ -145,7 +147,9 @@ impl Source for Zdm {
 
     async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault> {
         let result = self.poll_target(target, deadline).await;
-        self.note(target, &result).await;
+        if !target.is_discovered() {
+            self.note(target, &result).await;
+        }
         result
     }
 }
@@ -219,6 +223,7 @@ impl Zdm {
             profile: tokio::sync::Mutex::new(profile),
             not_found: std::sync::Mutex::default(),
             histories: Default::default(),
+            kept: std::sync::Mutex::default(),
         }
     }
 
@@ -235,8 +240,18 @@ impl Zdm {
             REPLICATION_JOB => &self.config.replication_jobs,
             other => return Err(not_ours(other)),
         };
-        let (Some(configured), Some(path)) = (list.get(target.index), path_of(target.kind))
-        else {
+        // A discovered target is polled by its name alone.
+        let found;
+        let configured = if target.is_discovered() {
+            found = ZdmTarget {
+                id: target.name.clone(),
+                query: Vec::new(),
+            };
+            Some(&found)
+        } else {
+            list.get(target.index)
+        };
+        let (Some(configured), Some(path)) = (configured, path_of(target.kind)) else {
             return Err(Fault::new(
                 Outcome::UpstreamError,
                 "target is no longer configured",
@@ -367,7 +382,7 @@ impl Zdm {
 
     /// The settled profile; with `auto` and none yet, settles it now (the other targets
     /// wait for it). A fault of the probes fails this poll and they run again next time.
-    async fn profile(&self, deadline: Instant) -> Result<Profile, Fault> {
+    pub(super) async fn profile(&self, deadline: Instant) -> Result<Profile, Fault> {
         let mut settled = self.profile.lock().await;
         if let Some(profile) = settled.as_ref() {
             return Ok(profile.clone());
@@ -602,7 +617,7 @@ impl Zdm {
     /// GET with the Bearer token (login at `login_path`), the answer decoded by `decode`
     /// (so a bad body is counted as `decode_error`); with login, a 401 re-issues the token
     /// and retries once.
-    async fn get<T>(
+    pub(super) async fn get<T>(
         &self,
         url: Url,
         deadline: Instant,

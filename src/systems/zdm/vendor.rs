@@ -24,9 +24,9 @@ pub(super) const VERSIONS: [&str; 8] = [
     "0.2.0", "1.0.3", "1.1.0", "1.2.0", "1.3.0", "1.3.1", "2.0.0", "2.0.1",
 ];
 
-/// Endpoints of the fixtures this slice does not poll (histories, replication monitoring):
-/// their files are listed, not replayed.
-const NOT_POLLED: [&str; 2] = ["backups-histories", "recoveries-histories"];
+/// Endpoints of the fixtures replayed elsewhere: the histories (`history.rs`) and the
+/// listings discovery reads (`list-*`, `vendor_lists.rs`).
+const NOT_POLLED: [&str; 3] = ["backups-histories", "recoveries-histories", "list-"];
 
 /// 2025-01-15 in UTC (the upstream in these tests has no `timezone`, so naive times are UTC).
 const T0200: f64 = 1_736_906_400.0;

@@ -2,7 +2,10 @@
 //! exporter configuration that monitor it. The demo simulator speaks the newest release
 //! (2.0.1: `/api`, login at `/api/token/issue`, naive Seoul times, the vendor's status
 //! words); both upstreams leave `api_version` at `auto`, one with a static token, one with
-//! login.
+//! login. The token upstream discovers its targets (`discover: true`: every server with a
+//! backup job, every recovery and replication job, and the coverage, agents, repositories
+//! and licences) and lists only the recovery server, which discovery does not list; the
+//! login upstream lists the standalone backup jobs.
 
 use std::net::SocketAddr;
 
@@ -15,12 +18,16 @@ pub(super) const PASSWORD: &str = "demo-password";
 
 /// What the demo monitors: the targets of the live scenario, read from its tables.
 pub(super) struct Targets {
+    /// Discovered by the demo's token upstream; the tests check the simulator serves them.
+    #[cfg_attr(not(test), allow(dead_code, reason = "discovered, read by the tests"))]
     pub servers: Vec<String>,
     /// Standalone backup jobs.
     pub backup_jobs: Vec<String>,
+    #[cfg_attr(not(test), allow(dead_code, reason = "discovered, read by the tests"))]
     pub recovery_jobs: Vec<String>,
     /// The recoveries' target servers.
     pub recovery_servers: Vec<String>,
+    #[cfg_attr(not(test), allow(dead_code, reason = "discovered, read by the tests"))]
     pub replication_jobs: Vec<String>,
 }
 
@@ -37,19 +44,14 @@ pub(super) fn targets() -> Targets {
 /// ZDM's upstreams in the configuration that monitors the demo simulator at `sim`.
 pub(super) fn write_config(sim: SocketAddr, config: &mut ExporterConfig) {
     let Targets {
-        servers,
         backup_jobs,
-        recovery_jobs,
         recovery_servers,
-        replication_jobs,
+        ..
     } = targets();
     config.line(&format!(
-        "  - name: demo-zdm\n    type: zdm\n    url: http://{sim}\n    timezone: Asia/Seoul\n    token_env: DEMO_ZDM_TOKEN"
+        "  - name: demo-zdm\n    type: zdm\n    url: http://{sim}\n    timezone: Asia/Seoul\n    token_env: DEMO_ZDM_TOKEN\n    discover: true"
     ));
-    config.list("servers", &servers);
-    config.list("recovery_jobs", &recovery_jobs);
     config.list("recovery_servers", &recovery_servers);
-    config.list("replication_jobs", &replication_jobs);
     config.line(&format!(
         "  - name: demo-zdm-login\n    type: zdm\n    url: http://{sim}\n    timezone: Asia/Seoul\n    login: {{ email_env: DEMO_ZDM_EMAIL, password_env: DEMO_ZDM_PASSWORD }}"
     ));
@@ -77,15 +79,18 @@ mod tests {
         config
     }
 
+    /// Discovery finds the servers, recovery jobs and replication jobs; the config names
+    /// the rest.
     #[test]
-    fn the_config_names_every_target_the_scenario_serves() {
+    fn the_config_names_every_target_discovery_does_not_find() {
         let yaml = config().yaml;
+        assert!(yaml.contains("    discover: true\n"), "{yaml}");
         let targets = targets();
-        let names = targets.servers.iter().chain(&targets.backup_jobs);
-        let names = names.chain(&targets.recovery_servers).chain(&targets.replication_jobs);
-        for name in names.chain(&targets.recovery_jobs) {
+        for name in targets.backup_jobs.iter().chain(&targets.recovery_servers) {
             assert!(yaml.contains(&quoted(name)), "{name} missing from\n{yaml}");
         }
+        assert!(!targets.servers.is_empty() && !targets.recovery_jobs.is_empty());
+        assert!(!targets.replication_jobs.is_empty());
     }
 
     #[test]

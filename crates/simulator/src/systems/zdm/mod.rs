@@ -13,6 +13,13 @@
 //!
 //! Server answers are paged like ZDM's when the request sends `page`/`limit` (`paging.rs`).
 //!
+//! The listings of 1.0.3 on (`/servers`, `/backups`, `/recoveries`, `/replications`,
+//! `/zdms/repositories`, `/licenses`) in the vendor's shapes, paged as documented, with a
+//! few servers without a backup job, one disconnected agent, a repository filling up and a
+//! licence running out (`listing.rs`); in the admin API their fault endpoint and fixture
+//! endpoint is `listing` with the listing's name as id (`servers`, `backups`, ...,
+//! `repositories`, `licenses`), and `listing/<name>` counts their requests.
+//!
 //! `wire.rs` holds the wire format, `routes.rs` the endpoints and what the admin API
 //! reaches (pinned fixtures, the login count), `options.rs` the flags ([`Options`]) and
 //! `demo.rs` its part of `--demo`. Nothing here is declared in this file: it only names
@@ -20,6 +27,7 @@
 
 mod auth;
 mod demo;
+mod listing;
 mod options;
 mod paging;
 mod routes;

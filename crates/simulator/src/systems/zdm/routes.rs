@@ -11,6 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use super::auth::Auth;
+use super::listing::{self, World};
 use super::paging;
 use super::scenario::{self, Fleet};
 use super::seed;
@@ -35,7 +36,32 @@ pub(crate) struct Zdm {
     /// `--zdm-version`: only this release's prefix, login path, lists and words; `None`
     /// speaks every version at once (both prefixes, both login paths, every list).
     release: Option<Release>,
+    /// Listing answers pinned by the admin API (`/_sim/fixture/listing/{name}`).
+    pinned_listings: Mutex<HashMap<String, Bytes>>,
 }
+
+/// The fault and fixture endpoint of the listings (ids: the listing's name).
+const LISTING: &str = "listing";
+
+/// The fault endpoints: the monitoring endpoints' and the listings'.
+static TARGETS: [Target; 6] = [
+    Endpoint::TARGETS[0],
+    Endpoint::TARGETS[1],
+    Endpoint::TARGETS[2],
+    Endpoint::TARGETS[3],
+    Endpoint::TARGETS[4],
+    Target::new(LISTING),
+];
+
+/// The fixture endpoints: the monitoring endpoints' and the listings'.
+static FIXTURES: [&str; 6] = [
+    Endpoint::NAMES[0],
+    Endpoint::NAMES[1],
+    Endpoint::NAMES[2],
+    Endpoint::NAMES[3],
+    Endpoint::NAMES[4],
+    LISTING,
+];
 
 impl Zdm {
     /// `token` and `login` as in [`Options`](super::Options); `fleet` is
@@ -56,6 +82,7 @@ impl Zdm {
                 .filter(|f| f.servers > 0),
             pinned: Mutex::default(),
             release,
+            pinned_listings: Mutex::default(),
         }
     }
 
@@ -80,6 +107,13 @@ impl Zdm {
                 if self.release.is_none_or(Release::has_replication) =>
             {
                 (Endpoint::ReplicationJob, *id)
+            }
+            list if listing::which(list).is_some()
+                && self.release.is_none_or(|r| {
+                    r.at_least(1, 0) && (list != ["replications"] || r.has_list(list))
+                }) =>
+            {
+                return self.listing(faults, &req, version, list).await;
             }
             [a @ ("auth" | "token"), "issue"]
                 if self.release.is_none_or(|r| r.login() == [*a, "issue"]) =>
@@ -131,6 +165,72 @@ impl Zdm {
             Action::Oversize => streamed(oversized_parts(endpoint, &id, &version.now())),
         };
         Ok(response)
+    }
+
+    /// A listing (1.0.3 on): a pinned answer, else the live one (`listing.rs`); faults
+    /// and request counts under `listing/<name>`; 401 without a valid token.
+    async fn listing(
+        &self,
+        faults: &Faults,
+        req: &Request<Incoming>,
+        version: ApiVersion,
+        rest: &[&str],
+    ) -> Result<Response<Body>, DropConnection> {
+        let Some(name) = listing::which(rest) else {
+            return Ok(error(version, StatusCode::NOT_FOUND, "Not Found"));
+        };
+        if req.method() != Method::GET {
+            return Ok(method_not_allowed(version, "GET"));
+        }
+        let target = Target::new(LISTING);
+        faults.count(target, name);
+        if !self.auth.authorized(req.headers()) {
+            return Ok(unauthorized(version));
+        }
+        let replications = self.release.is_none_or(Release::has_replication);
+        let answer = || {
+            let pinned = self
+                .pinned_listings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(name)
+                .cloned();
+            let body = pinned.unwrap_or_else(|| {
+                let world = World {
+                    version,
+                    now_ms: clock::now_ms(),
+                    cycle_ms: self.cycle_ms,
+                    fleet: self.fleet,
+                    replications,
+                };
+                Bytes::from(listing::body(&world, name, req.uri().query()))
+            });
+            full(StatusCode::OK, body)
+        };
+        Ok(match faults::action(faults.take(target, name)).await? {
+            Action::Answer => answer(),
+            Action::Error(StatusCode::UNAUTHORIZED) => unauthorized(version),
+            Action::Error(status) => error(version, status, reason(status)),
+            Action::RateLimited(secs) => with_retry_after(
+                error(version, StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+                secs,
+            ),
+            Action::Truncate => {
+                let body = listing::body(
+                    &World {
+                        version,
+                        now_ms: clock::now_ms(),
+                        cycle_ms: self.cycle_ms,
+                        fleet: self.fleet,
+                        replications,
+                    },
+                    name,
+                    req.uri().query(),
+                );
+                truncated(Bytes::from(body))
+            }
+            Action::Oversize => streamed(oversized_parts(Endpoint::System, name, &version.now())),
+        })
     }
 
     /// A list the release has (the paths an exporter's `api_version: auto` asks): the
@@ -228,20 +328,35 @@ impl System for Zdm {
     }
 
     fn targets(&self) -> &'static [Target] {
-        &Endpoint::TARGETS
+        &TARGETS
     }
 
     fn fixture_endpoints(&self) -> &'static [&'static str] {
-        &Endpoint::NAMES
+        &FIXTURES
     }
 
     fn pin(&self, endpoint: &str, id: String, body: Bytes) {
+        if endpoint == LISTING {
+            self.pinned_listings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id, body);
+            return;
+        }
         if let Some(endpoint) = Endpoint::parse(endpoint) {
             self.pinned()[endpoint.index()].insert(id, body);
         }
     }
 
     fn unpin(&self, endpoint: &str, id: &str) -> bool {
+        if endpoint == LISTING {
+            return self
+                .pinned_listings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(id)
+                .is_some();
+        }
         Endpoint::parse(endpoint)
             .is_some_and(|endpoint| self.pinned()[endpoint.index()].remove(id).is_some())
     }
@@ -256,6 +371,10 @@ impl System for Zdm {
         for pinned in self.pinned().iter_mut() {
             pinned.clear();
         }
+        self.pinned_listings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         self.auth.reset_logins();
     }
 }

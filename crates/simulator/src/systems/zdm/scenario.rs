@@ -267,7 +267,7 @@ impl Phase {
 
     /// The seed's words, or a released version's (its `job-status` list): a job waiting
     /// for its schedule is `Scheduled` (no end time: it has not run in this cycle).
-    fn status(self, version: ApiVersion) -> &'static str {
+    pub(crate) fn status(self, version: ApiVersion) -> &'static str {
         match (self, version) {
             (Phase::Pending, ApiVersion::Vendor) => "Scheduled",
             (Phase::Running, ApiVersion::Vendor) => "Processing",
@@ -812,7 +812,7 @@ impl Fleet {
         canonical.then_some((server, index))
     }
 
-    fn job_def(name: &str, server: usize, job: usize) -> JobDef<'_> {
+    pub(crate) fn job_def(name: &str, server: usize, job: usize) -> JobDef<'_> {
         let volume = FLEET_VOLUMES[(job - 1) % FLEET_VOLUMES.len()];
         JobDef {
             name,
@@ -855,6 +855,16 @@ pub(crate) fn render(
                     now_ms,
                     cycle_ms,
                 ));
+            }
+            // A standalone backup job's server answers with its jobs, as the listings
+            // name it.
+            let standalone: Vec<JobDef<'_>> = BACKUP_JOBS
+                .iter()
+                .filter(|b| b.server == id && SERVERS.iter().all(|s| s.name != id))
+                .map(|b| b.job)
+                .collect();
+            if !standalone.is_empty() {
+                return Some(system_body(version, id, &standalone, now_ms, cycle_ms));
             }
             let fleet = fleet?;
             let index = fleet.server_index(id)?;

@@ -181,7 +181,7 @@ impl Release {
         })
     }
 
-    fn at_least(self, major: u8, minor: u8) -> bool {
+    pub(crate) fn at_least(self, major: u8, minor: u8) -> bool {
         (self.major, self.minor) >= (major, minor)
     }
 

@@ -1,0 +1,600 @@
+//! `discover: true`: one loop per upstream lists its targets (the source's
+//! [`Source::discover`]) at start and then every `discover_interval`, and reconciles the
+//! upstream's discovered poll loops with what it found:
+//! - a new target of this shard starts polling (first poll at once, then at a phase within
+//!   the poll interval, as configured targets do);
+//! - a target that left the listing stops, and its series go at once, as a 404's do;
+//! - a configured target is never discovered again: it wins over a duplicate (same kind and
+//!   identifier) and keeps its query filters;
+//! - a failed listing keeps the last known set (its requests are counted under their
+//!   outcomes; a listing past its bounds is counted as `too_large`), logged when the fault
+//!   starts, changes or clears.
+//!
+//! The inventory series of the listing (coverage, agents, repositories, licences) are asked
+//! for and exported only by the shard that owns the upstream ([`Shard::owns_upstream`]);
+//! every shard lists to find its own targets. `backup_discovery_targets{kind}` counts the
+//! discovered targets this shard polls.
+//!
+//! Names no system: it sees a system only as its `system` and `kind` labels.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{System, TargetId, TargetKind};
+use crate::outcome::{Fault, Outcome};
+use crate::poller::{phase, Planned, Pollers};
+use crate::shard::Shard;
+use crate::sources::{Discovery, Source, SourceTarget};
+use crate::store::{SeriesSettings, Store};
+use crate::telemetry::Telemetry;
+
+/// What one upstream's discovery loop needs.
+#[derive(Clone)]
+pub struct Lister {
+    pub system: System,
+    pub upstream: Arc<str>,
+    /// `discover_interval`.
+    pub every: Duration,
+    /// The poll interval and request timeout of its targets.
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    /// The upstream's source (shared with its configured targets: one token, one login).
+    pub source: Arc<dyn Source>,
+    /// The upstream's one concurrency limit: a listing holds one slot while it runs.
+    pub admission: Arc<Semaphore>,
+    pub telemetry: Telemetry,
+    /// Every configured target of the upstream (of any shard): these are never discovered.
+    pub explicit: HashSet<(TargetKind, String)>,
+    pub shard: Shard,
+}
+
+/// The discovered targets of one upstream and their poll loops. Shared with the app, which
+/// tracks them on a reload (with the settings it holds here).
+pub struct Found {
+    running: BTreeMap<TargetId, Pollers>,
+    /// The store settings of the upstream's series (a reload may change them).
+    pub settings: SeriesSettings,
+    /// The kinds counted in `backup_discovery_targets` (a kind once seen stays, at 0).
+    kinds: BTreeSet<TargetKind>,
+}
+
+impl Found {
+    /// The discovered targets being polled.
+    pub fn ids(&self) -> impl Iterator<Item = &TargetId> {
+        self.running.keys()
+    }
+}
+
+/// A discovery loop's shared state.
+pub type Shared = Arc<Mutex<Found>>;
+
+/// A new shared state with `settings`.
+pub fn shared(settings: SeriesSettings) -> Shared {
+    Arc::new(Mutex::new(Found {
+        running: BTreeMap::new(),
+        settings,
+        kinds: BTreeSet::new(),
+    }))
+}
+
+/// Locks `shared`; a panic while it was held leaves at worst a stale set.
+pub fn lock(shared: &Shared) -> MutexGuard<'_, Found> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The discovered targets this shard polls: each `(kind, identifier)` once, none that is
+/// configured, only those whose hash falls in `shard`.
+pub fn reconcile(
+    upstream: &str,
+    found: &[(TargetKind, String)],
+    explicit: &HashSet<(TargetKind, String)>,
+    shard: Shard,
+) -> BTreeSet<(TargetKind, String)> {
+    found
+        .iter()
+        .filter(|(kind, name)| !name.is_empty() && shard.owns(upstream, kind.as_str(), name))
+        .filter(|t| !explicit.contains(*t))
+        .cloned()
+        .collect()
+}
+
+/// The running loop of one upstream.
+pub struct Task {
+    pub shared: Shared,
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+impl Task {
+    /// Starts listing at once; `/-/ready` waits for the first listing.
+    pub fn start(lister: Lister, shared: Shared, store: Arc<Store>) -> Self {
+        let cancel = CancellationToken::new();
+        store.listing_started();
+        let handle = tokio::spawn(run(lister, shared.clone(), store, cancel.clone()));
+        Task {
+            shared,
+            cancel,
+            handle,
+        }
+    }
+
+    /// Stops the loop and every discovered target's poll loop (their series are the
+    /// caller's to drop: the next `Store::track` leaves them out).
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.handle.await;
+        let running = std::mem::take(&mut lock(&self.shared).running);
+        for pollers in running.into_values() {
+            pollers.stop().await;
+        }
+    }
+}
+
+/// `--once`: one listing, and the discovered targets of this shard planned for one poll
+/// each (none when the listing fails: that is logged). Exports the inventory like the loop.
+pub async fn list_once(lister: &Lister) -> Vec<Planned> {
+    let inventory = lister.shard.owns_upstream(&lister.upstream);
+    let deadline = (Instant::now() + lister.every).into_std();
+    let bound = lister.every + lister.timeout;
+    let result =
+        match tokio::time::timeout(bound, lister.source.discover(deadline, inventory)).await {
+            Ok(result) => result,
+            Err(_) => Err(Fault::new(
+                Outcome::Timeout,
+                format!("listing did not finish within {bound:?}"),
+            )),
+        };
+    let discovery = match result {
+        Ok(discovery) => {
+            note_partial(lister, &mut None, &discovery.partial);
+            discovery
+        }
+        Err(fault) => {
+            count_too_large(lister, &fault);
+            tracing::warn!(
+                upstream = %lister.upstream,
+                outcome = fault.outcome.as_str(),
+                reason = %fault.reason,
+                "discovery listing failed"
+            );
+            return Vec::new();
+        }
+    };
+    let wanted = reconcile(
+        &lister.upstream,
+        &discovery.targets,
+        &lister.explicit,
+        lister.shard,
+    );
+    if inventory {
+        lister.telemetry.inventory().set_inventory(
+            lister.system.as_str(),
+            &lister.upstream,
+            &discovery.inventory,
+        );
+    }
+    wanted
+        .into_iter()
+        .map(|(kind, name)| Planned {
+            id: TargetId {
+                system: lister.system,
+                upstream: lister.upstream.clone(),
+                kind,
+                target: Arc::from(name.as_str()),
+            },
+            source: lister.source.clone(),
+            target: SourceTarget::discovered(kind, name),
+            interval: lister.poll_interval,
+            timeout: lister.timeout,
+            phase: Duration::ZERO,
+            admission: lister.admission.clone(),
+            telemetry: lister.telemetry.clone(),
+        })
+        .collect()
+}
+
+async fn run(lister: Lister, shared: Shared, store: Arc<Store>, cancel: CancellationToken) {
+    let inventory = lister.shard.owns_upstream(&lister.upstream);
+    let mut failing: Option<Outcome> = None;
+    let mut partial: Option<Outcome> = None;
+    let mut first = true;
+    loop {
+        let started = Instant::now();
+        let listing = async {
+            let _permit = lister.admission.acquire().await.ok();
+            let deadline = (Instant::now() + lister.every).into_std();
+            let bound = lister.every + lister.timeout;
+            match tokio::time::timeout(bound, lister.source.discover(deadline, inventory)).await {
+                Ok(result) => result,
+                Err(_) => Err(Fault::new(
+                    Outcome::Timeout,
+                    format!("listing did not finish within {bound:?}"),
+                )),
+            }
+        };
+        let result = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = listing => r,
+        };
+        match result {
+            Ok(discovery) => {
+                note_partial(&lister, &mut partial, &discovery.partial);
+                apply(&lister, &shared, &store, discovery, inventory);
+                if let Some(previous) = failing.take() {
+                    tracing::info!(
+                        upstream = %lister.upstream,
+                        previous_outcome = previous.as_str(),
+                        "discovery listing recovered"
+                    );
+                }
+            }
+            Err(fault) => {
+                count_too_large(&lister, &fault);
+                if failing != Some(fault.outcome) {
+                    tracing::warn!(
+                        upstream = %lister.upstream,
+                        outcome = fault.outcome.as_str(),
+                        reason = %fault.reason,
+                        "discovery listing failing; keeping the last known targets"
+                    );
+                    failing = Some(fault.outcome);
+                }
+            }
+        }
+        if first {
+            store.listing_finished();
+            first = false;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(started + lister.every) => {}
+        }
+    }
+    if first {
+        store.listing_finished();
+    }
+}
+
+/// A listing past its bounds is counted as `too_large` (its requests themselves succeeded).
+fn count_too_large(lister: &Lister, fault: &Fault) {
+    if fault.outcome == Outcome::TooLarge {
+        lister
+            .telemetry
+            .outcome(lister.system.as_str(), &lister.upstream, Outcome::TooLarge);
+    }
+}
+
+/// Counts and logs (when the fault starts, changes or clears) the inventory listings that
+/// failed while the targets were listed.
+fn note_partial(lister: &Lister, state: &mut Option<Outcome>, faults: &[Fault]) {
+    for fault in faults {
+        count_too_large(lister, fault);
+    }
+    let now = faults.first().map(|f| f.outcome);
+    if now == *state {
+        return;
+    }
+    match faults.first() {
+        Some(fault) => tracing::warn!(
+            upstream = %lister.upstream,
+            outcome = fault.outcome.as_str(),
+            reason = %fault.reason,
+            "inventory listing failing; keeping what it said last"
+        ),
+        None => tracing::info!(upstream = %lister.upstream, "inventory listings recovered"),
+    }
+    *state = now;
+}
+
+/// Reconciles the running discovered targets with `discovery`, and exports its inventory
+/// when this shard owns it.
+fn apply(
+    lister: &Lister,
+    shared: &Shared,
+    store: &Arc<Store>,
+    discovery: Discovery,
+    inventory: bool,
+) {
+    let wanted = reconcile(
+        &lister.upstream,
+        &discovery.targets,
+        &lister.explicit,
+        lister.shard,
+    );
+    let id_of = |(kind, name): &(TargetKind, String)| TargetId {
+        system: lister.system,
+        upstream: lister.upstream.clone(),
+        kind: *kind,
+        target: Arc::from(name.as_str()),
+    };
+    let mut found = lock(shared);
+    // The counts and the inventory first: whoever sees a discovered target polled sees the
+    // listing that found it.
+    for (kind, _) in &discovery.targets {
+        found.kinds.insert(*kind);
+    }
+    let counts: Vec<(&str, usize)> = found
+        .kinds
+        .iter()
+        .map(|kind| {
+            (
+                kind.as_str(),
+                wanted.iter().filter(|(k, _)| k == kind).count(),
+            )
+        })
+        .collect();
+    lister
+        .telemetry
+        .inventory()
+        .set_targets(lister.system.as_str(), &lister.upstream, &counts);
+    if inventory {
+        lister.telemetry.inventory().set_inventory(
+            lister.system.as_str(),
+            &lister.upstream,
+            &discovery.inventory,
+        );
+    }
+    let gone: Vec<TargetId> = found
+        .running
+        .keys()
+        .filter(|id| !wanted.contains(&(id.kind, id.target.to_string())))
+        .cloned()
+        .collect();
+    for id in &gone {
+        if let Some(pollers) = found.running.remove(id) {
+            pollers.cancel();
+        }
+    }
+    if !gone.is_empty() {
+        store.remove_targets(&gone);
+        tracing::info!(upstream = %lister.upstream, targets = gone.len(), "discovered targets left the listing");
+    }
+    let new: Vec<&(TargetKind, String)> = wanted
+        .iter()
+        .filter(|t| !found.running.contains_key(&id_of(t)))
+        .collect();
+    if !new.is_empty() {
+        let settings = found.settings;
+        let tracked: Vec<(TargetId, SeriesSettings)> =
+            new.iter().map(|t| (id_of(t), settings)).collect();
+        store.add_targets(&tracked);
+        let count = new.len() as u32;
+        for (i, (kind, name)) in new.into_iter().enumerate() {
+            let planned = Planned {
+                id: id_of(&(*kind, name.clone())),
+                source: lister.source.clone(),
+                target: SourceTarget::discovered(*kind, name.clone()),
+                interval: lister.poll_interval,
+                timeout: lister.timeout,
+                phase: phase(lister.poll_interval, i as u32, count),
+                admission: lister.admission.clone(),
+                telemetry: lister.telemetry.clone(),
+            };
+            let id = planned.id.clone();
+            found
+                .running
+                .insert(id, Pollers::spawn(vec![planned], store.clone()));
+        }
+        tracing::info!(upstream = %lister.upstream, targets = count, "discovered new targets");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::exposition::Packed;
+    use crate::model::PollOutput;
+    use crate::systems::zdm;
+
+    fn t(kind: TargetKind, name: &str) -> (TargetKind, String) {
+        (kind, name.to_owned())
+    }
+
+    #[test]
+    fn reconcile_dedupes_keeps_configured_out_and_splits_by_shard() {
+        let found = vec![
+            t(zdm::SERVER, "a"),
+            t(zdm::SERVER, "a"),
+            t(zdm::SERVER, "b"),
+            t(zdm::BACKUP_JOB, "b"),
+            t(zdm::SERVER, ""),
+        ];
+        let explicit: HashSet<_> = [t(zdm::SERVER, "b")].into_iter().collect();
+        let all = reconcile("u", &found, &explicit, Shard::default());
+        assert_eq!(
+            all.into_iter().collect::<Vec<_>>(),
+            [t(zdm::SERVER, "a"), t(zdm::BACKUP_JOB, "b")]
+        );
+        // Three shards split a hundred targets with no overlap and none lost.
+        let many: Vec<_> = (0..100).map(|i| t(zdm::SERVER, &format!("s{i}"))).collect();
+        let mut seen = BTreeSet::new();
+        for index in 0..3 {
+            let shard = Shard::new(index, 3).unwrap();
+            for target in reconcile("u", &many, &HashSet::new(), shard) {
+                assert!(seen.insert(target), "a target on two shards");
+            }
+        }
+        assert_eq!(seen.len(), 100);
+    }
+
+    /// A source whose listings come from a script (then fail), and whose polls succeed
+    /// with no jobs.
+    struct Listed {
+        listings: Mutex<VecDeque<Result<Discovery, Fault>>>,
+        asked_inventory: Mutex<Vec<bool>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Source for Listed {
+        fn targets(&self) -> Vec<SourceTarget> {
+            Vec::new()
+        }
+
+        async fn poll(
+            &self,
+            _target: &SourceTarget,
+            _deadline: std::time::Instant,
+        ) -> Result<PollOutput, Fault> {
+            Ok(PollOutput::default())
+        }
+
+        async fn discover(
+            &self,
+            _deadline: std::time::Instant,
+            inventory: bool,
+        ) -> Result<Discovery, Fault> {
+            self.asked_inventory.lock().unwrap().push(inventory);
+            self.listings
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| Err(Fault::new(Outcome::Http5xx, "503")))
+        }
+    }
+
+    fn listing(names: &[&str]) -> Result<Discovery, Fault> {
+        Ok(Discovery {
+            targets: names.iter().map(|n| t(zdm::SERVER, n)).collect(),
+            ..Discovery::default()
+        })
+    }
+
+    fn names(shared: &Shared) -> Vec<String> {
+        lock(shared).ids().map(|id| id.target.to_string()).collect()
+    }
+
+    fn lister(source: Arc<Listed>, explicit: &[&str], telemetry: &Telemetry) -> Lister {
+        Lister {
+            system: zdm::SYSTEM,
+            upstream: Arc::from("u"),
+            every: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            source,
+            admission: Arc::new(Semaphore::new(4)),
+            telemetry: telemetry.clone(),
+            explicit: explicit.iter().map(|n| t(zdm::SERVER, n)).collect(),
+            shard: Shard::default(),
+        }
+    }
+
+    /// Added, removed, kept when configured, kept when the listing fails, and a too_large
+    /// listing counted; ready only once the first listing is in.
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_adds_removes_and_keeps_the_last_set_when_a_listing_fails() {
+        let too_large = Err(Fault::new(Outcome::TooLarge, "pages forever"));
+        let source = Arc::new(Listed {
+            listings: Mutex::new(VecDeque::from([
+                listing(&["a", "b", "configured"]),
+                listing(&["a", "c"]),
+                Err(Fault::new(Outcome::Http5xx, "503")),
+                too_large,
+                listing(&[]),
+            ])),
+            asked_inventory: Mutex::default(),
+        });
+        let telemetry = Telemetry::new();
+        let packed = Arc::new(Packed::new());
+        let store = Arc::new(Store::new(packed.clone()));
+        let shared = shared(SeriesSettings::stale_after(Duration::from_secs(90)));
+        use crate::exposition::Views;
+        assert!(store.ready(), "nothing to wait for yet");
+        let task = Task::start(
+            lister(source.clone(), &["configured"], &telemetry),
+            shared.clone(),
+            store.clone(),
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(names(&shared), ["a", "b"], "the configured target wins");
+        let exposition = String::from_utf8(telemetry.encode(crate::metrics::Format::Text)).unwrap();
+        assert!(
+            exposition.contains(
+                "backup_discovery_targets{system=\"zdm\",upstream=\"u\",kind=\"server\"} 2"
+            ),
+            "{exposition}"
+        );
+        assert!(
+            store.ready(),
+            "the first listing and the first polls are in"
+        );
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(names(&shared), ["a", "c"], "b left, c came");
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(
+            names(&shared),
+            ["a", "c"],
+            "failed listings keep the last set"
+        );
+        let exposition = String::from_utf8(telemetry.encode(crate::metrics::Format::Text)).unwrap();
+        assert!(exposition.contains(
+            "backup_upstream_requests_total{outcome=\"too_large\",system=\"zdm\",upstream=\"u\"} 1"
+        ), "{exposition}");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(
+            names(&shared).is_empty(),
+            "an empty listing removes them all"
+        );
+        task.stop().await;
+        assert_eq!(
+            source.asked_inventory.lock().unwrap().first(),
+            Some(&true),
+            "one shard: it exports the inventory"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn not_ready_before_the_first_listing() {
+        use crate::exposition::Views;
+        struct Slow;
+        #[async_trait::async_trait]
+        impl Source for Slow {
+            fn targets(&self) -> Vec<SourceTarget> {
+                Vec::new()
+            }
+            async fn poll(
+                &self,
+                _target: &SourceTarget,
+                _deadline: std::time::Instant,
+            ) -> Result<PollOutput, Fault> {
+                Ok(PollOutput::default())
+            }
+            async fn discover(
+                &self,
+                _deadline: std::time::Instant,
+                _inventory: bool,
+            ) -> Result<Discovery, Fault> {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok(Discovery::default())
+            }
+        }
+        let telemetry = Telemetry::new();
+        let store = Arc::new(Store::new(Arc::new(Packed::new())));
+        let mut l = lister(
+            Arc::new(Listed {
+                listings: Mutex::default(),
+                asked_inventory: Mutex::default(),
+            }),
+            &[],
+            &telemetry,
+        );
+        l.source = Arc::new(Slow);
+        let task = Task::start(
+            l,
+            shared(SeriesSettings::stale_after(Duration::from_secs(90))),
+            store.clone(),
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!store.ready());
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert!(store.ready());
+        task.stop().await;
+    }
+}
