@@ -23,10 +23,13 @@ use crate::outcome::{Fault, Outcome};
 use crate::sources::source::FieldParser;
 use crate::status::Status;
 
-/// Entries asked per page (`limit`; ZDM's default is 20): one page holds the runs that
-/// ended in an interval of a large upstream (10,000 jobs running every two minutes end
-/// about 420 runs every 5 s).
+/// Entries asked per page (`limit`; ZDM's default is 20) by the first read and while few
+/// runs end: one page holds the runs that ended in an interval of a large upstream (10,000
+/// jobs running every two minutes end about 420 runs every 5 s).
 pub(super) const PAGE_LIMIT: u32 = 500;
+/// The most entries asked per page: after a read that found more new runs than half a page,
+/// the next asks twice as many (a page of 5,000 entries is about 2 MB).
+pub(super) const MAX_LIMIT: u32 = 5_000;
 /// Pages read per fetch at most: the first read (the baseline) takes the newest 2,000 runs;
 /// a later read goes past its first page only while every entry of a page is new.
 pub(super) const MAX_PAGES: u32 = 4;
@@ -185,8 +188,8 @@ pub(super) struct Run {
 /// (counted as missing fields).
 pub(super) fn runs(fields: &FieldParser, book: Book, entries: Vec<Entry>) -> Vec<Run> {
     let mut out = Vec::new();
-    // A page longer than asked is cut to what was asked (the body is capped already).
-    for entry in entries.into_iter().take(PAGE_LIMIT as usize) {
+    // A page longer than any asked is cut (the body is capped already).
+    for entry in entries.into_iter().take(MAX_LIMIT as usize) {
         let job = entry.job.unwrap_or_default();
         let Some(id) = fields.text("other", entry.id.as_ref()) else {
             fields.missing("other");
@@ -237,9 +240,9 @@ pub(super) fn runs(fields: &FieldParser, book: Book, entries: Vec<Entry>) -> Vec
 /// Runs held per history: those of its last `KEEP_READS` reads (a target polled every
 /// interval has seen them by then).
 const KEEP_READS: u64 = 4;
-/// Entry ids remembered per history to tell a new entry from one read before: more than
-/// [`KEEP_READS`] full reads, so an id on a first page is always still known.
-const MAX_IDS: usize = 8 * (PAGE_LIMIT * MAX_PAGES) as usize;
+/// Entry ids remembered per history to tell a new entry from one read before: two of the
+/// longest reads, so an id on a first page is always still known.
+const MAX_IDS: usize = 2 * (MAX_LIMIT * MAX_PAGES) as usize;
 /// Job identities whose reported runs are remembered per history; past it they start over
 /// (their runs listed at that time become a baseline again).
 const MAX_RECORDS: usize = 100_000;
@@ -267,6 +270,10 @@ pub(super) struct Ledger {
     seq: u64,
     /// Reads finished.
     reads: u64,
+    /// New runs taken by the read under way.
+    fresh: usize,
+    /// The `limit` of the next read (0: [`PAGE_LIMIT`]).
+    limit: u32,
     /// The newest run (sequence number) reported to each job identity the history has
     /// named. An identity it never named is counted from the monitoring answers.
     reported: HashMap<Arc<JobKey>, u64>,
@@ -276,6 +283,17 @@ impl Ledger {
     /// Whether a read has finished: the runs ended before it are the baseline.
     pub(super) fn primed(&self) -> bool {
         self.reads > 0
+    }
+
+    /// The `limit` the next read asks: [`PAGE_LIMIT`], or twice the new runs of the last
+    /// read (rounded up to a hundred), at most [`MAX_LIMIT`], so that one page holds what
+    /// is new in the steady state.
+    pub(super) fn limit(&self) -> u32 {
+        if self.limit == 0 {
+            PAGE_LIMIT
+        } else {
+            self.limit
+        }
     }
 
     /// Takes one page of a read, newest first; returns how many of its runs it had not
@@ -305,11 +323,19 @@ impl Ledger {
             };
             self.runs.entry(held.run.job.clone()).or_default().push(held);
         }
+        self.fresh = self.fresh.saturating_add(new);
         new
     }
 
-    /// Ends a read: runs older than the last [`KEEP_READS`] reads are let go.
+    /// Ends a read: runs older than the last [`KEEP_READS`] reads are let go, and the next
+    /// read's `limit` fits what this one found new (the first read, the baseline, says
+    /// nothing of what ends in an interval).
     pub(super) fn finish_read(&mut self) {
+        if self.reads > 0 {
+            let wanted = u32::try_from(self.fresh.saturating_mul(2)).unwrap_or(MAX_LIMIT);
+            self.limit = wanted.div_ceil(100).saturating_mul(100).clamp(PAGE_LIMIT, MAX_LIMIT);
+        }
+        self.fresh = 0;
         self.reads += 1;
         let oldest = self.reads.saturating_sub(KEEP_READS);
         self.runs.retain(|_, held| {
@@ -598,6 +624,24 @@ mod tests {
         }
         assert_eq!(held(&ledger), 0, "gone after {KEEP_READS} reads");
         assert_eq!(ledger.ingest(vec![run(3)]), 0, "its id is still known");
+        ledger.finish_read();
+
+        // The page size follows what a read found new: twice that, 500 to 5,000.
+        let many = |from: u32, n: u32| (from..from + n).rev().map(run).collect::<Vec<_>>();
+        assert_eq!(ledger.limit(), PAGE_LIMIT);
+        ledger.ingest(many(100, 1_201));
+        ledger.finish_read();
+        assert_eq!(ledger.limit(), 2_500);
+        ledger.ingest(many(10_000, 9_000));
+        ledger.finish_read();
+        assert_eq!(ledger.limit(), MAX_LIMIT);
+        ledger.ingest(many(30_000, 10));
+        ledger.finish_read();
+        assert_eq!(ledger.limit(), PAGE_LIMIT);
+        let mut first = Ledger::default();
+        first.ingest(many(1, 2_000));
+        first.finish_read();
+        assert_eq!(first.limit(), PAGE_LIMIT, "not from the baseline");
     }
 
     /// A recovery run over two drives is counted once for each drive's series.

@@ -361,7 +361,7 @@ impl Zdm {
         }
     }
 
-    /// Reads `book` newest first (`sort=desc`, pages of [`history::PAGE_LIMIT`]) into
+    /// Reads `book` newest first (`sort=desc`, pages of [`Ledger::limit`] entries) into
     /// `ledger`: past a page only while every entry of it is new and another follows, at
     /// most [`history::MAX_PAGES`]. True when a read after the first stopped at that bound
     /// with every entry new (a gap).
@@ -376,13 +376,14 @@ impl Zdm {
         let base = Url::parse(&address)
             .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad URL {address}: {e}")))?;
         let primed = ledger.primed();
+        let limit = ledger.limit();
         let mut result = Ok(false);
         let mut ingested = false;
         for page in 1..=history::MAX_PAGES {
             let mut url = base.clone();
             url.query_pairs_mut()
                 .append_pair("page", &page.to_string())
-                .append_pair("limit", &history::PAGE_LIMIT.to_string())
+                .append_pair("limit", &limit.to_string())
                 .append_pair("sort", "desc");
             let (entries, more) = match self
                 .get(url, deadline, &profile.login_path, &history::decode_page)
