@@ -597,6 +597,39 @@ async fn paged_server_answers_are_followed_and_bounded() {
     assert_eq!(sim.requests("system", "bounded").await, 2);
 }
 
+/// A recovery server's answer is paged by its partitions (`job.details`), as its documented
+/// paged answer shows: the simulator pages the documented Linux answer (2.0.1) at `limit: 1`
+/// and the exporter follows both pages to both volumes, with the summary of the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_servers_partitions_are_followed_page_by_page() {
+    let sim = Sim::start();
+    let linux = vendor("2.0.1", "recoveries-monitoring-system-linux.json");
+    sim.fixture("recovery_system", "target-server", &linux)
+        .await;
+    let yaml = zdm_config(
+        &sim,
+        "    api_version: '2.0'\n",
+        "    recovery_servers: [{ id: target-server, limit: 1 }]\n",
+    );
+    let (code, m, stderr) = run_once(&yaml);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        value(&m, &restore_status("daily-recovery", "/", "completed")),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, &restore_status("daily-recovery", "/home", "running")),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sim.requests("recovery_system", "target-server").await,
+        2,
+        "two pages of one"
+    );
+}
+
 /// `--once` over `yaml` with the simulator's token and login in the environment.
 fn once_with_login(yaml: &str) -> (Option<i32>, String, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -1170,4 +1203,101 @@ async fn after_a_sigkill_the_last_success_comes_back_from_the_simulators_history
         assert_eq!(value(&m, &last), Some(want), "{newest}\n{m}");
         return;
     }
+}
+
+/// The exporter's retried requests (5xx, connection errors), for a failure message.
+fn retries(exp: &Exporter) -> String {
+    let log = exp.proc.stderr_text();
+    let retried: Vec<&str> = log.lines().filter(|l| l.contains("retrying")).collect();
+    format!("{} retried requests: {retried:?}", retried.len())
+}
+
+/// The exporter's history requests, counted by the simulator (2.0.1): with backup and
+/// recovery targets both histories are read, in turns, at most one request per interval
+/// after each history's first read; with backup targets only, the recovery history is never
+/// asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histories_cost_at_most_one_request_per_upstream_per_interval() {
+    let sim = Sim::start_with(&["--token", TOKEN, "--zdm-version", "2.0.1", "--cycle", "4s"]);
+    let both = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    interval: 500ms\n    timeout: 2s\n    token_env: SIM_TOKEN\n    servers: [web-01, win-fs-01]\n    backup_jobs: [app-config-백업]\n    recovery_jobs: [db-복구]\n    recovery_servers: [db-dr-02]\n",
+        sim.url()
+    );
+    let polls = || async { sim.requests("system", "web-01").await };
+    let histories = |stats: &serde_json::Value| {
+        let n = |k: &str| stats[k].as_u64().unwrap_or(0);
+        (n("backups/histories"), n("recoveries/histories"))
+    };
+    let debug = ["--log.level", "debug"];
+    let exp = Exporter::start_with(&both, &debug, &[]);
+    exp.wait_metrics("both kinds up", |m| {
+        value(m, &target_up("zdm", "recovery_server", "db-dr-02")) == Some(1.0)
+            && value(m, &target_up("zdm", "server", "web-01")) == Some(1.0)
+    })
+    .await;
+    let first = histories(&sim.stats().await);
+    assert!(
+        first.0 >= 1 && first.1 >= 1,
+        "each history's first read: {first:?}"
+    );
+    // From here on: the history requests of a window, against the intervals it spans. The
+    // intervals are counted from the window's length, not from the polls of a target: on a
+    // loaded machine a poll that overruns its interval skips a tick, while the histories
+    // (read at most once in each interval of the upstream's clock) do not wait for it.
+    let client = client();
+    let started = std::time::Instant::now();
+    let reset = client
+        .post(format!("{}/_sim/reset", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(reset.status().is_success());
+    wait_for(
+        "twelve polls of web-01",
+        Duration::from_secs(30),
+        || async { (polls().await >= 12).then_some(()) },
+    )
+    .await;
+    let stats = sim.stats().await;
+    let intervals = (started.elapsed().as_secs_f64() / 0.5).ceil() as u64;
+    let (backups, recoveries) = histories(&stats);
+    assert!(
+        backups + recoveries <= intervals + 1,
+        "{backups} + {recoveries} history requests in {intervals} intervals: {stats}\n{}",
+        retries(&exp)
+    );
+    assert!(
+        backups >= 3 && recoveries >= 3 && backups.abs_diff(recoveries) <= 1,
+        "both histories still read, in turns: {backups} + {recoveries} in {intervals}"
+    );
+    drop(exp);
+
+    // Backup targets only: the recovery history is never asked.
+    let backups_only = format!(
+        "upstreams:\n  - name: zdm\n    type: zdm\n    url: {}\n    interval: 500ms\n    timeout: 2s\n    token_env: SIM_TOKEN\n    servers: [web-01]\n    backup_jobs: [app-config-백업]\n",
+        sim.url()
+    );
+    client
+        .post(format!("{}/_sim/reset", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let exp = Exporter::start_with(&backups_only, &debug, &[]);
+    wait_for(
+        "twelve polls of web-01",
+        Duration::from_secs(30),
+        || async { (polls().await >= 12).then_some(()) },
+    )
+    .await;
+    let stats = sim.stats().await;
+    let intervals = (started.elapsed().as_secs_f64() / 0.5).ceil() as u64;
+    let (backups, recoveries) = histories(&stats);
+    assert_eq!(recoveries, 0, "{stats}");
+    assert!(
+        (1..=intervals + 1).contains(&backups),
+        "{backups} backup history requests in {intervals} intervals (first read included)\n{}",
+        retries(&exp)
+    );
+    drop(exp);
 }

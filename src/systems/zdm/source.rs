@@ -11,7 +11,7 @@ use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 
 use super::auth::Authorizer;
-use super::history::{self, Book, Ledger};
+use super::history::{self, Book, Ledger, Schedule};
 use super::config::{ZdmAuth, ZdmConfig, ZdmTarget};
 use super::labels::{BACKUP_JOB, RECOVERY_JOB, RECOVERY_SERVER, REPLICATION_JOB, SERVER};
 use super::map::{
@@ -57,18 +57,31 @@ pub struct Zdm {
     /// Targets (kind rank, index) whose last poll answered 404: when it holds every
     /// target, `auto` settles the version again.
     not_found: std::sync::Mutex<HashSet<(u8, usize)>>,
-    /// The backup and the recovery history (1.2 on): read once per interval, shared by
-    /// every target of the upstream.
-    histories: [tokio::sync::Mutex<Histories>; 2],
+    /// The backup and the recovery history (1.2 on), shared by every target of the
+    /// upstream: at most one read per interval once each has had its first.
+    histories: tokio::sync::Mutex<Histories>,
     /// The last inventory each listing gave (`discover: true`): kept when a listing fails.
     pub(super) kept: std::sync::Mutex<super::inventory::Kept>,
 }
 
-/// One history of the upstream: when it was last read and what it said.
+/// The upstream's histories: when to read which, and what each said.
 #[derive(Debug, Default)]
 struct Histories {
-    read_at: Option<Instant>,
-    ledger: Ledger,
+    schedule: Schedule,
+    backups: Ledger,
+    recoveries: Ledger,
+    /// Whether the last read of each history (backups, recoveries) stopped at
+    /// [`history::MAX_PAGES`] with every entry still new (runs may have been missed).
+    gap: [bool; 2],
+}
+
+impl Histories {
+    fn ledger(&mut self, book: Book) -> &mut Ledger {
+        match book {
+            Book::Backups => &mut self.backups,
+            Book::Recoveries => &mut self.recoveries,
+        }
+    }
 }
 
 /// The endpoint path of each target kind.
@@ -314,9 +327,8 @@ impl Zdm {
         Ok(output)
     }
 
-    /// Applies `book`'s history to `output`'s jobs, reading it first when it was not read
-    /// this interval: pages of [`history::PAGE_LIMIT`] newest first, at most
-    /// [`history::MAX_PAGES`]. A failed read keeps what the last one said (the request is
+    /// Applies `book`'s history to `output`'s jobs, reading a history first when the
+    /// [`Schedule`] says so. A failed read keeps what the earlier ones said (the request is
     /// counted under its outcome; the target's poll does not fail for it).
     async fn with_history(
         &self,
@@ -325,59 +337,95 @@ impl Zdm {
         deadline: Instant,
         output: &mut PollOutput,
     ) {
-        let index = match book {
-            Book::Backups => 0,
-            Book::Recoveries => 1,
-        };
-        let Some(state) = self.histories.get(index) else {
-            return;
-        };
-        let mut state = state.lock().await;
-        let due = state.read_at.is_none_or(|at| {
-            at.elapsed() >= self.config.interval.mul_f64(0.9)
-        });
-        if due {
-            state.read_at = Some(Instant::now());
-            match self.read_history(book, profile, deadline).await {
-                Ok(runs) => state.ledger.update(runs),
+        let mut state = self.histories.lock().await;
+        let due = state
+            .schedule
+            .due(book, Instant::now(), self.config.interval);
+        if let Some(read) = due {
+            let result = self
+                .read_history(read, profile, deadline, state.ledger(read))
+                .await;
+            let slot = match read {
+                Book::Backups => &mut state.gap[0],
+                Book::Recoveries => &mut state.gap[1],
+            };
+            match result {
+                Ok(gap) => {
+                    if gap && !*slot {
+                        tracing::warn!(
+                            upstream = %self.fields.upstream(),
+                            history = read.path(),
+                            pages = history::MAX_PAGES,
+                            "more runs ended since the last history read than its pages hold: some are not counted"
+                        );
+                    }
+                    *slot = gap;
+                }
                 Err(fault) => tracing::debug!(
                     upstream = %self.fields.upstream(),
-                    history = book.path(),
+                    history = read.path(),
                     outcome = fault.outcome.as_str(),
                     reason = %fault.reason,
                     "history not read; keeping the last one"
                 ),
             }
         }
+        let ledger = state.ledger(book);
         for job in &mut output.jobs {
-            state.ledger.apply(job);
+            ledger.apply(job);
         }
     }
 
+    /// Reads `book` newest first (`sort=desc`, pages of [`Ledger::limit`] entries) into
+    /// `ledger`: past a page only while every entry of it is new and another follows, at
+    /// most [`history::MAX_PAGES`]. True when a read after the first stopped at that bound
+    /// with every entry new (a gap).
     async fn read_history(
         &self,
         book: Book,
         profile: &Profile,
         deadline: Instant,
-    ) -> Result<Vec<history::Run>, Fault> {
+        ledger: &mut Ledger,
+    ) -> Result<bool, Fault> {
         let address = format!("{}{}/{}", self.config.url, profile.prefix, book.path());
         let base = Url::parse(&address)
             .map_err(|e| Fault::new(Outcome::UpstreamError, format!("bad URL {address}: {e}")))?;
-        let mut runs = Vec::new();
+        let primed = ledger.primed();
+        let limit = ledger.limit();
+        let mut result = Ok(false);
+        let mut ingested = false;
         for page in 1..=history::MAX_PAGES {
             let mut url = base.clone();
             url.query_pairs_mut()
                 .append_pair("page", &page.to_string())
-                .append_pair("limit", &history::PAGE_LIMIT.to_string());
-            let (entries, more) = self
+                .append_pair("limit", &limit.to_string())
+                .append_pair("sort", "desc");
+            let (entries, more) = match self
                 .get(url, deadline, &profile.login_path, &history::decode_page)
-                .await?;
-            runs.extend(history::runs(&self.fields, book, entries));
-            if !more {
+                .await
+            {
+                Ok(answer) => answer,
+                Err(fault) => {
+                    result = Err(fault);
+                    break;
+                }
+            };
+            let runs = history::runs(&self.fields, book, entries);
+            let parsed = runs.len();
+            let new = ledger.ingest(runs);
+            ingested = true;
+            let caught_up = new < parsed || parsed == 0;
+            if caught_up || !more {
                 break;
             }
+            if page == history::MAX_PAGES {
+                result = Ok(primed);
+            }
         }
-        Ok(runs)
+        if result.is_ok() || ingested {
+            ledger.finish_read();
+        }
+        result
     }
 
     /// The settled profile; with `auto` and none yet, settles it now (the other targets

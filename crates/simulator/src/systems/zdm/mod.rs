@@ -11,7 +11,10 @@
 //! In the admin API: fault endpoints `system`, `backup_job` and `recovery_job` (by name;
 //! their answers can be pinned as fixtures too), and the `login` count in the stats.
 //!
-//! Server answers are paged like ZDM's when the request sends `page`/`limit` (`paging.rs`).
+//! Server answers (backups and recoveries) are paged like ZDM's when the request sends
+//! `page`/`limit` (`paging.rs`); the run histories (1.2.0 on) list the scenario's finished
+//! runs with the documented filters, order and pages (`history.rs`), their requests counted
+//! in the stats.
 //!
 //! The listings of 1.0.3 on (`/servers`, `/backups`, `/recoveries`, `/replications`,
 //! `/zdms/repositories`, `/licenses`) in the vendor's shapes, paged as documented, with a
@@ -27,6 +30,7 @@
 
 mod auth;
 mod demo;
+mod history;
 mod listing;
 mod options;
 mod paging;

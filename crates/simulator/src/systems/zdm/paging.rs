@@ -1,6 +1,9 @@
 //! Server monitoring answers paged as ZDM pages them (1.0.3 on): when the request sends
-//! `page` or `limit` (defaults 1 and 20), `data.job` is that page's slice of the list and
-//! `data.pagination` says where it stands; without either the whole list comes unpaged.
+//! `page` or `limit` (defaults 1 and 20), `data.job` is that page's slice of the list (a
+//! backup server's jobs) or `data.job.details` that of the recovery's partitions (a
+//! recovery server: its documented paged answer keeps the job and `summary`, one detail a
+//! page at `limit=1`), and `data.pagination` says where it stands; without either the whole
+//! list comes unpaged.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -9,7 +12,8 @@ use serde_json::{json, Value};
 const DEFAULT_LIMIT: usize = 20;
 
 /// `body` (a server answer) cut to the page `query` asks for; unchanged when the query sends
-/// neither `page` nor `limit`, or when the body has no `data.job` list.
+/// neither `page` nor `limit`, or when the body has no `data.job` list nor
+/// `data.job.details` list.
 pub(crate) fn page(query: Option<&str>, body: Bytes) -> Bytes {
     let (mut page, mut limit, mut paged) = (1usize, DEFAULT_LIMIT, false);
     for pair in query.unwrap_or("").split('&') {
@@ -30,15 +34,20 @@ pub(crate) fn page(query: Option<&str>, body: Bytes) -> Bytes {
     let Some(data) = answer.get_mut("data").and_then(Value::as_object_mut) else {
         return body;
     };
-    let Some(jobs) = data.get("job").and_then(Value::as_array) else {
-        return body;
+    let list = match data.get_mut("job") {
+        Some(Value::Array(jobs)) => jobs,
+        Some(Value::Object(job)) => match job.get_mut("details") {
+            Some(Value::Array(details)) => details,
+            _ => return body,
+        },
+        _ => return body,
     };
-    let total = jobs.len();
+    let total = list.len();
     let pages = total.div_ceil(limit).max(1);
     let from = page.saturating_sub(1).saturating_mul(limit).min(total);
     let to = from.saturating_add(limit).min(total);
-    let slice: Vec<Value> = jobs.get(from..to).unwrap_or_default().to_vec();
-    data.insert("job".into(), Value::Array(slice));
+    let slice: Vec<Value> = list.get(from..to).unwrap_or_default().to_vec();
+    *list = slice;
     data.insert(
         "pagination".into(),
         json!({
@@ -88,5 +97,28 @@ mod tests {
             v["data"]["pagination"],
             json!({"currentPage": 2, "totalPages": 3, "totalItems": 5, "itemsPerPage": 2, "hasNextPage": true, "hasPreviousPage": true})
         );
+    }
+
+    /// A recovery server's answer pages its job's partitions, as the documented paged
+    /// answer shows (`limit=1`: the job, its summary and one detail, `totalItems` 2).
+    #[test]
+    fn a_recovery_servers_partitions_are_paged() {
+        let body = Bytes::from(
+            json!({"success": true, "data": {
+                "system": {"source": {"name": "s"}, "target": {"name": "t"}},
+                "summary": {"total": 3},
+                "job": {"info": {"name": "r"}, "log": [], "details": [{"partition": "/"}, {"partition": "/home"}]}
+            }})
+            .to_string(),
+        );
+        assert_eq!(page(None, body.clone()), body);
+        for (n, partition, next) in [(1, "/", true), (2, "/home", false)] {
+            let v: Value = serde_json::from_slice(&page(Some(&format!("page={n}&limit=1")), body.clone())).unwrap();
+            assert_eq!(v["data"]["job"]["details"], json!([{"partition": partition}]));
+            assert_eq!(v["data"]["job"]["info"]["name"], "r");
+            assert_eq!(v["data"]["summary"]["total"], 3);
+            assert_eq!(v["data"]["pagination"]["totalItems"], 2);
+            assert_eq!(v["data"]["pagination"]["hasNextPage"], next);
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! the ZDM bodies the admin API pins, and the login count of the stats.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use super::auth::Auth;
+use super::history;
 use super::listing::{self, World};
 use super::paging;
 use super::scenario::{self, Fleet};
@@ -33,6 +35,8 @@ pub(crate) struct Zdm {
     fleet: Option<Fleet>,
     /// Bodies pinned by the admin API, indexed by [`Endpoint::index`].
     pinned: Mutex<[HashMap<String, Bytes>; 5]>,
+    /// History list requests (backups, recoveries) since the start or the last reset.
+    histories: [AtomicU64; 2],
     /// `--zdm-version`: only this release's prefix, login path, lists and words; `None`
     /// speaks every version at once (both prefixes, both login paths, every list).
     release: Option<Release>,
@@ -81,6 +85,7 @@ impl Zdm {
                 .map(|(servers, jobs)| Fleet { servers, jobs })
                 .filter(|f| f.servers > 0),
             pinned: Mutex::default(),
+            histories: Default::default(),
             release,
             pinned_listings: Mutex::default(),
         }
@@ -244,9 +249,7 @@ impl Zdm {
             return unauthorized(version);
         }
         if let [book @ ("backups" | "recoveries"), "histories"] = rest {
-            let runs = scenario::history(*book == "recoveries", clock::now_ms(), self.cycle_ms);
-            let body = scenario::history_body(version, *book == "recoveries", &runs, req.uri().query());
-            return full(StatusCode::OK, body);
+            return self.history(version, *book == "recoveries", req.uri().query());
         }
         let body = Envelope {
             success: true,
@@ -256,6 +259,19 @@ impl Zdm {
             timestamp: &version.now(),
         };
         crate::http::json_response(StatusCode::OK, &body)
+    }
+
+    /// A history list (`history.rs`), counted in the stats.
+    fn history(&self, version: ApiVersion, recoveries: bool, query: Option<&str>) -> Response<Body> {
+        let counter = &self.histories[usize::from(recoveries)];
+        counter.fetch_add(1, Ordering::Relaxed);
+        match history::Query::parse(query) {
+            Ok(query) => {
+                let runs = scenario::history(recoveries, clock::now_ms(), self.cycle_ms, self.fleet);
+                full(StatusCode::OK, history::body(version, recoveries, &runs, &query))
+            }
+            Err(message) => error(version, StatusCode::BAD_REQUEST, &message),
+        }
     }
 
     /// The normal answer, a server's paged when `query` asks for a page.
@@ -268,7 +284,9 @@ impl Zdm {
     ) -> Response<Body> {
         let (status, body) = self.render_body(version, endpoint, id);
         let body = match (endpoint, status) {
-            (Endpoint::System, StatusCode::OK) => paging::page(query, body),
+            (Endpoint::System | Endpoint::RecoverySystem, StatusCode::OK) => {
+                paging::page(query, body)
+            }
             _ => body,
         };
         full(status, body)
@@ -361,9 +379,19 @@ impl System for Zdm {
             .is_some_and(|endpoint| self.pinned()[endpoint.index()].remove(id).is_some())
     }
 
-    /// `login`: the login attempts since the start or the last reset.
+    /// `login`: the login attempts since the start or the last reset; `backups/histories`
+    /// and `recoveries/histories`: the history list requests (once there was one).
     fn stats(&self, stats: &mut Map<String, Value>) {
         stats.insert("login".to_string(), self.auth.logins().into());
+        for (name, n) in ["backups/histories", "recoveries/histories"]
+            .into_iter()
+            .zip(&self.histories)
+        {
+            let n = n.load(Ordering::Relaxed);
+            if n > 0 {
+                stats.insert(name.to_string(), n.into());
+            }
+        }
     }
 
     /// Drops every pinned body and the login count (issued tokens stay valid).
@@ -376,5 +404,8 @@ impl System for Zdm {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         self.auth.reset_logins();
+        for n in &self.histories {
+            n.store(0, Ordering::Relaxed);
+        }
     }
 }

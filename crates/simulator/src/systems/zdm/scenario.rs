@@ -356,18 +356,20 @@ fn stage(progress: f64) -> usize {
 pub(crate) struct PastRun {
     pub id: u64,
     /// `system.name`: the server (backups) or the source server (recoveries).
-    pub system: &'static str,
-    pub job: &'static str,
+    pub system: String,
+    pub job: String,
     /// `recoverySystemName` of a recovery run.
-    pub target: Option<&'static str>,
-    pub volume: &'static str,
+    pub target: Option<String>,
+    pub volume: String,
+    /// Whether the volume is a Windows drive (`C:`), not a Linux partition.
+    pub windows: bool,
     pub failed: bool,
     pub state: JobState,
 }
 
 /// The finished runs of `def` in the last `cycles` cycles up to `now_ms`, newest first:
 /// completed and failed ones (the results the histories document).
-fn past_runs(kind: Kind, def: &JobDef<'static>, now_ms: i64, cycle_ms: i64, cycles: i64) -> Vec<(u64, JobState)> {
+fn past_runs(kind: Kind, def: &JobDef<'_>, now_ms: i64, cycle_ms: i64, cycles: i64) -> Vec<(u64, JobState)> {
     let cycle_ms = cycle_ms.max(1);
     let offset = (unit(mix(fnv(def.name))) * cycle_ms as f64) as i64;
     let shifted = now_ms.saturating_add(offset);
@@ -387,20 +389,38 @@ fn past_runs(kind: Kind, def: &JobDef<'static>, now_ms: i64, cycle_ms: i64, cycl
     out
 }
 
-/// Every finished run of the scenario's backups (`recoveries` false) or recoveries in the
-/// last three cycles, newest first.
-pub(crate) fn history(recoveries: bool, now_ms: i64, cycle_ms: i64) -> Vec<PastRun> {
+/// The backup runs of `def` on `server` as the history lists them.
+fn backup_runs(out: &mut Vec<PastRun>, server: &str, def: &JobDef<'_>, now_ms: i64, cycle_ms: i64) {
+    for (id, state) in past_runs(Kind::Backup, def, now_ms, cycle_ms, 3) {
+        out.push(PastRun {
+            id,
+            system: server.to_string(),
+            job: def.name.to_string(),
+            target: None,
+            volume: def.volume.partition().or(def.volume.drive()).unwrap_or("").to_string(),
+            windows: def.volume.drive().is_some(),
+            failed: state.phase == Phase::Failed,
+            state,
+        });
+    }
+}
+
+/// Every finished run of the scenario's backups (`recoveries` false; the generated fleet's
+/// too) or recoveries in the last three cycles, newest first.
+pub(crate) fn history(recoveries: bool, now_ms: i64, cycle_ms: i64, fleet: Option<Fleet>) -> Vec<PastRun> {
     let mut runs = Vec::new();
     if recoveries {
         for r in RECOVERIES {
             for d in r.details {
+                let volume = d.volume.partition().or(d.volume.drive()).unwrap_or("");
                 for (id, state) in past_runs(Kind::Recovery, d, now_ms, cycle_ms, 3) {
                     runs.push(PastRun {
-                        id: id ^ fnv(d.volume.partition().or(d.volume.drive()).unwrap_or("")),
-                        system: r.source,
-                        job: r.name,
-                        target: Some(r.target),
-                        volume: d.volume.partition().or(d.volume.drive()).unwrap_or(""),
+                        id: id ^ fnv(volume),
+                        system: r.source.to_string(),
+                        job: r.name.to_string(),
+                        target: Some(r.target.to_string()),
+                        volume: volume.to_string(),
+                        windows: d.volume.drive().is_some(),
                         failed: state.phase == Phase::Failed,
                         state,
                     });
@@ -414,98 +434,23 @@ pub(crate) fn history(recoveries: bool, now_ms: i64, cycle_ms: i64) -> Vec<PastR
             .flat_map(|s| s.jobs.iter().map(move |j| (s.name, j)))
             .chain(BACKUP_JOBS.iter().map(|b| (b.server, &b.job)));
         for (server, def) in served {
-            if !seen.insert((server, def.name)) {
-                continue;
+            if seen.insert((server, def.name)) {
+                backup_runs(&mut runs, server, def, now_ms, cycle_ms);
             }
-            for (id, state) in past_runs(Kind::Backup, def, now_ms, cycle_ms, 3) {
-                runs.push(PastRun {
-                    id,
-                    system: server,
-                    job: def.name,
-                    target: None,
-                    volume: def.volume.partition().or(def.volume.drive()).unwrap_or(""),
-                    failed: state.phase == Phase::Failed,
-                    state,
-                });
+        }
+        if let Some(fleet) = fleet {
+            for index in 1..=fleet.servers {
+                let server = Fleet::server_name(index);
+                for job in 1..=fleet.jobs {
+                    let name = Fleet::job_name(index, job);
+                    let def = Fleet::job_def(&name, index, job);
+                    backup_runs(&mut runs, &server, &def, now_ms, cycle_ms);
+                }
             }
         }
     }
     runs.sort_by_key(|r| std::cmp::Reverse(r.state.end));
     runs
-}
-
-/// A history list answer (1.2.0 on): the runs newest first, `page`/`limit` (default 1 and
-/// 20) as the query asks, `pagination` beside `data` when either was sent, as the
-/// histories' pages show.
-pub(crate) fn history_body(
-    version: ApiVersion,
-    recoveries: bool,
-    runs: &[PastRun],
-    query: Option<&str>,
-) -> Vec<u8> {
-    let param = |key: &str| {
-        query?
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .filter(|n| *n >= 1)
-    };
-    let (page, limit) = (param("page"), param("limit"));
-    let paged = page.is_some() || limit.is_some();
-    let (page, limit) = (page.unwrap_or(1), limit.unwrap_or(20).min(1000));
-    let total = runs.len();
-    let entries: Vec<serde_json::Value> = runs
-        .iter()
-        .skip((page - 1).saturating_mul(limit))
-        .take(limit)
-        .map(|r| {
-            let time = |t: Option<i64>| t.map_or_else(|| "-".to_string(), |s| version.format_unix(s));
-            let job = match r.target {
-                Some(target) => serde_json::json!({
-                    "name": r.job, "id": 1, "recoverySystemName": target, "recoverDrive": [r.volume]
-                }),
-                None => serde_json::json!({
-                    "name": r.job, "id": 1, "backupType": "Full Backup", "drive": r.volume,
-                    "repositoryPath": "/backup"
-                }),
-            };
-            serde_json::json!({
-                "id": r.id,
-                "system": { "name": r.system },
-                "job": job,
-                "result": {
-                    "status": if r.failed { "FAIL" } else { "COMPLETE" },
-                    "description": r.state.message,
-                },
-                "time": {
-                    "start": time(r.state.start),
-                    "end": time(r.state.end),
-                    "elapsed": r.state.elapsed.map_or_else(|| "-".to_string(), wire::hms),
-                }
-            })
-        })
-        .collect();
-    let pages = total.div_ceil(limit).max(1);
-    let mut body = serde_json::json!({
-        "success": true,
-        "requestID": wire::request_id(),
-        "data": entries,
-        "message": if recoveries { "Recovery history list" } else { "Backup history list" },
-        "timestamp": version.now(),
-    });
-    if paged {
-        if let Some(map) = body.as_object_mut() {
-            map.insert(
-                "pagination".to_string(),
-                serde_json::json!({
-                    "currentPage": page, "totalPages": pages, "totalItems": total,
-                    "itemsPerPage": limit, "hasNextPage": page < pages, "hasPreviousPage": page > 1
-                }),
-            );
-        }
-    }
-    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// State of `def` at `now_ms` (Unix milliseconds) in a cycle of `cycle_ms`.

@@ -999,3 +999,58 @@ fn histories_list_the_finished_runs_newest_first() {
         sim.stop().await;
     });
 }
+
+/// Over sockets, the histories filter as asked (every entry listed for a filter matches
+/// it; the pure filtering is tested in `history.rs`), list the generated fleet's runs,
+/// answer an unknown `result` or `sort` with the documented 400, and count their requests in
+/// the stats.
+#[test]
+fn histories_filter_over_sockets_and_are_counted() {
+    run(async {
+        let mut options = SimOptions {
+            cycle: Duration::from_secs(2),
+            ..SimOptions::default()
+        };
+        options.systems.zdm.zdm_version = Some("2.0.1".to_string());
+        options.systems.zdm.fleet = Some((3, 2));
+        let sim = start(options).await;
+        let list = |query: &str| {
+            let path = format!("{LEGACY}/backups/histories?page=1&limit=1000&{query}");
+            let sim = &sim;
+            async move {
+                let reply = sim.get(&path).await;
+                assert_eq!(reply.status, 200, "{path}");
+                reply.json()["data"].as_array().cloned().unwrap_or_default()
+            }
+        };
+        let field = |e: &Value, a: &str, b: &str| e[a][b].as_str().unwrap_or("").to_owned();
+        let all = list("").await;
+        assert!(all.iter().any(|e| field(e, "job", "name") == "fleet-00002-job-01"), "the fleet's runs too");
+        for e in &list(&format!("server={}&result=failed", enc("fleet-00001"))).await {
+            assert_eq!((field(e, "system", "name").as_str(), field(e, "result", "status").as_str()), ("fleet-00001", "FAIL"));
+        }
+        for e in list(&format!("jobName={}&partition=/home", enc("fleet-00003-job-02"))).await {
+            assert_eq!((field(&e, "job", "name").as_str(), field(&e, "job", "drive").as_str()), ("fleet-00003-job-02", "/home"));
+        }
+        let p1 = sim.get(&format!("{LEGACY}/backups/histories?page=1&limit=2")).await.json();
+        assert_eq!(p1["data"].as_array().map(Vec::len), Some(2));
+        assert_eq!(p1["pagination"]["hasNextPage"], true);
+        let recoveries = |query: String| {
+            let path = format!("{LEGACY}/recoveries/histories?{query}");
+            let sim = &sim;
+            async move { sim.get(&path).await.json()["data"].as_array().cloned().unwrap_or_default() }
+        };
+        for e in recoveries(format!("server={}&serverType=source", enc("db-서버-02"))).await {
+            assert_eq!(field(&e, "system", "name"), "db-서버-02");
+        }
+        assert!(recoveries(format!("server={}&serverType=source", enc("db-dr-02"))).await.is_empty());
+        let bad = sim.get(&format!("{LEGACY}/backups/histories?result=unknown")).await;
+        assert_eq!(bad.status, 400);
+        assert_eq!(bad.json()["error"], "Invalid enum value. Expected 'success' | 'failed', received 'unknown'");
+        assert_eq!(sim.get(&format!("{LEGACY}/backups/histories?sort=up")).await.status, 400);
+        let stats = sim.get("/_sim/stats").await.json();
+        assert_eq!(stats["backups/histories"], 6, "{stats}");
+        assert_eq!(stats["recoveries/histories"], 2, "{stats}");
+        sim.stop().await;
+    });
+}
