@@ -163,6 +163,10 @@ def config(full):
     kept = fleet if full else fleet[: len(fleet) // 2]
     zdm("soak-zdm", "    token_env: SOAK_TOKEN", zdm_servers + kept, zdm_jobs + fleet_jobs, recoveries,
         recovery_servers, replications)
+    # Discovery: the simulator's own servers and jobs, listed again every few seconds, so
+    # listing faults (endpoint "listing") hit a loop that adds and removes poll loops.
+    zdm("soak-zdm-discover", "    token_env: SOAK_TOKEN\n    discover: true\n    discover_interval: 5s",
+        [], [], [])
     zdm("soak-zdm-legacy", "    api_prefix: /api\n    timezone: Asia/Seoul\n"
         "    login: { path: /api/auth/issue, email_env: SOAK_EMAIL, password_env: SOAK_PASSWORD }",
         ["web-01"], ["pgsql-백업"], [])
@@ -200,6 +204,12 @@ ids = {
     "vault": ["vault-01", "vault-dr", seed[2]],
     "vault_next": ["vault-01", "vault-dr"],
     "job": ["7ddead57-bcb9-4269-ac31-6a1b57588700"],
+    "listing": ["servers", "backups", "recoveries", "replications", "repositories", "licenses"],
+    # Listings the exporter does not read yet (Azure and SCP discovery): soaked all the same.
+    "vault_list": [live_sub], "vault_list_next": [live_sub],
+    "protected_items": ["vault-01", "vault-dr"], "protected_items_next": ["vault-01"],
+    "protectable_items": ["vault-01"], "protectable_items_next": ["vault-01"],
+    "backup_list": ["default"], "backup_list_next": ["default"], "backup_targets": ["default"],
     "token": [tenant],
     "imds": ["default"],
 }
