@@ -117,6 +117,10 @@ nginx_cpu() {
     cpu_seconds "${pids[@]}"
 }
 
+# The snapshot is served under API 0.2's paths (/api/v1, its status words, no histories):
+# the exporter is told so, since `auto` would probe paths a static server does not have.
+export ZDM_API_VERSION=0.2
+
 # --- answers: a snapshot of the simulator's fleet, one file per server ---------------------
 echo "generating ${SERVERS}x${JOBS} answers from a backup-simulator snapshot"
 start_simulator --fleet "${SERVERS}x${JOBS}" --token bench --cycle 1h

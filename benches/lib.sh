@@ -50,9 +50,10 @@ free_port() {
 }
 
 write_fleet_config() { # write_fleet_config FILE INTERVAL UPSTREAM_ADDR: one zdm upstream, SERVERS servers
-    python3 - "$1" "$2" "$3" "$SERVERS" "$CONCURRENCY" <<'PY'
+    # (ZDM_API_VERSION, when set, pins the upstream's api_version instead of `auto`)
+    python3 - "$1" "$2" "$3" "$SERVERS" "$CONCURRENCY" "${ZDM_API_VERSION:-}" <<'PY'
 import sys
-path, interval, addr, servers, concurrency = sys.argv[1:]
+path, interval, addr, servers, concurrency, api_version = sys.argv[1:]
 with open(path, "w") as f:
     f.write(f"""defaults:
   interval: {interval}
@@ -64,8 +65,10 @@ upstreams:
     type: zdm
     url: http://{addr}
     token_env: BENCH_TOKEN
-    servers:
 """)
+    if api_version:
+        f.write(f"    api_version: \"{api_version}\"\n")
+    f.write("    servers:\n")
     for i in range(1, int(servers) + 1):
         f.write(f"      - fleet-{i:05d}\n")
 PY

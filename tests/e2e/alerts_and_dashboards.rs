@@ -162,14 +162,26 @@ impl Webhook {
 
     /// The first (arrival, receiver path, alert) with these labels and status "firing".
     fn find(&self, labels: &[(&str, &str)]) -> Option<(Instant, String, Json)> {
+        self.find_after(labels, None)
+    }
+
+    /// [`Webhook::find`] among the notifications that arrived after `since` (all if `None`).
+    fn find_after(
+        &self,
+        labels: &[(&str, &str)],
+        since: Option<Instant>,
+    ) -> Option<(Instant, String, Json)> {
         let received = self.received.lock().unwrap();
-        received.iter().find_map(|(at, path, body)| {
-            body["alerts"].as_array()?.iter().find_map(|alert| {
-                let matches = alert["status"] == "firing"
-                    && labels.iter().all(|(k, v)| alert["labels"][*k] == *v);
-                matches.then(|| (*at, path.clone(), alert.clone()))
+        received
+            .iter()
+            .filter(|(at, _, _)| since.is_none_or(|s| *at > s))
+            .find_map(|(at, path, body)| {
+                body["alerts"].as_array()?.iter().find_map(|alert| {
+                    let matches = alert["status"] == "firing"
+                        && labels.iter().all(|(k, v)| alert["labels"][*k] == *v);
+                    matches.then(|| (*at, path.clone(), alert.clone()))
+                })
             })
-        })
     }
 }
 
@@ -216,13 +228,21 @@ async fn serve(
 /// Alertmanager with the shipped routing, every receiver replaced by the webhook at
 /// `/<receiver name>`, and 1s group waits.
 fn start_alertmanager(hook: &Webhook) -> Server {
+    start_alertmanager_with(hook, false)
+}
+
+/// Alertmanager with the shipped routing, its receivers pointed at `hook`; its waits are 1 s
+/// unless `shipped_waits` keeps the shipped `group_wait` and `group_interval`.
+fn start_alertmanager_with(hook: &Webhook, shipped_waits: bool) -> Server {
     let mut config = yaml("deploy/alertmanager/alertmanager.yml");
-    config["route"]["group_wait"] = "1s".into();
-    config["route"]["group_interval"] = "1s".into();
-    for route in config["route"]["routes"].as_sequence_mut().unwrap() {
-        for key in ["group_wait", "group_interval"] {
-            if route.get(key).is_some() {
-                route[key] = "1s".into();
+    if !shipped_waits {
+        config["route"]["group_wait"] = "1s".into();
+        config["route"]["group_interval"] = "1s".into();
+        for route in config["route"]["routes"].as_sequence_mut().unwrap() {
+            for key in ["group_wait", "group_interval"] {
+                if route.get(key).is_some() {
+                    route[key] = "1s".into();
+                }
             }
         }
     }
@@ -894,4 +914,135 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
     drop(prom);
     drop(am);
     drop(sim);
+}
+
+/// Time to notify with the shipped intervals (docs/deploy.md "Time to notify"): a bench, not
+/// run by the suite (`#[ignore]`, about 4 minutes a round):
+///
+///     ROUNDS=2 cargo test --release --features e2e --test e2e -- --ignored --nocapture time_to_notify
+///
+/// The exporter polls every 30 s, Prometheus scrapes and evaluates the shipped rules every
+/// 30 s, Alertmanager routes with the shipped file (only the receivers point here). Each
+/// round: a job of a quiet upstream fails in the simulator (a first failure: a new group),
+/// then a second job of the same upstream (a group that already notified); the time from each
+/// failure to its notification at the webhook is printed. Both jobs then succeed and the
+/// round waits for the alerts to resolve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a bench of several minutes: see its doc comment"]
+async fn time_to_notify_with_the_shipped_intervals() {
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2);
+    let sim = Sim::start_with(&["--token", TOKEN]);
+    let jobs = ["ttn-first", "ttn-second"];
+    let done = |job: &str, round: usize| {
+        job_answer(
+            job,
+            "complete",
+            "100%",
+            &format!("2025-01-15T01:{:02}:00Z", round * 2),
+        )
+    };
+    for job in jobs {
+        sim.fixture("backup_job", job, &done(job, 0)).await;
+    }
+    let config = format!(
+        "defaults:\n  interval: 30s\n  timeout: 10s\nupstreams:\n\
+         \x20 - name: zdm-ttn\n    type: zdm\n    url: {}\n    token_env: SIM_TOKEN\n\
+         \x20   backup_jobs: [{}]\n",
+        sim.url(),
+        jobs.join(", ")
+    );
+    let exporter = Exporter::start(&config);
+    let hook = Webhook::start().await;
+    let am = start_alertmanager_with(&hook, true);
+    let mut prom_config = shipped_prometheus_config(&[&exporter.addr]);
+    prom_config["global"]["scrape_interval"] = "30s".into();
+    prom_config["global"]["evaluation_interval"] = "30s".into();
+    for job in prom_config["scrape_configs"].as_sequence_mut().unwrap() {
+        if job["job_name"].as_str() == Some(SCRAPE_JOB) {
+            job["scrape_interval"] = "30s".into();
+            job["scrape_timeout"] = "10s".into();
+        }
+    }
+    prom_config["alerting"] = serde_yaml_ng::from_str(&format!(
+        "alertmanagers: [{{static_configs: [{{targets: [\"{}\"]}}]}}]",
+        am.url.trim_start_matches("http://")
+    ))
+    .unwrap();
+    let prom = start_prometheus_with(&prom_config);
+    am.wait_ready("alertmanager").await;
+    prom.wait_ready("prometheus").await;
+    let quiet = r#"ALERTS{alertname="BackupJobFailed", upstream="zdm-ttn"}"#;
+    let seen = r#"backup_job_status{upstream="zdm-ttn", status="completed"} == 1"#;
+    wait_for(
+        "Prometheus to see both jobs",
+        Duration::from_secs(150),
+        || async { (instant(&prom, seen).await.len() == 2).then_some(()) },
+    )
+    .await;
+    let mut figures: Vec<(f64, f64)> = Vec::new();
+    for round in 1..=rounds {
+        let mut took = [0.0; 2];
+        for (i, job) in jobs.iter().enumerate() {
+            let failed = job_answer(
+                job,
+                "fail",
+                "40%",
+                &format!("2025-01-15T01:{:02}:30Z", round * 2),
+            );
+            // Failures fall at different points of the 30 s poll, scrape and evaluation
+            // cycles from round to round (0 to 29 s after the previous step).
+            tokio::time::sleep(Duration::from_secs(((round * 13 + i * 7) % 30) as u64)).await;
+            let at = Instant::now();
+            sim.fixture("backup_job", job, &failed).await;
+            let labels = [("alertname", "BackupJobFailed"), ("job_name", *job)];
+            let (arrived, _, _) = wait_for(
+                &format!("round {round}: {job}'s notification"),
+                Duration::from_secs(300),
+                || async { hook.find_after(&labels, Some(at)) },
+            )
+            .await;
+            took[i] = (arrived - at).as_secs_f64();
+            println!(
+                "round {round}: {job} failed -> notified in {:.1} s",
+                took[i]
+            );
+        }
+        figures.push((took[0], took[1]));
+        for job in jobs {
+            sim.fixture("backup_job", job, &done(job, round)).await;
+        }
+        // Resolved in Prometheus and gone from Alertmanager (its group then flushed), so the
+        // next round's first failure starts a new group.
+        wait_for(
+            "the alerts to resolve",
+            Duration::from_secs(300),
+            || async { instant(&prom, quiet).await.is_empty().then_some(()) },
+        )
+        .await;
+        wait_for(
+            "Alertmanager to drop them",
+            Duration::from_secs(300),
+            || async {
+                let url = format!(
+                    "{}/api/v2/alerts?active=true&filter=upstream%3D%22zdm-ttn%22",
+                    am.url
+                );
+                let body: Json = reqwest::get(&url).await.ok()?.json().await.ok()?;
+                body.as_array()?.is_empty().then_some(())
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(25)).await;
+    }
+    let worst = |f: fn(&(f64, f64)) -> f64| figures.iter().map(f).fold(0.0, f64::max);
+    println!(
+        "time to notify over {rounds} rounds: first failure worst {:.1} s, second failure in the group worst {:.1} s",
+        worst(|f| f.0),
+        worst(|f| f.1)
+    );
+    drop(prom);
+    drop(am);
 }
