@@ -178,3 +178,69 @@ async fn an_scp_list_of_several_pages_is_read_whole() {
     assert_eq!(value(&m, &protected("fleet-idle-00002")), Some(0.0));
     assert!(sim.requests("backup_list_next", "default").await >= 1);
 }
+
+/// One full page (100 backups) of `GET /v1/backups` named `{prefix}-{i}`, a count that
+/// says many more follow.
+fn full_page(prefix: &str) -> String {
+    let contents: Vec<serde_json::Value> = (0..100)
+        .map(|i| serde_json::json!({ "id": format!("{prefix}-{i}"), "name": "b", "server_name": "s" }))
+        .collect();
+    serde_json::json!({ "contents": contents, "count": 1_000_000 }).to_string()
+}
+
+/// A backup list that never ends or repeats its page is cut off as `too_large` (counted,
+/// logged once) after a bounded number of pages, and nothing is discovered.
+#[tokio::test]
+async fn scp_lists_that_page_forever_or_repeat_end_as_too_large() {
+    use crate::common::hostile::{answer, Hostile};
+    for case in ["forever", "repeats"] {
+        let upstream = Hostile::start(move |seen| {
+            if !seen.path.starts_with("/v1/backups?") {
+                return answer("404 Not Found", &[], r#"{"code":"404"}"#);
+            }
+            let page = seen
+                .path
+                .split(['?', '&'])
+                .find_map(|p| p.strip_prefix("page="))
+                .unwrap_or("0")
+                .to_owned();
+            let body = match case {
+                "forever" => full_page(&format!("p{page}")),
+                _ => full_page("same"),
+            };
+            answer("200 OK", &[], &body)
+        });
+        let yaml = format!(
+            "upstreams:\n  - name: scp\n    type: scp\n    url: {}\n    interval: 1s\n    access_key_env: SCP_ACCESS_KEY\n    secret_key_env: SCP_SECRET_KEY\n    max_jobs_per_target: 250\n    discover: true\n    discover_interval: 1s\n",
+            upstream.url()
+        );
+        let exp = Exporter::start_with(&yaml, &[], &ENV);
+        let too_large =
+            "backup_upstream_requests_total{outcome=\"too_large\",system=\"scp\",upstream=\"scp\"}";
+        let m = exp
+            .wait_metrics(&format!("{case}: too_large counted twice"), |m| {
+                value(m, too_large).unwrap_or(0.0) >= 2.0
+            })
+            .await;
+        assert!(
+            !m.lines().any(|l| l.starts_with("backup_target_up{")),
+            "{case}: nothing discovered\n{m}"
+        );
+        let pages = upstream
+            .seen()
+            .iter()
+            .filter(|s| s.path.starts_with("/v1/backups?"))
+            .count();
+        // forever: the third page passes the cap of 250; repeats: the second brings nothing
+        // new. A few listings ran.
+        let per_listing = if case == "forever" { 3 } else { 2 };
+        assert!(pages <= per_listing * 5, "{case}: {pages} pages");
+        let logs = exp.proc.stderr_text();
+        let warnings = logs
+            .lines()
+            .filter(|l| l.contains("discovery listing failing"))
+            .count();
+        assert_eq!(warnings, 1, "{case}: logged once\n{logs}");
+        assert!(!logs.contains(SCP_SECRET));
+    }
+}
