@@ -244,3 +244,33 @@ async fn scp_lists_that_page_forever_or_repeat_end_as_too_large() {
         assert!(!logs.contains(SCP_SECRET));
     }
 }
+
+/// A failing backup-target list keeps the coverage it gave last and the discovered targets;
+/// it is logged as an inventory fault.
+#[tokio::test]
+async fn a_failed_scp_server_list_keeps_the_coverage() {
+    let sim = sim(&[]);
+    let exp = Exporter::start_with(&config(&sim, "1s", ""), &[], &ENV);
+    exp.wait_ready().await;
+    exp.wait_metrics("the coverage", |m| {
+        value(m, &protected("bm-db-01")) == Some(0.0) && all_up(m)
+    })
+    .await;
+    sim.fault("backup_targets", "default", "error500").await;
+    wait_for(
+        "the inventory fault logged",
+        Duration::from_secs(20),
+        || async {
+            exp.proc
+                .stderr_text()
+                .contains("inventory listing failing")
+                .then_some(())
+        },
+    )
+    .await;
+    let m = exp.metrics().await;
+    assert_eq!(value(&m, &protected("bm-db-01")), Some(0.0), "kept: {m}");
+    assert_eq!(value(&m, &protected("web-01")), Some(1.0));
+    assert_eq!(value(&m, &discovered("backup")), Some(4.0));
+    assert!(all_up(&m));
+}
