@@ -80,7 +80,9 @@ fn text(fields: &FieldParser, field: &str, value: Option<&Value>) -> Option<Stri
         .filter(|t| !t.is_empty())
 }
 
-/// Takes one page of the backup list into `found`; returns the page's backup ids.
+/// Takes one page of the backup list into `found`; returns the page's backup ids. A backup
+/// without an id, or with one that is not letters, digits, `-` and `_` (as a configured id),
+/// is a parse error of `id` and no target.
 pub(super) fn backup_page(
     fields: &FieldParser,
     items: Vec<BackupItem>,
@@ -96,6 +98,14 @@ pub(super) fn backup_page(
             fields.missing("id");
             continue;
         };
+        // It goes into request paths: the characters a configured id may have.
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            fields.invalid("id", &"not letters, digits, - or _");
+            continue;
+        }
         let name = text(fields, "name", item.name.as_ref()).unwrap_or_default();
         found.backups.insert(id.clone(), name);
         keys.push(id);
@@ -359,6 +369,8 @@ mod tests {
             {"name": "x", "server_name": "s"},
             {"id": " ", "name": "y"},
             {"id": 7, "name": ["bad"], "server_name": "t"},
+            {"id": "../x", "name": "z"},
+            {"id": "a b", "name": "z"},
         ]))
         .unwrap();
         let mut found = Found::default();
