@@ -1,7 +1,9 @@
 //! The landing page, built for triage: failed jobs first, counts per status that filter the
-//! table, the targets whose polls fail, relative times. Self-contained (inline CSS and JS, no
-//! external assets) and rendered per request from the store's views; it reads without
-//! JavaScript.
+//! table, the targets whose polls fail, relative times; beside the failures what the
+//! discovering upstreams list: servers without a backup job and disconnected agents
+//! ("Unprotected"), repositories and licences ("Capacity"), from the inventory book's
+//! summaries (made once per listing, bounded). Self-contained (inline CSS and JS, no external
+//! assets) and rendered per request from the store's views; it reads without JavaScript.
 //!
 //! Auto-refresh: a script reloads the page every 10 s, but not while someone types in the
 //! filter (4 s after the last key), selects text or has the tab hidden; the filters live in
