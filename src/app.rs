@@ -232,6 +232,11 @@ impl App {
                     .inventory()
                     .forget(upstream.config.system(), &upstream.config.name);
                 if let Some(every) = upstream.config.kind.discover_interval() {
+                    self.telemetry.inventory().expect(
+                        upstream.config.system(),
+                        &upstream.config.name,
+                        self.shard.owns_upstream(&upstream.config.name),
+                    );
                     let settings = series_settings(&upstream.config.settings);
                     let lister = self.lister(&upstream.config, parts, every);
                     upstream.discovery = Some(discovery::Task::start(

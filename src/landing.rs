@@ -1,7 +1,9 @@
 //! The landing page, built for triage: failed jobs first, counts per status that filter the
-//! table, the targets whose polls fail, relative times. Self-contained (inline CSS and JS, no
-//! external assets) and rendered per request from the store's views; it reads without
-//! JavaScript.
+//! table, the targets whose polls fail, relative times; beside the failures what the
+//! discovering upstreams list: servers without a backup job and disconnected agents
+//! ("Unprotected"), repositories and licences ("Capacity"), from the inventory book's
+//! summaries (made once per listing, bounded). Self-contained (inline CSS and JS, no external
+//! assets) and rendered per request from the store's views; it reads without JavaScript.
 //!
 //! Auto-refresh: a script reloads the page every 10 s, but not while someone types in the
 //! filter (4 s after the last key), selects text or has the tab hidden; the filters live in
@@ -9,11 +11,13 @@
 //! `<noscript>` meta refresh does the reloading.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use chrono::{Datelike, Timelike};
 
 use crate::clock;
 use crate::exposition::{JobView, TargetView};
+use crate::inventory::{Bounded, Listing, Summary};
 use crate::shard::Shard;
 use crate::status::Status;
 use crate::telemetry::{REVISION, VERSION};
@@ -75,6 +79,29 @@ const TARGET_COLUMNS: [(&str, &str); 6] = [
     ("Last success", ""),
 ];
 
+const REPOSITORY_COLUMNS: [(&str, &str); 4] = [
+    ("Upstream", "22%"),
+    ("Repository", "28%"),
+    ("Used / size", "28%"),
+    ("Free", ""),
+];
+
+const LICENCE_COLUMNS: [(&str, &str); 4] = [
+    ("Upstream", "22%"),
+    ("Licence", "28%"),
+    ("Expires", "28%"),
+    ("Copies used", ""),
+];
+
+/// A repository with less free space than this share of its size is flagged.
+const LOW_FREE_RATIO: f64 = 0.10;
+/// A licence expiring within this many seconds (30 days) is flagged.
+const EXPIRY_WARNING_SECONDS: f64 = 30.0 * 86_400.0;
+
+/// Says so when no upstream discovers: the boxes are empty for want of a listing, not
+/// because all is well.
+const NO_LISTING: &str = "no upstream lists its servers: set discover: true";
+
 const STYLE: &str = r#"
 *{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans KR",sans-serif;margin:1rem 1.5rem;color:#1d2530;background:#f7f8fa}
@@ -114,6 +141,16 @@ tr.f td:first-child{box-shadow:inset 3px 0 #d2322d}
 .why{color:#9b1c17}
 .code{font-family:ui-monospace,Menlo,Consolas,monospace;background:#f6d5d3;border-radius:.25rem;padding:0 .25rem;margin-right:.3rem}
 .muted{color:#5b6775}
+.boxes{display:flex;flex-wrap:wrap;gap:0 1rem;margin:.8rem 0 1rem}
+.box{flex:1 1 24rem;min-width:0;background:#fff;border-left:4px solid #1f9d55;padding:.1rem .8rem .4rem;box-shadow:0 1px 2px #0001;margin-bottom:.6rem}
+.box.warn{border-left-color:#d2322d}
+.box.none{border-left-color:#8792a2}
+.box h2{margin-top:.6rem}
+.box.warn h2{color:#b3261e}
+.box h3{font-size:.9rem;margin:.6rem 0 .2rem;overflow-wrap:anywhere}
+.box p{margin:.2rem 0;font-size:.85rem;overflow-wrap:anywhere}
+.box table{box-shadow:none;margin-bottom:.4rem}
+.names{margin:.1rem 0 .4rem;padding-left:1.2rem;font-size:.85rem;overflow-wrap:anywhere}
 @media (min-width:700px){.tools{position:sticky;top:0;z-index:1}}
 @media (max-width:699.98px){
 body{margin:.75rem}
@@ -130,6 +167,7 @@ table.cards tr.f{background:#fdf0ef;border-color:#d2322d;border-left-width:4px}
 table.cards tr.f td{background:none;box-shadow:none}
 .failing{padding:.1rem .5rem}
 .failing table.cards tr{border-color:#f0c4c1}
+.box{padding:.1rem .5rem .4rem}
 }
 "#;
 
@@ -307,6 +345,7 @@ struct Context<'a> {
 pub fn page(
     mut jobs: Vec<JobView>,
     targets: &[TargetView],
+    inventory: &[Arc<Summary>],
     shard: Shard,
     telemetry_path: &str,
 ) -> String {
@@ -314,10 +353,16 @@ pub fn page(
         shard,
         telemetry_path,
     };
-    render(&mut jobs, targets, &cx, clock::unix_now())
+    render(&mut jobs, targets, inventory, &cx, clock::unix_now())
 }
 
-fn render(jobs: &mut [JobView], targets: &[TargetView], cx: &Context<'_>, now: f64) -> String {
+fn render(
+    jobs: &mut [JobView],
+    targets: &[TargetView],
+    inventory: &[Arc<Summary>],
+    cx: &Context<'_>,
+    now: f64,
+) -> String {
     jobs.sort_unstable_by(|a, b| {
         let (ka, kb) = (&a.record.key, &b.record.key);
         triage_rank(a.record.status)
@@ -345,6 +390,8 @@ fn render(jobs: &mut [JobView], targets: &[TargetView], cx: &Context<'_>, now: f
     write_card_labels(&mut out, "jobs", &JOB_COLUMNS);
     write_card_labels(&mut out, "tfail", &FAILING_COLUMNS);
     write_card_labels(&mut out, "targets", &TARGET_COLUMNS);
+    write_card_labels(&mut out, "repos", &REPOSITORY_COLUMNS);
+    write_card_labels(&mut out, "lics", &LICENCE_COLUMNS);
     out.push_str("}</style></head>");
     let _ = write!(out, "<body data-now={}>", now.floor());
 
@@ -425,6 +472,11 @@ fn render(jobs: &mut [JobView], targets: &[TargetView], cx: &Context<'_>, now: f
         out.push_str("</tbody></table></section>");
     }
 
+    out.push_str("<div class=boxes>");
+    unprotected_box(&mut out, inventory);
+    capacity_box(&mut out, inventory, now);
+    out.push_str("</div>");
+
     out.push_str("<h2>Jobs</h2>");
     table_head(&mut out, "jobs", "jobs", &JOB_COLUMNS);
     if jobs.is_empty() {
@@ -464,6 +516,282 @@ fn render(jobs: &mut [JobView], targets: &[TargetView], cx: &Context<'_>, now: f
     out.push_str(SCRIPT);
     out.push_str("</script></body></html>\n");
     out
+}
+
+/// `bytes` in binary units: "512 B", "1.5 GiB".
+fn write_bytes(out: &mut String, bytes: Option<f64>) {
+    let Some(mut value) = bytes.filter(|b| b.is_finite() && *b >= 0.0) else {
+        out.push('-');
+        return;
+    };
+    let mut unit = "B";
+    for next in ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"] {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    let _ = if unit == "B" {
+        write!(out, "{value:.0} B")
+    } else {
+        write!(out, "{value:.1} {unit}")
+    };
+}
+
+/// An upstream's heading in a box: its name and system.
+fn upstream_heading(out: &mut String, s: &Summary) {
+    out.push_str("<h3>");
+    esc(out, &s.upstream);
+    out.push_str(" <span class=muted>(");
+    esc(out, &s.system);
+    out.push_str(")</span></h3>");
+}
+
+/// Why an upstream that discovers has nothing to show here yet; `None` once listed.
+fn not_listed(s: &Summary) -> Option<&'static str> {
+    match s.listing {
+        Listing::Listed => None,
+        Listing::Pending => Some("its first listing has not finished yet"),
+        Listing::Elsewhere => {
+            Some("its inventory is exported by the replica of the shard that owns the upstream")
+        }
+    }
+}
+
+/// "what: N of M" and the names, the first [`crate::inventory::MAX_SUMMARY_ITEMS`] of them.
+fn name_list(out: &mut String, what: &str, names: &Bounded<String>, of: usize) {
+    let _ = write!(
+        out,
+        "<p><span class=alarm>{what}: {} of {of}</span></p><ul class=names>",
+        names.total
+    );
+    for name in &names.shown {
+        out.push_str("<li>");
+        esc(out, name);
+        out.push_str("</li>");
+    }
+    if names.total > names.shown.len() {
+        let _ = write!(
+            out,
+            "<li class=muted>and {} more</li>",
+            names.total - names.shown.len()
+        );
+    }
+    out.push_str("</ul>");
+}
+
+/// Servers without a backup job and disconnected agents, per discovering upstream.
+fn unprotected_box(out: &mut String, inventory: &[Arc<Summary>]) {
+    let count: usize = inventory
+        .iter()
+        .filter(|s| s.listing == Listing::Listed)
+        .map(|s| s.unprotected.total + s.disconnected.total)
+        .sum();
+    let class = match (inventory.is_empty(), count) {
+        (true, _) => "none",
+        (false, 0) => "ok",
+        _ => "warn",
+    };
+    let _ = write!(
+        out,
+        "<section class=\"box {class}\" id=unprotected><h2>Unprotected: {count}</h2>"
+    );
+    if inventory.is_empty() {
+        let _ = write!(out, "<p class=muted>{NO_LISTING}</p>");
+    }
+    for s in inventory {
+        upstream_heading(out, s);
+        if let Some(why) = not_listed(s) {
+            let _ = write!(out, "<p class=muted>{why}</p>");
+            continue;
+        }
+        if s.unprotected.total > 0 {
+            name_list(
+                out,
+                "servers without a backup job",
+                &s.unprotected,
+                s.servers,
+            );
+        }
+        if s.disconnected.total > 0 {
+            name_list(out, "agents disconnected", &s.disconnected, s.agents);
+        }
+        if s.unprotected.total == 0 && s.disconnected.total == 0 {
+            let _ = write!(
+                out,
+                "<p class=up>{} servers, each with a backup job; {} agents, all connected</p>",
+                s.servers, s.agents
+            );
+        }
+    }
+    out.push_str("</section>");
+}
+
+/// Repositories (used, size, free; flagged under 10 % free) and licences (expiry, flagged
+/// within 30 days; copies, flagged when all are used) of every discovering upstream.
+fn capacity_box(out: &mut String, inventory: &[Arc<Summary>], now: f64) {
+    let low = |r: &crate::inventory::Repository| r.free_ratio().is_some_and(|f| f < LOW_FREE_RATIO);
+    let expiring =
+        |l: &crate::inventory::Licence| l.expiry.is_some_and(|e| e - now < EXPIRY_WARNING_SECONDS);
+    let full = |l: &crate::inventory::Licence| match (l.used, l.total) {
+        (Some(used), Some(total)) => total > 0.0 && used >= total,
+        _ => false,
+    };
+    let flagged: usize = inventory
+        .iter()
+        .filter(|s| s.listing == Listing::Listed)
+        .map(|s| {
+            s.repositories.shown.iter().filter(|r| low(r)).count()
+                + s.licences
+                    .shown
+                    .iter()
+                    .filter(|l| expiring(l) || full(l))
+                    .count()
+        })
+        .sum();
+    let class = match (inventory.is_empty(), flagged) {
+        (true, _) => "none",
+        (false, 0) => "ok",
+        _ => "warn",
+    };
+    let _ = write!(
+        out,
+        "<section class=\"box {class}\" id=capacity><h2>Capacity"
+    );
+    if flagged > 0 {
+        let _ = write!(out, ": {flagged} flagged");
+    }
+    out.push_str("</h2>");
+    if inventory.is_empty() {
+        let _ = write!(out, "<p class=muted>{NO_LISTING}</p>");
+    }
+    for s in inventory {
+        if let Some(why) = not_listed(s) {
+            upstream_heading(out, s);
+            let _ = write!(out, "<p class=muted>{why}</p>");
+        }
+    }
+    let listed = || inventory.iter().filter(|s| s.listing == Listing::Listed);
+    if listed().any(|s| s.repositories.total > 0) {
+        table_head(out, "repositories", "repos", &REPOSITORY_COLUMNS);
+        for s in listed() {
+            for r in &s.repositories.shown {
+                out.push_str(if low(r) { "<tr class=f>" } else { "<tr>" });
+                td(out, &s.upstream);
+                out.push_str("<td>");
+                esc(out, &r.name);
+                let place: Vec<&str> = [r.center.as_str(), r.kind.as_str()]
+                    .into_iter()
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                if !place.is_empty() {
+                    out.push_str(" <span class=muted>");
+                    esc(out, &place.join(" · "));
+                    out.push_str("</span>");
+                }
+                out.push_str("</td><td class=num>");
+                write_bytes(out, r.used);
+                out.push_str(" / ");
+                write_bytes(out, r.size);
+                out.push_str(if low(r) {
+                    "</td><td class=why>"
+                } else {
+                    "</td><td class=num>"
+                });
+                write_bytes(out, r.free);
+                if let Some(ratio) = r.free_ratio() {
+                    let _ = write!(out, " ({:.0}%)", ratio * 100.0);
+                }
+                if low(r) {
+                    out.push_str(" <b>under 10% free</b>");
+                }
+                out.push_str("</td></tr>");
+            }
+            more_row(
+                out,
+                &s.repositories,
+                REPOSITORY_COLUMNS.len(),
+                "repositories",
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    if listed().any(|s| s.licences.total > 0) {
+        table_head(out, "licences", "lics", &LICENCE_COLUMNS);
+        for s in listed() {
+            for l in &s.licences.shown {
+                let flag = expiring(l) || full(l);
+                out.push_str(if flag { "<tr class=f>" } else { "<tr>" });
+                td(out, &s.upstream);
+                td(out, &l.name);
+                out.push_str(if expiring(l) {
+                    "<td class=why>"
+                } else {
+                    "<td>"
+                });
+                write_expiry(out, l.expiry, now);
+                out.push_str(if full(l) {
+                    "</td><td class=why>"
+                } else {
+                    "</td><td class=num>"
+                });
+                match (l.used, l.total) {
+                    (Some(used), Some(total)) => {
+                        let _ = write!(out, "{used:.0} / {total:.0}");
+                    }
+                    (Some(used), None) => {
+                        let _ = write!(out, "{used:.0} / -");
+                    }
+                    (None, Some(total)) => {
+                        let _ = write!(out, "- / {total:.0}");
+                    }
+                    (None, None) => out.push('-'),
+                }
+                if full(l) {
+                    out.push_str(" <b>all used</b>");
+                }
+                out.push_str("</td></tr>");
+            }
+            more_row(out, &s.licences, LICENCE_COLUMNS.len(), "licences");
+        }
+        out.push_str("</tbody></table>");
+    }
+    if listed().next().is_some()
+        && !listed().any(|s| s.repositories.total > 0 || s.licences.total > 0)
+    {
+        out.push_str("<p class=muted>no discovering upstream lists repositories or licences</p>");
+    }
+    out.push_str("</section>");
+}
+
+/// The row saying how many items past the shown ones a list has.
+fn more_row<T>(out: &mut String, list: &Bounded<T>, columns: usize, what: &str) {
+    if list.total > list.shown.len() {
+        let _ = write!(
+            out,
+            "<tr class=empty><td colspan={columns} class=muted>and {} more {what}</td></tr>",
+            list.total - list.shown.len()
+        );
+    }
+}
+
+/// The expiry date (UTC) and the whole days left: "2026-12-20 (17 days left)", "expired".
+fn write_expiry(out: &mut String, expiry: Option<f64>, now: f64) {
+    let Some(t) = expiry
+        .filter(|e| e.is_finite())
+        .and_then(|e| chrono::DateTime::from_timestamp(e.floor() as i64, 0))
+    else {
+        out.push('-');
+        return;
+    };
+    let _ = write!(out, "{:04}-{:02}-{:02} ", t.year(), t.month(), t.day());
+    let left = (t.timestamp() as f64 - now) / 86_400.0;
+    let _ = if left < 0.0 {
+        write!(out, "(expired {} days ago)", (-left).floor())
+    } else {
+        write!(out, "({} days left)", left.floor())
+    };
 }
 
 fn job_row(out: &mut String, job: &JobView, now: f64) {
@@ -628,7 +956,7 @@ mod tests {
             job("a", "s1", "zzz", Status::Failed),
             job("a", "s1", "aaa", Status::Failed),
         ];
-        let page = render(&mut jobs, &[], &CX, NOW);
+        let page = render(&mut jobs, &[], &[], &CX, NOW);
         assert_eq!(
             row_order(&page),
             [
@@ -674,14 +1002,14 @@ mod tests {
 
     #[test]
     fn the_metrics_link_follows_the_telemetry_path_and_the_shard_is_named() {
-        let page = render(&mut [], &[], &CX, NOW);
+        let page = render(&mut [], &[], &[], &CX, NOW);
         assert!(page.contains("<a href=\"/metrics\">Metrics</a>"));
         assert!(!page.contains("shard 0 of 1"));
         let cx = Context {
             shard: Shard { index: 1, total: 3 },
             telemetry_path: "/probe/\"m\"&<x>",
         };
-        let page = render(&mut [], &[], &cx, NOW);
+        let page = render(&mut [], &[], &[], &cx, NOW);
         assert!(page.contains("<a href=\"/probe/&quot;m&quot;&amp;&lt;x&gt;\">Metrics</a>"));
         assert!(!page.contains("href=\"/metrics\""));
         assert!(page.contains(" · shard 1 of 3 (this replica's targets only) · rendered "));
@@ -696,7 +1024,7 @@ mod tests {
         let mut coded = job("a", "s", "coded", Status::Failed);
         coded.record.failure = Some(Failure::new("", "UserErrorX"));
         let running = job("a", "s", "run", Status::Running);
-        let page = render(&mut [failed, bare, coded, running], &[], &CX, NOW);
+        let page = render(&mut [failed, bare, coded, running], &[], &[], &CX, NOW);
         assert!(page.contains("<td class=why><span class=code>E42</span>disk &lt;full&gt;</td>"));
         assert!(page.contains("<td class=why>message of bare</td>"));
         assert!(page.contains("<span class=code>UserErrorX</span>message of coded</td>"));
@@ -741,7 +1069,7 @@ mod tests {
             failure: None,
             last_success: Some(NOW - 60.0),
         };
-        let page = render(&mut [], std::slice::from_ref(&up), &CX, NOW);
+        let page = render(&mut [], std::slice::from_ref(&up), &[], &CX, NOW);
         assert!(!page.contains("Targets failing"));
         assert!(page.contains("No jobs yet"));
         let down = TargetView {
@@ -751,7 +1079,7 @@ mod tests {
             failure: Some((Outcome::Http5xx, NOW - 300.0)),
             last_success: None,
         };
-        let page = render(&mut [], &[up, down], &CX, NOW);
+        let page = render(&mut [], &[up, down], &[], &CX, NOW);
         assert!(page.contains("Targets failing: 1"));
         assert!(page.contains(
             "<td>backup_job</td><td>&lt;job&gt;</td><td class=why><b>http_5xx</b></td><td>since <span data-ts=1736934900 title=\"2025-01-15 09:55:00 UTC\">5 min ago</span></td><td>never</td>"
@@ -768,10 +1096,168 @@ mod tests {
         );
         j.target_up = false;
         j.record.raw_status = "\"Partial\"".into();
-        let page = render(&mut [j], &[], &CX, NOW);
+        let page = render(&mut [j], &[], &[], &CX, NOW);
         assert!(page.contains("title=\"&quot;Partial&quot;\">completed_<wbr>with_<wbr>warnings</span> <span class=down"));
         assert!(page.contains("<td>u&quot;pstream</td><td>&lt;srv&gt;</td><td>잡 &amp; co</td>"));
         assert!(!page.contains("<srv>"));
         assert!(page.contains("width:45.0%"));
+    }
+
+    fn summary(upstream: &str) -> Summary {
+        use crate::inventory::{Licence, Repository};
+        let mut s = Summary {
+            system: "zdm".into(),
+            upstream: upstream.into(),
+            listing: Listing::Listed,
+            servers: 9,
+            agents: 8,
+            ..Summary::default()
+        };
+        s.unprotected = Bounded {
+            shown: vec!["legacy-erp-01".into(), "<b>evil</b>".into()],
+            total: 5,
+        };
+        s.disconnected = Bounded {
+            shown: vec!["win-fs-01".into()],
+            total: 1,
+        };
+        s.repositories = Bounded {
+            shown: vec![
+                Repository {
+                    center: "Main".into(),
+                    name: "fill<ing>".into(),
+                    kind: "local".into(),
+                    size: Some(1024.0 * 1024.0 * 1024.0 * 100.0),
+                    used: Some(1024.0 * 1024.0 * 1024.0 * 95.0),
+                    free: Some(1024.0 * 1024.0 * 1024.0 * 5.0),
+                },
+                Repository {
+                    name: "roomy".into(),
+                    size: Some(2048.0),
+                    used: Some(1024.0),
+                    free: Some(1024.0),
+                    ..Repository::default()
+                },
+            ],
+            total: 2,
+        };
+        s.licences = Bounded {
+            shown: vec![
+                Licence {
+                    name: "soon & full".into(),
+                    expiry: Some(NOW + 10.5 * 86_400.0),
+                    total: Some(10.0),
+                    used: Some(10.0),
+                },
+                Licence {
+                    name: "later".into(),
+                    expiry: Some(NOW + 400.0 * 86_400.0),
+                    total: Some(10.0),
+                    used: Some(3.0),
+                },
+            ],
+            total: 2,
+        };
+        s
+    }
+
+    fn section<'a>(page: &'a str, id: &str) -> &'a str {
+        let start = page.find(&format!("id={id}>")).unwrap();
+        let len = page[start..].find("</section>").unwrap();
+        &page[start..start + len]
+    }
+
+    #[test]
+    fn the_boxes_list_unprotected_servers_and_flag_capacity() {
+        let inventory = [Arc::new(summary("u<1>"))];
+        let page = render(&mut [], &[], &inventory, &CX, NOW);
+        let boxes = page.find("<div class=boxes>").unwrap();
+        assert!(page.find("<h2>Jobs</h2>").unwrap() > boxes);
+        let unprotected = section(&page, "unprotected");
+        assert!(page.contains("<section class=\"box warn\" id=unprotected><h2>Unprotected: 6</h2>"));
+        assert!(unprotected.contains("<h3>u&lt;1&gt; <span class=muted>(zdm)</span></h3>"));
+        assert!(unprotected.contains("servers without a backup job: 5 of 9"));
+        assert!(unprotected.contains(
+            "<li>legacy-erp-01</li><li>&lt;b&gt;evil&lt;/b&gt;</li><li class=muted>and 3 more</li>"
+        ));
+        assert!(unprotected.contains(
+            "agents disconnected: 1 of 8</span></p><ul class=names><li>win-fs-01</li></ul>"
+        ));
+        assert!(!page.contains("<b>evil"));
+
+        let capacity = section(&page, "capacity");
+        assert!(
+            capacity.contains("<h2>Capacity: 2 flagged</h2>"),
+            "{capacity}"
+        );
+        assert!(capacity.contains("<tr class=f><td>u&lt;1&gt;</td><td>fill&lt;ing&gt; <span class=muted>Main · local</span></td><td class=num>95.0 GiB / 100.0 GiB</td><td class=why>5.0 GiB (5%) <b>under 10% free</b></td></tr>"), "{capacity}");
+        assert!(capacity.contains("<tr><td>u&lt;1&gt;</td><td>roomy</td><td class=num>1.0 KiB / 2.0 KiB</td><td class=num>1.0 KiB (50%)</td></tr>"), "{capacity}");
+        assert!(capacity.contains("<tr class=f><td>u&lt;1&gt;</td><td>soon &amp; full</td><td class=why>2025-01-25 (10 days left)</td><td class=why>10 / 10 <b>all used</b></td></tr>"), "{capacity}");
+        assert!(capacity.contains("<tr><td>u&lt;1&gt;</td><td>later</td><td>2026-02-19 (400 days left)</td><td class=num>3 / 10</td></tr>"), "{capacity}");
+        assert!(page.contains("table.repos td:nth-child(3)::before{content:\"Used / size\"}"));
+    }
+
+    #[test]
+    fn the_boxes_say_plainly_when_nothing_is_listed() {
+        let page = render(&mut [], &[], &[], &CX, NOW);
+        for id in ["unprotected", "capacity"] {
+            let b = section(&page, id);
+            assert!(b.contains(NO_LISTING), "{b}");
+            assert!(page.contains(&format!("<section class=\"box none\" id={id}>")));
+        }
+        let mut pending = summary("p");
+        pending.listing = Listing::Pending;
+        let mut elsewhere = summary("e");
+        elsewhere.listing = Listing::Elsewhere;
+        let clean = Summary {
+            system: "zdm".into(),
+            upstream: "clean".into(),
+            listing: Listing::Listed,
+            servers: 3,
+            agents: 3,
+            ..Summary::default()
+        };
+        let page = render(
+            &mut [],
+            &[],
+            &[Arc::new(pending), Arc::new(elsewhere), Arc::new(clean)],
+            &CX,
+            NOW,
+        );
+        assert!(!page.contains(NO_LISTING));
+        let unprotected = section(&page, "unprotected");
+        assert!(
+            unprotected.starts_with("id=unprotected><h2>Unprotected: 0</h2>"),
+            "{unprotected}"
+        );
+        assert!(unprotected.contains("its first listing has not finished yet"));
+        assert!(unprotected.contains("exported by the replica of the shard"));
+        assert!(unprotected.contains("3 servers, each with a backup job; 3 agents, all connected"));
+        assert!(
+            !unprotected.contains("legacy-erp-01"),
+            "not listed: nothing shown"
+        );
+        let capacity = section(&page, "capacity");
+        assert!(capacity.contains("no discovering upstream lists repositories or licences"));
+        assert!(page.contains("<section class=\"box ok\" id=capacity>"));
+    }
+
+    #[test]
+    fn bytes_and_expiry_read_as_people_write_them() {
+        let mut out = String::new();
+        for b in [
+            Some(512.0),
+            Some(1536.0),
+            Some(5.5 * 1024f64.powi(4)),
+            None,
+            Some(f64::NAN),
+        ] {
+            write_bytes(&mut out, b);
+            out.push('|');
+        }
+        assert_eq!(out, "512 B|1.5 KiB|5.5 TiB|-|-|");
+        let mut out = String::new();
+        write_expiry(&mut out, Some(NOW - 2.5 * 86_400.0), NOW);
+        assert_eq!(out, "2025-01-12 (expired 2 days ago)");
     }
 }

@@ -504,6 +504,7 @@ impl Server {
         landing::page(
             self.exposition.jobs(),
             &self.exposition.targets(),
+            &self.exposition.inventory(),
             self.exposition.shard(),
             &self.options.telemetry_path,
         )

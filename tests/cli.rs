@@ -156,6 +156,44 @@ async fn demo_monitors_the_bundled_simulator_with_live_changing_metrics() {
         page.contains("demo-zdm-login") && page.contains("<tr data-s=running"),
         "lively landing page"
     );
+
+    // demo-zdm discovers: its unprotected servers, the disconnected agent, the repositories
+    // and the fully used licence are in the boxes beside the failures.
+    exp.wait_metrics("the demo's inventory", |m| {
+        m.contains("backup_license_copies{") && m.contains("backup_repository_free_bytes{")
+    })
+    .await;
+    let (_, page) = exp.get("/").await;
+    let boxed = |id: &str| -> String {
+        let start = page
+            .find(&format!(" id={id}>"))
+            .unwrap_or_else(|| panic!("no {id} box:\n{page}"));
+        let end = page[start..].find("</section>").unwrap();
+        page[start..start + end].to_owned()
+    };
+    let unprotected = boxed("unprotected");
+    for needle in [
+        "<h3>demo-zdm <span class=muted>(zdm)</span></h3>",
+        "servers without a backup job: 2 of ",
+        "<li>legacy-erp-01</li><li>test-vm-07</li></ul>",
+        "agents disconnected: 1 of ",
+        "<li>win-fs-01</li></ul>",
+    ] {
+        assert!(unprotected.contains(needle), "{needle}:\n{unprotected}");
+    }
+    assert!(page.contains("<section class=\"box warn\" id=unprotected><h2>Unprotected: 3</h2>"));
+    let capacity = boxed("capacity");
+    for needle in [
+        "<td>demo-zdm</td><td>2 <span class=muted>Main-Center · NFS</span></td><td class=num>",
+        " / 2.0 TiB</td>",
+        "<tr class=f><td>demo-zdm</td><td>ZDM Recovery Standard</td><td class=why>",
+        " days left)</td><td class=why>10 / 10 <b>all used</b></td></tr>",
+        "<td>demo-zdm</td><td>ZDM Backup Enterprise</td>",
+    ] {
+        assert!(capacity.contains(needle), "{needle}:\n{capacity}");
+    }
+    assert!(capacity.contains("<h2>Capacity: "), "{capacity}");
+    assert!(!page.contains("no upstream lists its servers"));
 }
 
 #[test]

@@ -603,6 +603,9 @@ async fn endpoints_landing_page_gzip_and_graceful_shutdown() {
         "Processing files...",
         "width:45.0%",
         "/metrics",
+        // No upstream discovers: the boxes say so rather than showing an empty green.
+        "<section class=\"box none\" id=unprotected><h2>Unprotected: 0</h2><p class=muted>no upstream lists its servers: set discover: true</p></section>",
+        "<section class=\"box none\" id=capacity><h2>Capacity</h2><p class=muted>no upstream lists its servers: set discover: true</p></section>",
     ] {
         assert!(page.contains(needle), "landing page lacks {needle}");
     }

@@ -277,14 +277,26 @@ async fn shards_split_the_discovered_targets_and_one_exports_the_inventory() {
             .await;
         counted += value(&m, &discovered("server")).unwrap_or(0.0);
         all.extend(server_targets(&m));
+        // The landing page's boxes: the owner lists the inventory, the other says who does.
+        let (_, page) = exp.get("/").await;
+        let elsewhere = "its inventory is exported by the replica of the shard that owns";
         if m.contains("backup_server_protected{") {
             inventories += 1;
             assert!(m.contains("backup_license_copies{"));
+            assert!(
+                page.contains("<li>legacy-erp-01</li><li>test-vm-07</li>"),
+                "{page}"
+            );
+            assert!(page.contains("<td>zdm</td><td>ZDM Recovery Standard</td>"));
+            assert!(!page.contains(elsewhere));
         } else {
             assert!(
                 !m.contains("backup_repository_size_bytes{"),
                 "no inventory here"
             );
+            assert!(page.contains(elsewhere), "{page}");
+            assert!(!page.contains("legacy-erp-01"));
+            assert!(!page.contains("no upstream lists its servers"));
         }
     }
     all.sort();

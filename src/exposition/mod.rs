@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::inventory::Summary;
 use crate::metrics::Format;
 use crate::shard::Shard;
 use crate::telemetry::Telemetry;
@@ -106,5 +107,11 @@ impl Exposition {
     /// Every target, for the landing page.
     pub fn targets(&self) -> Vec<TargetView> {
         self.views.targets()
+    }
+
+    /// What every discovering upstream's last listing says (servers without a backup job,
+    /// disconnected agents, repositories, licences), for the landing page.
+    pub fn inventory(&self) -> Vec<Arc<Summary>> {
+        self.telemetry.inventory().summaries()
     }
 }

@@ -2,13 +2,17 @@
 //! names, failing targets), rendered by Debian's headless Chromium at 1400x1000 and, emulating
 //! a phone, at 420x900. Checks that nothing scrolls sideways, that the narrow window shows
 //! cards, that failed rows come first, that the counts match the rows, and that the status
-//! and text filters work and survive a reload.
+//! and text filters work and survive a reload. Then, against an upstream with `discover:
+//! true`, that the Unprotected and Capacity boxes list the simulator's unprotected servers,
+//! disconnected agent, repositories and fully used licence, side by side when wide and one
+//! above the other on a phone, still without sideways scrolling.
 //!
 //! Chromium comes from Debian's `chromium` package (scripts/test-all.sh installs it); a missing
 //! one fails the test with the install line. The test speaks the DevTools protocol to it over
 //! `--remote-debugging-pipe` (fds 3 and 4, set up by `sh`), so it needs no crate and no
 //! download, and sets the viewport exactly (headless windows are at least 500 px wide).
-//! Screenshots go to `$TMPDIR/landing-1400.png` and `$TMPDIR/landing-420.png`.
+//! Screenshots go to `$TMPDIR/landing-1400.png`, `$TMPDIR/landing-420.png` and
+//! `$TMPDIR/landing-inventory-{1400,420}.png`.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
@@ -527,4 +531,60 @@ async fn landing_page_fits_both_widths_failed_first_counts_and_filters_work() {
     let korean = measure(&mut browser);
     assert_eq!(korean.visible, ["failed"], "Korean text filter");
     assert_fits(&korean, 420, "block");
+    drop(exp);
+
+    // An upstream that discovers: its unprotected servers, disconnected agent, repositories
+    // and licences fill the two boxes, side by side when wide, one above the other on a
+    // phone; neither makes the page scroll sideways.
+    let yaml = format!(
+        "upstreams:\n  - name: zdm-fleet\n    type: zdm\n    url: {}\n    token_env: SIM_TOKEN\n    interval: 1s\n    timeout: 1s\n    discover: true\n",
+        sim.url()
+    );
+    let exp = Exporter::start(&yaml);
+    exp.wait_ready().await;
+    exp.wait_metrics("the fleet's inventory", |m| {
+        m.contains("backup_license_copies{") && m.contains("backup_server_protected{")
+    })
+    .await;
+    let url = exp.url("/");
+    browser.viewport(1400, 1000, false);
+    browser.navigate(&url);
+    let wide = measure(&mut browser);
+    assert_fits(&wide, 1400, "table");
+    let boxes = browser.eval(BOXES);
+    assert_eq!(
+        boxes["unprotected"],
+        json!(["legacy-erp-01", "test-vm-07", "win-fs-01"]),
+        "{boxes}"
+    );
+    assert_eq!(
+        boxes["flagged"],
+        json!(["ZDM Recovery Standard"]),
+        "{boxes}"
+    );
+    assert_eq!(boxes["repositories"], 3, "{boxes}");
+    assert_eq!(boxes["sideBySide"], true, "{boxes}");
+    browser.screenshot(&tmp.join("landing-inventory-1400.png"));
+    browser.viewport(420, 900, true);
+    browser.navigate(&url);
+    let narrow = measure(&mut browser);
+    assert_fits(&narrow, 420, "block");
+    let boxes = browser.eval(BOXES);
+    assert_eq!(boxes["stacked"], true, "{boxes}");
+    assert_eq!(boxes["repositories"], 3, "{boxes}");
+    browser.screenshot(&tmp.join("landing-inventory-420.png"));
 }
+
+/// The two inventory boxes as laid out: the names listed as unprotected, the flagged
+/// licences, the repository rows shown, and where the boxes sit relative to each other.
+const BOXES: &str = r#"(() => {
+  const u = document.getElementById('unprotected'), c = document.getElementById('capacity');
+  const ur = u.getBoundingClientRect(), cr = c.getBoundingClientRect();
+  return {
+    unprotected: [...u.querySelectorAll('li')].map(l => l.textContent),
+    flagged: [...c.querySelectorAll('#licences tr.f td:nth-child(2)')].map(t => t.textContent),
+    repositories: [...c.querySelectorAll('#repositories tbody tr')].filter(r => r.getClientRects().length > 0).length,
+    sideBySide: Math.abs(ur.top - cr.top) < 1 && cr.left >= ur.right,
+    stacked: cr.top >= ur.bottom && Math.abs(ur.left - cr.left) < 1,
+  };
+})()"#;
