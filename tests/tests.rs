@@ -21,6 +21,7 @@ mod http_server;
 mod listen;
 mod ops_kit;
 mod scp;
+mod scp_discovery;
 mod scrape_answers;
 mod seed_samples;
 mod shards;

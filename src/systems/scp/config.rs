@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use crate::config::checks::{count, join, Cx, Scalar, Secret};
+use crate::config::checks::{count, join, Cx, RawDuration, Scalar, Secret};
 use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
 use super::version::ApiVersion;
 
@@ -36,7 +36,32 @@ pub(super) struct RawScp {
     backups: Option<Vec<RawScpBackup>>,
     /// Backups whose runs are polled: `GET /v1/backups/{id}/backup-histories`; as `backups`.
     backup_histories: Option<Vec<RawScpBackup>>,
+    /// List `GET /v1/backups` and monitor every backup found (both histories), beside the
+    /// backups listed here (which win over a discovered duplicate). Default false.
+    discover: Option<bool>,
+    /// How often the list is read with `discover: true`. Default 10m, from 1s to 24h.
+    discover_interval: Option<RawDuration>,
+    /// Filters of the list with `discover: true`.
+    discover_filters: Option<RawFilters>,
 }
+
+/// The filters the SDK documents on `GET /v1/backups` (`listBackups`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilters {
+    /// Only the backups with this name (`name`); `backup_server_protected` is then not
+    /// exported (it would call every server outside the filter unprotected).
+    name: Option<Scalar>,
+    /// Only the backups of these servers (`server_name`); the coverage then asks the
+    /// backup targets with the same `server_name`.
+    server_name: Option<Scalar>,
+}
+
+/// `discover_interval` when not set.
+const DEFAULT_DISCOVER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+/// The bounds of `discover_interval`.
+const DISCOVER_INTERVAL: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(86_400);
 
 /// An SCP backup: its id, and the name to export as `job_name`.
 #[derive(Debug)]
@@ -91,6 +116,19 @@ pub struct ScpConfig {
     pub backups: Vec<ScpBackup>,
     /// The backups whose backup histories (backup runs) are polled.
     pub backup_histories: Vec<ScpBackup>,
+    /// `discover: true`: how and how often the backups are listed.
+    pub discovery: Option<ScpDiscovery>,
+}
+
+/// How an SCP upstream is listed (`discover: true`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScpDiscovery {
+    /// `discover_interval`.
+    pub interval: std::time::Duration,
+    /// `discover_filters.name`, sent as `name` on the backup list.
+    pub name: Option<String>,
+    /// `discover_filters.server_name`, sent as `server_name` on both lists.
+    pub server_name: Option<String>,
 }
 
 /// One SCP backup whose restore or backup histories are polled.
@@ -105,8 +143,15 @@ pub struct ScpBackup {
 impl ScpConfig {
     /// The `--check-config` line after `name: scp `; never contains a secret.
     pub fn summary(&self, every: &str) -> String {
+        let discovers = match &self.discovery {
+            Some(d) => format!(
+                ", discovers every {}",
+                humantime::format_duration(d.interval)
+            ),
+            None => String::new(),
+        };
         format!(
-            "{}, backup {}, {} for restores, {} for backup runs, every {every}, auth signature v2{}",
+            "{}, backup {}, {} for restores, {} for backup runs{discovers}, every {every}, auth signature v2{}",
             self.url,
             self.api_version.as_str(),
             count(self.backups.len(), "backup"),
@@ -165,10 +210,11 @@ pub(super) fn validate(
 
     let backups = backup_list(cx, &p("backups"), raw.backups.take());
     let backup_histories = backup_list(cx, &p("backup_histories"), raw.backup_histories.take());
-    if backups.is_empty() && backup_histories.is_empty() {
+    let discovery = discovery(cx, path, &raw);
+    if matches!(discovery, Some(None)) && backups.is_empty() && backup_histories.is_empty() {
         cx.error(
             path,
-            "no targets: list at least one backup under `backups` or `backup_histories`",
+            "no targets: list at least one backup under `backups` or `backup_histories`, or set `discover: true`",
         );
     }
     if cx.errors.len() > errors_before {
@@ -186,8 +232,52 @@ pub(super) fn validate(
             account_id,
             backups,
             backup_histories,
+            discovery: discovery.flatten(),
         },
     })
+}
+
+/// `discover`, `discover_interval`, `discover_filters`: `Some(None)` when discovery is off,
+/// `None` on an error (reported to `cx`).
+fn discovery(cx: &mut Cx<'_>, path: &str, raw: &RawScp) -> Option<Option<ScpDiscovery>> {
+    let p = |key: &str| join(path, key);
+    if raw.discover != Some(true) {
+        let stray = [
+            ("discover_interval", raw.discover_interval.is_some()),
+            ("discover_filters", raw.discover_filters.is_some()),
+        ];
+        let mut ok = true;
+        for (key, set) in stray {
+            if set {
+                cx.error(p(key), "has no effect without `discover: true`");
+                ok = false;
+            }
+        }
+        return ok.then_some(None);
+    }
+    let errors_before = cx.errors.len();
+    let interval = match &raw.discover_interval {
+        Some(d) => cx.bounded_duration(&p("discover_interval"), d, DISCOVER_INTERVAL),
+        None => Some(DEFAULT_DISCOVER_INTERVAL),
+    };
+    let filters = raw.discover_filters.as_ref();
+    let name = filters.and_then(|f| f.name.as_ref()).map(|n| n.0.clone());
+    let server_name = filters
+        .and_then(|f| f.server_name.as_ref())
+        .map(|n| n.0.clone());
+    for (key, value) in [("name", &name), ("server_name", &server_name)] {
+        if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            cx.error(join(&p("discover_filters"), key), "must not be empty");
+        }
+    }
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Some(ScpDiscovery {
+        interval: interval?,
+        name,
+        server_name,
+    }))
 }
 
 /// The backups listed at `path`, each checked (an id that fits a request path, no
@@ -336,5 +426,59 @@ mod tests {
                 "upstreams[0].backups[2]: invalid backup id `x/y`: expected letters, digits, - or _",
             ]
         );
+    }
+
+    /// `discover: true` alone is a whole upstream; the filters resolve; stray or empty
+    /// discovery keys are errors at their paths.
+    #[test]
+    fn discover_alone_is_enough_and_its_keys_are_checked() {
+        let c = parse(&format!("{HEAD}    discover: true\n"), Path::new("."), &env)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Some(scp) = c.upstreams[0].kind.as_any().downcast_ref::<ScpConfig>() else {
+            panic!("not scp");
+        };
+        let d = scp.discovery.clone().expect("discovery on");
+        assert_eq!(d.interval, std::time::Duration::from_secs(600));
+        assert_eq!((d.name, d.server_name), (None, None));
+        assert!(c.upstreams[0].summary().contains(", discovers every 10m"), "{}", c.upstreams[0].summary());
+        let yaml = format!("{HEAD}    discover: true\n    discover_interval: 90s\n    discover_filters: {{ name: nightly, server_name: erp }}\n");
+        let c = parse(&yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
+        let Some(scp) = c.upstreams[0].kind.as_any().downcast_ref::<ScpConfig>() else {
+            panic!("not scp");
+        };
+        let d = scp.discovery.clone().expect("discovery on");
+        assert_eq!(d.interval, std::time::Duration::from_secs(90));
+        assert_eq!(d.name.as_deref(), Some("nightly"));
+        assert_eq!(d.server_name.as_deref(), Some("erp"));
+
+        let errors = |extra: &str| -> Vec<String> {
+            let Err(ConfigErrors(errors)) = parse(&format!("{HEAD}{extra}"), Path::new("."), &env) else {
+                panic!("expected errors for {extra}");
+            };
+            errors.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            errors("    discover_interval: 1m\n    discover_filters: { name: a }\n"),
+            [
+                "upstreams[0].discover_interval: has no effect without `discover: true`",
+                "upstreams[0].discover_filters: has no effect without `discover: true`",
+            ]
+        );
+        assert_eq!(
+            errors("    discover: false\n"),
+            ["upstreams[0]: no targets: list at least one backup under `backups` or `backup_histories`, or set `discover: true`"]
+        );
+        let shown = errors("    discover: true\n    discover_filters: { name: ' ', server_name: '' }\n");
+        assert_eq!(
+            shown,
+            [
+                "upstreams[0].discover_filters.name: must not be empty",
+                "upstreams[0].discover_filters.server_name: must not be empty",
+            ]
+        );
+        let shown = errors("    discover: true\n    discover_interval: 0s\n");
+        assert!(shown[0].starts_with("upstreams[0].discover_interval: "), "{shown:?}");
+        let shown = errors("    discover: true\n    discover_filters: { region: x }\n");
+        assert!(shown[0].contains("region"), "{shown:?}");
     }
 }

@@ -76,6 +76,7 @@ fn scp() -> Scp {
         account_id: None,
         backups: Vec::new(),
         backup_histories: Vec::new(),
+        discovery: None,
     };
     Scp::new(config, http, fields(&telemetry))
 }

@@ -4,7 +4,8 @@
 //! `config.rs` reads its keys, `version.rs` knows the API versions and their dates,
 //! `auth.rs` signs its requests, `wire.rs` decodes its pages,
 //! `map.rs` turns the histories into records (and remembers them between polls),
-//! `source.rs` pages through them; this file is what the registry and the core see of it.
+//! `source.rs` pages through them, `discovery.rs` lists the backups and the servers
+//! (`discover: true`); this file is what the registry and the core see of it.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::sources::source::{FieldParser, Source};
 
 mod auth;
 mod config;
+mod discovery;
 #[cfg(test)]
 mod fuzz;
 mod labels;
@@ -28,7 +30,7 @@ mod source;
 mod version;
 mod wire;
 
-pub use config::{ScpBackup, ScpConfig};
+pub use config::{ScpBackup, ScpConfig, ScpDiscovery};
 pub use version::ApiVersion;
 pub use labels::{BACKUP, BACKUP_HISTORIES, SYSTEM};
 pub use source::Scp;
@@ -80,6 +82,10 @@ impl UpstreamConfig for ScpConfig {
 
     fn source(&self, http: UpstreamHttp, fields: FieldParser) -> Arc<dyn Source> {
         Arc::new(Scp::new(self.clone(), http, fields))
+    }
+
+    fn discover_interval(&self) -> Option<std::time::Duration> {
+        self.discovery.as_ref().map(|d| d.interval)
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -2,11 +2,14 @@
 //! first, paged back until the entries are older than what the previous poll saw (and
 //! every entry it saw running is found again), each page signed.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, ACCEPT};
 use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::auth::sign_request;
@@ -17,7 +20,8 @@ use super::wire::{Entry, Page, Runs};
 use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::PollOutput;
 use crate::outcome::{Fault, Outcome};
-use crate::sources::source::{endpoint, FieldParser, Source, SourceTarget};
+use crate::inventory::InventorySeries;
+use crate::sources::source::{endpoint, Discovery, FieldParser, Source, SourceTarget};
 
 /// Entries per page; the seed's default.
 const PAGE_SIZE: usize = 20;
@@ -30,6 +34,10 @@ pub struct Scp {
     http: UpstreamHttp,
     fields: FieldParser,
     histories: Histories,
+    /// The names of the backups the last listing found (`discover: true`), by id.
+    listed: Mutex<HashMap<String, String>>,
+    /// The coverage the backup targets gave last: kept when that list fails.
+    kept_coverage: Mutex<Vec<InventorySeries>>,
 }
 
 #[async_trait]
@@ -56,11 +64,23 @@ impl Source for Scp {
         } else {
             Runs::Restores
         };
-        let Some(backup) = self.backups(runs).get(target.index) else {
-            return Err(Fault::new(
-                Outcome::UpstreamError,
-                "target is no longer configured",
-            ));
+        let discovered;
+        let backup = if target.is_discovered() {
+            discovered = ScpBackup {
+                id: target.name.clone(),
+                name: lock(&self.listed).get(&target.name).cloned(),
+            };
+            &discovered
+        } else {
+            match self.backups(runs).get(target.index) {
+                Some(backup) => backup,
+                None => {
+                    return Err(Fault::new(
+                        Outcome::UpstreamError,
+                        "target is no longer configured",
+                    ))
+                }
+            }
         };
         let Before {
             baseline,
@@ -107,6 +127,15 @@ impl Source for Scp {
             .histories
             .map(&self.fields, runs, backup, entries, baseline))
     }
+
+    async fn discover(&self, deadline: Instant, inventory: bool) -> Result<Discovery, Fault> {
+        Scp::discover(self, deadline, inventory).await
+    }
+}
+
+/// Locks `mutex`; a panic while it was held leaves at worst stale names or coverage.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Scp {
@@ -118,7 +147,33 @@ impl Scp {
             http,
             fields: fields.with_labels(map::label),
             histories: Histories::default(),
+            listed: Mutex::default(),
+            kept_coverage: Mutex::default(),
         }
+    }
+
+    pub(super) fn config(&self) -> &ScpConfig {
+        &self.config
+    }
+
+    pub(super) fn fields(&self) -> &FieldParser {
+        &self.fields
+    }
+
+    /// The base URL.
+    pub(super) fn base(&self) -> &str {
+        &self.config.url
+    }
+
+    /// The coverage kept from the last backup target list.
+    pub(super) fn kept_coverage(&self) -> MutexGuard<'_, Vec<InventorySeries>> {
+        lock(&self.kept_coverage)
+    }
+
+    /// The names of the backups the listing found, by id (those without a name are left
+    /// out: their id is their `job_name`).
+    pub(super) fn set_listed(&self, names: HashMap<String, String>) {
+        *lock(&self.listed) = names;
     }
 
     /// The backups whose history of `runs` is polled.
@@ -143,6 +198,15 @@ impl Scp {
     }
 
     async fn get(&self, url: Url, deadline: Instant) -> Result<Page, Fault> {
+        self.get_json(url, deadline).await
+    }
+
+    /// A signed GET of `url`, its answer decoded as `T`.
+    pub(super) async fn get_json<T: DeserializeOwned + Send>(
+        &self,
+        url: Url,
+        deadline: Instant,
+    ) -> Result<T, Fault> {
         let mut request = reqwest::Request::new(Method::GET, url);
         sign_request(&mut request, &self.config)?;
         request
@@ -150,7 +214,7 @@ impl Scp {
             .insert(ACCEPT, HeaderValue::from_static("application/json"));
         self.http
             .fetch(request, StatusRules::default(), deadline, |body| {
-                serde_json::from_slice::<Page>(body).map_err(Fault::decode)
+                serde_json::from_slice::<T>(body).map_err(Fault::decode)
             })
             .await
     }
