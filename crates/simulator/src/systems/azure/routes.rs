@@ -341,7 +341,8 @@ impl Azure {
     /// The jobs of the vault a request names, newest first: replaced by the admin API
     /// (an unknown vault name then answers under any subscription and resource group), the
     /// seed's, or live.
-    fn vault_jobs(&self, request: &JobsRequest) -> Option<Arc<Vec<JobRecord>>> {
+    /// The jobs of the vault a request names, the live ones as they are at `now_ms`.
+    fn vault_jobs(&self, request: &JobsRequest, now_ms: i64) -> Option<Arc<Vec<JobRecord>>> {
         let known = known_vault(
             &request.subscription,
             &request.resource_group,
@@ -359,8 +360,8 @@ impl Azure {
         }
         match known? {
             Known::Seed => Some(Arc::new(vec![seed::job()])),
-            Known::Live(vault) => Some(Arc::new(live_jobs(vault, clock::now_ms(), self.cycle_ms))),
-            Known::Fleet(index) => Some(Arc::new(fleet::jobs(index, clock::now_ms(), self.cycle_ms))),
+            Known::Live(vault) => Some(Arc::new(live_jobs(vault, now_ms, self.cycle_ms))),
+            Known::Fleet(index) => Some(Arc::new(fleet::jobs(index, now_ms, self.cycle_ms))),
         }
     }
 
@@ -375,7 +376,7 @@ impl Azure {
 
     /// One page of a vault's protected or protectable items.
     fn items_body(&self, request: &JobsRequest) -> (StatusCode, Bytes) {
-        let Some(jobs) = self.vault_jobs(request) else {
+        let Some(jobs) = self.vault_jobs(request, clock::now_ms()) else {
             return vault_not_found(request, self.fleet);
         };
         let fields = match request.kind {
@@ -466,7 +467,20 @@ impl Azure {
 
     /// The normal answer of a job request: one page of the list, or one job's details.
     fn jobs_body(&self, request: &JobsRequest) -> (StatusCode, Bytes) {
-        let Some(jobs) = self.vault_jobs(request) else {
+        // `$skiptoken` is `{offset}_{ms}`: the later pages list the jobs as they were when the
+        // first was read, so a job that starts meanwhile shifts no job onto a second page (a
+        // continuation token's promise; a bare offset is still taken, read as of now).
+        let (skip, now_ms) = match request.skip.as_deref().map(skip_token) {
+            None => (0, clock::now_ms()),
+            Some(Some(token)) => token,
+            Some(None) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    arm_error_body("BadRequest", "Invalid $skiptoken."),
+                )
+            }
+        };
+        let Some(jobs) = self.vault_jobs(request, now_ms) else {
             return vault_not_found(request, self.fleet);
         };
         if let Some(name) = &request.job {
@@ -495,11 +509,6 @@ impl Azure {
             Some(Ok(filter)) => filter,
             Some(Err(message)) => return bad_request(&message),
         };
-        let skip = match request.skip.as_deref().map(str::parse::<usize>) {
-            None => 0,
-            Some(Ok(skip)) => skip,
-            Some(Err(_)) => return bad_request("Invalid $skiptoken."),
-        };
         let matching: Vec<&JobRecord> = jobs.iter().filter(|j| filter.matches(j)).collect();
         let mut body = String::from("{\"value\":[");
         for (i, job) in matching.iter().skip(skip).take(self.page_size).enumerate() {
@@ -519,7 +528,7 @@ impl Azure {
             if let Some(filter) = &request.filter {
                 let _ = write!(link, "&$filter={}", percent_encode(filter));
             }
-            let _ = write!(link, "&$skiptoken={next}");
+            let _ = write!(link, "&$skiptoken={next}_{now_ms}");
             let _ = write!(
                 body,
                 ",\"nextLink\":{}",
@@ -616,6 +625,14 @@ fn not_served() -> Response<Body> {
         "NotFound",
         "The requested resource type is not served by this simulator.",
     )
+}
+
+/// A job list's `$skiptoken`: `{offset}` or `{offset}_{ms}` (the instant of its first page).
+fn skip_token(token: &str) -> Option<(usize, i64)> {
+    match token.split_once('_') {
+        None => Some((token.parse().ok()?, clock::now_ms())),
+        Some((skip, at)) => Some((skip.parse().ok()?, at.parse().ok()?)),
+    }
 }
 
 /// One page of `items` (`$skipToken` the offset), each written by `render` (only the page's
