@@ -384,13 +384,18 @@ fn page_of(path: &str) -> u64 {
         .unwrap_or(1)
 }
 
-fn backups_page(names: &[String], more: bool) -> String {
+/// A `/backups` page naming `names`; with `total`, its `totalPages` (the listing then asks
+/// for the pages up to it a few at a time).
+fn backups_page(names: &[String], more: bool, total: Option<u64>) -> String {
     let data: Vec<serde_json::Value> = names
         .iter()
         .map(|n| serde_json::json!({ "system": { "id": n, "name": n }, "job": { "info": { "id": n, "name": n } } }))
         .collect();
-    serde_json::json!({ "success": true, "data": data, "pagination": { "hasNextPage": more } })
-        .to_string()
+    let mut pagination = serde_json::json!({ "hasNextPage": more });
+    if let Some(total) = total {
+        pagination["totalPages"] = total.into();
+    }
+    serde_json::json!({ "success": true, "data": data, "pagination": pagination }).to_string()
 }
 
 /// Listings that never end, repeat a page, or name 100,000 servers are cut off as
@@ -402,6 +407,9 @@ async fn listings_that_page_forever_repeat_or_are_huge_end_as_too_large() {
         ("forever", "    max_jobs_per_target: 50\n"),
         ("repeats", ""),
         ("huge", ""),
+        // The same, with a `totalPages` of a million (pages asked four at a time).
+        ("forever-total", "    max_jobs_per_target: 50\n"),
+        ("repeats-total", ""),
     ] {
         // Built once: one page naming 100,000 servers.
         let huge = std::sync::Arc::new(if case == "huge" {
@@ -426,9 +434,11 @@ async fn listings_that_page_forever_repeat_or_are_huge_end_as_too_large() {
             let page = page_of(&seen.path);
             let body = match case {
                 // A new server on every page, and always another page.
-                "forever" => backups_page(&[format!("s{page}")], true),
+                "forever" => backups_page(&[format!("s{page}")], true, None),
+                "forever-total" => backups_page(&[format!("s{page}")], true, Some(1_000_000)),
                 // The same page again and again.
-                "repeats" => backups_page(&["same".to_owned()], true),
+                "repeats" => backups_page(&["same".to_owned()], true, None),
+                "repeats-total" => backups_page(&["same".to_owned()], true, Some(1_000_000)),
                 _ => huge.to_string(),
             };
             answer("200 OK", &[], &body)
@@ -451,8 +461,11 @@ async fn listings_that_page_forever_repeat_or_are_huge_end_as_too_large() {
         match case {
             // At most 51 pages per listing (the 51st item is past the cap), a few listings.
             "forever" => assert!(pages <= 51 * 4, "{case}: {pages} pages"),
+            // The same, and at most the three pages asked ahead of the 51st.
+            "forever-total" => assert!(pages <= 54 * 4, "{case}: {pages} pages"),
             // The second page brings nothing new: two pages per listing.
             "repeats" => assert!(pages <= 2 * 4, "{case}: {pages} pages"),
+            "repeats-total" => assert!(pages <= 5 * 4, "{case}: {pages} pages"),
             _ => {}
         }
         let logs = exp.proc.stderr_text();

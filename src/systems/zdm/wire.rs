@@ -122,17 +122,27 @@ pub(super) struct SystemData<J = Jobs<JobEntry>> {
     pub(super) pagination: Option<Pagination>,
 }
 
-/// `data.pagination` of a server answer: only whether another page follows is used.
+/// `data.pagination` of a paged answer: whether another page follows, and how many pages
+/// the list has (which lets a listing ask for the rest at once).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Pagination {
     pub(super) has_next_page: Option<Value>,
+    pub(super) total_pages: Option<Value>,
 }
 
 impl Pagination {
     /// True only for `hasNextPage: true` (anything else ends the list).
     pub(super) fn has_next(&self) -> bool {
         self.has_next_page.as_ref().and_then(Value::as_bool) == Some(true)
+    }
+
+    /// `totalPages` when it is a whole number that fits (anything else: unknown).
+    pub(super) fn total_pages(&self) -> Option<u32> {
+        self.total_pages
+            .as_ref()
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
     }
 }
 
