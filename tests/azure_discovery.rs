@@ -304,6 +304,36 @@ async fn a_failed_protected_item_list_keeps_the_items_and_is_a_partial_listing()
     assert!(value(&m, &outcome_series("http_5xx")).unwrap_or(0.0) >= 1.0);
 }
 
+/// The simulator's fleet: 30 more vaults in `rg-fleet`, over many pages of the vault list,
+/// each polled, each with its VM that nothing protects.
+#[tokio::test]
+async fn an_azure_fleet_of_vaults_is_discovered_whole() {
+    let sim = sim(&["--azure-fleet", "30"]);
+    let exp = Exporter::start_with(
+        &config(&sim.url(), "10m", "").replace("interval: 2s", "interval: 60s"),
+        &[],
+        &ENV,
+    );
+    exp.wait_ready().await;
+    let m = exp
+        .wait_metrics("33 vaults discovered and up", |m| {
+            value(m, &discovered()) == Some(33.0) && vault_targets(m).iter().all(|v| up(m, v))
+        })
+        .await;
+    assert_eq!(vault_targets(&m).len(), 33);
+    assert!(up(&m, "rg-fleet/fleet-vault-00030"));
+    assert_eq!(
+        value(&m, &protected("fleet-00030-idle-vm")),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(value(&m, &protected("fleet-00001-idle-vm")), Some(0.0));
+    assert!(
+        sim.requests("vault_list_next", LIVE_SUB).await >= 16,
+        "pages of 2"
+    );
+}
+
 /// An upstream answering tokens (IMDS) and the vault list with `list`.
 fn hostile(list: impl Fn(&str) -> String + Send + Sync + 'static) -> Hostile {
     Hostile::start(move |seen| {

@@ -35,6 +35,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::{is_azure_name, AzureVault};
+use super::items::{Item, VaultItems};
 use super::labels::VAULT;
 use super::source::Azure;
 use crate::inventory::InventorySeries;
@@ -112,35 +113,6 @@ struct ItemProperties {
     last_recovery_point: Option<Value>,
     health_status: Option<Value>,
     protection_state: Option<Value>,
-}
-
-/// One protected item as exported.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct Item {
-    /// What the item's jobs name it (`entityFriendlyName`): the `job_name` label, so the
-    /// item joins its job series.
-    pub(super) job_name: String,
-    /// `workloadType` (`VM`, `SQLDataBase`, `AzureFileShare`, ...); "" when absent.
-    pub(super) workload: String,
-    /// The server it backs up, for the coverage: none for a file share.
-    pub(super) server: Option<String>,
-    pub(super) last_backup_status: Option<String>,
-    /// `lastBackupTime` (Unix seconds).
-    pub(super) last_backup_time: Option<f64>,
-    /// The newest of `lastBackupTime` when `lastBackupStatus` is a success and
-    /// `lastRecoveryPoint` (a recovery point is what a successful backup leaves).
-    pub(super) last_success_time: Option<f64>,
-    pub(super) health: Option<String>,
-    pub(super) protection_state: Option<String>,
-}
-
-/// What one vault's item lists gave last; `None` until that list first succeeds.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct VaultItems {
-    target: String,
-    protected: Option<Vec<Item>>,
-    /// The names of the VMs `NotProtected`.
-    protectable: Option<Vec<String>>,
 }
 
 /// A non-empty trimmed text.

@@ -4,8 +4,9 @@
 //! `config.rs` reads its keys, `auth.rs` gets its tokens, `wire.rs` decodes its answers,
 //! `map.rs` turns the job lists into records (and remembers runs between polls),
 //! `source.rs` pages through the lists and reads job details, `discovery.rs` lists the
-//! vaults and their protected and protectable items (`discover: true`); this file is what
-//! the registry and the core see of it.
+//! vaults and their protected and protectable items (`discover: true`), `items.rs` holds
+//! what it read of the items between listings; this file is what the registry and the core
+//! see of it.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ mod config;
 mod discovery;
 #[cfg(test)]
 mod fuzz;
+mod items;
 mod labels;
 mod map;
 mod source;

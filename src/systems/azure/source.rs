@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::auth::token;
 use super::carry::Carry;
 use super::config::{AzureConfig, AzureVault};
-use super::discovery::VaultItems;
+use super::items::VaultItems;
 use super::labels::VAULT;
 use super::map::{self, facts_of, job_name, record, status_of, Facts, Groups, Memory};
 use super::wire::{Job, JobList, ListCount};
