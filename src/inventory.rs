@@ -192,7 +192,13 @@ impl Summary {
                         _ => {}
                     }
                 }
-                InventoryFamily::DiscoveryTargets | InventoryFamily::ServerAgentInfo => {}
+                InventoryFamily::DiscoveryTargets
+                | InventoryFamily::ServerAgentInfo
+                | InventoryFamily::ItemLastBackup
+                | InventoryFamily::ItemLastSuccess
+                | InventoryFamily::ItemLastBackupStatus
+                | InventoryFamily::ItemHealth
+                | InventoryFamily::ItemProtectionState => {}
             }
         }
         let mut repositories: Vec<Repository> = repositories.into_values().collect();

@@ -635,10 +635,15 @@ pub enum InventoryFamily {
     RepositoryFree,
     LicenseExpiry,
     LicenseCopies,
+    ItemLastBackup,
+    ItemLastSuccess,
+    ItemLastBackupStatus,
+    ItemHealth,
+    ItemProtectionState,
 }
 
 impl InventoryFamily {
-    pub const ALL: [InventoryFamily; 9] = [
+    pub const ALL: [InventoryFamily; 14] = [
         InventoryFamily::DiscoveryTargets,
         InventoryFamily::ServerProtected,
         InventoryFamily::ServerAgentConnected,
@@ -648,6 +653,11 @@ impl InventoryFamily {
         InventoryFamily::RepositoryFree,
         InventoryFamily::LicenseExpiry,
         InventoryFamily::LicenseCopies,
+        InventoryFamily::ItemLastBackup,
+        InventoryFamily::ItemLastSuccess,
+        InventoryFamily::ItemLastBackupStatus,
+        InventoryFamily::ItemHealth,
+        InventoryFamily::ItemProtectionState,
     ];
 
     pub fn name(self) -> &'static str {
@@ -661,6 +671,11 @@ impl InventoryFamily {
             InventoryFamily::RepositoryFree => "backup_repository_free_bytes",
             InventoryFamily::LicenseExpiry => "backup_license_expiry_time_seconds",
             InventoryFamily::LicenseCopies => "backup_license_copies",
+            InventoryFamily::ItemLastBackup => "backup_protected_item_last_backup_time_seconds",
+            InventoryFamily::ItemLastSuccess => "backup_protected_item_last_success_time_seconds",
+            InventoryFamily::ItemLastBackupStatus => "backup_protected_item_last_backup_status",
+            InventoryFamily::ItemHealth => "backup_protected_item_health_status",
+            InventoryFamily::ItemProtectionState => "backup_protected_item_protection_state",
         }
     }
 
@@ -675,6 +690,11 @@ impl InventoryFamily {
             InventoryFamily::RepositoryFree => "Bytes free in the backup repository.",
             InventoryFamily::LicenseExpiry => "When the licence expires, as a Unix timestamp.",
             InventoryFamily::LicenseCopies => "Copies of the licence, total and used.",
+            InventoryFamily::ItemLastBackup => "When the protected item's last backup ran, as the upstream's item list says (Unix time).",
+            InventoryFamily::ItemLastSuccess => "When the protected item was last backed up successfully, as the upstream's item list says (Unix time), however long ago.",
+            InventoryFamily::ItemLastBackupStatus => "The protected item's last backup status as the upstream names it; the value is always 1.",
+            InventoryFamily::ItemHealth => "The protected item's health as a state set: exactly one state is 1.",
+            InventoryFamily::ItemProtectionState => "The protected item's protection state as a state set: exactly one state is 1.",
         }
     }
 

@@ -10,6 +10,7 @@ mod common;
 
 mod architecture;
 mod azure;
+mod azure_discovery;
 mod cli;
 mod config_errors;
 mod daemon;

@@ -72,7 +72,29 @@ pub(super) struct RawAzure {
     authority_url: Option<String>,
     /// Extra raw status -> normalized status.
     status_map: Option<BTreeMap<String, String>>,
+    /// List the subscription's Recovery Services vaults and monitor every vault found,
+    /// beside the vaults listed here (which win over a discovered duplicate). Default false.
+    discover: Option<bool>,
+    /// How often the vaults are listed with `discover: true`. Default 10m, from 1s to 24h.
+    discover_interval: Option<RawDuration>,
+    /// Filters of the vault list with `discover: true`.
+    discover_filters: Option<RawFilters>,
 }
+
+/// The filter of the vault list ARM offers: the resource group.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilters {
+    /// Only the vaults of this resource group
+    /// (`/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults`).
+    resource_group: Option<Scalar>,
+}
+
+/// `discover_interval` when not set.
+const DEFAULT_DISCOVER_INTERVAL: Duration = Duration::from_secs(600);
+/// The bounds of `discover_interval`.
+const DISCOVER_INTERVAL: RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(86_400);
 
 /// A Recovery Services vault as written.
 #[derive(Debug, Deserialize)]
@@ -101,6 +123,17 @@ pub struct AzureConfig {
     pub management_url: String,
     /// No trailing slash: the Azure AD authority, or the IMDS base with managed identity.
     pub authority_url: String,
+    /// `discover: true`: how and how often the vaults are listed.
+    pub discovery: Option<AzureDiscovery>,
+}
+
+/// How an Azure upstream is listed (`discover: true`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AzureDiscovery {
+    /// `discover_interval`.
+    pub interval: Duration,
+    /// `discover_filters.resource_group`: only this resource group's vaults are listed.
+    pub resource_group: Option<String>,
 }
 
 /// How tokens for the ARM API are obtained.
@@ -150,8 +183,19 @@ impl AzureConfig {
             AzureAuth::ManagedIdentity { .. } => "managed identity",
             AzureAuth::WorkloadIdentity { .. } => "workload identity",
         };
+        let discovers = match &self.discovery {
+            Some(d) => format!(
+                ", discovers every {}{}",
+                humantime::format_duration(d.interval),
+                d.resource_group
+                    .as_ref()
+                    .map(|rg| format!(" in resource group {rg}"))
+                    .unwrap_or_default()
+            ),
+            None => String::new(),
+        };
         format!(
-            "{} subscription {}, {}, lookback {}, every {every}, auth {auth}",
+            "{} subscription {}, {}{discovers}, lookback {}, every {every}, auth {auth}",
             self.management_url,
             self.subscription_id,
             count(self.vaults.len(), "vault"),
@@ -165,8 +209,26 @@ impl AzureConfig {
     }
 }
 
+impl AzureVault {
+    /// Whether both name the same vault: ARM compares resource groups and names without
+    /// regard to case.
+    pub fn same(&self, other: &AzureVault) -> bool {
+        self.key() == other.key()
+    }
+
+    /// What [`AzureVault::same`] compares: both names in lower case.
+    pub fn key(&self) -> (String, String) {
+        (self.resource_group.to_lowercase(), self.name.to_lowercase())
+    }
+
+    /// The `target` label: `{resource_group}/{name}`.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.resource_group, self.name)
+    }
+}
+
 /// Ids and names that go into ARM URL paths: letters, digits, `-`, `_`, `.`, `(`, `)`.
-fn is_azure_name(s: &str) -> bool {
+pub(super) fn is_azure_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
@@ -251,7 +313,7 @@ pub(super) fn validate(
             );
             continue;
         }
-        if vaults.contains(&vault) {
+        if vaults.iter().any(|v: &AzureVault| v.same(&vault)) {
             cx.error(
                 vp,
                 format!("duplicate vault `{}/{}`", vault.resource_group, vault.name),
@@ -260,8 +322,12 @@ pub(super) fn validate(
         }
         vaults.push(vault);
     }
-    if vaults.is_empty() {
-        cx.error(path, "no targets: list at least one vault under `vaults`");
+    let discovery = discovery(cx, path, &raw);
+    if matches!(discovery, Some(None)) && vaults.is_empty() {
+        cx.error(
+            path,
+            "no targets: list at least one vault under `vaults`, or set `discover: true`",
+        );
     }
     if cx.errors.len() > errors_before {
         return None;
@@ -278,8 +344,54 @@ pub(super) fn validate(
             api_version,
             management_url: management_url?,
             authority_url: authority_url?,
+            discovery: discovery.flatten(),
         },
     })
+}
+
+/// `discover`, `discover_interval`, `discover_filters`: `Some(None)` when discovery is off,
+/// `None` on an error (reported to `cx`).
+fn discovery(cx: &mut Cx<'_>, path: &str, raw: &RawAzure) -> Option<Option<AzureDiscovery>> {
+    let p = |key: &str| join(path, key);
+    if raw.discover != Some(true) {
+        let stray = [
+            ("discover_interval", raw.discover_interval.is_some()),
+            ("discover_filters", raw.discover_filters.is_some()),
+        ];
+        let mut ok = true;
+        for (key, set) in stray {
+            if set {
+                cx.error(p(key), "has no effect without `discover: true`");
+                ok = false;
+            }
+        }
+        return ok.then_some(None);
+    }
+    let errors_before = cx.errors.len();
+    let interval = match &raw.discover_interval {
+        Some(d) => cx.bounded_duration(&p("discover_interval"), d, DISCOVER_INTERVAL),
+        None => Some(DEFAULT_DISCOVER_INTERVAL),
+    };
+    let resource_group = raw
+        .discover_filters
+        .as_ref()
+        .and_then(|f| f.resource_group.as_ref())
+        .map(|rg| rg.0.trim().to_owned());
+    if let Some(rg) = &resource_group {
+        if !is_azure_name(rg) {
+            cx.error(
+                join(&p("discover_filters"), "resource_group"),
+                format!("invalid resource group `{rg}`"),
+            );
+        }
+    }
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Some(AzureDiscovery {
+        interval: interval?,
+        resource_group,
+    }))
 }
 
 fn auth(cx: &mut Cx<'_>, path: &str, raw: &RawAzure) -> Option<AzureAuth> {
@@ -542,6 +654,58 @@ mod tests {
                 "upstreams[0].vaults[1].name: invalid vault name `v/1`",
                 "upstreams[0].vaults[3]: duplicate vault `rg/v`",
             ]
+        );
+    }
+
+    /// `discover: true` alone is a whole upstream; the filter resolves; stray keys, a bad
+    /// resource group and an interval out of bounds are errors at their paths; listed vaults
+    /// of one name in two cases are one vault.
+    #[test]
+    fn discover_alone_is_enough_and_its_keys_are_checked() {
+        let head = "upstreams:\n  - name: az\n    type: azure\n    managed_identity: true\n    subscription_id: s-1\n";
+        let c = parse(&format!("{head}    discover: true\n"), Path::new("."), &env)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let az = azure(&c.upstreams[0]);
+        let d = az.discovery.clone().expect("discovery on");
+        assert_eq!(d.interval, std::time::Duration::from_secs(600));
+        assert_eq!(d.resource_group, None);
+        assert!(az.vaults.is_empty());
+        assert!(c.upstreams[0].summary().contains("0 vaults, discovers every 10m"), "{}", c.upstreams[0].summary());
+        let yaml = format!("{head}    discover: true\n    discover_interval: 90s\n    discover_filters: {{ resource_group: rg-backup }}\n    vaults: [{{ resource_group: rg, name: v }}]\n");
+        let c = parse(&yaml, Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"));
+        let az = azure(&c.upstreams[0]);
+        let d = az.discovery.clone().expect("discovery on");
+        assert_eq!(d.interval, std::time::Duration::from_secs(90));
+        assert_eq!(d.resource_group.as_deref(), Some("rg-backup"));
+        assert_eq!(az.vaults.len(), 1);
+        let errors = |extra: &str| -> Vec<String> {
+            match parse(&format!("{head}{extra}"), Path::new("."), &env) {
+                Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
+                Ok(_) => panic!("expected errors for {extra}"),
+            }
+        };
+        assert_eq!(
+            errors("    discover_interval: 1m\n    discover_filters: { resource_group: a }\n"),
+            [
+                "upstreams[0].discover_interval: has no effect without `discover: true`",
+                "upstreams[0].discover_filters: has no effect without `discover: true`",
+            ]
+        );
+        assert_eq!(
+            errors("    discover: false\n"),
+            ["upstreams[0]: no targets: list at least one vault under `vaults`, or set `discover: true`"]
+        );
+        assert_eq!(
+            errors("    discover: true\n    discover_filters: { resource_group: ' ' }\n"),
+            ["upstreams[0].discover_filters.resource_group: invalid resource group ``"]
+        );
+        let shown = errors("    discover: true\n    discover_interval: 0s\n");
+        assert!(shown[0].starts_with("upstreams[0].discover_interval:"), "{shown:?}");
+        assert!(errors("    discover: true\n    discover_filters: { name: x }\n")[0]
+            .starts_with("upstreams[0].discover_filters"));
+        assert_eq!(
+            errors("    vaults: [{ resource_group: RG, name: Vault }, { resource_group: rg, name: vault }]\n"),
+            ["upstreams[0].vaults[1]: duplicate vault `rg/vault`"]
         );
     }
 

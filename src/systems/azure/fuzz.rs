@@ -89,6 +89,7 @@ fn fixture() -> Fixture {
         api_version: "2017-07-01".to_string(),
         management_url: "http://127.0.0.1:9".to_string(),
         authority_url: "http://127.0.0.1:9".to_string(),
+        discovery: None,
     };
     Fixture {
         azure: Azure::new(config, http, fields()),

@@ -3,8 +3,10 @@
 //!
 //! `config.rs` reads its keys, `auth.rs` gets its tokens, `wire.rs` decodes its answers,
 //! `map.rs` turns the job lists into records (and remembers runs between polls),
-//! `source.rs` pages through the lists and reads job details; this file is what the
-//! registry and the core see of it.
+//! `source.rs` pages through the lists and reads job details, `discovery.rs` lists the
+//! vaults and their protected and protectable items (`discover: true`), `items.rs` holds
+//! what it read of the items between listings; this file is what the registry and the core
+//! see of it.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -21,8 +23,10 @@ use crate::sources::source::{FieldParser, Source};
 mod auth;
 mod carry;
 mod config;
+mod discovery;
 #[cfg(test)]
 mod fuzz;
+mod items;
 mod labels;
 mod map;
 mod source;
@@ -30,7 +34,7 @@ mod source;
 mod vendor;
 mod wire;
 
-pub use config::{AzureAuth, AzureConfig, AzureVault, DEFAULT_LOOKBACK, LOOKBACK};
+pub use config::{AzureAuth, AzureConfig, AzureDiscovery, AzureVault, DEFAULT_LOOKBACK, LOOKBACK};
 pub use labels::{SYSTEM, VAULT};
 pub use source::Azure;
 
@@ -81,6 +85,10 @@ impl UpstreamConfig for AzureConfig {
 
     fn source(&self, http: UpstreamHttp, fields: FieldParser) -> Arc<dyn Source> {
         Arc::new(Azure::new(self.clone(), http, fields))
+    }
+
+    fn discover_interval(&self) -> Option<std::time::Duration> {
+        self.discovery.as_ref().map(|d| d.interval)
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use super::auth::token;
 use super::carry::Carry;
 use super::config::{AzureConfig, AzureVault};
+use super::items::VaultItems;
 use super::labels::VAULT;
 use super::map::{self, facts_of, job_name, record, status_of, Facts, Groups, Memory};
 use super::wire::{Job, JobList, ListCount};
@@ -20,7 +22,8 @@ use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::PollOutput;
 use crate::outcome::{Fault, Outcome};
 use crate::sources::source::{
-    count_entries, endpoint, set_bearer, FieldParser, Source, SourceTarget, TokenCache,
+    count_entries, endpoint, set_bearer, Discovery, FieldParser, Source, SourceTarget,
+    TokenCache,
 };
 use crate::status::Status;
 
@@ -45,6 +48,8 @@ pub struct Azure {
     memory: Memory,
     /// The last series of every group, and how far back the next list reaches, per vault.
     carry: Carry,
+    /// The items each vault's lists gave last (`discover: true`): kept when a list fails.
+    kept_items: Mutex<HashMap<(String, String), VaultItems>>,
 }
 
 #[async_trait]
@@ -56,18 +61,37 @@ impl Source for Azure {
             .enumerate()
             .map(|(index, v)| SourceTarget {
                 kind: VAULT,
-                name: format!("{}/{}", v.resource_group, v.name),
+                name: v.target(),
                 index,
             })
             .collect()
     }
 
     async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault> {
-        let Some(vault) = self.config.vaults.get(target.index) else {
-            return Err(Fault::new(
-                Outcome::UpstreamError,
-                "target is no longer configured",
-            ));
+        let discovered;
+        let vault = if target.is_discovered() {
+            // `{resource_group}/{name}` as the listing gave them (neither holds a `/`).
+            let Some((resource_group, name)) = target.name.split_once('/') else {
+                return Err(Fault::new(
+                    Outcome::UpstreamError,
+                    "a discovered vault is not `resource_group/name`",
+                ));
+            };
+            discovered = AzureVault {
+                resource_group: resource_group.to_owned(),
+                name: name.to_owned(),
+            };
+            &discovered
+        } else {
+            match self.config.vaults.get(target.index) {
+                Some(vault) => vault,
+                None => {
+                    return Err(Fault::new(
+                        Outcome::UpstreamError,
+                        "target is no longer configured",
+                    ))
+                }
+            }
         };
         // Every page must arrive: a half list would make jobs vanish. Each page is folded
         // into the groups as it arrives, so only the newest job of each group is held,
@@ -193,6 +217,10 @@ impl Source for Azure {
             summaries: Vec::new(),
         })
     }
+
+    async fn discover(&self, deadline: Instant, inventory: bool) -> Result<Discovery, Fault> {
+        Azure::discover(self, deadline, inventory).await
+    }
 }
 
 impl Azure {
@@ -206,7 +234,21 @@ impl Azure {
             token: TokenCache::default(),
             memory: Memory::default(),
             carry: Carry::default(),
+            kept_items: Mutex::default(),
         }
+    }
+
+    pub(super) fn config(&self) -> &AzureConfig {
+        &self.config
+    }
+
+    pub(super) fn fields(&self) -> &FieldParser {
+        &self.fields
+    }
+
+    /// The items each vault's lists gave last, by [`AzureVault::key`].
+    pub(super) fn kept_items(&self) -> MutexGuard<'_, HashMap<(String, String), VaultItems>> {
+        self.kept_items.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn vault_base(&self, vault: &AzureVault, job: Option<&str>) -> Result<Url, Fault> {
@@ -278,7 +320,7 @@ impl Azure {
     /// With `jobs`, the answer is a job list: its `value` entries (runs) are counted
     /// (without building them) into `jobs` first, and past [`RUNS_PER_JOB`] times
     /// `max_jobs_per_target` it is `too_large`.
-    async fn get<T: for<'de> Deserialize<'de>>(
+    pub(super) async fn get<T: for<'de> Deserialize<'de>>(
         &self,
         url: Url,
         deadline: Instant,
