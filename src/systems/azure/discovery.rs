@@ -25,11 +25,13 @@
 //! followed, or [`MAX_EMPTY_PAGES`] pages in a row bringing no new item, ends the list as
 //! `too_large`, as do more than `max_jobs_per_target` vaults, or items in one vault, or
 //! [`MAX_ITEMS`] items over every vault. A `nextLink` to another origin than
-//! `management_url` is refused (the token is never sent elsewhere).
+//! `management_url` is refused (the token is never sent elsewhere). The item lists of
+//! [`VAULTS_AT_ONCE`] vaults are read at once (each vault's two lists one after the other).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
+use futures_util::stream::{self, StreamExt};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
@@ -55,6 +57,8 @@ pub(super) const MAX_PAGES: usize = 1000;
 pub(super) const MAX_EMPTY_PAGES: usize = 10;
 /// The most protected and protectable items read over every vault of one listing.
 pub(super) const MAX_ITEMS: usize = 100_000;
+/// Vaults whose item lists are read at once.
+const VAULTS_AT_ONCE: usize = 4;
 /// The protectable items asked: IaaS VMs, as the specification's example does.
 pub(super) const PROTECTABLE_FILTER: &str = "backupManagementType eq 'AzureIaasVM'";
 /// `healthStatus` of `AzureIaaSVMProtectedItem` (`bms.json`).
@@ -498,6 +502,35 @@ impl Azure {
         Ok(found)
     }
 
+    /// Both item lists of `vault`, each of at most `cap` items.
+    async fn vault_items<'a>(
+        &self,
+        vault: &'a AzureVault,
+        cap: usize,
+        deadline: Instant,
+    ) -> (
+        &'a AzureVault,
+        Result<Vec<Item>, Fault>,
+        Result<Vec<String>, Fault>,
+    ) {
+        let protected = self
+            .items(vault, Items::Protected, cap, deadline, protected_item, |i| {
+                format!("{}\u{0}{}", i.job_name, i.workload)
+            })
+            .await;
+        let protectable = self
+            .items(
+                vault,
+                Items::Protectable,
+                cap,
+                deadline,
+                unprotected_vm,
+                String::clone,
+            )
+            .await;
+        (vault, protected, protectable)
+    }
+
     /// The coverage and item series of `vaults`, and why a list failed; a failed list
     /// keeps what it gave last.
     async fn inventory(
@@ -506,28 +539,21 @@ impl Azure {
         deadline: Instant,
     ) -> (Vec<InventorySeries>, Vec<Fault>) {
         let per_vault = self.fields().max_jobs();
+        // A few vaults at once, taken in order: the budget over every vault is spent in
+        // vault order, and at most VAULTS_AT_ONCE vaults' lists are held beyond it. The
+        // reads are made before they are streamed: a closure in the stream's type would not
+        // be `Send` for every lifetime (a rustc limitation with async trait methods).
+        let reads: Vec<_> = vaults
+            .iter()
+            .map(|vault| self.vault_items(vault, per_vault, deadline))
+            .collect();
+        let mut lists = stream::iter(reads)
+            .buffered(VAULTS_AT_ONCE);
         let mut budget = MAX_ITEMS;
         let mut results = Vec::with_capacity(vaults.len());
-        for vault in vaults {
-            let cap = per_vault.min(budget);
-            let protected = self
-                .items(vault, Items::Protected, cap, deadline, protected_item, |i| {
-                    format!("{}\u{0}{}", i.job_name, i.workload)
-                })
-                .await;
-            budget = budget.saturating_sub(protected.as_ref().map_or(0, Vec::len));
-            let cap = per_vault.min(budget);
-            let protectable = self
-                .items(
-                    vault,
-                    Items::Protectable,
-                    cap,
-                    deadline,
-                    unprotected_vm,
-                    String::clone,
-                )
-                .await;
-            budget = budget.saturating_sub(protectable.as_ref().map_or(0, Vec::len));
+        while let Some((vault, protected, protectable)) = lists.next().await {
+            let protected = within(protected, &mut budget, vault);
+            let protectable = within(protectable, &mut budget, vault);
             results.push((vault, protected, protectable));
         }
         let mut partial = Vec::new();
@@ -592,6 +618,27 @@ impl Azure {
             partial,
         })
     }
+}
+
+/// An item list, unless it takes more than what is left of the [`MAX_ITEMS`] budget (then
+/// `too_large`); spends its length.
+fn within<T>(
+    list: Result<Vec<T>, Fault>,
+    budget: &mut usize,
+    vault: &AzureVault,
+) -> Result<Vec<T>, Fault> {
+    let list = list?;
+    if list.len() > *budget {
+        return Err(Fault::new(
+            Outcome::TooLarge,
+            format!(
+                "the item lists of vault {} pass {MAX_ITEMS} items over every vault",
+                vault.target()
+            ),
+        ));
+    }
+    *budget -= list.len();
+    Ok(list)
 }
 
 #[cfg(test)]
