@@ -91,7 +91,8 @@ print(int(sum(float(l.rsplit(" ", 1)[1]) for l in sys.stdin
 listed_s=""
 while :; do
     kill -0 "$EXP_PID" 2>/dev/null || die "exporter exited"
-    if curl -s --max-time 10 "$EXP_URL/metrics" | grep -q '^backup_discovery_targets{.*kind="vault"} '; then
+    scrape=$(curl -s --max-time 10 "$EXP_URL/metrics" || true)
+    if grep -q '^backup_discovery_targets{.*kind="vault"} ' <<<"$scrape"; then
         listed_s=$(calc "round($(now) - $t0, 2)")
         listed_cpu=$(cpu_seconds "$EXP_PID")
         break

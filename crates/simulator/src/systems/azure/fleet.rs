@@ -1,7 +1,8 @@
 //! The generated vaults of `--azure-fleet` for benchmarks: `fleet-vault-00001`.. in resource
 //! group `rg-fleet` of the live subscription, each running the VMs of the first live vault
-//! (`vault-01`) under its own job names, with the same protected items and one VM of its
-//! own that nothing protects.
+//! (`vault-01`) under its own job and VM names (`{vm}-f00007` in vault 7: a subscription's
+//! VMs have names of their own), with the same protected items and one VM of its own that
+//! nothing protects.
 
 use super::scenario::{live_jobs, VaultDef, VAULTS};
 use super::wire::{uuid, JobRecord};
@@ -18,6 +19,11 @@ pub(crate) fn template() -> Option<&'static VaultDef> {
 /// Fleet vault `index` (1-based).
 pub(crate) fn name(index: usize) -> String {
     format!("fleet-vault-{index:05}")
+}
+
+/// What fleet vault `index` calls the template's VM (or other entity) `entity`.
+pub(crate) fn entity(index: usize, entity: &str) -> String {
+    format!("{entity}-f{index:05}")
 }
 
 /// The VM of fleet vault `index` that nothing protects.
@@ -58,10 +64,17 @@ pub(crate) fn jobs(index: usize, now_ms: i64, cycle_ms: i64) -> Vec<JobRecord> {
         .into_iter()
         .map(|mut job| {
             let renamed = uuid(fnv(&vault) ^ fnv(&job.name).rotate_left(17));
+            let own = entity(index, &job.entity);
+            // The entity as a whole JSON string, wherever it is one.
+            let (quoted, own_quoted) = (format!("\"{}\"", job.entity), format!("\"{own}\""));
             for text in [&mut job.list, &mut job.details] {
-                *text = text.replace(&from, &to).replace(&job.name, &renamed);
+                *text = text
+                    .replace(&from, &to)
+                    .replace(&job.name, &renamed)
+                    .replace(&quoted, &own_quoted);
             }
             job.name = renamed;
+            job.entity = own;
             job
         })
         .collect()

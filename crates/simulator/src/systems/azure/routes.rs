@@ -414,13 +414,22 @@ impl Azure {
                 vec![items::protectable(place, &fleet::idle_vm(index))]
             }
             (Kind::Protectable, _) => Vec::new(),
-            (_, Some(Known::Fleet(_))) => {
+            (_, Some(Known::Fleet(index))) => {
                 let now = clock::now_ms();
-                fleet::template()
+                let template = fleet::template()
                     .map(items::live_protected)
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                let names: Vec<String> = template
                     .iter()
-                    .map(|item| items::protected(place, item, &jobs, now))
+                    .map(|item| fleet::entity(index, item.name))
+                    .collect();
+                template
+                    .iter()
+                    .zip(&names)
+                    .map(|(item, name)| {
+                        let own = items::Protected { name, ..*item };
+                        items::protected(place, &own, &jobs, now)
+                    })
                     .collect()
             }
             (_, Some(Known::Live(vault))) => {

@@ -1579,6 +1579,8 @@ fn the_fleet_scales_the_vault_list_and_each_fleet_vault_serves_jobs_and_items() 
         assert!(names(&jobs8).iter().all(|n| !names7.contains(n)));
         for job in &jobs7 {
             check_job(job, "fleet-vault-00007", false);
+            // Its own VMs: a job identity of one fleet vault is no other's.
+            assert!(prop(job, "entityFriendlyName").ends_with("-f00007"), "{job}");
         }
         let one = jobs7[0]["name"].as_str().unwrap();
         let detail = sim.get_with_token(&details(LIVE_SUB, "rg-fleet", "fleet-vault-00007", one), &token).await;
