@@ -274,3 +274,60 @@ async fn a_failed_scp_server_list_keeps_the_coverage() {
     assert_eq!(value(&m, &discovered("backup")), Some(4.0));
     assert!(all_up(&m));
 }
+
+/// The SCP targets (`kind/id`) whose `backup_target_up` this replica exports.
+fn scp_targets(m: &str) -> Vec<String> {
+    let prefix = "backup_target_up{system=\"scp\",upstream=\"scp\",kind=\"";
+    let mut ids: Vec<String> = m
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter_map(|rest| {
+            let (kind, rest) = rest.split_once("\",target=\"")?;
+            let (id, value) = rest.split_once("\"} ")?;
+            (value == "1").then(|| format!("{kind}/{id}"))
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Two shards split the listed backups' targets (each kind and id polled on exactly one
+/// shard, up there) and one of them exports the coverage.
+#[tokio::test]
+async fn scp_shards_split_the_backups_and_one_exports_the_coverage() {
+    let sim = sim(&[]);
+    let yaml = config(&sim, "10m", "");
+    let shards: Vec<Exporter> = (0..2)
+        .map(|i| {
+            Exporter::start_with(
+                &yaml,
+                &["--total-shards", "2", "--shard", &i.to_string()],
+                &ENV,
+            )
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut coverage = 0;
+    for exp in &shards {
+        exp.wait_ready().await;
+        let m = exp
+            .wait_metrics("its targets up", |m| {
+                let counted = value(m, &discovered("backup")).unwrap_or(0.0)
+                    + value(m, &discovered("backup_histories")).unwrap_or(0.0);
+                counted == scp_targets(m).len() as f64
+            })
+            .await;
+        all.extend(scp_targets(&m));
+        if m.contains("backup_server_protected{system=\"scp\"") {
+            coverage += 1;
+        }
+    }
+    all.sort();
+    let mut want: Vec<String> = BACKUPS
+        .iter()
+        .flat_map(|(id, _, _)| [format!("backup/{id}"), format!("backup_histories/{id}")])
+        .collect();
+    want.sort();
+    assert_eq!(all, want, "every target on exactly one shard, up");
+    assert_eq!(coverage, 1, "the coverage is exported by one shard");
+}
