@@ -25,35 +25,7 @@ SUBSCRIPTION=11111111-2222-3333-4444-555555555555
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
 source benches/lib.sh
-for tool in curl python3; do
-    command -v "$tool" >/dev/null || { echo "azure-discovery.sh: $tool is required" >&2; exit 1; }
-done
-
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    cargo build --release --bins
-fi
-EXPORTER=target/release/backup-exporter
-SIMULATOR=target/release/backup-simulator
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/azure-discovery.XXXXXX")
-SIM_PID=""
-EXP_PID=""
-
-cleanup() {
-    stop "$EXP_PID"
-    stop "$SIM_PID"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-die() {
-    echo "azure-discovery.sh: $*" >&2
-    for log in "$WORK"/*.log; do
-        [[ -s $log ]] && { echo "--- tail of $log" >&2; tail -n 20 "$log" >&2; }
-    done
-    exit 1
-}
+bench_setup azure-discovery.sh
 
 start_simulator --azure-fleet "$VAULTS" --azure-client "$TENANT:$CLIENT:bench-secret"
 

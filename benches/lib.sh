@@ -1,7 +1,43 @@
 # shellcheck shell=bash disable=SC2034  # EXP_URL, READY_S and SIM_ADDR are read by the scripts that source this
 # Shell helpers the bench scripts share (sourced, not run). A script that sources this sets
 # WORK, SIMULATOR, EXPORTER, READY_TIMEOUT, SERVERS and CONCURRENCY, and defines
-# `die MESSAGE` before it calls start_simulator or start_exporter.
+# `die MESSAGE` before it calls start_simulator or start_exporter; `bench_setup` does all but
+# the knobs for a script with one simulator and one exporter.
+
+bench_setup() { # bench_setup NAME: needs curl and python3, builds the release binaries
+    # (unless SKIP_BUILD=1), sets EXPORTER, SIMULATOR and WORK (removed on exit with the
+    # processes in SIM_PID and EXP_PID), and defines `die`
+    BENCH_NAME=$1
+    local tool
+    for tool in curl python3; do
+        command -v "$tool" >/dev/null || { echo "$BENCH_NAME: $tool is required" >&2; exit 1; }
+    done
+    if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+        cargo build --release --bins
+    fi
+    EXPORTER=target/release/backup-exporter
+    SIMULATOR=target/release/backup-simulator
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/${BENCH_NAME%.sh}.XXXXXX")
+    SIM_PID=""
+    EXP_PID=""
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+    stop "$EXP_PID"
+    stop "$SIM_PID"
+    rm -rf "$WORK"
+}
+
+die() { # die MESSAGE: the message and the tail of every log in WORK, then exit 1
+    echo "${BENCH_NAME:-bench}: $*" >&2
+    local log
+    for log in "$WORK"/*.log; do
+        [[ -s $log ]] && { echo "--- tail of $log" >&2; tail -n 20 "$log" >&2; }
+    done
+    exit 1
+}
 
 stop() { # stop PID: SIGTERM, then SIGKILL after 5 s
     local pid=$1

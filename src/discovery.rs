@@ -140,17 +140,7 @@ impl Task {
 /// each (none when the listing fails: that is logged). Exports the inventory like the loop.
 pub async fn list_once(lister: &Lister) -> Vec<Planned> {
     let inventory = lister.shard.owns_upstream(&lister.upstream);
-    let deadline = (Instant::now() + lister.every).into_std();
-    let bound = lister.every + lister.timeout;
-    let result =
-        match tokio::time::timeout(bound, lister.source.discover(deadline, inventory)).await {
-            Ok(result) => result,
-            Err(_) => Err(Fault::new(
-                Outcome::Timeout,
-                format!("listing did not finish within {bound:?}"),
-            )),
-        };
-    let discovery = match result {
+    let discovery = match listing(lister, inventory).await {
         Ok(discovery) => {
             note_partial(lister, &mut None, &discovery.partial);
             discovery
@@ -199,6 +189,20 @@ pub async fn list_once(lister: &Lister) -> Vec<Planned> {
         .collect()
 }
 
+/// One listing of `lister`'s upstream (its inventory too with `inventory`), given its
+/// interval plus the timeout to finish.
+async fn listing(lister: &Lister, inventory: bool) -> Result<Discovery, Fault> {
+    let deadline = (Instant::now() + lister.every).into_std();
+    let bound = lister.every + lister.timeout;
+    match tokio::time::timeout(bound, lister.source.discover(deadline, inventory)).await {
+        Ok(result) => result,
+        Err(_) => Err(Fault::new(
+            Outcome::Timeout,
+            format!("listing did not finish within {bound:?}"),
+        )),
+    }
+}
+
 async fn run(lister: Lister, shared: Shared, store: Arc<Store>, cancel: CancellationToken) {
     let inventory = lister.shard.owns_upstream(&lister.upstream);
     let mut failing: Option<Outcome> = None;
@@ -206,21 +210,13 @@ async fn run(lister: Lister, shared: Shared, store: Arc<Store>, cancel: Cancella
     let mut first = true;
     loop {
         let started = Instant::now();
-        let listing = async {
+        let listed = async {
             let _permit = lister.admission.acquire().await.ok();
-            let deadline = (Instant::now() + lister.every).into_std();
-            let bound = lister.every + lister.timeout;
-            match tokio::time::timeout(bound, lister.source.discover(deadline, inventory)).await {
-                Ok(result) => result,
-                Err(_) => Err(Fault::new(
-                    Outcome::Timeout,
-                    format!("listing did not finish within {bound:?}"),
-                )),
-            }
+            listing(&lister, inventory).await
         };
         let result = tokio::select! {
             _ = cancel.cancelled() => break,
-            r = listing => r,
+            r = listed => r,
         };
         match result {
             Ok(discovery) => {

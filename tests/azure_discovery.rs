@@ -476,15 +476,7 @@ async fn azure_vault_lists_that_page_forever_or_repeat_end_as_too_large() {
 async fn azure_shards_split_the_vaults_and_one_exports_the_items() {
     let sim = sim(&[]);
     let yaml = config(&sim.url(), "10m", "");
-    let shards: Vec<Exporter> = (0..2)
-        .map(|i| {
-            Exporter::start_with(
-                &yaml,
-                &["--total-shards", "2", "--shard", &i.to_string()],
-                &ENV,
-            )
-        })
-        .collect();
+    let shards = Exporter::start_shards(&yaml, 2, &ENV);
     let mut all = Vec::new();
     let mut inventories = 0;
     for exp in &shards {

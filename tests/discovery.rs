@@ -252,15 +252,7 @@ async fn configured_targets_win_over_discovered_duplicates() {
 async fn shards_split_the_discovered_targets_and_one_exports_the_inventory() {
     let sim = sim();
     let yaml = config(&sim, "10m", "");
-    let shards: Vec<Exporter> = (0..2)
-        .map(|i| {
-            Exporter::start_with(
-                &yaml,
-                &["--total-shards", "2", "--shard", &i.to_string()],
-                &[],
-            )
-        })
-        .collect();
+    let shards = Exporter::start_shards(&yaml, 2, &[]);
     let mut all = Vec::new();
     let mut inventories = 0;
     let mut counted = 0.0;

@@ -297,15 +297,7 @@ fn scp_targets(m: &str) -> Vec<String> {
 async fn scp_shards_split_the_backups_and_one_exports_the_coverage() {
     let sim = sim(&[]);
     let yaml = config(&sim, "10m", "");
-    let shards: Vec<Exporter> = (0..2)
-        .map(|i| {
-            Exporter::start_with(
-                &yaml,
-                &["--total-shards", "2", "--shard", &i.to_string()],
-                &ENV,
-            )
-        })
-        .collect();
+    let shards = Exporter::start_shards(&yaml, 2, &ENV);
     let mut all = Vec::new();
     let mut coverage = 0;
     for exp in &shards {

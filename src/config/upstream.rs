@@ -8,12 +8,14 @@
 
 use std::any::Any;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
-use super::checks::{self, deserialize, Cx, Misfit};
+use super::checks::{self, deserialize, join, Cx, Misfit, RawDuration};
 use super::client::{self, ClientSettings, RawClient};
 use super::settings::{self, Defaults, RawSettings, Settings, Validated};
 use crate::http::UpstreamHttp;
@@ -240,4 +242,50 @@ fn split<T: DeserializeOwned>(
         .min_by_key(|misfit| position(misfit))?;
     cx.errors.push(first.error);
     None
+}
+
+/// `discover_interval` when not set.
+pub const DEFAULT_DISCOVER_INTERVAL: Duration = Duration::from_secs(600);
+/// The bounds of `discover_interval`.
+const DISCOVER_INTERVAL: RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(86_400);
+
+/// What the keys every discovering type shares say: `discover`, `discover_interval`, and
+/// whether `discover_filters` is set.
+pub enum Discover {
+    /// `discover` is not true (and neither other key is set).
+    Off,
+    /// `discover: true`, listed every `interval` (`None`: `discover_interval` is in error,
+    /// reported to `cx`).
+    On { interval: Option<Duration> },
+}
+
+/// Reads the keys every discovering type shares, at `path`; `None` when
+/// `discover_interval` or `discover_filters` is set without `discover: true` (reported to
+/// `cx`). Each type then reads its own `discover_filters`.
+pub fn discover(
+    cx: &mut Cx<'_>,
+    path: &str,
+    discover: Option<bool>,
+    interval: Option<&RawDuration>,
+    filters: bool,
+) -> Option<Discover> {
+    if discover != Some(true) {
+        let mut ok = true;
+        for (key, set) in [
+            ("discover_interval", interval.is_some()),
+            ("discover_filters", filters),
+        ] {
+            if set {
+                cx.error(join(path, key), "has no effect without `discover: true`");
+                ok = false;
+            }
+        }
+        return ok.then_some(Discover::Off);
+    }
+    let interval = match interval {
+        Some(d) => cx.bounded_duration(&join(path, "discover_interval"), d, DISCOVER_INTERVAL),
+        None => Some(DEFAULT_DISCOVER_INTERVAL),
+    };
+    Some(Discover::On { interval })
 }

@@ -305,6 +305,23 @@ impl Exporter {
         Exporter::start_in(dir, yaml, args, env)
     }
 
+    /// Every replica of `total` shards of `yaml` (`--total-shards total --shard i`).
+    pub fn start_shards(yaml: &str, total: usize, env: &[(&str, &str)]) -> Vec<Exporter> {
+        let total_text = total.to_string();
+        (0..total)
+            .map(|i| {
+                let shard = i.to_string();
+                let args = [
+                    "--total-shards",
+                    total_text.as_str(),
+                    "--shard",
+                    shard.as_str(),
+                ];
+                Exporter::start_with(yaml, &args, env)
+            })
+            .collect()
+    }
+
     pub fn start_in(
         dir: tempfile::TempDir,
         yaml: &str,

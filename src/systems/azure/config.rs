@@ -11,6 +11,7 @@ use crate::config::checks::{
     count, join, read_capped, Cx, RawDuration, Scalar, Secret, MAX_SECRET_FILE_BYTES,
 };
 use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
+use crate::config::upstream::{self, Discover};
 
 /// `lookback` by default: the longest threshold the shipped rules give a job without a
 /// successful run (8 days, weekly jobs in `backup-exporter-overrides.rules.yml`) and a day
@@ -89,12 +90,6 @@ struct RawFilters {
     /// (`/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults`).
     resource_group: Option<Scalar>,
 }
-
-/// `discover_interval` when not set.
-const DEFAULT_DISCOVER_INTERVAL: Duration = Duration::from_secs(600);
-/// The bounds of `discover_interval`.
-const DISCOVER_INTERVAL: RangeInclusive<Duration> =
-    Duration::from_secs(1)..=Duration::from_secs(86_400);
 
 /// A Recovery Services vault as written.
 #[derive(Debug, Deserialize)]
@@ -353,24 +348,16 @@ pub(super) fn validate(
 /// `None` on an error (reported to `cx`).
 fn discovery(cx: &mut Cx<'_>, path: &str, raw: &RawAzure) -> Option<Option<AzureDiscovery>> {
     let p = |key: &str| join(path, key);
-    if raw.discover != Some(true) {
-        let stray = [
-            ("discover_interval", raw.discover_interval.is_some()),
-            ("discover_filters", raw.discover_filters.is_some()),
-        ];
-        let mut ok = true;
-        for (key, set) in stray {
-            if set {
-                cx.error(p(key), "has no effect without `discover: true`");
-                ok = false;
-            }
-        }
-        return ok.then_some(None);
-    }
     let errors_before = cx.errors.len();
-    let interval = match &raw.discover_interval {
-        Some(d) => cx.bounded_duration(&p("discover_interval"), d, DISCOVER_INTERVAL),
-        None => Some(DEFAULT_DISCOVER_INTERVAL),
+    let interval = match upstream::discover(
+        cx,
+        path,
+        raw.discover,
+        raw.discover_interval.as_ref(),
+        raw.discover_filters.is_some(),
+    )? {
+        Discover::Off => return Some(None),
+        Discover::On { interval } => interval,
     };
     let resource_group = raw
         .discover_filters

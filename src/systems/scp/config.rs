@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::config::checks::{count, join, Cx, RawDuration, Scalar, Secret};
 use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
+use crate::config::upstream::{self, Discover};
 use super::version::ApiVersion;
 
 /// A `type: scp` upstream as written (the poll settings keys are read by `settings`).
@@ -56,12 +57,6 @@ struct RawFilters {
     /// backup targets with the same `server_name`.
     server_name: Option<Scalar>,
 }
-
-/// `discover_interval` when not set.
-const DEFAULT_DISCOVER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
-/// The bounds of `discover_interval`.
-const DISCOVER_INTERVAL: std::ops::RangeInclusive<std::time::Duration> =
-    std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(86_400);
 
 /// An SCP backup: its id, and the name to export as `job_name`.
 #[derive(Debug)]
@@ -241,24 +236,16 @@ pub(super) fn validate(
 /// `None` on an error (reported to `cx`).
 fn discovery(cx: &mut Cx<'_>, path: &str, raw: &RawScp) -> Option<Option<ScpDiscovery>> {
     let p = |key: &str| join(path, key);
-    if raw.discover != Some(true) {
-        let stray = [
-            ("discover_interval", raw.discover_interval.is_some()),
-            ("discover_filters", raw.discover_filters.is_some()),
-        ];
-        let mut ok = true;
-        for (key, set) in stray {
-            if set {
-                cx.error(p(key), "has no effect without `discover: true`");
-                ok = false;
-            }
-        }
-        return ok.then_some(None);
-    }
     let errors_before = cx.errors.len();
-    let interval = match &raw.discover_interval {
-        Some(d) => cx.bounded_duration(&p("discover_interval"), d, DISCOVER_INTERVAL),
-        None => Some(DEFAULT_DISCOVER_INTERVAL),
+    let interval = match upstream::discover(
+        cx,
+        path,
+        raw.discover,
+        raw.discover_interval.as_ref(),
+        raw.discover_filters.is_some(),
+    )? {
+        Discover::Off => return Some(None),
+        Discover::On { interval } => interval,
     };
     let filters = raw.discover_filters.as_ref();
     let name = filters.and_then(|f| f.name.as_ref()).map(|n| n.0.clone());

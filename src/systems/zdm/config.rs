@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::config::checks::{count, join, Cx, RawDuration, Scalar, Secret};
 use crate::config::settings::{self, Defaults, RawSettings, Settings, Validated};
-use crate::config::upstream::naive_times;
+use crate::config::upstream::{self, naive_times, Discover};
 
 use super::version::{ApiVersion, VersionChoice};
 
@@ -161,12 +161,6 @@ struct RawFilters {
     #[serde(rename = "jobName")]
     job_name: Option<Scalar>,
 }
-
-/// `discover_interval` when not set.
-pub const DEFAULT_DISCOVER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
-/// The bounds of `discover_interval`.
-const DISCOVER_INTERVAL: std::ops::RangeInclusive<std::time::Duration> =
-    std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(86_400);
 
 /// ZDM token issuing.
 #[derive(Debug, Deserialize)]
@@ -461,24 +455,16 @@ fn discovery(
     api_version: Option<VersionChoice>,
 ) -> Option<Option<ZdmDiscovery>> {
     let p = |key: &str| join(path, key);
-    if raw.discover != Some(true) {
-        let stray = [
-            ("discover_interval", raw.discover_interval.is_some()),
-            ("discover_filters", raw.discover_filters.is_some()),
-        ];
-        let mut ok = true;
-        for (key, set) in stray {
-            if set {
-                cx.error(p(key), "has no effect without `discover: true`");
-                ok = false;
-            }
-        }
-        return ok.then_some(None);
-    }
     let errors_before = cx.errors.len();
-    let interval = match &raw.discover_interval {
-        Some(d) => cx.bounded_duration(&p("discover_interval"), d, DISCOVER_INTERVAL),
-        None => Some(DEFAULT_DISCOVER_INTERVAL),
+    let interval = match upstream::discover(
+        cx,
+        path,
+        raw.discover,
+        raw.discover_interval.as_ref(),
+        raw.discover_filters.is_some(),
+    )? {
+        Discover::Off => return Some(None),
+        Discover::On { interval } => interval,
     };
     if let Some(VersionChoice::Fixed(v)) = api_version {
         if v == ApiVersion::V0_2 {
