@@ -15,7 +15,7 @@ bench_setup() { # bench_setup NAME: needs curl and python3, builds the release b
     if [[ ${SKIP_BUILD:-0} != 1 ]]; then
         cargo build --release --bins
     fi
-    EXPORTER=target/release/backup-exporter
+    EXPORTER=${EXPORTER:-target/release/backup-exporter}
     SIMULATOR=target/release/backup-simulator
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/${BENCH_NAME%.sh}.XXXXXX")
     SIM_PID=""

@@ -399,6 +399,7 @@ impl App {
             timeout: upstream.settings.timeout,
             source: parts.source.clone(),
             admission: parts.admission.clone(),
+            concurrency: upstream.settings.concurrency.max(1),
             telemetry: self.telemetry.clone(),
             explicit: parts
                 .source

@@ -2,13 +2,16 @@
 //! [`Source::discover`]) at start and then every `discover_interval`, and reconciles the
 //! upstream's discovered poll loops with what it found:
 //! - a new target of this shard starts polling (first poll at once, then at a phase within
-//!   the poll interval, as configured targets do);
+//!   the poll interval, as configured targets do); during the first listing as soon as it
+//!   names it: a source hands its targets over page by page ([`Listing`]), so the first
+//!   polls run while the rest is listed;
 //! - a target that left the listing stops, and its series go at once, as a 404's do;
 //! - a configured target is never discovered again: it wins over a duplicate (same kind and
 //!   identifier) and keeps its query filters;
-//! - a failed listing keeps the last known set (its requests are counted under their
-//!   outcomes; a listing past its bounds is counted as `too_large`), logged when the fault
-//!   starts, changes or clears.
+//! - a failed listing keeps the last known set (a failed first listing: the targets it
+//!   started before it failed, at most `max_jobs_per_target`, as it stops there). Its
+//!   requests are counted under their outcomes, a listing past its bounds as `too_large`,
+//!   and the fault is logged when it starts, changes or clears.
 //!
 //! The inventory series of the listing (coverage, agents, repositories, licences) are asked
 //! for and exported only by the shard that owns the upstream ([`Shard::owns_upstream`]);
@@ -30,7 +33,7 @@ use crate::model::{System, TargetId, TargetKind};
 use crate::outcome::{Fault, Outcome};
 use crate::poller::{phase, Planned, Pollers};
 use crate::shard::Shard;
-use crate::sources::{Discovery, Source, SourceTarget};
+use crate::sources::{Discovery, Listing, Source, SourceTarget};
 use crate::store::{SeriesSettings, Store};
 use crate::telemetry::Telemetry;
 
@@ -46,8 +49,11 @@ pub struct Lister {
     pub timeout: Duration,
     /// The upstream's source (shared with its configured targets: one token, one login).
     pub source: Arc<dyn Source>,
-    /// The upstream's one concurrency limit: a listing holds one slot while it runs.
+    /// The upstream's one concurrency limit: a listing holds [`requests`] of its slots
+    /// while it runs.
     pub admission: Arc<Semaphore>,
+    /// The upstream's `concurrency` (the slots of `admission`).
+    pub concurrency: usize,
     pub telemetry: Telemetry,
     /// Every configured target of the upstream (of any shard): these are never discovered.
     pub explicit: HashSet<(TargetKind, String)>,
@@ -58,6 +64,8 @@ pub struct Lister {
 /// tracks them on a reload (with the settings it holds here).
 pub struct Found {
     running: BTreeMap<TargetId, Pollers>,
+    /// Targets the listing under way handed over, waiting to start with the next batch.
+    waiting: Vec<(TargetKind, String)>,
     /// The store settings of the upstream's series (a reload may change them).
     pub settings: SeriesSettings,
     /// The kinds counted in `backup_discovery_targets` (a kind once seen stays, at 0).
@@ -78,6 +86,7 @@ pub type Shared = Arc<Mutex<Found>>;
 pub fn shared(settings: SeriesSettings) -> Shared {
     Arc::new(Mutex::new(Found {
         running: BTreeMap::new(),
+        waiting: Vec::new(),
         settings,
         kinds: BTreeSet::new(),
     }))
@@ -140,7 +149,8 @@ impl Task {
 /// each (none when the listing fails: that is logged). Exports the inventory like the loop.
 pub async fn list_once(lister: &Lister) -> Vec<Planned> {
     let inventory = lister.shard.owns_upstream(&lister.upstream);
-    let discovery = match listing(lister, inventory).await {
+    let how = Listing::unhurried(requests(lister.concurrency));
+    let discovery = match listing(lister, inventory, &how).await {
         Ok(discovery) => {
             note_partial(lister, &mut None, &discovery.partial);
             discovery
@@ -189,12 +199,21 @@ pub async fn list_once(lister: &Lister) -> Vec<Planned> {
         .collect()
 }
 
+/// The requests a listing sends at once: half the upstream's `concurrency`, at most
+/// [`LISTING_REQUESTS`], at least one. The listing holds that many of its slots.
+pub fn requests(concurrency: usize) -> usize {
+    (concurrency / 2).clamp(1, LISTING_REQUESTS)
+}
+
+/// The most requests one listing sends at once (pages of one list, or vaults).
+const LISTING_REQUESTS: usize = 4;
+
 /// One listing of `lister`'s upstream (its inventory too with `inventory`), given its
 /// interval plus the timeout to finish.
-async fn listing(lister: &Lister, inventory: bool) -> Result<Discovery, Fault> {
+async fn listing(lister: &Lister, inventory: bool, how: &Listing<'_>) -> Result<Discovery, Fault> {
     let deadline = (Instant::now() + lister.every).into_std();
     let bound = lister.every + lister.timeout;
-    match tokio::time::timeout(bound, lister.source.discover(deadline, inventory)).await {
+    match tokio::time::timeout(bound, lister.source.discover(deadline, inventory, how)).await {
         Ok(result) => result,
         Err(_) => Err(Fault::new(
             Outcome::Timeout,
@@ -210,14 +229,30 @@ async fn run(lister: Lister, shared: Shared, store: Arc<Store>, cancel: Cancella
     let mut first = true;
     loop {
         let started = Instant::now();
+        let slots = requests(lister.concurrency);
+        // Only the first listing starts targets before it ends: it is what `/-/ready` waits
+        // for, and one failed listing adds at most what it named (later ones add nothing
+        // until they complete).
+        let early = |targets: Vec<(TargetKind, String)>| {
+            if first {
+                start_early(&lister, &shared, &store, started, &targets);
+            }
+        };
         let listed = async {
-            let _permit = lister.admission.acquire().await.ok();
-            listing(&lister, inventory).await
+            let _permits = lister.admission.acquire_many(slots as u32).await.ok();
+            listing(&lister, inventory, &Listing::new(slots, &early)).await
         };
         let result = tokio::select! {
             _ = cancel.cancelled() => break,
             r = listed => r,
         };
+        let listed = result.as_ref().map_or(0, |d| d.targets.len());
+        let seconds = started.elapsed().as_secs_f64();
+        if first {
+            tracing::info!(upstream = %lister.upstream, seconds, listed, "first discovery listing done");
+        } else {
+            tracing::debug!(upstream = %lister.upstream, seconds, listed, "discovery listing done");
+        }
         match result {
             Ok(discovery) => {
                 note_partial(&lister, &mut partial, &discovery.partial);
@@ -232,6 +267,9 @@ async fn run(lister: Lister, shared: Shared, store: Arc<Store>, cancel: Cancella
             }
             Err(fault) => {
                 count_too_large(&lister, &fault);
+                // The targets it started before it failed stay (they are listed); those
+                // still waiting start with the next complete listing.
+                lock(&shared).waiting.clear();
                 if failing != Some(fault.outcome) {
                     tracing::warn!(
                         upstream = %lister.upstream,
@@ -303,13 +341,9 @@ fn apply(
         &lister.explicit,
         lister.shard,
     );
-    let id_of = |(kind, name): &(TargetKind, String)| TargetId {
-        system: lister.system,
-        upstream: lister.upstream.clone(),
-        kind: *kind,
-        target: Arc::from(name.as_str()),
-    };
     let mut found = lock(shared);
+    // Those still waiting start with the rest.
+    found.waiting.clear();
     // The counts and the inventory first: whoever sees a discovered target polled sees the
     // listing that found it.
     for (kind, _) in &discovery.targets {
@@ -351,34 +385,121 @@ fn apply(
         store.remove_targets(&gone);
         tracing::info!(upstream = %lister.upstream, targets = gone.len(), "discovered targets left the listing");
     }
-    let new: Vec<&(TargetKind, String)> = wanted
-        .iter()
-        .filter(|t| !found.running.contains_key(&id_of(t)))
+    let new: Vec<(TargetKind, String)> = wanted
+        .into_iter()
+        .filter(|t| !found.running.contains_key(&id_of(lister, t)))
         .collect();
     if !new.is_empty() {
-        let settings = found.settings;
-        let tracked: Vec<(TargetId, SeriesSettings)> =
-            new.iter().map(|t| (id_of(t), settings)).collect();
-        store.add_targets(&tracked);
-        let count = new.len() as u32;
-        for (i, (kind, name)) in new.into_iter().enumerate() {
-            let planned = Planned {
-                id: id_of(&(*kind, name.clone())),
-                source: lister.source.clone(),
-                target: SourceTarget::discovered(*kind, name.clone()),
-                interval: lister.poll_interval,
-                timeout: lister.timeout,
-                phase: phase(lister.poll_interval, i as u32, count),
-                admission: lister.admission.clone(),
-                telemetry: lister.telemetry.clone(),
-            };
-            let id = planned.id.clone();
-            found
-                .running
-                .insert(id, Pollers::spawn(vec![planned], store.clone()));
-        }
+        let count = new.len();
+        start_targets(lister, &mut found, store, new, Phases::Even, Instant::now());
         tracing::info!(upstream = %lister.upstream, targets = count, "discovered new targets");
     }
+}
+
+/// The id of a discovered target of `lister`'s upstream.
+fn id_of(lister: &Lister, (kind, name): &(TargetKind, String)) -> TargetId {
+    TargetId {
+        system: lister.system,
+        upstream: lister.upstream.clone(),
+        kind: *kind,
+        target: Arc::from(name.as_str()),
+    }
+}
+
+/// How a batch of new targets is phased within the poll interval.
+enum Phases {
+    /// Spread evenly in the batch's order (a complete listing's new targets).
+    Even,
+    /// By where the exposition lays each out (targets handed over during a listing, whose
+    /// number is not known yet): the targets of one run of the pre-compressed series share
+    /// a phase and finish together, so the run is compressed once per interval, and the
+    /// runs are spread over the interval in bit-reversed order of their place, evenly for
+    /// any number of them.
+    ByRun,
+}
+
+/// Slots of the interval the runs of [`Phases::ByRun`] are spread over.
+const RUN_SLOTS: u32 = 1024;
+
+/// The phase of the target laid out at `place` (the first run when unknown).
+fn run_phase(interval: Duration, place: Option<usize>) -> Duration {
+    let run = place.unwrap_or(0) / crate::exposition::runs::TARGETS_PER_RUN;
+    // The low bits of the run number, reversed: 0, 512, 256, 768, 128, ... of 1024.
+    let slot = (run as u32 % RUN_SLOTS).reverse_bits() >> (32 - RUN_SLOTS.trailing_zeros());
+    phase(interval, slot, RUN_SLOTS)
+}
+
+/// Tracks `new` targets in the store and starts their poll loops from `start`, phased as
+/// `phases` says.
+fn start_targets(
+    lister: &Lister,
+    found: &mut Found,
+    store: &Arc<Store>,
+    new: Vec<(TargetKind, String)>,
+    phases: Phases,
+    start: Instant,
+) {
+    let settings = found.settings;
+    let tracked: Vec<(TargetId, SeriesSettings)> =
+        new.iter().map(|t| (id_of(lister, t), settings)).collect();
+    let places = store.add_targets(&tracked);
+    let count = new.len() as u32;
+    let phases: Vec<Duration> = places
+        .iter()
+        .enumerate()
+        .map(|(i, place)| match phases {
+            Phases::Even => phase(lister.poll_interval, i as u32, count),
+            Phases::ByRun => run_phase(lister.poll_interval, *place),
+        })
+        .collect();
+    for ((kind, name), phase) in new.into_iter().zip(phases) {
+        let planned = Planned {
+            id: id_of(lister, &(kind, name.clone())),
+            source: lister.source.clone(),
+            target: SourceTarget::discovered(kind, name),
+            interval: lister.poll_interval,
+            timeout: lister.timeout,
+            phase,
+            admission: lister.admission.clone(),
+            telemetry: lister.telemetry.clone(),
+        };
+        let id = planned.id.clone();
+        found
+            .running
+            .insert(id, Pollers::spawn_from(vec![planned], store.clone(), start));
+    }
+}
+
+/// The fewest targets handed over during a listing that start together.
+const EARLY_BATCH: usize = 64;
+
+/// Starts the targets of `batch` that a listing begun at `start` names before it ends and
+/// that are not polled yet: their polls run while the rest is listed. They start in
+/// batches of at least [`EARLY_BATCH`] and a quarter of those already running (every
+/// batch lays the exposition out again; the batches grow, so a listing of `n` targets
+/// makes a few dozen of them, not one per page). Their phases ([`Phases::ByRun`]) are
+/// taken from `start`, so the targets of one listing wake in the same steps.
+fn start_early(
+    lister: &Lister,
+    shared: &Shared,
+    store: &Arc<Store>,
+    start: Instant,
+    batch: &[(TargetKind, String)],
+) {
+    let wanted = reconcile(&lister.upstream, batch, &lister.explicit, lister.shard);
+    let mut found = lock(shared);
+    found.waiting.extend(wanted);
+    if found.waiting.len() < (found.running.len() / 4).max(EARLY_BATCH) {
+        return;
+    }
+    let mut new = std::mem::take(&mut found.waiting);
+    new.sort();
+    new.dedup();
+    new.retain(|t| !found.running.contains_key(&id_of(lister, t)));
+    if new.is_empty() {
+        return;
+    }
+    start_targets(lister, &mut found, store, new, Phases::ByRun, start);
 }
 
 #[cfg(test)]
@@ -421,6 +542,26 @@ mod tests {
         assert_eq!(seen.len(), 100);
     }
 
+    /// Targets laid out in one run share a phase; the runs spread over the interval,
+    /// halves first, then quarters (whatever their number).
+    #[test]
+    fn targets_handed_over_early_are_phased_by_their_run() {
+        let interval = Duration::from_secs(30);
+        let at = |place: usize| run_phase(interval, Some(place));
+        assert!((0..64).all(|p| at(p) == Duration::ZERO));
+        assert!((64..128).all(|p| at(p) == at(64)));
+        assert_eq!(at(64), Duration::from_secs(15));
+        assert_eq!(at(128), Duration::from_millis(7500));
+        assert_eq!(at(192), Duration::from_millis(22_500));
+        let mut phases: Vec<Duration> = (0..16).map(|r| at(r * 64)).collect();
+        phases.sort();
+        phases.dedup();
+        assert_eq!(phases.len(), 16, "sixteen runs, sixteen phases");
+        assert!(phases.iter().all(|p| *p < interval));
+        assert_eq!(run_phase(interval, None), Duration::ZERO);
+        assert!(run_phase(interval, Some(usize::MAX)) < interval);
+    }
+
     /// A source whose listings come from a script (then fail), and whose polls succeed
     /// with no jobs.
     struct Listed {
@@ -446,6 +587,7 @@ mod tests {
             &self,
             _deadline: std::time::Instant,
             inventory: bool,
+            _listing: &Listing<'_>,
         ) -> Result<Discovery, Fault> {
             self.asked_inventory.lock().unwrap().push(inventory);
             self.listings
@@ -476,6 +618,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             source,
             admission: Arc::new(Semaphore::new(4)),
+            concurrency: 4,
             telemetry: telemetry.clone(),
             explicit: explicit.iter().map(|n| t(zdm::SERVER, n)).collect(),
             shard: Shard::default(),
@@ -566,6 +709,7 @@ mod tests {
                 &self,
                 _deadline: std::time::Instant,
                 _inventory: bool,
+                _listing: &Listing<'_>,
             ) -> Result<Discovery, Fault> {
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 Ok(Discovery::default())

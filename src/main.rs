@@ -514,11 +514,12 @@ async fn run(
         let started = std::time::Instant::now();
         tokio::spawn(async move {
             while !exposition.ready() {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
             tracing::info!(
                 seconds = started.elapsed().as_secs_f64(),
-                targets,
+                // Discovered targets included.
+                targets = exposition.targets().len(),
                 "ready: the first poll of every target has finished"
             );
         });

@@ -186,8 +186,13 @@ impl Pollers {
     /// Starts one poll loop per planned target, recording into `store`; all start together
     /// and keep their phase from that start.
     pub fn spawn(plan: Vec<Planned>, store: Arc<Store>) -> Self {
+        Self::spawn_from(plan, store, Instant::now())
+    }
+
+    /// [`Pollers::spawn`] with phases taken from `start` (at or before now): the first
+    /// polls still run at once.
+    pub fn spawn_from(plan: Vec<Planned>, store: Arc<Store>, start: Instant) -> Self {
         let cancel = CancellationToken::new();
-        let start = Instant::now();
         let handles: Vec<JoinHandle<()>> = plan
             .into_iter()
             .map(|p| tokio::spawn(run(p, store.clone(), cancel.clone(), start)))

@@ -222,6 +222,92 @@ async fn a_failed_listing_keeps_the_targets_and_one_that_leaves_loses_its_series
     );
 }
 
+/// The simulator with 100 generated servers beside its own five: enough for the listing
+/// to hand its servers over before it ends (they start in batches of 64 or more).
+fn fleet_sim() -> Sim {
+    Sim::start_with(&[
+        "--login",
+        &format!("{EMAIL}:{PASSWORD}"),
+        "--zdm-version",
+        "2.0.1",
+        "--fleet",
+        "100x1",
+    ])
+}
+
+/// The servers `/backups` names are polled while the rest is listed: with `/recoveries`
+/// answering slowly, the fleet's servers are up before the listing ends (no counts yet,
+/// not ready), and the listing then completes with every target.
+#[tokio::test]
+async fn servers_are_polled_while_the_rest_is_listed() {
+    let sim = fleet_sim();
+    sim.fault("listing", "recoveries", "slow:8").await;
+    let exp = Exporter::start(&config(&sim, "10m", ""));
+    let m = exp
+        .wait_metrics("fleet servers up before the listing ends", |m| {
+            server_targets(m).len() >= 64
+                && value(m, &target_up("zdm", "server", "fleet-00001")) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        value(&m, &discovered("server")),
+        None,
+        "the listing has not ended: no counts yet"
+    );
+    assert_eq!(sim.requests("listing", "recoveries").await, 1);
+    assert_eq!(
+        exp.get("/-/ready").await.0,
+        503,
+        "not ready before the listing ends"
+    );
+    exp.wait_ready().await;
+    let m = exp
+        .wait_metrics("the listing's counts", |m| {
+            value(m, &discovered("server")) == Some(105.0)
+        })
+        .await;
+    assert_eq!(server_targets(&m).len(), 105);
+    assert_eq!(
+        value(&m, &target_up("zdm", "recovery_job", "db-복구")),
+        Some(1.0)
+    );
+}
+
+/// A listing that fails after it named servers keeps them polled (they exist), listing
+/// after listing; the failures are counted.
+#[tokio::test]
+async fn a_listing_that_fails_midway_keeps_the_servers_it_named() {
+    let sim = fleet_sim();
+    sim.fault("listing", "recoveries", "error500").await;
+    let exp = Exporter::start(&config(&sim, "1s", ""));
+    exp.wait_ready().await;
+    exp.wait_metrics("fleet servers up", |m| server_targets(m).len() >= 64)
+        .await;
+    let listed = sim.requests("listing", "recoveries").await;
+    wait_for(
+        "two more failed listings",
+        Duration::from_secs(20),
+        || async { (sim.requests("listing", "recoveries").await >= listed + 2).then_some(()) },
+    )
+    .await;
+    let m = exp.metrics().await;
+    assert!(
+        server_targets(&m).len() >= 64,
+        "kept: {}",
+        server_targets(&m).len()
+    );
+    assert_eq!(
+        value(&m, &target_up("zdm", "server", "fleet-00001")),
+        Some(1.0)
+    );
+    assert!(value(&m, &outcome_series("zdm", "http_5xx")).unwrap_or(0.0) >= 2.0);
+    assert_eq!(
+        value(&m, &discovered("server")),
+        None,
+        "no listing completed"
+    );
+}
+
 #[tokio::test]
 async fn configured_targets_win_over_discovered_duplicates() {
     let sim = sim();

@@ -280,11 +280,31 @@ impl Runs {
         // and one inflated old run at a time is enough.
         let old_runs = std::mem::take(&mut self.runs);
         let old_index = std::mem::take(&mut self.index);
-        let mut inflated: Option<(usize, Vec<Bytes>)> = None;
         let mut compressor = (!old_runs.is_empty()).then(compressor);
         let mut runs = Vec::with_capacity(order.len().div_ceil(TARGETS_PER_RUN));
         let mut index = HashMap::with_capacity(order.len());
-        for (r, group) in order.chunks(TARGETS_PER_RUN).enumerate() {
+        // The leading runs whose targets stay in the same places stay as they are (no
+        // inflating, no compressing): targets added at the end (discovery hands them over
+        // page by page) rebuild only the last run and the new ones.
+        let same = old_runs
+            .iter()
+            .zip(order.chunks(TARGETS_PER_RUN))
+            .take_while(|(run, group)| {
+                run.targets.len() == group.len()
+                    && run.targets.iter().zip(group.iter()).all(|(a, b)| a == *b)
+            })
+            .count();
+        let mut old_runs: Vec<Option<Run>> = old_runs.into_iter().map(Some).collect();
+        for (r, slot) in old_runs.iter_mut().take(same).enumerate() {
+            if let Some(run) = slot.take() {
+                for (s, target) in run.targets.iter().enumerate() {
+                    index.insert(target.clone(), (r, s));
+                }
+                runs.push(run);
+            }
+        }
+        let mut inflated: Option<(usize, Vec<Bytes>)> = None;
+        for (r, group) in order.chunks(TARGETS_PER_RUN).enumerate().skip(same) {
             let mut run = Run {
                 targets: Vec::with_capacity(group.len()),
                 pending: Vec::new(),
@@ -297,7 +317,7 @@ impl Runs {
             for (s, target) in group.iter().enumerate() {
                 let mut hashes = [0u64; FAMILY_COUNT];
                 if let Some(&(or, os)) = old_index.get(*target) {
-                    if let Some(old) = old_runs.get(or) {
+                    if let Some(old) = old_runs.get(or).and_then(Option::as_ref) {
                         if inflated.as_ref().map(|(i, _)| *i) != Some(or) {
                             inflated = Some((or, old.plains(&mut self.decompressor)));
                         }
@@ -571,6 +591,40 @@ mod tests {
         assert!(!runs.update(&t, c, ALL_FAMILIES));
     }
 
+    /// Targets added at the end leave the full runs before them as they were (same
+    /// segments, nothing inflated or compressed again); the answers hold every series.
+    #[test]
+    fn targets_added_at_the_end_keep_the_runs_before_them() {
+        let mut runs = Runs::new();
+        let mut order: Vec<TargetId> = (0..130).map(target).collect();
+        runs.layout(order.iter());
+        let mut held = HashMap::new();
+        for (i, t) in order.iter().enumerate() {
+            let c = chunks(i as u64, ALL_FAMILIES);
+            held.insert(t.clone(), c.clone());
+            runs.update(t, c, ALL_FAMILIES);
+        }
+        runs.refresh();
+        runs.deflate_stale(&mut compressor());
+        let versions = |runs: &Runs, r: usize| -> Vec<u64> {
+            runs.runs[r].segments.iter().map(|s| s.version).collect()
+        };
+        let before = [versions(&runs, 0), versions(&runs, 1), versions(&runs, 2)];
+        // Ten more at the end: runs 0 and 1 (64 targets each) stay, run 2 is rebuilt.
+        order.extend((900..910).map(target));
+        runs.layout(order.iter());
+        assert_eq!(versions(&runs, 0), before[0]);
+        assert_eq!(versions(&runs, 1), before[1]);
+        assert_ne!(versions(&runs, 2), before[2]);
+        assert_eq!(runs.runs[2].targets.len(), 12);
+        let (plain, gz) = answers(&mut runs, Format::Text, b"");
+        assert_eq!(plain, model(Format::Text, &order, &held));
+        assert_eq!(gunzip(&gz), plain);
+        // A target in a kept run is still found where it was.
+        let (t, c) = (order[3].clone(), held[&order[3]].clone());
+        assert!(!runs.update(&t, c, ALL_FAMILIES), "unchanged");
+    }
+
     #[test]
     fn a_compression_of_replaced_bytes_is_not_installed() {
         let mut runs = Runs::new();
@@ -671,6 +725,10 @@ mod tests {
             keep: Vec<bool>,
             add: usize,
         },
+        /// Targets added at the end, the others kept in place (discovery's batches).
+        Append {
+            add: usize,
+        },
         Pack,
     }
 
@@ -685,6 +743,7 @@ mod tests {
                 }),
             1 => (proptest::collection::vec(any::<bool>(), 200), 0usize..80)
                 .prop_map(|(keep, add)| Step::Layout { keep, add }),
+            1 => (0usize..150).prop_map(|add| Step::Append { add }),
             2 => Just(Step::Pack),
         ]
     }
@@ -726,6 +785,11 @@ mod tests {
                         order.extend((next..next + add).map(target));
                         next += add;
                         order.sort();
+                        runs.layout(order.iter());
+                    }
+                    Step::Append { add } => {
+                        order.extend((next..next + add).map(target));
+                        next += add;
                         runs.layout(order.iter());
                     }
                     Step::Pack => {

@@ -54,6 +54,41 @@ impl SourceTarget {
     }
 }
 
+/// How one listing runs: the requests it may have in flight at once (the slots of the
+/// upstream's `concurrency` it holds while it runs), and where it hands the targets it has
+/// found so far before it ends. The discovery loop starts polling those while the rest is
+/// listed; they stay if the listing then fails (it named them). A target may be handed over
+/// more than once; every one must still be in the listing's [`Discovery::targets`].
+pub struct Listing<'a> {
+    pub requests: usize,
+    early: &'a (dyn Fn(Vec<(TargetKind, String)>) + Send + Sync),
+}
+
+impl<'a> Listing<'a> {
+    /// A listing of `requests` at once that hands its targets to `early`.
+    pub fn new(
+        requests: usize,
+        early: &'a (dyn Fn(Vec<(TargetKind, String)>) + Send + Sync),
+    ) -> Self {
+        Listing {
+            requests: requests.max(1),
+            early,
+        }
+    }
+
+    /// A listing of `requests` at once whose targets are used once it is complete.
+    pub fn unhurried(requests: usize) -> Listing<'static> {
+        Listing::new(requests, &|_| {})
+    }
+
+    /// Hands over targets found so far (none: nothing happens).
+    pub fn found(&self, targets: Vec<(TargetKind, String)>) {
+        if !targets.is_empty() {
+            (self.early)(targets);
+        }
+    }
+}
+
 /// What one listing of an upstream found (`discover: true`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Discovery {
@@ -75,9 +110,15 @@ pub trait Source: Send + Sync {
     /// or fail.
     async fn poll(&self, target: &SourceTarget, deadline: Instant) -> Result<PollOutput, Fault>;
     /// Lists the upstream's targets (`discover: true`), and with `inventory` its inventory
-    /// series too. Every request finishes before `deadline`. A system that cannot list has
-    /// this default, and its config refuses `discover: true`.
-    async fn discover(&self, _deadline: Instant, _inventory: bool) -> Result<Discovery, Fault> {
+    /// series too, as `listing` says. Every request finishes
+    /// before `deadline`. A system that cannot list has this default, and its config
+    /// refuses `discover: true`.
+    async fn discover(
+        &self,
+        _deadline: Instant,
+        _inventory: bool,
+        _listing: &Listing<'_>,
+    ) -> Result<Discovery, Fault> {
         Err(Fault::new(
             Outcome::UpstreamError,
             "this upstream's type cannot discover its targets",

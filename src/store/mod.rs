@@ -142,6 +142,10 @@ impl TargetState {
 #[derive(Debug, Default)]
 struct Inner {
     targets: BTreeMap<TargetId, TargetState>,
+    /// The tracked targets in the order [`Packed`] lays them out: as they came, each new
+    /// batch sorted, so a batch added at the end (discovery) leaves the runs before it as
+    /// they are.
+    layout: Vec<TargetId>,
     /// One entry per job identity; records share its `Arc<JobKey>`.
     keys: HashMap<Arc<JobKey>, KeyState>,
     seq: u64,
@@ -205,7 +209,7 @@ impl Store {
         if !relayout && inner.rendered.is_empty() {
             return;
         }
-        let order = relayout.then(|| inner.targets.keys().collect());
+        let order = relayout.then(|| inner.layout.iter().collect());
         self.packed.write(order, inner.rendered.drain(..));
     }
 
@@ -237,20 +241,36 @@ impl Store {
         for home in inner.resolve_pending() {
             inner.rerender(&home);
         }
+        inner.sync_layout();
         self.publish(&mut inner, true);
     }
 
     /// Tracks these targets too (discovered ones), keeping every other: new ones start
     /// unpolled (with what storage kept of their jobs), known ones take the settings.
-    pub fn add_targets(&self, targets: &[(TargetId, SeriesSettings)]) {
+    /// Returns where each target of `targets` that was new is laid out (its position in
+    /// the exposition: new ones go at the end, sorted), `None` for the others.
+    pub fn add_targets(&self, targets: &[(TargetId, SeriesSettings)]) -> Vec<Option<usize>> {
         let mut inner = self.lock();
+        let mut new: Vec<TargetId> = Vec::new();
         for (t, settings) in targets {
+            if !inner.targets.contains_key(t) {
+                new.push(t.clone());
+            }
             inner.keep(t, *settings);
         }
+        new.sort();
+        new.dedup();
+        let base = inner.layout.len();
+        let places: Vec<Option<usize>> = targets
+            .iter()
+            .map(|(t, _)| new.binary_search(t).ok().map(|i| base + i))
+            .collect();
+        inner.layout.extend(new);
         for home in inner.resolve_pending() {
             inner.rerender(&home);
         }
         self.publish(&mut inner, true);
+        places
     }
 
     /// Stops tracking these targets: their series go at once, as a 404's do.
@@ -263,6 +283,7 @@ impl Store {
                 inner.targets.remove(t);
             }
         }
+        inner.sync_layout();
         self.publish(&mut inner, true);
     }
 
@@ -679,6 +700,20 @@ impl Inner {
 
     /// Tracks `t` with `settings`: a new target starts unpolled; a known one takes the
     /// settings (rendered again at once when its `job_status` changed).
+    /// The layout after targets came and went: those still tracked keep their order, the
+    /// new ones follow, sorted.
+    fn sync_layout(&mut self) {
+        let targets = &self.targets;
+        self.layout.retain(|t| targets.contains_key(t));
+        let placed: HashSet<&TargetId> = self.layout.iter().collect();
+        let new: Vec<TargetId> = targets
+            .keys()
+            .filter(|t| !placed.contains(t))
+            .cloned()
+            .collect();
+        self.layout.extend(new);
+    }
+
     fn keep(&mut self, t: &TargetId, settings: SeriesSettings) {
         match self.targets.get_mut(t) {
             Some(state) => {

@@ -25,8 +25,10 @@
 //! followed, or [`MAX_EMPTY_PAGES`] pages in a row bringing no new item, ends the list as
 //! `too_large`, as do more than `max_jobs_per_target` vaults, or items in one vault, or
 //! [`MAX_ITEMS`] items over every vault. A `nextLink` to another origin than
-//! `management_url` is refused (the token is never sent elsewhere). The item lists of
-//! [`VAULTS_AT_ONCE`] vaults are read at once (each vault's two lists one after the other).
+//! `management_url` is refused (the token is never sent elsewhere). The item lists of as
+//! many vaults as the listing may send requests at once are read at once (each vault's two
+//! lists one after the other). The vaults are handed to the discovery loop as soon as they
+//! are listed, so their polls run while the items are read.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
@@ -44,7 +46,7 @@ use crate::inventory::InventorySeries;
 use crate::metrics::InventoryFamily;
 use crate::model::TargetKind;
 use crate::outcome::{Fault, Outcome};
-use crate::sources::source::{endpoint, Discovery, FieldParser};
+use crate::sources::source::{Listing, endpoint, Discovery, FieldParser};
 use crate::text::truncate;
 
 /// The api-version of the vault and item lists: the one of the REST specification
@@ -57,8 +59,6 @@ pub(super) const MAX_PAGES: usize = 1000;
 pub(super) const MAX_EMPTY_PAGES: usize = 10;
 /// The most protected and protectable items read over every vault of one listing.
 pub(super) const MAX_ITEMS: usize = 100_000;
-/// Vaults whose item lists are read at once.
-const VAULTS_AT_ONCE: usize = 4;
 /// The protectable items asked: IaaS VMs, as the specification's example does.
 pub(super) const PROTECTABLE_FILTER: &str = "backupManagementType eq 'AzureIaasVM'";
 /// `healthStatus` of `AzureIaaSVMProtectedItem` (`bms.json`).
@@ -537,10 +537,11 @@ impl Azure {
         &self,
         vaults: &[AzureVault],
         deadline: Instant,
+        at_once: usize,
     ) -> (Vec<InventorySeries>, Vec<Fault>) {
         let per_vault = self.fields().max_jobs();
         // A few vaults at once, taken in order: the budget over every vault is spent in
-        // vault order, and at most VAULTS_AT_ONCE vaults' lists are held beyond it. The
+        // vault order, and at most `at_once` vaults' lists are held beyond it. The
         // reads are made before they are streamed: a closure in the stream's type would not
         // be `Send` for every lifetime (a rustc limitation with async trait methods).
         let reads: Vec<_> = vaults
@@ -548,7 +549,7 @@ impl Azure {
             .map(|vault| self.vault_items(vault, per_vault, deadline))
             .collect();
         let mut lists = stream::iter(reads)
-            .buffered(VAULTS_AT_ONCE);
+            .buffered(at_once.max(1));
         let mut budget = MAX_ITEMS;
         let mut results = Vec::with_capacity(vaults.len());
         while let Some((vault, protected, protectable)) = lists.next().await {
@@ -584,6 +585,7 @@ impl Azure {
         &self,
         deadline: Instant,
         inventory: bool,
+        listing: &Listing<'_>,
     ) -> Result<Discovery, Fault> {
         let Some(discovery) = &self.config().discovery else {
             return Err(Fault::new(
@@ -601,6 +603,8 @@ impl Azure {
             .filter(|(key, _)| !configured.contains(*key))
             .map(|(_, vault)| (VAULT, vault.target()))
             .collect();
+        // The vaults are polled while their items are listed.
+        listing.found(targets.clone());
         let (series, partial) = if inventory {
             let mut all: Vec<AzureVault> = listed.into_values().collect();
             for vault in &self.config().vaults {
@@ -608,7 +612,7 @@ impl Azure {
                     all.push(vault.clone());
                 }
             }
-            self.inventory(&all, deadline).await
+            self.inventory(&all, deadline, listing.requests).await
         } else {
             (Vec::new(), Vec::new())
         };

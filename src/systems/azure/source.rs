@@ -21,7 +21,7 @@ use super::wire::{Job, JobList, ListCount};
 use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::PollOutput;
 use crate::outcome::{Fault, Outcome};
-use crate::sources::source::{
+use crate::sources::source::{Listing, 
     count_entries, endpoint, set_bearer, Discovery, FieldParser, Source, SourceTarget,
     TokenCache,
 };
@@ -218,8 +218,13 @@ impl Source for Azure {
         })
     }
 
-    async fn discover(&self, deadline: Instant, inventory: bool) -> Result<Discovery, Fault> {
-        Azure::discover(self, deadline, inventory).await
+    async fn discover(
+        &self,
+        deadline: Instant,
+        inventory: bool,
+        listing: &Listing<'_>,
+    ) -> Result<Discovery, Fault> {
+        Azure::discover(self, deadline, inventory, listing).await
     }
 }
 

@@ -33,7 +33,7 @@ use crate::inventory::InventorySeries;
 use crate::metrics::InventoryFamily;
 use crate::model::TargetKind;
 use crate::outcome::{Fault, Outcome};
-use crate::sources::source::{endpoint, Discovery, FieldParser};
+use crate::sources::source::{Listing, endpoint, Discovery, FieldParser};
 
 /// Items asked per page (the SDK's example is 20; it documents no maximum).
 pub(super) const PAGE_SIZE: usize = 100;
@@ -250,6 +250,7 @@ impl Scp {
         &self,
         deadline: Instant,
         inventory: bool,
+        listing: &Listing<'_>,
     ) -> Result<Discovery, Fault> {
         let Some(discovery) = &self.config().discovery else {
             return Err(Fault::new(
@@ -263,6 +264,17 @@ impl Scp {
             .keys()
             .flat_map(|id| [(BACKUP, id.clone()), (BACKUP_HISTORIES, id.clone())])
             .collect();
+        // The backups' names first (their polls label with them), then the targets are
+        // polled while the servers are listed.
+        self.set_listed(
+            found
+                .backups
+                .iter()
+                .filter(|(_, name)| !name.is_empty())
+                .map(|(id, name)| (id.clone(), name.clone()))
+                .collect(),
+        );
+        listing.found(targets.clone());
         let mut series = Vec::new();
         let mut partial = Vec::new();
         if inventory && discovery.name.is_none() {
@@ -274,13 +286,6 @@ impl Scp {
             }
             series = kept.clone();
         }
-        self.set_listed(
-            found
-                .backups
-                .into_iter()
-                .filter(|(_, name)| !name.is_empty())
-                .collect(),
-        );
         Ok(Discovery {
             targets,
             inventory: series,

@@ -21,7 +21,7 @@ use crate::http::{StatusRules, UpstreamHttp};
 use crate::model::PollOutput;
 use crate::outcome::{Fault, Outcome};
 use crate::inventory::InventorySeries;
-use crate::sources::source::{endpoint, Discovery, FieldParser, Source, SourceTarget};
+use crate::sources::source::{Listing, endpoint, Discovery, FieldParser, Source, SourceTarget};
 
 /// Entries per page; the seed's default.
 const PAGE_SIZE: usize = 20;
@@ -128,8 +128,13 @@ impl Source for Scp {
             .map(&self.fields, runs, backup, entries, baseline))
     }
 
-    async fn discover(&self, deadline: Instant, inventory: bool) -> Result<Discovery, Fault> {
-        Scp::discover(self, deadline, inventory).await
+    async fn discover(
+        &self,
+        deadline: Instant,
+        inventory: bool,
+        listing: &Listing<'_>,
+    ) -> Result<Discovery, Fault> {
+        Scp::discover(self, deadline, inventory, listing).await
     }
 }
 

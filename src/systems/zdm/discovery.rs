@@ -15,6 +15,9 @@
 //! when asked (the one shard that exports it); a failed inventory listing keeps what that
 //! listing said last, without failing the discovery of targets.
 //!
+//! Each server is handed to the discovery loop with the page that first names it, so its
+//! polls run while the rest is listed.
+//!
 //! Bounds: pages of [`PAGE_LIMIT`] items, at most [`MAX_PAGES`] of them; a listing with
 //! more distinct items than `max_jobs_per_target`, or a page that brings no new item while
 //! it says another follows (a server repeating a page), ends as `too_large`.
@@ -37,14 +40,12 @@ use super::wire::Pagination;
 use crate::model::TargetKind;
 use crate::outcome::{Fault, Outcome};
 use crate::model::PollOutput;
-use crate::sources::source::{Discovery, FieldParser, Source, SourceTarget};
+use crate::sources::source::{Discovery, Listing, FieldParser, Source, SourceTarget};
 
 /// Items asked per page (the vendor's default is 20; none documents a maximum).
 pub(super) const PAGE_LIMIT: u32 = 100;
 /// The most pages one listing follows.
 pub(super) const MAX_PAGES: u32 = 1000;
-/// Pages of one listing asked at once when the first gives `totalPages`.
-const PAGES_AT_ONCE: usize = 4;
 
 /// One page of a listing: `data` is the page's items.
 #[derive(Debug, Deserialize)]
@@ -149,12 +150,14 @@ pub(super) struct Found {
     pub(super) protected: HashSet<String>,
 }
 
-/// The targets of one page of `/backups`: its servers; `keys` collects the distinct jobs.
+/// The targets of one page of `/backups`: its servers (those not in `servers` yet also go
+/// to `fresh`); returns the page's keys, one per job.
 pub(super) fn backup_page(
     fields: &FieldParser,
     items: Vec<BackupItem>,
     found: &mut Found,
     servers: &mut BTreeSet<String>,
+    fresh: &mut Vec<(TargetKind, String)>,
 ) -> Vec<String> {
     let mut keys = Vec::with_capacity(items.len());
     for item in items {
@@ -174,7 +177,10 @@ pub(super) fn backup_page(
         match server {
             Some(server) => {
                 keys.push(format!("{server}\u{0}{}", job.unwrap_or_default()));
-                servers.insert(server);
+                if !servers.contains(&server) {
+                    servers.insert(server.clone());
+                    fresh.push((SERVER, server));
+                }
             }
             None => fields.missing("system.name"),
         }
@@ -232,7 +238,7 @@ impl Zdm {
     /// 404 on its first page (this release has none).
     ///
     /// When the first page gives `totalPages`, the pages up to it are asked
-    /// [`PAGES_AT_ONCE`] at a time and taken in order (a 2,000-server listing is 21 pages);
+    /// `at_once` at a time and taken in order (a 2,000-server listing is 21 pages);
     /// past it, while `hasNextPage` still says more, one at a time.
     async fn list<T: DeserializeOwned + Send>(
         &self,
@@ -240,6 +246,7 @@ impl Zdm {
         path: &str,
         query: &[(&str, &str)],
         deadline: Instant,
+        at_once: usize,
         mut each: impl FnMut(Vec<T>) -> Vec<String> + Send,
     ) -> Result<bool, Fault> {
         let address = format!("{}{}/{path}", self.config.url, profile.prefix);
@@ -266,7 +273,7 @@ impl Zdm {
         if !taker.take(1, first, &mut each)? {
             return Ok(true);
         }
-        let mut pages = stream::iter(2..=total).map(fetch).buffered(PAGES_AT_ONCE);
+        let mut pages = stream::iter(2..=total).map(fetch).buffered(at_once.max(1));
         let mut page = 1;
         while let Some(answer) = pages.next().await {
             page += 1;
@@ -286,8 +293,14 @@ impl Zdm {
         ))
     }
 
-    /// The job listings: every target they name, and the servers with a backup job.
-    async fn find(&self, profile: &Profile, deadline: Instant) -> Result<Found, Fault> {
+    /// The job listings: every target they name (each handed to `listing` as it is
+    /// found), and the servers with a backup job.
+    async fn find(
+        &self,
+        profile: &Profile,
+        deadline: Instant,
+        listing: &Listing<'_>,
+    ) -> Result<Found, Fault> {
         let fields = &self.fields;
         let filters = self.config.discovery.as_ref();
         let mut query: Vec<(&str, &str)> = Vec::new();
@@ -299,9 +312,16 @@ impl Zdm {
         }
         let mut found = Found::default();
         let mut servers = BTreeSet::new();
+        let at_once = listing.requests;
         let listed = self
-            .list(profile, "backups", &query, deadline, |items: Vec<BackupItem>| {
-                backup_page(fields, items, &mut found, &mut servers)
+            .list(profile, "backups", &query, deadline, at_once, |items: Vec<BackupItem>| {
+                let mut fresh = Vec::new();
+                let keys = backup_page(fields, items, &mut found, &mut servers, &mut fresh);
+                // Past the cap the listing fails (each server has a job): none of them goes.
+                if servers.len() <= fields.max_jobs() {
+                    listing.found(fresh);
+                }
+                keys
             })
             .await?;
         if !listed {
@@ -315,7 +335,7 @@ impl Zdm {
             .extend(servers.into_iter().map(|s| (SERVER, s)));
 
         let mut recoveries = BTreeSet::new();
-        self.list(profile, "recoveries", &query, deadline, |items: Vec<RecoveryItem>| {
+        self.list(profile, "recoveries", &query, deadline, at_once, |items: Vec<RecoveryItem>| {
             let mut keys = Vec::with_capacity(items.len());
             for item in items {
                 let info = item.job.as_ref().and_then(|j| j.info.as_ref());
@@ -330,13 +350,13 @@ impl Zdm {
             keys
         })
         .await?;
-        found
-            .targets
-            .extend(recoveries.into_iter().map(|r| (RECOVERY_JOB, r)));
+        let recoveries: Vec<_> = recoveries.into_iter().map(|r| (RECOVERY_JOB, r)).collect();
+        listing.found(recoveries.clone());
+        found.targets.extend(recoveries);
 
         if profile.version.is_none_or(ApiVersion::has_replication) {
             let mut replications = BTreeSet::new();
-            self.list(profile, "replications", &query, deadline, |items: Vec<ReplicationItem>| {
+            self.list(profile, "replications", &query, deadline, at_once, |items: Vec<ReplicationItem>| {
                 let mut keys = Vec::with_capacity(items.len());
                 for item in items {
                     let info = item.job.as_ref().and_then(|j| j.info.as_ref());
@@ -351,9 +371,12 @@ impl Zdm {
                 keys
             })
             .await?;
-            found
-                .targets
-                .extend(replications.into_iter().map(|r| (REPLICATION_JOB, r)));
+            let replications: Vec<_> = replications
+                .into_iter()
+                .map(|r| (REPLICATION_JOB, r))
+                .collect();
+            listing.found(replications.clone());
+            found.targets.extend(replications);
         }
         Ok(found)
     }
@@ -365,6 +388,7 @@ impl Zdm {
         part: Part,
         profile: &Profile,
         deadline: Instant,
+        at_once: usize,
         found: &Found,
     ) -> (Vec<crate::inventory::InventorySeries>, Option<Fault>) {
         let fields = &self.fields;
@@ -379,19 +403,19 @@ impl Zdm {
             Part::Servers => {
                 query.push(("detail", "true"));
                 let export_protected = filters.is_none_or(|f| f.job_name.is_none());
-                self.list(profile, part.path(), &query, deadline, |items| {
+                self.list(profile, part.path(), &query, deadline, at_once, |items| {
                     inventory::servers(fields, items, &found.protected, export_protected, &mut names, &mut series)
                 })
                 .await
             }
             Part::Repositories => {
-                self.list(profile, part.path(), &query, deadline, |items| {
+                self.list(profile, part.path(), &query, deadline, at_once, |items| {
                     inventory::repositories(fields, items, &mut names, &mut series)
                 })
                 .await
             }
             Part::Licenses => {
-                self.list(profile, part.path(), &query, deadline, |items| {
+                self.list(profile, part.path(), &query, deadline, at_once, |items| {
                     inventory::licenses(fields, items, &mut names, &mut series)
                 })
                 .await
@@ -433,8 +457,13 @@ impl Source for Listed {
         self.0.poll(target, deadline).await
     }
 
-    async fn discover(&self, deadline: Instant, inventory: bool) -> Result<Discovery, Fault> {
-        discover(&self.0, deadline, inventory).await
+    async fn discover(
+        &self,
+        deadline: Instant,
+        inventory: bool,
+        listing: &Listing<'_>,
+    ) -> Result<Discovery, Fault> {
+        discover(&self.0, deadline, inventory, listing).await
     }
 }
 
@@ -443,6 +472,7 @@ async fn discover(
     zdm: &Zdm,
     deadline: Instant,
     inventory: bool,
+    listing: &Listing<'_>,
 ) -> Result<Discovery, Fault> {
     let profile = zdm.profile(deadline).await?;
     if profile.version == Some(ApiVersion::V0_2) {
@@ -451,12 +481,14 @@ async fn discover(
             "ZDM 0.2 has no listings (they came with 1.0.3)",
         ));
     }
-    let found = zdm.find(&profile, deadline).await?;
+    let found = zdm.find(&profile, deadline, listing).await?;
     let mut series = Vec::new();
     let mut partial = Vec::new();
     if inventory {
         for part in Part::ALL {
-            let (part_series, fault) = zdm.inventory_part(part, &profile, deadline, &found).await;
+            let (part_series, fault) = zdm
+                .inventory_part(part, &profile, deadline, listing.requests, &found)
+                .await;
             series.extend(part_series);
             partial.extend(fault);
         }

@@ -83,7 +83,7 @@ fn every_documented_listing_answer_of_every_version() {
                     assert_eq!(more, paged, "{at}");
                     let mut found = Found::default();
                     let mut servers = BTreeSet::new();
-                    let keys = backup_page(&fields, items, &mut found, &mut servers);
+                    let keys = backup_page(&fields, items, &mut found, &mut servers, &mut Vec::new());
                     let (server, id, job) = if file.contains("windows") {
                         ("win-server-01", "2", "windows-backup")
                     } else {
