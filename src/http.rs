@@ -292,6 +292,15 @@ impl UpstreamHttp {
         self
     }
 
+    /// Counts `fault`, which refused a request before it was sent (a `nextLink` to another
+    /// origin), under its outcome, as if the request had been sent and failed; returns it.
+    /// No duration is observed: nothing was timed.
+    pub fn refused(&self, fault: Fault) -> Fault {
+        self.telemetry
+            .outcome(self.system, &self.upstream, fault.outcome);
+        fault
+    }
+
     /// Sends `request` (retrying 5xx and connection errors at most twice, with jittered
     /// backoff, never past `deadline`), decodes a 2xx body with `decode`, and counts every
     /// attempt under its outcome.

@@ -228,7 +228,8 @@ impl Telemetry {
     }
 
     /// Counts an outcome that ended a listing without a request of its own failing (a
-    /// listing past its bounds: `too_large`).
+    /// listing past its bounds: `too_large`), or a request refused before it was sent (a
+    /// `nextLink` to another origin: `upstream_error`).
     pub fn outcome(&self, system: &str, upstream: &str, outcome: Outcome) {
         self.requests
             .with_label_values(&[system, upstream, outcome.as_str()])

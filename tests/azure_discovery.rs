@@ -2,7 +2,7 @@
 //! subscription and `discover: true` monitors every vault the simulator lists, with the
 //! coverage and the protected items; the resource-group filter; a configured vault wins
 //! (in any case); failed listings keep the targets and the items; a `nextLink` to another
-//! origin is refused; endless or repeating lists end as `too_large`; shards split the vaults.
+//! origin is refused and counted; endless or repeating lists end as `too_large`; shards split the vaults.
 
 use std::time::Duration;
 
@@ -370,31 +370,39 @@ fn vaults_page(names: &[String], next: Option<&str>) -> String {
     page.to_string()
 }
 
-fn hostile_config(url: &str, extra: &str) -> String {
+/// A managed-identity upstream on `url` discovering every `every` (its vaults polled
+/// hourly).
+fn hostile_config(url: &str, every: &str, extra: &str) -> String {
     format!(
-        "upstreams:\n  - name: azure\n    type: azure\n    managed_identity: true\n    subscription_id: {LIVE_SUB}\n    management_url: {url}\n    authority_url: {url}\n    interval: 1h\n    discover: true\n    discover_interval: 1s\n{extra}"
+        "upstreams:\n  - name: azure\n    type: azure\n    managed_identity: true\n    subscription_id: {LIVE_SUB}\n    management_url: {url}\n    authority_url: {url}\n    interval: 1h\n    discover: true\n    discover_interval: {every}\n{extra}"
     )
 }
 
-/// A `nextLink` to another origin is never followed: the token stays home, and the
-/// listing fails (nothing discovered).
+/// What a `nextLink` may carry in its query (a SAS-like signature): never logged.
+const LINK_SECRET: &str = "sig=nextlink-secret-4b9e";
+
+/// A `nextLink` to another origin is never followed: the token stays home, the listing
+/// fails (nothing discovered), and the refused page is counted once as an `upstream_error`
+/// (one listing, an hour apart). Only the link's origin is logged, never its query.
 #[tokio::test]
-async fn a_next_link_to_another_origin_is_refused() {
+async fn a_next_link_to_another_origin_is_refused_and_counted() {
     let elsewhere = Hostile::start(|_| answer("200 OK", &[], r#"{"value":[]}"#));
     let link = format!(
-        "{}/subscriptions/{LIVE_SUB}/providers/Microsoft.RecoveryServices/vaults?api-version=2025-08-01&$skipToken=2",
+        "{}/subscriptions/{LIVE_SUB}/providers/Microsoft.RecoveryServices/vaults?api-version=2025-08-01&$skipToken=2&{LINK_SECRET}",
         elsewhere.url()
     );
     let upstream = hostile(move |_| vaults_page(&["v1".to_owned()], Some(&link)));
-    let exp = Exporter::start(&hostile_config(&upstream.url(), ""));
+    let exp = Exporter::start(&hostile_config(&upstream.url(), "1h", ""));
+    let refused = format!(
+        "nextLink leaves the management endpoint ({})",
+        elsewhere.url()
+    );
     wait_for(
         "the refused listing logged",
         Duration::from_secs(20),
         || async {
             let logs = exp.proc.stderr_text();
-            (logs.contains("discovery listing failing")
-                && logs.contains("nextLink leaves the management endpoint"))
-            .then_some(())
+            (logs.contains("discovery listing failing") && logs.contains(&refused)).then_some(())
         },
     )
     .await;
@@ -403,14 +411,117 @@ async fn a_next_link_to_another_origin_is_refused() {
         .iter()
         .filter(|s| s.path.contains("/vaults?"))
         .count();
-    assert!(lists >= 1);
+    assert_eq!(lists, 1, "one listing");
     assert!(
         elsewhere.seen().is_empty(),
         "nothing sent to the other origin"
     );
     let m = exp.metrics().await;
     assert!(vault_targets(&m).is_empty(), "nothing discovered: {m}");
-    assert!(!exp.proc.stderr_text().contains("hostile-token"));
+    assert_eq!(
+        value(&m, &outcome_series("upstream_error")),
+        Some(1.0),
+        "the refused page counted once\n{m}"
+    );
+    let logs = exp.proc.stderr_text();
+    assert!(!logs.contains("hostile-token"));
+    assert!(!logs.contains(LINK_SECRET), "{logs}");
+    assert!(!logs.contains("skipToken"), "{logs}");
+}
+
+/// Every list that pages refuses a `nextLink` to another origin and counts it once: a
+/// vault's protected and protectable items (the inventory of the listing, a partial
+/// listing) and its job list (the poll of the discovered vault, down as `upstream_error`).
+/// Three refusals, three `upstream_error`s; nothing reaches the other origin, and no link's
+/// query is logged.
+#[tokio::test]
+async fn next_links_of_item_and_job_lists_to_another_origin_are_refused_and_counted() {
+    let elsewhere = Hostile::start(|_| answer("200 OK", &[], r#"{"value":[]}"#));
+    let away = elsewhere.url();
+    let upstream = Hostile::start(move |seen| {
+        let path = seen.path.as_str();
+        let next = |list: &str| {
+            format!(
+                r#"{{"value":[],"nextLink":"{away}/subscriptions/{LIVE_SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v1/{list}?api-version=2025-08-01&$skipToken=2&{LINK_SECRET}"}}"#
+            )
+        };
+        if path.starts_with("/metadata/identity/oauth2/token") {
+            answer(
+                "200 OK",
+                &[],
+                r#"{"access_token":"hostile-token","expires_in":"3600"}"#,
+            )
+        } else if path.contains("/providers/Microsoft.RecoveryServices/vaults?") {
+            answer("200 OK", &[], &vaults_page(&["v1".to_owned()], None))
+        } else if let Some(list) = [
+            "backupProtectedItems",
+            "backupProtectableItems",
+            "backupJobs",
+        ]
+        .into_iter()
+        .find(|l| path.contains(&format!("/vaults/v1/{l}?")))
+        {
+            answer("200 OK", &[], &next(list))
+        } else {
+            answer(
+                "404 Not Found",
+                &[],
+                r#"{"error":{"code":"NotFound","message":"no"}}"#,
+            )
+        }
+    });
+    let exp = Exporter::start(&hostile_config(&upstream.url(), "1h", ""));
+    let failing = "backup_target_failure_reason{system=\"azure\",upstream=\"azure\",kind=\"vault\",target=\"rg/v1\",reason=\"upstream_error\"}";
+    exp.wait_metrics("the vault's poll failed", |m| {
+        value(m, failing) == Some(1.0)
+    })
+    .await;
+    wait_for(
+        "the partial listing logged",
+        Duration::from_secs(20),
+        || async {
+            let logs = exp.proc.stderr_text();
+            logs.contains("inventory listing failing").then_some(())
+        },
+    )
+    .await;
+    // The poll and the inventory both ended before what they say was seen: every refusal
+    // is counted by now.
+    let m = exp.metrics().await;
+    assert_eq!(
+        value(&m, &outcome_series("upstream_error")),
+        Some(3.0),
+        "protected items, protectable items, jobs: each refusal once\n{m}"
+    );
+    let followed = |list: &str| {
+        upstream
+            .seen()
+            .iter()
+            .filter(|s| s.path.contains(&format!("/vaults/v1/{list}?")))
+            .count()
+    };
+    for list in [
+        "backupProtectedItems",
+        "backupProtectableItems",
+        "backupJobs",
+    ] {
+        assert_eq!(followed(list), 1, "{list}: the first page only");
+    }
+    assert!(
+        elsewhere.seen().is_empty(),
+        "nothing sent to the other origin"
+    );
+    let logs = exp.proc.stderr_text();
+    assert!(
+        logs.contains(&format!(
+            "nextLink leaves the management endpoint ({})",
+            elsewhere.url()
+        )),
+        "{logs}"
+    );
+    assert!(!logs.contains(LINK_SECRET), "{logs}");
+    assert!(!logs.contains("skipToken"), "{logs}");
+    assert!(!logs.contains("hostile-token"));
 }
 
 /// A vault list that never ends or repeats its `nextLink` is cut off as `too_large`
@@ -443,6 +554,7 @@ async fn azure_vault_lists_that_page_forever_or_repeat_end_as_too_large() {
         *base.lock().unwrap() = upstream.url();
         let exp = Exporter::start(&hostile_config(
             &upstream.url(),
+            "1s",
             "    max_jobs_per_target: 250\n",
         ));
         let m = exp

@@ -409,6 +409,82 @@ async fn assert_same_over_one_scrape_job(prom: &Server, queries: &[PanelQuery]) 
     }
 }
 
+/// The overview's *Azure protected items needing attention* (azure-e2e discovers the
+/// simulator's vaults): the VM whose every backup fails (status Failed, health
+/// ActionRequired, its last success its recovery point 20 days ago), the VM whose protection
+/// was stopped 12 days ago and the VM Azure asks action for are listed; a VM and a database
+/// whose backups succeed are not.
+async fn assert_azure_items_needing_attention(prom: &Server, queries: &[PanelQuery]) {
+    let rows = |r: &str| {
+        let what =
+            format!("Backup overview / \"Azure protected items needing attention\" / \"{r}\"");
+        queries
+            .iter()
+            .find(|q| q.what == what)
+            .unwrap_or_else(|| panic!("no query {what}"))
+            .expr
+            .clone()
+    };
+    let has = |result: &[Json], item: &str, label: &str, value: &str| {
+        result.iter().any(|s| {
+            s["metric"]["upstream"] == "azure-e2e"
+                && s["metric"]["job_name"] == item
+                && (label.is_empty() || s["metric"][label] == value)
+        })
+    };
+    let status = instant(prom, &rows("A")).await;
+    let health = instant(prom, &rows("B")).await;
+    let protection = instant(prom, &rows("C")).await;
+    let age = instant(prom, &rows("E")).await;
+    let share = instant(prom, &rows("F")).await;
+    assert!(
+        has(&status, "vm-batch-03", "status", "Failed"),
+        "{status:?}"
+    );
+    for item in ["vm-batch-03", "vm-app-02"] {
+        assert!(
+            has(&health, item, "health", "ActionRequired"),
+            "{item}: {health:?}"
+        );
+    }
+    assert!(
+        has(
+            &protection,
+            "vm-legacy-01",
+            "protection",
+            "ProtectionStopped"
+        ),
+        "{protection:?}"
+    );
+    for item in ["vm-legacy-01", "vm-batch-03"] {
+        let days = age
+            .iter()
+            .find(|s| s["metric"]["job_name"] == item)
+            .and_then(|s| s["value"][1].as_str())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|s| s / 86_400.0);
+        assert!(
+            days.is_some_and(|d| d > 11.0),
+            "{item}: last success {days:?} days ago: {age:?}"
+        );
+        assert!(
+            has(&share, item, "", ""),
+            "{item} past its threshold: {share:?}"
+        );
+    }
+    for fine in ["vm-dr-01", "MSSQLSERVER/hrdb [sql-01.contoso.com]"] {
+        for result in [&status, &health, &protection, &age, &share] {
+            assert!(!has(result, fine, "", ""), "{fine} listed: {result:?}");
+        }
+    }
+    println!(
+        "Azure protected items needing attention: {:?}",
+        age.iter()
+            .map(|s| s["metric"]["job_name"].clone())
+            .collect::<Vec<_>>()
+    );
+}
+
 /// Metrics a dashboard panel or an alert reads that the exporter of this branch may not export
 /// yet (added in release 0.3 by other work: issue 21's storage, issue 19's discovery and
 /// inventory). A query reading one of them must still parse and evaluate; it must return data
@@ -672,7 +748,7 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
          \x20 - name: azure-e2e\n    type: azure\n    tenant_id: {AZURE_TENANT}\n    client_id: {AZURE_CLIENT}\n\
          \x20   client_secret_env: E2E_AZURE_SECRET\n    subscription_id: 11111111-2222-3333-4444-555555555555\n\
          \x20   management_url: {url}\n    authority_url: {url}\n\
-         \x20   vaults: [{{ resource_group: rg-backup, name: vault-01 }}]\n",
+         \x20   vaults: [{{ resource_group: rg-backup, name: vault-01 }}]\n    discover: true\n",
         url = sim.url()
     );
     let exporter = Exporter::start_with(
@@ -843,6 +919,7 @@ async fn failed_job_reaches_alertmanager_and_every_dashboard_query_returns_data(
             .join("\n")
     );
     println!("{} dashboard queries returned data", queries.len());
+    assert_azure_items_needing_attention(&prom, &queries).await;
     assert_same_over_one_scrape_job(&prom, &queries).await;
 
     // Every field of every upstream has a parse-error line from start-up: zdm-denied, which

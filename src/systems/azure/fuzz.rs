@@ -57,6 +57,22 @@ struct Fixture {
     azure: Azure,
     fields: FieldParser,
     memory: Memory,
+    telemetry: Telemetry,
+}
+
+impl Fixture {
+    /// `backup_upstream_requests_total{outcome}` of the upstream so far.
+    fn requests(&self, outcome: &str) -> f64 {
+        let text = String::from_utf8_lossy(&self.telemetry.encode(crate::metrics::Format::Text))
+            .into_owned();
+        let series = format!(
+            "backup_upstream_requests_total{{outcome=\"{outcome}\",system=\"azure\",upstream=\"u\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
 }
 
 fn fixture() -> Fixture {
@@ -95,6 +111,7 @@ fn fixture() -> Fixture {
         azure: Azure::new(config, http, fields()),
         fields: fields(),
         memory: Memory::default(),
+        telemetry,
     }
 }
 
@@ -187,6 +204,36 @@ proptest! {
         body in prop_oneof![fuzzing::mutated(LIST, KEYS), fuzzing::mutated(DETAILS, KEYS), fuzzing::mutated(TOKEN, KEYS)]
     ) {
         answers(&body)?;
+    }
+
+    /// A link to another origin is refused as an `upstream_error`, counted once (the page
+    /// it names is a request that failed), and its reason names the origin only: the path
+    /// and query, which may carry a token, never reach a log.
+    #[test]
+    fn a_refused_next_link_is_counted_once_and_named_by_its_origin(
+        scheme in "https?",
+        host in "(evil\\.example|127\\.0\\.0\\.2|localhost|\\[::1\\])",
+        port in proptest::option::of(1u16..),
+        path in "/p-[a-z]{1,8}",
+        secret in "[a-z0-9]{12}",
+    ) {
+        let f = fixture();
+        let origin = match port {
+            Some(port) => format!("{scheme}://{host}:{port}"),
+            None => format!("{scheme}://{host}"),
+        };
+        let link = format!("{origin}{path}?api-version=1&sig=s3cr3t-{secret}");
+        let Err(fault) = f.azure.next_url(&link) else {
+            return Err(TestCaseError::fail(format!("followed {link}")));
+        };
+        prop_assert_eq!(fault.outcome, crate::outcome::Outcome::UpstreamError);
+        prop_assert!(!fault.reason.contains(&secret), "{}", fault.reason);
+        prop_assert!(!fault.reason.contains(&path), "{}", fault.reason);
+        prop_assert_eq!(f.requests("upstream_error"), 1.0);
+        prop_assert!(f.azure.next_url("http://127.0.0.1:9/next?x=1").is_ok());
+        prop_assert_eq!(f.requests("upstream_error"), 1.0, "a link home is no refusal");
+        prop_assert!(f.azure.next_url("/relative").is_err());
+        prop_assert_eq!(f.requests("decode_error"), 1.0, "no URL: a decode error");
     }
 
     #[test]

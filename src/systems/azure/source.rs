@@ -303,8 +303,16 @@ impl Azure {
     }
 
     /// A `nextLink` is followed only on the configured management endpoint: the bearer
-    /// token must never be sent anywhere else.
+    /// token must never be sent anywhere else. A link refused is the request of the next
+    /// page failing, so it is counted here, once, under its outcome (`upstream_error` for
+    /// another origin, `decode_error` for no URL); its reason names only the origin, never
+    /// the path or query, which may carry a token.
     pub(super) fn next_url(&self, link: &str) -> Result<Url, Fault> {
+        self.checked_next_url(link)
+            .map_err(|fault| self.http.refused(fault))
+    }
+
+    fn checked_next_url(&self, link: &str) -> Result<Url, Fault> {
         let url =
             Url::parse(link).map_err(|e| Fault::decode(format!("nextLink is not a URL: {e}")))?;
         let base = Url::parse(&self.config.management_url)
