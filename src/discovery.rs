@@ -411,22 +411,35 @@ enum Phases {
     /// Spread evenly in the batch's order (a complete listing's new targets).
     Even,
     /// By where the exposition lays each out (targets handed over during a listing, whose
-    /// number is not known yet): the targets of one run of the pre-compressed series share
-    /// a phase and finish together, so the run is compressed once per interval, and the
-    /// runs are spread over the interval in bit-reversed order of their place, evenly for
-    /// any number of them.
+    /// number is not known yet): the targets of one run of the pre-compressed series poll
+    /// within [`RUN_WINDOW`] of each other, so the run is compressed once per interval
+    /// (the packer waits up to a second for a run), and the runs are spread over the
+    /// interval in bit-reversed order of their place, evenly for any number of them.
     ByRun,
 }
 
 /// Slots of the interval the runs of [`Phases::ByRun`] are spread over.
 const RUN_SLOTS: u32 = 1024;
+/// The most a run's targets of [`Phases::ByRun`] are spread over (under the packer's
+/// one-second wait): its 64 targets do not all poll in the same step.
+const RUN_WINDOW: Duration = Duration::from_millis(800);
 
 /// The phase of the target laid out at `place` (the first run when unknown).
 fn run_phase(interval: Duration, place: Option<usize>) -> Duration {
-    let run = place.unwrap_or(0) / crate::exposition::runs::TARGETS_PER_RUN;
+    let per_run = crate::exposition::runs::TARGETS_PER_RUN;
+    let place = place.unwrap_or(0);
+    let (run, slot_in_run) = (place / per_run, place % per_run);
     // The low bits of the run number, reversed: 0, 512, 256, 768, 128, ... of 1024.
     let slot = (run as u32 % RUN_SLOTS).reverse_bits() >> (32 - RUN_SLOTS.trailing_zeros());
-    phase(interval, slot, RUN_SLOTS)
+    let window = RUN_WINDOW.min(interval / 8);
+    let offset = interval * slot / RUN_SLOTS + window * slot_in_run as u32 / per_run as u32;
+    // Past the end of the interval: from its start again.
+    let offset = if offset >= interval {
+        offset - interval
+    } else {
+        offset
+    };
+    crate::poller::in_steps(offset)
 }
 
 /// Tracks `new` targets in the store and starts their poll loops from `start`, phased as
@@ -542,24 +555,35 @@ mod tests {
         assert_eq!(seen.len(), 100);
     }
 
-    /// Targets laid out in one run share a phase; the runs spread over the interval,
-    /// halves first, then quarters (whatever their number).
+    /// Targets laid out in one run poll within 800 ms of each other, in whole steps; the
+    /// runs spread over the interval, halves first, then quarters (whatever their number).
     #[test]
     fn targets_handed_over_early_are_phased_by_their_run() {
         let interval = Duration::from_secs(30);
         let at = |place: usize| run_phase(interval, Some(place));
-        assert!((0..64).all(|p| at(p) == Duration::ZERO));
-        assert!((64..128).all(|p| at(p) == at(64)));
-        assert_eq!(at(64), Duration::from_secs(15));
-        assert_eq!(at(128), Duration::from_millis(7500));
-        assert_eq!(at(192), Duration::from_millis(22_500));
+        let within = |run: usize, start: Duration| {
+            (run * 64..run * 64 + 64).all(|p| at(p) >= start && at(p) < start + RUN_WINDOW)
+        };
+        assert!(within(0, Duration::ZERO));
+        assert!(within(1, Duration::from_secs(15)));
+        assert!(within(2, Duration::from_millis(7500)));
+        assert!(within(3, Duration::from_millis(22_500)));
+        assert_eq!(at(0), Duration::ZERO);
+        assert_eq!(at(63), Duration::from_millis(700), "spread over the window");
+        assert!(
+            (0..5000).all(|p| at(p).as_millis() % 100 == 0),
+            "whole steps"
+        );
         let mut phases: Vec<Duration> = (0..16).map(|r| at(r * 64)).collect();
         phases.sort();
         phases.dedup();
         assert_eq!(phases.len(), 16, "sixteen runs, sixteen phases");
-        assert!(phases.iter().all(|p| *p < interval));
+        assert!((0..100_000).step_by(7).all(|p| at(p) < interval));
         assert_eq!(run_phase(interval, None), Duration::ZERO);
         assert!(run_phase(interval, Some(usize::MAX)) < interval);
+        // A short interval: the window shrinks with it.
+        let short = Duration::from_secs(1);
+        assert!((0..64).all(|p| run_phase(short, Some(p)) < Duration::from_millis(200)));
     }
 
     /// A source whose listings come from a script (then fail), and whose polls succeed

@@ -129,8 +129,13 @@ const PHASE_STEP: Duration = Duration::from_millis(100);
 /// [`PHASE_STEP`].
 pub(crate) fn phase(interval: Duration, i: u32, count: u32) -> Duration {
     let even = interval * i.min(count) / count.max(1);
-    let steps = even.as_nanos() / PHASE_STEP.as_nanos();
-    // `steps` steps are at most `even`, which is below `interval`: no overflow.
+    in_steps(even)
+}
+
+/// `offset` rounded down to whole [`PHASE_STEP`]s.
+pub(crate) fn in_steps(offset: Duration) -> Duration {
+    let steps = offset.as_nanos() / PHASE_STEP.as_nanos();
+    // `steps` steps are at most `offset`: no overflow.
     PHASE_STEP * u32::try_from(steps).unwrap_or(0)
 }
 
