@@ -200,7 +200,7 @@ pub async fn list_once(lister: &Lister) -> Vec<Planned> {
 }
 
 /// The requests a listing sends at once: half the upstream's `concurrency`, at most
-/// [`LISTING_REQUESTS`], at least one. The listing holds that many of its slots.
+/// four, at least one. The listing holds that many of its slots.
 pub fn requests(concurrency: usize) -> usize {
     (concurrency / 2).clamp(1, LISTING_REQUESTS)
 }
