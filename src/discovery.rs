@@ -49,8 +49,8 @@ pub struct Lister {
     pub timeout: Duration,
     /// The upstream's source (shared with its configured targets: one token, one login).
     pub source: Arc<dyn Source>,
-    /// The upstream's one concurrency limit: a listing holds [`requests`] of its slots
-    /// while it runs.
+    /// The upstream's one concurrency limit: a listing holds some of its slots (half, at
+    /// most four) while it runs.
     pub admission: Arc<Semaphore>,
     /// The upstream's `concurrency` (the slots of `admission`).
     pub concurrency: usize,
@@ -200,8 +200,8 @@ pub async fn list_once(lister: &Lister) -> Vec<Planned> {
 }
 
 /// The requests a listing sends at once: half the upstream's `concurrency`, at most
-/// four, at least one. The listing holds that many of its slots.
-pub fn requests(concurrency: usize) -> usize {
+/// [`LISTING_REQUESTS`], at least one. The listing holds that many of its slots.
+fn requests(concurrency: usize) -> usize {
     (concurrency / 2).clamp(1, LISTING_REQUESTS)
 }
 
