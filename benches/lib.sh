@@ -16,7 +16,7 @@ bench_setup() { # bench_setup NAME: needs curl and python3, builds the release b
         cargo build --release --bins
     fi
     EXPORTER=${EXPORTER:-target/release/backup-exporter}
-    SIMULATOR=target/release/backup-simulator
+    SIMULATOR=${SIMULATOR:-target/release/backup-simulator}
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/${BENCH_NAME%.sh}.XXXXXX")
     SIM_PID=""
     EXP_PID=""

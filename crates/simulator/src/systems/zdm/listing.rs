@@ -13,6 +13,10 @@
 //! Items are generated per page (an item is a function of its position), so a page of a
 //! 50,000-job fleet costs what a page of the demo costs.
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::scenario::{
@@ -59,7 +63,12 @@ pub(crate) struct World {
 }
 
 /// The fixed servers before the fleet's: the scenario's, then the standalone job's, the
-/// recovery target and the unprotected ones.
+/// recovery target and the unprotected ones (built once: every page of a generated fleet
+/// reads them for each item).
+static FIXED_SERVERS: LazyLock<Vec<&'static str>> = LazyLock::new(fixed_servers);
+/// [`fixed_backups`], built once.
+static FIXED_BACKUPS: LazyLock<Vec<(&'static str, JobDef<'static>)>> = LazyLock::new(fixed_backups);
+
 fn fixed_servers() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = SERVERS.iter().map(|s| s.name).collect();
     for b in BACKUP_JOBS {
@@ -91,21 +100,35 @@ fn time(world: &World, t: Option<i64>) -> String {
     t.map_or_else(|| "-".to_string(), |s| world.version.format_unix(s))
 }
 
-fn status_block(world: &World, def: &JobDef<'_>) -> Value {
+/// `status` of a job item: its phase and times.
+#[derive(Serialize)]
+struct StatusBlock {
+    current: &'static str,
+    time: Times,
+}
+
+#[derive(Serialize)]
+struct Times {
+    start: String,
+    elapsed: String,
+    end: String,
+}
+
+fn status_block(world: &World, def: &JobDef<'_>) -> StatusBlock {
     let state = scenario::job_state(def, world.now_ms, world.cycle_ms);
-    json!({
-        "current": state.phase.status(world.version),
-        "time": {
-            "start": time(world, state.start),
-            "elapsed": state.elapsed.map_or_else(|| "-".to_string(), wire::hms),
-            "end": time(world, state.end),
-        }
-    })
+    StatusBlock {
+        current: state.phase.status(world.version),
+        time: Times {
+            start: time(world, state.start),
+            elapsed: state.elapsed.map_or_else(|| "-".to_string(), wire::hms),
+            end: time(world, state.end),
+        },
+    }
 }
 
 /// A server's `id`: its position in the servers listing, from 1.
 fn server_id(name: &str) -> String {
-    let fixed = fixed_servers();
+    let fixed = &*FIXED_SERVERS;
     match fixed.iter().position(|n| *n == name) {
         Some(i) => (i + 1).to_string(),
         None => {
@@ -118,51 +141,175 @@ fn server_id(name: &str) -> String {
     }
 }
 
-fn server_item(world: &World, name: &str, detail: bool) -> Value {
-    let mode = if name == TARGET_SERVER { "Target" } else { "Source" };
-    let connect = if name == DISCONNECTED { "disconnect" } else { "connect" };
+/// The items of the two listings a generated fleet makes long (`/servers`, `/backups`) are
+/// written from these structs rather than through `json!`'s maps, so a page of a
+/// 50,000-job fleet costs the simulator little beside the exporter it is measured against.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerItem<'a> {
+    id: String,
+    name: &'a str,
+    agent: Agent,
+    os: Os,
+    ip: Ip,
+    license: Id,
+    status: Connect,
+    last_updated: &'a str,
+}
+
+#[derive(Serialize)]
+struct Agent {
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Os {
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Ip {
+    public: &'static str,
+    private: [&'static str; 1],
+}
+
+#[derive(Serialize)]
+struct Id {
+    id: &'static str,
+}
+
+#[derive(Serialize)]
+struct Connect {
+    connect: &'static str,
+}
+
+fn server_item<'a>(now: &'a str, name: &'a str, detail: bool) -> ServerItem<'a> {
     let windows = name.starts_with("win");
-    let mut agent = json!({ "mode": mode });
-    if detail {
-        agent["version"] = json!(AGENT_VERSION);
-    }
-    json!({
-        "id": server_id(name),
-        "name": name,
-        "agent": agent,
-        "os": { "version": if windows { "Windows Server 2019" } else { "Ubuntu 22.04 LTS" } },
-        "ip": { "public": "192.168.1.100", "private": ["10.0.0.1"] },
-        "license": { "id": "1" },
-        "status": { "connect": connect },
-        "lastUpdated": world.version.now(),
-    })
-}
-
-fn backup_item(world: &World, server: &str, def: &JobDef<'_>, id: usize) -> Value {
-    let mut info = json!({
-        "id": id.to_string(),
-        "name": def.name,
-        "mode": "full",
-        "schedule": { "basic": { "id": "1", "type": "daily", "description": "Every day at 02:00" }, "advanced": "-" },
-        "status": status_block(world, def),
-    });
-    match def.volume {
-        Volume::Partition(p) => info["partition"] = json!(p),
-        Volume::Drive(d) => info["drive"] = json!(d),
-    }
-    let windows = matches!(def.volume, Volume::Drive(_));
-    json!({
-        "system": {
-            "id": server_id(server),
-            "name": server,
-            "os": if windows { "Windows" } else { "Linux" },
+    ServerItem {
+        id: server_id(name),
+        name,
+        agent: Agent {
+            mode: if name == TARGET_SERVER { "Target" } else { "Source" },
+            version: detail.then_some(AGENT_VERSION),
         },
-        "job": { "info": info, "lastUpdated": world.version.now() },
-        "repository": { "id": "1", "type": "nfs", "path": format!("/backup/{server}") },
-    })
+        os: Os {
+            version: if windows { "Windows Server 2019" } else { "Ubuntu 22.04 LTS" },
+        },
+        ip: Ip {
+            public: "192.168.1.100",
+            private: ["10.0.0.1"],
+        },
+        license: Id { id: "1" },
+        status: Connect {
+            connect: if name == DISCONNECTED { "disconnect" } else { "connect" },
+        },
+        last_updated: now,
+    }
 }
 
-fn recovery_item(world: &World, index: usize) -> Option<Value> {
+#[derive(Serialize)]
+struct BackupItem<'a> {
+    system: BackupSystem<'a>,
+    job: BackupJob<'a>,
+    repository: Repository,
+}
+
+#[derive(Serialize)]
+struct BackupSystem<'a> {
+    id: String,
+    name: &'a str,
+    os: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BackupJob<'a> {
+    info: BackupInfo<'a>,
+    last_updated: &'a str,
+}
+
+#[derive(Serialize)]
+struct BackupInfo<'a> {
+    id: String,
+    name: &'a str,
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drive: Option<&'a str>,
+    schedule: Schedule,
+    status: StatusBlock,
+}
+
+#[derive(Serialize)]
+struct Schedule {
+    basic: Basic,
+    advanced: &'static str,
+}
+
+#[derive(Serialize)]
+struct Basic {
+    id: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    description: &'static str,
+}
+
+#[derive(Serialize)]
+struct Repository {
+    id: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    path: String,
+}
+
+fn backup_item<'a>(
+    world: &World,
+    now: &'a str,
+    server: &'a str,
+    def: &JobDef<'a>,
+    id: usize,
+) -> BackupItem<'a> {
+    let (partition, drive) = match def.volume {
+        Volume::Partition(p) => (Some(p), None),
+        Volume::Drive(d) => (None, Some(d)),
+    };
+    BackupItem {
+        system: BackupSystem {
+            id: server_id(server),
+            name: server,
+            os: if drive.is_some() { "Windows" } else { "Linux" },
+        },
+        job: BackupJob {
+            info: BackupInfo {
+                id: id.to_string(),
+                name: def.name,
+                mode: "full",
+                partition,
+                drive,
+                schedule: Schedule {
+                    basic: Basic {
+                        id: "1",
+                        kind: "daily",
+                        description: "Every day at 02:00",
+                    },
+                    advanced: "-",
+                },
+                status: status_block(world, def),
+            },
+            last_updated: now,
+        },
+        repository: Repository {
+            id: "1",
+            kind: "nfs",
+            path: format!("/backup/{server}"),
+        },
+    }
+}
+
+fn recovery_item(world: &World, now: &str, index: usize) -> Option<Value> {
     let def = RECOVERIES.get(index)?;
     let first = def.details.first()?;
     let details: Vec<Value> = def
@@ -179,7 +326,7 @@ fn recovery_item(world: &World, index: usize) -> Option<Value> {
                 "mode": "full",
                 "backup": { "jobName": "pgsql-백업", "fileName": "backup.img", "latest": "use" },
                 "repository": { "id": "1", "path": "/backup", "type": "nfs" },
-                "lastUpdated": world.version.now(),
+                "lastUpdated": now,
             })
         })
         .collect();
@@ -194,14 +341,14 @@ fn recovery_item(world: &World, index: usize) -> Option<Value> {
                 "name": def.name,
                 "schedule": { "basic": { "id": "1", "type": "daily", "description": "Every day at 10:00" } },
                 "status": status_block(world, first),
-                "lastUpdated": world.version.now(),
+                "lastUpdated": now,
             },
             "detail": details,
         }
     }))
 }
 
-fn replication_item(world: &World, index: usize) -> Option<Value> {
+fn replication_item(world: &World, now: &str, index: usize) -> Option<Value> {
     let def = REPLICATIONS.get(index)?;
     Some(json!({
         "system": { "name": def.center },
@@ -212,7 +359,7 @@ fn replication_item(world: &World, index: usize) -> Option<Value> {
                 "unitType": "Backup Policy",
                 "replicationMode": "Full",
                 "status": status_block(world, &def.job),
-                "lastUpdated": world.version.now(),
+                "lastUpdated": now,
             },
             "backupJob": [{ "name": "pgsql-백업", "id": "1" }],
             "repository": { "target": { "id": "3", "type": "NFS", "path": "/replication/target" } },
@@ -256,7 +403,7 @@ pub(crate) fn repository(world: &World, i: usize) -> Option<(&'static str, &'sta
     }
 }
 
-fn repository_item(world: &World, i: usize) -> Option<Value> {
+fn repository_item(world: &World, now: &str, i: usize) -> Option<Value> {
     let (id, kind, size, used, remote) = repository(world, i)?;
     let free = size.saturating_sub(used);
     Some(json!({
@@ -271,7 +418,7 @@ fn repository_item(world: &World, i: usize) -> Option<Value> {
         "localPath": "/mnt/backup",
         "ipAddress": ["192.168.1.200"],
         "port": "2049",
-        "lastUpdated": world.version.now(),
+        "lastUpdated": now,
     }))
 }
 
@@ -298,12 +445,12 @@ fn license_item(world: &World, i: usize) -> Option<Value> {
     }))
 }
 
-/// How many items the listing has, and item `i`.
+/// How many items the listing has.
 fn count(world: &World, listing: &str) -> usize {
     let fleet = world.fleet.map_or((0, 0), |f| (f.servers, f.jobs));
     match listing {
-        "servers" => fixed_servers().len() + fleet.0,
-        "backups" => fixed_backups().len() + fleet.0 * fleet.1,
+        "servers" => FIXED_SERVERS.len() + fleet.0,
+        "backups" => FIXED_BACKUPS.len() + fleet.0 * fleet.1,
         "recoveries" => RECOVERIES.len(),
         "replications" if world.replications => REPLICATIONS.len(),
         "repositories" => 3,
@@ -312,32 +459,105 @@ fn count(world: &World, listing: &str) -> usize {
     }
 }
 
-fn item(world: &World, listing: &str, i: usize, detail: bool) -> Option<Value> {
+/// Server `i` of the servers listing, by name.
+fn server_at(i: usize) -> Cow<'static, str> {
+    let fixed = &*FIXED_SERVERS;
+    match fixed.get(i) {
+        Some(name) => Cow::Borrowed(*name),
+        None => Cow::Owned(Fleet::server_name(i - fixed.len() + 1)),
+    }
+}
+
+/// Backup job `i` of the backups listing.
+enum BackupAt {
+    /// A fixed job: its server and definition.
+    Fixed(&'static str, JobDef<'static>),
+    /// A generated fleet job: its server's and its own position (from 1) and names.
+    Fleet {
+        server: usize,
+        job: usize,
+        server_name: String,
+        job_name: String,
+    },
+}
+
+fn backup_at(world: &World, i: usize) -> Option<BackupAt> {
+    if let Some((server, def)) = FIXED_BACKUPS.get(i) {
+        return Some(BackupAt::Fixed(server, *def));
+    }
+    let fleet = world.fleet?;
+    let n = i - FIXED_BACKUPS.len();
+    let (server, job) = (n / fleet.jobs.max(1) + 1, n % fleet.jobs.max(1) + 1);
+    Some(BackupAt::Fleet {
+        server,
+        job,
+        server_name: Fleet::server_name(server),
+        job_name: Fleet::job_name(server, job),
+    })
+}
+
+/// Item `i` of a short listing (not servers or backups) as a value.
+fn short_item(world: &World, now: &str, listing: &str, i: usize) -> Option<Value> {
     match listing {
-        "servers" => {
-            let fixed = fixed_servers();
-            match fixed.get(i) {
-                Some(name) => Some(server_item(world, name, detail)),
-                None => Some(server_item(world, &Fleet::server_name(i - fixed.len() + 1), detail)),
-            }
-        }
-        "backups" => {
-            let fixed = fixed_backups();
-            if let Some((server, def)) = fixed.get(i) {
-                return Some(backup_item(world, server, def, i + 1));
-            }
-            let fleet = world.fleet?;
-            let n = i - fixed.len();
-            let (server, job) = (n / fleet.jobs.max(1) + 1, n % fleet.jobs.max(1) + 1);
-            let name = Fleet::job_name(server, job);
-            let def = Fleet::job_def(&name, server, job);
-            Some(backup_item(world, &Fleet::server_name(server), &def, i + 1))
-        }
-        "recoveries" => recovery_item(world, i),
-        "replications" => replication_item(world, i),
-        "repositories" => repository_item(world, i),
+        "recoveries" => recovery_item(world, now, i),
+        "replications" => replication_item(world, now, i),
+        "repositories" => repository_item(world, now, i),
         "licenses" => license_item(world, i),
         _ => None,
+    }
+}
+
+/// Where a page's items are written, and what the query filters them by.
+struct Writer<'q> {
+    world: World,
+    now: String,
+    listing: &'q str,
+    detail: bool,
+    /// `jobName` on the job listings.
+    job_name: Option<&'q str>,
+    /// `center` on the repositories.
+    center: Option<&'q str>,
+}
+
+impl Writer<'_> {
+    /// Writes item `i` when it passes the query's filters (`json` is `None` for only the
+    /// check); whether it passed and was written.
+    fn item(&self, i: usize, json: Option<&mut Vec<u8>>) -> bool {
+        let world = &self.world;
+        let written = match self.listing {
+            "servers" => {
+                let name = server_at(i);
+                let item = server_item(&self.now, &name, self.detail);
+                json.map(|out| serde_json::to_writer(out, &item))
+            }
+            "backups" => {
+                let Some(at) = backup_at(world, i) else {
+                    return false;
+                };
+                let (server, def) = match &at {
+                    BackupAt::Fixed(server, def) => (*server, *def),
+                    BackupAt::Fleet { server, job, server_name, job_name } => {
+                        (server_name.as_str(), Fleet::job_def(job_name, *server, *job))
+                    }
+                };
+                if self.job_name.is_some_and(|want| want != def.name) {
+                    return false;
+                }
+                let item = || backup_item(world, &self.now, server, &def, i + 1);
+                json.map(|out| serde_json::to_writer(out, &item()))
+            }
+            listing => {
+                let Some(value) = short_item(world, &self.now, listing, i) else {
+                    return false;
+                };
+                if !passes(&value, listing, self.job_name, self.center) {
+                    return false;
+                }
+                json.map(|out| serde_json::to_writer(out, &value))
+            }
+        };
+        // An item that could not be written (none of these can fail) is left out.
+        written.is_none_or(|result| result.is_ok())
     }
 }
 
@@ -359,6 +579,18 @@ fn passes(value: &Value, listing: &str, job_name: Option<&str>, center: Option<&
     job_ok && center_ok
 }
 
+/// The answer's `pagination` block.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Pagination {
+    current_page: usize,
+    total_pages: usize,
+    total_items: usize,
+    items_per_page: usize,
+    has_next_page: bool,
+    has_previous_page: bool,
+}
+
 /// The answer to `GET {prefix}/{listing}?{query}`.
 pub(crate) fn body(world: &World, listing: &str, query: Option<&str>) -> Vec<u8> {
     let (mut page, mut limit, mut paged, mut detail) = (1usize, DEFAULT_LIMIT, false, false);
@@ -376,23 +608,44 @@ pub(crate) fn body(world: &World, listing: &str, query: Option<&str>) -> Vec<u8>
             _ => {}
         }
     }
+    let writer = Writer {
+        world: *world,
+        now: world.version.now(),
+        listing,
+        detail,
+        job_name: job_name.as_deref(),
+        center: center.as_deref(),
+    };
     let filtered = job_name.is_some() || center.is_some();
-    let total = count(world, listing);
-    let wanted = |i: usize| {
-        item(world, listing, i, detail)
-            .filter(|v| passes(v, listing, job_name.as_deref(), center.as_deref()))
-    };
-    let (items, total): (Vec<Value>, usize) = if filtered {
-        let all: Vec<Value> = (0..total).filter_map(wanted).collect();
-        let n = all.len();
-        let from = if paged { page.saturating_sub(1).saturating_mul(limit).min(n) } else { 0 };
-        let to = if paged { from.saturating_add(limit).min(n) } else { n };
-        (all.get(from..to).unwrap_or_default().to_vec(), n)
-    } else {
-        let from = if paged { page.saturating_sub(1).saturating_mul(limit).min(total) } else { 0 };
-        let to = if paged { from.saturating_add(limit).min(total) } else { total };
-        ((from..to).filter_map(wanted).collect(), total)
-    };
+    let all = count(world, listing);
+    // Without a filter the page's positions are the items'; with one, the page is a slice
+    // of the items that pass, so every item is checked (the filtered listings the exporter
+    // reads are one job's).
+    let total = if filtered { (0..all).filter(|&i| writer.item(i, None)).count() } else { all };
+    let from = if paged { page.saturating_sub(1).saturating_mul(limit).min(total) } else { 0 };
+    let to = if paged { from.saturating_add(limit).min(total) } else { total };
+    let mut data = Vec::with_capacity((to - from).saturating_mul(512) + 2);
+    data.push(b'[');
+    // `place` counts the items that passed before `i`; unfiltered, it is `i`.
+    let first = if filtered { 0 } else { from };
+    let mut place = first;
+    for i in first..all {
+        if place >= to {
+            break;
+        }
+        let in_page = place >= from;
+        let start = data.len();
+        if in_page && place > from {
+            data.push(b',');
+        }
+        let passed = writer.item(i, in_page.then_some(&mut data));
+        if passed {
+            place += 1;
+        } else {
+            data.truncate(start);
+        }
+    }
+    data.push(b']');
     let message = match listing {
         "servers" => "Server information list",
         "backups" => "Backup job list",
@@ -401,25 +654,31 @@ pub(crate) fn body(world: &World, listing: &str, query: Option<&str>) -> Vec<u8>
         "repositories" => "Repository list retrieved",
         _ => "License information list",
     };
-    let mut answer = json!({
-        "success": true,
-        "requestID": wire::request_id(),
-        "data": items,
-    });
+    let text = |v: &str| Value::from(v).to_string();
+    let mut out = Vec::with_capacity(data.len() + 400);
+    out.extend_from_slice(b"{\"success\":true,\"requestID\":");
+    out.extend_from_slice(text(&wire::request_id()).as_bytes());
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(&data);
     if paged {
         let pages = total.div_ceil(limit).max(1);
-        answer["pagination"] = json!({
-            "currentPage": page,
-            "totalPages": pages,
-            "totalItems": total,
-            "itemsPerPage": limit,
-            "hasNextPage": page < pages,
-            "hasPreviousPage": page > 1,
-        });
+        let pagination = Pagination {
+            current_page: page,
+            total_pages: pages,
+            total_items: total,
+            items_per_page: limit,
+            has_next_page: page < pages,
+            has_previous_page: page > 1,
+        };
+        out.extend_from_slice(b",\"pagination\":");
+        out.extend_from_slice(json!(pagination).to_string().as_bytes());
     }
-    answer["message"] = json!(message);
-    answer["timestamp"] = json!(world.version.now());
-    answer.to_string().into_bytes()
+    out.extend_from_slice(b",\"message\":");
+    out.extend_from_slice(text(message).as_bytes());
+    out.extend_from_slice(b",\"timestamp\":");
+    out.extend_from_slice(text(&writer.now).as_bytes());
+    out.push(b'}');
+    out
 }
 
 #[cfg(test)]
@@ -479,6 +738,72 @@ mod tests {
         assert_eq!(seen, total);
         let v = data(&body(&w, "backups", Some("jobName=fleet-00007-job-03")));
         assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    }
+
+    /// Every key path of `value`'s objects (arrays by their items).
+    fn paths(value: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, item) in map {
+                    let path = format!("{prefix}/{key}");
+                    out.insert(path.clone());
+                    paths(item, &path, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| paths(item, prefix, out)),
+            _ => {}
+        }
+    }
+
+    /// The fields of a generated fleet's items (written from structs, not `json!`) are the
+    /// vendor's documented ones (`tests/data/vendor/zdm/1.0.3/`), none invented.
+    #[test]
+    fn fleet_items_carry_only_the_vendor_documents_fields() {
+        const VENDOR: &str =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/vendor/zdm/1.0.3/");
+        let vendor = |file: &str| {
+            let text = std::fs::read_to_string(format!("{VENDOR}{file}")).unwrap();
+            let mut out = std::collections::BTreeSet::new();
+            paths(&serde_json::from_str(&text).unwrap(), "", &mut out);
+            out
+        };
+        let w = world(Some(Fleet { servers: 30, jobs: 3 }));
+        let backups = ["list-backups-linux.json", "list-backups-windows.json"];
+        let cases = [
+            ("servers", "detail=true&page=2&limit=5", &["list-servers-detail.json"][..]),
+            ("backups", "page=4&limit=7", &backups[..]),
+            ("backups", "page=1&limit=100", &backups[..]),
+        ];
+        for (listing, query, files) in cases {
+            let documented: std::collections::BTreeSet<String> =
+                files.iter().flat_map(|f| vendor(f)).collect();
+            let answer = data(&body(&w, listing, Some(query)));
+            let mut ours = std::collections::BTreeSet::new();
+            paths(&answer, "", &mut ours);
+            ours.retain(|p| !p.starts_with("/pagination"));
+            let invented: Vec<&String> = ours.difference(&documented).collect();
+            assert!(invented.is_empty(), "{listing}?{query}: {invented:?}");
+            assert!(!answer["data"].as_array().unwrap().is_empty());
+        }
+        // A page of the generated fleet is the positions it names, each once.
+        let page = data(&body(&w, "backups", Some("page=4&limit=7")));
+        let ids: Vec<&str> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["job"]["info"]["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["22", "23", "24", "25", "26", "27", "28"]);
+        // A filter names its one job, paged or not.
+        for query in ["jobName=fleet-00030-job-03", "jobName=fleet-00030-job-03&page=1&limit=5"] {
+            let v = data(&body(&w, "backups", Some(query)));
+            let items = v["data"].as_array().unwrap();
+            assert_eq!(items.len(), 1, "{query}");
+            assert_eq!(items[0]["system"]["name"], "fleet-00030");
+        }
+        let none = data(&body(&w, "backups", Some("jobName=nope&page=1&limit=5")));
+        assert_eq!(none["data"], json!([]));
+        assert_eq!(none["pagination"]["totalItems"], 0);
     }
 
     #[test]
