@@ -61,26 +61,7 @@ PATH=$PATH:/usr/sbin:/sbin
 for tool in curl python3; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
-missing=()
-command -v nginx >/dev/null || missing+=(nginx)
-command -v wrk >/dev/null || missing+=(wrk)
-if ((${#missing[@]})); then
-    if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
-        die "missing ${missing[*]}; install them (Debian: apt-get install nginx-light wrk)"
-    fi
-    echo "installing ${missing[*]} with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    want=()
-    for m in "${missing[@]}"; do
-        if [[ $m == nginx ]] && apt-cache show nginx-light >/dev/null 2>&1; then
-            want+=(nginx-light)
-        else
-            want+=("$m")
-        fi
-    done
-    apt-get install -y -qq "${want[@]}" >/dev/null
-fi
+apt_install_missing nginx wrk
 nginx -V 2>&1 | grep -q -- --with-http_gzip_static_module || die "nginx lacks gzip_static"
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
@@ -171,11 +152,7 @@ http {
     tcp_nodelay on;
     keepalive_timeout 300s;
     keepalive_requests 10000000;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
+$(nginx_temp_paths "$NGX")
     server {
         listen 127.0.0.1:$NGX_PORT;
         root $WWW;

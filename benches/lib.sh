@@ -111,15 +111,9 @@ PY
 }
 
 EXP_URL=""
-start_exporter() { # start_exporter NAME INTERVAL UPSTREAM_ADDR; sets EXP_PID, EXP_URL, READY_S
-    local name=$1 port t0 t1 code
-    write_fleet_config "$WORK/$name.yaml" "$2" "$3"
-    port=$(free_port)
-    EXP_URL="http://127.0.0.1:$port"
-    t0=$(now)
-    BENCH_TOKEN=bench "$EXPORTER" --config "$WORK/$name.yaml" \
-        --web.listen-address "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
-    EXP_PID=$!
+wait_ready() { # wait_ready T0: until the exporter EXP_PID answers 200 on EXP_URL/-/ready; dies
+    # when it exits or READY_TIMEOUT seconds after T0 (from `now`)
+    local t0=$1 code
     while :; do
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$EXP_URL/-/ready" || true)
         [[ $code == 200 ]] && break
@@ -128,6 +122,53 @@ start_exporter() { # start_exporter NAME INTERVAL UPSTREAM_ADDR; sets EXP_PID, E
             && die "exporter not ready within ${READY_TIMEOUT} s"
         sleep 0.02
     done
-    t1=$(now)
-    READY_S=$(calc "round($t1 - $t0, 2)")
+}
+
+nginx_temp_paths() { # nginx_temp_paths DIR: the http-level temp paths of an nginx run from DIR
+    echo "    client_body_temp_path $1/tmp/body;"
+    local kind
+    for kind in proxy fastcgi uwsgi scgi; do
+        echo "    ${kind}_temp_path $1/tmp/$kind;"
+    done
+}
+
+start_exporter() { # start_exporter NAME INTERVAL UPSTREAM_ADDR; sets EXP_PID, EXP_URL, READY_S
+    write_fleet_config "$WORK/$1.yaml" "$2" "$3"
+    launch_exporter "$1"
+}
+
+launch_exporter() { # launch_exporter NAME: the exporter on WORK/NAME.yaml (log WORK/NAME.log),
+    # until ready; sets EXP_PID, EXP_URL, READY_S (spawn to ready, seconds)
+    local name=$1 port t0
+    port=$(free_port)
+    EXP_URL="http://127.0.0.1:$port"
+    t0=$(now)
+    BENCH_TOKEN=bench "$EXPORTER" --config "$WORK/$name.yaml" \
+        --web.listen-address "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
+    EXP_PID=$!
+    wait_ready "$t0"
+    READY_S=$(calc "round($(now) - $t0, 2)")
+}
+
+apt_install_missing() { # apt_install_missing CMD...: installs the Debian packages of the missing
+    # commands (nginx as nginx-light when there is one), as root with apt-get; else dies
+    local cmd missing=() want=()
+    for cmd in "$@"; do
+        command -v "$cmd" >/dev/null || missing+=("$cmd")
+    done
+    ((${#missing[@]})) || return 0
+    if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
+        die "missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]/nginx/nginx-light})"
+    fi
+    echo "installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    for cmd in "${missing[@]}"; do
+        if [[ $cmd == nginx ]] && apt-cache show nginx-light >/dev/null 2>&1; then
+            want+=(nginx-light)
+        else
+            want+=("$cmd")
+        fi
+    done
+    apt-get install -y -qq "${want[@]}" >/dev/null
 }
