@@ -9,9 +9,12 @@
 #   benches/fleet-nginx-discovery.sh                          # 2000x5, builds first
 #   SKIP_BUILD=1 SERVERS=10000 benches/fleet-nginx-discovery.sh
 #
-# Knobs (env): SERVERS (2000), JOBS (5), CONCURRENCY (16), CYCLES (CPU window in 5 s cycles, 6),
-# ROUNDS (3), READY_TIMEOUT (60 s), SKIP_BUILD=1 (the existing release binaries). Needs bash,
-# curl, python3 (stdlib only), nginx (installed with apt-get when missing, as root) and /proc.
+# Knobs (env): SERVERS (2000), JOBS (5), CONCURRENCY (16), CYCLES (CPU window in 5 s cycles,
+# 6, after one interval to settle), ROUNDS (3), READY_TIMEOUT (60 s), ZDM_VERSION (1.0.3; a
+# release before 1.0.3 has no listings, so only the configured fleet runs, for the same bench
+# across releases), EXPORTER (another exporter binary), SKIP_BUILD=1 (the existing release
+# binaries). Needs bash, curl, python3 (stdlib only), nginx (installed with apt-get when
+# missing, as root) and Linux /proc.
 #
 # How the answers are kept: nginx runs as a caching reverse proxy in front of the simulator
 # (`--cycle 1h`, so nothing moves while it is read) and each exporter configuration runs once
@@ -26,7 +29,10 @@ CONCURRENCY=${CONCURRENCY:-16}
 CYCLES=${CYCLES:-6}
 ROUNDS=${ROUNDS:-3}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
+ZDM_VERSION=${ZDM_VERSION:-1.0.3}
 INTERVAL=5
+MODES=(discover configured)
+case $ZDM_VERSION in 0.*) MODES=(configured) ;; esac
 
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
@@ -41,7 +47,7 @@ mkdir -p "$NGX/tmp" "$NGX/cache"
 NGX_PID=""
 trap 'stop "$NGX_PID"; bench_cleanup' EXIT
 
-start_simulator --fleet "${SERVERS}x${JOBS}" --token bench --cycle 1h --zdm-version 1.0.3
+start_simulator --fleet "${SERVERS}x${JOBS}" --token bench --cycle 1h --zdm-version "$ZDM_VERSION"
 
 NGX_PORT=$(free_port)
 NGX_URL="http://127.0.0.1:$NGX_PORT"
@@ -83,8 +89,7 @@ fi
     >"$WORK/nginx.log" 2>&1 &
 NGX_PID=$!
 for _ in $(seq 100); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$NGX_URL/api/licenses" \
-        -H 'Authorization: Bearer bench' || true)
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$NGX_URL/_sim/stats" || true)
     [[ $code == 200 ]] && break
     kill -0 "$NGX_PID" 2>/dev/null || die "nginx exited"
     sleep 0.05
@@ -92,9 +97,9 @@ done
 [[ $code == 200 ]] || die "nginx does not answer through to the simulator"
 
 write_config() { # write_config FILE MODE: MODE discover (discover: true) or configured
-    python3 - "$1" "$2" "$NGX_URL" "$SERVERS" "$JOBS" "$CONCURRENCY" "$INTERVAL" <<'PY'
+    python3 - "$1" "$2" "$NGX_URL" "$SERVERS" "$JOBS" "$CONCURRENCY" "$INTERVAL" "$ZDM_VERSION" <<'PY'
 import sys
-path, mode, url, servers, jobs, concurrency, interval = sys.argv[1:]
+path, mode, url, servers, jobs, concurrency, interval, version = sys.argv[1:]
 with open(path, "w") as f:
     f.write(f"""defaults:
   interval: {interval}s
@@ -106,7 +111,7 @@ upstreams:
   - name: zdm-fleet
     type: zdm
     url: {url}
-    api_version: "1.0.3"
+    api_version: "{version}"
     token_env: BENCH_TOKEN
 """)
     if mode == "discover":
@@ -147,7 +152,7 @@ print(f"{up} targets up, {int(requests)} requests")
 }
 
 echo "recording the answers (each configuration once through nginx to the simulator)"
-for name in discover configured; do
+for name in "${MODES[@]}"; do
     run "$name"
     echo "  $name: $(check "$name")"
     stop "$EXP_PID"
@@ -161,10 +166,12 @@ echo "simulator stopped; nginx answers from its cache ($cached answers)"
 results=$WORK/results.txt
 : >"$results"
 for round in $(seq "$ROUNDS"); do
-    for name in discover configured; do
+    for name in "${MODES[@]}"; do
         run "$name"
         listing=$(sed -n 's/.*msg="first discovery listing done".* seconds=\([0-9.]*\).*/\1/p' "$WORK/$name.log" | head -n 1)
         logged=$(sed -n 's/.*msg="ready: the first poll.* seconds=\([0-9.]*\).*/\1/p' "$WORK/$name.log" | head -n 1)
+        # As fleet-nginx.sh: one interval to settle (the targets' second polls), then the window.
+        sleep "$INTERVAL"
         c0=$(cpu_seconds "$EXP_PID")
         sleep $((CYCLES * INTERVAL))
         c1=$(cpu_seconds "$EXP_PID")
@@ -177,5 +184,5 @@ for round in $(seq "$ROUNDS"); do
         EXP_PID=""
     done
 done
-[[ $(grep -c . "$results") == $((2 * ROUNDS)) ]] || die "missing runs"
-echo "${SERVERS}x${JOBS}, ZDM 1.0.3 answers replayed by nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+[[ $(grep -c . "$results") == $((${#MODES[@]} * ROUNDS)) ]] || die "missing runs"
+echo "${SERVERS}x${JOBS}, ZDM $ZDM_VERSION answers replayed by nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -13,7 +13,7 @@
 # Knobs (env): SERVERS (2000), JOBS (5), CONCURRENCY (16), CYCLES (CPU window in 5 s cycles,
 # 12), ROUNDS (latency rounds per run, 3), DURATION (seconds per wrk run, 10), READY_TIMEOUT
 # (seconds to /-/ready, 60 + SERVERS/50), IDLE_INTERVAL (interval of the "idle" run, 30s),
-# SKIP_BUILD=1 (use target/release as it is).
+# SKIP_BUILD=1 (use target/release as it is), EXPORTER (another exporter binary).
 #
 # The answers are a snapshot of what `backup-simulator --fleet SERVERSxJOBS` serves at one
 # instant (the simulator mirrors the seed documents' shape), written as files; every poll then
@@ -67,7 +67,7 @@ nginx -V 2>&1 | grep -q -- --with-http_gzip_static_module || die "nginx lacks gz
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     cargo build --release --bins
 fi
-EXPORTER=target/release/backup-exporter
+EXPORTER=${EXPORTER:-target/release/backup-exporter}
 SIMULATOR=target/release/backup-simulator
 [[ -x $EXPORTER && -x $SIMULATOR ]] || die "no release binaries (run without SKIP_BUILD=1)"
 
